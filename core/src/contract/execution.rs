@@ -1,0 +1,372 @@
+//! Contracts of the execution lifecycle functions (`lua/execution.lua`).
+
+use super::{ok_fields, Call, CallError};
+use crate::error::FfError;
+use crate::id::{ExecutionId, LeaseId};
+use crate::keys::{self, IdempotencyKey, PartitionKeys};
+use crate::name::{Kind, Lane, Namespace, TagName, WorkerInstance, WorkerName};
+use crate::reply::{DecodeError, Fields, Reply};
+use crate::retry::RetryPolicy;
+use crate::state::{AttemptState, Eligibility, LifecyclePhase, PublicState, StateVector, TerminalOutcome};
+use std::collections::BTreeMap;
+
+/// The fencing token of one claim: the lease id and its epoch. Only the holder
+/// of the current lease may renew, complete, fail or delay the execution.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub struct Lease {
+    pub execution: ExecutionId,
+    pub id: LeaseId,
+    pub epoch: u64,
+}
+
+/// Everything `ff_create` stores for a new execution.
+#[derive(Debug, Clone, PartialEq)]
+pub struct CreateArgs {
+    pub execution: ExecutionId,
+    pub namespace: Namespace,
+    pub lane: Lane,
+    pub kind: Kind,
+    pub priority: u32,
+    pub payload: Vec<u8>,
+    /// 0: eligible at once.
+    pub delay_ms: u64,
+    /// 0: none. Each attempt must finish within this.
+    pub attempt_timeout_ms: u64,
+    /// 0: none. The whole execution must finish within this (from creation).
+    pub deadline_ms: u64,
+    pub retry: RetryPolicy,
+    /// Times an expired lease may be reclaimed before the execution fails.
+    pub max_reclaims: u32,
+    /// How long a terminal execution is kept before retention purges it.
+    pub retention_ms: u64,
+    /// With its TTL in ms: a repeat create with the same key returns the first execution.
+    pub idempotency: Option<(IdempotencyKey, u64)>,
+    pub tags: Vec<(TagName, String)>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Created {
+    pub execution: ExecutionId,
+    /// False when the idempotency key named an execution created earlier.
+    pub created: bool,
+    pub state: PublicState,
+}
+
+pub fn create(a: &CreateArgs) -> Call {
+    let pk = PartitionKeys::of(&a.execution);
+    let mut keys = vec![keys::exec(&a.execution)];
+    let (idem_ttl, idem_key) = match &a.idempotency {
+        Some((k, ttl)) => (*ttl, Some(pk.idempotency(&a.namespace, k))),
+        None => (0, None),
+    };
+    keys.extend(idem_key);
+    let mut call = Call::new("ff_create", keys)
+        .arg(&a.execution)
+        .arg(&a.namespace)
+        .arg(&a.lane)
+        .arg(&a.kind)
+        .arg(a.priority)
+        .arg_bytes(&a.payload)
+        .arg(a.delay_ms)
+        .arg(a.attempt_timeout_ms)
+        .arg(a.deadline_ms)
+        .arg(a.retry.encode())
+        .arg(a.max_reclaims)
+        .arg(a.retention_ms)
+        .arg(idem_ttl)
+        .arg(a.tags.len());
+    for (k, v) in &a.tags {
+        call = call.arg(k).arg(v);
+    }
+    call
+}
+
+pub fn decode_create(reply: &Reply) -> Result<Created, CallError> {
+    let mut f = ok_fields("ff_create", reply)?;
+    let created = match f.text("outcome")?.as_str() {
+        "created" => true,
+        "duplicate" => false,
+        o => return Err(f.error(format!("unknown outcome {o:?}")).into()),
+    };
+    let execution = parse_eid(&mut f)?;
+    let state = parse_public(&mut f)?;
+    Ok(Created { execution, created, state })
+}
+
+/// Claim up to `lease_ids.len()` eligible executions of one lane in one partition.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ClaimArgs {
+    pub partition: crate::partition::Partition,
+    pub lane: Lane,
+    pub worker: WorkerName,
+    pub instance: WorkerInstance,
+    pub lease_ttl_ms: u64,
+    /// One fresh lease id per execution the call may hand out.
+    pub lease_ids: Vec<LeaseId>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Claimed {
+    pub lease: Lease,
+    pub attempt: u32,
+    pub lease_expires_at_ms: u64,
+    pub kind: Kind,
+    pub payload: Vec<u8>,
+}
+
+pub fn claim(a: &ClaimArgs) -> Call {
+    let pk = PartitionKeys::new(a.partition);
+    let mut call = Call::new("ff_claim", vec![pk.eligible(&a.lane)])
+        .arg(&a.lane)
+        .arg(&a.worker)
+        .arg(&a.instance)
+        .arg(a.lease_ttl_ms)
+        .arg(a.lease_ids.len());
+    for id in &a.lease_ids {
+        call = call.arg(id);
+    }
+    call
+}
+
+pub fn decode_claim(reply: &Reply) -> Result<Vec<Claimed>, CallError> {
+    let mut f = ok_fields("ff_claim", reply)?;
+    let n = f.int("count")?;
+    if n < 0 || n as usize > super::limits::MAX_CLAIM_BATCH {
+        return Err(f.error(format!("count {n} out of range")).into());
+    }
+    let mut out = Vec::with_capacity(n as usize);
+    for _ in 0..n {
+        let execution = parse_eid(&mut f)?;
+        let id = LeaseId::parse(&f.text("lease id")?).map_err(|e| f.error(e.to_string()))?;
+        let epoch = non_negative(&mut f, "epoch")?;
+        let attempt = u32::try_from(f.int("attempt")?).map_err(|_| f.error("attempt out of range"))?;
+        let lease_expires_at_ms = non_negative(&mut f, "lease expiry")?;
+        let kind = Kind::new(f.text("kind")?).map_err(|e| f.error(e.to_string()))?;
+        let payload = f.bytes("payload")?;
+        out.push(Claimed { lease: Lease { execution, id, epoch }, attempt, lease_expires_at_ms, kind, payload });
+    }
+    Ok(out)
+}
+
+fn fenced(function: &'static str, lease: &Lease) -> Call {
+    Call::new(function, vec![keys::exec(&lease.execution)]).arg(&lease.execution).arg(&lease.id).arg(lease.epoch)
+}
+
+pub fn renew(lease: &Lease, ttl_ms: u64) -> Call {
+    fenced("ff_renew", lease).arg(ttl_ms)
+}
+
+/// The new lease expiry (server ms).
+pub fn decode_renew(reply: &Reply) -> Result<u64, CallError> {
+    let mut f = ok_fields("ff_renew", reply)?;
+    Ok(non_negative(&mut f, "lease expiry")?)
+}
+
+/// The answer to a lease-ending call; `replayed` when it repeats an accepted
+/// call of the same lease (the stored outcome is returned, nothing changes).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Ended {
+    pub outcome: EndOutcome,
+    pub replayed: bool,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum EndOutcome {
+    Completed,
+    Failed,
+    Cancelled,
+    /// Back to delayed until the given server time (ms): a retry after a
+    /// failure, or a worker's own reschedule.
+    RetryScheduled { due_at_ms: u64 },
+    Delayed { due_at_ms: u64 },
+}
+
+pub fn complete(lease: &Lease, result: &[u8]) -> Call {
+    fenced("ff_complete", lease).arg_bytes(result)
+}
+
+pub fn fail(lease: &Lease, error: &str, retryable: bool) -> Call {
+    fenced("ff_fail", lease).arg(error).arg(u8::from(retryable))
+}
+
+pub fn delay(lease: &Lease, delay_ms: u64) -> Call {
+    fenced("ff_delay", lease).arg(delay_ms)
+}
+
+pub fn cancel(execution: &ExecutionId, reason: &str) -> Call {
+    Call::new("ff_cancel", vec![keys::exec(execution)]).arg(execution).arg(reason)
+}
+
+/// Decodes the reply of complete, fail, delay and cancel: `{1, outcome, due_ms, replayed}`.
+pub fn decode_ended(function: &'static str, reply: &Reply) -> Result<Ended, CallError> {
+    let mut f = ok_fields(function, reply)?;
+    let outcome = f.text("outcome")?;
+    let due_at_ms = non_negative(&mut f, "due time")?;
+    let replayed = f.int("replayed")? == 1;
+    let outcome = match outcome.as_str() {
+        "completed" => EndOutcome::Completed,
+        "failed" => EndOutcome::Failed,
+        "cancelled" => EndOutcome::Cancelled,
+        "retry_scheduled" => EndOutcome::RetryScheduled { due_at_ms },
+        "delayed" => EndOutcome::Delayed { due_at_ms },
+        o => return Err(f.error(format!("unknown outcome {o:?}")).into()),
+    };
+    Ok(Ended { outcome, replayed })
+}
+
+pub fn get(execution: &ExecutionId) -> Call {
+    Call::new("ff_get", vec![keys::exec(execution)]).arg(execution).read_only()
+}
+
+/// One execution as stored, decoded and checked.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ExecutionRecord {
+    pub execution: ExecutionId,
+    pub namespace: Namespace,
+    pub lane: Lane,
+    pub kind: Kind,
+    pub priority: u32,
+    pub state: StateVector,
+    pub public_state: PublicState,
+    pub attempt: u32,
+    pub attempt_state: Option<AttemptState>,
+    pub retries: u32,
+    pub reclaims: u32,
+    pub lease_epoch: u64,
+    /// The current lease (active executions only).
+    pub lease: Option<Lease>,
+    pub lease_expires_at_ms: Option<u64>,
+    pub worker: Option<String>,
+    pub worker_instance: Option<String>,
+    pub delayed_until_ms: Option<u64>,
+    pub deadline_at_ms: Option<u64>,
+    pub attempt_timeout_ms: u64,
+    pub retry: RetryPolicy,
+    pub max_reclaims: u32,
+    pub retention_ms: u64,
+    pub payload: Vec<u8>,
+    pub result: Option<Vec<u8>>,
+    pub last_error: Option<String>,
+    pub created_at_ms: u64,
+    pub ended_at_ms: Option<u64>,
+    pub tags: BTreeMap<String, String>,
+    /// Server time when the record was read.
+    pub read_at_ms: u64,
+}
+
+pub fn decode_get(reply: &Reply) -> Result<ExecutionRecord, CallError> {
+    let mut f = ok_fields("ff_get", reply)?;
+    let read_at_ms = non_negative(&mut f, "server time")?;
+    let mut m: BTreeMap<String, Vec<u8>> = BTreeMap::new();
+    while f.remaining() >= 2 {
+        let k = f.text("field")?;
+        let v = f.bytes("value")?;
+        m.insert(k, v);
+    }
+    ExecutionRecord::from_fields(&m, read_at_ms).map_err(Into::into)
+}
+
+impl ExecutionRecord {
+    /// Decode the fields of an execution hash. A record that breaks the state
+    /// model is reported, never guessed at.
+    pub fn from_fields(m: &BTreeMap<String, Vec<u8>>, read_at_ms: u64) -> Result<Self, DecodeError> {
+        let err = |reason: String| DecodeError { function: "ff_get", reason };
+        let text = |k: &str| -> Option<String> { m.get(k).map(|v| String::from_utf8_lossy(v).into_owned()) };
+        let req = |k: &str| text(k).ok_or_else(|| err(format!("field {k} missing")));
+        let num = |k: &str| -> Result<Option<u64>, DecodeError> {
+            match text(k) {
+                None => Ok(None),
+                Some(s) if s.is_empty() => Ok(None),
+                Some(s) => s.parse::<u64>().map(Some).map_err(|_| err(format!("field {k} = {s:?} is not a number"))),
+            }
+        };
+        let num0 = |k: &str| num(k).map(|v| v.unwrap_or(0));
+        let small = |k: &str| -> Result<u32, DecodeError> {
+            u32::try_from(num0(k)?).map_err(|_| err(format!("field {k} out of range")))
+        };
+        let nonempty = |k: &str| text(k).filter(|s| !s.is_empty());
+
+        let execution = ExecutionId::parse(&req("id")?).map_err(|e| err(e.to_string()))?;
+        let phase = LifecyclePhase::parse(&req("phase")?).ok_or_else(|| err("bad phase".into()))?;
+        let eligibility = match nonempty("elig") {
+            None => None,
+            Some(s) => Some(Eligibility::parse(&s).ok_or_else(|| err(format!("bad eligibility {s:?}")))?),
+        };
+        let outcome = match nonempty("outcome") {
+            None => None,
+            Some(s) => Some(TerminalOutcome::parse(&s).ok_or_else(|| err(format!("bad outcome {s:?}")))?),
+        };
+        let state = StateVector { phase, eligibility, outcome };
+        let public_state = state.public_state().ok_or_else(|| err(format!("contradictory state {state:?}")))?;
+        let lease_epoch = num0("epoch")?;
+        let lease = match (phase, nonempty("lease_id")) {
+            (LifecyclePhase::Active, Some(id)) => Some(Lease {
+                execution: execution.clone(),
+                id: LeaseId::parse(&id).map_err(|e| err(e.to_string()))?,
+                epoch: lease_epoch,
+            }),
+            (LifecyclePhase::Active, None) => return Err(err("active without a lease".into())),
+            _ => None,
+        };
+        let attempt_state = match nonempty("att_state") {
+            None => None,
+            Some(s) => Some(AttemptState::parse(&s).ok_or_else(|| err(format!("bad attempt state {s:?}")))?),
+        };
+        let tags = m
+            .iter()
+            .filter_map(|(k, v)| k.strip_prefix("tag.").map(|t| (t.to_owned(), String::from_utf8_lossy(v).into_owned())))
+            .collect();
+        Ok(Self {
+            namespace: Namespace::new(req("ns")?).map_err(|e| err(e.to_string()))?,
+            lane: Lane::new(req("lane")?).map_err(|e| err(e.to_string()))?,
+            kind: Kind::new(req("kind")?).map_err(|e| err(e.to_string()))?,
+            priority: small("pri")?,
+            state,
+            public_state,
+            attempt: small("att")?,
+            attempt_state,
+            retries: small("retries")?,
+            reclaims: small("reclaims")?,
+            lease_epoch,
+            lease,
+            lease_expires_at_ms: if phase == LifecyclePhase::Active { num("lease_exp")? } else { None },
+            worker: if phase == LifecyclePhase::Active { nonempty("worker") } else { None },
+            worker_instance: if phase == LifecyclePhase::Active { nonempty("wi") } else { None },
+            delayed_until_ms: if eligibility == Some(Eligibility::Delayed) { num("due")? } else { None },
+            deadline_at_ms: num("deadline")?,
+            attempt_timeout_ms: num0("att_timeout")?,
+            retry: RetryPolicy::decode(&req("retry")?).map_err(|e| err(e.to_string()))?,
+            max_reclaims: small("max_reclaims")?,
+            retention_ms: num0("retention")?,
+            payload: m.get("payload").cloned().unwrap_or_default(),
+            result: m.get("result").cloned(),
+            last_error: nonempty("error"),
+            created_at_ms: num0("created")?,
+            ended_at_ms: num("ended")?,
+            tags,
+            execution,
+            read_at_ms,
+        })
+    }
+}
+
+fn parse_eid(f: &mut Fields<'_>) -> Result<ExecutionId, DecodeError> {
+    let s = f.text("execution id")?;
+    ExecutionId::parse(&s).map_err(|e| f.error(e.to_string()))
+}
+
+fn parse_public(f: &mut Fields<'_>) -> Result<PublicState, DecodeError> {
+    let s = f.text("state")?;
+    PublicState::parse(&s).ok_or_else(|| f.error(format!("unknown state {s:?}")))
+}
+
+fn non_negative(f: &mut Fields<'_>, what: &str) -> Result<u64, DecodeError> {
+    let v = f.int(what)?;
+    u64::try_from(v).map_err(|_| f.error(format!("{what} is negative")))
+}
+
+/// Map a rejection of a fenced call for callers that only care whether they
+/// still hold the lease.
+pub fn is_fenced_out(e: &CallError) -> bool {
+    matches!(e, CallError::Rejected(FfError::StaleLease) | CallError::Rejected(FfError::NotActive(_)))
+}

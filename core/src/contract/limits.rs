@@ -1,0 +1,20 @@
+//! Bounds the data plane enforces. `lua/limits.lua` holds the same numbers (the
+//! server is the trust boundary); the client checks them first to fail fast.
+
+/// Largest payload or result, in bytes.
+pub const MAX_PAYLOAD_BYTES: usize = 1024 * 1024;
+/// Longest delay, timeout, deadline, retention or idempotency TTL.
+pub const MAX_DURATION_MS: u64 = 365 * 24 * 3600 * 1000;
+/// Shortest and longest lease.
+pub const MIN_LEASE_MS: u64 = 100;
+pub const MAX_LEASE_MS: u64 = 24 * 3600 * 1000;
+/// Highest priority (claimed first); 0 is the lowest.
+pub const MAX_PRIORITY: u32 = 1000;
+/// Most tags on one execution.
+pub const MAX_TAGS: usize = 32;
+/// Longest tag value, in bytes.
+pub const MAX_TAG_VALUE_BYTES: usize = 256;
+/// Most executions one claim call hands out.
+pub const MAX_CLAIM_BATCH: usize = 1000;
+/// Longest error message or cancel reason kept, in bytes.
+pub const MAX_REASON_BYTES: usize = 4096;

@@ -1,0 +1,81 @@
+//! The FCALL contracts: each Valkey Function the shell calls is declared here
+//! once — its name, how its KEYS and ARGV are built from typed arguments, and
+//! how its reply decodes into a typed result.
+//!
+//! Reply convention (all functions in `lua/`): `{1, ...}` on success, or
+//! `{0, code, detail}` for a data-plane error (the call changed nothing).
+//!
+//! Keys: KEYS[1] is the call's anchor (the execution's hash, or a partition
+//! index) and routes the call to its slot. Further keys of the same partition
+//! are derived inside Lua from the anchor's hash tag (`lua/keys.lua`, the mirror
+//! of [`crate::keys`]), so they always share the slot; passing them all from the
+//! client would cost an extra read before calls like cancel (which index is the
+//! execution in?) and claim (which executions are eligible?).
+
+pub mod execution;
+pub mod limits;
+
+use crate::error::FfError;
+use crate::reply::{DecodeError, Fields, Reply};
+use thiserror::Error;
+
+/// One FCALL, ready to send.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Call {
+    pub function: &'static str,
+    pub keys: Vec<String>,
+    pub args: Vec<Vec<u8>>,
+    /// Sent as FCALL_RO (may run on a replica; never writes).
+    pub read_only: bool,
+}
+
+impl Call {
+    pub fn new(function: &'static str, keys: Vec<String>) -> Self {
+        Self { function, keys, args: Vec::new(), read_only: false }
+    }
+
+    pub fn arg(mut self, a: impl ToString) -> Self {
+        self.args.push(a.to_string().into_bytes());
+        self
+    }
+
+    pub fn arg_bytes(mut self, a: &[u8]) -> Self {
+        self.args.push(a.to_vec());
+        self
+    }
+
+    pub fn read_only(mut self) -> Self {
+        self.read_only = true;
+        self
+    }
+}
+
+/// A call's failure as the contract sees it.
+#[derive(Debug, Clone, PartialEq, Eq, Error)]
+pub enum CallError {
+    /// The function ran and refused (nothing changed).
+    #[error(transparent)]
+    Rejected(#[from] FfError),
+    /// The reply did not have the declared shape.
+    #[error(transparent)]
+    Decode(#[from] DecodeError),
+}
+
+/// Split a reply into its success fields, or the typed rejection.
+pub fn ok_fields<'a>(function: &'static str, reply: &'a Reply) -> Result<Fields<'a>, CallError> {
+    let items = match reply {
+        Reply::Array(items) => items,
+        Reply::Error(e) => return Err(DecodeError { function, reason: format!("server error: {e}") }.into()),
+        other => return Err(DecodeError { function, reason: format!("expected an array, got {other:?}") }.into()),
+    };
+    let mut f = Fields::new(function, items);
+    match f.int("status")? {
+        1 => Ok(f),
+        0 => {
+            let code = f.text("error code")?;
+            let detail = if f.remaining() > 0 { f.text("error detail")? } else { String::new() };
+            Err(FfError::from_code(&code, &detail).into())
+        }
+        s => Err(f.error(format!("status {s} is neither 0 nor 1")).into()),
+    }
+}

@@ -1,0 +1,112 @@
+//! Key builders: the one place key names are spelled.
+//!
+//! Per execution there is exactly one key, its hash `ff:exec:{fp:N}:<hex>`
+//! (state, payload, result, lease and current attempt live in its fields); the
+//! partition's indexes are sorted sets `ff:idx:{fp:N}:<index>`. Memory per
+//! execution is a measured figure, so adding a key here needs a reason.
+
+use crate::error::ParseError;
+use crate::id::ExecutionId;
+use crate::name::{Lane, Namespace};
+use crate::partition::{Partition, PartitionConfig, PartitionFamily};
+
+/// The hash holding one execution.
+pub fn exec(eid: &ExecutionId) -> String {
+    format!("ff:exec:{}", eid.as_str())
+}
+
+/// Deployment-wide settings (partition counts): `ff:config`.
+pub const CONFIG: &str = "ff:config";
+/// Registered lanes: `ff:lanes` (a set).
+pub const LANES: &str = "ff:lanes";
+
+/// The per-partition indexes of the flow/execution family.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PartitionKeys {
+    tag: String,
+}
+
+impl PartitionKeys {
+    pub fn new(partition: Partition) -> Self {
+        debug_assert_eq!(partition.family, PartitionFamily::Flow);
+        Self { tag: partition.hash_tag() }
+    }
+
+    pub fn of(eid: &ExecutionId) -> Self {
+        Self::new(eid.partition())
+    }
+
+    pub fn tag(&self) -> &str {
+        &self.tag
+    }
+
+    fn idx(&self, name: &str) -> String {
+        format!("ff:idx:{}:{name}", self.tag)
+    }
+
+    /// Every execution of the partition (a set; the index reconciler walks it).
+    pub fn all(&self) -> String {
+        self.idx("all")
+    }
+    /// Eligible executions of one lane, scored by priority then enqueue time.
+    pub fn eligible(&self, lane: &Lane) -> String {
+        format!("ff:idx:{}:eligible:{lane}", self.tag)
+    }
+    /// Delayed executions of every lane, scored by due time (ms).
+    pub fn delayed(&self) -> String {
+        self.idx("delayed")
+    }
+    /// Active executions, scored by lease expiry (ms).
+    pub fn lease_expiry(&self) -> String {
+        self.idx("lease_expiry")
+    }
+    /// Active executions with an attempt timeout, scored by its due time.
+    pub fn attempt_timeout(&self) -> String {
+        self.idx("attempt_timeout")
+    }
+    /// Non-terminal executions with a deadline, scored by the deadline.
+    pub fn deadline(&self) -> String {
+        self.idx("deadline")
+    }
+    /// Terminal executions, scored by when retention may purge them.
+    pub fn terminal(&self) -> String {
+        self.idx("terminal")
+    }
+    /// An idempotency key's record (a string holding the execution id, with TTL).
+    pub fn idempotency(&self, namespace: &Namespace, key: &IdempotencyKey) -> String {
+        format!("ff:idem:{}:{namespace}:{}", self.tag, key.as_str())
+    }
+}
+
+/// A caller's idempotency key: printable ASCII without spaces, at most 200 bytes.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub struct IdempotencyKey(String);
+
+impl IdempotencyKey {
+    pub const MAX_LEN: usize = 200;
+
+    pub fn new(s: impl Into<String>) -> Result<Self, ParseError> {
+        let s = s.into();
+        let kind = "idempotency key";
+        if s.is_empty() {
+            return Err(ParseError::Empty { kind });
+        }
+        if s.len() > Self::MAX_LEN {
+            return Err(ParseError::TooLong { kind, len: s.len(), max: Self::MAX_LEN });
+        }
+        if let Some((at, ch)) = s.char_indices().find(|(_, c)| !c.is_ascii_graphic()) {
+            return Err(ParseError::BadChar { kind, ch, at });
+        }
+        Ok(Self(s))
+    }
+
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+
+    /// The partition an idempotent create goes to, so that the record and the
+    /// execution share a slot and a retry of the create finds the record.
+    pub fn partition(&self, namespace: &Namespace, config: &PartitionConfig) -> Partition {
+        config.partition_of(PartitionFamily::Flow, &format!("{namespace}:{}", self.0))
+    }
+}

@@ -1,0 +1,21 @@
+//! ff-core: the pure part of ff.
+//!
+//! Ids and names, partitions and key builders, the execution state model, retry
+//! policy, and the FCALL contracts (how each call is encoded and how its reply is
+//! decoded). Nothing here performs I/O, reads a clock or spawns a task: the shell
+//! reads snapshots, hands them to these functions, and carries out what they say.
+
+pub mod contract;
+pub mod error;
+pub mod id;
+pub mod keys;
+pub mod name;
+pub mod partition;
+pub mod reply;
+pub mod retry;
+pub mod state;
+
+pub use error::{FfError, ParseError};
+pub use id::{AttemptId, BudgetId, EdgeId, ExecutionId, FlowId, LeaseId, QuotaId, SignalId, WaitpointId};
+pub use name::{Kind, Lane, Namespace, TagName, WorkerInstance, WorkerName};
+pub use partition::{Partition, PartitionConfig, PartitionFamily};
