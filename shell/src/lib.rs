@@ -1,1 +1,15 @@
+//! ff-engine: the I/O shell of ff.
+//!
+//! [`store::Store`] is the seam to Valkey: [`store::RedisStore`] talks to a real
+//! server (standalone or cluster). [`Client`] is the typed API over the data
+//! plane (the Valkey Functions library in `lua/`).
 
+pub mod client;
+pub mod error;
+pub mod spec;
+pub mod store;
+
+pub use client::Client;
+pub use error::Error;
+pub use ff_core as core;
+pub use spec::ExecutionSpec;

@@ -89,7 +89,8 @@ pub fn decode_create(reply: &Reply) -> Result<Created, CallError> {
         o => return Err(f.error(format!("unknown outcome {o:?}")).into()),
     };
     let execution = parse_eid(&mut f)?;
-    let state = parse_public(&mut f)?;
+    let state = parse_state(&mut f)?;
+    let state = state.public_state().ok_or_else(|| f.error(format!("contradictory state {state:?}")))?;
     Ok(Created { execution, created, state })
 }
 
@@ -355,9 +356,21 @@ fn parse_eid(f: &mut Fields<'_>) -> Result<ExecutionId, DecodeError> {
     ExecutionId::parse(&s).map_err(|e| f.error(e.to_string()))
 }
 
-fn parse_public(f: &mut Fields<'_>) -> Result<PublicState, DecodeError> {
-    let s = f.text("state")?;
-    PublicState::parse(&s).ok_or_else(|| f.error(format!("unknown state {s:?}")))
+/// The three stored state dimensions `phase, elig, outcome` ('' for none).
+fn parse_state(f: &mut Fields<'_>) -> Result<StateVector, DecodeError> {
+    let phase = f.text("phase")?;
+    let phase = LifecyclePhase::parse(&phase).ok_or_else(|| f.error(format!("unknown phase {phase:?}")))?;
+    let elig = f.text("eligibility")?;
+    let eligibility = match elig.as_str() {
+        "" => None,
+        s => Some(Eligibility::parse(s).ok_or_else(|| f.error(format!("unknown eligibility {s:?}")))?),
+    };
+    let outcome = f.text("outcome")?;
+    let outcome = match outcome.as_str() {
+        "" => None,
+        s => Some(TerminalOutcome::parse(s).ok_or_else(|| f.error(format!("unknown outcome {s:?}")))?),
+    };
+    Ok(StateVector { phase, eligibility, outcome })
 }
 
 fn non_negative(f: &mut Fields<'_>, what: &str) -> Result<u64, DecodeError> {

@@ -1,0 +1,389 @@
+-- The execution lifecycle: create, claim, renew, complete, fail, delay, cancel, get.
+--
+-- One hash per execution (ff:exec:{fp:N}:<hex>) holds its state dimensions
+-- (phase, elig, outcome), policy, payload, result, lease and current attempt.
+-- Index membership follows state exactly (indexes.lua is the one place that
+-- moves an execution between index sets).
+
+-- Eligible-index score: higher priority first, then first in, first out.
+local PRIORITY_SCALE = 4398046511104 -- 2^42 ms, about 139 years
+
+local function eligible_score(priority, enqueued_ms)
+  return (MAX_PRIORITY - priority) * PRIORITY_SCALE + enqueued_ms
+end
+
+-- Remove an execution from every index a non-terminal state puts it in.
+local function leave_indexes(tag, eid, lane)
+  redis.call('ZREM', eligible_key(tag, lane), eid)
+  redis.call('ZREM', idx_key(tag, 'delayed'), eid)
+  redis.call('ZREM', idx_key(tag, 'lease_expiry'), eid)
+  redis.call('ZREM', idx_key(tag, 'attempt_timeout'), eid)
+end
+
+-- runnable/eligible: into the lane's eligible index.
+local function make_eligible(ek, tag, eid, lane, priority, now)
+  redis.call('HSET', ek, 'phase', 'runnable', 'elig', 'eligible', 'due', '')
+  redis.call('ZADD', eligible_key(tag, lane), eligible_score(priority, now), eid)
+end
+
+-- runnable/delayed until `due`.
+local function make_delayed(ek, tag, eid, due)
+  redis.call('HSET', ek, 'phase', 'runnable', 'elig', 'delayed', 'due', due)
+  redis.call('ZADD', idx_key(tag, 'delayed'), due, eid)
+end
+
+-- Drop the lease fields of an execution leaving `active` (the epoch and the
+-- fence stay: they are what later stale calls are checked against).
+local function release_lease(ek)
+  redis.call('HDEL', ek, 'lease_id', 'lease_exp', 'worker', 'wi', 'att_due')
+end
+
+-- Into a terminal state: out of every live index, into the retention index.
+local function make_terminal(ek, tag, eid, lane, outcome, now)
+  leave_indexes(tag, eid, lane)
+  redis.call('ZREM', idx_key(tag, 'deadline'), eid)
+  local retention = tonumber(redis.call('HGET', ek, 'retention') or '0') or 0
+  redis.call('HSET', ek, 'phase', 'terminal', 'elig', '', 'outcome', outcome, 'ended', now, 'due', '')
+  redis.call('ZADD', idx_key(tag, 'terminal'), now + retention, eid)
+end
+
+-- Delay before retry number n (1-based), from the stored policy (core/src/retry.rs).
+local function backoff_ms(policy, n)
+  local kind, a, b = string.match(policy, '^%d+:(%a):(%d+):?(%d*)$')
+  a = tonumber(a) or 0
+  if kind == 'f' then return a end
+  local cap = tonumber(b) or a
+  local d = a
+  for _ = 2, n do
+    if d == 0 or d >= cap then break end
+    d = d * 2
+  end
+  if d > cap then d = cap end
+  return d
+end
+
+local function policy_ok(p)
+  if type(p) ~= 'string' then return false end
+  local max, d = string.match(p, '^(%d+):f:(%d+)$')
+  if max then
+    return tonumber(max) <= MAX_RETRIES and tonumber(d) <= MAX_BACKOFF_MS
+  end
+  local i, m
+  max, i, m = string.match(p, '^(%d+):e:(%d+):(%d+)$')
+  if max then
+    i, m = tonumber(i), tonumber(m)
+    return tonumber(max) <= MAX_RETRIES and i <= m and m <= MAX_BACKOFF_MS
+  end
+  return false
+end
+
+-- The state dimensions as returned to the client (it derives the public state).
+local function state_of(ek)
+  local s = hmget(ek, 'phase', 'elig', 'outcome')
+  return s.phase or '', s.elig or '', s.outcome or ''
+end
+
+-- Validate the (eid, KEYS[1]) pair every per-execution function receives.
+local function exec_target(keys, eid)
+  local ek = keys[1]
+  local tag = tag_of(ek or '')
+  if tag == nil or not eid_ok(eid, tag) or ek ~= exec_key(eid) then
+    return nil, nil, err('invalid_argument', 'execution:KEYS[1] must be ff:exec:<execution id> and match ARGV[1]')
+  end
+  return ek, tag
+end
+
+---------------------------------------------------------------------------
+-- ff_create
+-- KEYS: exec [, idempotency record]
+-- ARGV: eid, ns, lane, kind, priority, payload, delay_ms, attempt_timeout_ms,
+--       deadline_ms, retry, max_reclaims, retention_ms, idem_ttl_ms, ntags, (tag, value)*
+-- -> {1, 'created'|'duplicate', eid, phase, elig, outcome}
+local function ff_create(keys, args)
+  local eid = args[1]
+  local ek, tag, e = exec_target(keys, eid)
+  if e then return e end
+  local ns, lane, kind
+  ns, e = name_arg(args[2], 'namespace'); if e then return e end
+  lane, e = name_arg(args[3], 'lane'); if e then return e end
+  kind, e = name_arg(args[4], 'kind'); if e then return e end
+  local pri, delay, att_timeout, deadline, max_reclaims, retention, idem_ttl, ntags
+  pri, e = int_arg(args[5], 'priority', 0, MAX_PRIORITY); if e then return e end
+  local payload = args[6] or ''
+  if #payload > MAX_PAYLOAD_BYTES then
+    return err('payload_too_large', #payload .. ':' .. MAX_PAYLOAD_BYTES)
+  end
+  delay, e = int_arg(args[7], 'delay_ms', 0, MAX_DURATION_MS); if e then return e end
+  att_timeout, e = int_arg(args[8], 'attempt_timeout_ms', 0, MAX_DURATION_MS); if e then return e end
+  deadline, e = int_arg(args[9], 'deadline_ms', 0, MAX_DURATION_MS); if e then return e end
+  local retry = args[10]
+  if not policy_ok(retry) then
+    return err('invalid_argument', 'retry:expected <max>:f:<ms> or <max>:e:<initial>:<max> within bounds')
+  end
+  max_reclaims, e = int_arg(args[11], 'max_reclaims', 0, MAX_RECLAIMS); if e then return e end
+  retention, e = int_arg(args[12], 'retention_ms', 0, MAX_DURATION_MS); if e then return e end
+  idem_ttl, e = int_arg(args[13], 'idempotency_ttl_ms', 0, MAX_DURATION_MS); if e then return e end
+  ntags, e = int_arg(args[14], 'tags', 0, MAX_TAGS); if e then return e end
+  if #args ~= 14 + 2 * ntags then
+    return err('invalid_argument', 'tags:expected ' .. ntags .. ' name/value pairs')
+  end
+  local fields = {}
+  for i = 0, ntags - 1 do
+    local tn, tv = args[15 + 2 * i], args[16 + 2 * i]
+    if not name_ok(tn) then return err('invalid_argument', 'tag:bad tag name') end
+    if #tv > MAX_TAG_VALUE_BYTES then return err('invalid_argument', 'tag:value of ' .. tn .. ' too long') end
+    fields[#fields + 1] = 'tag.' .. tn
+    fields[#fields + 1] = tv
+  end
+  local idem_key = keys[2]
+  if idem_ttl > 0 then
+    if idem_key == nil or string.sub(idem_key, 1, 8 + #tag + 1) ~= 'ff:idem:' .. tag .. ':' then
+      return err('invalid_argument', 'idempotency:KEYS[2] must be the idempotency record of this partition')
+    end
+    local existing = redis.call('GET', idem_key)
+    if existing and redis.call('EXISTS', exec_key(existing)) == 1 then
+      return ok('duplicate', existing, state_of(exec_key(existing)))
+    end
+  elseif idem_key ~= nil then
+    return err('invalid_argument', 'idempotency:a record key needs a positive TTL')
+  end
+  if redis.call('EXISTS', ek) == 1 then
+    return err('invalid_argument', 'execution:id already exists')
+  end
+
+  local now = now_ms()
+  redis.call('HSET', ek,
+    'id', eid, 'ns', ns, 'lane', lane, 'kind', kind, 'pri', pri, 'payload', payload,
+    'created', now, 'att', 0, 'retries', 0, 'reclaims', 0, 'epoch', 0,
+    'att_timeout', att_timeout, 'retry', retry, 'max_reclaims', max_reclaims,
+    'retention', retention, unpack(fields))
+  if idem_ttl > 0 then
+    redis.call('HSET', ek, 'idem', idem_key)
+    redis.call('SET', idem_key, eid, 'PX', idem_ttl)
+  end
+  redis.call('SADD', idx_key(tag, 'all'), eid)
+  if deadline > 0 then
+    redis.call('HSET', ek, 'deadline', now + deadline)
+    redis.call('ZADD', idx_key(tag, 'deadline'), now + deadline, eid)
+  end
+  if delay > 0 then
+    make_delayed(ek, tag, eid, now + delay)
+  else
+    make_eligible(ek, tag, eid, lane, pri, now)
+  end
+  return ok('created', eid, state_of(ek))
+end
+
+---------------------------------------------------------------------------
+-- ff_claim: hand out up to n eligible executions of one lane of one partition.
+-- KEYS: eligible index of the lane
+-- ARGV: lane, worker, worker_instance, lease_ttl_ms, n, lease_id * n
+-- -> {1, count, (eid, lease_id, epoch, attempt, lease_exp, kind, payload) * count}
+local function ff_claim(keys, args)
+  local ek_idx = keys[1]
+  local tag = tag_of(ek_idx or '')
+  local lane, worker, wi, ttl, n, e
+  lane, e = name_arg(args[1], 'lane'); if e then return e end
+  if tag == nil or ek_idx ~= eligible_key(tag, lane) then
+    return err('invalid_argument', 'lane:KEYS[1] must be the eligible index of the lane')
+  end
+  worker, e = name_arg(args[2], 'worker'); if e then return e end
+  wi, e = name_arg(args[3], 'worker_instance'); if e then return e end
+  ttl, e = int_arg(args[4], 'lease_ttl_ms', MIN_LEASE_MS, MAX_LEASE_MS); if e then return e end
+  n, e = int_arg(args[5], 'count', 1, MAX_CLAIM_BATCH); if e then return e end
+  if #args ~= 5 + n then return err('invalid_argument', 'count:expected ' .. n .. ' lease ids') end
+  for i = 1, n do
+    if not hex32_ok(args[5 + i]) then return err('invalid_argument', 'lease_id:expected 32 hex digits') end
+  end
+
+  local now = now_ms()
+  local out = {1, 0}
+  local claimed = 0
+  -- Stale members are dropped as they are met, so read a little past n.
+  local cands = redis.call('ZRANGE', ek_idx, 0, n - 1)
+  for _, eid in ipairs(cands) do
+    local ek = exec_key(eid)
+    local h = hmget(ek, 'phase', 'elig', 'lane', 'att', 'epoch', 'att_timeout', 'kind', 'payload', 'deadline')
+    if not eid_ok(eid, tag) or h.phase ~= 'runnable' or h.elig ~= 'eligible' or h.lane ~= lane then
+      -- The index disagrees with the record: repair by dropping the entry.
+      redis.call('ZREM', ek_idx, eid)
+    elseif h.deadline and tonumber(h.deadline) <= now then
+      make_terminal(ek, tag, eid, lane, 'expired', now)
+      redis.call('HSET', ek, 'error', 'execution deadline passed')
+    else
+      claimed = claimed + 1
+      local lease_id = args[5 + claimed]
+      local att = tonumber(h.att or '0') + 1
+      local epoch = tonumber(h.epoch or '0') + 1
+      local exp = now + ttl
+      redis.call('ZREM', ek_idx, eid)
+      redis.call('HSET', ek, 'phase', 'active', 'elig', '', 'lease_id', lease_id, 'epoch', epoch,
+        'lease_exp', exp, 'worker', worker, 'wi', wi, 'att', att, 'att_state', 'running',
+        'att_started', now)
+      redis.call('ZADD', idx_key(tag, 'lease_expiry'), exp, eid)
+      local att_timeout = tonumber(h.att_timeout or '0')
+      if att_timeout > 0 then
+        redis.call('HSET', ek, 'att_due', now + att_timeout)
+        redis.call('ZADD', idx_key(tag, 'attempt_timeout'), now + att_timeout, eid)
+      end
+      local k = #out
+      out[k + 1] = eid; out[k + 2] = lease_id; out[k + 3] = epoch; out[k + 4] = att
+      out[k + 5] = exp; out[k + 6] = h.kind or ''; out[k + 7] = h.payload or ''
+    end
+  end
+  out[2] = claimed
+  return out
+end
+
+---------------------------------------------------------------------------
+-- Fenced calls: ARGV starts with eid, lease_id, epoch.
+--
+-- Returns the execution's fields when the caller holds the current lease of an
+-- active execution; a replay reply when this exact call (same lease, same
+-- operation) was accepted before; or a refusal.
+local function fenced(keys, args, op)
+  local eid, lease_id = args[1], args[2]
+  local ek, tag, e = exec_target(keys, eid)
+  if e then return nil, e end
+  if not hex32_ok(lease_id) then return nil, err('invalid_argument', 'lease_id:expected 32 hex digits') end
+  local epoch
+  epoch, e = int_arg(args[3], 'epoch', 1, 9007199254740991); if e then return nil, e end
+  local h = hmget(ek, 'phase', 'lease_id', 'epoch', 'lane', 'pri', 'retry', 'retries', 'fence', 'fence_op', 'fence_reply')
+  if h.phase == nil then return nil, err('not_found', eid) end
+  local token = lease_id .. ':' .. epoch
+  if h.fence == token then
+    if h.fence_op == op then
+      local outcome, due = string.match(h.fence_reply or '', '^([%a_]+):(%d+)$')
+      return nil, ok(outcome, tonumber(due), 1)
+    end
+    return nil, err('not_active', 'this lease already ended with ' .. (h.fence_op or '?'))
+  end
+  if h.lease_id ~= lease_id or tonumber(h.epoch) ~= epoch then
+    return nil, err('stale_lease', 'current epoch ' .. (h.epoch or '0'))
+  end
+  if h.phase ~= 'active' then
+    return nil, err('not_active', h.phase)
+  end
+  h.ek, h.tag, h.eid, h.token = ek, tag, eid, token
+  return h
+end
+
+-- Record the accepted lease-ending call so that its repeat is answered the same.
+local function seal(h, op, outcome, due)
+  redis.call('HSET', h.ek, 'fence', h.token, 'fence_op', op, 'fence_reply', outcome .. ':' .. due)
+  return ok(outcome, due, 0)
+end
+
+-- ff_renew  ARGV: eid, lease_id, epoch, ttl_ms -> {1, lease_exp}
+local function ff_renew(keys, args)
+  local ttl, e = int_arg(args[4], 'lease_ttl_ms', MIN_LEASE_MS, MAX_LEASE_MS)
+  if e then return e end
+  local h
+  h, e = fenced(keys, args, 'renew')
+  if e then return e end
+  local exp = now_ms() + ttl
+  redis.call('HSET', h.ek, 'lease_exp', exp)
+  redis.call('ZADD', idx_key(h.tag, 'lease_expiry'), exp, h.eid)
+  return ok(exp)
+end
+
+-- ff_complete  ARGV: eid, lease_id, epoch, result -> {1, 'completed', 0, replayed}
+local function ff_complete(keys, args)
+  local result = args[4] or ''
+  if #result > MAX_PAYLOAD_BYTES then
+    return err('payload_too_large', #result .. ':' .. MAX_PAYLOAD_BYTES)
+  end
+  local h, e = fenced(keys, args, 'complete')
+  if e then return e end
+  local now = now_ms()
+  release_lease(h.ek)
+  redis.call('HSET', h.ek, 'result', result, 'att_state', 'succeeded')
+  make_terminal(h.ek, h.tag, h.eid, h.lane, 'success', now)
+  return seal(h, 'complete', 'completed', 0)
+end
+
+-- ff_fail  ARGV: eid, lease_id, epoch, error, retryable(0|1)
+-- -> {1, 'retry_scheduled', due, replayed} | {1, 'failed', 0, replayed}
+local function ff_fail(keys, args)
+  local message = args[4] or ''
+  if #message > MAX_REASON_BYTES then message = string.sub(message, 1, MAX_REASON_BYTES) end
+  if args[5] ~= '0' and args[5] ~= '1' then return err('invalid_argument', 'retryable:expected 0 or 1') end
+  local h, e = fenced(keys, args, 'fail')
+  if e then return e end
+  local now = now_ms()
+  local retries = tonumber(h.retries or '0')
+  local max_retries = tonumber(string.match(h.retry or '0', '^(%d+)')) or 0
+  release_lease(h.ek)
+  redis.call('HSET', h.ek, 'error', message, 'att_state', 'failed')
+  redis.call('ZREM', idx_key(h.tag, 'lease_expiry'), h.eid)
+  redis.call('ZREM', idx_key(h.tag, 'attempt_timeout'), h.eid)
+  if args[5] == '1' and retries < max_retries then
+    local due = now + backoff_ms(h.retry, retries + 1)
+    redis.call('HSET', h.ek, 'retries', retries + 1)
+    make_delayed(h.ek, h.tag, h.eid, due)
+    return seal(h, 'fail', 'retry_scheduled', due)
+  end
+  make_terminal(h.ek, h.tag, h.eid, h.lane, 'failed', now)
+  return seal(h, 'fail', 'failed', 0)
+end
+
+-- ff_delay: the worker gives the execution back, due again after delay_ms
+-- (not a failure: no retry is used).
+-- ARGV: eid, lease_id, epoch, delay_ms -> {1, 'delayed', due, replayed}
+local function ff_delay(keys, args)
+  local delay, e = int_arg(args[4], 'delay_ms', 0, MAX_DURATION_MS)
+  if e then return e end
+  local h
+  h, e = fenced(keys, args, 'delay')
+  if e then return e end
+  local due = now_ms() + delay
+  release_lease(h.ek)
+  redis.call('HSET', h.ek, 'att_state', 'delayed')
+  redis.call('ZREM', idx_key(h.tag, 'lease_expiry'), h.eid)
+  redis.call('ZREM', idx_key(h.tag, 'attempt_timeout'), h.eid)
+  make_delayed(h.ek, h.tag, h.eid, due)
+  return seal(h, 'delay', 'delayed', due)
+end
+
+-- ff_cancel  ARGV: eid, reason -> {1, 'cancelled', 0, replayed}
+local function ff_cancel(keys, args)
+  local eid = args[1]
+  local ek, tag, e = exec_target(keys, eid)
+  if e then return e end
+  local reason = args[2] or ''
+  if #reason > MAX_REASON_BYTES then return err('invalid_argument', 'reason:too long') end
+  local h = hmget(ek, 'phase', 'outcome', 'lane')
+  if h.phase == nil then return err('not_found', eid) end
+  if h.phase == 'terminal' then
+    if h.outcome == 'cancelled' then return ok('cancelled', 0, 1) end
+    return err('already_terminal', h.outcome)
+  end
+  local now = now_ms()
+  if h.phase == 'active' then
+    release_lease(ek)
+    redis.call('HSET', ek, 'att_state', 'cancelled')
+  end
+  redis.call('HSET', ek, 'error', reason)
+  make_terminal(ek, tag, eid, h.lane, 'cancelled', now)
+  return ok('cancelled', 0, 0)
+end
+
+-- ff_get  ARGV: eid -> {1, now, field, value, ...}
+local function ff_get(keys, args)
+  local ek, _, e = exec_target(keys, args[1])
+  if e then return e end
+  local all = redis.call('HGETALL', ek)
+  if #all == 0 then return err('not_found', args[1]) end
+  local out = {1, now_ms()}
+  for i = 1, #all do out[i + 2] = all[i] end
+  return out
+end
+
+redis.register_function('ff_create', ff_create)
+redis.register_function('ff_claim', ff_claim)
+redis.register_function('ff_renew', ff_renew)
+redis.register_function('ff_complete', ff_complete)
+redis.register_function('ff_fail', ff_fail)
+redis.register_function('ff_delay', ff_delay)
+redis.register_function('ff_cancel', ff_cancel)
+redis.register_function{function_name = 'ff_get', callback = ff_get, flags = {'no-writes'}}

@@ -1,0 +1,25 @@
+-- Key names: the mirror of core/src/keys.rs.
+
+-- The partition hash tag of a key, e.g. '{fp:17}'.
+local function tag_of(key)
+  return string.match(key, '{fp:%d+}')
+end
+
+local function exec_key(eid)
+  return 'ff:exec:' .. eid
+end
+
+local function idx_key(tag, name)
+  return 'ff:idx:' .. tag .. ':' .. name
+end
+
+local function eligible_key(tag, lane)
+  return 'ff:idx:' .. tag .. ':eligible:' .. lane
+end
+
+-- An execution id '{fp:N}:<32 hex>' whose tag is `tag`.
+local function eid_ok(eid, tag)
+  if type(eid) ~= 'string' then return false end
+  local t, hex = string.match(eid, '^({fp:%d+}):(%x+)$')
+  return t ~= nil and t == tag and hex32_ok(hex)
+end

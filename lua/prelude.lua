@@ -1,0 +1,66 @@
+-- ff: the Valkey Functions library of ff (the data plane).
+--
+-- The shell loads these files, in the order listed in shell/src/store/library.rs,
+-- as one library named `ff`, prefixed with `local FF_VERSION = "<hash of the text>"`.
+--
+-- Conventions (see core/src/contract/mod.rs):
+--   * reply {1, ...} on success, {0, code, detail} for a refusal; a refusal has
+--     changed nothing: every function validates everything before its first write;
+--   * KEYS[1] anchors the call to its partition's slot; other keys of the same
+--     partition are derived here from KEYS[1]'s hash tag (keys.lua);
+--   * time comes from the server (TIME).
+
+local function ok(...)
+  return {1, ...}
+end
+
+local function err(code, detail)
+  return {0, code, detail or ''}
+end
+
+local function now_ms()
+  local t = redis.call('TIME')
+  return tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
+end
+
+-- An integer argument within [lo, hi], or nil and a refusal.
+local function int_arg(v, name, lo, hi)
+  local n = tonumber(v)
+  if n == nil or n ~= math.floor(n) or n < lo or n > hi then
+    return nil, err('invalid_argument', name .. ':expected an integer in ' .. lo .. '..' .. hi .. ', got ' .. tostring(v))
+  end
+  return n
+end
+
+-- A name: 1..64 bytes of [A-Za-z0-9_.-] (core/src/name.rs).
+local function name_ok(v)
+  return type(v) == 'string' and #v >= 1 and #v <= 64 and string.find(v, '^[%w_%.%-]+$') ~= nil
+end
+
+local function name_arg(v, name)
+  if not name_ok(v) then
+    return nil, err('invalid_argument', name .. ':expected 1..64 characters of [A-Za-z0-9_.-]')
+  end
+  return v
+end
+
+local function hex32_ok(v)
+  return type(v) == 'string' and #v == 32 and string.find(v, '^[0-9a-f]+$') ~= nil
+end
+
+-- HMGET into a table keyed by field name.
+local function hmget(key, ...)
+  local names = {...}
+  local vals = redis.call('HMGET', key, unpack(names))
+  local out = {}
+  for i, n in ipairs(names) do
+    if vals[i] then out[n] = vals[i] end
+  end
+  return out
+end
+
+redis.register_function{
+  function_name = 'ff_version',
+  callback = function() return {FF_VERSION} end,
+  flags = {'no-writes'},
+}

@@ -1,0 +1,244 @@
+//! Client: the typed async API over the execution data plane.
+
+use crate::error::{Error, Result, StoreError};
+use crate::spec::ExecutionSpec;
+use crate::store::{cmd, Store};
+use ff_core::contract::execution::{self as ex, ClaimArgs, Claimed, Created, Ended, ExecutionRecord, Lease};
+use ff_core::contract::{limits, Call};
+use ff_core::keys::{self, PartitionKeys};
+use ff_core::reply::Reply;
+use ff_core::{ExecutionId, Lane, LeaseId, Partition, PartitionConfig, PartitionFamily, WorkerInstance, WorkerName};
+use std::collections::HashSet;
+use std::sync::{Arc, RwLock};
+use std::time::Duration;
+use tracing::Instrument;
+
+/// A handle on the data plane. Cheap to clone; share one per process.
+#[derive(Clone)]
+pub struct Client {
+    store: Arc<dyn Store>,
+    config: PartitionConfig,
+    lanes: Arc<RwLock<HashSet<String>>>,
+}
+
+impl std::fmt::Debug for Client {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Client").field("config", &self.config).finish()
+    }
+}
+
+fn millis(field: &'static str, d: Duration, min: u64, max: u64) -> Result<u64> {
+    let v = u64::try_from(d.as_millis()).unwrap_or(u64::MAX);
+    if v < min || v > max {
+        return Err(Error::Invalid { field, reason: format!("{v} ms is outside {min}..={max} ms") });
+    }
+    Ok(v)
+}
+
+fn random_u128() -> u128 {
+    rand::random()
+}
+
+impl Client {
+    /// Attach to a store: record the partition counts on first start (and
+    /// refuse to run with counts that differ from the recorded ones), register
+    /// the `default` lane and load the lane registry.
+    pub async fn new(store: Arc<dyn Store>, config: PartitionConfig) -> Result<Self> {
+        config.validate().map_err(|reason| Error::Invalid { field: "partition config", reason })?;
+        let client = Self { store, config, lanes: Arc::new(RwLock::new(HashSet::new())) };
+        client.check_partition_config().await?;
+        client.register_lane(&Lane::default_lane()).await?;
+        Ok(client)
+    }
+
+    pub fn config(&self) -> &PartitionConfig {
+        &self.config
+    }
+
+    pub fn store(&self) -> &Arc<dyn Store> {
+        &self.store
+    }
+
+    async fn check_partition_config(&self) -> Result<()> {
+        let c = &self.config;
+        let configured = format!("{}/{}/{}", c.flow_partitions, c.budget_partitions, c.quota_partitions);
+        let fields = [("flow_partitions", c.flow_partitions), ("budget_partitions", c.budget_partitions), ("quota_partitions", c.quota_partitions)];
+        let mut stored = Vec::new();
+        for (field, value) in fields {
+            self.store.command(&cmd(["HSETNX", keys::CONFIG, field, &value.to_string()])).await?;
+            let got = self.store.command(&cmd(["HGET", keys::CONFIG, field])).await?;
+            stored.push(got.text().unwrap_or_default());
+        }
+        let stored = stored.join("/");
+        if stored != configured {
+            return Err(Error::PartitionMismatch { stored, configured });
+        }
+        Ok(())
+    }
+
+    /// Make a lane known: creates and claims name only registered lanes.
+    pub async fn register_lane(&self, lane: &Lane) -> Result<()> {
+        self.store.command(&cmd(["SADD", keys::LANES, lane.as_str()])).await?;
+        self.lanes.write().expect("lane cache lock").insert(lane.as_str().to_owned());
+        Ok(())
+    }
+
+    /// Lanes registered in Valkey (by any process).
+    pub async fn lanes(&self) -> Result<Vec<Lane>> {
+        let reply = self.store.command(&cmd(["SMEMBERS", keys::LANES])).await?;
+        let names: Vec<String> = match reply {
+            Reply::Array(items) => items.iter().filter_map(Reply::text).collect(),
+            _ => Vec::new(),
+        };
+        let mut cache = self.lanes.write().expect("lane cache lock");
+        let mut out = Vec::new();
+        for n in names {
+            match Lane::new(n.clone()) {
+                Ok(l) => {
+                    cache.insert(n);
+                    out.push(l);
+                }
+                Err(e) => tracing::warn!(lane = %n, error = %e, "skipping malformed lane in the registry"),
+            }
+        }
+        Ok(out)
+    }
+
+    async fn check_lane(&self, lane: &Lane) -> Result<()> {
+        if self.lanes.read().expect("lane cache lock").contains(lane.as_str()) {
+            return Ok(());
+        }
+        // Another process may have registered it since we last looked.
+        let reply = self.store.command(&cmd(["SISMEMBER", keys::LANES, lane.as_str()])).await?;
+        if reply.int() == Some(1) {
+            self.lanes.write().expect("lane cache lock").insert(lane.as_str().to_owned());
+            return Ok(());
+        }
+        Err(ff_core::FfError::UnknownLane(lane.as_str().to_owned()).into())
+    }
+
+    async fn call(&self, call: &Call) -> Result<Reply> {
+        let span = tracing::debug_span!("fcall", function = call.function);
+        self.store.fcall(call).instrument(span).await.map_err(|e: StoreError| {
+            tracing::warn!(function = call.function, error = %e, "fcall failed");
+            Error::Store(e)
+        })
+    }
+
+    /// Create an execution.
+    pub async fn create(&self, spec: ExecutionSpec) -> Result<Created> {
+        let args = spec.into_args(&self.config, random_u128())?;
+        self.check_lane(&args.lane).await?;
+        let reply = self.call(&ex::create(&args)).await?;
+        let created = ex::decode_create(&reply)?;
+        tracing::debug!(execution = %created.execution, created = created.created, state = %created.state, "create");
+        Ok(created)
+    }
+
+    /// Claim up to `max` eligible executions of `lane`, from any partition,
+    /// highest priority (then oldest) first.
+    pub async fn claim(&self, lane: &Lane, worker: &WorkerName, instance: &WorkerInstance, lease_ttl: Duration, max: usize) -> Result<Vec<Claimed>> {
+        self.check_lane(lane).await?;
+        let max = max.clamp(1, limits::MAX_CLAIM_BATCH);
+        // One pipelined round: the head of each partition's eligible index.
+        let partitions: Vec<Partition> = self.config.partitions(PartitionFamily::Flow).collect();
+        let heads = self
+            .store
+            .command_many(
+                &partitions
+                    .iter()
+                    .map(|p| cmd(["ZRANGE", &PartitionKeys::new(*p).eligible(lane), "0", "0", "WITHSCORES"]))
+                    .collect::<Vec<_>>(),
+            )
+            .await;
+        let mut ready: Vec<(f64, Partition)> = Vec::new();
+        for (p, head) in partitions.iter().zip(heads) {
+            if let Reply::Array(items) = head? {
+                if let Some(score) = items.get(1).and_then(Reply::text).and_then(|s| s.parse::<f64>().ok()) {
+                    ready.push((score, *p));
+                }
+            }
+        }
+        ready.sort_by(|a, b| a.0.total_cmp(&b.0));
+        let mut out = Vec::new();
+        for (_, p) in ready {
+            if out.len() >= max {
+                break;
+            }
+            out.extend(self.claim_in(p, lane, worker, instance, lease_ttl, max - out.len()).await?);
+        }
+        Ok(out)
+    }
+
+    /// Claim up to `max` eligible executions of `lane` in one partition (one FCALL).
+    pub async fn claim_in(&self, partition: Partition, lane: &Lane, worker: &WorkerName, instance: &WorkerInstance, lease_ttl: Duration, max: usize) -> Result<Vec<Claimed>> {
+        let lease_ttl_ms = millis("lease_ttl", lease_ttl, limits::MIN_LEASE_MS, limits::MAX_LEASE_MS)?;
+        if max == 0 || max > limits::MAX_CLAIM_BATCH {
+            return Err(Error::Invalid { field: "max", reason: format!("{max} is outside 1..={}", limits::MAX_CLAIM_BATCH) });
+        }
+        let args = ClaimArgs {
+            partition,
+            lane: lane.clone(),
+            worker: worker.clone(),
+            instance: instance.clone(),
+            lease_ttl_ms,
+            lease_ids: (0..max).map(|_| LeaseId::from_u128(random_u128())).collect(),
+        };
+        let claimed = ex::decode_claim(&self.call(&ex::claim(&args)).await?)?;
+        for c in &claimed {
+            tracing::debug!(execution = %c.lease.execution, epoch = c.lease.epoch, attempt = c.attempt, "claimed");
+        }
+        Ok(claimed)
+    }
+
+    /// Extend a lease; returns the new expiry (server ms).
+    pub async fn renew(&self, lease: &Lease, ttl: Duration) -> Result<u64> {
+        let ttl = millis("lease_ttl", ttl, limits::MIN_LEASE_MS, limits::MAX_LEASE_MS)?;
+        Ok(ex::decode_renew(&self.call(&ex::renew(lease, ttl)).await?)?)
+    }
+
+    /// Finish successfully with `result`.
+    pub async fn complete(&self, lease: &Lease, result: &[u8]) -> Result<Ended> {
+        if result.len() > limits::MAX_PAYLOAD_BYTES {
+            return Err(ff_core::FfError::PayloadTooLarge { len: result.len() as u64, max: limits::MAX_PAYLOAD_BYTES as u64 }.into());
+        }
+        Ok(ex::decode_ended("ff_complete", &self.call(&ex::complete(lease, result)).await?)?)
+    }
+
+    /// Report a failed attempt. With `retryable` and retries left, the
+    /// execution is delayed by the retry policy's backoff; otherwise it fails.
+    pub async fn fail(&self, lease: &Lease, error: &str, retryable: bool) -> Result<Ended> {
+        Ok(ex::decode_ended("ff_fail", &self.call(&ex::fail(lease, error, retryable)).await?)?)
+    }
+
+    /// Give the execution back, due again after `delay` (uses no retry).
+    pub async fn delay(&self, lease: &Lease, delay: Duration) -> Result<Ended> {
+        let delay = millis("delay", delay, 0, limits::MAX_DURATION_MS)?;
+        Ok(ex::decode_ended("ff_delay", &self.call(&ex::delay(lease, delay)).await?)?)
+    }
+
+    /// Cancel a non-terminal execution (an active one loses its lease).
+    pub async fn cancel(&self, execution: &ExecutionId, reason: &str) -> Result<Ended> {
+        self.check_partition(execution)?;
+        if reason.len() > limits::MAX_REASON_BYTES {
+            return Err(Error::Invalid { field: "reason", reason: format!("longer than {} bytes", limits::MAX_REASON_BYTES) });
+        }
+        Ok(ex::decode_ended("ff_cancel", &self.call(&ex::cancel(execution, reason)).await?)?)
+    }
+
+    /// Read one execution.
+    pub async fn get(&self, execution: &ExecutionId) -> Result<ExecutionRecord> {
+        self.check_partition(execution)?;
+        Ok(ex::decode_get(&self.call(&ex::get(execution)).await?)?)
+    }
+
+    fn check_partition(&self, execution: &ExecutionId) -> Result<()> {
+        if execution.partition_index() >= self.config.flow_partitions {
+            return Err(Error::Invalid {
+                field: "execution id",
+                reason: format!("partition {} is outside this deployment's {} partitions", execution.partition_index(), self.config.flow_partitions),
+            });
+        }
+        Ok(())
+    }
+}

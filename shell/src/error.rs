@@ -1,0 +1,61 @@
+//! The shell's error type: everything a call through [`crate::Client`] can return.
+
+use ff_core::contract::CallError;
+use ff_core::reply::DecodeError;
+use ff_core::{FfError, ParseError};
+use thiserror::Error;
+
+/// A failure talking to the store.
+#[derive(Debug, Clone, PartialEq, Eq, Error)]
+pub enum StoreError {
+    /// Connection lost, timeout, I/O: the call may or may not have applied.
+    #[error("store unavailable: {0}")]
+    Unavailable(String),
+    /// The server answered with an error reply.
+    #[error("server error: {0}")]
+    Server(String),
+    /// The function library is not loaded on the node that answered.
+    #[error("function not found: {0}")]
+    FunctionNotFound(String),
+    /// Bad URL, TLS or authentication settings.
+    #[error("store configuration: {0}")]
+    Config(String),
+}
+
+#[derive(Debug, Error)]
+pub enum Error {
+    /// The data plane refused the call; nothing changed.
+    #[error(transparent)]
+    Rejected(#[from] FfError),
+    /// An argument was invalid before anything was sent.
+    #[error("invalid {field}: {reason}")]
+    Invalid { field: &'static str, reason: String },
+    #[error(transparent)]
+    Parse(#[from] ParseError),
+    /// A reply did not have the shape its contract declares.
+    #[error(transparent)]
+    Decode(#[from] DecodeError),
+    #[error(transparent)]
+    Store(#[from] StoreError),
+    /// The partition counts recorded in Valkey differ from this process's.
+    #[error("partition counts mismatch: Valkey has {stored}, this process is configured with {configured}")]
+    PartitionMismatch { stored: String, configured: String },
+}
+
+impl From<CallError> for Error {
+    fn from(e: CallError) -> Self {
+        match e {
+            CallError::Rejected(r) => Error::Rejected(r),
+            CallError::Decode(d) => Error::Decode(d),
+        }
+    }
+}
+
+impl Error {
+    /// True when the caller lost its lease (another worker has or had it).
+    pub fn is_fenced_out(&self) -> bool {
+        matches!(self, Error::Rejected(FfError::StaleLease) | Error::Rejected(FfError::NotActive(_)))
+    }
+}
+
+pub type Result<T, E = Error> = std::result::Result<T, E>;

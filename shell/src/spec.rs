@@ -1,0 +1,159 @@
+//! ExecutionSpec: what a caller asks for when creating an execution, checked
+//! into the contract's arguments before anything is sent.
+
+use crate::error::{Error, Result};
+use ff_core::contract::execution::CreateArgs;
+use ff_core::contract::limits;
+use ff_core::keys::IdempotencyKey;
+use ff_core::retry::RetryPolicy;
+use ff_core::{ExecutionId, Kind, Lane, Namespace, PartitionConfig, PartitionFamily, TagName};
+use std::time::Duration;
+
+/// A new execution. Defaults: lane `default`, namespace `default`, priority 0,
+/// no delay/timeout/deadline, [`RetryPolicy::default`], 3 lease reclaims,
+/// retention 24 h.
+#[derive(Debug, Clone)]
+pub struct ExecutionSpec {
+    pub kind: String,
+    pub lane: String,
+    pub namespace: String,
+    pub priority: u32,
+    pub payload: Vec<u8>,
+    pub delay: Duration,
+    pub attempt_timeout: Option<Duration>,
+    pub deadline: Option<Duration>,
+    pub retry: RetryPolicy,
+    pub max_reclaims: u32,
+    pub retention: Duration,
+    pub idempotency: Option<(String, Duration)>,
+    pub tags: Vec<(String, String)>,
+}
+
+impl ExecutionSpec {
+    pub fn new(kind: impl Into<String>) -> Self {
+        Self {
+            kind: kind.into(),
+            lane: "default".into(),
+            namespace: "default".into(),
+            priority: 0,
+            payload: Vec::new(),
+            delay: Duration::ZERO,
+            attempt_timeout: None,
+            deadline: None,
+            retry: RetryPolicy::default(),
+            max_reclaims: 3,
+            retention: Duration::from_secs(24 * 3600),
+            idempotency: None,
+            tags: Vec::new(),
+        }
+    }
+
+    pub fn lane(mut self, lane: impl Into<String>) -> Self {
+        self.lane = lane.into();
+        self
+    }
+    pub fn namespace(mut self, ns: impl Into<String>) -> Self {
+        self.namespace = ns.into();
+        self
+    }
+    pub fn priority(mut self, p: u32) -> Self {
+        self.priority = p;
+        self
+    }
+    pub fn payload(mut self, p: impl Into<Vec<u8>>) -> Self {
+        self.payload = p.into();
+        self
+    }
+    pub fn delay(mut self, d: Duration) -> Self {
+        self.delay = d;
+        self
+    }
+    pub fn attempt_timeout(mut self, d: Duration) -> Self {
+        self.attempt_timeout = Some(d);
+        self
+    }
+    pub fn deadline(mut self, d: Duration) -> Self {
+        self.deadline = Some(d);
+        self
+    }
+    pub fn retry(mut self, r: RetryPolicy) -> Self {
+        self.retry = r;
+        self
+    }
+    pub fn max_reclaims(mut self, n: u32) -> Self {
+        self.max_reclaims = n;
+        self
+    }
+    pub fn retention(mut self, d: Duration) -> Self {
+        self.retention = d;
+        self
+    }
+    /// A repeat create with the same key (within `ttl`) returns the first execution.
+    pub fn idempotency_key(mut self, key: impl Into<String>, ttl: Duration) -> Self {
+        self.idempotency = Some((key.into(), ttl));
+        self
+    }
+    pub fn tag(mut self, name: impl Into<String>, value: impl Into<String>) -> Self {
+        self.tags.push((name.into(), value.into()));
+        self
+    }
+
+    /// Check every field and build the call's arguments. The execution's
+    /// partition is CRC16 of its random id, or of its idempotency key when it
+    /// has one (so a repeated create meets the first one's record).
+    pub(crate) fn into_args(self, config: &PartitionConfig, random: u128) -> Result<CreateArgs> {
+        let ms = |field: &'static str, d: Duration, min: u64| -> Result<u64> {
+            let v = u64::try_from(d.as_millis()).unwrap_or(u64::MAX);
+            if v < min || v > limits::MAX_DURATION_MS {
+                return Err(Error::Invalid { field, reason: format!("{v} ms is outside {min}..={} ms", limits::MAX_DURATION_MS) });
+            }
+            Ok(v)
+        };
+        if self.priority > limits::MAX_PRIORITY {
+            return Err(Error::Invalid { field: "priority", reason: format!("{} exceeds {}", self.priority, limits::MAX_PRIORITY) });
+        }
+        if self.payload.len() > limits::MAX_PAYLOAD_BYTES {
+            return Err(ff_core::FfError::PayloadTooLarge { len: self.payload.len() as u64, max: limits::MAX_PAYLOAD_BYTES as u64 }.into());
+        }
+        if self.tags.len() > limits::MAX_TAGS {
+            return Err(Error::Invalid { field: "tags", reason: format!("{} tags, at most {}", self.tags.len(), limits::MAX_TAGS) });
+        }
+        self.retry.validate().map_err(|reason| Error::Invalid { field: "retry", reason })?;
+        let namespace = Namespace::new(self.namespace)?;
+        let tags = self
+            .tags
+            .into_iter()
+            .map(|(k, v)| {
+                if v.len() > limits::MAX_TAG_VALUE_BYTES {
+                    return Err(Error::Invalid { field: "tags", reason: format!("value of {k} is longer than {} bytes", limits::MAX_TAG_VALUE_BYTES) });
+                }
+                Ok((TagName::new(k)?, v))
+            })
+            .collect::<Result<Vec<_>>>()?;
+        let idempotency = match self.idempotency {
+            None => None,
+            Some((k, ttl)) => Some((IdempotencyKey::new(k)?, ms("idempotency_ttl", ttl, 1)?)),
+        };
+        let partition = match &idempotency {
+            Some((key, _)) => key.partition(&namespace, config).index,
+            None => config.partition_of(PartitionFamily::Flow, &format!("{random:032x}")).index,
+        };
+        let execution = ExecutionId::new(partition, random);
+        Ok(CreateArgs {
+            execution,
+            namespace,
+            lane: Lane::new(self.lane)?,
+            kind: Kind::new(self.kind)?,
+            priority: self.priority,
+            payload: self.payload,
+            delay_ms: ms("delay", self.delay, 0)?,
+            attempt_timeout_ms: self.attempt_timeout.map(|d| ms("attempt_timeout", d, 1)).transpose()?.unwrap_or(0),
+            deadline_ms: self.deadline.map(|d| ms("deadline", d, 1)).transpose()?.unwrap_or(0),
+            retry: self.retry,
+            max_reclaims: self.max_reclaims,
+            retention_ms: ms("retention", self.retention, 0)?,
+            idempotency,
+            tags,
+        })
+    }
+}

@@ -1,0 +1,53 @@
+//! The Valkey Functions library: the files of `lua/`, joined in a fixed order,
+//! named `ff` and versioned by a hash of the text (any change to the Lua
+//! changes the version, so a running server with older code is reloaded).
+
+use std::sync::OnceLock;
+
+/// The files of `lua/`, in load order (later files use earlier helpers).
+const PARTS: &[(&str, &str)] = &[
+    ("prelude.lua", include_str!("../../../lua/prelude.lua")),
+    ("limits.lua", include_str!("../../../lua/limits.lua")),
+    ("keys.lua", include_str!("../../../lua/keys.lua")),
+    ("execution.lua", include_str!("../../../lua/execution.lua")),
+];
+
+pub const LIBRARY_NAME: &str = "ff";
+
+pub struct Library {
+    /// The text sent with FUNCTION LOAD.
+    pub source: String,
+    /// What `ff_version` answers.
+    pub version: String,
+}
+
+fn fnv1a64(data: &[u8]) -> u64 {
+    let mut h: u64 = 0xcbf2_9ce4_8422_2325;
+    for &b in data {
+        h ^= b as u64;
+        h = h.wrapping_mul(0x0000_0100_0000_01b3);
+    }
+    h
+}
+
+/// The library of this build.
+pub fn library() -> &'static Library {
+    static LIB: OnceLock<Library> = OnceLock::new();
+    LIB.get_or_init(|| {
+        let body: String = PARTS.iter().map(|(name, text)| format!("-- ==== {name} ====\n{text}\n")).collect();
+        let version = format!("{:016x}", fnv1a64(body.as_bytes()));
+        let source = format!("#!lua name={LIBRARY_NAME}\nlocal FF_VERSION = '{version}'\n{body}");
+        Library { source, version }
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn header_names_the_library_and_version() {
+        let lib = super::library();
+        assert!(lib.source.starts_with("#!lua name=ff\n"));
+        assert!(lib.source.contains(&lib.version));
+        assert_eq!(lib.version.len(), 16);
+    }
+}

@@ -1,0 +1,228 @@
+//! RedisStore: the Store over the redis crate, standalone or cluster.
+//!
+//! Standalone uses a ConnectionManager (multiplexed, reconnects by itself);
+//! cluster uses the cluster-async connection (slot routing, reconnects,
+//! follows MOVED). Concurrent requests share one connection per node and are
+//! pipelined by the driver, so `fcall_many` is one round of writes per node.
+
+use super::library::library;
+use super::Store;
+use crate::error::StoreError;
+use ff_core::contract::Call;
+use ff_core::reply::Reply;
+use futures::future::join_all;
+use redis::aio::{ConnectionManager, ConnectionManagerConfig};
+use redis::cluster::ClusterClient;
+use redis::cluster_async::ClusterConnection;
+use redis::cluster_routing::{MultipleNodeRoutingInfo, ResponsePolicy, RoutingInfo};
+use redis::aio::ConnectionLike;
+use redis::{Cmd, RedisError, Value};
+use std::time::Duration;
+
+/// How to reach the server(s).
+#[derive(Debug, Clone)]
+pub struct RedisStoreOptions {
+    /// Treat the URLs as seeds of a Redis Cluster.
+    pub cluster: bool,
+    /// Give up on one request after this long (the caller sees `Unavailable`).
+    pub response_timeout: Duration,
+    pub connection_timeout: Duration,
+}
+
+impl Default for RedisStoreOptions {
+    fn default() -> Self {
+        Self { cluster: false, response_timeout: Duration::from_secs(5), connection_timeout: Duration::from_secs(5) }
+    }
+}
+
+#[derive(Clone)]
+enum Conn {
+    Single(ConnectionManager),
+    Cluster(ClusterConnection),
+}
+
+/// A Store backed by Redis 7+ / Valkey 7.2+. Cheap to clone.
+#[derive(Clone)]
+pub struct RedisStore {
+    conn: Conn,
+}
+
+impl std::fmt::Debug for RedisStore {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let kind = match self.conn {
+            Conn::Single(_) => "standalone",
+            Conn::Cluster(_) => "cluster",
+        };
+        f.debug_struct("RedisStore").field("mode", &kind).finish()
+    }
+}
+
+fn classify(e: RedisError) -> StoreError {
+    let text = e.to_string();
+    if text.contains("Function not found") || text.contains("function not found") {
+        StoreError::FunctionNotFound(text)
+    } else if e.is_io_error() || e.is_timeout() || e.is_connection_dropped() || e.is_unrecoverable_error() {
+        StoreError::Unavailable(text)
+    } else {
+        StoreError::Server(text)
+    }
+}
+
+/// The driver's value as core's Reply.
+fn to_reply(v: Value) -> Reply {
+    match v {
+        Value::Nil => Reply::Nil,
+        Value::Int(i) => Reply::Int(i),
+        Value::BulkString(b) => Reply::Bulk(b),
+        Value::SimpleString(s) => Reply::Status(s),
+        Value::Okay => Reply::Status("OK".into()),
+        Value::Array(items) | Value::Set(items) => Reply::Array(items.into_iter().map(to_reply).collect()),
+        Value::Map(pairs) => Reply::Array(pairs.into_iter().flat_map(|(k, v)| [to_reply(k), to_reply(v)]).collect()),
+        Value::Double(d) => Reply::Bulk(d.to_string().into_bytes()),
+        Value::Boolean(b) => Reply::Int(b as i64),
+        Value::VerbatimString { text, .. } => Reply::Bulk(text.into_bytes()),
+        Value::ServerError(e) => Reply::Error(format!("{e:?}")),
+        other => Reply::Error(format!("unsupported reply type: {other:?}")),
+    }
+}
+
+fn fcall_cmd(call: &Call) -> Cmd {
+    let mut c = redis::cmd(if call.read_only { "FCALL_RO" } else { "FCALL" });
+    c.arg(call.function).arg(call.keys.len());
+    for k in &call.keys {
+        c.arg(k);
+    }
+    for a in &call.args {
+        c.arg(a.as_slice());
+    }
+    c
+}
+
+fn plain_cmd(args: &[Vec<u8>]) -> Cmd {
+    let mut c = Cmd::new();
+    for a in args {
+        c.arg(a.as_slice());
+    }
+    c
+}
+
+impl RedisStore {
+    /// Connect to `urls` (one URL standalone; any seeds for a cluster) and make
+    /// sure the function library of this build is loaded. URLs may carry an ACL
+    /// user and password (`redis://user:pass@host:port`) and use TLS (`rediss://`).
+    pub async fn connect(urls: &[String], opts: RedisStoreOptions) -> Result<Self, StoreError> {
+        let cfg = |e: RedisError| StoreError::Config(e.to_string());
+        let conn = if opts.cluster {
+            let client = ClusterClient::builder(urls.iter().map(String::as_str))
+                .connection_timeout(opts.connection_timeout)
+                .response_timeout(opts.response_timeout)
+                .build()
+                .map_err(cfg)?;
+            Conn::Cluster(client.get_async_connection().await.map_err(classify)?)
+        } else {
+            let url = match urls {
+                [one] => one,
+                _ => return Err(StoreError::Config(format!("standalone mode takes one URL, got {}", urls.len()))),
+            };
+            let client = redis::Client::open(url.as_str()).map_err(cfg)?;
+            let config = ConnectionManagerConfig::new()
+                .set_response_timeout(Some(opts.response_timeout))
+                .set_connection_timeout(Some(opts.connection_timeout));
+            Conn::Single(client.get_connection_manager_with_config(config).await.map_err(classify)?)
+        };
+        let store = Self { conn };
+        store.ensure_library().await?;
+        Ok(store)
+    }
+
+    async fn raw(&self, cmd: &Cmd) -> Result<Value, StoreError> {
+        match &self.conn {
+            Conn::Single(c) => c.clone().req_packed_command(cmd).await.map_err(classify),
+            Conn::Cluster(c) => c.clone().req_packed_command(cmd).await.map_err(classify),
+        }
+    }
+
+    /// Send to every primary; `policy` says how their answers combine.
+    async fn all_primaries(&self, cmd: &Cmd, policy: ResponsePolicy) -> Result<Value, StoreError> {
+        match &self.conn {
+            Conn::Single(_) => self.raw(cmd).await,
+            Conn::Cluster(c) => {
+                let routing = RoutingInfo::MultiNode((MultipleNodeRoutingInfo::AllMasters, Some(policy)));
+                c.clone().route_command(cmd.clone(), routing).await.map_err(classify)
+            }
+        }
+    }
+
+    async fn load_library(&self) -> Result<(), StoreError> {
+        let lib = library();
+        tracing::info!(version = %lib.version, "loading the ff function library");
+        let mut c = redis::cmd("FUNCTION");
+        c.arg("LOAD").arg("REPLACE").arg(&lib.source);
+        self.all_primaries(&c, ResponsePolicy::AllSucceeded).await.map(drop)
+    }
+
+    async fn run_fcall(&self, call: &Call) -> Result<Reply, StoreError> {
+        let cmd = fcall_cmd(call);
+        match self.raw(&cmd).await {
+            Err(StoreError::FunctionNotFound(e)) => {
+                tracing::warn!(function = call.function, error = %e, "function library missing; reloading and retrying once");
+                self.load_library().await?;
+                self.raw(&cmd).await.map(to_reply)
+            }
+            r => r.map(to_reply),
+        }
+    }
+}
+
+#[async_trait::async_trait]
+impl Store for RedisStore {
+    async fn fcall(&self, call: &Call) -> Result<Reply, StoreError> {
+        let r = self.run_fcall(call).await;
+        if let Err(e) = &r {
+            tracing::debug!(function = call.function, error = %e, "fcall failed");
+        }
+        r
+    }
+
+    async fn fcall_many(&self, calls: &[Call]) -> Vec<Result<Reply, StoreError>> {
+        join_all(calls.iter().map(|c| self.fcall(c))).await
+    }
+
+    async fn command(&self, args: &[Vec<u8>]) -> Result<Reply, StoreError> {
+        self.raw(&plain_cmd(args)).await.map(to_reply)
+    }
+
+    async fn command_many(&self, cmds: &[Vec<Vec<u8>>]) -> Vec<Result<Reply, StoreError>> {
+        join_all(cmds.iter().map(|c| self.command(c))).await
+    }
+
+    async fn time_ms(&self) -> Result<u64, StoreError> {
+        let v = self.raw(&redis::cmd("TIME")).await?;
+        let parts: Vec<u64> = match to_reply(v) {
+            Reply::Array(items) => items.iter().filter_map(|r| r.int()).map(|i| i as u64).collect(),
+            _ => Vec::new(),
+        };
+        match parts.as_slice() {
+            [secs, micros] => Ok(secs * 1000 + micros / 1000),
+            _ => Err(StoreError::Server("TIME returned an unexpected reply".into())),
+        }
+    }
+
+    async fn ensure_library(&self) -> Result<(), StoreError> {
+        let lib = library();
+        let mut check = redis::cmd("FCALL_RO");
+        check.arg("ff_version").arg(0);
+        let current = match self.all_primaries(&check, ResponsePolicy::CombineArrays).await {
+            Ok(v) => match to_reply(v) {
+                Reply::Array(vs) if !vs.is_empty() && vs.iter().all(|v| v.text().as_deref() == Some(lib.version.as_str())) => {
+                    return Ok(());
+                }
+                other => format!("{other:?}"),
+            },
+            Err(StoreError::FunctionNotFound(_)) => "missing".to_owned(),
+            Err(e) => return Err(e),
+        };
+        tracing::info!(found = %current, wanted = %lib.version, "function library missing or of another version");
+        self.load_library().await
+    }
+}
