@@ -138,6 +138,7 @@ impl Client {
     /// Claim up to `max` eligible executions of `lane`, from any partition,
     /// highest priority (then oldest) first.
     pub async fn claim(&self, lane: &Lane, worker: &WorkerName, instance: &WorkerInstance, lease_ttl: Duration, max: usize) -> Result<Vec<Claimed>> {
+        millis("lease_ttl", lease_ttl, limits::MIN_LEASE_MS, limits::MAX_LEASE_MS)?;
         self.check_lane(lane).await?;
         let max = max.clamp(1, limits::MAX_CLAIM_BATCH);
         // One pipelined round: the head of each partition's eligible index.
@@ -240,5 +241,21 @@ impl Client {
             });
         }
         Ok(())
+    }
+}
+
+/// The scanners' batch operations, callable directly (the engine drives them
+/// on a schedule; tests and operators may run one by hand).
+impl Client {
+    /// Promote up to `max` due delayed executions of one partition.
+    pub async fn promote_delayed(&self, partition: Partition, max: u32) -> Result<ff_core::contract::scan::BatchOutcome> {
+        use ff_core::contract::scan;
+        Ok(scan::decode_batch("ff_promote_delayed", &self.call(&scan::promote_delayed(partition, max)).await?)?)
+    }
+
+    /// Reclaim up to `max` expired leases of one partition.
+    pub async fn reclaim_expired(&self, partition: Partition, max: u32) -> Result<ff_core::contract::scan::BatchOutcome> {
+        use ff_core::contract::scan;
+        Ok(scan::decode_batch("ff_reclaim_expired", &self.call(&scan::reclaim_expired(partition, max)).await?)?)
     }
 }

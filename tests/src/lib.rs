@@ -1,1 +1,12 @@
-//! placeholder
+//! Integration tests of ff against real `redis-server` processes.
+//!
+//! The [`harness`] module starts throw-away `redis-server` processes (a
+//! standalone server or a 3-node cluster) on free loopback ports and stops
+//! them when the handle is dropped. Tests live in `tests/tests/`.
+//!
+//! `redis-server` and `redis-cli` (Redis/Valkey 7+) must be installed; the
+//! harness panics with an explanation when they are not, it never skips.
+
+pub mod harness;
+
+pub use harness::{RedisCluster, RedisServer, TestRedis};

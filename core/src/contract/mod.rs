@@ -14,6 +14,7 @@
 
 pub mod execution;
 pub mod limits;
+pub mod scan;
 
 use crate::error::FfError;
 use crate::reply::{DecodeError, Fields, Reply};

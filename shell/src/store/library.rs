@@ -10,6 +10,7 @@ const PARTS: &[(&str, &str)] = &[
     ("limits.lua", include_str!("../../../lua/limits.lua")),
     ("keys.lua", include_str!("../../../lua/keys.lua")),
     ("execution.lua", include_str!("../../../lua/execution.lua")),
+    ("scanners.lua", include_str!("../../../lua/scanners.lua")),
 ];
 
 pub const LIBRARY_NAME: &str = "ff";

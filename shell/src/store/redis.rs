@@ -58,11 +58,16 @@ impl std::fmt::Debug for RedisStore {
 }
 
 fn classify(e: RedisError) -> StoreError {
-    let text = e.to_string();
-    if text.contains("Function not found") || text.contains("function not found") {
+    if e.is_io_error() || e.is_timeout() || e.is_connection_dropped() || e.is_unrecoverable_error() {
+        StoreError::Unavailable(e.to_string())
+    } else {
+        classify_text(e.to_string())
+    }
+}
+
+fn classify_text(text: String) -> StoreError {
+    if text.contains("Function not found") {
         StoreError::FunctionNotFound(text)
-    } else if e.is_io_error() || e.is_timeout() || e.is_connection_dropped() || e.is_unrecoverable_error() {
-        StoreError::Unavailable(text)
     } else {
         StoreError::Server(text)
     }
@@ -136,9 +141,14 @@ impl RedisStore {
     }
 
     async fn raw(&self, cmd: &Cmd) -> Result<Value, StoreError> {
-        match &self.conn {
-            Conn::Single(c) => c.clone().req_packed_command(cmd).await.map_err(classify),
-            Conn::Cluster(c) => c.clone().req_packed_command(cmd).await.map_err(classify),
+        let r = match &self.conn {
+            Conn::Single(c) => c.clone().req_packed_command(cmd).await,
+            Conn::Cluster(c) => c.clone().req_packed_command(cmd).await,
+        };
+        match r.map_err(classify)? {
+            // An error reply can arrive as a value; it is an error all the same.
+            Value::ServerError(e) => Err(classify_text(format!("{} {}", e.code(), e.details().unwrap_or_default()))),
+            v => Ok(v),
         }
     }
 
@@ -219,8 +229,10 @@ impl Store for RedisStore {
                 }
                 other => format!("{other:?}"),
             },
-            Err(StoreError::FunctionNotFound(_)) => "missing".to_owned(),
-            Err(e) => return Err(e),
+            // A node without the library answers with an error; in a cluster the
+            // combined answer is then not an array of versions.
+            Err(e @ StoreError::Unavailable(_)) => return Err(e),
+            Err(e) => e.to_string(),
         };
         tracing::info!(found = %current, wanted = %lib.version, "function library missing or of another version");
         self.load_library().await

@@ -1,0 +1,21 @@
+//! Test harness: real `redis-server` processes on free loopback ports.
+//!
+//! * [`RedisServer::start`] starts a standalone server.
+//! * [`RedisCluster::start`] starts a 3-master cluster (no replicas).
+//! * [`TestRedis::standalone`] picks the standalone target for a test:
+//!   `FF_TEST_REDIS_URL` if set, otherwise an owned [`RedisServer`].
+//!
+//! Every process runs in its own temporary directory (no persistence, log in
+//! `redis.log`) and is killed, waited on and cleaned up on drop — including
+//! while a panicking test unwinds.
+//!
+//! The binaries are `redis-server` and `redis-cli` from `PATH`; set
+//! `FF_REDIS_SERVER_BIN` / `FF_REDIS_CLI_BIN` to use others (e.g. Valkey).
+
+mod cluster;
+mod process;
+mod resp;
+mod server;
+
+pub use cluster::RedisCluster;
+pub use server::{RedisServer, TestRedis, FF_TEST_REDIS_URL};

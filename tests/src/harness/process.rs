@@ -1,0 +1,207 @@
+//! One `redis-server` child process in its own temp dir, shared by the
+//! standalone server and the cluster nodes.
+
+use std::fs::{self, File};
+use std::io;
+use std::net::{Ipv4Addr, TcpListener};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, ExitStatus, Stdio};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::thread;
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+
+use super::resp::{self, Reply};
+
+/// How long a server may take to answer `PING`.
+const START_TIMEOUT: Duration = Duration::from_secs(10);
+/// Poll interval while waiting for a server.
+pub(crate) const POLL: Duration = Duration::from_millis(10);
+/// Attempts with fresh ports when the server fails to bind (another process
+/// took the port between our probe and the server's bind).
+const BIND_ATTEMPTS: usize = 5;
+
+pub(crate) const LOG_FILE: &str = "redis.log";
+const STDIO_FILE: &str = "stdio.log";
+
+const INSTALL_HINT: &str = "install Redis/Valkey 7+, e.g. `apt-get install -y redis-server`, \
+                            or point FF_REDIS_SERVER_BIN / FF_REDIS_CLI_BIN at the binaries";
+
+pub(crate) fn server_bin() -> String {
+    std::env::var("FF_REDIS_SERVER_BIN").unwrap_or_else(|_| "redis-server".to_owned())
+}
+
+pub(crate) fn cli_bin() -> String {
+    std::env::var("FF_REDIS_CLI_BIN").unwrap_or_else(|_| "redis-cli".to_owned())
+}
+
+/// Panics with an installation hint if `err` says the binary is missing.
+pub(crate) fn spawn_failed(bin: &str, err: &io::Error) -> ! {
+    if err.kind() == io::ErrorKind::NotFound {
+        panic!("cannot run `{bin}`: not found on PATH; {INSTALL_HINT}");
+    }
+    panic!("cannot run `{bin}`: {err}; {INSTALL_HINT}");
+}
+
+/// A fresh, unique, empty directory under the system temp dir.
+pub(crate) fn unique_temp_dir() -> PathBuf {
+    static COUNTER: AtomicU64 = AtomicU64::new(0);
+    let n = COUNTER.fetch_add(1, Ordering::Relaxed);
+    let nanos = SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(0, |d| d.subsec_nanos());
+    let dir = std::env::temp_dir().join(format!("ff-test-{}-{n}-{nanos}", std::process::id()));
+    fs::create_dir_all(&dir)
+        .unwrap_or_else(|e| panic!("cannot create temp dir {}: {e}", dir.display()));
+    dir
+}
+
+/// A loopback port nobody listens on right now (it may be taken again before
+/// we use it; callers retry).
+pub(crate) fn free_port() -> u16 {
+    let listener = TcpListener::bind((Ipv4Addr::LOCALHOST, 0))
+        .unwrap_or_else(|e| panic!("cannot bind a loopback port: {e}"));
+    listener
+        .local_addr()
+        .unwrap_or_else(|e| panic!("cannot read the bound port: {e}"))
+        .port()
+}
+
+/// The last `lines` lines of the server's log and captured stdout/stderr.
+pub(crate) fn log_tail(dir: &Path, lines: usize) -> String {
+    let mut out = String::new();
+    for name in [LOG_FILE, STDIO_FILE] {
+        let path = dir.join(name);
+        let text = fs::read_to_string(&path).unwrap_or_default();
+        let all: Vec<&str> = text.lines().collect();
+        let tail = &all[all.len().saturating_sub(lines)..];
+        out.push_str(&format!(
+            "--- {} (last {} lines)\n",
+            path.display(),
+            tail.len()
+        ));
+        for line in tail {
+            out.push_str(line);
+            out.push('\n');
+        }
+    }
+    out
+}
+
+/// A running `redis-server` child. Drop kills it, waits on it and removes
+/// its directory.
+#[derive(Debug)]
+pub(crate) struct RedisProcess {
+    child: Child,
+    dir: PathBuf,
+    port: u16,
+}
+
+enum Start {
+    Ready,
+    Exited(ExitStatus),
+    TimedOut,
+}
+
+impl RedisProcess {
+    /// Starts `redis-server` on a free port with `extra` arguments appended
+    /// and waits until it answers `PING`. `extra` receives a fresh free port
+    /// per attempt for arguments that need one (the cluster bus port).
+    pub(crate) fn start(extra: impl Fn(u16) -> Vec<String>) -> RedisProcess {
+        let bin = server_bin();
+        let mut last_failure = String::new();
+        for _ in 0..BIND_ATTEMPTS {
+            let dir = unique_temp_dir();
+            let port = free_port();
+            let stdio = File::create(dir.join(STDIO_FILE))
+                .unwrap_or_else(|e| panic!("cannot create {}: {e}", dir.display()));
+            let stderr = stdio
+                .try_clone()
+                .unwrap_or_else(|e| panic!("cannot clone a file handle: {e}"));
+            let mut cmd = Command::new(&bin);
+            cmd.arg("--port")
+                .arg(port.to_string())
+                .args(["--bind", "127.0.0.1", "--daemonize", "no"])
+                .args(["--save", "", "--appendonly", "no"])
+                .arg("--dir")
+                .arg(&dir)
+                .arg("--logfile")
+                .arg(dir.join(LOG_FILE))
+                .args(extra(free_port()))
+                .stdin(Stdio::null())
+                .stdout(stdio)
+                .stderr(stderr);
+            let child = match cmd.spawn() {
+                Ok(child) => child,
+                Err(e) => {
+                    let _ = fs::remove_dir_all(&dir);
+                    spawn_failed(&bin, &e);
+                }
+            };
+            // From here on the guard kills the child if anything panics.
+            let mut process = RedisProcess { child, dir, port };
+            match process.wait_ready() {
+                Start::Ready => return process,
+                Start::TimedOut => panic!(
+                    "redis-server on port {port} did not answer PING within {START_TIMEOUT:?}\n{}",
+                    log_tail(&process.dir, 30)
+                ),
+                Start::Exited(status) => {
+                    let tail = log_tail(&process.dir, 30);
+                    if !tail.contains("Address already in use") {
+                        panic!("redis-server on port {port} exited early ({status})\n{tail}");
+                    }
+                    last_failure = tail;
+                }
+            }
+        }
+        panic!(
+            "redis-server could not bind a free port in {BIND_ATTEMPTS} attempts\n{last_failure}"
+        );
+    }
+
+    fn wait_ready(&mut self) -> Start {
+        let deadline = Instant::now() + START_TIMEOUT;
+        let pid = self.child.id().to_string();
+        loop {
+            match self.child.try_wait() {
+                Ok(Some(status)) => return Start::Exited(status),
+                Ok(None) => {}
+                Err(e) => panic!("cannot poll redis-server: {e}"),
+            }
+            if let Ok(Reply::Status(s)) = resp::command(self.port, &["PING"]) {
+                // Make sure the answer comes from our child, not from another
+                // server that already owns the port (ours will exit then).
+                if s == "PONG"
+                    && resp::text(self.port, &["INFO", "server"])
+                        .is_ok_and(|info| resp::info_field(&info, "process_id") == Some(&pid))
+                {
+                    return Start::Ready;
+                }
+            }
+            if Instant::now() >= deadline {
+                return Start::TimedOut;
+            }
+            thread::sleep(POLL);
+        }
+    }
+
+    pub(crate) fn port(&self) -> u16 {
+        self.port
+    }
+
+    pub(crate) fn dir(&self) -> &Path {
+        &self.dir
+    }
+
+    pub(crate) fn pid(&self) -> u32 {
+        self.child.id()
+    }
+}
+
+impl Drop for RedisProcess {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+        let _ = fs::remove_dir_all(&self.dir);
+    }
+}

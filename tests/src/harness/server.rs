@@ -1,0 +1,88 @@
+//! Standalone `redis-server` and the standalone test target.
+
+use std::path::{Path, PathBuf};
+
+use super::process::{self, RedisProcess};
+
+/// Environment variable naming an external standalone server to test
+/// against instead of starting one (e.g. `redis://127.0.0.1:6379`).
+pub const FF_TEST_REDIS_URL: &str = "FF_TEST_REDIS_URL";
+
+/// A standalone `redis-server` child on `127.0.0.1`, without persistence,
+/// running in its own temp dir. Dropping it kills the process and removes
+/// the directory.
+#[derive(Debug)]
+pub struct RedisServer {
+    process: RedisProcess,
+}
+
+impl RedisServer {
+    /// Starts a server on a free loopback port and waits until it answers
+    /// `PING`. Panics (with the log's tail) if it cannot be started, e.g.
+    /// because `redis-server` is not installed.
+    pub fn start() -> RedisServer {
+        RedisServer {
+            process: RedisProcess::start(|_| Vec::new()),
+        }
+    }
+
+    /// `redis://127.0.0.1:PORT`.
+    pub fn url(&self) -> String {
+        format!("redis://127.0.0.1:{}", self.port())
+    }
+
+    /// The TCP port the server listens on.
+    pub fn port(&self) -> u16 {
+        self.process.port()
+    }
+
+    /// The process id of the server.
+    pub fn pid(&self) -> u32 {
+        self.process.pid()
+    }
+
+    /// The server's log file.
+    pub fn log_path(&self) -> PathBuf {
+        self.process.dir().join(process::LOG_FILE)
+    }
+
+    /// The server's working directory (removed on drop).
+    pub fn dir(&self) -> &Path {
+        self.process.dir()
+    }
+}
+
+/// The standalone server a test runs against.
+#[derive(Debug)]
+pub enum TestRedis {
+    /// A server started for this test, stopped on drop.
+    Owned(RedisServer),
+    /// An external server from `FF_TEST_REDIS_URL`; shared, so tests must
+    /// not assume it is empty.
+    External(String),
+}
+
+impl TestRedis {
+    /// `FF_TEST_REDIS_URL` if set and non-empty, otherwise a freshly started
+    /// [`RedisServer`] (panics if `redis-server` cannot be started).
+    pub fn standalone() -> TestRedis {
+        match std::env::var(FF_TEST_REDIS_URL) {
+            Ok(url) if !url.trim().is_empty() => TestRedis::External(url.trim().to_owned()),
+            _ => TestRedis::Owned(RedisServer::start()),
+        }
+    }
+
+    /// The URL to connect to.
+    pub fn url(&self) -> String {
+        match self {
+            TestRedis::Owned(server) => server.url(),
+            TestRedis::External(url) => url.clone(),
+        }
+    }
+
+    /// Whether this target was started by the harness (and is private to
+    /// the test).
+    pub fn is_owned(&self) -> bool {
+        matches!(self, TestRedis::Owned(_))
+    }
+}
