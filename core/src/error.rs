@@ -9,11 +9,23 @@ pub enum ParseError {
     #[error("{kind} is empty")]
     Empty { kind: &'static str },
     #[error("{kind} is {len} bytes, longer than the {max}-byte limit")]
-    TooLong { kind: &'static str, len: usize, max: usize },
+    TooLong {
+        kind: &'static str,
+        len: usize,
+        max: usize,
+    },
     #[error("{kind} contains {ch:?} at byte {at}; allowed: ASCII letters, digits, '-', '_', '.'")]
-    BadChar { kind: &'static str, ch: char, at: usize },
+    BadChar {
+        kind: &'static str,
+        ch: char,
+        at: usize,
+    },
     #[error("{kind} {value:?} is malformed: {reason}")]
-    Malformed { kind: &'static str, value: String, reason: &'static str },
+    Malformed {
+        kind: &'static str,
+        value: String,
+        reason: &'static str,
+    },
 }
 
 /// An error the data plane reports as a value (never raised half-way through a
@@ -56,15 +68,24 @@ impl FfError {
                 let max = it.next().and_then(|s| s.parse().ok());
                 match (len, max) {
                     (Some(len), Some(max)) => FfError::PayloadTooLarge { len, max },
-                    _ => FfError::Other { code: code.to_owned(), detail: detail.to_owned() },
+                    _ => FfError::Other {
+                        code: code.to_owned(),
+                        detail: detail.to_owned(),
+                    },
                 }
             }
             "invalid_argument" => {
                 let (field, reason) = detail.split_once(':').unwrap_or((detail, ""));
-                FfError::InvalidArgument { field: field.to_owned(), reason: reason.to_owned() }
+                FfError::InvalidArgument {
+                    field: field.to_owned(),
+                    reason: reason.to_owned(),
+                }
             }
             "unknown_lane" => FfError::UnknownLane(detail.to_owned()),
-            _ => FfError::Other { code: code.to_owned(), detail: detail.to_owned() },
+            _ => FfError::Other {
+                code: code.to_owned(),
+                detail: detail.to_owned(),
+            },
         }
     }
 }

@@ -135,7 +135,10 @@ pub struct ExecutionId {
 impl ExecutionId {
     /// A new id in `partition` from 128 random bits.
     pub fn new(partition: u16, random: u128) -> Self {
-        Self { text: format!("{{fp:{partition}}}:{}", hex128(random)), partition }
+        Self {
+            text: format!("{{fp:{partition}}}:{}", hex128(random)),
+            partition,
+        }
     }
 
     pub fn parse(s: &str) -> Result<Self, ParseError> {
@@ -144,8 +147,12 @@ impl ExecutionId {
             value: s.chars().take(80).collect(),
             reason,
         };
-        let rest = s.strip_prefix("{fp:").ok_or_else(|| bad("expected prefix {fp:N}:"))?;
-        let (num, hex) = rest.split_once("}:").ok_or_else(|| bad("expected prefix {fp:N}:"))?;
+        let rest = s
+            .strip_prefix("{fp:")
+            .ok_or_else(|| bad("expected prefix {fp:N}:"))?;
+        let (num, hex) = rest
+            .split_once("}:")
+            .ok_or_else(|| bad("expected prefix {fp:N}:"))?;
         if num.is_empty() || num.len() > 5 || !num.bytes().all(|b| b.is_ascii_digit()) {
             return Err(bad("partition is not a number"));
         }
@@ -154,7 +161,10 @@ impl ExecutionId {
         }
         let partition: u16 = num.parse().map_err(|_| bad("partition out of range"))?;
         check_hex("execution id", hex)?;
-        Ok(Self { text: s.to_owned(), partition })
+        Ok(Self {
+            text: s.to_owned(),
+            partition,
+        })
     }
 
     /// The partition index this execution lives in.
@@ -198,12 +208,21 @@ impl AttemptId {
             value: s.chars().take(80).collect(),
             reason,
         };
-        let (eid, n) = s.rsplit_once('/').ok_or_else(|| bad("expected <execution id>/<n>"))?;
-        if n.is_empty() || n.len() > 10 || !n.bytes().all(|b| b.is_ascii_digit()) || n.starts_with('0') {
+        let (eid, n) = s
+            .rsplit_once('/')
+            .ok_or_else(|| bad("expected <execution id>/<n>"))?;
+        if n.is_empty()
+            || n.len() > 10
+            || !n.bytes().all(|b| b.is_ascii_digit())
+            || n.starts_with('0')
+        {
             return Err(bad("attempt number is not a positive integer"));
         }
         let index: u32 = n.parse().map_err(|_| bad("attempt number out of range"))?;
-        Ok(Self { execution: ExecutionId::parse(eid)?, index })
+        Ok(Self {
+            execution: ExecutionId::parse(eid)?,
+            index,
+        })
     }
 }
 

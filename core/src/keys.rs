@@ -29,7 +29,9 @@ pub struct PartitionKeys {
 impl PartitionKeys {
     pub fn new(partition: Partition) -> Self {
         debug_assert_eq!(partition.family, PartitionFamily::Flow);
-        Self { tag: partition.hash_tag() }
+        Self {
+            tag: partition.hash_tag(),
+        }
     }
 
     pub fn of(eid: &ExecutionId) -> Self {
@@ -92,7 +94,11 @@ impl IdempotencyKey {
             return Err(ParseError::Empty { kind });
         }
         if s.len() > Self::MAX_LEN {
-            return Err(ParseError::TooLong { kind, len: s.len(), max: Self::MAX_LEN });
+            return Err(ParseError::TooLong {
+                kind,
+                len: s.len(),
+                max: Self::MAX_LEN,
+            });
         }
         if let Some((at, ch)) = s.char_indices().find(|(_, c)| !c.is_ascii_graphic()) {
             return Err(ParseError::BadChar { kind, ch, at });

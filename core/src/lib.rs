@@ -16,6 +16,8 @@ pub mod retry;
 pub mod state;
 
 pub use error::{FfError, ParseError};
-pub use id::{AttemptId, BudgetId, EdgeId, ExecutionId, FlowId, LeaseId, QuotaId, SignalId, WaitpointId};
+pub use id::{
+    AttemptId, BudgetId, EdgeId, ExecutionId, FlowId, LeaseId, QuotaId, SignalId, WaitpointId,
+};
 pub use name::{Kind, Lane, Namespace, TagName, WorkerInstance, WorkerName};
 pub use partition::{Partition, PartitionConfig, PartitionFamily};

@@ -15,7 +15,11 @@ pub(crate) fn validate_name(kind: &'static str, s: &str, max: usize) -> Result<(
         return Err(ParseError::Empty { kind });
     }
     if s.len() > max {
-        return Err(ParseError::TooLong { kind, len: s.len(), max });
+        return Err(ParseError::TooLong {
+            kind,
+            len: s.len(),
+            max,
+        });
     }
     for (at, ch) in s.char_indices() {
         if !(ch.is_ascii_alphanumeric() || ch == '-' || ch == '_' || ch == '.') {

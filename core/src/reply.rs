@@ -54,20 +54,29 @@ pub struct Fields<'a> {
 
 impl<'a> Fields<'a> {
     pub fn new(function: &'static str, items: &'a [Reply]) -> Self {
-        Self { function, items: items.iter() }
+        Self {
+            function,
+            items: items.iter(),
+        }
     }
 
     pub fn error(&self, reason: impl Into<String>) -> DecodeError {
-        DecodeError { function: self.function, reason: reason.into() }
+        DecodeError {
+            function: self.function,
+            reason: reason.into(),
+        }
     }
 
     pub fn next_reply(&mut self, what: &str) -> Result<&'a Reply, DecodeError> {
-        self.items.next().ok_or_else(|| self.error(format!("missing {what}")))
+        self.items
+            .next()
+            .ok_or_else(|| self.error(format!("missing {what}")))
     }
 
     pub fn text(&mut self, what: &str) -> Result<String, DecodeError> {
         let r = self.next_reply(what)?;
-        r.text().ok_or_else(|| self.error(format!("{what} is not text: {r:?}")))
+        r.text()
+            .ok_or_else(|| self.error(format!("{what} is not text: {r:?}")))
     }
 
     pub fn bytes(&mut self, what: &str) -> Result<Vec<u8>, DecodeError> {
@@ -81,7 +90,8 @@ impl<'a> Fields<'a> {
 
     pub fn int(&mut self, what: &str) -> Result<i64, DecodeError> {
         let r = self.next_reply(what)?;
-        r.int().ok_or_else(|| self.error(format!("{what} is not an integer: {r:?}")))
+        r.int()
+            .ok_or_else(|| self.error(format!("{what} is not an integer: {r:?}")))
     }
 
     pub fn remaining(&self) -> usize {

@@ -29,21 +29,36 @@ pub const MAX_RETRIES: u32 = 10_000;
 
 impl Default for RetryPolicy {
     fn default() -> Self {
-        Self { max_retries: 3, backoff: Backoff::Exponential { initial_ms: 1_000, max_ms: 60_000 } }
+        Self {
+            max_retries: 3,
+            backoff: Backoff::Exponential {
+                initial_ms: 1_000,
+                max_ms: 60_000,
+            },
+        }
     }
 }
 
 impl RetryPolicy {
     pub fn none() -> Self {
-        Self { max_retries: 0, backoff: Backoff::Fixed { delay_ms: 0 } }
+        Self {
+            max_retries: 0,
+            backoff: Backoff::Fixed { delay_ms: 0 },
+        }
     }
 
     pub fn fixed(max_retries: u32, delay_ms: u64) -> Self {
-        Self { max_retries, backoff: Backoff::Fixed { delay_ms } }
+        Self {
+            max_retries,
+            backoff: Backoff::Fixed { delay_ms },
+        }
     }
 
     pub fn exponential(max_retries: u32, initial_ms: u64, max_ms: u64) -> Self {
-        Self { max_retries, backoff: Backoff::Exponential { initial_ms, max_ms } }
+        Self {
+            max_retries,
+            backoff: Backoff::Exponential { initial_ms, max_ms },
+        }
     }
 
     /// Delay before retry number `n` (1-based; `n = 0` is treated as 1).
@@ -60,7 +75,10 @@ impl RetryPolicy {
 
     pub fn validate(&self) -> Result<(), String> {
         if self.max_retries > MAX_RETRIES {
-            return Err(format!("max_retries {} exceeds {MAX_RETRIES}", self.max_retries));
+            return Err(format!(
+                "max_retries {} exceeds {MAX_RETRIES}",
+                self.max_retries
+            ));
         }
         match self.backoff {
             Backoff::Fixed { delay_ms } if delay_ms > MAX_BACKOFF_MS => {
@@ -84,7 +102,11 @@ impl RetryPolicy {
     }
 
     pub fn decode(s: &str) -> Result<Self, ParseError> {
-        let bad = |reason| ParseError::Malformed { kind: "retry policy", value: s.chars().take(80).collect(), reason };
+        let bad = |reason| ParseError::Malformed {
+            kind: "retry policy",
+            value: s.chars().take(80).collect(),
+            reason,
+        };
         let parts: Vec<&str> = s.split(':').collect();
         let num = |p: &str| p.parse::<u64>().map_err(|_| bad("expected a number"));
         let policy = match parts.as_slice() {

@@ -166,7 +166,11 @@ impl PublicState {
     pub fn is_terminal(self) -> bool {
         matches!(
             self,
-            PublicState::Completed | PublicState::Failed | PublicState::Cancelled | PublicState::Expired | PublicState::Skipped
+            PublicState::Completed
+                | PublicState::Failed
+                | PublicState::Cancelled
+                | PublicState::Expired
+                | PublicState::Skipped
         )
     }
 }
@@ -190,9 +194,16 @@ mod tests {
 
     #[test]
     fn terminal_needs_an_outcome() {
-        let v = StateVector { phase: LifecyclePhase::Terminal, eligibility: None, outcome: None };
+        let v = StateVector {
+            phase: LifecyclePhase::Terminal,
+            eligibility: None,
+            outcome: None,
+        };
         assert_eq!(v.public_state(), None);
-        let v = StateVector { outcome: Some(TerminalOutcome::Skipped), ..v };
+        let v = StateVector {
+            outcome: Some(TerminalOutcome::Skipped),
+            ..v
+        };
         assert_eq!(v.public_state(), Some(PublicState::Skipped));
         assert!(PublicState::Skipped.is_terminal());
     }

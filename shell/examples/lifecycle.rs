@@ -16,8 +16,11 @@ use std::time::Duration;
 
 #[tokio::main]
 async fn main() -> Result<(), Box<dyn std::error::Error>> {
-    let url = std::env::args().nth(1).unwrap_or_else(|| "redis://127.0.0.1:6379".into());
-    let store = RedisStore::connect(&[url.clone()], RedisStoreOptions::default()).await?;
+    let url = std::env::args()
+        .nth(1)
+        .unwrap_or_else(|| "redis://127.0.0.1:6379".into());
+    let store =
+        RedisStore::connect(std::slice::from_ref(&url), RedisStoreOptions::default()).await?;
     let client = Client::new(Arc::new(store), Default::default()).await?;
     println!("connected to {url}");
 
@@ -34,7 +37,9 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
     let lane = Lane::default_lane();
     let worker = WorkerName::new("example")?;
     let instance = WorkerInstance::new("example-1")?;
-    let claimed = client.claim(&lane, &worker, &instance, Duration::from_secs(30), 4).await?;
+    let claimed = client
+        .claim(&lane, &worker, &instance, Duration::from_secs(30), 4)
+        .await?;
     println!("claimed {} executions", claimed.len());
 
     for (i, c) in claimed.iter().enumerate() {
@@ -46,7 +51,10 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
             _ => client.cancel(&lease.execution, "user unsubscribed").await?,
         };
         let record = client.get(&lease.execution).await?;
-        println!("{} attempt {}: {:?} -> {}", lease.execution, c.attempt, ended.outcome, record.public_state);
+        println!(
+            "{} attempt {}: {:?} -> {}",
+            lease.execution, c.attempt, ended.outcome, record.public_state
+        );
     }
     Ok(())
 }

@@ -3,11 +3,16 @@
 use crate::error::{Error, Result, StoreError};
 use crate::spec::ExecutionSpec;
 use crate::store::{cmd, Store};
-use ff_core::contract::execution::{self as ex, ClaimArgs, Claimed, Created, Ended, ExecutionRecord, Lease};
+use ff_core::contract::execution::{
+    self as ex, ClaimArgs, Claimed, Created, Ended, ExecutionRecord, Lease,
+};
 use ff_core::contract::{limits, Call};
 use ff_core::keys::{self, PartitionKeys};
 use ff_core::reply::Reply;
-use ff_core::{ExecutionId, Lane, LeaseId, Partition, PartitionConfig, PartitionFamily, WorkerInstance, WorkerName};
+use ff_core::{
+    ExecutionId, Lane, LeaseId, Partition, PartitionConfig, PartitionFamily, WorkerInstance,
+    WorkerName,
+};
 use std::collections::HashSet;
 use std::sync::{Arc, RwLock};
 use std::time::Duration;
@@ -23,14 +28,19 @@ pub struct Client {
 
 impl std::fmt::Debug for Client {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Client").field("config", &self.config).finish()
+        f.debug_struct("Client")
+            .field("config", &self.config)
+            .finish()
     }
 }
 
 fn millis(field: &'static str, d: Duration, min: u64, max: u64) -> Result<u64> {
     let v = u64::try_from(d.as_millis()).unwrap_or(u64::MAX);
     if v < min || v > max {
-        return Err(Error::Invalid { field, reason: format!("{v} ms is outside {min}..={max} ms") });
+        return Err(Error::Invalid {
+            field,
+            reason: format!("{v} ms is outside {min}..={max} ms"),
+        });
     }
     Ok(v)
 }
@@ -44,8 +54,15 @@ impl Client {
     /// refuse to run with counts that differ from the recorded ones), register
     /// the `default` lane and load the lane registry.
     pub async fn new(store: Arc<dyn Store>, config: PartitionConfig) -> Result<Self> {
-        config.validate().map_err(|reason| Error::Invalid { field: "partition config", reason })?;
-        let client = Self { store, config, lanes: Arc::new(RwLock::new(HashSet::new())) };
+        config.validate().map_err(|reason| Error::Invalid {
+            field: "partition config",
+            reason,
+        })?;
+        let client = Self {
+            store,
+            config,
+            lanes: Arc::new(RwLock::new(HashSet::new())),
+        };
         client.check_partition_config().await?;
         client.register_lane(&Lane::default_lane()).await?;
         Ok(client)
@@ -61,12 +78,24 @@ impl Client {
 
     async fn check_partition_config(&self) -> Result<()> {
         let c = &self.config;
-        let configured = format!("{}/{}/{}", c.flow_partitions, c.budget_partitions, c.quota_partitions);
-        let fields = [("flow_partitions", c.flow_partitions), ("budget_partitions", c.budget_partitions), ("quota_partitions", c.quota_partitions)];
+        let configured = format!(
+            "{}/{}/{}",
+            c.flow_partitions, c.budget_partitions, c.quota_partitions
+        );
+        let fields = [
+            ("flow_partitions", c.flow_partitions),
+            ("budget_partitions", c.budget_partitions),
+            ("quota_partitions", c.quota_partitions),
+        ];
         let mut stored = Vec::new();
         for (field, value) in fields {
-            self.store.command(&cmd(["HSETNX", keys::CONFIG, field, &value.to_string()])).await?;
-            let got = self.store.command(&cmd(["HGET", keys::CONFIG, field])).await?;
+            self.store
+                .command(&cmd(["HSETNX", keys::CONFIG, field, &value.to_string()]))
+                .await?;
+            let got = self
+                .store
+                .command(&cmd(["HGET", keys::CONFIG, field]))
+                .await?;
             stored.push(got.text().unwrap_or_default());
         }
         let stored = stored.join("/");
@@ -78,8 +107,13 @@ impl Client {
 
     /// Make a lane known: creates and claims name only registered lanes.
     pub async fn register_lane(&self, lane: &Lane) -> Result<()> {
-        self.store.command(&cmd(["SADD", keys::LANES, lane.as_str()])).await?;
-        self.lanes.write().expect("lane cache lock").insert(lane.as_str().to_owned());
+        self.store
+            .command(&cmd(["SADD", keys::LANES, lane.as_str()]))
+            .await?;
+        self.lanes
+            .write()
+            .expect("lane cache lock")
+            .insert(lane.as_str().to_owned());
         Ok(())
     }
 
@@ -98,20 +132,33 @@ impl Client {
                     cache.insert(n);
                     out.push(l);
                 }
-                Err(e) => tracing::warn!(lane = %n, error = %e, "skipping malformed lane in the registry"),
+                Err(e) => {
+                    tracing::warn!(lane = %n, error = %e, "skipping malformed lane in the registry")
+                }
             }
         }
         Ok(out)
     }
 
     async fn check_lane(&self, lane: &Lane) -> Result<()> {
-        if self.lanes.read().expect("lane cache lock").contains(lane.as_str()) {
+        if self
+            .lanes
+            .read()
+            .expect("lane cache lock")
+            .contains(lane.as_str())
+        {
             return Ok(());
         }
         // Another process may have registered it since we last looked.
-        let reply = self.store.command(&cmd(["SISMEMBER", keys::LANES, lane.as_str()])).await?;
+        let reply = self
+            .store
+            .command(&cmd(["SISMEMBER", keys::LANES, lane.as_str()]))
+            .await?;
         if reply.int() == Some(1) {
-            self.lanes.write().expect("lane cache lock").insert(lane.as_str().to_owned());
+            self.lanes
+                .write()
+                .expect("lane cache lock")
+                .insert(lane.as_str().to_owned());
             return Ok(());
         }
         Err(ff_core::FfError::UnknownLane(lane.as_str().to_owned()).into())
@@ -119,10 +166,14 @@ impl Client {
 
     async fn call(&self, call: &Call) -> Result<Reply> {
         let span = tracing::debug_span!("fcall", function = call.function);
-        self.store.fcall(call).instrument(span).await.map_err(|e: StoreError| {
-            tracing::warn!(function = call.function, error = %e, "fcall failed");
-            Error::Store(e)
-        })
+        self.store
+            .fcall(call)
+            .instrument(span)
+            .await
+            .map_err(|e: StoreError| {
+                tracing::warn!(function = call.function, error = %e, "fcall failed");
+                Error::Store(e)
+            })
     }
 
     /// Create an execution.
@@ -137,8 +188,20 @@ impl Client {
 
     /// Claim up to `max` eligible executions of `lane`, from any partition,
     /// highest priority (then oldest) first.
-    pub async fn claim(&self, lane: &Lane, worker: &WorkerName, instance: &WorkerInstance, lease_ttl: Duration, max: usize) -> Result<Vec<Claimed>> {
-        millis("lease_ttl", lease_ttl, limits::MIN_LEASE_MS, limits::MAX_LEASE_MS)?;
+    pub async fn claim(
+        &self,
+        lane: &Lane,
+        worker: &WorkerName,
+        instance: &WorkerInstance,
+        lease_ttl: Duration,
+        max: usize,
+    ) -> Result<Vec<Claimed>> {
+        millis(
+            "lease_ttl",
+            lease_ttl,
+            limits::MIN_LEASE_MS,
+            limits::MAX_LEASE_MS,
+        )?;
         self.check_lane(lane).await?;
         let max = max.clamp(1, limits::MAX_CLAIM_BATCH);
         // One pipelined round: the head of each partition's eligible index.
@@ -148,14 +211,26 @@ impl Client {
             .command_many(
                 &partitions
                     .iter()
-                    .map(|p| cmd(["ZRANGE", &PartitionKeys::new(*p).eligible(lane), "0", "0", "WITHSCORES"]))
+                    .map(|p| {
+                        cmd([
+                            "ZRANGE",
+                            &PartitionKeys::new(*p).eligible(lane),
+                            "0",
+                            "0",
+                            "WITHSCORES",
+                        ])
+                    })
                     .collect::<Vec<_>>(),
             )
             .await;
         let mut ready: Vec<(f64, Partition)> = Vec::new();
         for (p, head) in partitions.iter().zip(heads) {
             if let Reply::Array(items) = head? {
-                if let Some(score) = items.get(1).and_then(Reply::text).and_then(|s| s.parse::<f64>().ok()) {
+                if let Some(score) = items
+                    .get(1)
+                    .and_then(Reply::text)
+                    .and_then(|s| s.parse::<f64>().ok())
+                {
                     ready.push((score, *p));
                 }
             }
@@ -166,16 +241,35 @@ impl Client {
             if out.len() >= max {
                 break;
             }
-            out.extend(self.claim_in(p, lane, worker, instance, lease_ttl, max - out.len()).await?);
+            out.extend(
+                self.claim_in(p, lane, worker, instance, lease_ttl, max - out.len())
+                    .await?,
+            );
         }
         Ok(out)
     }
 
     /// Claim up to `max` eligible executions of `lane` in one partition (one FCALL).
-    pub async fn claim_in(&self, partition: Partition, lane: &Lane, worker: &WorkerName, instance: &WorkerInstance, lease_ttl: Duration, max: usize) -> Result<Vec<Claimed>> {
-        let lease_ttl_ms = millis("lease_ttl", lease_ttl, limits::MIN_LEASE_MS, limits::MAX_LEASE_MS)?;
+    pub async fn claim_in(
+        &self,
+        partition: Partition,
+        lane: &Lane,
+        worker: &WorkerName,
+        instance: &WorkerInstance,
+        lease_ttl: Duration,
+        max: usize,
+    ) -> Result<Vec<Claimed>> {
+        let lease_ttl_ms = millis(
+            "lease_ttl",
+            lease_ttl,
+            limits::MIN_LEASE_MS,
+            limits::MAX_LEASE_MS,
+        )?;
         if max == 0 || max > limits::MAX_CLAIM_BATCH {
-            return Err(Error::Invalid { field: "max", reason: format!("{max} is outside 1..={}", limits::MAX_CLAIM_BATCH) });
+            return Err(Error::Invalid {
+                field: "max",
+                reason: format!("{max} is outside 1..={}", limits::MAX_CLAIM_BATCH),
+            });
         }
         let args = ClaimArgs {
             partition,
@@ -183,7 +277,9 @@ impl Client {
             worker: worker.clone(),
             instance: instance.clone(),
             lease_ttl_ms,
-            lease_ids: (0..max).map(|_| LeaseId::from_u128(random_u128())).collect(),
+            lease_ids: (0..max)
+                .map(|_| LeaseId::from_u128(random_u128()))
+                .collect(),
         };
         let claimed = ex::decode_claim(&self.call(&ex::claim(&args)).await?)?;
         for c in &claimed {
@@ -201,30 +297,49 @@ impl Client {
     /// Finish successfully with `result`.
     pub async fn complete(&self, lease: &Lease, result: &[u8]) -> Result<Ended> {
         if result.len() > limits::MAX_PAYLOAD_BYTES {
-            return Err(ff_core::FfError::PayloadTooLarge { len: result.len() as u64, max: limits::MAX_PAYLOAD_BYTES as u64 }.into());
+            return Err(ff_core::FfError::PayloadTooLarge {
+                len: result.len() as u64,
+                max: limits::MAX_PAYLOAD_BYTES as u64,
+            }
+            .into());
         }
-        Ok(ex::decode_ended("ff_complete", &self.call(&ex::complete(lease, result)).await?)?)
+        Ok(ex::decode_ended(
+            "ff_complete",
+            &self.call(&ex::complete(lease, result)).await?,
+        )?)
     }
 
     /// Report a failed attempt. With `retryable` and retries left, the
     /// execution is delayed by the retry policy's backoff; otherwise it fails.
     pub async fn fail(&self, lease: &Lease, error: &str, retryable: bool) -> Result<Ended> {
-        Ok(ex::decode_ended("ff_fail", &self.call(&ex::fail(lease, error, retryable)).await?)?)
+        Ok(ex::decode_ended(
+            "ff_fail",
+            &self.call(&ex::fail(lease, error, retryable)).await?,
+        )?)
     }
 
     /// Give the execution back, due again after `delay` (uses no retry).
     pub async fn delay(&self, lease: &Lease, delay: Duration) -> Result<Ended> {
         let delay = millis("delay", delay, 0, limits::MAX_DURATION_MS)?;
-        Ok(ex::decode_ended("ff_delay", &self.call(&ex::delay(lease, delay)).await?)?)
+        Ok(ex::decode_ended(
+            "ff_delay",
+            &self.call(&ex::delay(lease, delay)).await?,
+        )?)
     }
 
     /// Cancel a non-terminal execution (an active one loses its lease).
     pub async fn cancel(&self, execution: &ExecutionId, reason: &str) -> Result<Ended> {
         self.check_partition(execution)?;
         if reason.len() > limits::MAX_REASON_BYTES {
-            return Err(Error::Invalid { field: "reason", reason: format!("longer than {} bytes", limits::MAX_REASON_BYTES) });
+            return Err(Error::Invalid {
+                field: "reason",
+                reason: format!("longer than {} bytes", limits::MAX_REASON_BYTES),
+            });
         }
-        Ok(ex::decode_ended("ff_cancel", &self.call(&ex::cancel(execution, reason)).await?)?)
+        Ok(ex::decode_ended(
+            "ff_cancel",
+            &self.call(&ex::cancel(execution, reason)).await?,
+        )?)
     }
 
     /// Read one execution.
@@ -237,7 +352,11 @@ impl Client {
         if execution.partition_index() >= self.config.flow_partitions {
             return Err(Error::Invalid {
                 field: "execution id",
-                reason: format!("partition {} is outside this deployment's {} partitions", execution.partition_index(), self.config.flow_partitions),
+                reason: format!(
+                    "partition {} is outside this deployment's {} partitions",
+                    execution.partition_index(),
+                    self.config.flow_partitions
+                ),
             });
         }
         Ok(())
@@ -248,14 +367,28 @@ impl Client {
 /// on a schedule; tests and operators may run one by hand).
 impl Client {
     /// Promote up to `max` due delayed executions of one partition.
-    pub async fn promote_delayed(&self, partition: Partition, max: u32) -> Result<ff_core::contract::scan::BatchOutcome> {
+    pub async fn promote_delayed(
+        &self,
+        partition: Partition,
+        max: u32,
+    ) -> Result<ff_core::contract::scan::BatchOutcome> {
         use ff_core::contract::scan;
-        Ok(scan::decode_batch("ff_promote_delayed", &self.call(&scan::promote_delayed(partition, max)).await?)?)
+        Ok(scan::decode_batch(
+            "ff_promote_delayed",
+            &self.call(&scan::promote_delayed(partition, max)).await?,
+        )?)
     }
 
     /// Reclaim up to `max` expired leases of one partition.
-    pub async fn reclaim_expired(&self, partition: Partition, max: u32) -> Result<ff_core::contract::scan::BatchOutcome> {
+    pub async fn reclaim_expired(
+        &self,
+        partition: Partition,
+        max: u32,
+    ) -> Result<ff_core::contract::scan::BatchOutcome> {
         use ff_core::contract::scan;
-        Ok(scan::decode_batch("ff_reclaim_expired", &self.call(&scan::reclaim_expired(partition, max)).await?)?)
+        Ok(scan::decode_batch(
+            "ff_reclaim_expired",
+            &self.call(&scan::reclaim_expired(partition, max)).await?,
+        )?)
     }
 }

@@ -54,7 +54,10 @@ impl From<CallError> for Error {
 impl Error {
     /// True when the caller lost its lease (another worker has or had it).
     pub fn is_fenced_out(&self) -> bool {
-        matches!(self, Error::Rejected(FfError::StaleLease) | Error::Rejected(FfError::NotActive(_)))
+        matches!(
+            self,
+            Error::Rejected(FfError::StaleLease) | Error::Rejected(FfError::NotActive(_))
+        )
     }
 }
 

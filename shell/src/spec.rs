@@ -105,27 +105,49 @@ impl ExecutionSpec {
         let ms = |field: &'static str, d: Duration, min: u64| -> Result<u64> {
             let v = u64::try_from(d.as_millis()).unwrap_or(u64::MAX);
             if v < min || v > limits::MAX_DURATION_MS {
-                return Err(Error::Invalid { field, reason: format!("{v} ms is outside {min}..={} ms", limits::MAX_DURATION_MS) });
+                return Err(Error::Invalid {
+                    field,
+                    reason: format!("{v} ms is outside {min}..={} ms", limits::MAX_DURATION_MS),
+                });
             }
             Ok(v)
         };
         if self.priority > limits::MAX_PRIORITY {
-            return Err(Error::Invalid { field: "priority", reason: format!("{} exceeds {}", self.priority, limits::MAX_PRIORITY) });
+            return Err(Error::Invalid {
+                field: "priority",
+                reason: format!("{} exceeds {}", self.priority, limits::MAX_PRIORITY),
+            });
         }
         if self.payload.len() > limits::MAX_PAYLOAD_BYTES {
-            return Err(ff_core::FfError::PayloadTooLarge { len: self.payload.len() as u64, max: limits::MAX_PAYLOAD_BYTES as u64 }.into());
+            return Err(ff_core::FfError::PayloadTooLarge {
+                len: self.payload.len() as u64,
+                max: limits::MAX_PAYLOAD_BYTES as u64,
+            }
+            .into());
         }
         if self.tags.len() > limits::MAX_TAGS {
-            return Err(Error::Invalid { field: "tags", reason: format!("{} tags, at most {}", self.tags.len(), limits::MAX_TAGS) });
+            return Err(Error::Invalid {
+                field: "tags",
+                reason: format!("{} tags, at most {}", self.tags.len(), limits::MAX_TAGS),
+            });
         }
-        self.retry.validate().map_err(|reason| Error::Invalid { field: "retry", reason })?;
+        self.retry.validate().map_err(|reason| Error::Invalid {
+            field: "retry",
+            reason,
+        })?;
         let namespace = Namespace::new(self.namespace)?;
         let tags = self
             .tags
             .into_iter()
             .map(|(k, v)| {
                 if v.len() > limits::MAX_TAG_VALUE_BYTES {
-                    return Err(Error::Invalid { field: "tags", reason: format!("value of {k} is longer than {} bytes", limits::MAX_TAG_VALUE_BYTES) });
+                    return Err(Error::Invalid {
+                        field: "tags",
+                        reason: format!(
+                            "value of {k} is longer than {} bytes",
+                            limits::MAX_TAG_VALUE_BYTES
+                        ),
+                    });
                 }
                 Ok((TagName::new(k)?, v))
             })
@@ -136,7 +158,11 @@ impl ExecutionSpec {
         };
         let partition = match &idempotency {
             Some((key, _)) => key.partition(&namespace, config).index,
-            None => config.partition_of(PartitionFamily::Flow, &format!("{random:032x}")).index,
+            None => {
+                config
+                    .partition_of(PartitionFamily::Flow, &format!("{random:032x}"))
+                    .index
+            }
         };
         let execution = ExecutionId::new(partition, random);
         Ok(CreateArgs {
@@ -147,8 +173,16 @@ impl ExecutionSpec {
             priority: self.priority,
             payload: self.payload,
             delay_ms: ms("delay", self.delay, 0)?,
-            attempt_timeout_ms: self.attempt_timeout.map(|d| ms("attempt_timeout", d, 1)).transpose()?.unwrap_or(0),
-            deadline_ms: self.deadline.map(|d| ms("deadline", d, 1)).transpose()?.unwrap_or(0),
+            attempt_timeout_ms: self
+                .attempt_timeout
+                .map(|d| ms("attempt_timeout", d, 1))
+                .transpose()?
+                .unwrap_or(0),
+            deadline_ms: self
+                .deadline
+                .map(|d| ms("deadline", d, 1))
+                .transpose()?
+                .unwrap_or(0),
             retry: self.retry,
             max_reclaims: self.max_reclaims,
             retention_ms: ms("retention", self.retention, 0)?,

@@ -17,7 +17,9 @@ async fn lifecycle_on_a_cluster() {
     let c = cluster_client(cluster.urls()).await;
     let mut ids = Vec::new();
     for i in 0..30 {
-        let spec = ExecutionSpec::new("job").payload(format!("{i}")).retry(RetryPolicy::fixed(1, 0));
+        let spec = ExecutionSpec::new("job")
+            .payload(format!("{i}"))
+            .retry(RetryPolicy::fixed(1, 0));
         ids.push(c.create(spec).await.unwrap().execution);
     }
     // Spread over many partitions, so over all three masters.
@@ -29,13 +31,27 @@ async fn lifecycle_on_a_cluster() {
     assert_eq!(claimed.len(), 30);
     for (n, cl) in claimed.iter().enumerate() {
         match n % 3 {
-            0 => assert_eq!(c.complete(&cl.lease, b"ok").await.unwrap().outcome, EndOutcome::Completed),
-            1 => assert!(matches!(c.fail(&cl.lease, "e", true).await.unwrap().outcome, EndOutcome::RetryScheduled { .. })),
-            _ => assert_eq!(c.cancel(&cl.lease.execution, "stop").await.unwrap().outcome, EndOutcome::Cancelled),
+            0 => assert_eq!(
+                c.complete(&cl.lease, b"ok").await.unwrap().outcome,
+                EndOutcome::Completed
+            ),
+            1 => assert!(matches!(
+                c.fail(&cl.lease, "e", true).await.unwrap().outcome,
+                EndOutcome::RetryScheduled { .. }
+            )),
+            _ => assert_eq!(
+                c.cancel(&cl.lease.execution, "stop").await.unwrap().outcome,
+                EndOutcome::Cancelled
+            ),
         }
     }
     for p in parts {
-        c.promote_delayed(ff_engine::core::Partition::new(ff_engine::core::PartitionFamily::Flow, p), 100).await.unwrap();
+        c.promote_delayed(
+            ff_engine::core::Partition::new(ff_engine::core::PartitionFamily::Flow, p),
+            100,
+        )
+        .await
+        .unwrap();
     }
     let retried = c.claim(&lane, &w, &i, LEASE, 30).await.unwrap();
     assert_eq!(retried.len(), 10);
@@ -45,14 +61,22 @@ async fn lifecycle_on_a_cluster() {
     }
     let mut states = std::collections::BTreeMap::new();
     for e in &ids {
-        *states.entry(c.get(e).await.unwrap().public_state.as_str()).or_insert(0) += 1;
+        *states
+            .entry(c.get(e).await.unwrap().public_state.as_str())
+            .or_insert(0) += 1;
     }
     assert_eq!(states.get(PublicState::Completed.as_str()), Some(&20));
     assert_eq!(states.get(PublicState::Cancelled.as_str()), Some(&10));
 
     // Idempotent create and lease fencing hold on the cluster too.
-    let a = c.create(ExecutionSpec::new("job").idempotency_key("k", Duration::from_secs(60))).await.unwrap();
-    let b = c.create(ExecutionSpec::new("job").idempotency_key("k", Duration::from_secs(60))).await.unwrap();
+    let a = c
+        .create(ExecutionSpec::new("job").idempotency_key("k", Duration::from_secs(60)))
+        .await
+        .unwrap();
+    let b = c
+        .create(ExecutionSpec::new("job").idempotency_key("k", Duration::from_secs(60)))
+        .await
+        .unwrap();
     assert_eq!(a.execution, b.execution);
     assert!(!b.created);
 }

@@ -32,22 +32,40 @@ async fn another_version_is_replaced_on_connect() {
     let redis = TestRedis::standalone();
     let store = store(&redis.url()).await;
     let old = "#!lua name=ff\nredis.register_function{function_name='ff_version', callback=function() return {'old'} end, flags={'no-writes'}}";
-    store.command(&cmd(["FUNCTION", "LOAD", "REPLACE", old])).await.unwrap();
+    store
+        .command(&cmd(["FUNCTION", "LOAD", "REPLACE", old]))
+        .await
+        .unwrap();
     store.ensure_library().await.unwrap();
     let lib = ff_engine::store::library::library();
-    let v = store.command(&cmd(["FCALL", "ff_version", "0"])).await.unwrap();
-    assert_eq!(v, ff_engine::core::reply::Reply::Array(vec![ff_engine::core::reply::Reply::bulk(lib.version.as_str())]));
+    let v = store
+        .command(&cmd(["FCALL", "ff_version", "0"]))
+        .await
+        .unwrap();
+    assert_eq!(
+        v,
+        ff_engine::core::reply::Reply::Array(vec![ff_engine::core::reply::Reply::bulk(
+            lib.version.as_str()
+        )])
+    );
 }
 
 #[tokio::test]
 async fn partition_counts_are_recorded_and_checked() {
     let redis = TestRedis::standalone();
     let store = store(&redis.url()).await;
-    Client::new(store.clone(), PartitionConfig::default()).await.unwrap();
-    let other = PartitionConfig { flow_partitions: 64, ..Default::default() };
+    Client::new(store.clone(), PartitionConfig::default())
+        .await
+        .unwrap();
+    let other = PartitionConfig {
+        flow_partitions: 64,
+        ..Default::default()
+    };
     let err = Client::new(store.clone(), other).await.unwrap_err();
     assert!(matches!(err, Error::PartitionMismatch { .. }), "{err:?}");
     assert!(err.to_string().contains("256/32/32"), "{err}");
     // The recorded counts are unchanged and the right config still works.
-    Client::new(store, PartitionConfig::default()).await.unwrap();
+    Client::new(store, PartitionConfig::default())
+        .await
+        .unwrap();
 }

@@ -16,7 +16,15 @@ async fn happy_path_create_claim_renew_complete() {
     let redis = TestRedis::standalone();
     let store = store(&redis.url()).await;
     let c = client(&redis.url()).await;
-    let created = c.create(ExecutionSpec::new("resize").payload("img-1").priority(5).tag("tenant", "acme")).await.unwrap();
+    let created = c
+        .create(
+            ExecutionSpec::new("resize")
+                .payload("img-1")
+                .priority(5)
+                .tag("tenant", "acme"),
+        )
+        .await
+        .unwrap();
     assert!(created.created);
     assert_eq!(created.state, PublicState::Waiting);
     let eid = created.execution.clone();
@@ -27,7 +35,10 @@ async fn happy_path_create_claim_renew_complete() {
     assert_eq!(rec.payload, b"img-1");
     assert_eq!(rec.priority, 5);
     assert_eq!(rec.tags.get("tenant").map(String::as_str), Some("acme"));
-    assert_eq!(zmembers(&*store, &pk.eligible(&rec.lane)).await, vec![eid.to_string()]);
+    assert_eq!(
+        zmembers(&*store, &pk.eligible(&rec.lane)).await,
+        vec![eid.to_string()]
+    );
 
     let claimed = claim_one(&c).await;
     assert_eq!(claimed.lease.execution, eid);
@@ -40,11 +51,17 @@ async fn happy_path_create_claim_renew_complete() {
     assert_eq!(rec.lease.as_ref(), Some(&claimed.lease));
     assert_eq!(rec.attempt_state, Some(AttemptState::Running));
     assert!(zmembers(&*store, &pk.eligible(&rec.lane)).await.is_empty());
-    assert_eq!(zmembers(&*store, &pk.lease_expiry()).await, vec![eid.to_string()]);
+    assert_eq!(
+        zmembers(&*store, &pk.lease_expiry()).await,
+        vec![eid.to_string()]
+    );
 
     let before = rec.lease_expires_at_ms.unwrap();
     tokio::time::sleep(Duration::from_millis(5)).await;
-    let renewed = c.renew(&claimed.lease, Duration::from_secs(60)).await.unwrap();
+    let renewed = c
+        .renew(&claimed.lease, Duration::from_secs(60))
+        .await
+        .unwrap();
     assert!(renewed > before);
 
     let ended = c.complete(&claimed.lease, b"done").await.unwrap();
@@ -56,7 +73,10 @@ async fn happy_path_create_claim_renew_complete() {
     assert_eq!(rec.attempt_state, Some(AttemptState::Succeeded));
     assert!(rec.lease.is_none());
     assert!(zmembers(&*store, &pk.lease_expiry()).await.is_empty());
-    assert_eq!(zmembers(&*store, &pk.terminal()).await, vec![eid.to_string()]);
+    assert_eq!(
+        zmembers(&*store, &pk.terminal()).await,
+        vec![eid.to_string()]
+    );
 }
 
 #[tokio::test]
@@ -65,7 +85,11 @@ async fn retry_with_backoff_then_success() {
     let store = store(&redis.url()).await;
     let c = client(&redis.url()).await;
     let policy = RetryPolicy::exponential(3, 40, 1_000);
-    let eid = c.create(ExecutionSpec::new("flaky").retry(policy)).await.unwrap().execution;
+    let eid = c
+        .create(ExecutionSpec::new("flaky").retry(policy))
+        .await
+        .unwrap()
+        .execution;
 
     for n in 1..=2u32 {
         let claimed = claim_one(&c).await;
@@ -73,10 +97,15 @@ async fn retry_with_backoff_then_success() {
         let t0 = server_ms(&*store).await;
         let ended = c.fail(&claimed.lease, "boom", true).await.unwrap();
         let t1 = server_ms(&*store).await;
-        let EndOutcome::RetryScheduled { due_at_ms } = ended.outcome else { panic!("expected a retry, got {ended:?}") };
+        let EndOutcome::RetryScheduled { due_at_ms } = ended.outcome else {
+            panic!("expected a retry, got {ended:?}")
+        };
         // The Lua backoff agrees with core's formula.
         let backoff = policy.backoff_ms(n);
-        assert!(due_at_ms >= t0 + backoff && due_at_ms <= t1 + backoff, "due {due_at_ms} not in [{t0}+{backoff}, {t1}+{backoff}]");
+        assert!(
+            due_at_ms >= t0 + backoff && due_at_ms <= t1 + backoff,
+            "due {due_at_ms} not in [{t0}+{backoff}, {t1}+{backoff}]"
+        );
         let rec = c.get(&eid).await.unwrap();
         assert_eq!(rec.public_state, PublicState::Delayed);
         assert_eq!(rec.retries, n);
@@ -101,21 +130,44 @@ async fn retry_with_backoff_then_success() {
 async fn retries_exhausted_and_non_retryable_fail() {
     let redis = TestRedis::standalone();
     let c = client(&redis.url()).await;
-    let eid = c.create(ExecutionSpec::new("job").retry(RetryPolicy::fixed(1, 0))).await.unwrap().execution;
+    let eid = c
+        .create(ExecutionSpec::new("job").retry(RetryPolicy::fixed(1, 0)))
+        .await
+        .unwrap()
+        .execution;
     let first = claim_one(&c).await;
-    assert!(matches!(c.fail(&first.lease, "e1", true).await.unwrap().outcome, EndOutcome::RetryScheduled { .. }));
-    assert_eq!(c.promote_delayed(eid.partition(), 10).await.unwrap().acted, 1);
+    assert!(matches!(
+        c.fail(&first.lease, "e1", true).await.unwrap().outcome,
+        EndOutcome::RetryScheduled { .. }
+    ));
+    assert_eq!(
+        c.promote_delayed(eid.partition(), 10).await.unwrap().acted,
+        1
+    );
     let second = claim_one(&c).await;
     assert_eq!(second.lease.epoch, 2);
-    assert_eq!(c.fail(&second.lease, "e2", true).await.unwrap().outcome, EndOutcome::Failed);
+    assert_eq!(
+        c.fail(&second.lease, "e2", true).await.unwrap().outcome,
+        EndOutcome::Failed
+    );
     let rec = c.get(&eid).await.unwrap();
     assert_eq!(rec.public_state, PublicState::Failed);
     assert_eq!(rec.last_error.as_deref(), Some("e2"));
 
     // A non-retryable failure is final even with retries left.
-    let eid = c.create(ExecutionSpec::new("job").retry(RetryPolicy::fixed(5, 0))).await.unwrap().execution;
+    let eid = c
+        .create(ExecutionSpec::new("job").retry(RetryPolicy::fixed(5, 0)))
+        .await
+        .unwrap()
+        .execution;
     let claimed = claim_one(&c).await;
-    assert_eq!(c.fail(&claimed.lease, "bad input", false).await.unwrap().outcome, EndOutcome::Failed);
+    assert_eq!(
+        c.fail(&claimed.lease, "bad input", false)
+            .await
+            .unwrap()
+            .outcome,
+        EndOutcome::Failed
+    );
     assert_eq!(c.get(&eid).await.unwrap().public_state, PublicState::Failed);
 }
 
@@ -133,21 +185,38 @@ async fn cancel_waiting_active_and_terminal() {
     let rec = c.get(&waiting).await.unwrap();
     assert_eq!(rec.public_state, PublicState::Cancelled);
     assert_eq!(rec.last_error.as_deref(), Some("not needed"));
-    assert!(zmembers(&*store, &PartitionKeys::of(&waiting).eligible(&rec.lane)).await.is_empty());
+    assert!(
+        zmembers(&*store, &PartitionKeys::of(&waiting).eligible(&rec.lane))
+            .await
+            .is_empty()
+    );
 
     c.create(ExecutionSpec::new("job")).await.unwrap();
     let claimed = claim_one(&c).await;
-    c.cancel(&claimed.lease.execution, "operator").await.unwrap();
+    c.cancel(&claimed.lease.execution, "operator")
+        .await
+        .unwrap();
     let err = c.complete(&claimed.lease, b"late").await.unwrap_err();
     assert!(err.is_fenced_out(), "{err:?}");
-    assert_eq!(c.get(&claimed.lease.execution).await.unwrap().public_state, PublicState::Cancelled);
-    assert!(zmembers(&*store, &PartitionKeys::of(&claimed.lease.execution).lease_expiry()).await.is_empty());
+    assert_eq!(
+        c.get(&claimed.lease.execution).await.unwrap().public_state,
+        PublicState::Cancelled
+    );
+    assert!(zmembers(
+        &*store,
+        &PartitionKeys::of(&claimed.lease.execution).lease_expiry()
+    )
+    .await
+    .is_empty());
 
     let done = c.create(ExecutionSpec::new("job")).await.unwrap().execution;
     let claimed = claim_one(&c).await;
     c.complete(&claimed.lease, b"").await.unwrap();
     let err = c.cancel(&done, "too late").await.unwrap_err();
-    assert!(matches!(err, ff_engine::Error::Rejected(ff_engine::core::FfError::AlreadyTerminal(ref o)) if o == "success"), "{err:?}");
+    assert!(
+        matches!(err, ff_engine::Error::Rejected(ff_engine::core::FfError::AlreadyTerminal(ref o)) if o == "success"),
+        "{err:?}"
+    );
 }
 
 #[tokio::test]
@@ -155,23 +224,45 @@ async fn worker_delay_reschedules_without_using_a_retry() {
     let redis = TestRedis::standalone();
     let store = store(&redis.url()).await;
     let c = client(&redis.url()).await;
-    let eid = c.create(ExecutionSpec::new("poll").retry(RetryPolicy::none())).await.unwrap().execution;
+    let eid = c
+        .create(ExecutionSpec::new("poll").retry(RetryPolicy::none()))
+        .await
+        .unwrap()
+        .execution;
     let claimed = claim_one(&c).await;
     let t0 = server_ms(&*store).await;
-    let ended = c.delay(&claimed.lease, Duration::from_millis(50)).await.unwrap();
-    let EndOutcome::Delayed { due_at_ms } = ended.outcome else { panic!("{ended:?}") };
+    let ended = c
+        .delay(&claimed.lease, Duration::from_millis(50))
+        .await
+        .unwrap();
+    let EndOutcome::Delayed { due_at_ms } = ended.outcome else {
+        panic!("{ended:?}")
+    };
     assert!(due_at_ms >= t0 + 50);
     let rec = c.get(&eid).await.unwrap();
     assert_eq!(rec.public_state, PublicState::Delayed);
     assert_eq!(rec.delayed_until_ms, Some(due_at_ms));
     assert_eq!(rec.retries, 0);
-    assert_eq!(zmembers(&*store, &PartitionKeys::of(&eid).delayed()).await, vec![eid.to_string()]);
+    assert_eq!(
+        zmembers(&*store, &PartitionKeys::of(&eid).delayed()).await,
+        vec![eid.to_string()]
+    );
     // The lease ended with the delay: renewing it is refused.
-    assert!(c.renew(&claimed.lease, LEASE).await.unwrap_err().is_fenced_out());
+    assert!(c
+        .renew(&claimed.lease, LEASE)
+        .await
+        .unwrap_err()
+        .is_fenced_out());
     // Promotion waits for the due time.
-    assert_eq!(c.promote_delayed(eid.partition(), 10).await.unwrap().acted, 0);
+    assert_eq!(
+        c.promote_delayed(eid.partition(), 10).await.unwrap().acted,
+        0
+    );
     tokio::time::sleep(Duration::from_millis(60)).await;
-    assert_eq!(c.promote_delayed(eid.partition(), 10).await.unwrap().acted, 1);
+    assert_eq!(
+        c.promote_delayed(eid.partition(), 10).await.unwrap().acted,
+        1
+    );
     let again = claim_one(&c).await;
     assert_eq!(again.attempt, 2);
     assert_eq!(again.lease.epoch, 2);
@@ -182,15 +273,27 @@ async fn worker_delay_reschedules_without_using_a_retry() {
 async fn delayed_create_is_not_claimable_until_promoted() {
     let redis = TestRedis::standalone();
     let c = client(&redis.url()).await;
-    let eid = c.create(ExecutionSpec::new("later").delay(Duration::from_millis(80))).await.unwrap();
+    let eid = c
+        .create(ExecutionSpec::new("later").delay(Duration::from_millis(80)))
+        .await
+        .unwrap();
     assert_eq!(eid.state, PublicState::Delayed);
     let (lane, w, i) = worker();
     assert!(c.claim(&lane, &w, &i, LEASE, 5).await.unwrap().is_empty());
-    let early = c.promote_delayed(eid.execution.partition(), 10).await.unwrap();
+    let early = c
+        .promote_delayed(eid.execution.partition(), 10)
+        .await
+        .unwrap();
     assert_eq!(early.acted, 0);
     assert!(early.next_due_ms.is_some());
     tokio::time::sleep(Duration::from_millis(90)).await;
-    assert_eq!(c.promote_delayed(eid.execution.partition(), 10).await.unwrap().acted, 1);
+    assert_eq!(
+        c.promote_delayed(eid.execution.partition(), 10)
+            .await
+            .unwrap()
+            .acted,
+        1
+    );
     assert_eq!(claim_one(&c).await.lease.execution, eid.execution);
 }
 
@@ -198,11 +301,29 @@ async fn delayed_create_is_not_claimable_until_promoted() {
 async fn priority_orders_claims_within_a_partition_and_across() {
     let redis = TestRedis::standalone();
     let c = client(&redis.url()).await;
-    let low = c.create(ExecutionSpec::new("j").priority(1)).await.unwrap().execution;
-    let high = c.create(ExecutionSpec::new("j").priority(9)).await.unwrap().execution;
-    let mid = c.create(ExecutionSpec::new("j").priority(5)).await.unwrap().execution;
+    let low = c
+        .create(ExecutionSpec::new("j").priority(1))
+        .await
+        .unwrap()
+        .execution;
+    let high = c
+        .create(ExecutionSpec::new("j").priority(9))
+        .await
+        .unwrap()
+        .execution;
+    let mid = c
+        .create(ExecutionSpec::new("j").priority(5))
+        .await
+        .unwrap()
+        .execution;
     let (lane, w, i) = worker();
-    let got: Vec<_> = c.claim(&lane, &w, &i, LEASE, 3).await.unwrap().into_iter().map(|c| c.lease.execution).collect();
+    let got: Vec<_> = c
+        .claim(&lane, &w, &i, LEASE, 3)
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|c| c.lease.execution)
+        .collect();
     assert_eq!(got, vec![high, mid, low]);
 }
 
@@ -212,14 +333,23 @@ async fn stale_lease_is_fenced_out_and_changes_nothing() {
     let c = client(&redis.url()).await;
     let eid = c.create(ExecutionSpec::new("job")).await.unwrap().execution;
     let first = c
-        .claim(&worker().0, &worker().1, &worker().2, Duration::from_millis(100), 1)
+        .claim(
+            &worker().0,
+            &worker().1,
+            &worker().2,
+            Duration::from_millis(100),
+            1,
+        )
         .await
         .unwrap()
         .pop()
         .unwrap();
     // The first lease expires and is reclaimed; a second worker claims (epoch 2).
     tokio::time::sleep(Duration::from_millis(120)).await;
-    assert_eq!(c.reclaim_expired(eid.partition(), 10).await.unwrap().acted, 1);
+    assert_eq!(
+        c.reclaim_expired(eid.partition(), 10).await.unwrap().acted,
+        1
+    );
     let second = claim_one(&c).await;
     assert_eq!(second.lease.epoch, first.lease.epoch + 1);
     assert_eq!(second.attempt, 2);
@@ -228,10 +358,18 @@ async fn stale_lease_is_fenced_out_and_changes_nothing() {
     for err in [
         c.complete(&first.lease, b"stale").await.unwrap_err(),
         c.fail(&first.lease, "stale", true).await.unwrap_err(),
-        c.delay(&first.lease, Duration::from_secs(1)).await.unwrap_err(),
+        c.delay(&first.lease, Duration::from_secs(1))
+            .await
+            .unwrap_err(),
         c.renew(&first.lease, LEASE).await.unwrap_err(),
     ] {
-        assert!(matches!(err, ff_engine::Error::Rejected(ff_engine::core::FfError::StaleLease)), "{err:?}");
+        assert!(
+            matches!(
+                err,
+                ff_engine::Error::Rejected(ff_engine::core::FfError::StaleLease)
+            ),
+            "{err:?}"
+        );
     }
     let mut after = c.get(&eid).await.unwrap();
     after.read_at_ms = before.read_at_ms;
@@ -255,15 +393,28 @@ async fn repeated_terminal_calls_replay_the_same_outcome() {
     assert_eq!(first.outcome, again.outcome);
     assert!(!first.replayed && again.replayed);
     // The same lease may not switch to another outcome.
-    assert!(c.fail(&claimed.lease, "x", false).await.unwrap_err().is_fenced_out());
+    assert!(c
+        .fail(&claimed.lease, "x", false)
+        .await
+        .unwrap_err()
+        .is_fenced_out());
 
-    c.create(ExecutionSpec::new("job").retry(RetryPolicy::fixed(3, 10_000))).await.unwrap();
+    c.create(ExecutionSpec::new("job").retry(RetryPolicy::fixed(3, 10_000)))
+        .await
+        .unwrap();
     let claimed = claim_one(&c).await;
     let first = c.fail(&claimed.lease, "x", true).await.unwrap();
     let again = c.fail(&claimed.lease, "x", true).await.unwrap();
-    assert_eq!(first.outcome, again.outcome, "a lost reply's retry must see the same due time");
+    assert_eq!(
+        first.outcome, again.outcome,
+        "a lost reply's retry must see the same due time"
+    );
     assert!(again.replayed);
-    assert_eq!(c.get(&claimed.lease.execution).await.unwrap().retries, 1, "the repeat used no second retry");
+    assert_eq!(
+        c.get(&claimed.lease.execution).await.unwrap().retries,
+        1,
+        "the repeat used no second retry"
+    );
 }
 
 #[tokio::test]
@@ -271,12 +422,33 @@ async fn idempotent_create_returns_the_first_execution() {
     let redis = TestRedis::standalone();
     let c = client(&redis.url()).await;
     let ttl = Duration::from_secs(60);
-    let a = c.create(ExecutionSpec::new("charge").idempotency_key("order-17", ttl).payload("1")).await.unwrap();
-    let b = c.create(ExecutionSpec::new("charge").idempotency_key("order-17", ttl).payload("2")).await.unwrap();
+    let a = c
+        .create(
+            ExecutionSpec::new("charge")
+                .idempotency_key("order-17", ttl)
+                .payload("1"),
+        )
+        .await
+        .unwrap();
+    let b = c
+        .create(
+            ExecutionSpec::new("charge")
+                .idempotency_key("order-17", ttl)
+                .payload("2"),
+        )
+        .await
+        .unwrap();
     assert!(a.created && !b.created);
     assert_eq!(a.execution, b.execution);
     assert_eq!(c.get(&a.execution).await.unwrap().payload, b"1");
-    let other_ns = c.create(ExecutionSpec::new("charge").namespace("tenant2").idempotency_key("order-17", ttl)).await.unwrap();
+    let other_ns = c
+        .create(
+            ExecutionSpec::new("charge")
+                .namespace("tenant2")
+                .idempotency_key("order-17", ttl),
+        )
+        .await
+        .unwrap();
     assert!(other_ns.created);
     assert_ne!(other_ns.execution, a.execution);
 }

@@ -7,7 +7,9 @@ use crate::keys::{self, IdempotencyKey, PartitionKeys};
 use crate::name::{Kind, Lane, Namespace, TagName, WorkerInstance, WorkerName};
 use crate::reply::{DecodeError, Fields, Reply};
 use crate::retry::RetryPolicy;
-use crate::state::{AttemptState, Eligibility, LifecyclePhase, PublicState, StateVector, TerminalOutcome};
+use crate::state::{
+    AttemptState, Eligibility, LifecyclePhase, PublicState, StateVector, TerminalOutcome,
+};
 use std::collections::BTreeMap;
 
 /// The fencing token of one claim: the lease id and its epoch. Only the holder
@@ -90,8 +92,14 @@ pub fn decode_create(reply: &Reply) -> Result<Created, CallError> {
     };
     let execution = parse_eid(&mut f)?;
     let state = parse_state(&mut f)?;
-    let state = state.public_state().ok_or_else(|| f.error(format!("contradictory state {state:?}")))?;
-    Ok(Created { execution, created, state })
+    let state = state
+        .public_state()
+        .ok_or_else(|| f.error(format!("contradictory state {state:?}")))?;
+    Ok(Created {
+        execution,
+        created,
+        state,
+    })
 }
 
 /// Claim up to `lease_ids.len()` eligible executions of one lane in one partition.
@@ -140,17 +148,31 @@ pub fn decode_claim(reply: &Reply) -> Result<Vec<Claimed>, CallError> {
         let execution = parse_eid(&mut f)?;
         let id = LeaseId::parse(&f.text("lease id")?).map_err(|e| f.error(e.to_string()))?;
         let epoch = non_negative(&mut f, "epoch")?;
-        let attempt = u32::try_from(f.int("attempt")?).map_err(|_| f.error("attempt out of range"))?;
+        let attempt =
+            u32::try_from(f.int("attempt")?).map_err(|_| f.error("attempt out of range"))?;
         let lease_expires_at_ms = non_negative(&mut f, "lease expiry")?;
         let kind = Kind::new(f.text("kind")?).map_err(|e| f.error(e.to_string()))?;
         let payload = f.bytes("payload")?;
-        out.push(Claimed { lease: Lease { execution, id, epoch }, attempt, lease_expires_at_ms, kind, payload });
+        out.push(Claimed {
+            lease: Lease {
+                execution,
+                id,
+                epoch,
+            },
+            attempt,
+            lease_expires_at_ms,
+            kind,
+            payload,
+        });
     }
     Ok(out)
 }
 
 fn fenced(function: &'static str, lease: &Lease) -> Call {
-    Call::new(function, vec![keys::exec(&lease.execution)]).arg(&lease.execution).arg(&lease.id).arg(lease.epoch)
+    Call::new(function, vec![keys::exec(&lease.execution)])
+        .arg(&lease.execution)
+        .arg(&lease.id)
+        .arg(lease.epoch)
 }
 
 pub fn renew(lease: &Lease, ttl_ms: u64) -> Call {
@@ -178,8 +200,12 @@ pub enum EndOutcome {
     Cancelled,
     /// Back to delayed until the given server time (ms): a retry after a
     /// failure, or a worker's own reschedule.
-    RetryScheduled { due_at_ms: u64 },
-    Delayed { due_at_ms: u64 },
+    RetryScheduled {
+        due_at_ms: u64,
+    },
+    Delayed {
+        due_at_ms: u64,
+    },
 }
 
 pub fn complete(lease: &Lease, result: &[u8]) -> Call {
@@ -195,7 +221,9 @@ pub fn delay(lease: &Lease, delay_ms: u64) -> Call {
 }
 
 pub fn cancel(execution: &ExecutionId, reason: &str) -> Call {
-    Call::new("ff_cancel", vec![keys::exec(execution)]).arg(execution).arg(reason)
+    Call::new("ff_cancel", vec![keys::exec(execution)])
+        .arg(execution)
+        .arg(reason)
 }
 
 /// Decodes the reply of complete, fail, delay and cancel: `{1, outcome, due_ms, replayed}`.
@@ -216,7 +244,9 @@ pub fn decode_ended(function: &'static str, reply: &Reply) -> Result<Ended, Call
 }
 
 pub fn get(execution: &ExecutionId) -> Call {
-    Call::new("ff_get", vec![keys::exec(execution)]).arg(execution).read_only()
+    Call::new("ff_get", vec![keys::exec(execution)])
+        .arg(execution)
+        .read_only()
 }
 
 /// One execution as stored, decoded and checked.
@@ -270,15 +300,26 @@ pub fn decode_get(reply: &Reply) -> Result<ExecutionRecord, CallError> {
 impl ExecutionRecord {
     /// Decode the fields of an execution hash. A record that breaks the state
     /// model is reported, never guessed at.
-    pub fn from_fields(m: &BTreeMap<String, Vec<u8>>, read_at_ms: u64) -> Result<Self, DecodeError> {
-        let err = |reason: String| DecodeError { function: "ff_get", reason };
-        let text = |k: &str| -> Option<String> { m.get(k).map(|v| String::from_utf8_lossy(v).into_owned()) };
+    pub fn from_fields(
+        m: &BTreeMap<String, Vec<u8>>,
+        read_at_ms: u64,
+    ) -> Result<Self, DecodeError> {
+        let err = |reason: String| DecodeError {
+            function: "ff_get",
+            reason,
+        };
+        let text = |k: &str| -> Option<String> {
+            m.get(k).map(|v| String::from_utf8_lossy(v).into_owned())
+        };
         let req = |k: &str| text(k).ok_or_else(|| err(format!("field {k} missing")));
         let num = |k: &str| -> Result<Option<u64>, DecodeError> {
             match text(k) {
                 None => Ok(None),
                 Some(s) if s.is_empty() => Ok(None),
-                Some(s) => s.parse::<u64>().map(Some).map_err(|_| err(format!("field {k} = {s:?} is not a number"))),
+                Some(s) => s
+                    .parse::<u64>()
+                    .map(Some)
+                    .map_err(|_| err(format!("field {k} = {s:?} is not a number"))),
             }
         };
         let num0 = |k: &str| num(k).map(|v| v.unwrap_or(0));
@@ -291,14 +332,24 @@ impl ExecutionRecord {
         let phase = LifecyclePhase::parse(&req("phase")?).ok_or_else(|| err("bad phase".into()))?;
         let eligibility = match nonempty("elig") {
             None => None,
-            Some(s) => Some(Eligibility::parse(&s).ok_or_else(|| err(format!("bad eligibility {s:?}")))?),
+            Some(s) => {
+                Some(Eligibility::parse(&s).ok_or_else(|| err(format!("bad eligibility {s:?}")))?)
+            }
         };
         let outcome = match nonempty("outcome") {
             None => None,
-            Some(s) => Some(TerminalOutcome::parse(&s).ok_or_else(|| err(format!("bad outcome {s:?}")))?),
+            Some(s) => {
+                Some(TerminalOutcome::parse(&s).ok_or_else(|| err(format!("bad outcome {s:?}")))?)
+            }
         };
-        let state = StateVector { phase, eligibility, outcome };
-        let public_state = state.public_state().ok_or_else(|| err(format!("contradictory state {state:?}")))?;
+        let state = StateVector {
+            phase,
+            eligibility,
+            outcome,
+        };
+        let public_state = state
+            .public_state()
+            .ok_or_else(|| err(format!("contradictory state {state:?}")))?;
         let lease_epoch = num0("epoch")?;
         let lease = match (phase, nonempty("lease_id")) {
             (LifecyclePhase::Active, Some(id)) => Some(Lease {
@@ -311,11 +362,16 @@ impl ExecutionRecord {
         };
         let attempt_state = match nonempty("att_state") {
             None => None,
-            Some(s) => Some(AttemptState::parse(&s).ok_or_else(|| err(format!("bad attempt state {s:?}")))?),
+            Some(s) => Some(
+                AttemptState::parse(&s).ok_or_else(|| err(format!("bad attempt state {s:?}")))?,
+            ),
         };
         let tags = m
             .iter()
-            .filter_map(|(k, v)| k.strip_prefix("tag.").map(|t| (t.to_owned(), String::from_utf8_lossy(v).into_owned())))
+            .filter_map(|(k, v)| {
+                k.strip_prefix("tag.")
+                    .map(|t| (t.to_owned(), String::from_utf8_lossy(v).into_owned()))
+            })
             .collect();
         Ok(Self {
             namespace: Namespace::new(req("ns")?).map_err(|e| err(e.to_string()))?,
@@ -330,10 +386,26 @@ impl ExecutionRecord {
             reclaims: small("reclaims")?,
             lease_epoch,
             lease,
-            lease_expires_at_ms: if phase == LifecyclePhase::Active { num("lease_exp")? } else { None },
-            worker: if phase == LifecyclePhase::Active { nonempty("worker") } else { None },
-            worker_instance: if phase == LifecyclePhase::Active { nonempty("wi") } else { None },
-            delayed_until_ms: if eligibility == Some(Eligibility::Delayed) { num("due")? } else { None },
+            lease_expires_at_ms: if phase == LifecyclePhase::Active {
+                num("lease_exp")?
+            } else {
+                None
+            },
+            worker: if phase == LifecyclePhase::Active {
+                nonempty("worker")
+            } else {
+                None
+            },
+            worker_instance: if phase == LifecyclePhase::Active {
+                nonempty("wi")
+            } else {
+                None
+            },
+            delayed_until_ms: if eligibility == Some(Eligibility::Delayed) {
+                num("due")?
+            } else {
+                None
+            },
             deadline_at_ms: num("deadline")?,
             attempt_timeout_ms: num0("att_timeout")?,
             retry: RetryPolicy::decode(&req("retry")?).map_err(|e| err(e.to_string()))?,
@@ -359,18 +431,27 @@ fn parse_eid(f: &mut Fields<'_>) -> Result<ExecutionId, DecodeError> {
 /// The three stored state dimensions `phase, elig, outcome` ('' for none).
 fn parse_state(f: &mut Fields<'_>) -> Result<StateVector, DecodeError> {
     let phase = f.text("phase")?;
-    let phase = LifecyclePhase::parse(&phase).ok_or_else(|| f.error(format!("unknown phase {phase:?}")))?;
+    let phase =
+        LifecyclePhase::parse(&phase).ok_or_else(|| f.error(format!("unknown phase {phase:?}")))?;
     let elig = f.text("eligibility")?;
     let eligibility = match elig.as_str() {
         "" => None,
-        s => Some(Eligibility::parse(s).ok_or_else(|| f.error(format!("unknown eligibility {s:?}")))?),
+        s => Some(
+            Eligibility::parse(s).ok_or_else(|| f.error(format!("unknown eligibility {s:?}")))?,
+        ),
     };
     let outcome = f.text("outcome")?;
     let outcome = match outcome.as_str() {
         "" => None,
-        s => Some(TerminalOutcome::parse(s).ok_or_else(|| f.error(format!("unknown outcome {s:?}")))?),
+        s => Some(
+            TerminalOutcome::parse(s).ok_or_else(|| f.error(format!("unknown outcome {s:?}")))?,
+        ),
     };
-    Ok(StateVector { phase, eligibility, outcome })
+    Ok(StateVector {
+        phase,
+        eligibility,
+        outcome,
+    })
 }
 
 fn non_negative(f: &mut Fields<'_>, what: &str) -> Result<u64, DecodeError> {
@@ -381,5 +462,8 @@ fn non_negative(f: &mut Fields<'_>, what: &str) -> Result<u64, DecodeError> {
 /// Map a rejection of a fenced call for callers that only care whether they
 /// still hold the lease.
 pub fn is_fenced_out(e: &CallError) -> bool {
-    matches!(e, CallError::Rejected(FfError::StaleLease) | CallError::Rejected(FfError::NotActive(_)))
+    matches!(
+        e,
+        CallError::Rejected(FfError::StaleLease) | CallError::Rejected(FfError::NotActive(_))
+    )
 }

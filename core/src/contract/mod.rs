@@ -32,7 +32,12 @@ pub struct Call {
 
 impl Call {
     pub fn new(function: &'static str, keys: Vec<String>) -> Self {
-        Self { function, keys, args: Vec::new(), read_only: false }
+        Self {
+            function,
+            keys,
+            args: Vec::new(),
+            read_only: false,
+        }
     }
 
     pub fn arg(mut self, a: impl ToString) -> Self {
@@ -66,15 +71,31 @@ pub enum CallError {
 pub fn ok_fields<'a>(function: &'static str, reply: &'a Reply) -> Result<Fields<'a>, CallError> {
     let items = match reply {
         Reply::Array(items) => items,
-        Reply::Error(e) => return Err(DecodeError { function, reason: format!("server error: {e}") }.into()),
-        other => return Err(DecodeError { function, reason: format!("expected an array, got {other:?}") }.into()),
+        Reply::Error(e) => {
+            return Err(DecodeError {
+                function,
+                reason: format!("server error: {e}"),
+            }
+            .into())
+        }
+        other => {
+            return Err(DecodeError {
+                function,
+                reason: format!("expected an array, got {other:?}"),
+            }
+            .into())
+        }
     };
     let mut f = Fields::new(function, items);
     match f.int("status")? {
         1 => Ok(f),
         0 => {
             let code = f.text("error code")?;
-            let detail = if f.remaining() > 0 { f.text("error detail")? } else { String::new() };
+            let detail = if f.remaining() > 0 {
+                f.text("error detail")?
+            } else {
+                String::new()
+            };
             Err(FfError::from_code(&code, &detail).into())
         }
         s => Err(f.error(format!("status {s} is neither 0 nor 1")).into()),

@@ -18,17 +18,28 @@ pub struct BatchOutcome {
 
 /// Due delayed executions become eligible.
 pub fn promote_delayed(partition: Partition, max: u32) -> Call {
-    Call::new("ff_promote_delayed", vec![PartitionKeys::new(partition).delayed()]).arg(max)
+    Call::new(
+        "ff_promote_delayed",
+        vec![PartitionKeys::new(partition).delayed()],
+    )
+    .arg(max)
 }
 
 /// Expired leases are reclaimed.
 pub fn reclaim_expired(partition: Partition, max: u32) -> Call {
-    Call::new("ff_reclaim_expired", vec![PartitionKeys::new(partition).lease_expiry()]).arg(max)
+    Call::new(
+        "ff_reclaim_expired",
+        vec![PartitionKeys::new(partition).lease_expiry()],
+    )
+    .arg(max)
 }
 
 pub fn decode_batch(function: &'static str, reply: &Reply) -> Result<BatchOutcome, CallError> {
     let mut f = ok_fields(function, reply)?;
     let acted = u32::try_from(f.int("acted")?).map_err(|_| f.error("acted out of range"))?;
     let next = f.int("next due")?;
-    Ok(BatchOutcome { acted, next_due_ms: u64::try_from(next).ok() })
+    Ok(BatchOutcome {
+        acted,
+        next_due_ms: u64::try_from(next).ok(),
+    })
 }

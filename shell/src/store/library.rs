@@ -35,7 +35,10 @@ fn fnv1a64(data: &[u8]) -> u64 {
 pub fn library() -> &'static Library {
     static LIB: OnceLock<Library> = OnceLock::new();
     LIB.get_or_init(|| {
-        let body: String = PARTS.iter().map(|(name, text)| format!("-- ==== {name} ====\n{text}\n")).collect();
+        let body: String = PARTS
+            .iter()
+            .map(|(name, text)| format!("-- ==== {name} ====\n{text}\n"))
+            .collect();
         let version = format!("{:016x}", fnv1a64(body.as_bytes()));
         let source = format!("#!lua name={LIBRARY_NAME}\nlocal FF_VERSION = '{version}'\n{body}");
         Library { source, version }

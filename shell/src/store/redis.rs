@@ -11,11 +11,11 @@ use crate::error::StoreError;
 use ff_core::contract::Call;
 use ff_core::reply::Reply;
 use futures::future::join_all;
+use redis::aio::ConnectionLike;
 use redis::aio::{ConnectionManager, ConnectionManagerConfig};
 use redis::cluster::ClusterClient;
 use redis::cluster_async::ClusterConnection;
 use redis::cluster_routing::{MultipleNodeRoutingInfo, ResponsePolicy, RoutingInfo};
-use redis::aio::ConnectionLike;
 use redis::{Cmd, RedisError, Value};
 use std::time::Duration;
 
@@ -31,7 +31,11 @@ pub struct RedisStoreOptions {
 
 impl Default for RedisStoreOptions {
     fn default() -> Self {
-        Self { cluster: false, response_timeout: Duration::from_secs(5), connection_timeout: Duration::from_secs(5) }
+        Self {
+            cluster: false,
+            response_timeout: Duration::from_secs(5),
+            connection_timeout: Duration::from_secs(5),
+        }
     }
 }
 
@@ -58,7 +62,8 @@ impl std::fmt::Debug for RedisStore {
 }
 
 fn classify(e: RedisError) -> StoreError {
-    if e.is_io_error() || e.is_timeout() || e.is_connection_dropped() || e.is_unrecoverable_error() {
+    if e.is_io_error() || e.is_timeout() || e.is_connection_dropped() || e.is_unrecoverable_error()
+    {
         StoreError::Unavailable(e.to_string())
     } else {
         classify_text(e.to_string())
@@ -81,8 +86,15 @@ fn to_reply(v: Value) -> Reply {
         Value::BulkString(b) => Reply::Bulk(b),
         Value::SimpleString(s) => Reply::Status(s),
         Value::Okay => Reply::Status("OK".into()),
-        Value::Array(items) | Value::Set(items) => Reply::Array(items.into_iter().map(to_reply).collect()),
-        Value::Map(pairs) => Reply::Array(pairs.into_iter().flat_map(|(k, v)| [to_reply(k), to_reply(v)]).collect()),
+        Value::Array(items) | Value::Set(items) => {
+            Reply::Array(items.into_iter().map(to_reply).collect())
+        }
+        Value::Map(pairs) => Reply::Array(
+            pairs
+                .into_iter()
+                .flat_map(|(k, v)| [to_reply(k), to_reply(v)])
+                .collect(),
+        ),
         Value::Double(d) => Reply::Bulk(d.to_string().into_bytes()),
         Value::Boolean(b) => Reply::Int(b as i64),
         Value::VerbatimString { text, .. } => Reply::Bulk(text.into_bytes()),
@@ -127,13 +139,23 @@ impl RedisStore {
         } else {
             let url = match urls {
                 [one] => one,
-                _ => return Err(StoreError::Config(format!("standalone mode takes one URL, got {}", urls.len()))),
+                _ => {
+                    return Err(StoreError::Config(format!(
+                        "standalone mode takes one URL, got {}",
+                        urls.len()
+                    )))
+                }
             };
             let client = redis::Client::open(url.as_str()).map_err(cfg)?;
             let config = ConnectionManagerConfig::new()
                 .set_response_timeout(Some(opts.response_timeout))
                 .set_connection_timeout(Some(opts.connection_timeout));
-            Conn::Single(client.get_connection_manager_with_config(config).await.map_err(classify)?)
+            Conn::Single(
+                client
+                    .get_connection_manager_with_config(config)
+                    .await
+                    .map_err(classify)?,
+            )
         };
         let store = Self { conn };
         store.ensure_library().await?;
@@ -147,7 +169,11 @@ impl RedisStore {
         };
         match r.map_err(classify)? {
             // An error reply can arrive as a value; it is an error all the same.
-            Value::ServerError(e) => Err(classify_text(format!("{} {}", e.code(), e.details().unwrap_or_default()))),
+            Value::ServerError(e) => Err(classify_text(format!(
+                "{} {}",
+                e.code(),
+                e.details().unwrap_or_default()
+            ))),
             v => Ok(v),
         }
     }
@@ -157,8 +183,12 @@ impl RedisStore {
         match &self.conn {
             Conn::Single(_) => self.raw(cmd).await,
             Conn::Cluster(c) => {
-                let routing = RoutingInfo::MultiNode((MultipleNodeRoutingInfo::AllMasters, Some(policy)));
-                c.clone().route_command(cmd.clone(), routing).await.map_err(classify)
+                let routing =
+                    RoutingInfo::MultiNode((MultipleNodeRoutingInfo::AllMasters, Some(policy)));
+                c.clone()
+                    .route_command(cmd.clone(), routing)
+                    .await
+                    .map_err(classify)
             }
         }
     }
@@ -168,7 +198,9 @@ impl RedisStore {
         tracing::info!(version = %lib.version, "loading the ff function library");
         let mut c = redis::cmd("FUNCTION");
         c.arg("LOAD").arg("REPLACE").arg(&lib.source);
-        self.all_primaries(&c, ResponsePolicy::AllSucceeded).await.map(drop)
+        self.all_primaries(&c, ResponsePolicy::AllSucceeded)
+            .await
+            .map(drop)
     }
 
     async fn run_fcall(&self, call: &Call) -> Result<Reply, StoreError> {
@@ -209,12 +241,18 @@ impl Store for RedisStore {
     async fn time_ms(&self) -> Result<u64, StoreError> {
         let v = self.raw(&redis::cmd("TIME")).await?;
         let parts: Vec<u64> = match to_reply(v) {
-            Reply::Array(items) => items.iter().filter_map(|r| r.int()).map(|i| i as u64).collect(),
+            Reply::Array(items) => items
+                .iter()
+                .filter_map(|r| r.int())
+                .map(|i| i as u64)
+                .collect(),
             _ => Vec::new(),
         };
         match parts.as_slice() {
             [secs, micros] => Ok(secs * 1000 + micros / 1000),
-            _ => Err(StoreError::Server("TIME returned an unexpected reply".into())),
+            _ => Err(StoreError::Server(
+                "TIME returned an unexpected reply".into(),
+            )),
         }
     }
 
@@ -222,9 +260,17 @@ impl Store for RedisStore {
         let lib = library();
         let mut check = redis::cmd("FCALL_RO");
         check.arg("ff_version").arg(0);
-        let current = match self.all_primaries(&check, ResponsePolicy::CombineArrays).await {
+        let current = match self
+            .all_primaries(&check, ResponsePolicy::CombineArrays)
+            .await
+        {
             Ok(v) => match to_reply(v) {
-                Reply::Array(vs) if !vs.is_empty() && vs.iter().all(|v| v.text().as_deref() == Some(lib.version.as_str())) => {
+                Reply::Array(vs)
+                    if !vs.is_empty()
+                        && vs
+                            .iter()
+                            .all(|v| v.text().as_deref() == Some(lib.version.as_str())) =>
+                {
                     return Ok(());
                 }
                 other => format!("{other:?}"),

@@ -11,21 +11,38 @@ use std::time::Duration;
 pub const LEASE: Duration = Duration::from_secs(30);
 
 pub async fn store(url: &str) -> Arc<RedisStore> {
-    Arc::new(RedisStore::connect(&[url.to_owned()], RedisStoreOptions::default()).await.expect("connect"))
+    Arc::new(
+        RedisStore::connect(&[url.to_owned()], RedisStoreOptions::default())
+            .await
+            .expect("connect"),
+    )
 }
 
 pub async fn client(url: &str) -> Client {
-    Client::new(store(url).await, Default::default()).await.expect("client")
+    Client::new(store(url).await, Default::default())
+        .await
+        .expect("client")
 }
 
 pub async fn cluster_client(urls: Vec<String>) -> Client {
-    let opts = RedisStoreOptions { cluster: true, ..Default::default() };
-    let store = RedisStore::connect(&urls, opts).await.expect("connect cluster");
-    Client::new(Arc::new(store), Default::default()).await.expect("client")
+    let opts = RedisStoreOptions {
+        cluster: true,
+        ..Default::default()
+    };
+    let store = RedisStore::connect(&urls, opts)
+        .await
+        .expect("connect cluster");
+    Client::new(Arc::new(store), Default::default())
+        .await
+        .expect("client")
 }
 
 pub fn worker() -> (Lane, WorkerName, WorkerInstance) {
-    (Lane::default_lane(), WorkerName::new("test-worker").unwrap(), WorkerInstance::new("w1").unwrap())
+    (
+        Lane::default_lane(),
+        WorkerName::new("test-worker").unwrap(),
+        WorkerInstance::new("w1").unwrap(),
+    )
 }
 
 /// Claim exactly one execution from the default lane.
@@ -40,7 +57,9 @@ pub async fn claim_one(c: &Client) -> Claimed {
 pub async fn all_keys(store: &dyn Store) -> Vec<String> {
     let reply = store.command(&cmd(["KEYS", "*"])).await.expect("KEYS");
     let mut keys: Vec<String> = match reply {
-        ff_engine::core::reply::Reply::Array(items) => items.iter().filter_map(|r| r.text()).collect(),
+        ff_engine::core::reply::Reply::Array(items) => {
+            items.iter().filter_map(|r| r.text()).collect()
+        }
         other => panic!("KEYS answered {other:?}"),
     };
     keys.sort();
@@ -49,8 +68,14 @@ pub async fn all_keys(store: &dyn Store) -> Vec<String> {
 
 /// Members of a sorted set.
 pub async fn zmembers(store: &dyn Store, key: &str) -> Vec<String> {
-    match store.command(&cmd(["ZRANGE", key, "0", "-1"])).await.expect("ZRANGE") {
-        ff_engine::core::reply::Reply::Array(items) => items.iter().filter_map(|r| r.text()).collect(),
+    match store
+        .command(&cmd(["ZRANGE", key, "0", "-1"]))
+        .await
+        .expect("ZRANGE")
+    {
+        ff_engine::core::reply::Reply::Array(items) => {
+            items.iter().filter_map(|r| r.text()).collect()
+        }
         other => panic!("ZRANGE answered {other:?}"),
     }
 }
