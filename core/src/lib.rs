@@ -13,7 +13,9 @@ pub mod name;
 pub mod partition;
 pub mod reply;
 pub mod retry;
+pub mod scan;
 pub mod state;
+pub mod tracker;
 
 pub use error::{FfError, ParseError};
 pub use id::{
