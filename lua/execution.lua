@@ -5,6 +5,21 @@
 -- Index membership follows state exactly (indexes.lua is the one place that
 -- moves an execution between index sets).
 
+-- The channel the engine listens on to wake a scanner early.
+local WAKE_CHANNEL = 'ff:wake'
+
+-- Add to a due-time index; when the member becomes the index's earliest, tell
+-- the engine (message '<index> <tag> <due>') so its scanner wakes in time
+-- instead of at its next planned look.
+local function zadd_due(tag, name, due, eid)
+  local key = idx_key(tag, name)
+  local head = redis.call('ZRANGE', key, 0, 0, 'WITHSCORES')
+  redis.call('ZADD', key, due, eid)
+  if head[2] == nil or due < tonumber(head[2]) then
+    redis.call('PUBLISH', WAKE_CHANNEL, name .. ' ' .. tag .. ' ' .. due)
+  end
+end
+
 -- Eligible-index score: higher priority first, then first in, first out.
 local PRIORITY_SCALE = 4398046511104 -- 2^42 ms, about 139 years
 
@@ -29,7 +44,7 @@ end
 -- runnable/delayed until `due`.
 local function make_delayed(ek, tag, eid, due)
   redis.call('HSET', ek, 'phase', 'runnable', 'elig', 'delayed', 'due', due)
-  redis.call('ZADD', idx_key(tag, 'delayed'), due, eid)
+  zadd_due(tag, 'delayed', due, eid)
 end
 
 -- Drop the lease fields of an execution leaving `active` (the epoch and the
@@ -44,7 +59,7 @@ local function make_terminal(ek, tag, eid, lane, outcome, now)
   redis.call('ZREM', idx_key(tag, 'deadline'), eid)
   local retention = tonumber(redis.call('HGET', ek, 'retention') or '0') or 0
   redis.call('HSET', ek, 'phase', 'terminal', 'elig', '', 'outcome', outcome, 'ended', now, 'due', '')
-  redis.call('ZADD', idx_key(tag, 'terminal'), now + retention, eid)
+  zadd_due(tag, 'terminal', now + retention, eid)
 end
 
 -- Delay before retry number n (1-based), from the stored policy (core/src/retry.rs).
@@ -164,7 +179,7 @@ local function ff_create(keys, args)
   redis.call('SADD', idx_key(tag, 'all'), eid)
   if deadline > 0 then
     redis.call('HSET', ek, 'deadline', now + deadline)
-    redis.call('ZADD', idx_key(tag, 'deadline'), now + deadline, eid)
+    zadd_due(tag, 'deadline', now + deadline, eid)
   end
   if delay > 0 then
     make_delayed(ek, tag, eid, now + delay)
@@ -220,11 +235,11 @@ local function ff_claim(keys, args)
       redis.call('HSET', ek, 'phase', 'active', 'elig', '', 'lease_id', lease_id, 'epoch', epoch,
         'lease_exp', exp, 'worker', worker, 'wi', wi, 'att', att, 'att_state', 'running',
         'att_started', now)
-      redis.call('ZADD', idx_key(tag, 'lease_expiry'), exp, eid)
+      zadd_due(tag, 'lease_expiry', exp, eid)
       local att_timeout = tonumber(h.att_timeout or '0')
       if att_timeout > 0 then
         redis.call('HSET', ek, 'att_due', now + att_timeout)
-        redis.call('ZADD', idx_key(tag, 'attempt_timeout'), now + att_timeout, eid)
+        zadd_due(tag, 'attempt_timeout', now + att_timeout, eid)
       end
       local k = #out
       out[k + 1] = eid; out[k + 2] = lease_id; out[k + 3] = epoch; out[k + 4] = att
@@ -283,7 +298,7 @@ local function ff_renew(keys, args)
   if e then return e end
   local exp = now_ms() + ttl
   redis.call('HSET', h.ek, 'lease_exp', exp)
-  redis.call('ZADD', idx_key(h.tag, 'lease_expiry'), exp, h.eid)
+  zadd_due(h.tag, 'lease_expiry', exp, h.eid)
   return ok(exp)
 end
 

@@ -1,8 +1,15 @@
--- Batch functions the engine's scanners call: each acts on the due members of
--- one index of one partition (at most `max` per call, so a call stays short)
--- and answers {1, acted, next_due_ms or -1}. Every member is re-checked
--- against its record; an index entry that disagrees with the record is
--- repaired on the spot, so a stale entry is never read twice.
+-- Batch functions the engine's scanners call. The scanner reads a snapshot of
+-- one index of one partition, picks the due members to act on, and passes
+-- their ids here; each member is re-checked against the index (still there,
+-- still due) and against its record, so a stale snapshot, a second engine, or a
+-- repeat is harmless. An index entry that disagrees with its record is
+-- repaired on the spot.
+--
+-- KEYS: the index (or the partition's `all` set for the reconciler)
+-- ARGV: filter namespace ('' = any), filter tag name ('' = none), filter tag
+--       value, then the member ids (at most MAX_CLAIM_BATCH)
+-- -> {1, acted, repaired, next_due_ms or -1, (id, code)*} listing only the
+--    members not acted on: code 'filtered', 'malformed' or 'error:<reason>'.
 
 -- The earliest remaining score of an index, or -1.
 local function next_due(index)
@@ -11,72 +18,227 @@ local function next_due(index)
   return -1
 end
 
-local function batch_target(keys, args, index_name)
+local function filter_ok(ek, ns, tag_name, tag_value)
+  if ns == '' and tag_name == '' then return true end
+  local h = redis.call('HMGET', ek, 'ns', 'tag.' .. tag_name)
+  if ns ~= '' and h[1] ~= ns then return false end
+  if tag_name ~= '' and h[2] ~= tag_value then return false end
+  return true
+end
+
+-- Validate the batch arguments; `act(ek, tag, eid, now, score)` returns
+-- 'acted', 'repaired' or an error code for each due member.
+local function run_batch(keys, args, index_name, act)
   local idx = keys[1]
   local tag = tag_of(idx or '')
   if tag == nil or idx ~= idx_key(tag, index_name) then
-    return nil, nil, nil, err('invalid_argument', 'index:KEYS[1] must be the ' .. index_name .. ' index of a partition')
+    return err('invalid_argument', 'index:KEYS[1] must be the ' .. index_name .. ' index of a partition')
   end
-  local max, e = int_arg(args[1], 'max', 1, MAX_CLAIM_BATCH)
-  if e then return nil, nil, nil, e end
-  return idx, tag, max
-end
-
--- ff_promote_delayed  KEYS: delayed index  ARGV: max
--- Due delayed executions become eligible (in due order).
-local function ff_promote_delayed(keys, args)
-  local idx, tag, max, e = batch_target(keys, args, 'delayed')
-  if e then return e end
-  local now = now_ms()
-  local due = redis.call('ZRANGEBYSCORE', idx, '-inf', now, 'WITHSCORES', 'LIMIT', 0, max)
-  local acted = 0
-  for i = 1, #due, 2 do
-    local eid, score = due[i], tonumber(due[i + 1])
-    local ek = exec_key(eid)
-    local h = hmget(ek, 'phase', 'elig', 'lane', 'pri')
-    redis.call('ZREM', idx, eid)
-    if eid_ok(eid, tag) and h.phase == 'runnable' and h.elig == 'delayed' then
-      make_eligible(ek, tag, eid, h.lane, tonumber(h.pri) or 0, score)
-      acted = acted + 1
-    end
+  local ns, tag_name, tag_value = args[1] or '', args[2] or '', args[3] or ''
+  if (ns ~= '' and not name_ok(ns)) or (tag_name ~= '' and not name_ok(tag_name)) then
+    return err('invalid_argument', 'filter:bad namespace or tag name')
   end
-  return ok(acted, next_due(idx))
-end
-
--- ff_reclaim_expired  KEYS: lease_expiry index  ARGV: max
--- Expired leases are taken back: eligible again (a new attempt and epoch at
--- the next claim), or failed once the reclaim limit is spent.
-local function ff_reclaim_expired(keys, args)
-  local idx, tag, max, e = batch_target(keys, args, 'lease_expiry')
-  if e then return e end
+  if #args - 3 > MAX_CLAIM_BATCH then
+    return err('invalid_argument', 'ids:at most ' .. MAX_CLAIM_BATCH .. ' per call')
+  end
+  local sweep = index_name == 'all'
   local now = now_ms()
-  local due = redis.call('ZRANGEBYSCORE', idx, '-inf', now, 'LIMIT', 0, max)
-  local acted = 0
-  for _, eid in ipairs(due) do
-    local ek = exec_key(eid)
-    local h = hmget(ek, 'phase', 'lease_exp', 'lane', 'pri', 'reclaims', 'max_reclaims')
-    if not eid_ok(eid, tag) or h.phase ~= 'active' then
-      redis.call('ZREM', idx, eid)
-    elseif tonumber(h.lease_exp or '0') > now then
-      redis.call('ZADD', idx, h.lease_exp, eid)
+  local acted, repaired = 0, 0
+  local out = {1, 0, 0, -1}
+  for i = 4, #args do
+    local eid = args[i]
+    local score
+    if sweep then
+      score = redis.call('SISMEMBER', idx, eid) == 1 and now or nil
     else
-      release_lease(ek)
-      redis.call('ZREM', idx, eid)
-      redis.call('ZREM', idx_key(tag, 'attempt_timeout'), eid)
-      redis.call('HSET', ek, 'att_state', 'reclaimed')
-      local reclaims = tonumber(h.reclaims or '0')
-      if reclaims < tonumber(h.max_reclaims or '0') then
-        redis.call('HSET', ek, 'reclaims', reclaims + 1)
-        make_eligible(ek, tag, eid, h.lane, tonumber(h.pri) or 0, now)
+      score = tonumber(redis.call('ZSCORE', idx, eid))
+    end
+    -- Gone (another engine or the owner acted) or no longer due: nothing to do.
+    if score ~= nil and score <= now then
+      local code
+      if not eid_ok(eid, tag) then
+        redis.call(sweep and 'SREM' or 'ZREM', idx, eid)
+        code = 'malformed'
+      elseif not filter_ok(exec_key(eid), ns, tag_name, tag_value) then
+        code = 'filtered'
       else
-        redis.call('HSET', ek, 'error', 'lease expired; reclaim limit of ' .. (h.max_reclaims or '0') .. ' spent')
-        make_terminal(ek, tag, eid, h.lane, 'failed', now)
+        code = act(exec_key(eid), tag, eid, now, score)
       end
-      acted = acted + 1
+      if code == 'acted' then
+        acted = acted + 1
+      elseif code == 'repaired' then
+        repaired = repaired + 1
+      else
+        out[#out + 1] = eid
+        out[#out + 1] = code
+      end
     end
   end
-  return ok(acted, next_due(idx))
+  out[2], out[3] = acted, repaired
+  if not sweep then out[4] = next_due(idx) end
+  return out
 end
 
-redis.register_function('ff_promote_delayed', ff_promote_delayed)
-redis.register_function('ff_reclaim_expired', ff_reclaim_expired)
+-- delayed -> eligible; the eligible score records when (FIFO from promotion).
+local function promote(ek, tag, eid, now)
+  local h = hmget(ek, 'phase', 'elig', 'lane', 'pri', 'due')
+  if h.phase == 'runnable' and h.elig == 'delayed' and tonumber(h.due or '0') > now then
+    zadd_due(tag, 'delayed', tonumber(h.due), eid)
+    return 'repaired'
+  end
+  redis.call('ZREM', idx_key(tag, 'delayed'), eid)
+  if h.phase ~= 'runnable' or h.elig ~= 'delayed' then return 'repaired' end
+  make_eligible(ek, tag, eid, h.lane, tonumber(h.pri) or 0, now)
+  return 'acted'
+end
+
+-- An expired lease is taken back: eligible again (a new attempt and epoch at
+-- the next claim), or failed once the reclaim limit is spent.
+local function reclaim(ek, tag, eid, now)
+  local h = hmget(ek, 'phase', 'lease_exp', 'lane', 'pri', 'reclaims', 'max_reclaims')
+  local idx = idx_key(tag, 'lease_expiry')
+  if h.phase ~= 'active' then
+    redis.call('ZREM', idx, eid)
+    return 'repaired'
+  end
+  if tonumber(h.lease_exp or '0') > now then
+    zadd_due(tag, 'lease_expiry', tonumber(h.lease_exp), eid)
+    return 'repaired'
+  end
+  release_lease(ek)
+  redis.call('ZREM', idx, eid)
+  redis.call('ZREM', idx_key(tag, 'attempt_timeout'), eid)
+  redis.call('HSET', ek, 'att_state', 'reclaimed')
+  local reclaims = tonumber(h.reclaims or '0')
+  if reclaims < tonumber(h.max_reclaims or '0') then
+    redis.call('HSET', ek, 'reclaims', reclaims + 1)
+    make_eligible(ek, tag, eid, h.lane, tonumber(h.pri) or 0, now)
+  else
+    redis.call('HSET', ek, 'error', 'lease expired; reclaim limit of ' .. (h.max_reclaims or '0') .. ' spent')
+    make_terminal(ek, tag, eid, h.lane, 'failed', now)
+  end
+  return 'acted'
+end
+
+-- An attempt that ran past its timeout: the execution expires, lease released.
+local function expire_attempt(ek, tag, eid, now)
+  local h = hmget(ek, 'phase', 'att_due', 'lane')
+  local idx = idx_key(tag, 'attempt_timeout')
+  if h.phase ~= 'active' or h.att_due == nil then
+    redis.call('ZREM', idx, eid)
+    return 'repaired'
+  end
+  if tonumber(h.att_due) > now then
+    zadd_due(tag, 'attempt_timeout', tonumber(h.att_due), eid)
+    return 'repaired'
+  end
+  release_lease(ek)
+  redis.call('HSET', ek, 'att_state', 'timed_out', 'error', 'attempt timed out')
+  make_terminal(ek, tag, eid, h.lane, 'expired', now)
+  return 'acted'
+end
+
+-- An execution past its deadline expires, whatever its phase.
+local function expire_deadline(ek, tag, eid, now)
+  local h = hmget(ek, 'phase', 'deadline', 'lane')
+  local idx = idx_key(tag, 'deadline')
+  if h.phase == nil or h.phase == 'terminal' or h.deadline == nil then
+    redis.call('ZREM', idx, eid)
+    return 'repaired'
+  end
+  if tonumber(h.deadline) > now then
+    zadd_due(tag, 'deadline', tonumber(h.deadline), eid)
+    return 'repaired'
+  end
+  if h.phase == 'active' then
+    release_lease(ek)
+    redis.call('HSET', ek, 'att_state', 'timed_out')
+  end
+  redis.call('HSET', ek, 'error', 'execution deadline passed')
+  make_terminal(ek, tag, eid, h.lane, 'expired', now)
+  return 'acted'
+end
+
+-- A terminal execution past its retention: every key of it goes, at once.
+local function purge(ek, tag, eid)
+  local h = hmget(ek, 'phase', 'idem', 'lane')
+  redis.call('ZREM', idx_key(tag, 'terminal'), eid)
+  if h.phase == nil then
+    redis.call('SREM', idx_key(tag, 'all'), eid)
+    return 'repaired'
+  end
+  if h.phase ~= 'terminal' then return 'repaired' end
+  if h.idem and redis.call('GET', h.idem) == eid then redis.call('DEL', h.idem) end
+  leave_indexes(tag, eid, h.lane)
+  redis.call('ZREM', idx_key(tag, 'deadline'), eid)
+  redis.call('SREM', idx_key(tag, 'all'), eid)
+  redis.call('DEL', ek)
+  return 'acted'
+end
+
+-- The index memberships a record's state calls for: {index key = score}.
+local function expected_indexes(tag, h)
+  local want = {}
+  if h.phase == 'runnable' and h.elig == 'eligible' then
+    want[eligible_key(tag, h.lane)] = true
+  elseif h.phase == 'runnable' and h.elig == 'delayed' then
+    want[idx_key(tag, 'delayed')] = tonumber(h.due)
+  elseif h.phase == 'active' then
+    want[idx_key(tag, 'lease_expiry')] = tonumber(h.lease_exp)
+    if h.att_due then want[idx_key(tag, 'attempt_timeout')] = tonumber(h.att_due) end
+  elseif h.phase == 'terminal' then
+    want[idx_key(tag, 'terminal')] = tonumber(h.ended or '0') + tonumber(h.retention or '0')
+  end
+  if h.phase ~= 'terminal' and h.deadline then
+    want[idx_key(tag, 'deadline')] = tonumber(h.deadline)
+  end
+  return want
+end
+
+local KNOWN_PHASES = {runnable = true, active = true, suspended = true, terminal = true}
+
+-- Make one execution's index memberships match its state.
+local function reconcile(ek, tag, eid, now)
+  local h = hmget(ek, 'phase', 'elig', 'lane', 'pri', 'due', 'lease_exp', 'att_due', 'deadline', 'ended', 'retention', 'created')
+  if h.phase == nil then
+    redis.call('SREM', idx_key(tag, 'all'), eid)
+    for _, name in ipairs({'delayed', 'lease_expiry', 'attempt_timeout', 'deadline', 'terminal'}) do
+      redis.call('ZREM', idx_key(tag, name), eid)
+    end
+    return 'repaired'
+  end
+  if not KNOWN_PHASES[h.phase] or not name_ok(h.lane) then return 'malformed' end
+  local want = expected_indexes(tag, h)
+  local fixed = false
+  local candidates = {eligible_key(tag, h.lane)}
+  for _, name in ipairs({'delayed', 'lease_expiry', 'attempt_timeout', 'deadline', 'terminal'}) do
+    candidates[#candidates + 1] = idx_key(tag, name)
+  end
+  for _, key in ipairs(candidates) do
+    local have = redis.call('ZSCORE', key, eid)
+    local w = want[key]
+    if w == nil and have then
+      redis.call('ZREM', key, eid)
+      fixed = true
+    elseif w == true and not have then
+      redis.call('ZADD', key, eligible_score(tonumber(h.pri) or 0, tonumber(h.created) or now), eid)
+      fixed = true
+    elseif type(w) == 'number' and tonumber(have) ~= w then
+      local name = string.match(key, ':([%a_]+)$')
+      zadd_due(tag, name, w, eid)
+      fixed = true
+    end
+  end
+  return fixed and 'repaired' or 'acted'
+end
+
+local function batch_function(index_name, act)
+  return function(keys, args) return run_batch(keys, args, index_name, act) end
+end
+
+redis.register_function('ff_promote_delayed', batch_function('delayed', promote))
+redis.register_function('ff_reclaim_expired', batch_function('lease_expiry', reclaim))
+redis.register_function('ff_expire_attempts', batch_function('attempt_timeout', expire_attempt))
+redis.register_function('ff_expire_deadlines', batch_function('deadline', expire_deadline))
+redis.register_function('ff_purge_retained', batch_function('terminal', purge))
+redis.register_function('ff_reconcile_indexes', batch_function('all', reconcile))

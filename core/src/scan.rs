@@ -82,7 +82,10 @@ pub enum ItemResult {
 
 /// Feed one batch's results back into the tracker. Returns how many members
 /// entered failure backoff with this batch.
-pub fn record_results<'a>(tracker: &mut FailureTracker, results: impl IntoIterator<Item = (&'a str, &'a ItemResult)>) -> usize {
+pub fn record_results<'a>(
+    tracker: &mut FailureTracker,
+    results: impl IntoIterator<Item = (&'a str, &'a ItemResult)>,
+) -> usize {
     let mut entered = 0;
     for (id, r) in results {
         match r {
@@ -109,14 +112,25 @@ mod tests {
     fn snap(now: u64, scores: &[u64], limit: usize) -> Snapshot {
         Snapshot {
             now_ms: now,
-            members: scores.iter().enumerate().map(|(i, &s)| Member { id: format!("m{i}"), score: s }).collect(),
+            members: scores
+                .iter()
+                .enumerate()
+                .map(|(i, &s)| Member {
+                    id: format!("m{i}"),
+                    score: s,
+                })
+                .collect(),
             limit,
         }
     }
 
     #[test]
     fn acts_on_due_members_up_to_the_batch() {
-        let p = plan(&snap(100, &[10, 20, 30, 150], 10), &FailureTracker::default(), 2);
+        let p = plan(
+            &snap(100, &[10, 20, 30, 150], 10),
+            &FailureTracker::default(),
+            2,
+        );
         assert_eq!(p.act, vec!["m0", "m1"]);
         assert!(p.again);
         assert_eq!(p.due, 3);
@@ -170,6 +184,67 @@ mod tests {
             let w = next_wake(p.next_due_ms, now, 500);
             prop_assert!(w <= now + 500);
             if let Some(d) = p.next_due_ms { prop_assert!(w <= d); }
+        }
+    }
+}
+
+/// A wake-up the data plane publishes when a member becomes the earliest of
+/// its index: `<index> {fp:N} <due ms>`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct WakeMessage {
+    pub index: String,
+    pub partition: u16,
+    pub due_ms: u64,
+}
+
+impl WakeMessage {
+    /// The channel the Lua publishes on.
+    pub const CHANNEL: &'static str = "ff:wake";
+
+    pub fn parse(msg: &[u8]) -> Option<Self> {
+        let text = std::str::from_utf8(msg).ok()?;
+        let mut it = text.split(' ');
+        let index = it.next()?;
+        let tag = it.next()?;
+        let due = it.next()?;
+        if it.next().is_some() || index.is_empty() || index.len() > 32 {
+            return None;
+        }
+        let num = tag.strip_prefix("{fp:")?.strip_suffix('}')?;
+        if num.is_empty() || num.len() > 5 || !num.bytes().all(|b| b.is_ascii_digit()) {
+            return None;
+        }
+        Some(Self {
+            index: index.to_owned(),
+            partition: num.parse().ok()?,
+            due_ms: due.parse().ok()?,
+        })
+    }
+}
+
+#[cfg(test)]
+mod wake_tests {
+    use super::WakeMessage;
+
+    #[test]
+    fn parses_what_the_lua_publishes() {
+        assert_eq!(
+            WakeMessage::parse(b"delayed {fp:17} 1795329852577"),
+            Some(WakeMessage {
+                index: "delayed".into(),
+                partition: 17,
+                due_ms: 1795329852577
+            })
+        );
+        for bad in [
+            &b""[..],
+            b"delayed",
+            b"delayed {fp:x} 1",
+            b"delayed {fp:1} -1",
+            b"a {fp:1} 1 extra",
+            b"\xff {fp:1} 1",
+        ] {
+            assert_eq!(WakeMessage::parse(bad), None, "{bad:?}");
         }
     }
 }

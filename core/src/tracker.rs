@@ -36,7 +36,11 @@ impl Default for FailureTracker {
 
 impl FailureTracker {
     pub fn with_capacity(capacity: usize) -> Self {
-        Self { cycle: 0, capacity: capacity.max(1), entries: BTreeMap::new() }
+        Self {
+            cycle: 0,
+            capacity: capacity.max(1),
+            entries: BTreeMap::new(),
+        }
     }
 
     pub fn cycle(&self) -> u64 {
@@ -58,23 +62,33 @@ impl FailureTracker {
         let cycle = self.cycle;
         // An entry below the threshold that has not failed for a backoff period
         // is stale: its item succeeded elsewhere or left the index.
-        self.entries.retain(|_, e| e.last_failure_cycle + 2 * BACKOFF_CYCLES > cycle);
+        self.entries
+            .retain(|_, e| e.last_failure_cycle + 2 * BACKOFF_CYCLES > cycle);
     }
 
     /// Is this item in backoff now?
     pub fn is_skipped(&self, item: &str) -> bool {
-        self.entries.get(item).is_some_and(|e| e.failures >= FAILURE_THRESHOLD && self.cycle < e.skip_until)
+        self.entries
+            .get(item)
+            .is_some_and(|e| e.failures >= FAILURE_THRESHOLD && self.cycle < e.skip_until)
     }
 
     /// How many items are in backoff now.
     pub fn skipped_count(&self) -> usize {
-        self.entries.values().filter(|e| e.failures >= FAILURE_THRESHOLD && self.cycle < e.skip_until).count()
+        self.entries
+            .values()
+            .filter(|e| e.failures >= FAILURE_THRESHOLD && self.cycle < e.skip_until)
+            .count()
     }
 
     /// Count a failure; returns true when the item enters backoff with it.
     pub fn record_failure(&mut self, item: &str) -> bool {
         let cycle = self.cycle;
-        let e = self.entries.entry(item.to_owned()).or_insert(Entry { failures: 0, skip_until: 0, last_failure_cycle: cycle });
+        let e = self.entries.entry(item.to_owned()).or_insert(Entry {
+            failures: 0,
+            skip_until: 0,
+            last_failure_cycle: cycle,
+        });
         if e.failures >= FAILURE_THRESHOLD && cycle >= e.skip_until {
             // Its backoff ended: it gets a fresh count.
             e.failures = 0;
@@ -95,7 +109,11 @@ impl FailureTracker {
         let cycle = self.cycle;
         self.entries.insert(
             item.to_owned(),
-            Entry { failures: FAILURE_THRESHOLD, skip_until: cycle + BACKOFF_CYCLES, last_failure_cycle: cycle },
+            Entry {
+                failures: FAILURE_THRESHOLD,
+                skip_until: cycle + BACKOFF_CYCLES,
+                last_failure_cycle: cycle,
+            },
         );
         self.enforce_capacity();
     }
@@ -135,7 +153,11 @@ mod tests {
     }
 
     fn op() -> impl Strategy<Value = Op> {
-        prop_oneof![(0u8..6).prop_map(Op::Fail), (0u8..6).prop_map(Op::Succeed), Just(Op::Advance)]
+        prop_oneof![
+            (0u8..6).prop_map(Op::Fail),
+            (0u8..6).prop_map(Op::Succeed),
+            Just(Op::Advance)
+        ]
     }
 
     /// A direct model of the rules, per item.

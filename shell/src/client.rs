@@ -362,33 +362,3 @@ impl Client {
         Ok(())
     }
 }
-
-/// The scanners' batch operations, callable directly (the engine drives them
-/// on a schedule; tests and operators may run one by hand).
-impl Client {
-    /// Promote up to `max` due delayed executions of one partition.
-    pub async fn promote_delayed(
-        &self,
-        partition: Partition,
-        max: u32,
-    ) -> Result<ff_core::contract::scan::BatchOutcome> {
-        use ff_core::contract::scan;
-        Ok(scan::decode_batch(
-            "ff_promote_delayed",
-            &self.call(&scan::promote_delayed(partition, max)).await?,
-        )?)
-    }
-
-    /// Reclaim up to `max` expired leases of one partition.
-    pub async fn reclaim_expired(
-        &self,
-        partition: Partition,
-        max: u32,
-    ) -> Result<ff_core::contract::scan::BatchOutcome> {
-        use ff_core::contract::scan;
-        Ok(scan::decode_batch(
-            "ff_reclaim_expired",
-            &self.call(&scan::reclaim_expired(partition, max)).await?,
-        )?)
-    }
-}

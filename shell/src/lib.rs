@@ -5,11 +5,13 @@
 //! plane (the Valkey Functions library in `lua/`).
 
 pub mod client;
+pub mod engine;
 pub mod error;
 pub mod spec;
 pub mod store;
 
 pub use client::Client;
+pub use engine::{Engine, EngineConfig};
 pub use error::Error;
 pub use ff_core as core;
 pub use spec::ExecutionSpec;

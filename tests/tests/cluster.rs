@@ -46,12 +46,11 @@ async fn lifecycle_on_a_cluster() {
         }
     }
     for p in parts {
-        c.promote_delayed(
+        promote(
+            &c,
             ff_engine::core::Partition::new(ff_engine::core::PartitionFamily::Flow, p),
-            100,
         )
-        .await
-        .unwrap();
+        .await;
     }
     let retried = c.claim(&lane, &w, &i, LEASE, 30).await.unwrap();
     assert_eq!(retried.len(), 10);

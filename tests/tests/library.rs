@@ -24,7 +24,7 @@ async fn library_flushed_is_reloaded_on_the_next_call() {
     store.command(&cmd(["FUNCTION", "FLUSH"])).await.unwrap();
     c.complete(&claimed.lease, b"").await.unwrap();
     store.command(&cmd(["FUNCTION", "FLUSH"])).await.unwrap();
-    c.promote_delayed(eid.partition(), 10).await.unwrap();
+    promote(&c, eid.partition()).await;
 }
 
 #[tokio::test]

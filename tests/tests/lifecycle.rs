@@ -114,7 +114,7 @@ async fn retry_with_backoff_then_success() {
         let (lane, w, i) = worker();
         assert!(c.claim(&lane, &w, &i, LEASE, 1).await.unwrap().is_empty());
         tokio::time::sleep(Duration::from_millis(backoff + 5)).await;
-        let promoted = c.promote_delayed(eid.partition(), 100).await.unwrap();
+        let promoted = promote(&c, eid.partition()).await;
         assert_eq!(promoted.acted, 1);
         assert_eq!(promoted.next_due_ms, None);
     }
@@ -140,10 +140,7 @@ async fn retries_exhausted_and_non_retryable_fail() {
         c.fail(&first.lease, "e1", true).await.unwrap().outcome,
         EndOutcome::RetryScheduled { .. }
     ));
-    assert_eq!(
-        c.promote_delayed(eid.partition(), 10).await.unwrap().acted,
-        1
-    );
+    assert_eq!(promote(&c, eid.partition()).await.acted, 1);
     let second = claim_one(&c).await;
     assert_eq!(second.lease.epoch, 2);
     assert_eq!(
@@ -254,15 +251,9 @@ async fn worker_delay_reschedules_without_using_a_retry() {
         .unwrap_err()
         .is_fenced_out());
     // Promotion waits for the due time.
-    assert_eq!(
-        c.promote_delayed(eid.partition(), 10).await.unwrap().acted,
-        0
-    );
+    assert_eq!(promote(&c, eid.partition()).await.acted, 0);
     tokio::time::sleep(Duration::from_millis(60)).await;
-    assert_eq!(
-        c.promote_delayed(eid.partition(), 10).await.unwrap().acted,
-        1
-    );
+    assert_eq!(promote(&c, eid.partition()).await.acted, 1);
     let again = claim_one(&c).await;
     assert_eq!(again.attempt, 2);
     assert_eq!(again.lease.epoch, 2);
@@ -280,20 +271,11 @@ async fn delayed_create_is_not_claimable_until_promoted() {
     assert_eq!(eid.state, PublicState::Delayed);
     let (lane, w, i) = worker();
     assert!(c.claim(&lane, &w, &i, LEASE, 5).await.unwrap().is_empty());
-    let early = c
-        .promote_delayed(eid.execution.partition(), 10)
-        .await
-        .unwrap();
+    let early = promote(&c, eid.execution.partition()).await;
     assert_eq!(early.acted, 0);
     assert!(early.next_due_ms.is_some());
     tokio::time::sleep(Duration::from_millis(90)).await;
-    assert_eq!(
-        c.promote_delayed(eid.execution.partition(), 10)
-            .await
-            .unwrap()
-            .acted,
-        1
-    );
+    assert_eq!(promote(&c, eid.execution.partition()).await.acted, 1);
     assert_eq!(claim_one(&c).await.lease.execution, eid.execution);
 }
 
@@ -346,10 +328,7 @@ async fn stale_lease_is_fenced_out_and_changes_nothing() {
         .unwrap();
     // The first lease expires and is reclaimed; a second worker claims (epoch 2).
     tokio::time::sleep(Duration::from_millis(120)).await;
-    assert_eq!(
-        c.reclaim_expired(eid.partition(), 10).await.unwrap().acted,
-        1
-    );
+    assert_eq!(reclaim(&c, eid.partition()).await.acted, 1);
     let second = claim_one(&c).await;
     assert_eq!(second.lease.epoch, first.lease.epoch + 1);
     assert_eq!(second.attempt, 2);

@@ -1,45 +1,152 @@
 //! Contracts of the scanners' batch functions (`lua/scanners.lua`): each acts
-//! on at most `max` due members of one index of one partition.
+//! on the given due members of one index of one partition.
 
 use super::{ok_fields, Call, CallError};
 use crate::keys::PartitionKeys;
+use crate::name::{Namespace, TagName};
 use crate::partition::Partition;
 use crate::reply::Reply;
+use crate::scan::ItemResult;
+
+/// Which executions an engine acts on (seed 003, 0.11): by namespace and/or
+/// by an instance tag, so several engines can share one Valkey.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct ScannerFilter {
+    pub namespace: Option<Namespace>,
+    pub instance_tag: Option<(TagName, String)>,
+}
+
+/// The batch functions, one per scanner that acts on an index.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum BatchFunction {
+    /// delayed → eligible.
+    PromoteDelayed,
+    /// Expired leases → eligible again (or failed when the reclaim limit is spent).
+    ReclaimExpired,
+    /// Attempts past their timeout → expired.
+    ExpireAttempts,
+    /// Executions past their deadline → expired.
+    ExpireDeadlines,
+    /// Terminal executions past retention → purged (every key).
+    PurgeRetained,
+    /// Index memberships made to match each execution's state (walks `all`).
+    ReconcileIndexes,
+}
+
+impl BatchFunction {
+    pub const ALL: [BatchFunction; 6] = [
+        BatchFunction::PromoteDelayed,
+        BatchFunction::ReclaimExpired,
+        BatchFunction::ExpireAttempts,
+        BatchFunction::ExpireDeadlines,
+        BatchFunction::PurgeRetained,
+        BatchFunction::ReconcileIndexes,
+    ];
+
+    pub fn function(self) -> &'static str {
+        match self {
+            BatchFunction::PromoteDelayed => "ff_promote_delayed",
+            BatchFunction::ReclaimExpired => "ff_reclaim_expired",
+            BatchFunction::ExpireAttempts => "ff_expire_attempts",
+            BatchFunction::ExpireDeadlines => "ff_expire_deadlines",
+            BatchFunction::PurgeRetained => "ff_purge_retained",
+            BatchFunction::ReconcileIndexes => "ff_reconcile_indexes",
+        }
+    }
+
+    /// The index (a sorted set scored by due time) or set the function reads.
+    pub fn index(self, keys: &PartitionKeys) -> String {
+        match self {
+            BatchFunction::PromoteDelayed => keys.delayed(),
+            BatchFunction::ReclaimExpired => keys.lease_expiry(),
+            BatchFunction::ExpireAttempts => keys.attempt_timeout(),
+            BatchFunction::ExpireDeadlines => keys.deadline(),
+            BatchFunction::PurgeRetained => keys.terminal(),
+            BatchFunction::ReconcileIndexes => keys.all(),
+        }
+    }
+
+    /// The index's short name, as in its key and in wake-up messages.
+    pub fn index_name(self) -> &'static str {
+        match self {
+            BatchFunction::PromoteDelayed => "delayed",
+            BatchFunction::ReclaimExpired => "lease_expiry",
+            BatchFunction::ExpireAttempts => "attempt_timeout",
+            BatchFunction::ExpireDeadlines => "deadline",
+            BatchFunction::PurgeRetained => "terminal",
+            BatchFunction::ReconcileIndexes => "all",
+        }
+    }
+
+    /// Due-time index (snapshot by score) or a set walked with a cursor.
+    pub fn is_sweep(self) -> bool {
+        self == BatchFunction::ReconcileIndexes
+    }
+}
+
+pub fn batch(
+    f: BatchFunction,
+    partition: Partition,
+    filter: &ScannerFilter,
+    ids: &[String],
+) -> Call {
+    let keys = PartitionKeys::new(partition);
+    let (tag_name, tag_value) = match &filter.instance_tag {
+        Some((n, v)) => (n.as_str(), v.as_str()),
+        None => ("", ""),
+    };
+    let mut call = Call::new(f.function(), vec![f.index(&keys)])
+        .arg(filter.namespace.as_ref().map_or("", |n| n.as_str()))
+        .arg(tag_name)
+        .arg(tag_value);
+    for id in ids {
+        call = call.arg(id);
+    }
+    call
+}
 
 /// What one batch call did.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
 pub struct BatchOutcome {
-    /// Members acted on (entries that disagreed with their record are repaired
-    /// and not counted).
+    /// Members acted on (for the reconciler: checked and consistent).
     pub acted: u32,
+    /// Index entries that disagreed with their record and were repaired.
+    pub repaired: u32,
     /// The earliest score left in the index (server ms), if any.
     pub next_due_ms: Option<u64>,
-}
-
-/// Due delayed executions become eligible.
-pub fn promote_delayed(partition: Partition, max: u32) -> Call {
-    Call::new(
-        "ff_promote_delayed",
-        vec![PartitionKeys::new(partition).delayed()],
-    )
-    .arg(max)
-}
-
-/// Expired leases are reclaimed.
-pub fn reclaim_expired(partition: Partition, max: u32) -> Call {
-    Call::new(
-        "ff_reclaim_expired",
-        vec![PartitionKeys::new(partition).lease_expiry()],
-    )
-    .arg(max)
+    /// Members not acted on, with why.
+    pub exceptions: Vec<(String, ItemResult)>,
+    /// Of those, malformed entries found in Valkey (removed from the index).
+    pub malformed: u32,
 }
 
 pub fn decode_batch(function: &'static str, reply: &Reply) -> Result<BatchOutcome, CallError> {
     let mut f = ok_fields(function, reply)?;
-    let acted = u32::try_from(f.int("acted")?).map_err(|_| f.error("acted out of range"))?;
+    let count = |f: &mut crate::reply::Fields<'_>, what: &str| -> Result<u32, CallError> {
+        let v = f.int(what)?;
+        Ok(u32::try_from(v).map_err(|_| f.error(format!("{what} out of range")))?)
+    };
+    let acted = count(&mut f, "acted")?;
+    let repaired = count(&mut f, "repaired")?;
     let next = f.int("next due")?;
-    Ok(BatchOutcome {
+    let mut out = BatchOutcome {
         acted,
+        repaired,
         next_due_ms: u64::try_from(next).ok(),
-    })
+        ..Default::default()
+    };
+    while f.remaining() > 0 {
+        let id = f.text("member")?;
+        let code = f.text("code")?;
+        let result = match code.as_str() {
+            "filtered" => ItemResult::Filtered,
+            "malformed" => {
+                out.malformed += 1;
+                ItemResult::Done
+            }
+            other => ItemResult::Failed(other.to_owned()),
+        };
+        out.exceptions.push((id, result));
+    }
+    Ok(out)
 }

@@ -34,6 +34,23 @@ pub trait Store: Send + Sync + 'static {
 
     /// Make sure the function library of this build is loaded on every node.
     async fn ensure_library(&self) -> Result<(), StoreError>;
+
+    /// Follow a pub/sub channel. The subscription reconnects by itself and
+    /// sends [`SubEvent::Subscribed`] after every (re)subscribe: messages
+    /// published while it was away are lost, so the receiver should rescan.
+    /// Dropping the receiver ends the subscription.
+    async fn subscribe(
+        &self,
+        channel: &str,
+    ) -> Result<tokio::sync::mpsc::UnboundedReceiver<SubEvent>, StoreError>;
+}
+
+/// What a subscription delivers.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum SubEvent {
+    /// (Re)subscribed; anything published before may have been missed.
+    Subscribed,
+    Message(Vec<u8>),
 }
 
 /// Build a command's argument vector from displayable parts.

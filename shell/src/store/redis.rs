@@ -6,11 +6,12 @@
 //! pipelined by the driver, so `fcall_many` is one round of writes per node.
 
 use super::library::library;
-use super::Store;
+use super::{Store, SubEvent};
 use crate::error::StoreError;
 use ff_core::contract::Call;
 use ff_core::reply::Reply;
 use futures::future::join_all;
+use futures::StreamExt;
 use redis::aio::ConnectionLike;
 use redis::aio::{ConnectionManager, ConnectionManagerConfig};
 use redis::cluster::ClusterClient;
@@ -18,6 +19,7 @@ use redis::cluster_async::ClusterConnection;
 use redis::cluster_routing::{MultipleNodeRoutingInfo, ResponsePolicy, RoutingInfo};
 use redis::{Cmd, RedisError, Value};
 use std::time::Duration;
+use tokio::sync::mpsc::{unbounded_channel, UnboundedReceiver, UnboundedSender};
 
 /// How to reach the server(s).
 #[derive(Debug, Clone)]
@@ -49,6 +51,9 @@ enum Conn {
 #[derive(Clone)]
 pub struct RedisStore {
     conn: Conn,
+    /// For pub/sub, which runs on its own connection. In a cluster PUBLISH is
+    /// broadcast to every node, so one node's subscription sees everything.
+    urls: Vec<String>,
 }
 
 impl std::fmt::Debug for RedisStore {
@@ -157,7 +162,10 @@ impl RedisStore {
                     .map_err(classify)?,
             )
         };
-        let store = Self { conn };
+        let store = Self {
+            conn,
+            urls: urls.to_vec(),
+        };
         store.ensure_library().await?;
         Ok(store)
     }
@@ -282,5 +290,62 @@ impl Store for RedisStore {
         };
         tracing::info!(found = %current, wanted = %lib.version, "function library missing or of another version");
         self.load_library().await
+    }
+
+    async fn subscribe(&self, channel: &str) -> Result<UnboundedReceiver<SubEvent>, StoreError> {
+        let clients = self
+            .urls
+            .iter()
+            .map(|u| redis::Client::open(u.as_str()).map_err(|e| StoreError::Config(e.to_string())))
+            .collect::<Result<Vec<_>, _>>()?;
+        let (tx, rx) = unbounded_channel();
+        tokio::spawn(follow(clients, channel.to_owned(), tx));
+        Ok(rx)
+    }
+}
+
+/// Keep one subscription alive across disconnects, trying each seed in turn.
+async fn follow(clients: Vec<redis::Client>, channel: String, tx: UnboundedSender<SubEvent>) {
+    let mut backoff = Duration::from_millis(50);
+    let mut next = 0usize;
+    while !tx.is_closed() {
+        let client = &clients[next % clients.len()];
+        next += 1;
+        let attempt = async {
+            let mut pubsub = client.get_async_pubsub().await?;
+            pubsub.subscribe(&channel).await?;
+            Ok::<_, RedisError>(pubsub)
+        };
+        match attempt.await {
+            Ok(mut pubsub) => {
+                backoff = Duration::from_millis(50);
+                if tx.send(SubEvent::Subscribed).is_err() {
+                    return;
+                }
+                let mut messages = pubsub.on_message();
+                loop {
+                    tokio::select! {
+                        msg = messages.next() => match msg {
+                            Some(m) => {
+                                if tx.send(SubEvent::Message(m.get_payload_bytes().to_vec())).is_err() {
+                                    return;
+                                }
+                            }
+                            None => break,
+                        },
+                        _ = tx.closed() => return,
+                    }
+                }
+                tracing::warn!(channel = %channel, "subscription lost; reconnecting");
+            }
+            Err(e) => {
+                tracing::warn!(channel = %channel, error = %e, ?backoff, "subscribe failed; retrying");
+                tokio::select! {
+                    _ = tokio::time::sleep(backoff) => {}
+                    _ = tx.closed() => return,
+                }
+                backoff = (backoff * 2).min(Duration::from_secs(5));
+            }
+        }
     }
 }

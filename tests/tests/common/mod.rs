@@ -83,3 +83,39 @@ pub async fn zmembers(store: &dyn Store, key: &str) -> Vec<String> {
 pub async fn server_ms(store: &dyn Store) -> u64 {
     store.time_ms().await.expect("TIME")
 }
+
+/// One look by the delayed promoter at one partition.
+pub async fn promote(
+    c: &Client,
+    p: ff_engine::core::Partition,
+) -> ff_engine::core::contract::scan::BatchOutcome {
+    run_scan(
+        c,
+        ff_engine::core::contract::scan::BatchFunction::PromoteDelayed,
+        p,
+    )
+    .await
+}
+
+/// One look by the lease-expiry scanner at one partition.
+pub async fn reclaim(
+    c: &Client,
+    p: ff_engine::core::Partition,
+) -> ff_engine::core::contract::scan::BatchOutcome {
+    run_scan(
+        c,
+        ff_engine::core::contract::scan::BatchFunction::ReclaimExpired,
+        p,
+    )
+    .await
+}
+
+pub async fn run_scan(
+    c: &Client,
+    f: ff_engine::core::contract::scan::BatchFunction,
+    p: ff_engine::core::Partition,
+) -> ff_engine::core::contract::scan::BatchOutcome {
+    ff_engine::engine::scan_once(&**c.store(), f, p, &Default::default(), 100)
+        .await
+        .expect("scan")
+}

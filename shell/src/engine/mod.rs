@@ -1,0 +1,159 @@
+//! The engine: the background half of ff. Scanners act when something becomes
+//! due (a lease expired, a delay elapsed, a timeout or deadline hit, retention
+//! ran out) and a reconciler repairs index drift; a supervisor restarts a
+//! scanner that panicked; shutdown is bounded.
+
+pub mod config;
+pub mod metrics;
+pub mod runner;
+mod supervisor;
+mod wake;
+
+pub use config::EngineConfig;
+pub use metrics::{ScannerMetrics, ScannerStats};
+pub use runner::{scan_once, ScannerSpec};
+
+use crate::error::{Error, Result};
+use crate::store::Store;
+use ff_core::contract::scan::BatchFunction;
+use runner::{Runner, Wake};
+use std::sync::Arc;
+use std::time::Duration;
+use tokio::sync::{mpsc, watch, Mutex};
+use tokio::task::JoinHandle;
+
+/// The scanners of this engine, as data.
+pub fn scanners(config: &EngineConfig) -> Vec<ScannerSpec> {
+    use BatchFunction::*;
+    vec![
+        ScannerSpec {
+            name: "lease_expiry",
+            function: ReclaimExpired,
+            interval: config.lease_expiry_interval,
+        },
+        ScannerSpec {
+            name: "delayed_promoter",
+            function: PromoteDelayed,
+            interval: config.delayed_promoter_interval,
+        },
+        ScannerSpec {
+            name: "attempt_timeout",
+            function: ExpireAttempts,
+            interval: config.attempt_timeout_interval,
+        },
+        ScannerSpec {
+            name: "execution_deadline",
+            function: ExpireDeadlines,
+            interval: config.execution_deadline_interval,
+        },
+        ScannerSpec {
+            name: "retention_trimmer",
+            function: PurgeRetained,
+            interval: config.retention_trimmer_interval,
+        },
+        ScannerSpec {
+            name: "index_reconciler",
+            function: ReconcileIndexes,
+            interval: config.index_reconciler_interval,
+        },
+    ]
+}
+
+/// A running engine. Dropping it without [`Engine::shutdown`] stops its tasks
+/// too (they see the signal channel close), just without waiting for them.
+pub struct Engine {
+    shutdown_tx: watch::Sender<bool>,
+    handles: Vec<JoinHandle<()>>,
+    metrics: Vec<(&'static str, Arc<ScannerMetrics>)>,
+    shutdown_timeout: Duration,
+}
+
+impl Engine {
+    /// Start every scanner and the wake-up listener. Returns at once.
+    pub fn start(config: EngineConfig, store: Arc<dyn Store>) -> Result<Self> {
+        config.validate().map_err(|reason| Error::Invalid {
+            field: "engine config",
+            reason,
+        })?;
+        let (shutdown_tx, shutdown_rx) = watch::channel(false);
+        let mut handles = Vec::new();
+        let mut metrics = Vec::new();
+        let mut routes = Vec::new();
+        for spec in scanners(&config) {
+            let m = Arc::new(ScannerMetrics::default());
+            metrics.push((spec.name, m.clone()));
+            let (tx, rx) = mpsc::unbounded_channel::<Wake>();
+            routes.push((spec.function.index_name(), tx));
+            // The receiver outlives a panicked runner: the restarted one takes it up.
+            let rx = Arc::new(Mutex::new(rx));
+            let (store, cfg, rx_shutdown) = (store.clone(), config.clone(), shutdown_rx.clone());
+            let make = {
+                let m = m.clone();
+                move || -> futures::future::BoxFuture<'static, ()> {
+                    let runner = Runner::new(
+                        spec,
+                        store.clone(),
+                        &cfg.partitions,
+                        cfg.filter.clone(),
+                        cfg.batch_size,
+                        cfg.rescan_interval,
+                        m.clone(),
+                    );
+                    let (rx, shutdown) = (rx.clone(), rx_shutdown.clone());
+                    Box::pin(async move {
+                        let mut rx = rx.lock().await;
+                        runner.run(Some(&mut *rx), shutdown).await
+                    })
+                }
+            };
+            handles.push(supervisor::supervise(
+                spec.name,
+                m,
+                config.restart_backoff,
+                shutdown_rx.clone(),
+                make,
+            ));
+        }
+        handles.push(tokio::spawn(wake::listen(store, routes, shutdown_rx)));
+        tracing::info!(
+            scanners = metrics.len(),
+            partitions = config.partitions.flow_partitions,
+            "engine started"
+        );
+        Ok(Self {
+            shutdown_tx,
+            handles,
+            metrics,
+            shutdown_timeout: config.shutdown_timeout,
+        })
+    }
+
+    /// Counters of every scanner.
+    pub fn metrics(&self) -> Vec<ScannerStats> {
+        self.metrics
+            .iter()
+            .map(|(name, m)| m.snapshot(name))
+            .collect()
+    }
+
+    /// Signal every task to stop and wait at most the configured bound.
+    /// Returns false when the bound ran out (the rest are abandoned).
+    pub async fn shutdown(self) -> bool {
+        let _ = self.shutdown_tx.send(true);
+        let mut handles = self.handles;
+        let all = futures::future::join_all(handles.iter_mut());
+        match tokio::time::timeout(self.shutdown_timeout, all).await {
+            Ok(_) => {
+                tracing::info!("engine stopped");
+                true
+            }
+            Err(_) => {
+                tracing::warn!(bound = ?self.shutdown_timeout, "engine shutdown bound reached; abandoning remaining tasks");
+                for h in &handles {
+                    h.abort();
+                }
+                false
+            }
+        }
+    }
+}

@@ -1,0 +1,569 @@
+//! The one scanner runner. A scanner is a description ([`ScannerSpec`]: a
+//! name, a batch function and its index, an interval); the runner does for
+//! every scanner: read snapshots of the partitions that are due, ask core what
+//! to act on ([`ff_core::scan::plan`]), carry it out with one batch FCALL per
+//! partition (pipelined across partitions), feed the results back, loop until
+//! nothing is due, then sleep until the earliest known due time, a wake-up
+//! from the data plane, or the interval — whichever comes first.
+
+use super::metrics::ScannerMetrics;
+use crate::error::StoreError;
+use crate::store::{cmd, Store};
+use ff_core::contract::scan::{self as contract, BatchFunction, BatchOutcome, ScannerFilter};
+use ff_core::contract::{Call, CallError};
+use ff_core::keys::PartitionKeys;
+use ff_core::reply::Reply;
+use ff_core::scan::{self, ItemResult, Member, Snapshot};
+use ff_core::tracker::FailureTracker;
+use ff_core::{Partition, PartitionConfig, PartitionFamily};
+use std::sync::atomic::Ordering::Relaxed;
+use std::sync::Arc;
+use std::time::Duration;
+use tokio::sync::mpsc::UnboundedReceiver;
+use tokio::sync::watch;
+use tokio::time::Instant;
+use tracing::Instrument;
+
+/// A scanner, as data.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ScannerSpec {
+    pub name: &'static str,
+    pub function: BatchFunction,
+    pub interval: Duration,
+}
+
+/// A nudge from outside the runner's own schedule.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Wake {
+    /// The data plane announced a new earliest due time in a partition.
+    At { partition: u16, due_ms: u64 },
+    /// Announcements may have been lost: re-read every partition.
+    Rescan,
+}
+
+#[derive(Debug, Clone, Default)]
+struct Slot {
+    /// Earliest future due time known (server ms).
+    next_due: Option<u64>,
+    /// Must be read at the next cycle whatever `next_due` says.
+    dirty: bool,
+}
+
+pub(crate) struct Runner {
+    spec: ScannerSpec,
+    store: Arc<dyn Store>,
+    partitions: Vec<Partition>,
+    filter: ScannerFilter,
+    batch: usize,
+    rescan: Duration,
+    metrics: Arc<ScannerMetrics>,
+    slots: Vec<Slot>,
+    tracker: FailureTracker,
+    /// Server time at a local instant, to turn due times into sleeps.
+    clock: (u64, Instant),
+    last_rescan: Instant,
+    last_sweep: Option<Instant>,
+}
+
+/// Parse `ZRANGEBYSCORE … WITHSCORES`: member, score, member, score, …
+fn parse_members(reply: &Reply) -> Result<Vec<Member>, String> {
+    let Reply::Array(items) = reply else {
+        return Err(format!("expected an array, got {reply:?}"));
+    };
+    items
+        .chunks(2)
+        .map(|pair| match pair {
+            [m, s] => {
+                let id = m.text().ok_or("member is not text")?;
+                let score = s
+                    .text()
+                    .and_then(|t| t.parse::<f64>().ok())
+                    .ok_or("score is not a number")?;
+                Ok(Member {
+                    id,
+                    score: if score <= 0.0 { 0 } else { score as u64 },
+                })
+            }
+            _ => Err("odd number of elements".to_owned()),
+        })
+        .collect()
+}
+
+/// Parse `SSCAN`: [cursor, [members]].
+fn parse_sscan(reply: &Reply) -> Result<(String, Vec<String>), String> {
+    match reply {
+        Reply::Array(v) if v.len() == 2 => {
+            let cursor = v[0].text().ok_or("cursor is not text")?;
+            let Reply::Array(ms) = &v[1] else {
+                return Err("members are not an array".into());
+            };
+            Ok((cursor, ms.iter().filter_map(Reply::text).collect()))
+        }
+        other => Err(format!("unexpected SSCAN reply {other:?}")),
+    }
+}
+
+fn read_due(f: BatchFunction, p: Partition, limit: usize) -> Vec<Vec<u8>> {
+    let key = f.index(&PartitionKeys::new(p));
+    cmd([
+        "ZRANGEBYSCORE",
+        &key,
+        "-inf",
+        "+inf",
+        "WITHSCORES",
+        "LIMIT",
+        "0",
+        &limit.to_string(),
+    ])
+}
+
+/// One batch call's answer, decoded; a failed call is one error for all.
+fn decode(f: BatchFunction, r: Result<Reply, StoreError>) -> Result<BatchOutcome, String> {
+    let reply = r.map_err(|e| e.to_string())?;
+    contract::decode_batch(f.function(), &reply).map_err(|e: CallError| e.to_string())
+}
+
+/// One look at one partition, outside any runner: read its due members, act
+/// on up to `batch` of them. For tests, tools and operators.
+pub async fn scan_once(
+    store: &dyn Store,
+    f: BatchFunction,
+    partition: Partition,
+    filter: &ScannerFilter,
+    batch: usize,
+) -> Result<BatchOutcome, crate::Error> {
+    let ids = if f.is_sweep() {
+        let key = f.index(&PartitionKeys::new(partition));
+        let reply = store
+            .command(&cmd(["SSCAN", &key, "0", "COUNT", &batch.to_string()]))
+            .await?;
+        parse_sscan(&reply)
+            .map_err(|reason| ff_core::reply::DecodeError {
+                function: "SSCAN",
+                reason,
+            })?
+            .1
+    } else {
+        let now = store.time_ms().await?;
+        let reply = store.command(&read_due(f, partition, batch)).await?;
+        let members = parse_members(&reply).map_err(|reason| ff_core::reply::DecodeError {
+            function: "ZRANGEBYSCORE",
+            reason,
+        })?;
+        let snap = Snapshot {
+            now_ms: now,
+            members,
+            limit: batch,
+        };
+        scan::plan(&snap, &FailureTracker::default(), batch).act
+    };
+    let ids: Vec<String> = ids.into_iter().take(batch).collect();
+    let reply = store
+        .fcall(&contract::batch(f, partition, filter, &ids))
+        .await?;
+    Ok(contract::decode_batch(f.function(), &reply)?)
+}
+
+impl Runner {
+    pub(crate) fn new(
+        spec: ScannerSpec,
+        store: Arc<dyn Store>,
+        partitions: &PartitionConfig,
+        filter: ScannerFilter,
+        batch: usize,
+        rescan: Duration,
+        metrics: Arc<ScannerMetrics>,
+    ) -> Self {
+        let partitions: Vec<Partition> = partitions.partitions(PartitionFamily::Flow).collect();
+        let now = Instant::now();
+        Self {
+            spec,
+            store,
+            slots: vec![
+                Slot {
+                    next_due: None,
+                    dirty: true
+                };
+                partitions.len()
+            ],
+            partitions,
+            filter,
+            batch,
+            rescan,
+            metrics,
+            tracker: FailureTracker::default(),
+            clock: (0, now),
+            last_rescan: now,
+            last_sweep: None,
+        }
+    }
+
+    fn server_now(&self) -> u64 {
+        self.clock.0 + self.clock.1.elapsed().as_millis() as u64
+    }
+
+    fn instant_at(&self, server_ms: u64) -> Instant {
+        Instant::now() + Duration::from_millis(server_ms.saturating_sub(self.server_now()))
+    }
+
+    fn has_work(&self) -> bool {
+        if self.spec.function.is_sweep() {
+            return self
+                .last_sweep
+                .is_none_or(|t| t.elapsed() >= self.spec.interval);
+        }
+        let now = self.server_now();
+        self.slots
+            .iter()
+            .any(|s| s.dirty || s.next_due.is_some_and(|d| d <= now))
+    }
+
+    fn next_wake(&self) -> Instant {
+        let interval_end = Instant::now() + self.spec.interval;
+        if self.spec.function.is_sweep() {
+            return self
+                .last_sweep
+                .map_or(Instant::now(), |t| t + self.spec.interval);
+        }
+        if self.slots.iter().any(|s| s.dirty) {
+            return Instant::now();
+        }
+        let earliest = self.slots.iter().filter_map(|s| s.next_due).min();
+        earliest.map_or(interval_end, |d| self.instant_at(d).min(interval_end))
+    }
+
+    fn mark_all_dirty(&mut self) {
+        for s in &mut self.slots {
+            s.dirty = true;
+        }
+        self.last_rescan = Instant::now();
+    }
+
+    fn on_wake(&mut self, w: Wake) {
+        match w {
+            Wake::At { partition, due_ms } => {
+                if let Some(s) = self.slots.get_mut(partition as usize) {
+                    s.next_due = Some(s.next_due.map_or(due_ms, |d| d.min(due_ms)));
+                }
+            }
+            Wake::Rescan => self.mark_all_dirty(),
+        }
+    }
+
+    /// Run until shutdown is signalled or the engine is dropped.
+    pub(crate) async fn run(
+        mut self,
+        mut wakes: Option<&mut UnboundedReceiver<Wake>>,
+        mut shutdown: watch::Receiver<bool>,
+    ) {
+        tracing::info!(scanner = self.spec.name, interval = ?self.spec.interval, partitions = self.partitions.len(), "scanner started");
+        loop {
+            if *shutdown.borrow() {
+                break;
+            }
+            if self.last_rescan.elapsed() >= self.rescan {
+                self.mark_all_dirty();
+            }
+            if self.has_work() {
+                let span = tracing::info_span!("scanner_cycle", scanner = self.spec.name);
+                if self.spec.function.is_sweep() {
+                    self.sweep().instrument(span).await;
+                } else {
+                    self.cycle().instrument(span).await;
+                }
+                continue;
+            }
+            let wake_at = self.next_wake();
+            tokio::select! {
+                _ = tokio::time::sleep_until(wake_at) => {}
+                w = async {
+                    match wakes.as_mut() {
+                        Some(rx) => rx.recv().await,
+                        None => std::future::pending().await,
+                    }
+                } => match w {
+                    Some(w) => self.on_wake(w),
+                    // The wake-up listener is gone: rely on the schedule alone.
+                    None => wakes = None,
+                },
+                r = shutdown.changed() => if r.is_err() { break },
+            }
+        }
+        tracing::info!(scanner = self.spec.name, "scanner stopped");
+    }
+
+    async fn refresh_clock(&mut self) -> Option<u64> {
+        match self.store.time_ms().await {
+            Ok(t) => {
+                self.clock = (t, Instant::now());
+                Some(t)
+            }
+            Err(e) => {
+                ScannerMetrics::add(&self.metrics.errors, 1);
+                tracing::warn!(scanner = self.spec.name, error = %e, "cannot read server time; skipping this cycle");
+                // Do not spin on a dead store: try again after a short pause.
+                tokio::time::sleep(self.spec.interval.min(Duration::from_secs(1))).await;
+                None
+            }
+        }
+    }
+
+    /// Act on the results of one round of batch calls; returns the slots to
+    /// run again at once.
+    fn absorb(
+        &mut self,
+        now: u64,
+        work: &[(usize, Vec<String>, bool)],
+        results: Vec<Result<BatchOutcome, String>>,
+    ) -> (Vec<usize>, Vec<(usize, Vec<String>)>) {
+        let f = self.spec.function;
+        let mut again = Vec::new();
+        let mut split = Vec::new();
+        for ((slot, ids, more), r) in work.iter().zip(results) {
+            match r {
+                Ok(out) => {
+                    let m = &self.metrics;
+                    ScannerMetrics::add(&m.acted, out.acted as u64);
+                    ScannerMetrics::add(&m.repaired, out.repaired as u64);
+                    ScannerMetrics::add(&m.malformed, out.malformed as u64);
+                    let exceptions: std::collections::HashMap<&str, &ItemResult> = out
+                        .exceptions
+                        .iter()
+                        .map(|(id, r)| (id.as_str(), r))
+                        .collect();
+                    let done = ItemResult::Done;
+                    let results = ids.iter().map(|id| {
+                        (
+                            id.as_str(),
+                            exceptions.get(id.as_str()).copied().unwrap_or(&done),
+                        )
+                    });
+                    let entered = scan::record_results(&mut self.tracker, results);
+                    let failed = out
+                        .exceptions
+                        .iter()
+                        .filter(|(_, r)| matches!(r, ItemResult::Failed(_)))
+                        .count();
+                    if failed > 0 {
+                        ScannerMetrics::add(&m.errors, failed as u64);
+                        tracing::warn!(
+                            scanner = self.spec.name,
+                            failed,
+                            entered_backoff = entered,
+                            "members failed"
+                        );
+                    }
+                    if out.malformed > 0 {
+                        tracing::warn!(
+                            scanner = self.spec.name,
+                            malformed = out.malformed,
+                            "malformed index entries removed"
+                        );
+                    }
+                    if let (Some(d), false) = (out.next_due_ms, f.is_sweep()) {
+                        if d > now {
+                            let s = &mut self.slots[*slot];
+                            s.next_due = Some(s.next_due.map_or(d, |x| x.min(d)));
+                        }
+                    }
+                    if *more {
+                        again.push(*slot);
+                    }
+                }
+                Err(e) => {
+                    ScannerMetrics::add(&self.metrics.errors, 1);
+                    tracing::warn!(scanner = self.spec.name, partition = self.partitions[*slot].index, error = %e, batch = ids.len(), "batch call failed");
+                    if ids.len() > 1 {
+                        // Find the member at fault: retry each on its own.
+                        split.push((*slot, ids.clone()));
+                    } else {
+                        for id in ids {
+                            self.tracker.record_failure(id);
+                        }
+                        self.slots[*slot].dirty = true;
+                    }
+                }
+            }
+        }
+        (again, split)
+    }
+
+    async fn call_all(
+        &self,
+        work: &[(usize, Vec<String>, bool)],
+    ) -> Vec<Result<BatchOutcome, String>> {
+        let f = self.spec.function;
+        let calls: Vec<Call> = work
+            .iter()
+            .map(|(slot, ids, _)| contract::batch(f, self.partitions[*slot], &self.filter, ids))
+            .collect();
+        self.store
+            .fcall_many(&calls)
+            .await
+            .into_iter()
+            .map(|r| decode(f, r))
+            .collect()
+    }
+
+    /// Carry out `work`, splitting failed batches into single-member calls.
+    async fn execute(&mut self, now: u64, work: Vec<(usize, Vec<String>, bool)>) -> Vec<usize> {
+        let results = self.call_all(&work).await;
+        let (again, split) = self.absorb(now, &work, results);
+        if !split.is_empty() {
+            let singles: Vec<(usize, Vec<String>, bool)> = split
+                .into_iter()
+                .flat_map(|(slot, ids)| ids.into_iter().map(move |id| (slot, vec![id], false)))
+                .collect();
+            let results = self.call_all(&singles).await;
+            self.absorb(now, &singles, results);
+        }
+        again
+    }
+
+    /// One cycle of a due-index scanner.
+    async fn cycle(&mut self) {
+        let started = Instant::now();
+        let Some(now) = self.refresh_clock().await else {
+            return;
+        };
+        self.tracker.advance_cycle();
+        ScannerMetrics::add(&self.metrics.cycles, 1);
+        let f = self.spec.function;
+        let mut selected: Vec<usize> = (0..self.slots.len())
+            .filter(|&i| self.slots[i].dirty || self.slots[i].next_due.is_some_and(|d| d <= now))
+            .collect();
+        let (acted_before, mut backlog, mut first) = (self.metrics.acted.load(Relaxed), 0u64, true);
+        while !selected.is_empty() {
+            let limit = scan::read_limit(self.batch, &self.tracker);
+            let reads: Vec<Vec<Vec<u8>>> = selected
+                .iter()
+                .map(|&i| read_due(f, self.partitions[i], limit))
+                .collect();
+            let replies = self.store.command_many(&reads).await;
+            let mut work = Vec::new();
+            for (&i, reply) in selected.iter().zip(replies) {
+                let members = match reply
+                    .map_err(|e| e.to_string())
+                    .and_then(|r| parse_members(&r))
+                {
+                    Ok(m) => m,
+                    Err(e) => {
+                        ScannerMetrics::add(&self.metrics.errors, 1);
+                        tracing::warn!(scanner = self.spec.name, partition = self.partitions[i].index, error = %e, "snapshot read failed");
+                        self.slots[i].dirty = true;
+                        continue;
+                    }
+                };
+                let plan = scan::plan(
+                    &Snapshot {
+                        now_ms: now,
+                        members,
+                        limit,
+                    },
+                    &self.tracker,
+                    self.batch,
+                );
+                let slot = &mut self.slots[i];
+                slot.dirty = false;
+                slot.next_due = plan.next_due_ms;
+                if first {
+                    backlog += plan.due as u64;
+                    ScannerMetrics::add(&self.metrics.skipped, plan.skipped as u64);
+                }
+                if !plan.act.is_empty() {
+                    work.push((i, plan.act, plan.again));
+                }
+            }
+            first = false;
+            selected = if work.is_empty() {
+                Vec::new()
+            } else {
+                self.execute(now, work).await
+            };
+        }
+        self.finish_cycle(started, backlog, acted_before);
+    }
+
+    /// One full walk of a sweep scanner's set in every partition.
+    async fn sweep(&mut self) {
+        let started = Instant::now();
+        self.last_sweep = Some(started);
+        if self.refresh_clock().await.is_none() {
+            return;
+        }
+        let now = self.server_now();
+        self.tracker.advance_cycle();
+        ScannerMetrics::add(&self.metrics.cycles, 1);
+        let acted_before = self.metrics.acted.load(Relaxed);
+        let f = self.spec.function;
+        let mut cursors: Vec<(usize, String)> = (0..self.partitions.len())
+            .map(|i| (i, "0".to_owned()))
+            .collect();
+        let mut seen = 0u64;
+        while !cursors.is_empty() {
+            let reads: Vec<Vec<Vec<u8>>> = cursors
+                .iter()
+                .map(|(i, c)| {
+                    cmd([
+                        "SSCAN",
+                        &f.index(&PartitionKeys::new(self.partitions[*i])),
+                        c,
+                        "COUNT",
+                        &self.batch.to_string(),
+                    ])
+                })
+                .collect();
+            let replies = self.store.command_many(&reads).await;
+            let mut next = Vec::new();
+            let mut work = Vec::new();
+            for ((i, _), reply) in cursors.iter().zip(replies) {
+                match reply
+                    .map_err(|e| e.to_string())
+                    .and_then(|r| parse_sscan(&r))
+                {
+                    Ok((cursor, ids)) => {
+                        seen += ids.len() as u64;
+                        let ids: Vec<String> = ids
+                            .into_iter()
+                            .filter(|id| !self.tracker.is_skipped(id))
+                            .collect();
+                        for chunk in ids.chunks(self.batch) {
+                            work.push((*i, chunk.to_vec(), false));
+                        }
+                        if cursor != "0" {
+                            next.push((*i, cursor));
+                        }
+                    }
+                    Err(e) => {
+                        ScannerMetrics::add(&self.metrics.errors, 1);
+                        tracing::warn!(scanner = self.spec.name, partition = self.partitions[*i].index, error = %e, "sweep read failed");
+                    }
+                }
+            }
+            if !work.is_empty() {
+                self.execute(now, work).await;
+            }
+            cursors = next;
+        }
+        self.finish_cycle(started, seen, acted_before);
+    }
+
+    fn finish_cycle(&self, started: Instant, backlog: u64, acted_before: u64) {
+        let m = &self.metrics;
+        let micros = started.elapsed().as_micros() as u64;
+        m.backlog.store(backlog, Relaxed);
+        m.last_cycle_micros.store(micros, Relaxed);
+        let acted = m.acted.load(Relaxed) - acted_before;
+        if acted > 0 || backlog > 0 {
+            tracing::info!(
+                scanner = self.spec.name,
+                acted,
+                backlog,
+                micros,
+                "scan cycle"
+            );
+        } else {
+            tracing::debug!(scanner = self.spec.name, micros, "scan cycle: nothing due");
+        }
+    }
+}

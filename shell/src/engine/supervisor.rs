@@ -1,0 +1,50 @@
+//! The supervisor: runs a task, restarts it after a pause when it panics
+//! (counting restarts), and stops when shutdown is signalled or the engine is
+//! dropped.
+
+use super::metrics::ScannerMetrics;
+use futures::future::BoxFuture;
+use std::sync::Arc;
+use std::time::Duration;
+use tokio::sync::watch;
+use tokio::task::JoinHandle;
+
+pub(crate) fn supervise<F>(
+    name: &'static str,
+    metrics: Arc<ScannerMetrics>,
+    backoff: Duration,
+    mut shutdown: watch::Receiver<bool>,
+    make: F,
+) -> JoinHandle<()>
+where
+    F: Fn() -> BoxFuture<'static, ()> + Send + 'static,
+{
+    tokio::spawn(async move {
+        loop {
+            let mut task = tokio::spawn(make());
+            tokio::select! {
+                r = &mut task => match r {
+                    Err(e) if e.is_panic() => {
+                        ScannerMetrics::add(&metrics.restarts, 1);
+                        tracing::error!(scanner = name, ?backoff, "scanner panicked; restarting");
+                    }
+                    _ => return,
+                },
+                r = shutdown.changed() => {
+                    if r.is_err() || *shutdown.borrow() {
+                        // The task sees the same signal; wait for it to finish its step.
+                        let _ = task.await;
+                        return;
+                    }
+                    // A spurious change: keep supervising the same task.
+                    if let Err(e) = task.await { if e.is_panic() { ScannerMetrics::add(&metrics.restarts, 1); } }
+                    continue;
+                }
+            }
+            tokio::select! {
+                _ = tokio::time::sleep(backoff) => {}
+                r = shutdown.changed() => if r.is_err() || *shutdown.borrow() { return },
+            }
+        }
+    })
+}
