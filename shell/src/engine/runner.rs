@@ -567,3 +567,7 @@ impl Runner {
         }
     }
 }
+
+#[cfg(test)]
+#[path = "runner_tests.rs"]
+mod tests;
