@@ -80,6 +80,14 @@ pub async fn zmembers(store: &dyn Store, key: &str) -> Vec<String> {
     }
 }
 
+/// Members of a set.
+pub async fn smembers(store: &dyn Store, key: &str) -> Vec<String> {
+    match store.command(&cmd(["SMEMBERS", key])).await.expect("SMEMBERS") {
+        ff_engine::core::reply::Reply::Array(items) => items.iter().filter_map(|r| r.text()).collect(),
+        other => panic!("SMEMBERS answered {other:?}"),
+    }
+}
+
 pub async fn server_ms(store: &dyn Store) -> u64 {
     store.time_ms().await.expect("TIME")
 }
