@@ -27,39 +27,58 @@ local function eligible_score(priority, enqueued_ms)
   return (MAX_PRIORITY - priority) * PRIORITY_SCALE + enqueued_ms
 end
 
--- Remove an execution from every index a non-terminal state puts it in.
-local function leave_indexes(tag, eid, lane)
-  redis.call('ZREM', eligible_key(tag, lane), eid)
-  redis.call('ZREM', idx_key(tag, 'delayed'), eid)
-  redis.call('ZREM', idx_key(tag, 'lease_expiry'), eid)
-  redis.call('ZREM', idx_key(tag, 'attempt_timeout'), eid)
+-- The fields that say which indexes an execution is in; every transition
+-- reads them first (hmget(ek, unpack(STATE_FIELDS), ...)).
+local STATE_FIELDS = {'phase', 'elig', 'lane', 'pri', 'att_due', 'deadline', 'retention'}
+
+local function read_state(ek, ...)
+  local names = {unpack(STATE_FIELDS)}
+  for _, f in ipairs({...}) do names[#names + 1] = f end
+  return hmget(ek, unpack(names))
 end
 
--- runnable/eligible: into the lane's eligible index.
+-- Leave the index a live (non-terminal) state puts the execution in; the
+-- deadline index is left only on the way to terminal.
+local function leave_live(ek, tag, eid, h)
+  if h.phase == 'runnable' and h.elig == 'eligible' then
+    redis.call('ZREM', eligible_key(tag, h.lane), eid)
+  elseif h.phase == 'runnable' and h.elig == 'delayed' then
+    redis.call('ZREM', idx_key(tag, 'delayed'), eid)
+  elseif h.phase == 'active' then
+    redis.call('ZREM', idx_key(tag, 'lease_expiry'), eid)
+    if h.att_due then redis.call('ZREM', idx_key(tag, 'attempt_timeout'), eid) end
+    -- The epoch and the fence stay: later stale calls are checked against them.
+    redis.call('HDEL', ek, 'lease_id', 'lease_exp', 'worker', 'wi', 'att_due')
+  end
+end
+
+-- The channel workers follow to learn that a lane of a partition has work.
+local READY_CHANNEL = 'ff:ready'
+
+-- runnable/eligible: into the lane's eligible index. Announced to workers only
+-- when the index was empty: otherwise they already know the partition has work.
 local function make_eligible(ek, tag, eid, lane, priority, now)
+  local key = eligible_key(tag, lane)
+  if redis.call('ZCARD', key) == 0 then
+    redis.call('PUBLISH', READY_CHANNEL, lane .. ' ' .. tag)
+  end
   redis.call('HSET', ek, 'phase', 'runnable', 'elig', 'eligible', 'due', '')
-  redis.call('ZADD', eligible_key(tag, lane), eligible_score(priority, now), eid)
+  redis.call('ZADD', key, eligible_score(priority, now), eid)
 end
 
--- runnable/delayed until `due`.
-local function make_delayed(ek, tag, eid, due)
-  redis.call('HSET', ek, 'phase', 'runnable', 'elig', 'delayed', 'due', due)
+-- runnable/delayed until `due`; `...` are extra field/value pairs to store.
+local function make_delayed(ek, tag, eid, due, ...)
+  redis.call('HSET', ek, 'phase', 'runnable', 'elig', 'delayed', 'due', due, ...)
   zadd_due(tag, 'delayed', due, eid)
 end
 
--- Drop the lease fields of an execution leaving `active` (the epoch and the
--- fence stay: they are what later stale calls are checked against).
-local function release_lease(ek)
-  redis.call('HDEL', ek, 'lease_id', 'lease_exp', 'worker', 'wi', 'att_due')
-end
-
--- Into a terminal state: out of every live index, into the retention index.
-local function make_terminal(ek, tag, eid, lane, outcome, now)
-  leave_indexes(tag, eid, lane)
-  redis.call('ZREM', idx_key(tag, 'deadline'), eid)
-  local retention = tonumber(redis.call('HGET', ek, 'retention') or '0') or 0
-  redis.call('HSET', ek, 'phase', 'terminal', 'elig', '', 'outcome', outcome, 'ended', now, 'due', '')
-  zadd_due(tag, 'terminal', now + retention, eid)
+-- Into a terminal state (from any live state `h`): out of the live indexes,
+-- into the retention index; `...` are extra field/value pairs to store.
+local function make_terminal(ek, tag, eid, h, outcome, now, ...)
+  leave_live(ek, tag, eid, h)
+  if h.deadline then redis.call('ZREM', idx_key(tag, 'deadline'), eid) end
+  redis.call('HSET', ek, 'phase', 'terminal', 'elig', '', 'outcome', outcome, 'ended', now, 'due', '', ...)
+  zadd_due(tag, 'terminal', now + (tonumber(h.retention) or 0), eid)
 end
 
 -- Delay before retry number n (1-based), from the stored policy (core/src/retry.rs).
@@ -218,13 +237,12 @@ local function ff_claim(keys, args)
   local cands = redis.call('ZRANGE', ek_idx, 0, n - 1)
   for _, eid in ipairs(cands) do
     local ek = exec_key(eid)
-    local h = hmget(ek, 'phase', 'elig', 'lane', 'att', 'epoch', 'att_timeout', 'kind', 'payload', 'deadline')
+    local h = read_state(ek, 'att', 'epoch', 'att_timeout', 'kind', 'payload')
     if not eid_ok(eid, tag) or h.phase ~= 'runnable' or h.elig ~= 'eligible' or h.lane ~= lane then
       -- The index disagrees with the record: repair by dropping the entry.
       redis.call('ZREM', ek_idx, eid)
     elseif h.deadline and tonumber(h.deadline) <= now then
-      make_terminal(ek, tag, eid, lane, 'expired', now)
-      redis.call('HSET', ek, 'error', 'execution deadline passed')
+      make_terminal(ek, tag, eid, h, 'expired', now, 'error', 'execution deadline passed')
     else
       claimed = claimed + 1
       local lease_id = args[5 + claimed]
@@ -263,7 +281,7 @@ local function fenced(keys, args, op)
   if not hex32_ok(lease_id) then return nil, err('invalid_argument', 'lease_id:expected 32 hex digits') end
   local epoch
   epoch, e = int_arg(args[3], 'epoch', 1, 9007199254740991); if e then return nil, e end
-  local h = hmget(ek, 'phase', 'lease_id', 'epoch', 'lane', 'pri', 'retry', 'retries', 'fence', 'fence_op', 'fence_reply')
+  local h = read_state(ek, 'lease_id', 'epoch', 'retry', 'retries', 'fence', 'fence_op', 'fence_reply')
   if h.phase == nil then return nil, err('not_found', eid) end
   local token = lease_id .. ':' .. epoch
   if h.fence == token then
@@ -283,10 +301,10 @@ local function fenced(keys, args, op)
   return h
 end
 
--- Record the accepted lease-ending call so that its repeat is answered the same.
+-- The fields that record an accepted lease-ending call, so that its repeat
+-- is answered the same.
 local function seal(h, op, outcome, due)
-  redis.call('HSET', h.ek, 'fence', h.token, 'fence_op', op, 'fence_reply', outcome .. ':' .. due)
-  return ok(outcome, due, 0)
+  return {'fence', h.token, 'fence_op', op, 'fence_reply', outcome .. ':' .. due}
 end
 
 -- ff_renew  ARGV: eid, lease_id, epoch, ttl_ms -> {1, lease_exp}
@@ -310,11 +328,9 @@ local function ff_complete(keys, args)
   end
   local h, e = fenced(keys, args, 'complete')
   if e then return e end
-  local now = now_ms()
-  release_lease(h.ek)
-  redis.call('HSET', h.ek, 'result', result, 'att_state', 'succeeded')
-  make_terminal(h.ek, h.tag, h.eid, h.lane, 'success', now)
-  return seal(h, 'complete', 'completed', 0)
+  make_terminal(h.ek, h.tag, h.eid, h, 'success', now_ms(),
+    'result', result, 'att_state', 'succeeded', unpack(seal(h, 'complete', 'completed', 0)))
+  return ok('completed', 0, 0)
 end
 
 -- ff_fail  ARGV: eid, lease_id, epoch, error, retryable(0|1)
@@ -328,18 +344,16 @@ local function ff_fail(keys, args)
   local now = now_ms()
   local retries = tonumber(h.retries or '0')
   local max_retries = tonumber(string.match(h.retry or '0', '^(%d+)')) or 0
-  release_lease(h.ek)
-  redis.call('HSET', h.ek, 'error', message, 'att_state', 'failed')
-  redis.call('ZREM', idx_key(h.tag, 'lease_expiry'), h.eid)
-  redis.call('ZREM', idx_key(h.tag, 'attempt_timeout'), h.eid)
   if args[5] == '1' and retries < max_retries then
     local due = now + backoff_ms(h.retry, retries + 1)
-    redis.call('HSET', h.ek, 'retries', retries + 1)
-    make_delayed(h.ek, h.tag, h.eid, due)
-    return seal(h, 'fail', 'retry_scheduled', due)
+    leave_live(h.ek, h.tag, h.eid, h)
+    make_delayed(h.ek, h.tag, h.eid, due, 'error', message, 'att_state', 'failed', 'retries', retries + 1,
+      unpack(seal(h, 'fail', 'retry_scheduled', due)))
+    return ok('retry_scheduled', due, 0)
   end
-  make_terminal(h.ek, h.tag, h.eid, h.lane, 'failed', now)
-  return seal(h, 'fail', 'failed', 0)
+  make_terminal(h.ek, h.tag, h.eid, h, 'failed', now,
+    'error', message, 'att_state', 'failed', unpack(seal(h, 'fail', 'failed', 0)))
+  return ok('failed', 0, 0)
 end
 
 -- ff_delay: the worker gives the execution back, due again after delay_ms
@@ -352,12 +366,21 @@ local function ff_delay(keys, args)
   h, e = fenced(keys, args, 'delay')
   if e then return e end
   local due = now_ms() + delay
-  release_lease(h.ek)
-  redis.call('HSET', h.ek, 'att_state', 'delayed')
-  redis.call('ZREM', idx_key(h.tag, 'lease_expiry'), h.eid)
-  redis.call('ZREM', idx_key(h.tag, 'attempt_timeout'), h.eid)
-  make_delayed(h.ek, h.tag, h.eid, due)
-  return seal(h, 'delay', 'delayed', due)
+  leave_live(h.ek, h.tag, h.eid, h)
+  make_delayed(h.ek, h.tag, h.eid, due, 'att_state', 'delayed', unpack(seal(h, 'delay', 'delayed', due)))
+  return ok('delayed', due, 0)
+end
+
+-- ff_release: the worker hands the execution back unfinished (e.g. it is
+-- shutting down): eligible again at once, no retry or reclaim used.
+-- ARGV: eid, lease_id, epoch -> {1, 'released', 0, replayed}
+local function ff_release(keys, args)
+  local h, e = fenced(keys, args, 'release')
+  if e then return e end
+  leave_live(h.ek, h.tag, h.eid, h)
+  redis.call('HSET', h.ek, 'att_state', 'released', unpack(seal(h, 'release', 'released', 0)))
+  make_eligible(h.ek, h.tag, h.eid, h.lane, tonumber(h.pri) or 0, now_ms())
+  return ok('released', 0, 0)
 end
 
 -- ff_cancel  ARGV: eid, reason -> {1, 'cancelled', 0, replayed}
@@ -367,19 +390,17 @@ local function ff_cancel(keys, args)
   if e then return e end
   local reason = args[2] or ''
   if #reason > MAX_REASON_BYTES then return err('invalid_argument', 'reason:too long') end
-  local h = hmget(ek, 'phase', 'outcome', 'lane')
+  local h = read_state(ek, 'outcome')
   if h.phase == nil then return err('not_found', eid) end
   if h.phase == 'terminal' then
     if h.outcome == 'cancelled' then return ok('cancelled', 0, 1) end
     return err('already_terminal', h.outcome)
   end
-  local now = now_ms()
   if h.phase == 'active' then
-    release_lease(ek)
-    redis.call('HSET', ek, 'att_state', 'cancelled')
+    make_terminal(ek, tag, eid, h, 'cancelled', now_ms(), 'error', reason, 'att_state', 'cancelled')
+  else
+    make_terminal(ek, tag, eid, h, 'cancelled', now_ms(), 'error', reason)
   end
-  redis.call('HSET', ek, 'error', reason)
-  make_terminal(ek, tag, eid, h.lane, 'cancelled', now)
   return ok('cancelled', 0, 0)
 end
 
@@ -400,5 +421,6 @@ redis.register_function('ff_renew', ff_renew)
 redis.register_function('ff_complete', ff_complete)
 redis.register_function('ff_fail', ff_fail)
 redis.register_function('ff_delay', ff_delay)
+redis.register_function('ff_release', ff_release)
 redis.register_function('ff_cancel', ff_cancel)
 redis.register_function{function_name = 'ff_get', callback = ff_get, flags = {'no-writes'}}

@@ -95,55 +95,47 @@ end
 -- An expired lease is taken back: eligible again (a new attempt and epoch at
 -- the next claim), or failed once the reclaim limit is spent.
 local function reclaim(ek, tag, eid, now)
-  local h = hmget(ek, 'phase', 'lease_exp', 'lane', 'pri', 'reclaims', 'max_reclaims')
-  local idx = idx_key(tag, 'lease_expiry')
+  local h = read_state(ek, 'lease_exp', 'reclaims', 'max_reclaims')
   if h.phase ~= 'active' then
-    redis.call('ZREM', idx, eid)
+    redis.call('ZREM', idx_key(tag, 'lease_expiry'), eid)
     return 'repaired'
   end
   if tonumber(h.lease_exp or '0') > now then
     zadd_due(tag, 'lease_expiry', tonumber(h.lease_exp), eid)
     return 'repaired'
   end
-  release_lease(ek)
-  redis.call('ZREM', idx, eid)
-  redis.call('ZREM', idx_key(tag, 'attempt_timeout'), eid)
-  redis.call('HSET', ek, 'att_state', 'reclaimed')
   local reclaims = tonumber(h.reclaims or '0')
   if reclaims < tonumber(h.max_reclaims or '0') then
-    redis.call('HSET', ek, 'reclaims', reclaims + 1)
+    leave_live(ek, tag, eid, h)
+    redis.call('HSET', ek, 'att_state', 'reclaimed', 'reclaims', reclaims + 1)
     make_eligible(ek, tag, eid, h.lane, tonumber(h.pri) or 0, now)
   else
-    redis.call('HSET', ek, 'error', 'lease expired; reclaim limit of ' .. (h.max_reclaims or '0') .. ' spent')
-    make_terminal(ek, tag, eid, h.lane, 'failed', now)
+    make_terminal(ek, tag, eid, h, 'failed', now, 'att_state', 'reclaimed',
+      'error', 'lease expired; reclaim limit of ' .. (h.max_reclaims or '0') .. ' spent')
   end
   return 'acted'
 end
 
 -- An attempt that ran past its timeout: the execution expires, lease released.
 local function expire_attempt(ek, tag, eid, now)
-  local h = hmget(ek, 'phase', 'att_due', 'lane')
-  local idx = idx_key(tag, 'attempt_timeout')
+  local h = read_state(ek)
   if h.phase ~= 'active' or h.att_due == nil then
-    redis.call('ZREM', idx, eid)
+    redis.call('ZREM', idx_key(tag, 'attempt_timeout'), eid)
     return 'repaired'
   end
   if tonumber(h.att_due) > now then
     zadd_due(tag, 'attempt_timeout', tonumber(h.att_due), eid)
     return 'repaired'
   end
-  release_lease(ek)
-  redis.call('HSET', ek, 'att_state', 'timed_out', 'error', 'attempt timed out')
-  make_terminal(ek, tag, eid, h.lane, 'expired', now)
+  make_terminal(ek, tag, eid, h, 'expired', now, 'att_state', 'timed_out', 'error', 'attempt timed out')
   return 'acted'
 end
 
 -- An execution past its deadline expires, whatever its phase.
 local function expire_deadline(ek, tag, eid, now)
-  local h = hmget(ek, 'phase', 'deadline', 'lane')
-  local idx = idx_key(tag, 'deadline')
+  local h = read_state(ek)
   if h.phase == nil or h.phase == 'terminal' or h.deadline == nil then
-    redis.call('ZREM', idx, eid)
+    redis.call('ZREM', idx_key(tag, 'deadline'), eid)
     return 'repaired'
   end
   if tonumber(h.deadline) > now then
@@ -151,26 +143,24 @@ local function expire_deadline(ek, tag, eid, now)
     return 'repaired'
   end
   if h.phase == 'active' then
-    release_lease(ek)
-    redis.call('HSET', ek, 'att_state', 'timed_out')
+    make_terminal(ek, tag, eid, h, 'expired', now, 'att_state', 'timed_out', 'error', 'execution deadline passed')
+  else
+    make_terminal(ek, tag, eid, h, 'expired', now, 'error', 'execution deadline passed')
   end
-  redis.call('HSET', ek, 'error', 'execution deadline passed')
-  make_terminal(ek, tag, eid, h.lane, 'expired', now)
   return 'acted'
 end
 
 -- A terminal execution past its retention: every key of it goes, at once.
 local function purge(ek, tag, eid)
-  local h = hmget(ek, 'phase', 'idem', 'lane')
+  local h = hmget(ek, 'phase', 'idem')
   redis.call('ZREM', idx_key(tag, 'terminal'), eid)
   if h.phase == nil then
     redis.call('SREM', idx_key(tag, 'all'), eid)
     return 'repaired'
   end
+  -- Not terminal: it never belonged here (the reconciler re-indexes it).
   if h.phase ~= 'terminal' then return 'repaired' end
   if h.idem and redis.call('GET', h.idem) == eid then redis.call('DEL', h.idem) end
-  leave_indexes(tag, eid, h.lane)
-  redis.call('ZREM', idx_key(tag, 'deadline'), eid)
   redis.call('SREM', idx_key(tag, 'all'), eid)
   redis.call('DEL', ek)
   return 'acted'

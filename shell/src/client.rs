@@ -327,6 +327,15 @@ impl Client {
         )?)
     }
 
+    /// Hand the execution back unfinished: eligible again at once, using no
+    /// retry (e.g. the worker is shutting down).
+    pub async fn release(&self, lease: &Lease) -> Result<Ended> {
+        Ok(ex::decode_ended(
+            "ff_release",
+            &self.call(&ex::release(lease)).await?,
+        )?)
+    }
+
     /// Cancel a non-terminal execution (an active one loses its lease).
     pub async fn cancel(&self, execution: &ExecutionId, reason: &str) -> Result<Ended> {
         self.check_partition(execution)?;

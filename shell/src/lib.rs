@@ -4,11 +4,14 @@
 //! server (standalone or cluster). [`Client`] is the typed API over the data
 //! plane (the Valkey Functions library in `lua/`).
 
+#[cfg(not(madsim))]
+pub mod bench;
 pub mod client;
 pub mod engine;
 pub mod error;
 pub mod spec;
 pub mod store;
+pub mod worker;
 
 pub use client::Client;
 pub use engine::{Engine, EngineConfig};

@@ -206,6 +206,8 @@ pub enum EndOutcome {
     Delayed {
         due_at_ms: u64,
     },
+    /// Handed back unfinished: eligible again at once.
+    Released,
 }
 
 pub fn complete(lease: &Lease, result: &[u8]) -> Call {
@@ -220,13 +222,17 @@ pub fn delay(lease: &Lease, delay_ms: u64) -> Call {
     fenced("ff_delay", lease).arg(delay_ms)
 }
 
+pub fn release(lease: &Lease) -> Call {
+    fenced("ff_release", lease)
+}
+
 pub fn cancel(execution: &ExecutionId, reason: &str) -> Call {
     Call::new("ff_cancel", vec![keys::exec(execution)])
         .arg(execution)
         .arg(reason)
 }
 
-/// Decodes the reply of complete, fail, delay and cancel: `{1, outcome, due_ms, replayed}`.
+/// Decodes the reply of complete, fail, delay, release and cancel: `{1, outcome, due_ms, replayed}`.
 pub fn decode_ended(function: &'static str, reply: &Reply) -> Result<Ended, CallError> {
     let mut f = ok_fields(function, reply)?;
     let outcome = f.text("outcome")?;
@@ -238,6 +244,7 @@ pub fn decode_ended(function: &'static str, reply: &Reply) -> Result<Ended, Call
         "cancelled" => EndOutcome::Cancelled,
         "retry_scheduled" => EndOutcome::RetryScheduled { due_at_ms },
         "delayed" => EndOutcome::Delayed { due_at_ms },
+        "released" => EndOutcome::Released,
         o => return Err(f.error(format!("unknown outcome {o:?}")).into()),
     };
     Ok(Ended { outcome, replayed })

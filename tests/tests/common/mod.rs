@@ -82,8 +82,14 @@ pub async fn zmembers(store: &dyn Store, key: &str) -> Vec<String> {
 
 /// Members of a set.
 pub async fn smembers(store: &dyn Store, key: &str) -> Vec<String> {
-    match store.command(&cmd(["SMEMBERS", key])).await.expect("SMEMBERS") {
-        ff_engine::core::reply::Reply::Array(items) => items.iter().filter_map(|r| r.text()).collect(),
+    match store
+        .command(&cmd(["SMEMBERS", key]))
+        .await
+        .expect("SMEMBERS")
+    {
+        ff_engine::core::reply::Reply::Array(items) => {
+            items.iter().filter_map(|r| r.text()).collect()
+        }
         other => panic!("SMEMBERS answered {other:?}"),
     }
 }
@@ -126,4 +132,94 @@ pub async fn run_scan(
     ff_engine::engine::scan_once(&**c.store(), f, p, &Default::default(), 100)
         .await
         .expect("scan")
+}
+
+/// A store that counts every call and, if asked, panics on its first TIME call.
+pub struct Flaky {
+    pub inner: Arc<dyn Store>,
+    pub panic_once: std::sync::atomic::AtomicBool,
+    pub calls: std::sync::atomic::AtomicU64,
+}
+
+impl Flaky {
+    pub fn new(inner: Arc<dyn Store>, panic_once: bool) -> Self {
+        Self {
+            inner,
+            panic_once: panic_once.into(),
+            calls: 0.into(),
+        }
+    }
+
+    fn count(&self) {
+        self.calls.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+    }
+}
+
+#[async_trait::async_trait]
+impl Store for Flaky {
+    async fn fcall(
+        &self,
+        call: &ff_engine::core::contract::Call,
+    ) -> Result<ff_engine::core::reply::Reply, ff_engine::error::StoreError> {
+        self.count();
+        self.inner.fcall(call).await
+    }
+    async fn fcall_many(
+        &self,
+        calls: &[ff_engine::core::contract::Call],
+    ) -> Vec<Result<ff_engine::core::reply::Reply, ff_engine::error::StoreError>> {
+        self.count();
+        self.inner.fcall_many(calls).await
+    }
+    async fn command(
+        &self,
+        args: &[Vec<u8>],
+    ) -> Result<ff_engine::core::reply::Reply, ff_engine::error::StoreError> {
+        self.count();
+        self.inner.command(args).await
+    }
+    async fn command_many(
+        &self,
+        cmds: &[Vec<Vec<u8>>],
+    ) -> Vec<Result<ff_engine::core::reply::Reply, ff_engine::error::StoreError>> {
+        self.count();
+        self.inner.command_many(cmds).await
+    }
+    async fn time_ms(&self) -> Result<u64, ff_engine::error::StoreError> {
+        self.count();
+        if self
+            .panic_once
+            .swap(false, std::sync::atomic::Ordering::SeqCst)
+        {
+            panic!("injected scanner panic");
+        }
+        self.inner.time_ms().await
+    }
+    async fn ensure_library(&self) -> Result<(), ff_engine::error::StoreError> {
+        self.inner.ensure_library().await
+    }
+    async fn subscribe(
+        &self,
+        channel: &str,
+    ) -> Result<
+        tokio::sync::mpsc::UnboundedReceiver<ff_engine::store::SubEvent>,
+        ff_engine::error::StoreError,
+    > {
+        self.inner.subscribe(channel).await
+    }
+}
+
+pub async fn wait_for<F, Fut>(what: &str, limit: Duration, mut f: F)
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = bool>,
+{
+    let start = std::time::Instant::now();
+    while !f().await {
+        assert!(
+            start.elapsed() < limit,
+            "timed out after {limit:?} waiting for {what}"
+        );
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    }
 }

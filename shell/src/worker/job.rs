@@ -1,0 +1,154 @@
+//! One job's life inside the worker: run the handler in its own task (a panic
+//! fails the attempt, never the worker), renew the lease every third of its
+//! length while it runs, and report the outcome — unless the lease was lost,
+//! in which case the result is dropped and the handler was told.
+
+use super::handler::{Job, JobError, SharedHandler};
+use super::Inner;
+use ff_core::contract::execution::{Claimed, Lease};
+use std::sync::atomic::Ordering::Relaxed;
+use std::sync::Arc;
+use tokio::sync::{watch, OwnedSemaphorePermit};
+use tokio::task::AbortHandle;
+use tokio::time::Instant;
+
+/// A job in flight, as the worker tracks it.
+pub(crate) struct Running {
+    pub(crate) lease: Lease,
+    lost: watch::Sender<bool>,
+    handler: AbortHandle,
+}
+
+impl Running {
+    /// Tell the handler its lease is gone and stop it.
+    pub(crate) fn abandon(&self) {
+        let _ = self.lost.send(true);
+        self.handler.abort();
+    }
+}
+
+pub(crate) struct JobSlot;
+
+fn panic_message(e: tokio::task::JoinError) -> String {
+    match e.try_into_panic() {
+        Ok(p) => p
+            .downcast_ref::<&str>()
+            .map(|s| s.to_string())
+            .or_else(|| p.downcast_ref::<String>().cloned())
+            .unwrap_or_else(|| "handler panicked".to_owned()),
+        Err(e) => format!("handler stopped: {e}"),
+    }
+}
+
+impl JobSlot {
+    pub(crate) fn start(
+        inner: Arc<Inner>,
+        claimed: Claimed,
+        handler: SharedHandler,
+        permit: OwnedSemaphorePermit,
+    ) {
+        let (lost_tx, lost_rx) = watch::channel(false);
+        let lease = claimed.lease.clone();
+        let mut expires = Instant::now() + inner.lease_ttl;
+        let job = Job::new(claimed, lost_rx);
+        let mut task = tokio::spawn(handler.run(job));
+        let key = lease.execution.to_string();
+        inner.running.lock().expect("running jobs lock").insert(
+            key.clone(),
+            Running {
+                lease: lease.clone(),
+                lost: lost_tx.clone(),
+                handler: task.abort_handle(),
+            },
+        );
+        tokio::spawn(async move {
+            let renew_every = inner.lease_ttl / 3;
+            let mut lost = false;
+            let outcome = loop {
+                tokio::select! {
+                    r = &mut task => break r,
+                    _ = tokio::time::sleep(renew_every), if !lost => {
+                        match inner.client.renew(&lease, inner.lease_ttl).await {
+                            Ok(_) => {
+                                inner.stats.renewals.fetch_add(1, Relaxed);
+                                expires = Instant::now() + inner.lease_ttl;
+                            }
+                            Err(e) if e.is_fenced_out() => {
+                                tracing::warn!(execution = %lease.execution, "lease lost while the handler ran; its result will be dropped");
+                                lost = true;
+                                let _ = lost_tx.send(true);
+                            }
+                            Err(e) => {
+                                inner.stats.report_errors.fetch_add(1, Relaxed);
+                                tracing::warn!(execution = %lease.execution, error = %e, "lease renewal failed; retrying");
+                                if Instant::now() >= expires {
+                                    lost = true;
+                                    let _ = lost_tx.send(true);
+                                }
+                            }
+                        }
+                    }
+                }
+            };
+            // Shutdown may have taken this job over (and handed it back).
+            let still_ours = inner
+                .running
+                .lock()
+                .expect("running jobs lock")
+                .remove(&key)
+                .is_some();
+            if lost || !still_ours {
+                if lost {
+                    inner.stats.lease_lost.fetch_add(1, Relaxed);
+                }
+            } else {
+                report(&inner, &lease, outcome).await;
+            }
+            drop(permit);
+            inner.slot_freed.notify_one();
+        });
+    }
+}
+
+async fn report(
+    inner: &Inner,
+    lease: &Lease,
+    outcome: Result<super::JobResult, tokio::task::JoinError>,
+) {
+    let client = &inner.client;
+    let s = &inner.stats;
+    let r = match outcome {
+        Ok(Ok(result)) => client
+            .complete(lease, &result)
+            .await
+            .map(|_| s.completed.fetch_add(1, Relaxed)),
+        Ok(Err(JobError::Retry(msg))) => client
+            .fail(lease, &msg, true)
+            .await
+            .map(|_| s.failed.fetch_add(1, Relaxed)),
+        Ok(Err(JobError::Fatal(msg))) => client
+            .fail(lease, &msg, false)
+            .await
+            .map(|_| s.failed.fetch_add(1, Relaxed)),
+        Ok(Err(JobError::Delay(d))) => client
+            .delay(lease, d)
+            .await
+            .map(|_| s.delayed.fetch_add(1, Relaxed)),
+        Err(e) => {
+            let msg = panic_message(e);
+            s.panicked.fetch_add(1, Relaxed);
+            tracing::error!(execution = %lease.execution, panic = %msg, "handler panicked; failing the attempt");
+            client
+                .fail(lease, &format!("handler panicked: {msg}"), true)
+                .await
+                .map(|_| s.failed.fetch_add(1, Relaxed))
+        }
+    };
+    if let Err(e) = r {
+        s.report_errors.fetch_add(1, Relaxed);
+        if e.is_fenced_out() {
+            s.lease_lost.fetch_add(1, Relaxed);
+        }
+        tracing::warn!(execution = %lease.execution, error = %e, "reporting the outcome failed");
+    }
+}

@@ -1,0 +1,480 @@
+//! The worker runtime: register handlers by kind, and it claims work (batch
+//! claims, pipelined across partitions), runs handlers under a concurrency
+//! limit, keeps each lease alive while its handler runs, reports each outcome,
+//! and shuts down gracefully (stop claiming, let running handlers finish
+//! within a bound, hand back the rest so it is claimable at once).
+//!
+//! ```no_run
+//! # async fn demo(client: ff_engine::Client) -> Result<(), ff_engine::Error> {
+//! use ff_engine::worker::{JobError, Worker};
+//! let worker = Worker::builder(client, "mailer")
+//!     .concurrency(50)
+//!     .handle("email.send", |job: ff_engine::worker::Job| async move {
+//!         if job.payload.is_empty() {
+//!             return Err(JobError::fatal("no recipient"));
+//!         }
+//!         Ok(b"sent".to_vec())
+//!     })
+//!     .start()?;
+//! // ... later
+//! let report = worker.shutdown().await;
+//! # Ok(()) }
+//! ```
+
+mod handler;
+mod job;
+mod ready;
+
+pub use handler::{Handler, Job, JobError, JobResult};
+
+use crate::error::{Error, Result};
+use crate::store::{cmd, SubEvent};
+use crate::Client;
+use ff_core::contract::execution::Claimed;
+use ff_core::contract::limits;
+use ff_core::keys::PartitionKeys;
+use ff_core::reply::Reply;
+use ff_core::{Kind, Lane, Partition, PartitionFamily, WorkerInstance, WorkerName};
+use handler::SharedHandler;
+use job::{JobSlot, Running};
+use ready::{lane_index, parse_ready, ReadySet};
+use std::collections::HashMap;
+use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+use tokio::sync::{watch, Notify, Semaphore};
+use tokio::task::JoinHandle;
+
+/// The channel the data plane announces newly non-empty eligible indexes on.
+pub const READY_CHANNEL: &str = "ff:ready";
+
+/// Counters of one worker.
+#[derive(Debug, Default)]
+pub struct WorkerStats {
+    pub claimed: AtomicU64,
+    pub completed: AtomicU64,
+    pub failed: AtomicU64,
+    pub delayed: AtomicU64,
+    pub panicked: AtomicU64,
+    /// Handlers whose lease was lost while they ran (their result was dropped).
+    pub lease_lost: AtomicU64,
+    /// Executions handed back at shutdown.
+    pub released: AtomicU64,
+    pub renewals: AtomicU64,
+    /// Reports (complete/fail/renew) that failed to reach the store.
+    pub report_errors: AtomicU64,
+    /// Largest number of handlers seen running at once.
+    pub max_running: AtomicU64,
+}
+
+/// What graceful shutdown did.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ShutdownReport {
+    /// Handlers that finished within the bound.
+    pub finished: usize,
+    /// Executions still running at the bound, handed back (eligible at once).
+    pub released: usize,
+}
+
+pub struct WorkerBuilder {
+    client: Client,
+    name: String,
+    instance: Option<String>,
+    lanes: Vec<String>,
+    concurrency: usize,
+    lease_ttl: Duration,
+    claim_batch: usize,
+    poll_interval: Duration,
+    shutdown_grace: Duration,
+    handlers: HashMap<String, SharedHandler>,
+    fallback: Option<SharedHandler>,
+}
+
+impl WorkerBuilder {
+    /// Its own instance name (default: the worker name and a random suffix).
+    pub fn instance(mut self, instance: impl Into<String>) -> Self {
+        self.instance = Some(instance.into());
+        self
+    }
+    /// Lanes to claim from (default: `default`).
+    pub fn lanes<I: IntoIterator<Item = S>, S: Into<String>>(mut self, lanes: I) -> Self {
+        self.lanes = lanes.into_iter().map(Into::into).collect();
+        self
+    }
+    /// Most handlers running at once (default 16).
+    pub fn concurrency(mut self, n: usize) -> Self {
+        self.concurrency = n;
+        self
+    }
+    /// Lease length; renewed every third of it while a handler runs (default 30 s).
+    pub fn lease_ttl(mut self, ttl: Duration) -> Self {
+        self.lease_ttl = ttl;
+        self
+    }
+    /// Most executions one claim call takes from one partition (default 64).
+    pub fn claim_batch(mut self, n: usize) -> Self {
+        self.claim_batch = n;
+        self
+    }
+    /// Fallback look at every partition when idle (default 5 s): the net
+    /// under lost announcements.
+    pub fn poll_interval(mut self, d: Duration) -> Self {
+        self.poll_interval = d;
+        self
+    }
+    /// How long shutdown lets running handlers finish (default 10 s).
+    pub fn shutdown_grace(mut self, d: Duration) -> Self {
+        self.shutdown_grace = d;
+        self
+    }
+    /// Run executions of `kind` with `handler`.
+    pub fn handle(mut self, kind: impl Into<String>, handler: impl Handler) -> Self {
+        self.handlers.insert(kind.into(), Arc::new(handler));
+        self
+    }
+    /// Run executions of every kind without its own handler.
+    pub fn fallback(mut self, handler: impl Handler) -> Self {
+        self.fallback = Some(Arc::new(handler));
+        self
+    }
+
+    /// Check the settings and start claiming.
+    pub fn start(self) -> Result<Worker> {
+        let invalid = |field: &'static str, reason: String| Error::Invalid { field, reason };
+        let name = WorkerName::new(self.name)?;
+        let instance = WorkerInstance::new(
+            self.instance
+                .unwrap_or_else(|| format!("{name}-{:08x}", rand::random::<u32>())),
+        )?;
+        let lanes = self
+            .lanes
+            .into_iter()
+            .map(Lane::new)
+            .collect::<std::result::Result<Vec<_>, _>>()?;
+        if lanes.is_empty() {
+            return Err(invalid("lanes", "at least one lane".into()));
+        }
+        for kind in self.handlers.keys() {
+            Kind::new(kind.clone())?;
+        }
+        if self.handlers.is_empty() && self.fallback.is_none() {
+            return Err(invalid("handlers", "register at least one handler".into()));
+        }
+        if self.concurrency == 0 || self.concurrency > 100_000 {
+            return Err(invalid(
+                "concurrency",
+                format!("{} is outside 1..=100000", self.concurrency),
+            ));
+        }
+        let ttl_ms = self.lease_ttl.as_millis() as u64;
+        if !(limits::MIN_LEASE_MS * 3..=limits::MAX_LEASE_MS).contains(&ttl_ms) {
+            return Err(invalid(
+                "lease_ttl",
+                format!(
+                    "{ttl_ms} ms is outside {}..={} ms",
+                    limits::MIN_LEASE_MS * 3,
+                    limits::MAX_LEASE_MS
+                ),
+            ));
+        }
+        if self.claim_batch == 0 || self.claim_batch > limits::MAX_CLAIM_BATCH {
+            return Err(invalid(
+                "claim_batch",
+                format!(
+                    "{} is outside 1..={}",
+                    self.claim_batch,
+                    limits::MAX_CLAIM_BATCH
+                ),
+            ));
+        }
+        let inner = Arc::new(Inner {
+            client: self.client,
+            name,
+            instance,
+            lanes,
+            lease_ttl: self.lease_ttl,
+            claim_batch: self.claim_batch,
+            poll_interval: self.poll_interval,
+            handlers: self.handlers,
+            fallback: self.fallback,
+            permits: Arc::new(Semaphore::new(self.concurrency)),
+            concurrency: self.concurrency,
+            stats: Arc::new(WorkerStats::default()),
+            running: Mutex::new(HashMap::new()),
+            slot_freed: Notify::new(),
+        });
+        let (stop_tx, stop_rx) = watch::channel(false);
+        let claimer = tokio::spawn(claim_loop(inner.clone(), stop_rx));
+        tracing::info!(worker = %inner.name, instance = %inner.instance, concurrency = self.concurrency, "worker started");
+        Ok(Worker {
+            inner,
+            stop_tx,
+            claimer: Some(claimer),
+            grace: self.shutdown_grace,
+        })
+    }
+}
+
+pub(crate) struct Inner {
+    pub(crate) client: Client,
+    name: WorkerName,
+    instance: WorkerInstance,
+    lanes: Vec<Lane>,
+    pub(crate) lease_ttl: Duration,
+    claim_batch: usize,
+    poll_interval: Duration,
+    handlers: HashMap<String, SharedHandler>,
+    fallback: Option<SharedHandler>,
+    permits: Arc<Semaphore>,
+    concurrency: usize,
+    pub(crate) stats: Arc<WorkerStats>,
+    /// Jobs in flight, by execution id.
+    pub(crate) running: Mutex<HashMap<String, Running>>,
+    pub(crate) slot_freed: Notify,
+}
+
+/// A running worker. Dropping it stops claiming and abandons running handlers
+/// (their leases then expire); call [`Worker::shutdown`] to hand them back.
+pub struct Worker {
+    inner: Arc<Inner>,
+    stop_tx: watch::Sender<bool>,
+    claimer: Option<JoinHandle<()>>,
+    grace: Duration,
+}
+
+impl Worker {
+    /// A worker named `name` (its pool or deployment).
+    pub fn builder(client: Client, name: impl Into<String>) -> WorkerBuilder {
+        WorkerBuilder {
+            client,
+            name: name.into(),
+            instance: None,
+            lanes: vec!["default".into()],
+            concurrency: 16,
+            lease_ttl: Duration::from_secs(30),
+            claim_batch: 64,
+            poll_interval: Duration::from_secs(5),
+            shutdown_grace: Duration::from_secs(10),
+            handlers: HashMap::new(),
+            fallback: None,
+        }
+    }
+
+    pub fn stats(&self) -> &WorkerStats {
+        &self.inner.stats
+    }
+
+    /// Handlers running now.
+    pub fn running(&self) -> usize {
+        self.inner.running.lock().expect("running jobs lock").len()
+    }
+
+    /// Stop claiming, let running handlers finish within the grace period,
+    /// then hand back what is still running (eligible again at once).
+    pub async fn shutdown(mut self) -> ShutdownReport {
+        let _ = self.stop_tx.send(true);
+        if let Some(c) = self.claimer.take() {
+            let _ = c.await;
+        }
+        let at_start = self.running();
+        let deadline = tokio::time::Instant::now() + self.grace;
+        while self.running() > 0 && tokio::time::Instant::now() < deadline {
+            tokio::select! {
+                _ = self.inner.slot_freed.notified() => {}
+                _ = tokio::time::sleep_until(deadline) => {}
+            }
+        }
+        let left: Vec<Running> = self
+            .inner
+            .running
+            .lock()
+            .expect("running jobs lock")
+            .drain()
+            .map(|(_, r)| r)
+            .collect();
+        let released = left.len();
+        let calls = left.into_iter().map(|r| {
+            let client = self.inner.client.clone();
+            let stats = self.inner.stats.clone();
+            async move {
+                r.abandon();
+                match client.release(&r.lease).await {
+                    Ok(_) => {
+                        stats.released.fetch_add(1, Relaxed);
+                    }
+                    Err(e) => tracing::warn!(execution = %r.lease.execution, error = %e, "could not hand back at shutdown; its lease will expire"),
+                }
+            }
+        });
+        futures::future::join_all(calls).await;
+        tracing::info!(worker = %self.inner.name, finished = at_start - released, released, "worker stopped");
+        ShutdownReport {
+            finished: at_start - released,
+            released,
+        }
+    }
+}
+
+impl Drop for Worker {
+    fn drop(&mut self) {
+        let _ = self.stop_tx.send(true);
+    }
+}
+
+impl Inner {
+    fn handler_for(&self, kind: &Kind) -> Option<SharedHandler> {
+        self.handlers
+            .get(kind.as_str())
+            .cloned()
+            .or_else(|| self.fallback.clone())
+    }
+
+    /// Look at every partition of every lane (one pipelined round).
+    async fn look_everywhere(&self, ready: &mut ReadySet) {
+        let partitions: Vec<Partition> = self
+            .client
+            .config()
+            .partitions(PartitionFamily::Flow)
+            .collect();
+        let mut cmds = Vec::new();
+        let mut at = Vec::new();
+        for (li, lane) in self.lanes.iter().enumerate() {
+            for p in &partitions {
+                cmds.push(cmd(["ZCARD", &PartitionKeys::new(*p).eligible(lane)]));
+                at.push((li, p.index));
+            }
+        }
+        for ((li, p), r) in at
+            .into_iter()
+            .zip(self.client.store().command_many(&cmds).await)
+        {
+            match r {
+                Ok(Reply::Int(n)) if n > 0 => ready.insert(li, p),
+                Ok(_) => {}
+                Err(e) => {
+                    tracing::warn!(error = %e, "looking for work failed");
+                    return;
+                }
+            }
+        }
+    }
+
+    fn start_job(self: &Arc<Self>, claimed: Claimed, permit: tokio::sync::OwnedSemaphorePermit) {
+        self.stats.claimed.fetch_add(1, Relaxed);
+        let running = (self.concurrency - self.permits.available_permits()) as u64;
+        self.stats.max_running.fetch_max(running, Relaxed);
+        match self.handler_for(&claimed.kind) {
+            Some(h) => JobSlot::start(self.clone(), claimed, h, permit),
+            None => {
+                // Claimed a kind nobody here handles: give it straight back.
+                let client = self.client.clone();
+                tokio::spawn(async move {
+                    tracing::warn!(kind = %claimed.kind, "no handler for this kind; handing it back");
+                    let _ = client.release(&claimed.lease).await;
+                    drop(permit);
+                });
+            }
+        }
+    }
+}
+
+async fn claim_loop(inner: Arc<Inner>, mut stop: watch::Receiver<bool>) {
+    let mut ready = ReadySet::default();
+    let mut announcements = match inner.client.store().subscribe(READY_CHANNEL).await {
+        Ok(rx) => Some(rx),
+        Err(e) => {
+            tracing::warn!(error = %e, "cannot follow ready announcements; polling only");
+            None
+        }
+    };
+    inner.look_everywhere(&mut ready).await;
+    let mut last_look = tokio::time::Instant::now();
+    loop {
+        if *stop.borrow() {
+            return;
+        }
+        let free = inner.permits.available_permits();
+        if free > 0 && !ready.is_empty() {
+            claim_round(&inner, &mut ready, free).await;
+            continue;
+        }
+        let poll_at = last_look + inner.poll_interval;
+        tokio::select! {
+            _ = inner.slot_freed.notified(), if free == 0 => {}
+            ev = async {
+                match announcements.as_mut() {
+                    Some(rx) => rx.recv().await,
+                    None => std::future::pending().await,
+                }
+            } => match ev {
+                Some(SubEvent::Message(m)) => {
+                    if let Some((lane, p)) = parse_ready(&m) {
+                        if let Some(li) = lane_index(&inner.lanes, &lane) {
+                            ready.insert(li, p);
+                        }
+                    }
+                }
+                Some(SubEvent::Subscribed) => {
+                    inner.look_everywhere(&mut ready).await;
+                    last_look = tokio::time::Instant::now();
+                }
+                None => announcements = None,
+            },
+            _ = tokio::time::sleep_until(poll_at), if free > 0 => {
+                inner.look_everywhere(&mut ready).await;
+                last_look = tokio::time::Instant::now();
+            }
+            r = stop.changed() => if r.is_err() { return },
+        }
+    }
+}
+
+/// Claim up to `free` executions from the ready partitions, one pipelined round.
+async fn claim_round(inner: &Arc<Inner>, ready: &mut ReadySet, free: usize) {
+    let picks = ready.next(free.div_ceil(inner.claim_batch).clamp(1, 32));
+    let share = free.div_ceil(picks.len()).min(inner.claim_batch);
+    let mut budget = free;
+    let mut asks = Vec::new();
+    for (li, p) in picks {
+        let n = share.min(budget);
+        if n == 0 {
+            break;
+        }
+        budget -= n;
+        asks.push((li, p, n));
+    }
+    let calls = asks.iter().map(|&(li, p, n)| {
+        let partition = Partition::new(PartitionFamily::Flow, p);
+        inner.client.claim_in(
+            partition,
+            &inner.lanes[li],
+            &inner.name,
+            &inner.instance,
+            inner.lease_ttl,
+            n,
+        )
+    });
+    let results = futures::future::join_all(calls).await;
+    for (&(li, p, n), r) in asks.iter().zip(results) {
+        match r {
+            Ok(claimed) => {
+                if claimed.len() < n {
+                    ready.remove(li, p);
+                }
+                for c in claimed {
+                    let permit = inner
+                        .permits
+                        .clone()
+                        .try_acquire_owned()
+                        .expect("claims never exceed free permits");
+                    inner.start_job(c, permit);
+                }
+            }
+            Err(e) => {
+                tracing::warn!(partition = p, error = %e, "claim failed");
+                ready.remove(li, p);
+                tokio::time::sleep(Duration::from_millis(50)).await;
+            }
+        }
+    }
+}
