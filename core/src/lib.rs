@@ -8,6 +8,7 @@
 pub mod contract;
 pub mod error;
 pub mod id;
+pub mod invariant;
 pub mod keys;
 pub mod name;
 pub mod partition;

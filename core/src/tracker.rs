@@ -16,7 +16,8 @@ pub const DEFAULT_CAPACITY: usize = 10_000;
 #[derive(Debug, Clone, PartialEq, Eq)]
 struct Entry {
     failures: u32,
-    /// Skipped while `cycle < skip_until` (only once `failures >= threshold`).
+    /// Skipped while `cycle < skip_until` (only once `failures >= threshold`):
+    /// the `BACKOFF_CYCLES` cycles after the one that put it in backoff.
     skip_until: u64,
     last_failure_cycle: u64,
 }
@@ -97,7 +98,7 @@ impl FailureTracker {
         e.last_failure_cycle = cycle;
         let entered = e.failures == FAILURE_THRESHOLD;
         if entered {
-            e.skip_until = cycle + BACKOFF_CYCLES;
+            e.skip_until = cycle + 1 + BACKOFF_CYCLES;
         }
         self.enforce_capacity();
         entered
@@ -111,7 +112,7 @@ impl FailureTracker {
             item.to_owned(),
             Entry {
                 failures: FAILURE_THRESHOLD,
-                skip_until: cycle + BACKOFF_CYCLES,
+                skip_until: cycle + 1 + BACKOFF_CYCLES,
                 last_failure_cycle: cycle,
             },
         );
@@ -189,7 +190,7 @@ mod tests {
                         e.last_failure = cycle;
                         let entered = t.record_failure(&i.to_string());
                         prop_assert_eq!(entered, e.failures == FAILURE_THRESHOLD);
-                        if entered { e.skip_until = Some(cycle + BACKOFF_CYCLES); }
+                        if entered { e.skip_until = Some(cycle + 1 + BACKOFF_CYCLES); }
                     }
                 }
                 for i in 0u8..6 {
@@ -217,10 +218,12 @@ mod tests {
             prop_assert!(!t.record_failure("x"));
             prop_assert!(!t.is_skipped("x"));
             prop_assert!(t.record_failure("x"));
+            // Skipped in each of the BACKOFF_CYCLES cycles that follow.
             for _ in 0..BACKOFF_CYCLES {
-                prop_assert!(t.is_skipped("x"));
                 t.advance_cycle();
+                prop_assert!(t.is_skipped("x"));
             }
+            t.advance_cycle();
             prop_assert!(!t.is_skipped("x"));
             // Retried: one more failure does not put it straight back.
             prop_assert!(!t.record_failure("x"));

@@ -279,6 +279,8 @@ pub struct ExecutionRecord {
     pub delayed_until_ms: Option<u64>,
     pub deadline_at_ms: Option<u64>,
     pub attempt_timeout_ms: u64,
+    /// When the running attempt times out (active executions with a timeout).
+    pub attempt_due_ms: Option<u64>,
     pub retry: RetryPolicy,
     pub max_reclaims: u32,
     pub retention_ms: u64,
@@ -415,6 +417,11 @@ impl ExecutionRecord {
             },
             deadline_at_ms: num("deadline")?,
             attempt_timeout_ms: num0("att_timeout")?,
+            attempt_due_ms: if phase == LifecyclePhase::Active {
+                num("att_due")?
+            } else {
+                None
+            },
             retry: RetryPolicy::decode(&req("retry")?).map_err(|e| err(e.to_string()))?,
             max_reclaims: small("max_reclaims")?,
             retention_ms: num0("retention")?,

@@ -2,13 +2,12 @@
 //! by the time the engine starts; the time from `Engine::start` until the
 //! delayed promoter has made every one eligible.
 
-use super::util::{self, progress, round, Report};
+use super::util::{self, progress, Report};
 use super::{BenchResult, Ctx, Scenario};
 use crate::spec::ExecutionSpec;
 use ff_core::keys::PartitionKeys;
 use ff_core::Lane;
 use std::time::Duration;
-use tokio::time::Instant;
 
 /// The figure to reach, in items per second.
 const TARGET: f64 = 100_000.0;
@@ -17,14 +16,12 @@ pub(crate) async fn run(ctx: &Ctx) -> BenchResult<Report> {
     let n = ctx.n;
     let mut r = ctx.report(Scenario::DelayedDrain);
     progress!("creating {n} executions delayed by 1-50 ms");
-    let t = Instant::now();
-    util::create_many(&ctx.client, n, |_| {
+    let created = util::create_many(ctx, n, |_| {
         ExecutionSpec::new("bench.delayed")
             .payload("x")
             .delay(Duration::from_millis(rand::random_range(1..=50)))
     })
     .await?;
-    let create_secs = t.elapsed().as_secs_f64();
     // Let the last ones come due.
     tokio::time::sleep(Duration::from_millis(100)).await;
     let cfg = *ctx.client.config();
@@ -50,7 +47,6 @@ pub(crate) async fn run(ctx: &Ctx) -> BenchResult<Report> {
     r.set("eligible_after", eligible);
     r.set("delayed_before", delayed);
     r.set("delayed_after", still_delayed);
-    r.set("create_seconds", round(create_secs, 3));
-    r.set("create_per_sec", round(util::rate(n, create_secs), 0));
+    created.report(&mut r);
     Ok(r)
 }

@@ -26,6 +26,7 @@ pub(crate) async fn run(ctx: &Ctx) -> BenchResult<Report> {
     let load = ctx.admin.load_since(cpu).await?;
     let secs = t.elapsed().as_secs_f64();
     let errors = util::engine_errors(&engine);
+    let all_scanners = util::scanners_json(&engine);
     let cycles: u64 = engine.metrics().iter().map(|s| s.cycles).sum();
     let clean = engine.shutdown().await;
 
@@ -38,6 +39,7 @@ pub(crate) async fn run(ctx: &Ctx) -> BenchResult<Report> {
     r.set("meets_target", per_sec <= TARGET);
     r.set("commands", calls);
     r.set("scanner_cycles", cycles);
+    r.set("all_scanners", all_scanners);
     r.set("engine_errors", errors);
     r.set("clean_shutdown", clean);
     r.set("server_cpu_fraction", round(load.cpu_seconds / secs, 4));

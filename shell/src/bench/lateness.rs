@@ -78,6 +78,7 @@ pub(crate) async fn run(ctx: &Ctx) -> BenchResult<Report> {
     let load = ctx.admin.load_since(cpu).await?;
     let load_secs = t.elapsed().as_secs_f64();
     let errors = util::engine_errors(&engine);
+    let all_scanners = util::scanners_json(&engine);
     let clean = engine.shutdown().await;
 
     // promoted at: the eligible scores; due at: created + delay.
@@ -142,6 +143,7 @@ pub(crate) async fn run(ctx: &Ctx) -> BenchResult<Report> {
     if let Some(s) = &stats {
         r.set("scanner", util::stats_json(s));
     }
+    r.set("all_scanners", all_scanners);
     r.set("engine_errors", errors);
     r.set("clean_shutdown", clean);
     load.report(&mut r, ctx.admin.node_count(), load_secs, n);

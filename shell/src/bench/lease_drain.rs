@@ -19,12 +19,8 @@ pub(crate) async fn run(ctx: &Ctx) -> BenchResult<Report> {
     let n = ctx.n;
     let mut r = ctx.report(Scenario::LeaseDrain);
     progress!("creating {n} eligible executions");
-    let t = Instant::now();
-    util::create_many(&ctx.client, n, |_| {
-        ExecutionSpec::new("bench.lease").payload("x")
-    })
-    .await?;
-    let create_secs = t.elapsed().as_secs_f64();
+    let created =
+        util::create_many(ctx, n, |_| ExecutionSpec::new("bench.lease").payload("x")).await?;
 
     progress!("claiming them all with a {MIN_LEASE_MS} ms lease");
     let lane = Lane::default_lane();
@@ -81,8 +77,7 @@ pub(crate) async fn run(ctx: &Ctx) -> BenchResult<Report> {
     r.set("eligible_after", eligible);
     r.set("leased_before", leased);
     r.set("leased_after", still_leased);
-    r.set("create_seconds", round(create_secs, 3));
-    r.set("create_per_sec", round(util::rate(n, create_secs), 0));
+    created.report(&mut r);
     r.set("claim_seconds", round(claim_secs, 3));
     r.set("claim_per_sec", round(util::rate(n, claim_secs), 0));
     Ok(r)

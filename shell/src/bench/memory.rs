@@ -42,14 +42,13 @@ pub(crate) async fn run(ctx: &Ctx) -> BenchResult<Report> {
     let mut r = ctx.report(Scenario::Memory);
     let (mem0, data0) = used(ctx).await?;
     progress!("creating {n} executions delayed by 1 h with a 1-byte payload");
-    let t = tokio::time::Instant::now();
-    let ids = util::create_many(&ctx.client, n, |_| {
+    let created = util::create_many(ctx, n, |_| {
         ExecutionSpec::new("bench.memory")
             .payload("x")
             .delay(Duration::from_secs(3600))
     })
     .await?;
-    let create_secs = t.elapsed().as_secs_f64();
+    let ids = &created.ids;
     let (mem1, data1) = used(ctx).await?;
     let per = (mem1 - mem0) / n as f64;
     let per_dataset = (data1 - data0) / n as f64;
@@ -83,7 +82,7 @@ pub(crate) async fn run(ctx: &Ctx) -> BenchResult<Report> {
         .unwrap_or(0);
     let keys_total = ctx.admin.key_count().await?;
 
-    r.set("seconds", round(create_secs, 3));
+    r.set("seconds", round(created.secs, 3));
     r.set("bytes_per_execution", round(per, 1));
     r.set("ok", ids.len() as u64 == n);
     r.set("target_bytes_per_execution", TARGET);
@@ -96,7 +95,7 @@ pub(crate) async fn run(ctx: &Ctx) -> BenchResult<Report> {
     r.set("used_memory_before", mem0);
     r.set("used_memory_after", mem1);
     r.set("keys", keys_total);
-    r.set("create_per_sec", round(util::rate(n, create_secs), 0));
+    created.report(&mut r);
     r.set(
         "allocator",
         ctx.admin.info_text("memory", "mem_allocator").await?,

@@ -5,7 +5,7 @@ use ff_engine::store::library::library;
 
 /// ff — an execution engine on Valkey / Redis 7+.
 #[derive(Debug, Parser)]
-#[command(name = "ff", version, about)]
+#[command(name = "ff", version)]
 struct Cli {
     #[command(subcommand)]
     command: Command,

@@ -8,9 +8,11 @@ use std::time::Duration;
 #[derive(Debug, Clone)]
 pub struct EngineConfig {
     pub partitions: PartitionConfig,
-    /// Longest sleep of each scanner between looks (it wakes earlier when
-    /// something it knows of becomes due, or when the data plane announces an
-    /// earlier due time). Seed defaults.
+    /// Longest sleep of each scanner (seed defaults). A scanner wakes at the
+    /// earliest due time it knows of, when the data plane announces an earlier
+    /// one, or after this interval; a wake-up reads only the partitions known
+    /// to be due, so waking costs nothing when nothing is (the full re-read is
+    /// `rescan_interval`).
     pub lease_expiry_interval: Duration,
     pub delayed_promoter_interval: Duration,
     pub attempt_timeout_interval: Duration,

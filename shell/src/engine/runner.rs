@@ -41,6 +41,13 @@ pub enum Wake {
     Rescan,
 }
 
+/// One batch call to make: the partition's slot, the member ids, and whether
+/// more was due than this batch takes.
+type Work = (usize, Vec<String>, bool);
+
+/// After a failed read or call, a partition is looked at again after at most this.
+const RETRY_AFTER_ERROR_MS: u64 = 1_000;
+
 #[derive(Debug, Clone, Default)]
 struct Slot {
     /// Earliest future due time known (server ms).
@@ -232,6 +239,18 @@ impl Runner {
         earliest.map_or(interval_end, |d| self.instant_at(d).min(interval_end))
     }
 
+    /// Look at a partition again soon, not at once: a store that keeps
+    /// failing must not make the runner spin.
+    fn retry_soon(&mut self, slot: usize, now: u64) {
+        let at = now + (self.spec.interval.as_millis() as u64).clamp(1, RETRY_AFTER_ERROR_MS);
+        let s = &mut self.slots[slot];
+        // A known due time still ahead stays if it is sooner; a past one is spent.
+        s.next_due = Some(match s.next_due {
+            Some(d) if d > now => d.min(at),
+            _ => at,
+        });
+    }
+
     fn mark_all_dirty(&mut self) {
         for s in &mut self.slots {
             s.dirty = true;
@@ -313,9 +332,9 @@ impl Runner {
     fn absorb(
         &mut self,
         now: u64,
-        work: &[(usize, Vec<String>, bool)],
+        work: &[Work],
         results: Vec<Result<BatchOutcome, String>>,
-    ) -> (Vec<usize>, Vec<(usize, Vec<String>)>) {
+    ) -> (Vec<usize>, Vec<Work>) {
         let f = self.spec.function;
         let mut again = Vec::new();
         let mut split = Vec::new();
@@ -352,6 +371,8 @@ impl Runner {
                             entered_backoff = entered,
                             "members failed"
                         );
+                        // Failed members are still due: try them again next cycle.
+                        self.retry_soon(*slot, now);
                     }
                     if out.malformed > 0 {
                         tracing::warn!(
@@ -375,12 +396,12 @@ impl Runner {
                     tracing::warn!(scanner = self.spec.name, partition = self.partitions[*slot].index, error = %e, batch = ids.len(), "batch call failed");
                     if ids.len() > 1 {
                         // Find the member at fault: retry each on its own.
-                        split.push((*slot, ids.clone()));
+                        split.push((*slot, ids.clone(), *more));
                     } else {
                         for id in ids {
                             self.tracker.record_failure(id);
                         }
-                        self.slots[*slot].dirty = true;
+                        self.retry_soon(*slot, now);
                     }
                 }
             }
@@ -390,7 +411,7 @@ impl Runner {
 
     async fn call_all(
         &self,
-        work: &[(usize, Vec<String>, bool)],
+        work: &[Work],
     ) -> Vec<Result<BatchOutcome, String>> {
         let f = self.spec.function;
         let calls: Vec<Call> = work
@@ -406,13 +427,20 @@ impl Runner {
     }
 
     /// Carry out `work`, splitting failed batches into single-member calls.
-    async fn execute(&mut self, now: u64, work: Vec<(usize, Vec<String>, bool)>) -> Vec<usize> {
+    async fn execute(&mut self, now: u64, work: Vec<Work>) -> Vec<usize> {
         let results = self.call_all(&work).await;
-        let (again, split) = self.absorb(now, &work, results);
+        let (mut again, split) = self.absorb(now, &work, results);
         if !split.is_empty() {
-            let singles: Vec<(usize, Vec<String>, bool)> = split
+            // The rest of a split partition is still due: keep it in the loop.
+            again.extend(
+                split
+                    .iter()
+                    .filter(|(_, _, more)| *more)
+                    .map(|(slot, _, _)| *slot),
+            );
+            let singles: Vec<Work> = split
                 .into_iter()
-                .flat_map(|(slot, ids)| ids.into_iter().map(move |id| (slot, vec![id], false)))
+                .flat_map(|(slot, ids, _)| ids.into_iter().map(move |id| (slot, vec![id], false)))
                 .collect();
             let results = self.call_all(&singles).await;
             self.absorb(now, &singles, results);
@@ -450,7 +478,8 @@ impl Runner {
                     Err(e) => {
                         ScannerMetrics::add(&self.metrics.errors, 1);
                         tracing::warn!(scanner = self.spec.name, partition = self.partitions[i].index, error = %e, "snapshot read failed");
-                        self.slots[i].dirty = true;
+                        self.slots[i].dirty = false;
+                        self.retry_soon(i, now);
                         continue;
                     }
                 };

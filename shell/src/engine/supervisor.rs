@@ -22,24 +22,24 @@ where
     tokio::spawn(async move {
         loop {
             let mut task = tokio::spawn(make());
-            tokio::select! {
-                r = &mut task => match r {
-                    Err(e) if e.is_panic() => {
-                        ScannerMetrics::add(&metrics.restarts, 1);
-                        tracing::error!(scanner = name, ?backoff, "scanner panicked; restarting");
+            let ended = loop {
+                tokio::select! {
+                    r = &mut task => break r,
+                    r = shutdown.changed() => {
+                        if r.is_err() || *shutdown.borrow() {
+                            // The task sees the same signal; let it finish its step.
+                            let _ = task.await;
+                            return;
+                        }
                     }
-                    _ => return,
-                },
-                r = shutdown.changed() => {
-                    if r.is_err() || *shutdown.borrow() {
-                        // The task sees the same signal; wait for it to finish its step.
-                        let _ = task.await;
-                        return;
-                    }
-                    // A spurious change: keep supervising the same task.
-                    if let Err(e) = task.await { if e.is_panic() { ScannerMetrics::add(&metrics.restarts, 1); } }
-                    continue;
                 }
+            };
+            match ended {
+                Err(e) if e.is_panic() => {
+                    ScannerMetrics::add(&metrics.restarts, 1);
+                    tracing::error!(scanner = name, ?backoff, "scanner panicked; restarting");
+                }
+                _ => return,
             }
             tokio::select! {
                 _ = tokio::time::sleep(backoff) => {}

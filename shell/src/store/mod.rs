@@ -1,6 +1,7 @@
 //! The Store trait: the seam between the engine and Valkey.
 
 pub mod library;
+pub mod memory;
 #[cfg(not(madsim))]
 pub mod redis;
 
@@ -9,6 +10,7 @@ pub use self::redis::{RedisStore, RedisStoreOptions};
 use crate::error::StoreError;
 use ff_core::contract::Call;
 use ff_core::reply::Reply;
+pub use memory::MemoryStore;
 
 /// What the engine needs from Valkey. Implementations: [`RedisStore`] (a real
 /// server, standalone or cluster) and, later, the in-process MemoryStore.

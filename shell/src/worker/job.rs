@@ -64,9 +64,16 @@ impl JobSlot {
         tokio::spawn(async move {
             let renew_every = inner.lease_ttl / 3;
             let mut lost = false;
+            // A handler that ignores the lost lease is stopped after this, so it
+            // does not hold a concurrency slot for ever.
+            let mut give_up_at = Instant::now();
             let outcome = loop {
                 tokio::select! {
                     r = &mut task => break r,
+                    _ = tokio::time::sleep_until(give_up_at), if lost => {
+                        task.abort();
+                        break (&mut task).await;
+                    }
                     _ = tokio::time::sleep(renew_every), if !lost => {
                         match inner.client.renew(&lease, inner.lease_ttl).await {
                             Ok(_) => {
@@ -76,6 +83,7 @@ impl JobSlot {
                             Err(e) if e.is_fenced_out() => {
                                 tracing::warn!(execution = %lease.execution, "lease lost while the handler ran; its result will be dropped");
                                 lost = true;
+                                give_up_at = Instant::now() + inner.lease_ttl;
                                 let _ = lost_tx.send(true);
                             }
                             Err(e) => {
@@ -83,6 +91,7 @@ impl JobSlot {
                                 tracing::warn!(execution = %lease.execution, error = %e, "lease renewal failed; retrying");
                                 if Instant::now() >= expires {
                                     lost = true;
+                                    give_up_at = Instant::now() + inner.lease_ttl;
                                     let _ = lost_tx.send(true);
                                 }
                             }

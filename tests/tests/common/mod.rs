@@ -223,3 +223,12 @@ where
         tokio::time::sleep(Duration::from_millis(5)).await;
     }
 }
+
+/// A client on a fresh in-process MemoryStore, and the store (to move its clock).
+pub async fn memory_client() -> (Arc<ff_engine::store::MemoryStore>, Client) {
+    let store = Arc::new(ff_engine::store::MemoryStore::new());
+    let c = Client::new(store.clone(), Default::default())
+        .await
+        .expect("client on MemoryStore");
+    (store, c)
+}

@@ -1,0 +1,381 @@
+//! One simulated run (madsim build only): build the system for a seed, run the
+//! fault phase, then the liveness phase, and report.
+
+use crate::faults::{Faults, FaultyStore};
+use crate::invariants::Checker;
+use crate::workload;
+use ff_core::state::PublicState;
+use ff_core::{ExecutionId, PartitionConfig};
+use ff_engine::store::{MemoryStore, Store};
+use ff_engine::worker::Worker;
+use ff_engine::{Client, Engine, EngineConfig};
+use madsim::runtime::{Handle, NodeHandle, Runtime};
+use rand::rngs::StdRng;
+use rand::{Rng, SeedableRng};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+#[derive(Debug, Clone)]
+pub struct SimConfig {
+    pub seed: u64,
+    /// `None`: a random mix drawn from the seed.
+    pub faults: Option<Faults>,
+    pub executions: usize,
+    pub workers: usize,
+    /// Faults are injected during this much simulated time.
+    pub fault_window: Duration,
+    /// After faults stop, everything must be terminal within this.
+    pub liveness_bound: Duration,
+}
+
+impl SimConfig {
+    pub fn new(seed: u64) -> Self {
+        Self {
+            seed,
+            faults: None,
+            executions: 120,
+            workers: 3,
+            fault_window: Duration::from_secs(40),
+            liveness_bound: Duration::from_secs(300),
+        }
+    }
+}
+
+#[derive(Debug, Clone)]
+pub struct SimReport {
+    pub seed: u64,
+    pub faults: Vec<&'static str>,
+    pub partitions: u16,
+    pub created: usize,
+    pub records: usize,
+    pub outcomes: Vec<(PublicState, usize)>,
+    pub violations: Vec<String>,
+    pub trace_hash: u64,
+    pub trace_events: u64,
+    pub simulated_ms: u64,
+    pub engine_crashes: u32,
+    pub worker_crashes: u32,
+    pub store_restarts: u32,
+    pub clock_jumps: u32,
+    pub zombie_attempts: u32,
+}
+
+impl SimReport {
+    pub fn passed(&self) -> bool {
+        self.violations.is_empty()
+    }
+}
+
+/// Shared between the actors of a run.
+#[derive(Default)]
+struct Model {
+    created: Vec<ExecutionId>,
+    violations: Vec<String>,
+    zombie_attempts: u32,
+}
+
+type Shared = Arc<Mutex<Model>>;
+
+fn violation(model: &Shared, v: String) {
+    let mut m = model.lock().expect("model lock");
+    if m.violations.len() < 50 {
+        m.violations.push(v);
+    }
+}
+
+/// Run one seed to the end.
+pub fn run_seed(cfg: SimConfig) -> SimReport {
+    let rt = Runtime::with_seed_and_config(cfg.seed, madsim::Config::default());
+    rt.block_on(scenario(cfg))
+}
+
+/// A client that retries until the store answers (faults may be on).
+async fn connect(store: Arc<dyn Store>, partitions: PartitionConfig) -> Client {
+    loop {
+        match Client::new(store.clone(), partitions).await {
+            Ok(c) => return c,
+            Err(_) => tokio::time::sleep(Duration::from_millis(100)).await,
+        }
+    }
+}
+
+fn engine_config(partitions: PartitionConfig) -> EngineConfig {
+    EngineConfig {
+        partitions,
+        rescan_interval: Duration::from_secs(20),
+        ..Default::default()
+    }
+}
+
+async fn scenario(cfg: SimConfig) -> SimReport {
+    let mut rng = StdRng::seed_from_u64(cfg.seed);
+    let faults = cfg.faults.unwrap_or_else(|| Faults::random_mix(&mut rng));
+    let partitions = PartitionConfig {
+        flow_partitions: [4u16, 16, 64][rng.random_range(0..3)],
+        ..Default::default()
+    };
+    let memory = Arc::new(MemoryStore::new());
+    let faulty = Arc::new(FaultyStore::new(memory.clone(), faults, rng.random()));
+    let store: Arc<dyn Store> = faulty.clone();
+    let model: Shared = Arc::new(Mutex::new(Model::default()));
+    let handle = Handle::current();
+    let started = tokio::time::Instant::now();
+    connect(store.clone(), partitions).await;
+
+    let engine = {
+        let store = store.clone();
+        handle
+            .create_node()
+            .name("engine")
+            .init(move || {
+                let store = store.clone();
+                async move {
+                    let engine =
+                        Engine::start(engine_config(partitions), store).expect("engine config");
+                    std::future::pending::<()>().await;
+                    drop(engine);
+                }
+            })
+            .build()
+    };
+    let workers: Vec<NodeHandle> = (0..cfg.workers)
+        .map(|i| {
+            let store = store.clone();
+            handle
+                .create_node()
+                .name(format!("worker-{i}"))
+                .init(move || {
+                    let store = store.clone();
+                    async move {
+                        let client = connect(store, partitions).await;
+                        let worker = Worker::builder(client, "sim")
+                            .instance(format!("w{i}"))
+                            .concurrency(8)
+                            .lease_ttl(Duration::from_millis(900))
+                            .fallback(workload::handle)
+                            .start()
+                            .expect("worker config");
+                        std::future::pending::<()>().await;
+                        drop(worker);
+                    }
+                })
+                .build()
+        })
+        .collect();
+
+    // The client: creates executions over the first part of the fault window.
+    let creator = {
+        let (store, model, seed) = (store.clone(), model.clone(), rng.random::<u64>());
+        let (n, window) = (cfg.executions, cfg.fault_window.mul_f64(0.6));
+        handle
+            .create_node()
+            .name("client")
+            .build()
+            .spawn(async move {
+                let mut rng = StdRng::seed_from_u64(seed);
+                let client = connect(store, partitions).await;
+                for i in 0..n {
+                    tokio::time::sleep(window.mul_f64(rng.random_range(0.0..2.0) / n as f64)).await;
+                    let spec = workload::random_spec(&mut rng, format!("sim-{i}"));
+                    // Retried under the same idempotency key: a lost reply makes no duplicate.
+                    loop {
+                        match client.create(spec.clone()).await {
+                            Ok(c) => {
+                                model.lock().expect("model lock").created.push(c.execution);
+                                break;
+                            }
+                            Err(ff_engine::Error::Store(_)) => {
+                                tokio::time::sleep(Duration::from_millis(50)).await
+                            }
+                            Err(e) => {
+                                violation(&model, format!("create refused: {e}"));
+                                break;
+                            }
+                        }
+                    }
+                }
+            })
+    };
+
+    // A zombie: claims, sleeps past its lease, then reports as if nothing happened.
+    let zombie = faults.zombies.then(|| {
+        let (store, model, seed) = (store.clone(), model.clone(), rng.random::<u64>());
+        let window = cfg.fault_window;
+        handle
+            .create_node()
+            .name("zombie")
+            .build()
+            .spawn(async move {
+                let mut rng = StdRng::seed_from_u64(seed);
+                let client = connect(store, partitions).await;
+                let (lane, w, i) = (
+                    ff_core::Lane::default_lane(),
+                    ff_core::WorkerName::new("zombie").unwrap(),
+                    ff_core::WorkerInstance::new("z").unwrap(),
+                );
+                let start = tokio::time::Instant::now();
+                while start.elapsed() < window {
+                    tokio::time::sleep(Duration::from_millis(rng.random_range(1_000..4_000))).await;
+                    let Ok(mut got) = client
+                        .claim(&lane, &w, &i, Duration::from_millis(100), 1)
+                        .await
+                    else {
+                        continue;
+                    };
+                    let Some(claimed) = got.pop() else { continue };
+                    tokio::time::sleep(Duration::from_millis(rng.random_range(300..3_000))).await;
+                    let Ok(rec) = client.get(&claimed.lease.execution).await else {
+                        continue;
+                    };
+                    if rec.lease.as_ref() == Some(&claimed.lease) {
+                        // Still ours (nobody reclaimed it yet): a legitimate late finish.
+                        let _ = client.complete(&claimed.lease, b"late but valid").await;
+                        continue;
+                    }
+                    model.lock().expect("model lock").zombie_attempts += 1;
+                    match client.complete(&claimed.lease, b"zombie").await {
+                        Ok(ended) if !ended.replayed => violation(
+                            &model,
+                            format!(
+                                "{}: a fenced-out complete was accepted: {ended:?}",
+                                claimed.lease.execution
+                            ),
+                        ),
+                        _ => {}
+                    }
+                }
+            })
+    });
+
+    // The checker: invariants after every step (every 200 ms of simulated time).
+    let checker = Arc::new(tokio::sync::Mutex::new(Checker::default()));
+    let watcher = {
+        let (memory, model, checker) = (memory.clone(), model.clone(), checker.clone());
+        tokio::spawn(async move {
+            loop {
+                tokio::time::sleep(Duration::from_millis(200)).await;
+                let created = model.lock().expect("model lock").created.clone();
+                let obs = checker.lock().await.check(&*memory, &created).await;
+                for v in obs.violations {
+                    violation(
+                        &model,
+                        format!("t={}ms: {v}", started.elapsed().as_millis()),
+                    );
+                }
+            }
+        })
+    };
+
+    // Fault phase.
+    faulty.set_active(true);
+    let (mut engine_crashes, mut worker_crashes, mut store_restarts, mut clock_jumps) =
+        (0, 0, 0, 0);
+    let fault_end = tokio::time::Instant::now() + cfg.fault_window;
+    while tokio::time::Instant::now() < fault_end {
+        tokio::time::sleep(Duration::from_millis(rng.random_range(500..3_000))).await;
+        match rng.random_range(0..4) {
+            0 if faults.engine_crash => {
+                handle.kill(engine.id());
+                tokio::time::sleep(Duration::from_millis(rng.random_range(100..3_000))).await;
+                handle.restart(engine.id());
+                engine_crashes += 1;
+            }
+            1 if faults.worker_crash => {
+                let w = &workers[rng.random_range(0..workers.len())];
+                handle.kill(w.id());
+                tokio::time::sleep(Duration::from_millis(rng.random_range(100..3_000))).await;
+                handle.restart(w.id());
+                worker_crashes += 1;
+            }
+            2 if faults.store_restart => {
+                memory.restart();
+                store_restarts += 1;
+            }
+            3 if faults.clock_jumps => {
+                memory.advance_clock(rng.random_range(200..10_000));
+                clock_jumps += 1;
+            }
+            _ => {}
+        }
+    }
+    faulty.set_active(false);
+    let _ = creator.await;
+    if let Some(z) = zombie {
+        z.abort();
+    }
+
+    // Liveness phase: no faults; everything must end.
+    let deadline = tokio::time::Instant::now() + cfg.liveness_bound;
+    let obs = loop {
+        tokio::time::sleep(Duration::from_millis(500)).await;
+        let created = model.lock().expect("model lock").created.clone();
+        let obs = checker.lock().await.check(&*memory, &created).await;
+        if (obs.all_terminal() && !obs.records.is_empty())
+            || tokio::time::Instant::now() >= deadline
+        {
+            break obs;
+        }
+    };
+    watcher.abort();
+    let mut model = model.lock().expect("model lock");
+    if !obs.all_terminal() {
+        let stuck: Vec<String> = obs
+            .records
+            .iter()
+            .filter(|(_, r)| !r.public_state.is_terminal())
+            .take(5)
+            .map(|(e, r)| format!("{e} ({})", r.public_state))
+            .collect();
+        model.violations.push(format!(
+            "liveness: {} executions not terminal {:?} after faults stopped: {stuck:?}",
+            obs.records
+                .values()
+                .filter(|r| !r.public_state.is_terminal())
+                .count(),
+            cfg.liveness_bound
+        ));
+    }
+    model.violations.extend(obs.violations.iter().cloned());
+    if obs.records.len() < model.created.len() {
+        model.violations.push(format!(
+            "counters: {} created, {} records",
+            model.created.len(),
+            obs.records.len()
+        ));
+    }
+    let outcomes = [
+        PublicState::Completed,
+        PublicState::Failed,
+        PublicState::Cancelled,
+        PublicState::Expired,
+        PublicState::Skipped,
+    ]
+    .into_iter()
+    .map(|s| (s, obs.count(s)))
+    .collect::<Vec<_>>();
+    let terminal: usize = outcomes.iter().map(|(_, n)| n).sum();
+    if obs.all_terminal() && terminal != obs.records.len() {
+        model.violations.push(format!(
+            "counters: {terminal} terminal outcomes for {} records",
+            obs.records.len()
+        ));
+    }
+    let trace = faulty.trace();
+    SimReport {
+        seed: cfg.seed,
+        faults: faults.names(),
+        partitions: partitions.flow_partitions,
+        created: model.created.len(),
+        records: obs.records.len(),
+        outcomes,
+        violations: std::mem::take(&mut model.violations),
+        trace_hash: trace.hash(),
+        trace_events: trace.events,
+        simulated_ms: started.elapsed().as_millis() as u64,
+        engine_crashes,
+        worker_crashes,
+        store_restarts,
+        clock_jumps,
+        zombie_attempts: model.zombie_attempts,
+    }
+}
