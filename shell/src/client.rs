@@ -45,8 +45,13 @@ fn millis(field: &'static str, d: Duration, min: u64, max: u64) -> Result<u64> {
     Ok(v)
 }
 
-fn random_u128() -> u128 {
-    rand::random()
+/// 128 random bits for a new id. Read from getrandom on every call (not a
+/// thread-local generator seeded once): under the simulator getrandom is the
+/// simulation's, so every run of a seed draws the same ids.
+pub(crate) fn random_u128() -> u128 {
+    let mut b = [0u8; 16];
+    getrandom::fill(&mut b).expect("the system random source is available");
+    u128::from_le_bytes(b)
 }
 
 impl Client {

@@ -108,7 +108,12 @@ pub struct FaultyStore {
     active: Arc<AtomicBool>,
     rng: Mutex<StdRng>,
     trace: Mutex<Trace>,
+    /// The first events, readable, to show where two runs diverge.
+    log: Mutex<Vec<String>>,
 }
+
+/// How many events the readable log keeps.
+const LOG_EVENTS: usize = 5_000;
 
 /// Probability (per mille) of an injected error / a lost reply / a dropped message.
 const ERROR_PERMILLE: u32 = 20;
@@ -123,12 +128,18 @@ impl FaultyStore {
             active: Arc::new(AtomicBool::new(false)),
             rng: Mutex::new(StdRng::seed_from_u64(seed)),
             trace: Mutex::new(Trace::default()),
+            log: Mutex::new(Vec::new()),
         }
     }
 
     /// Turn the store-level faults on or off (off for setup and the liveness phase).
     pub fn set_active(&self, on: bool) {
         self.active.store(on, Ordering::SeqCst);
+    }
+
+    /// The first events of the run, readable.
+    pub fn log(&self) -> Vec<String> {
+        self.log.lock().expect("log lock").clone()
     }
 
     pub fn trace(&self) -> Trace {
@@ -159,6 +170,14 @@ impl FaultyStore {
             .lock()
             .expect("trace lock")
             .record(&[what, tag, digest.as_bytes()]);
+        let mut log = self.log.lock().expect("log lock");
+        if log.len() < LOG_EVENTS {
+            log.push(format!(
+                "{} {} {digest}",
+                String::from_utf8_lossy(what),
+                String::from_utf8_lossy(tag)
+            ));
+        }
     }
 
     /// Before a call: latency, and maybe an error that keeps the call from the store.

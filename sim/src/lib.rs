@@ -25,3 +25,18 @@ pub mod run;
 pub fn replay_command(seed: u64) -> String {
     format!("./scripts/sim --seed {seed}")
 }
+
+/// Call once per process before the first run (simulation build).
+///
+/// std's HashMap draws its per-thread hash keys from the random source the
+/// first time one is made. Inside a run that draw would come from the run's
+/// simulated randomness and shift every later draw, so the first seed of a
+/// process would not replay like the same seed run later. Making the keys here,
+/// inside a throw-away simulation with a fixed seed, keeps every run of a seed
+/// identical in any process and in any position.
+#[cfg(madsim)]
+pub fn prepare_process() {
+    madsim::runtime::Runtime::with_seed_and_config(0, madsim::Config::default()).block_on(async {
+        let _ = std::collections::HashMap::<u8, u8>::new();
+    });
+}

@@ -8,6 +8,7 @@
 #[cfg(madsim)]
 fn main() {
     use ff_sim::run::{run_seed, SimConfig};
+    ff_sim::prepare_process();
     let args: Vec<String> = std::env::args().skip(1).collect();
     let flag = |name: &str| {
         args.iter()

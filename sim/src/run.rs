@@ -58,6 +58,8 @@ pub struct SimReport {
     pub store_restarts: u32,
     pub clock_jumps: u32,
     pub zombie_attempts: u32,
+    /// The first store events, readable (to find where two runs diverge).
+    pub log: Vec<String>,
 }
 
 impl SimReport {
@@ -215,7 +217,7 @@ async fn scenario(cfg: SimConfig) -> SimReport {
                 );
                 let start = tokio::time::Instant::now();
                 while start.elapsed() < window {
-                    tokio::time::sleep(Duration::from_millis(rng.random_range(1_000..4_000))).await;
+                    tokio::time::sleep(Duration::from_millis(rng.random_range(200..1_500))).await;
                     let Ok(mut got) = client
                         .claim(&lane, &w, &i, Duration::from_millis(100), 1)
                         .await
@@ -336,10 +338,10 @@ async fn scenario(cfg: SimConfig) -> SimReport {
         ));
     }
     model.violations.extend(obs.violations.iter().cloned());
-    if obs.records.len() < model.created.len() {
+    let created = model.created.len();
+    if obs.records.len() < created {
         model.violations.push(format!(
-            "counters: {} created, {} records",
-            model.created.len(),
+            "counters: {created} created, {} records",
             obs.records.len()
         ));
     }
@@ -377,5 +379,6 @@ async fn scenario(cfg: SimConfig) -> SimReport {
         store_restarts,
         clock_jumps,
         zombie_attempts: model.zombie_attempts,
+        log: faulty.log(),
     }
 }

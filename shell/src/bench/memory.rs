@@ -65,15 +65,12 @@ pub(crate) async fn run(ctx: &Ctx) -> BenchResult<Report> {
         })
         .collect();
     let index_bytes = usage(ctx, &index_keys).await? as f64 / n as f64;
-    let encoding = match ctx
+    let encoding = ctx
         .store
         .command(&cmd(["OBJECT", "ENCODING", &sample[0]]))
         .await?
         .text()
-    {
-        Some(e) => e,
-        None => String::new(),
-    };
+        .unwrap_or_default();
     let fields = ctx
         .store
         .command(&cmd(["HLEN", &sample[0]]))

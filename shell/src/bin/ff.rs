@@ -39,6 +39,7 @@ enum ScenarioArg {
 }
 
 #[derive(Debug, clap::Args)]
+#[cfg_attr(madsim, allow(dead_code))]
 struct BenchArgs {
     /// The scenario to run.
     scenario: ScenarioArg,

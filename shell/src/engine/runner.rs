@@ -294,6 +294,7 @@ impl Runner {
             }
             let wake_at = self.next_wake();
             tokio::select! {
+                biased;
                 _ = tokio::time::sleep_until(wake_at) => {}
                 w = async {
                     match wakes.as_mut() {
@@ -409,10 +410,7 @@ impl Runner {
         (again, split)
     }
 
-    async fn call_all(
-        &self,
-        work: &[Work],
-    ) -> Vec<Result<BatchOutcome, String>> {
+    async fn call_all(&self, work: &[Work]) -> Vec<Result<BatchOutcome, String>> {
         let f = self.spec.function;
         let calls: Vec<Call> = work
             .iter()

@@ -24,6 +24,7 @@ where
             let mut task = tokio::spawn(make());
             let ended = loop {
                 tokio::select! {
+                    biased;
                     r = &mut task => break r,
                     r = shutdown.changed() => {
                         if r.is_err() || *shutdown.borrow() {
@@ -42,6 +43,7 @@ where
                 _ => return,
             }
             tokio::select! {
+                biased;
                 _ = tokio::time::sleep(backoff) => {}
                 r = shutdown.changed() => if r.is_err() || *shutdown.borrow() { return },
             }

@@ -23,6 +23,7 @@ pub(crate) async fn listen(
             Err(e) => {
                 tracing::warn!(error = %e, "cannot follow wake-ups; scanners run on their schedule until it works");
                 tokio::select! {
+                    biased;
                     _ = tokio::time::sleep(std::time::Duration::from_secs(1)) => {}
                     r = shutdown.changed() => if r.is_err() || *shutdown.borrow() { return },
                 }
@@ -32,6 +33,7 @@ pub(crate) async fn listen(
     let mut malformed = 0u64;
     loop {
         tokio::select! {
+            biased;
             ev = rx.recv() => match ev {
                 Some(SubEvent::Subscribed) => {
                     tracing::debug!("wake-up subscription (re)established; rescanning");

@@ -325,6 +325,7 @@ async fn follow(clients: Vec<redis::Client>, channel: String, tx: UnboundedSende
                 let mut messages = pubsub.on_message();
                 loop {
                     tokio::select! {
+                        biased;
                         msg = messages.next() => match msg {
                             Some(m) => {
                                 if tx.send(SubEvent::Message(m.get_payload_bytes().to_vec())).is_err() {
@@ -341,6 +342,7 @@ async fn follow(clients: Vec<redis::Client>, channel: String, tx: UnboundedSende
             Err(e) => {
                 tracing::warn!(channel = %channel, error = %e, ?backoff, "subscribe failed; retrying");
                 tokio::select! {
+                    biased;
                     _ = tokio::time::sleep(backoff) => {}
                     _ = tx.closed() => return,
                 }

@@ -6,6 +6,7 @@
 use super::handler::{Job, JobError, SharedHandler};
 use super::Inner;
 use ff_core::contract::execution::{Claimed, Lease};
+use futures::FutureExt;
 use std::sync::atomic::Ordering::Relaxed;
 use std::sync::Arc;
 use tokio::sync::{watch, OwnedSemaphorePermit};
@@ -29,16 +30,15 @@ impl Running {
 
 pub(crate) struct JobSlot;
 
-fn panic_message(e: tokio::task::JoinError) -> String {
-    match e.try_into_panic() {
-        Ok(p) => p
-            .downcast_ref::<&str>()
-            .map(|s| s.to_string())
-            .or_else(|| p.downcast_ref::<String>().cloned())
-            .unwrap_or_else(|| "handler panicked".to_owned()),
-        Err(e) => format!("handler stopped: {e}"),
-    }
+fn panic_message(p: Box<dyn std::any::Any + Send>) -> String {
+    p.downcast_ref::<&str>()
+        .map(|s| s.to_string())
+        .or_else(|| p.downcast_ref::<String>().cloned())
+        .unwrap_or_else(|| "handler panicked".to_owned())
 }
+
+/// How a handler's task ended.
+type Ended = Result<std::thread::Result<super::JobResult>, tokio::task::JoinError>;
 
 impl JobSlot {
     pub(crate) fn start(
@@ -51,7 +51,9 @@ impl JobSlot {
         let lease = claimed.lease.clone();
         let mut expires = Instant::now() + inner.lease_ttl;
         let job = Job::new(claimed, lost_rx);
-        let mut task = tokio::spawn(handler.run(job));
+        // Panics are caught inside the task, so they come back as values under
+        // every runtime (the simulator's JoinError carries no payload).
+        let mut task = tokio::spawn(std::panic::AssertUnwindSafe(handler.run(job)).catch_unwind());
         let key = lease.execution.to_string();
         inner.running.lock().expect("running jobs lock").insert(
             key.clone(),
@@ -69,6 +71,7 @@ impl JobSlot {
             let mut give_up_at = Instant::now();
             let outcome = loop {
                 tokio::select! {
+                    biased;
                     r = &mut task => break r,
                     _ = tokio::time::sleep_until(give_up_at), if lost => {
                         task.abort();
@@ -119,38 +122,39 @@ impl JobSlot {
     }
 }
 
-async fn report(
-    inner: &Inner,
-    lease: &Lease,
-    outcome: Result<super::JobResult, tokio::task::JoinError>,
-) {
+async fn report(inner: &Inner, lease: &Lease, outcome: Ended) {
     let client = &inner.client;
     let s = &inner.stats;
     let r = match outcome {
-        Ok(Ok(result)) => client
+        Ok(Ok(Ok(result))) => client
             .complete(lease, &result)
             .await
             .map(|_| s.completed.fetch_add(1, Relaxed)),
-        Ok(Err(JobError::Retry(msg))) => client
+        Ok(Ok(Err(JobError::Retry(msg)))) => client
             .fail(lease, &msg, true)
             .await
             .map(|_| s.failed.fetch_add(1, Relaxed)),
-        Ok(Err(JobError::Fatal(msg))) => client
+        Ok(Ok(Err(JobError::Fatal(msg)))) => client
             .fail(lease, &msg, false)
             .await
             .map(|_| s.failed.fetch_add(1, Relaxed)),
-        Ok(Err(JobError::Delay(d))) => client
+        Ok(Ok(Err(JobError::Delay(d)))) => client
             .delay(lease, d)
             .await
             .map(|_| s.delayed.fetch_add(1, Relaxed)),
-        Err(e) => {
-            let msg = panic_message(e);
+        Ok(Err(payload)) => {
+            let msg = panic_message(payload);
             s.panicked.fetch_add(1, Relaxed);
             tracing::error!(execution = %lease.execution, panic = %msg, "handler panicked; failing the attempt");
             client
                 .fail(lease, &format!("handler panicked: {msg}"), true)
                 .await
                 .map(|_| s.failed.fetch_add(1, Relaxed))
+        }
+        Err(e) => {
+            // Stopped from outside (shutdown took it over): nothing to report.
+            tracing::debug!(execution = %lease.execution, error = %e, "handler task ended without a result");
+            return;
         }
     };
     if let Err(e) = r {

@@ -144,7 +144,7 @@ impl WorkerBuilder {
         let name = WorkerName::new(self.name)?;
         let instance = WorkerInstance::new(
             self.instance
-                .unwrap_or_else(|| format!("{name}-{:08x}", rand::random::<u32>())),
+                .unwrap_or_else(|| format!("{name}-{:08x}", crate::client::random_u128() as u32)),
         )?;
         let lanes = self
             .lanes
@@ -280,6 +280,7 @@ impl Worker {
         let deadline = tokio::time::Instant::now() + self.grace;
         while self.running() > 0 && tokio::time::Instant::now() < deadline {
             tokio::select! {
+                biased;
                 _ = self.inner.slot_freed.notified() => {}
                 _ = tokio::time::sleep_until(deadline) => {}
             }
@@ -400,6 +401,7 @@ async fn claim_loop(inner: Arc<Inner>, mut stop: watch::Receiver<bool>) {
         }
         let poll_at = last_look + inner.poll_interval;
         tokio::select! {
+            biased;
             _ = inner.slot_freed.notified(), if free == 0 => {}
             ev = async {
                 match announcements.as_mut() {

@@ -67,6 +67,8 @@ const TABLE: &[Spec] = &[
     spec("time", 1, false),
     spec("pexpire", -3, true),
     spec("expire", -3, true),
+    spec("pexpireat", -3, true),
+    spec("expireat", -3, true),
     spec("persist", 2, true),
     spec("pttl", 2, false),
     spec("ttl", 2, false),
@@ -281,7 +283,7 @@ pub fn execute(ctx: &mut Ctx<'_>, spec: &Spec, args: &[Vec<u8>]) -> Reply {
                 bulk(micros.to_string().as_bytes()),
             ])
         }
-        "pexpire" | "expire" => expire(ctx, a, spec.name == "expire"),
+        "pexpire" | "expire" | "pexpireat" | "expireat" => expire(ctx, a, spec.name),
         "persist" => match ctx.db.get_entry_mut(&a[1], now) {
             Some(e) if e.expires_at.is_some() => {
                 e.expires_at = None;
@@ -591,8 +593,10 @@ fn set(ctx: &mut Ctx<'_>, a: &[Vec<u8>]) -> Reply {
     reply
 }
 
-fn expire(ctx: &mut Ctx<'_>, a: &[Vec<u8>], seconds: bool) -> Reply {
+fn expire(ctx: &mut Ctx<'_>, a: &[Vec<u8>], name: &str) -> Reply {
     let now = ctx.now_ms;
+    let seconds = name == "expire" || name == "expireat";
+    let absolute = name.ends_with("at");
     let Some(v) = parse_i64(&a[2]) else {
         return err(NOT_INTEGER);
     };
@@ -621,9 +625,9 @@ fn expire(ctx: &mut Ctx<'_>, a: &[Vec<u8>], seconds: bool) -> Reply {
     } else {
         Some(v)
     };
-    let Some(when) = ms.and_then(|ms| ms.checked_add(now as i64)) else {
-        let cmd = if seconds { "expire" } else { "pexpire" };
-        return Reply::Error(format!("ERR invalid expire time in '{cmd}' command"));
+    let base = if absolute { 0 } else { now as i64 };
+    let Some(when) = ms.and_then(|ms| ms.checked_add(base)) else {
+        return Reply::Error(format!("ERR invalid expire time in '{name}' command"));
     };
     let Some(e) = ctx.db.get_entry_mut(&a[1], now) else {
         return Reply::Int(0);
@@ -796,7 +800,7 @@ fn zadd(ctx: &mut Ctx<'_>, a: &[Vec<u8>]) -> Reply {
     if f.nx && f.xx {
         return err("ERR XX and NX options at the same time are not compatible");
     }
-    if (f.gt && f.nx) || (f.lt && f.nx) || (f.gt && f.lt) {
+    if (f.nx && (f.gt || f.lt)) || (f.gt && f.lt) {
         return err("ERR GT, LT, and/or NX options at the same time are not compatible");
     }
     if f.incr && pairs.len() > 2 {

@@ -17,6 +17,9 @@ const HOST: &str = include_str!("host.lua");
 /// Deeper replies are cut off (Redis stops at Lua's stack limit).
 const MAX_REPLY_DEPTH: usize = 500;
 
+/// What a library registered while loading: name, no-writes flag, callback.
+type Loaded = Vec<(String, bool, Function)>;
+
 #[derive(Debug)]
 struct Registered {
     library: String,
@@ -263,7 +266,7 @@ impl FunctionEngine {
         if self.libraries.contains_key(&md.name) && !replace {
             return Err(format!("ERR Library '{}' already exists", md.name));
         }
-        let loaded = (|| -> mlua::Result<Result<Vec<(String, bool, Function)>, String>> {
+        let loaded = (|| -> mlua::Result<Result<Loaded, String>> {
             let load: Function = self.host.get("load")?;
             let body = self.lua.create_string(md.body)?;
             let (ok, result): (bool, Value) = load.call(body)?;

@@ -254,7 +254,7 @@ pub fn parse_f64_loose(s: &[u8]) -> Option<f64> {
 /// A Lua number returned to the caller: C's `(long long)` cast as x86-64 does
 /// it (truncation; NaN and out-of-range values give i64::MIN).
 pub fn lua_number_to_i64(n: f64) -> i64 {
-    if n.is_nan() || n >= 9_223_372_036_854_775_808.0 || n < -9_223_372_036_854_775_808.0 {
+    if n.is_nan() || !(-9_223_372_036_854_775_808.0..9_223_372_036_854_775_808.0).contains(&n) {
         i64::MIN
     } else {
         n as i64
