@@ -7,6 +7,7 @@
 #[cfg(not(madsim))]
 pub mod bench;
 pub mod client;
+pub mod demo;
 pub mod engine;
 pub mod error;
 pub mod spec;

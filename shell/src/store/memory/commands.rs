@@ -24,10 +24,9 @@ pub struct Spec {
     pub arity: i32,
     /// Writes (or may replicate): refused in read-only scripts.
     pub write: bool,
-    /// Not callable from scripts.
+    /// Not callable from scripts (the commands the store runs itself:
+    /// FUNCTION, FCALL, FCALL_RO).
     pub noscript: bool,
-    /// Run by the store rather than [`execute`].
-    pub engine: bool,
 }
 
 const fn spec(name: &'static str, arity: i32, write: bool) -> Spec {
@@ -36,7 +35,6 @@ const fn spec(name: &'static str, arity: i32, write: bool) -> Spec {
         arity,
         write,
         noscript: false,
-        engine: false,
     }
 }
 
@@ -46,7 +44,6 @@ const fn engine(name: &'static str, arity: i32) -> Spec {
         arity,
         write: true,
         noscript: true,
-        engine: true,
     }
 }
 

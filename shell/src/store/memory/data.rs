@@ -54,7 +54,7 @@ pub struct Keyspace {
 }
 
 macro_rules! typed_access {
-    ($get:ident, $get_mut:ident, $variant:ident, $ty:ty) => {
+    ($get:ident, $variant:ident, $ty:ty) => {
         /// The value at `key` if it has this type; `Ok(None)` when missing.
         pub fn $get(&mut self, key: &[u8], now: u64) -> Result<Option<&$ty>, WrongType> {
             match self.get(key, now) {
@@ -66,6 +66,9 @@ macro_rules! typed_access {
                 Some(_) => Err(WrongType),
             }
         }
+    };
+    ($get:ident, $get_mut:ident, $variant:ident, $ty:ty) => {
+        typed_access!($get, $variant, $ty);
 
         /// The value at `key` for writing, created empty when missing. Call
         /// [`Keyspace::drop_if_empty`] after removing elements.
@@ -149,6 +152,7 @@ impl Keyspace {
         self.keys(now).count()
     }
 
+    #[cfg(test)]
     pub fn is_empty(&self, now: u64) -> bool {
         self.keys(now).next().is_none()
     }
@@ -157,7 +161,7 @@ impl Keyspace {
         self.map.clear();
     }
 
-    typed_access!(string, string_mut, Str, Vec<u8>);
+    typed_access!(string, Str, Vec<u8>);
     typed_access!(hash, hash_mut, Hash, BTreeMap<Vec<u8>, Vec<u8>>);
     typed_access!(set, set_mut, Set, BTreeSet<Vec<u8>>);
     typed_access!(zset, zset_mut, ZSet, ZSet);

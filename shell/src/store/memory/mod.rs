@@ -2,10 +2,10 @@
 //! simulator's store.
 //!
 //! It keeps a Redis-like keyspace (strings with TTL, hashes, sets, sorted
-//! sets; [`data`]), answers the plain commands the shell and the tests send
-//! ([`commands`]), runs the *same* `lua/` library through mlua with Redis
-//! 7.0's Functions semantics ([`lua`], `host.lua`), and delivers pub/sub
-//! messages ([`pubsub`]). Everything sits behind one mutex, so a call is
+//! sets; `data.rs`), answers the plain commands the shell and the tests send
+//! (`commands.rs`), runs the *same* `lua/` library through mlua with Redis
+//! 7.0's Functions semantics (`lua.rs`, `host.lua`), and delivers pub/sub
+//! messages (`pubsub.rs`). Everything sits behind one mutex, so a call is
 //! atomic as on a real server; nothing is held across an `.await`.
 //!
 //! Time comes from an injectable clock in milliseconds (the wall clock by
@@ -15,17 +15,20 @@
 //! Differences from Redis worth knowing: listings (KEYS, SMEMBERS, SSCAN,
 //! HGETALL) come in byte order, not hash order; SSCAN pages by COUNT exactly;
 //! a `-0` score reads back as `0`; expired keys disappear the moment they
-//! expire (no lazily-counted DBSIZE); scripts get `cjson` but not `bit`,
-//! `struct`, `cmsgpack` or `redis.sha1hex`; RESP3 is not spoken.
+//! expire (no lazily-counted DBSIZE); a function reads the clock once (Redis
+//! reads it afresh for SET … PX inside a function); scripts get `cjson` but
+//! not `bit`, `struct`, `cmsgpack` or `redis.sha1hex`; tables the library
+//! code could reach (`string`, `math`, …) are not write-protected; ZRANGE …
+//! BYLEX is refused; RESP3 is not spoken.
 
-pub mod cjson;
-pub mod commands;
-pub mod data;
-pub mod glob;
-pub mod lua;
-pub mod numbers;
-pub mod pubsub;
-pub mod zset;
+mod cjson;
+mod commands;
+mod data;
+mod glob;
+mod lua;
+mod numbers;
+mod pubsub;
+mod zset;
 
 use super::library::library;
 use super::{Store, SubEvent};
@@ -163,7 +166,6 @@ impl State {
             arity,
             write: true,
             noscript: true,
-            engine: true,
         };
         let check = |spec: Spec| -> Option<Reply> {
             (!arity_ok(&spec, args.len())).then(|| Reply::Error(wrong_arity(&spec)))
