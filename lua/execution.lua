@@ -238,23 +238,25 @@ local function ff_claim(keys, args)
   for _, eid in ipairs(cands) do
     local ek = exec_key(eid)
     local h = read_state(ek, 'att', 'epoch', 'att_timeout', 'kind', 'payload')
-    if not eid_ok(eid, tag) or h.phase ~= 'runnable' or h.elig ~= 'eligible' or h.lane ~= lane then
-      -- The index disagrees with the record: repair by dropping the entry.
+    local att, epoch, att_timeout = tonumber(h.att or '0'), tonumber(h.epoch or '0'), tonumber(h.att_timeout or '0')
+    if not eid_ok(eid, tag) or h.phase ~= 'runnable' or h.elig ~= 'eligible' or h.lane ~= lane
+        or att == nil or epoch == nil or att_timeout == nil then
+      -- The index disagrees with the record, or the record is unusable: drop
+      -- the entry (the reconciler re-indexes a sound record; a broken one
+      -- waits for an operator rather than failing every claim).
       redis.call('ZREM', ek_idx, eid)
     elseif h.deadline and tonumber(h.deadline) <= now then
       make_terminal(ek, tag, eid, h, 'expired', now, 'error', 'execution deadline passed')
     else
       claimed = claimed + 1
       local lease_id = args[5 + claimed]
-      local att = tonumber(h.att or '0') + 1
-      local epoch = tonumber(h.epoch or '0') + 1
+      att, epoch = att + 1, epoch + 1
       local exp = now + ttl
       redis.call('ZREM', ek_idx, eid)
       redis.call('HSET', ek, 'phase', 'active', 'elig', '', 'lease_id', lease_id, 'epoch', epoch,
         'lease_exp', exp, 'worker', worker, 'wi', wi, 'att', att, 'att_state', 'running',
         'att_started', now)
       zadd_due(tag, 'lease_expiry', exp, eid)
-      local att_timeout = tonumber(h.att_timeout or '0')
       if att_timeout > 0 then
         redis.call('HSET', ek, 'att_due', now + att_timeout)
         zadd_due(tag, 'attempt_timeout', now + att_timeout, eid)

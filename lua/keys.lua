@@ -19,7 +19,6 @@ end
 
 -- An execution id '{fp:N}:<32 hex>' whose tag is `tag`.
 local function eid_ok(eid, tag)
-  if type(eid) ~= 'string' then return false end
-  local t, hex = string.match(eid, '^({fp:%d+}):(%x+)$')
-  return t ~= nil and t == tag and hex32_ok(hex)
+  return type(eid) == 'string' and #eid == #tag + 33 and string.sub(eid, 1, #tag + 1) == tag .. ':'
+    and string.find(eid, '[^0-9a-f]', #tag + 2) == nil
 end

@@ -26,8 +26,49 @@ local function filter_ok(ek, ns, tag_name, tag_value)
   return true
 end
 
--- Validate the batch arguments; `act(ek, tag, eid, now, score)` returns
--- 'acted', 'repaired' or an error code for each due member.
+-- Index moves collected over a batch and made once at its end: one ZREM and
+-- one ZADD per index instead of one per member (the hot scanners' cost).
+local function new_moves()
+  return {rem = {}, add = {}, order = {}}
+end
+
+local function touch(mv, key)
+  if not mv.rem[key] and not mv.add[key] then mv.order[#mv.order + 1] = key end
+end
+
+local function defer_zrem(mv, key, member)
+  touch(mv, key)
+  local t = mv.rem[key] or {}
+  t[#t + 1] = member
+  mv.rem[key] = t
+end
+
+local function defer_zadd(mv, key, score, member)
+  touch(mv, key)
+  local t = mv.add[key] or {}
+  t[#t + 1] = score
+  t[#t + 1] = member
+  mv.add[key] = t
+end
+
+-- Make the collected moves. Adds to an eligible index announce it to workers
+-- when it was empty (as make_eligible does for a single member).
+local function apply_moves(mv)
+  for _, key in ipairs(mv.order) do
+    if mv.rem[key] then redis.call('ZREM', key, unpack(mv.rem[key])) end
+    if mv.add[key] then
+      local lane_tag = string.match(key, '^ff:idx:({fp:%d+}):eligible:')
+      if lane_tag and redis.call('ZCARD', key) == 0 then
+        redis.call('PUBLISH', READY_CHANNEL, string.sub(key, #('ff:idx:' .. lane_tag .. ':eligible:') + 1) .. ' ' .. lane_tag)
+      end
+      redis.call('ZADD', key, unpack(mv.add[key]))
+    end
+  end
+end
+
+-- Validate the batch arguments; `act(ek, tag, eid, now, moves)` returns
+-- 'acted', 'repaired', 'malformed' (the record is unusable: its entry leaves
+-- the index, so it is not read again) or an error code for each due member.
 local function run_batch(keys, args, index_name, act)
   local idx = keys[1]
   local tag = tag_of(idx or '')
@@ -45,24 +86,33 @@ local function run_batch(keys, args, index_name, act)
   local now = now_ms()
   local acted, repaired = 0, 0
   local out = {1, 0, 0, -1}
-  for i = 4, #args do
-    local eid = args[i]
+  local mv = new_moves()
+  local ids = {}
+  for i = 4, #args do ids[#ids + 1] = args[i] end
+  local present = {}
+  if #ids > 0 then
+    present = redis.call(sweep and 'SMISMEMBER' or 'ZMSCORE', idx, unpack(ids))
+  end
+  for i, eid in ipairs(ids) do
     local score
     if sweep then
-      score = redis.call('SISMEMBER', idx, eid) == 1 and now or nil
+      score = present[i] == 1 and now or nil
     else
-      score = tonumber(redis.call('ZSCORE', idx, eid))
+      score = tonumber(present[i])
     end
     -- Gone (another engine or the owner acted) or no longer due: nothing to do.
     if score ~= nil and score <= now then
       local code
       if not eid_ok(eid, tag) then
-        redis.call(sweep and 'SREM' or 'ZREM', idx, eid)
         code = 'malformed'
       elseif not filter_ok(exec_key(eid), ns, tag_name, tag_value) then
         code = 'filtered'
       else
-        code = act(exec_key(eid), tag, eid, now, score)
+        code = act(exec_key(eid), tag, eid, now, mv)
+      end
+      if code == 'malformed' and not (sweep and eid_ok(eid, tag)) then
+        -- Counted, and out of the index: never read again.
+        redis.call(sweep and 'SREM' or 'ZREM', idx, eid)
       end
       if code == 'acted' then
         acted = acted + 1
@@ -74,44 +124,57 @@ local function run_batch(keys, args, index_name, act)
       end
     end
   end
+  apply_moves(mv)
   out[2], out[3] = acted, repaired
   if not sweep then out[4] = next_due(idx) end
   return out
 end
 
 -- delayed -> eligible; the eligible score records when (FIFO from promotion).
-local function promote(ek, tag, eid, now)
-  local h = hmget(ek, 'phase', 'elig', 'lane', 'pri', 'due')
-  if h.phase == 'runnable' and h.elig == 'delayed' and tonumber(h.due or '0') > now then
-    zadd_due(tag, 'delayed', tonumber(h.due), eid)
-    return 'repaired'
+-- (Fields are read positionally: this runs once per promoted execution.)
+local function promote(ek, tag, eid, now, mv)
+  local h = redis.call('HMGET', ek, 'phase', 'elig', 'lane', 'pri', 'due')
+  local phase, elig, lane = h[1], h[2], h[3]
+  if phase == 'runnable' and elig == 'delayed' then
+    local pri, due = tonumber(h[4] or ''), tonumber(h[5] or '')
+    if due == nil or pri == nil or not name_ok(lane) then return 'malformed' end
+    if due > now then
+      zadd_due(tag, 'delayed', due, eid)
+      return 'repaired'
+    end
+    defer_zrem(mv, idx_key(tag, 'delayed'), eid)
+    redis.call('HSET', ek, 'elig', 'eligible', 'due', '')
+    defer_zadd(mv, eligible_key(tag, lane), eligible_score(pri, now), eid)
+    return 'acted'
   end
-  redis.call('ZREM', idx_key(tag, 'delayed'), eid)
-  if h.phase ~= 'runnable' or h.elig ~= 'delayed' then return 'repaired' end
-  make_eligible(ek, tag, eid, h.lane, tonumber(h.pri) or 0, now)
-  return 'acted'
+  defer_zrem(mv, idx_key(tag, 'delayed'), eid)
+  return 'repaired'
 end
 
 -- An expired lease is taken back: eligible again (a new attempt and epoch at
 -- the next claim), or failed once the reclaim limit is spent.
-local function reclaim(ek, tag, eid, now)
+local function reclaim(ek, tag, eid, now, mv)
   local h = read_state(ek, 'lease_exp', 'reclaims', 'max_reclaims')
   if h.phase ~= 'active' then
-    redis.call('ZREM', idx_key(tag, 'lease_expiry'), eid)
+    defer_zrem(mv, idx_key(tag, 'lease_expiry'), eid)
     return 'repaired'
   end
-  if tonumber(h.lease_exp or '0') > now then
-    zadd_due(tag, 'lease_expiry', tonumber(h.lease_exp), eid)
+  local exp, reclaims, max_reclaims = tonumber(h.lease_exp or ''), tonumber(h.reclaims or '0'), tonumber(h.max_reclaims or '0')
+  local pri = tonumber(h.pri or '')
+  if exp == nil or reclaims == nil or max_reclaims == nil or pri == nil or not name_ok(h.lane) then return 'malformed' end
+  if exp > now then
+    zadd_due(tag, 'lease_expiry', exp, eid)
     return 'repaired'
   end
-  local reclaims = tonumber(h.reclaims or '0')
-  if reclaims < tonumber(h.max_reclaims or '0') then
-    leave_live(ek, tag, eid, h)
-    redis.call('HSET', ek, 'att_state', 'reclaimed', 'reclaims', reclaims + 1)
-    make_eligible(ek, tag, eid, h.lane, tonumber(h.pri) or 0, now)
+  if reclaims < max_reclaims then
+    defer_zrem(mv, idx_key(tag, 'lease_expiry'), eid)
+    if h.att_due then defer_zrem(mv, idx_key(tag, 'attempt_timeout'), eid) end
+    redis.call('HDEL', ek, 'lease_id', 'lease_exp', 'worker', 'wi', 'att_due')
+    redis.call('HSET', ek, 'phase', 'runnable', 'elig', 'eligible', 'due', '', 'att_state', 'reclaimed', 'reclaims', reclaims + 1)
+    defer_zadd(mv, eligible_key(tag, h.lane), eligible_score(pri, now), eid)
   else
     make_terminal(ek, tag, eid, h, 'failed', now, 'att_state', 'reclaimed',
-      'error', 'lease expired; reclaim limit of ' .. (h.max_reclaims or '0') .. ' spent')
+      'error', 'lease expired; reclaim limit of ' .. max_reclaims .. ' spent')
   end
   return 'acted'
 end

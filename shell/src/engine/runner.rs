@@ -201,7 +201,9 @@ impl Runner {
             tracker: FailureTracker::default(),
             clock: (0, now),
             last_rescan: now,
-            last_sweep: None,
+            // The first full sweep waits one interval: at start the engine has
+            // due work to drain first, and a sweep then would compete with it.
+            last_sweep: Some(now),
         }
     }
 

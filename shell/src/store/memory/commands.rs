@@ -92,6 +92,7 @@ const TABLE: &[Spec] = &[
     spec("sadd", -3, true),
     spec("srem", -3, true),
     spec("sismember", 3, false),
+    spec("smismember", -3, false),
     spec("smembers", 2, false),
     spec("scard", 2, false),
     spec("sscan", -3, false),
@@ -100,6 +101,7 @@ const TABLE: &[Spec] = &[
     spec("zincrby", 4, true),
     spec("zrem", -3, true),
     spec("zscore", 3, false),
+    spec("zmscore", -3, false),
     spec("zcard", 2, false),
     spec("zcount", 4, false),
     spec("zrange", -4, false),
@@ -439,6 +441,15 @@ pub fn execute(ctx: &mut Ctx<'_>, spec: &Spec, args: &[Vec<u8>]) -> Reply {
             Ok(s) => Reply::Int(s.is_some_and(|s| s.contains(&a[2])).into()),
             Err(_) => err(WRONGTYPE),
         },
+        "smismember" => match ctx.db.set(&a[1], now) {
+            Ok(s) => Reply::Array(
+                a[2..]
+                    .iter()
+                    .map(|m| Reply::Int(s.is_some_and(|s| s.contains(m)).into()))
+                    .collect(),
+            ),
+            Err(_) => err(WRONGTYPE),
+        },
         "smembers" => match ctx.db.set(&a[1], now) {
             Ok(s) => Reply::Array(s.into_iter().flatten().map(|m| bulk(m)).collect()),
             Err(_) => err(WRONGTYPE),
@@ -473,6 +484,18 @@ pub fn execute(ctx: &mut Ctx<'_>, spec: &Spec, args: &[Vec<u8>]) -> Reply {
             Ok(z) => z
                 .and_then(|z| z.score(&a[2]))
                 .map_or(Reply::Nil, |s| bulk(fmt_score(s).as_bytes())),
+            Err(_) => err(WRONGTYPE),
+        },
+        "zmscore" => match ctx.db.zset(&a[1], now) {
+            Ok(z) => Reply::Array(
+                a[2..]
+                    .iter()
+                    .map(|m| {
+                        z.and_then(|z| z.score(m))
+                            .map_or(Reply::Nil, |s| bulk(fmt_score(s).as_bytes()))
+                    })
+                    .collect(),
+            ),
             Err(_) => err(WRONGTYPE),
         },
         "zcard" => match ctx.db.zset(&a[1], now) {
