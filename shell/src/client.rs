@@ -191,8 +191,12 @@ impl Client {
         Ok(created)
     }
 
-    /// Claim up to `max` eligible executions of `lane`, from any partition,
-    /// highest priority (then oldest) first.
+    /// Claim up to `max` eligible executions of `lane`, from any partition.
+    /// Partitions are visited in the order of their best head (highest
+    /// priority, then oldest); within a partition the order is exact, across
+    /// partitions a batch may take lower-priority work of a better partition
+    /// before the head of the next one (claim one at a time for a strict
+    /// global order).
     pub async fn claim(
         &self,
         lane: &Lane,

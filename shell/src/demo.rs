@@ -86,23 +86,12 @@ pub async fn run(store: Arc<dyn Store>, opts: DemoOptions) -> Result<DemoSummary
     let started = Instant::now();
     let client = Client::new(store.clone(), Default::default()).await?;
     let engine = Engine::start(EngineConfig::default(), store.clone())?;
-    let workers: Vec<Worker> = (0..2)
-        .map(|i| {
-            Worker::builder(client.clone(), "demo")
-                .instance(format!("demo-{i}"))
-                .concurrency(16)
-                .lease_ttl(Duration::from_secs(2))
-                .fallback(handle)
-                .start()
-        })
-        .collect::<Result<_>>()?;
-
-    let mut ids: Vec<ExecutionId> = Vec::with_capacity(opts.executions);
-    for i in 0..opts.executions {
-        ids.push(client.create(spec(i)).await?.execution);
-    }
     // A worker that claims a few and dies without a word: their leases expire
-    // and the engine hands them back to the live workers.
+    // and the engine hands them to the live workers.
+    let mut ids: Vec<ExecutionId> = Vec::with_capacity(opts.executions);
+    for i in 0..opts.executions.min(5) {
+        ids.push(client.create(spec(i * 10)).await?.execution);
+    }
     let ghost = (WorkerName::new("ghost")?, WorkerInstance::new("ghost-1")?);
     let lost = client
         .claim(
@@ -113,6 +102,19 @@ pub async fn run(store: Arc<dyn Store>, opts: DemoOptions) -> Result<DemoSummary
             5,
         )
         .await?;
+    let workers: Vec<Worker> = (0..2)
+        .map(|i| {
+            Worker::builder(client.clone(), "demo")
+                .instance(format!("demo-{i}"))
+                .concurrency(16)
+                .lease_ttl(Duration::from_secs(2))
+                .fallback(handle)
+                .start()
+        })
+        .collect::<Result<_>>()?;
+    for i in ids.len()..opts.executions {
+        ids.push(client.create(spec(i)).await?.execution);
+    }
     eprintln!(
         "demo: created {} executions; a worker claimed {} and vanished",
         ids.len(),

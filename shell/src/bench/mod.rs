@@ -10,6 +10,7 @@
 //! | `idle` | `commands_per_sec` an idle engine sends | ≤ 50/s |
 //! | `lateness` | `p99_ms` of (promoted at − due at) of short delays | ≤ 50 ms |
 //! | `memory` | `bytes_per_execution` (INFO `used_memory` delta) | ≤ 1 000 |
+//! | `e2e` | `jobs_per_sec` one Worker completes; `submit_per_sec` | ≥ 45 000 / ≥ 60 000 |
 //!
 //! **The bench wipes the server.** It starts only on a server whose databases
 //! hold no keys, or with `flush` set (FLUSHALL on every primary first); when it
@@ -17,6 +18,7 @@
 //! starts clean. The function library is left loaded.
 
 mod delayed_drain;
+mod e2e;
 mod idle;
 mod lateness;
 mod lease_drain;
@@ -44,15 +46,17 @@ pub enum Scenario {
     Idle,
     Lateness,
     Memory,
+    E2e,
 }
 
 impl Scenario {
-    pub const ALL: [Scenario; 5] = [
+    pub const ALL: [Scenario; 6] = [
         Scenario::DelayedDrain,
         Scenario::LeaseDrain,
         Scenario::Idle,
         Scenario::Lateness,
         Scenario::Memory,
+        Scenario::E2e,
     ];
 
     pub fn name(self) -> &'static str {
@@ -62,6 +66,7 @@ impl Scenario {
             Scenario::Idle => "idle",
             Scenario::Lateness => "lateness",
             Scenario::Memory => "memory",
+            Scenario::E2e => "e2e",
         }
     }
 
@@ -72,7 +77,9 @@ impl Scenario {
     /// Executions created when `n` is not given (0: the scenario creates none).
     pub fn default_n(self) -> u64 {
         match self {
-            Scenario::DelayedDrain | Scenario::LeaseDrain | Scenario::Memory => 100_000,
+            Scenario::DelayedDrain | Scenario::LeaseDrain | Scenario::Memory | Scenario::E2e => {
+                100_000
+            }
             Scenario::Lateness => 5_000,
             Scenario::Idle => 0,
         }
@@ -185,6 +192,7 @@ pub async fn run(scenario: Scenario, opts: BenchOptions) -> BenchResult<Report> 
         Scenario::Idle => idle::run(&ctx).await,
         Scenario::Lateness => lateness::run(&ctx).await,
         Scenario::Memory => memory::run(&ctx).await,
+        Scenario::E2e => e2e::run(&ctx).await,
     };
     if !ctx.opts.keep {
         if let Err(e) = ctx.admin.flushall().await {

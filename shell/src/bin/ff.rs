@@ -15,6 +15,9 @@ struct Cli {
 enum Command {
     /// Print the crate version and the function library version.
     Version,
+    /// Run a realistic workload end to end — engine and in-process workers —
+    /// on the in-process store (no server needed), or on a server with --redis.
+    Demo(DemoArgs),
     /// Run one measured scenario against a server and print its figures.
     ///
     /// THE BENCH WIPES THE SERVER: it refuses to start on a server that holds
@@ -22,6 +25,17 @@ enum Command {
     /// and it runs FLUSHALL again when done (unless --keep), so the next
     /// scenario starts clean. Progress goes to stderr; the figures to stdout.
     Bench(BenchArgs),
+}
+
+#[derive(Debug, clap::Args)]
+struct DemoArgs {
+    /// Run against this server instead of the in-process store (it must be empty
+    /// of ff data you care about: the demo leaves its executions behind).
+    #[arg(long = "redis", value_name = "URL")]
+    redis: Option<String>,
+    /// Executions to create.
+    #[arg(long, default_value_t = 300)]
+    n: usize,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
@@ -36,6 +50,8 @@ enum ScenarioArg {
     Lateness,
     /// Valkey bytes per delayed execution (target <= 1 000).
     Memory,
+    /// N no-op executions submitted, then run by one Worker (jobs/s; target >= 45 000, submit >= 60 000).
+    E2e,
 }
 
 #[derive(Debug, clap::Args)]
@@ -79,7 +95,79 @@ fn main() {
             );
         }
         Command::Bench(args) => std::process::exit(bench(args)),
+        Command::Demo(args) => std::process::exit(demo(args)),
     }
+}
+
+#[cfg(not(madsim))]
+fn demo(args: DemoArgs) -> i32 {
+    use ff_engine::demo::{self, DemoOptions};
+    use ff_engine::store::{MemoryStore, RedisStore, RedisStoreOptions, Store};
+    use std::sync::Arc;
+    tracing_subscriber::fmt()
+        .with_writer(std::io::stderr)
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_default_env()
+                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("error")),
+        )
+        .init();
+    let runtime = match tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+    {
+        Ok(rt) => rt,
+        Err(e) => {
+            eprintln!("ff demo: cannot start the runtime: {e}");
+            return 1;
+        }
+    };
+    let result = runtime.block_on(async {
+        let store: Arc<dyn Store> = match &args.redis {
+            Some(url) => Arc::new(
+                RedisStore::connect(std::slice::from_ref(url), RedisStoreOptions::default())
+                    .await?,
+            ),
+            None => Arc::new(MemoryStore::new()),
+        };
+        demo::run(
+            store,
+            DemoOptions {
+                executions: args.n,
+                ..Default::default()
+            },
+        )
+        .await
+    });
+    match result {
+        Ok(s) => {
+            println!(
+                "ff demo: {} executions in {:.1}s on {}: {:?}; {} attempts, {} retries, {} lease reclaims",
+                s.created,
+                s.seconds,
+                args.redis.as_deref().unwrap_or("the in-process store"),
+                s.states,
+                s.attempts,
+                s.retries,
+                s.reclaims
+            );
+            if s.all_terminal {
+                0
+            } else {
+                eprintln!("ff demo: not every execution finished in time");
+                1
+            }
+        }
+        Err(e) => {
+            eprintln!("ff demo: {e}");
+            1
+        }
+    }
+}
+
+#[cfg(madsim)]
+fn demo(_: DemoArgs) -> i32 {
+    eprintln!("ff demo is not built under madsim");
+    1
 }
 
 #[cfg(not(madsim))]
@@ -98,6 +186,7 @@ fn bench(args: BenchArgs) -> i32 {
         ScenarioArg::Idle => Scenario::Idle,
         ScenarioArg::Lateness => Scenario::Lateness,
         ScenarioArg::Memory => Scenario::Memory,
+        ScenarioArg::E2e => Scenario::E2e,
     };
     let opts = BenchOptions {
         urls: args.redis,

@@ -1,0 +1,71 @@
+//! `e2e`: N no-op executions created (submit rate), then one `Worker` runs
+//! them all to completion (claim → handler → complete rate).
+
+use super::util::{self, progress, Report};
+use super::{BenchResult, Ctx, Scenario};
+use crate::spec::ExecutionSpec;
+use crate::worker::{Job, Worker};
+use ff_core::keys::PartitionKeys;
+use std::sync::atomic::Ordering::Relaxed;
+use std::time::{Duration, Instant};
+
+/// Figures to reach: completed jobs per second, and submits per second.
+const TARGET_JOBS: f64 = 45_000.0;
+const TARGET_SUBMIT: f64 = 60_000.0;
+
+pub(crate) async fn run(ctx: &Ctx) -> BenchResult<Report> {
+    let n = ctx.n;
+    let mut r = ctx.report(Scenario::E2e);
+    progress!("submitting {n} no-op executions");
+    let created =
+        util::create_many(ctx, n, |_| ExecutionSpec::new("bench.noop").payload("x")).await?;
+    let submit_per_sec = util::rate(n, created.secs);
+
+    let engine_store = ctx.engine_store().await?;
+    let client = crate::Client::new(engine_store, *ctx.client.config()).await?;
+    let concurrency = 512;
+    let cpu = ctx.admin.load_start().await?;
+    let t = Instant::now();
+    let worker = Worker::builder(client, "bench")
+        .concurrency(concurrency)
+        .claim_batch(128)
+        .fallback(|_job: Job| async move { Ok(Vec::new()) })
+        .start()?;
+    let mut last = 0;
+    while worker.stats().completed.load(Relaxed) < n && t.elapsed() < Duration::from_secs(600) {
+        tokio::time::sleep(Duration::from_millis(20)).await;
+        let done = worker.stats().completed.load(Relaxed);
+        if done / (n / 10).max(1) != last / (n / 10).max(1) {
+            progress!("  completed {done}/{n}");
+        }
+        last = done;
+    }
+    let secs = t.elapsed().as_secs_f64();
+    let load = ctx.admin.load_since(cpu).await?;
+    let completed = worker.stats().completed.load(Relaxed);
+    let max_running = worker.stats().max_running.load(Relaxed);
+    let report_errors = worker.stats().report_errors.load(Relaxed);
+    worker.shutdown().await;
+    let cfg = *ctx.client.config();
+    let terminal =
+        util::index_total(ctx.store.as_ref(), &cfg, PartitionKeys::terminal, false).await?;
+
+    r.set("seconds", util::round(secs, 4));
+    r.set("jobs_per_sec", util::round(util::rate(completed, secs), 0));
+    r.set("submit_per_sec", util::round(submit_per_sec, 0));
+    r.set("ok", completed == n && terminal == n);
+    r.set("target_jobs_per_sec", TARGET_JOBS);
+    r.set("target_submit_per_sec", TARGET_SUBMIT);
+    r.set(
+        "meets_target",
+        util::rate(completed, secs) >= TARGET_JOBS && submit_per_sec >= TARGET_SUBMIT,
+    );
+    r.set("completed", completed);
+    r.set("terminal_after", terminal);
+    r.set("concurrency", concurrency as u64);
+    r.set("max_running", max_running);
+    r.set("report_errors", report_errors);
+    load.report(&mut r, ctx.admin.node_count(), secs, completed);
+    created.report(&mut r);
+    Ok(r)
+}
