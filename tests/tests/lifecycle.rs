@@ -1,6 +1,10 @@
-//! The execution lifecycle against a real redis-server: every transition.
+//! The execution lifecycle, every transition — on a real redis-server and on
+//! the in-process MemoryStore (the same test bodies run on both).
 
 mod common;
+
+use ff_engine::store::Store;
+use std::sync::Arc;
 
 use common::*;
 use ff_engine::core::contract::execution::EndOutcome;
@@ -8,14 +12,10 @@ use ff_engine::core::keys::PartitionKeys;
 use ff_engine::core::retry::RetryPolicy;
 use ff_engine::core::state::{AttemptState, PublicState};
 use ff_engine::ExecutionSpec;
-use ff_tests::TestRedis;
 use std::time::Duration;
 
-#[tokio::test]
-async fn happy_path_create_claim_renew_complete() {
-    let redis = TestRedis::standalone();
-    let store = store(&redis.url()).await;
-    let c = client(&redis.url()).await;
+async fn happy_path_create_claim_renew_complete(store: Arc<dyn Store>) {
+    let c = client_on(store.clone()).await;
     let created = c
         .create(
             ExecutionSpec::new("resize")
@@ -79,11 +79,8 @@ async fn happy_path_create_claim_renew_complete() {
     );
 }
 
-#[tokio::test]
-async fn retry_with_backoff_then_success() {
-    let redis = TestRedis::standalone();
-    let store = store(&redis.url()).await;
-    let c = client(&redis.url()).await;
+async fn retry_with_backoff_then_success(store: Arc<dyn Store>) {
+    let c = client_on(store.clone()).await;
     let policy = RetryPolicy::exponential(3, 40, 1_000);
     let eid = c
         .create(ExecutionSpec::new("flaky").retry(policy))
@@ -126,10 +123,8 @@ async fn retry_with_backoff_then_success() {
     assert_eq!(rec.retries, 2);
 }
 
-#[tokio::test]
-async fn retries_exhausted_and_non_retryable_fail() {
-    let redis = TestRedis::standalone();
-    let c = client(&redis.url()).await;
+async fn retries_exhausted_and_non_retryable_fail(store: Arc<dyn Store>) {
+    let c = client_on(store.clone()).await;
     let eid = c
         .create(ExecutionSpec::new("job").retry(RetryPolicy::fixed(1, 0)))
         .await
@@ -168,11 +163,8 @@ async fn retries_exhausted_and_non_retryable_fail() {
     assert_eq!(c.get(&eid).await.unwrap().public_state, PublicState::Failed);
 }
 
-#[tokio::test]
-async fn cancel_waiting_active_and_terminal() {
-    let redis = TestRedis::standalone();
-    let store = store(&redis.url()).await;
-    let c = client(&redis.url()).await;
+async fn cancel_waiting_active_and_terminal(store: Arc<dyn Store>) {
+    let c = client_on(store.clone()).await;
 
     let waiting = c.create(ExecutionSpec::new("job")).await.unwrap().execution;
     let ended = c.cancel(&waiting, "not needed").await.unwrap();
@@ -216,11 +208,8 @@ async fn cancel_waiting_active_and_terminal() {
     );
 }
 
-#[tokio::test]
-async fn worker_delay_reschedules_without_using_a_retry() {
-    let redis = TestRedis::standalone();
-    let store = store(&redis.url()).await;
-    let c = client(&redis.url()).await;
+async fn worker_delay_reschedules_without_using_a_retry(store: Arc<dyn Store>) {
+    let c = client_on(store.clone()).await;
     let eid = c
         .create(ExecutionSpec::new("poll").retry(RetryPolicy::none()))
         .await
@@ -260,10 +249,8 @@ async fn worker_delay_reschedules_without_using_a_retry() {
     c.complete(&again.lease, b"").await.unwrap();
 }
 
-#[tokio::test]
-async fn delayed_create_is_not_claimable_until_promoted() {
-    let redis = TestRedis::standalone();
-    let c = client(&redis.url()).await;
+async fn delayed_create_is_not_claimable_until_promoted(store: Arc<dyn Store>) {
+    let c = client_on(store.clone()).await;
     let eid = c
         .create(ExecutionSpec::new("later").delay(Duration::from_millis(80)))
         .await
@@ -279,10 +266,8 @@ async fn delayed_create_is_not_claimable_until_promoted() {
     assert_eq!(claim_one(&c).await.lease.execution, eid.execution);
 }
 
-#[tokio::test]
-async fn priority_orders_claims_within_a_partition_and_across() {
-    let redis = TestRedis::standalone();
-    let c = client(&redis.url()).await;
+async fn priority_orders_claims_within_a_partition_and_across(store: Arc<dyn Store>) {
+    let c = client_on(store.clone()).await;
     let low = c
         .create(ExecutionSpec::new("j").priority(1))
         .await
@@ -308,10 +293,8 @@ async fn priority_orders_claims_within_a_partition_and_across() {
     assert_eq!(got, vec![high, mid, low]);
 }
 
-#[tokio::test]
-async fn stale_lease_is_fenced_out_and_changes_nothing() {
-    let redis = TestRedis::standalone();
-    let c = client(&redis.url()).await;
+async fn stale_lease_is_fenced_out_and_changes_nothing(store: Arc<dyn Store>) {
+    let c = client_on(store.clone()).await;
     let eid = c.create(ExecutionSpec::new("job")).await.unwrap().execution;
     let first = c
         .claim(
@@ -360,10 +343,8 @@ async fn stale_lease_is_fenced_out_and_changes_nothing() {
     c.complete(&second.lease, b"ok").await.unwrap();
 }
 
-#[tokio::test]
-async fn repeated_terminal_calls_replay_the_same_outcome() {
-    let redis = TestRedis::standalone();
-    let c = client(&redis.url()).await;
+async fn repeated_terminal_calls_replay_the_same_outcome(store: Arc<dyn Store>) {
+    let c = client_on(store.clone()).await;
     c.create(ExecutionSpec::new("job")).await.unwrap();
     let claimed = claim_one(&c).await;
     let first = c.complete(&claimed.lease, b"r").await.unwrap();
@@ -395,10 +376,8 @@ async fn repeated_terminal_calls_replay_the_same_outcome() {
     );
 }
 
-#[tokio::test]
-async fn idempotent_create_returns_the_first_execution() {
-    let redis = TestRedis::standalone();
-    let c = client(&redis.url()).await;
+async fn idempotent_create_returns_the_first_execution(store: Arc<dyn Store>) {
+    let c = client_on(store.clone()).await;
     let ttl = Duration::from_secs(60);
     let a = c
         .create(
@@ -430,3 +409,39 @@ async fn idempotent_create_returns_the_first_execution() {
     assert!(other_ns.created);
     assert_ne!(other_ns.execution, a.execution);
 }
+
+/// Each body runs twice: against its own redis-server and on a MemoryStore.
+macro_rules! on_both_stores {
+    ($($name:ident),* $(,)?) => {
+        mod on_redis {
+            $(
+                #[tokio::test]
+                async fn $name() {
+                    let redis = ff_tests::TestRedis::standalone();
+                    super::$name(super::common::store(&redis.url()).await).await
+                }
+            )*
+        }
+        mod on_memory {
+            $(
+                #[tokio::test]
+                async fn $name() {
+                    super::$name(std::sync::Arc::new(ff_engine::store::MemoryStore::new())).await
+                }
+            )*
+        }
+    };
+}
+
+on_both_stores!(
+    happy_path_create_claim_renew_complete,
+    retry_with_backoff_then_success,
+    retries_exhausted_and_non_retryable_fail,
+    cancel_waiting_active_and_terminal,
+    worker_delay_reschedules_without_using_a_retry,
+    delayed_create_is_not_claimable_until_promoted,
+    priority_orders_claims_within_a_partition_and_across,
+    stale_lease_is_fenced_out_and_changes_nothing,
+    repeated_terminal_calls_replay_the_same_outcome,
+    idempotent_create_returns_the_first_execution,
+);

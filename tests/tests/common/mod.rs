@@ -24,6 +24,13 @@ pub async fn client(url: &str) -> Client {
         .expect("client")
 }
 
+/// A client on any store.
+pub async fn client_on(store: Arc<dyn Store>) -> Client {
+    Client::new(store, Default::default())
+        .await
+        .expect("client")
+}
+
 pub async fn cluster_client(urls: Vec<String>) -> Client {
     let opts = RedisStoreOptions {
         cluster: true,
