@@ -283,15 +283,17 @@ local function fenced(keys, args, op)
   if not hex32_ok(lease_id) then return nil, err('invalid_argument', 'lease_id:expected 32 hex digits') end
   local epoch
   epoch, e = int_arg(args[3], 'epoch', 1, 9007199254740991); if e then return nil, e end
-  local h = read_state(ek, 'lease_id', 'epoch', 'retry', 'retries', 'fence', 'fence_op', 'fence_reply')
+  local h = read_state(ek, 'lease_id', 'epoch', 'retry', 'retries', 'fence')
   if h.phase == nil then return nil, err('not_found', eid) end
   local token = lease_id .. ':' .. epoch
-  if h.fence == token then
-    if h.fence_op == op then
-      local outcome, due = string.match(h.fence_reply or '', '^([%a_]+):(%d+)$')
-      return nil, ok(outcome, tonumber(due), 1)
+  -- fence = '<lease id>:<epoch>|<operation>|<outcome>:<due>' of the last
+  -- accepted lease-ending call (one field: it is stored on every execution).
+  local f_token, f_op, f_outcome, f_due = string.match(h.fence or '', '^([^|]+)|([%a_]+)|([%a_]+):(%d+)$')
+  if f_token == token then
+    if f_op == op then
+      return nil, ok(f_outcome, tonumber(f_due), 1)
     end
-    return nil, err('not_active', 'this lease already ended with ' .. (h.fence_op or '?'))
+    return nil, err('not_active', 'this lease already ended with ' .. f_op)
   end
   if h.lease_id ~= lease_id or tonumber(h.epoch) ~= epoch then
     return nil, err('stale_lease', 'current epoch ' .. (h.epoch or '0'))
@@ -306,7 +308,7 @@ end
 -- The fields that record an accepted lease-ending call, so that its repeat
 -- is answered the same.
 local function seal(h, op, outcome, due)
-  return {'fence', h.token, 'fence_op', op, 'fence_reply', outcome .. ':' .. due}
+  return {'fence', h.token .. '|' .. op .. '|' .. outcome .. ':' .. due}
 end
 
 -- ff_renew  ARGV: eid, lease_id, epoch, ttl_ms -> {1, lease_exp}
