@@ -20,6 +20,21 @@ local function zadd_due(tag, name, due, eid)
   end
 end
 
+-- zadd_due for many members at once: `entries` is {due, member, due, member, ...}.
+local function zadd_due_many(tag, name, entries)
+  if #entries == 0 then return end
+  local key = idx_key(tag, name)
+  local head = redis.call('ZRANGE', key, 0, 0, 'WITHSCORES')
+  local earliest = entries[1]
+  for i = 3, #entries, 2 do
+    if entries[i] < earliest then earliest = entries[i] end
+  end
+  redis.call('ZADD', key, unpack(entries))
+  if head[2] == nil or earliest < tonumber(head[2]) then
+    redis.call('PUBLISH', WAKE_CHANNEL, name .. ' ' .. tag .. ' ' .. earliest)
+  end
+end
+
 -- Eligible-index score: higher priority first, then first in, first out.
 local PRIORITY_SCALE = 4398046511104 -- 2^42 ms, about 139 years
 
@@ -233,7 +248,9 @@ local function ff_claim(keys, args)
   local now = now_ms()
   local out = {1, 0}
   local claimed = 0
-  -- Stale members are dropped as they are met, so read a little past n.
+  local exp = now + ttl
+  -- Index moves are made once for the whole batch (the hot path of workers).
+  local taken, leased, timed = {}, {}, {}
   local cands = redis.call('ZRANGE', ek_idx, 0, n - 1)
   for _, eid in ipairs(cands) do
     local ek = exec_key(eid)
@@ -244,28 +261,35 @@ local function ff_claim(keys, args)
       -- The index disagrees with the record, or the record is unusable: drop
       -- the entry (the reconciler re-indexes a sound record; a broken one
       -- waits for an operator rather than failing every claim).
-      redis.call('ZREM', ek_idx, eid)
+      taken[#taken + 1] = eid
     elseif h.deadline and tonumber(h.deadline) <= now then
       make_terminal(ek, tag, eid, h, 'expired', now, 'error', 'execution deadline passed')
     else
       claimed = claimed + 1
       local lease_id = args[5 + claimed]
       att, epoch = att + 1, epoch + 1
-      local exp = now + ttl
-      redis.call('ZREM', ek_idx, eid)
-      redis.call('HSET', ek, 'phase', 'active', 'elig', '', 'lease_id', lease_id, 'epoch', epoch,
-        'lease_exp', exp, 'worker', worker, 'wi', wi, 'att', att, 'att_state', 'running',
-        'att_started', now)
-      zadd_due(tag, 'lease_expiry', exp, eid)
+      taken[#taken + 1] = eid
+      leased[#leased + 1] = exp
+      leased[#leased + 1] = eid
       if att_timeout > 0 then
-        redis.call('HSET', ek, 'att_due', now + att_timeout)
-        zadd_due(tag, 'attempt_timeout', now + att_timeout, eid)
+        redis.call('HSET', ek, 'phase', 'active', 'elig', '', 'lease_id', lease_id, 'epoch', epoch,
+          'lease_exp', exp, 'worker', worker, 'wi', wi, 'att', att, 'att_state', 'running',
+          'att_started', now, 'att_due', now + att_timeout)
+        timed[#timed + 1] = now + att_timeout
+        timed[#timed + 1] = eid
+      else
+        redis.call('HSET', ek, 'phase', 'active', 'elig', '', 'lease_id', lease_id, 'epoch', epoch,
+          'lease_exp', exp, 'worker', worker, 'wi', wi, 'att', att, 'att_state', 'running',
+          'att_started', now)
       end
       local k = #out
       out[k + 1] = eid; out[k + 2] = lease_id; out[k + 3] = epoch; out[k + 4] = att
       out[k + 5] = exp; out[k + 6] = h.kind or ''; out[k + 7] = h.payload or ''
     end
   end
+  if #taken > 0 then redis.call('ZREM', ek_idx, unpack(taken)) end
+  zadd_due_many(tag, 'lease_expiry', leased)
+  zadd_due_many(tag, 'attempt_timeout', timed)
   out[2] = claimed
   return out
 end
