@@ -29,7 +29,26 @@ end
 -- Index moves collected over a batch and made once at its end: one ZREM and
 -- one ZADD per index instead of one per member (the hot scanners' cost).
 local function new_moves()
-  return {rem = {}, add = {}, order = {}}
+  return {rem = {}, add = {}, order = {}, keys = {}, lanes = {}}
+end
+
+-- Per-batch caches: a key built once per batch, a lane name checked once.
+local function batch_key(mv, tag, name)
+  local k = mv.keys[name]
+  if not k then
+    k = idx_key(tag, name)
+    mv.keys[name] = k
+  end
+  return k
+end
+
+local function batch_lane_key(mv, tag, lane)
+  local k = mv.lanes[lane]
+  if k == nil then
+    k = name_ok(lane) and eligible_key(tag, lane) or false
+    mv.lanes[lane] = k
+  end
+  return k
 end
 
 local function touch(mv, key)
@@ -134,20 +153,20 @@ end
 -- (Fields are read positionally: this runs once per promoted execution.)
 local function promote(ek, tag, eid, now, mv)
   local h = redis.call('HMGET', ek, 'phase', 'elig', 'lane', 'pri', 'due')
-  local phase, elig, lane = h[1], h[2], h[3]
-  if phase == 'runnable' and elig == 'delayed' then
+  if h[1] == 'runnable' and h[2] == 'delayed' then
     local pri, due = tonumber(h[4] or ''), tonumber(h[5] or '')
-    if due == nil or pri == nil or not name_ok(lane) then return 'malformed' end
+    local lane_key = h[3] and batch_lane_key(mv, tag, h[3])
+    if due == nil or pri == nil or not lane_key then return 'malformed' end
     if due > now then
       zadd_due(tag, 'delayed', due, eid)
       return 'repaired'
     end
-    defer_zrem(mv, idx_key(tag, 'delayed'), eid)
+    defer_zrem(mv, batch_key(mv, tag, 'delayed'), eid)
     redis.call('HSET', ek, 'elig', 'eligible', 'due', '')
-    defer_zadd(mv, eligible_key(tag, lane), eligible_score(pri, now), eid)
+    defer_zadd(mv, lane_key, eligible_score(pri, now), eid)
     return 'acted'
   end
-  defer_zrem(mv, idx_key(tag, 'delayed'), eid)
+  defer_zrem(mv, batch_key(mv, tag, 'delayed'), eid)
   return 'repaired'
 end
 

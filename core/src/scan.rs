@@ -222,9 +222,57 @@ impl WakeMessage {
     }
 }
 
+/// A worker announcement the data plane publishes when a lane's eligible
+/// index in a partition goes from empty to non-empty: `<lane> {fp:N}`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ReadyMessage {
+    pub lane: String,
+    pub partition: u16,
+}
+
+impl ReadyMessage {
+    /// The channel the Lua publishes on.
+    pub const CHANNEL: &'static str = "ff:ready";
+
+    pub fn parse(msg: &[u8]) -> Option<Self> {
+        let text = std::str::from_utf8(msg).ok()?;
+        let (lane, tag) = text.split_once(' ')?;
+        let num = tag.strip_prefix("{fp:")?.strip_suffix('}')?;
+        if num.is_empty() || num.len() > 5 || !num.bytes().all(|b| b.is_ascii_digit()) {
+            return None;
+        }
+        Some(Self {
+            lane: lane.to_owned(),
+            partition: num.parse().ok()?,
+        })
+    }
+}
+
 #[cfg(test)]
 mod wake_tests {
-    use super::WakeMessage;
+    use super::{ReadyMessage, WakeMessage};
+
+    #[test]
+    fn parses_ready_announcements() {
+        assert_eq!(
+            ReadyMessage::parse(b"default {fp:12}"),
+            Some(ReadyMessage {
+                lane: "default".into(),
+                partition: 12
+            })
+        );
+        for bad in [
+            &b""[..],
+            b"default fp:12",
+            b"default {fp:}",
+            b"default {fp:123456}",
+            b"default {fp:99999}",
+            b"default {fp:1} x",
+            b"\xff {fp:1}",
+        ] {
+            assert_eq!(ReadyMessage::parse(bad), None, "{bad:?}");
+        }
+    }
 
     #[test]
     fn parses_what_the_lua_publishes() {

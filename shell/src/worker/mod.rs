@@ -37,7 +37,7 @@ use ff_core::reply::Reply;
 use ff_core::{Kind, Lane, Partition, PartitionFamily, WorkerInstance, WorkerName};
 use handler::SharedHandler;
 use job::{JobSlot, Running};
-use ready::{lane_index, parse_ready, ReadySet};
+use ready::{lane_index, ReadySet};
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
 use std::sync::{Arc, Mutex};
@@ -46,7 +46,7 @@ use tokio::sync::{watch, Notify, Semaphore};
 use tokio::task::JoinHandle;
 
 /// The channel the data plane announces newly non-empty eligible indexes on.
-pub const READY_CHANNEL: &str = "ff:ready";
+pub const READY_CHANNEL: &str = ReadyMessage::CHANNEL;
 
 /// Counters of one worker.
 #[derive(Debug, Default)]
@@ -410,7 +410,7 @@ async fn claim_loop(inner: Arc<Inner>, mut stop: watch::Receiver<bool>) {
                 }
             } => match ev {
                 Some(SubEvent::Message(m)) => {
-                    if let Some((lane, p)) = parse_ready(&m) {
+                    if let Some(ReadyMessage { lane, partition: p }) = ReadyMessage::parse(&m) {
                         if let Some(li) = lane_index(&inner.lanes, &lane) {
                             ready.insert(li, p);
                         }

@@ -1,21 +1,11 @@
 //! Which (lane, partition) pairs have eligible work, as far as this worker
-//! knows: learnt from the data plane's `ff:ready` announcements (a lane's index
+//! knows: learnt from the data plane's `ff:ready` announcements
+//! ([`ff_core::scan::ReadyMessage`]) (a lane's index
 //! in a partition went from empty to non-empty) and from full looks at every
 //! partition (at start, after a resubscribe, and as a slow fallback).
 
 use ff_core::Lane;
 use std::collections::BTreeSet;
-
-/// `<lane> {fp:N}` as the Lua publishes it.
-pub(crate) fn parse_ready(msg: &[u8]) -> Option<(String, u16)> {
-    let text = std::str::from_utf8(msg).ok()?;
-    let (lane, tag) = text.split_once(' ')?;
-    let num = tag.strip_prefix("{fp:")?.strip_suffix('}')?;
-    if num.is_empty() || num.len() > 5 || !num.bytes().all(|b| b.is_ascii_digit()) {
-        return None;
-    }
-    Some((lane.to_owned(), num.parse().ok()?))
-}
 
 /// The partitions to claim from next, per lane, in a rotating order so no
 /// partition starves.
@@ -71,12 +61,7 @@ mod tests {
     use super::*;
 
     #[test]
-    fn parse_and_rotate() {
-        assert_eq!(
-            parse_ready(b"default {fp:12}"),
-            Some(("default".into(), 12))
-        );
-        assert_eq!(parse_ready(b"default fp:12"), None);
+    fn rotates() {
         let mut r = ReadySet::default();
         for p in [1, 2, 3] {
             r.insert(0, p);
