@@ -201,9 +201,10 @@ local function ff_create(keys, args)
   end
 
   local now = now_ms()
+  -- Counters (att, retries, reclaims, epoch) start absent: absent reads as 0.
   redis.call('HSET', ek,
     'id', eid, 'ns', ns, 'lane', lane, 'kind', kind, 'pri', pri, 'payload', payload,
-    'created', now, 'att', 0, 'retries', 0, 'reclaims', 0, 'epoch', 0,
+    'created', now,
     'att_timeout', att_timeout, 'retry', retry, 'max_reclaims', max_reclaims,
     'retention', retention, unpack(fields))
   if idem_ttl > 0 then
