@@ -54,6 +54,33 @@ pub(crate) fn random_u128() -> u128 {
     u128::from_le_bytes(b)
 }
 
+/// Record the partition counts on first start; refuse counts that differ
+/// from the recorded ones (they would move every id's keys).
+pub(crate) async fn check_partition_config(store: &dyn Store, c: &PartitionConfig) -> Result<()> {
+    let configured = format!(
+        "{}/{}/{}",
+        c.flow_partitions, c.budget_partitions, c.quota_partitions
+    );
+    let fields = [
+        ("flow_partitions", c.flow_partitions),
+        ("budget_partitions", c.budget_partitions),
+        ("quota_partitions", c.quota_partitions),
+    ];
+    let mut stored = Vec::new();
+    for (field, value) in fields {
+        store
+            .command(&cmd(["HSETNX", keys::CONFIG, field, &value.to_string()]))
+            .await?;
+        let got = store.command(&cmd(["HGET", keys::CONFIG, field])).await?;
+        stored.push(got.text().unwrap_or_default());
+    }
+    let stored = stored.join("/");
+    if stored != configured {
+        return Err(Error::PartitionMismatch { stored, configured });
+    }
+    Ok(())
+}
+
 impl Client {
     /// Attach to a store: record the partition counts on first start (and
     /// refuse to run with counts that differ from the recorded ones), register
@@ -68,7 +95,7 @@ impl Client {
             config,
             lanes: Arc::new(RwLock::new(HashSet::new())),
         };
-        client.check_partition_config().await?;
+        check_partition_config(client.store.as_ref(), &client.config).await?;
         client.register_lane(&Lane::default_lane()).await?;
         Ok(client)
     }
@@ -79,35 +106,6 @@ impl Client {
 
     pub fn store(&self) -> &Arc<dyn Store> {
         &self.store
-    }
-
-    async fn check_partition_config(&self) -> Result<()> {
-        let c = &self.config;
-        let configured = format!(
-            "{}/{}/{}",
-            c.flow_partitions, c.budget_partitions, c.quota_partitions
-        );
-        let fields = [
-            ("flow_partitions", c.flow_partitions),
-            ("budget_partitions", c.budget_partitions),
-            ("quota_partitions", c.quota_partitions),
-        ];
-        let mut stored = Vec::new();
-        for (field, value) in fields {
-            self.store
-                .command(&cmd(["HSETNX", keys::CONFIG, field, &value.to_string()]))
-                .await?;
-            let got = self
-                .store
-                .command(&cmd(["HGET", keys::CONFIG, field]))
-                .await?;
-            stored.push(got.text().unwrap_or_default());
-        }
-        let stored = stored.join("/");
-        if stored != configured {
-            return Err(Error::PartitionMismatch { stored, configured });
-        }
-        Ok(())
     }
 
     /// Make a lane known: creates and claims name only registered lanes.

@@ -3,8 +3,7 @@
 //! is lost; a terminal outcome never changes.
 
 use ff_core::contract::execution::ExecutionRecord;
-use ff_core::invariant::{candidate_indexes, expected_memberships};
-use ff_core::keys::PartitionKeys;
+use ff_core::invariant::index_violations;
 use ff_core::reply::Reply;
 use ff_core::state::PublicState;
 use ff_core::ExecutionId;
@@ -106,40 +105,15 @@ impl Checker {
                 zsets.insert(k.clone(), members);
             }
         }
-        // Each execution: in exactly the indexes its state says, with the right scores.
-        let mut accounted: BTreeSet<(String, String)> = BTreeSet::new();
+        // Each execution: in exactly the indexes its state says, with the right
+        // scores; no index entry without its execution.
+        obs.violations.extend(
+            index_violations(&obs.records, &zsets, &alls)
+                .into_iter()
+                .map(|v| v.message),
+        );
+        // A terminal outcome never changes.
         for (eid, rec) in &obs.records {
-            let pk = PartitionKeys::of(&rec.execution);
-            if !alls.get(&pk.all()).is_some_and(|s| s.contains(eid)) {
-                obs.violations.push(format!(
-                    "{eid} ({}) missing from {}",
-                    rec.public_state,
-                    pk.all()
-                ));
-            }
-            let want = expected_memberships(rec);
-            for idx in candidate_indexes(&pk, &rec.lane) {
-                let have = zsets.get(&idx).and_then(|z| z.get(eid)).copied();
-                let expected = want.iter().find(|m| m.index == idx);
-                match (expected, have) {
-                    (Some(m), Some(score)) => {
-                        if m.score.is_some_and(|s| s != score) {
-                            obs.violations.push(format!(
-                                "{eid} ({}) in {idx} with score {score}, state says {:?}",
-                                rec.public_state, m.score
-                            ));
-                        }
-                        accounted.insert((idx.clone(), eid.clone()));
-                    }
-                    (Some(_), None) => obs
-                        .violations
-                        .push(format!("{eid} ({}) missing from {idx}", rec.public_state)),
-                    (None, Some(_)) => obs
-                        .violations
-                        .push(format!("{eid} ({}) wrongly in {idx}", rec.public_state)),
-                    (None, None) => {}
-                }
-            }
             if let Some(first) = self.terminal.get(eid) {
                 if *first != rec.public_state {
                     obs.violations.push(format!(
@@ -149,23 +123,6 @@ impl Checker {
                 }
             } else if rec.public_state.is_terminal() {
                 self.terminal.insert(eid.clone(), rec.public_state);
-            }
-        }
-        // No index entry without its execution (eligible indexes of other lanes included).
-        for (idx, members) in &zsets {
-            for m in members.keys() {
-                if !accounted.contains(&(idx.clone(), m.clone())) && !obs.records.contains_key(m) {
-                    obs.violations
-                        .push(format!("{idx} holds {m}, which has no record"));
-                }
-            }
-        }
-        for (all, members) in &alls {
-            for m in members {
-                if !obs.records.contains_key(m) {
-                    obs.violations
-                        .push(format!("{all} lists {m}, which has no record"));
-                }
             }
         }
         // Nothing lost: retention in the simulation is longer than the run.

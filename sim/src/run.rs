@@ -132,8 +132,13 @@ async fn scenario(cfg: SimConfig) -> SimReport {
             .init(move || {
                 let store = store.clone();
                 async move {
-                    let engine =
-                        Engine::start(engine_config(partitions), store).expect("engine config");
+                    // Starting checks the store (partition counts); faults may fail it.
+                    let engine = loop {
+                        match Engine::start(engine_config(partitions), store.clone()).await {
+                            Ok(e) => break e,
+                            Err(_) => tokio::time::sleep(Duration::from_millis(100)).await,
+                        }
+                    };
                     std::future::pending::<()>().await;
                     drop(engine);
                 }

@@ -40,7 +40,9 @@ fn stats(engine: &Engine, name: &str) -> ScannerStats {
 async fn an_expired_lease_is_reclaimed_and_claimable_again() {
     let redis = TestRedis::standalone();
     let c = client(&redis.url()).await;
-    let engine = Engine::start(EngineConfig::default(), c.store().clone()).unwrap();
+    let engine = Engine::start(EngineConfig::default(), c.store().clone())
+        .await
+        .unwrap();
     let eid = c.create(ExecutionSpec::new("job")).await.unwrap().execution;
     let (lane, w, i) = worker();
     let first = c
@@ -79,7 +81,9 @@ async fn an_expired_lease_is_reclaimed_and_claimable_again() {
 async fn reclaim_limit_spent_fails_the_execution() {
     let redis = TestRedis::standalone();
     let c = client(&redis.url()).await;
-    let engine = Engine::start(EngineConfig::default(), c.store().clone()).unwrap();
+    let engine = Engine::start(EngineConfig::default(), c.store().clone())
+        .await
+        .unwrap();
     let eid = c
         .create(ExecutionSpec::new("job").max_reclaims(1))
         .await
@@ -116,7 +120,9 @@ async fn a_delayed_execution_is_eligible_within_100ms_of_its_due_time() {
     let redis = TestRedis::standalone();
     let store = store(&redis.url()).await;
     let c = client(&redis.url()).await;
-    let engine = Engine::start(EngineConfig::default(), c.store().clone()).unwrap();
+    let engine = Engine::start(EngineConfig::default(), c.store().clone())
+        .await
+        .unwrap();
     // Let the first full look finish, so the wake-up path is what is measured.
     tokio::time::sleep(Duration::from_millis(200)).await;
     let mut ids = Vec::new();
@@ -161,7 +167,9 @@ async fn a_delayed_execution_is_eligible_within_100ms_of_its_due_time() {
 async fn retries_flow_through_the_promoter() {
     let redis = TestRedis::standalone();
     let c = client(&redis.url()).await;
-    let engine = Engine::start(EngineConfig::default(), c.store().clone()).unwrap();
+    let engine = Engine::start(EngineConfig::default(), c.store().clone())
+        .await
+        .unwrap();
     let eid = c
         .create(ExecutionSpec::new("flaky").retry(RetryPolicy::exponential(2, 50, 200)))
         .await
@@ -189,7 +197,9 @@ async fn attempt_timeouts_and_deadlines_expire() {
     let redis = TestRedis::standalone();
     let store = store(&redis.url()).await;
     let c = client(&redis.url()).await;
-    let engine = Engine::start(EngineConfig::default(), c.store().clone()).unwrap();
+    let engine = Engine::start(EngineConfig::default(), c.store().clone())
+        .await
+        .unwrap();
     let timed = c
         .create(ExecutionSpec::new("slow").attempt_timeout(Duration::from_millis(150)))
         .await
@@ -289,7 +299,9 @@ async fn retention_purges_every_key_of_an_old_execution_and_nothing_of_a_young_o
         c.cancel(e, "done").await.unwrap();
     }
     let with_both = all_keys(&*store).await;
-    let engine = Engine::start(EngineConfig::default(), c.store().clone()).unwrap();
+    let engine = Engine::start(EngineConfig::default(), c.store().clone())
+        .await
+        .unwrap();
     wait_for("purge", Duration::from_secs(3), || async {
         c.get(&old).await.is_err()
     })
@@ -383,7 +395,7 @@ async fn a_corrupted_index_is_repaired() {
         index_reconciler_interval: Duration::from_millis(200),
         ..Default::default()
     };
-    let engine = Engine::start(config, c.store().clone()).unwrap();
+    let engine = Engine::start(config, c.store().clone()).await.unwrap();
     wait_for("repair", Duration::from_secs(5), || async {
         zmembers(&*store, &pk.eligible(&lane))
             .await
@@ -421,7 +433,7 @@ async fn a_panicking_scanner_is_restarted_and_shutdown_is_bounded() {
         restart_backoff: Duration::from_millis(50),
         ..Default::default()
     };
-    let engine = Engine::start(config, flaky.clone()).unwrap();
+    let engine = Engine::start(config, flaky.clone()).await.unwrap();
     wait_for("a restart", Duration::from_secs(3), || async {
         engine.metrics().iter().map(|s| s.restarts).sum::<u64>() == 1
     })
@@ -464,7 +476,7 @@ async fn dropping_the_engine_stops_its_tasks() {
         lease_expiry_interval: Duration::from_millis(10),
         ..Default::default()
     };
-    let engine = Engine::start(config, counting.clone()).unwrap();
+    let engine = Engine::start(config, counting.clone()).await.unwrap();
     tokio::time::sleep(Duration::from_millis(300)).await;
     assert!(counting.calls.load(Ordering::SeqCst) > 0);
     drop(engine);
@@ -485,7 +497,9 @@ async fn idle_engine_sends_almost_nothing() {
         let c = client(&redis.url()).await;
         Arc::new(Flaky::new(c.store().clone(), false))
     };
-    let engine = Engine::start(EngineConfig::default(), counting.clone()).unwrap();
+    let engine = Engine::start(EngineConfig::default(), counting.clone())
+        .await
+        .unwrap();
     // The first look reads every partition once (the reconciler sweeps only
     // after an interval); after that, idle.
     wait_for("first cycles", Duration::from_secs(3), || async {
@@ -508,7 +522,9 @@ async fn idle_engine_sends_almost_nothing() {
 async fn the_engine_on_a_cluster() {
     let cluster = ff_tests::RedisCluster::start();
     let c = cluster_client(cluster.urls()).await;
-    let engine = Engine::start(EngineConfig::default(), c.store().clone()).unwrap();
+    let engine = Engine::start(EngineConfig::default(), c.store().clone())
+        .await
+        .unwrap();
     let mut delayed = Vec::new();
     for _ in 0..20 {
         delayed.push(

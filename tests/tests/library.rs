@@ -64,6 +64,16 @@ async fn partition_counts_are_recorded_and_checked() {
     let err = Client::new(store.clone(), other).await.unwrap_err();
     assert!(matches!(err, Error::PartitionMismatch { .. }), "{err:?}");
     assert!(err.to_string().contains("256/32/32"), "{err}");
+    // The engine refuses to start with other counts too.
+    let config = ff_engine::EngineConfig {
+        partitions: other,
+        ..Default::default()
+    };
+    let err = ff_engine::Engine::start(config, store.clone())
+        .await
+        .err()
+        .expect("refused");
+    assert!(matches!(err, Error::PartitionMismatch { .. }), "{err:?}");
     // The recorded counts are unchanged and the right config still works.
     Client::new(store, PartitionConfig::default())
         .await

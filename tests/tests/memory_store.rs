@@ -237,7 +237,9 @@ async fn the_engine_runs_on_memory_store() {
     let c = Client::new(store.clone(), Default::default())
         .await
         .unwrap();
-    let engine = Engine::start(EngineConfig::default(), c.store().clone()).unwrap();
+    let engine = Engine::start(EngineConfig::default(), c.store().clone())
+        .await
+        .unwrap();
     let eid = c.create(ExecutionSpec::new("job")).await.unwrap().execution;
     let (lane, w, i) = worker();
     c.claim(&lane, &w, &i, Duration::from_millis(150), 1)

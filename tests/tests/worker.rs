@@ -112,7 +112,9 @@ async fn concurrency_is_never_exceeded() {
 async fn heartbeats_keep_a_slow_handler_alive_past_several_ttls() {
     let redis = TestRedis::standalone();
     let c = client(&redis.url()).await;
-    let engine = Engine::start(EngineConfig::default(), c.store().clone()).unwrap();
+    let engine = Engine::start(EngineConfig::default(), c.store().clone())
+        .await
+        .unwrap();
     let worker = Worker::builder(c.clone(), "w")
         .lease_ttl(Duration::from_millis(300))
         .handle("slow", |_job: Job| async move {
@@ -248,7 +250,9 @@ async fn graceful_shutdown_hands_back_unfinished_work() {
 async fn retries_with_backoff_then_success() {
     let redis = TestRedis::standalone();
     let c = client(&redis.url()).await;
-    let engine = Engine::start(EngineConfig::default(), c.store().clone()).unwrap();
+    let engine = Engine::start(EngineConfig::default(), c.store().clone())
+        .await
+        .unwrap();
     let worker = Worker::builder(c.clone(), "w")
         .handle("flaky", |job: Job| async move {
             if job.attempt < 3 {

@@ -17,7 +17,7 @@ const SETTLE: Duration = Duration::from_secs(1);
 pub(crate) async fn run(ctx: &Ctx) -> BenchResult<Report> {
     let mut r = ctx.report(Scenario::Idle);
     let period = Duration::from_secs_f64(ctx.seconds.max(0.1));
-    let engine = Engine::start(EngineConfig::default(), ctx.engine_store().await?)?;
+    let engine = Engine::start(EngineConfig::default(), ctx.engine_store().await?).await?;
     tokio::time::sleep(SETTLE).await;
     let cpu = ctx.admin.load_start().await?;
     progress!("engine idle; counting commands for {period:?}");

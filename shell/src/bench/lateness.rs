@@ -29,7 +29,7 @@ const PRIORITY_SCALE: u64 = 1 << 42;
 pub(crate) async fn run(ctx: &Ctx) -> BenchResult<Report> {
     let n = ctx.n;
     let mut r = ctx.report(Scenario::Lateness);
-    let engine = Engine::start(EngineConfig::default(), ctx.engine_store().await?)?;
+    let engine = Engine::start(EngineConfig::default(), ctx.engine_store().await?).await?;
     // Let the start-up cycle finish and the wake-up subscription come up.
     tokio::time::sleep(Duration::from_secs(1)).await;
 

@@ -609,7 +609,7 @@ pub async fn drain(ctx: &Ctx, name: &str, n: u64) -> BenchResult<Drain> {
     let cpu = ctx.admin.load_start().await?;
     progress!("starting the engine; draining {n} through {name}");
     let timeout = Duration::from_secs(60) + Duration::from_millis(n);
-    let engine = Engine::start(EngineConfig::default(), store)?;
+    let engine = Engine::start(EngineConfig::default(), store).await?;
     let (reached, elapsed, stats) = wait_acted(&engine, name, n, timeout).await;
     let load = ctx.admin.load_since(cpu).await?;
     let engine_errors = engine_errors(&engine);

@@ -69,12 +69,15 @@ pub struct Engine {
 }
 
 impl Engine {
-    /// Start every scanner and the wake-up listener. Returns at once.
-    pub fn start(config: EngineConfig, store: Arc<dyn Store>) -> Result<Self> {
+    /// Check the configuration against the store (the partition counts
+    /// recorded at first start must match), then start every scanner and the
+    /// wake-up listener; returns once they are running.
+    pub async fn start(config: EngineConfig, store: Arc<dyn Store>) -> Result<Self> {
         config.validate().map_err(|reason| Error::Invalid {
             field: "engine config",
             reason,
         })?;
+        crate::client::check_partition_config(store.as_ref(), &config.partitions).await?;
         let (shutdown_tx, shutdown_rx) = watch::channel(false);
         let mut handles = Vec::new();
         let mut metrics = Vec::new();

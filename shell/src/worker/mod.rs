@@ -34,6 +34,7 @@ use ff_core::contract::execution::Claimed;
 use ff_core::contract::limits;
 use ff_core::keys::PartitionKeys;
 use ff_core::reply::Reply;
+use ff_core::scan::ReadyMessage;
 use ff_core::{Kind, Lane, Partition, PartitionFamily, WorkerInstance, WorkerName};
 use handler::SharedHandler;
 use job::{JobSlot, Running};

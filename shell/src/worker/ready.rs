@@ -1,8 +1,8 @@
 //! Which (lane, partition) pairs have eligible work, as far as this worker
-//! knows: learnt from the data plane's `ff:ready` announcements
-//! ([`ff_core::scan::ReadyMessage`]) (a lane's index
-//! in a partition went from empty to non-empty) and from full looks at every
-//! partition (at start, after a resubscribe, and as a slow fallback).
+//! knows: learnt from the data plane's `ff:ready` announcements (a lane's index
+//! in a partition went from empty to non-empty; parsed by
+//! [`ff_core::scan::ReadyMessage`]) and from full looks at every partition (at
+//! start, after a resubscribe, and as a slow fallback).
 
 use ff_core::Lane;
 use std::collections::BTreeSet;
