@@ -18,6 +18,10 @@ enum Command {
     /// Run a realistic workload end to end — engine and in-process workers —
     /// on the in-process store (no server needed), or on a server with --redis.
     Demo(DemoArgs),
+    /// Counts per state, per lane and per index, and the oldest due item of
+    /// each scanner, across every partition: the first look when something
+    /// seems stuck.
+    Inspect(InspectArgs),
     /// Run one measured scenario against a server and print its figures.
     ///
     /// THE BENCH WIPES THE SERVER: it refuses to start on a server that holds
@@ -25,6 +29,19 @@ enum Command {
     /// and it runs FLUSHALL again when done (unless --keep), so the next
     /// scenario starts clean. Progress goes to stderr; the figures to stdout.
     Bench(BenchArgs),
+}
+
+#[derive(Debug, clap::Args)]
+struct InspectArgs {
+    /// Server URL; repeat for several cluster seeds.
+    #[arg(long = "redis", value_name = "URL", required = true)]
+    redis: Vec<String>,
+    /// The URLs are seeds of a Redis Cluster.
+    #[arg(long)]
+    cluster: bool,
+    /// Print one JSON object.
+    #[arg(long)]
+    json: bool,
 }
 
 #[derive(Debug, clap::Args)]
@@ -96,7 +113,67 @@ fn main() {
         }
         Command::Bench(args) => std::process::exit(bench(args)),
         Command::Demo(args) => std::process::exit(demo(args)),
+        Command::Inspect(args) => std::process::exit(inspect(args)),
     }
+}
+
+#[cfg(not(madsim))]
+fn inspect(args: InspectArgs) -> i32 {
+    use ff_engine::store::{RedisStore, RedisStoreOptions};
+    use std::sync::Arc;
+    let runtime = match tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+    {
+        Ok(rt) => rt,
+        Err(e) => {
+            eprintln!("ff inspect: cannot start the runtime: {e}");
+            return 1;
+        }
+    };
+    let result = runtime.block_on(async {
+        let opts = RedisStoreOptions {
+            cluster: args.cluster,
+            ..Default::default()
+        };
+        let store = RedisStore::connect(&args.redis, opts).await?;
+        let client = ff_engine::Client::new(Arc::new(store), Default::default()).await?;
+        ff_engine::inspect::inspect(&client).await
+    });
+    match result {
+        Ok(i) if args.json => {
+            let oldest: serde_json::Map<String, serde_json::Value> = i
+                .oldest_due
+                .iter()
+                .map(|(k, (m, due))| (k.clone(), serde_json::json!({"member": m, "due_ms": due, "age_ms": i.now_ms as i64 - *due as i64})))
+                .collect();
+            let v = serde_json::json!({
+                "now_ms": i.now_ms,
+                "executions": i.executions,
+                "by_state": i.by_state,
+                "by_lane": i.by_lane,
+                "index_sizes": i.index_sizes,
+                "oldest_due": oldest,
+                "malformed": i.malformed,
+            });
+            println!("{v}");
+            0
+        }
+        Ok(i) => {
+            print!("{}", i.to_text());
+            0
+        }
+        Err(e) => {
+            eprintln!("ff inspect: {e}");
+            1
+        }
+    }
+}
+
+#[cfg(madsim)]
+fn inspect(_: InspectArgs) -> i32 {
+    eprintln!("ff inspect needs a real server; it is not built under madsim");
+    1
 }
 
 #[cfg(not(madsim))]
