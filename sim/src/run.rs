@@ -101,6 +101,11 @@ async fn connect(store: Arc<dyn Store>, partitions: PartitionConfig) -> Client {
     }
 }
 
+/// The lane only the zombie claims from.
+fn contested_lane() -> ff_core::Lane {
+    ff_core::Lane::new("contested").expect("a valid lane name")
+}
+
 fn engine_config(partitions: PartitionConfig) -> EngineConfig {
     EngineConfig {
         partitions,
@@ -173,7 +178,11 @@ async fn scenario(cfg: SimConfig) -> SimReport {
     // The client: creates executions over the first part of the fault window.
     let creator = {
         let (store, model, seed) = (store.clone(), model.clone(), rng.random::<u64>());
-        let (n, window) = (cfg.executions, cfg.fault_window.mul_f64(0.6));
+        let (n, window, zombies) = (
+            cfg.executions,
+            cfg.fault_window.mul_f64(0.6),
+            faults.zombies,
+        );
         handle
             .create_node()
             .name("client")
@@ -181,9 +190,16 @@ async fn scenario(cfg: SimConfig) -> SimReport {
             .spawn(async move {
                 let mut rng = StdRng::seed_from_u64(seed);
                 let client = connect(store, partitions).await;
+                while client.register_lane(&contested_lane()).await.is_err() {
+                    tokio::time::sleep(Duration::from_millis(50)).await;
+                }
                 for i in 0..n {
                     tokio::time::sleep(window.mul_f64(rng.random_range(0.0..2.0) / n as f64)).await;
-                    let spec = workload::random_spec(&mut rng, format!("sim-{i}"));
+                    let mut spec = workload::random_spec(&mut rng, format!("sim-{i}"));
+                    // Some work only the zombie takes: its stale reports are then certain.
+                    if rng.random_ratio(1, 8) && zombies {
+                        spec = spec.lane(contested_lane().as_str());
+                    }
                     // Retried under the same idempotency key: a lost reply makes no duplicate.
                     loop {
                         match client.create(spec.clone()).await {
@@ -204,10 +220,18 @@ async fn scenario(cfg: SimConfig) -> SimReport {
             })
     };
 
-    // A zombie: claims, sleeps past its lease, then reports as if nothing happened.
+    // A zombie: the only worker of the contested lane. While faults are on it
+    // often claims, sleeps past its lease (the engine reclaims it), then reports
+    // as if nothing happened — that report must be refused. Otherwise (and
+    // once faults stop) it finishes what it claims, so the lane drains.
+    let zombie_on = Arc::new(std::sync::atomic::AtomicBool::new(faults.zombies));
     let zombie = faults.zombies.then(|| {
-        let (store, model, seed) = (store.clone(), model.clone(), rng.random::<u64>());
-        let window = cfg.fault_window;
+        let (store, model, seed, on) = (
+            store.clone(),
+            model.clone(),
+            rng.random::<u64>(),
+            zombie_on.clone(),
+        );
         handle
             .create_node()
             .name("zombie")
@@ -216,13 +240,12 @@ async fn scenario(cfg: SimConfig) -> SimReport {
                 let mut rng = StdRng::seed_from_u64(seed);
                 let client = connect(store, partitions).await;
                 let (lane, w, i) = (
-                    ff_core::Lane::default_lane(),
+                    contested_lane(),
                     ff_core::WorkerName::new("zombie").unwrap(),
                     ff_core::WorkerInstance::new("z").unwrap(),
                 );
-                let start = tokio::time::Instant::now();
-                while start.elapsed() < window {
-                    tokio::time::sleep(Duration::from_millis(rng.random_range(200..1_500))).await;
+                loop {
+                    tokio::time::sleep(Duration::from_millis(rng.random_range(50..300))).await;
                     let Ok(mut got) = client
                         .claim(&lane, &w, &i, Duration::from_millis(100), 1)
                         .await
@@ -230,25 +253,39 @@ async fn scenario(cfg: SimConfig) -> SimReport {
                         continue;
                     };
                     let Some(claimed) = got.pop() else { continue };
-                    tokio::time::sleep(Duration::from_millis(rng.random_range(300..3_000))).await;
+                    let stale =
+                        on.load(std::sync::atomic::Ordering::SeqCst) && rng.random_ratio(2, 3);
+                    if !stale {
+                        let _ = client.complete(&claimed.lease, b"zombie, in time").await;
+                        continue;
+                    }
+                    tokio::time::sleep(Duration::from_millis(rng.random_range(300..1_500))).await;
                     let Ok(rec) = client.get(&claimed.lease.execution).await else {
                         continue;
                     };
                     if rec.lease.as_ref() == Some(&claimed.lease) {
-                        // Still ours (nobody reclaimed it yet): a legitimate late finish.
-                        let _ = client.complete(&claimed.lease, b"late but valid").await;
+                        // Nobody reclaimed it yet (the engine may be down): still ours.
+                        let _ = client
+                            .complete(&claimed.lease, b"zombie, late but valid")
+                            .await;
                         continue;
                     }
                     model.lock().expect("model lock").zombie_attempts += 1;
-                    match client.complete(&claimed.lease, b"zombie").await {
-                        Ok(ended) if !ended.replayed => violation(
-                            &model,
-                            format!(
-                                "{}: a fenced-out complete was accepted: {ended:?}",
-                                claimed.lease.execution
-                            ),
-                        ),
-                        _ => {}
+                    let report = if rng.random_ratio(1, 2) {
+                        client.complete(&claimed.lease, b"zombie").await
+                    } else {
+                        client.fail(&claimed.lease, "zombie", false).await
+                    };
+                    if let Ok(ended) = report {
+                        if !ended.replayed {
+                            violation(
+                                &model,
+                                format!(
+                                    "{}: a fenced-out report was accepted: {ended:?}",
+                                    claimed.lease.execution
+                                ),
+                            );
+                        }
                     }
                 }
             })
@@ -307,9 +344,7 @@ async fn scenario(cfg: SimConfig) -> SimReport {
     }
     faulty.set_active(false);
     let _ = creator.await;
-    if let Some(z) = zombie {
-        z.abort();
-    }
+    zombie_on.store(false, std::sync::atomic::Ordering::SeqCst);
 
     // Liveness phase: no faults; everything must end.
     let deadline = tokio::time::Instant::now() + cfg.liveness_bound;
@@ -324,6 +359,9 @@ async fn scenario(cfg: SimConfig) -> SimReport {
         }
     };
     watcher.abort();
+    if let Some(z) = zombie {
+        z.abort();
+    }
     let mut model = model.lock().expect("model lock");
     if !obs.all_terminal() {
         let stuck: Vec<String> = obs
