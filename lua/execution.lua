@@ -93,7 +93,7 @@ local function make_terminal(ek, tag, eid, h, outcome, now, ...)
   leave_live(ek, tag, eid, h)
   if h.deadline then redis.call('ZREM', idx_key(tag, 'deadline'), eid) end
   redis.call('HSET', ek, 'phase', 'terminal', 'elig', '', 'outcome', outcome, 'ended', now, 'due', '', ...)
-  zadd_due(tag, 'terminal', now + (tonumber(h.retention) or 0), eid)
+  zadd_due(tag, 'terminal', now + (num(h.retention) or 0), eid)
 end
 
 -- Delay before retry number n (1-based), from the stored policy (core/src/retry.rs).
@@ -256,14 +256,15 @@ local function ff_claim(keys, args)
   for _, eid in ipairs(cands) do
     local ek = exec_key(eid)
     local h = read_state(ek, 'att', 'epoch', 'att_timeout', 'kind', 'payload')
-    local att, epoch, att_timeout = tonumber(h.att or '0'), tonumber(h.epoch or '0'), tonumber(h.att_timeout or '0')
+    local att, epoch, att_timeout = counter(h.att), counter(h.epoch), counter(h.att_timeout)
     if not eid_ok(eid, tag) or h.phase ~= 'runnable' or h.elig ~= 'eligible' or h.lane ~= lane
-        or att == nil or epoch == nil or att_timeout == nil then
+        or att == nil or epoch == nil or att_timeout == nil
+        or (h.deadline and num(h.deadline) == nil) or not name_ok(h.kind) then
       -- The index disagrees with the record, or the record is unusable: drop
       -- the entry (the reconciler re-indexes a sound record; a broken one
       -- waits for an operator rather than failing every claim).
       taken[#taken + 1] = eid
-    elseif h.deadline and tonumber(h.deadline) <= now then
+    elseif h.deadline and num(h.deadline) <= now then
       make_terminal(ek, tag, eid, h, 'expired', now, 'error', 'execution deadline passed')
     else
       claimed = claimed + 1

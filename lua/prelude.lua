@@ -29,6 +29,25 @@ local function int_arg(v, name, lo, hi)
   if n == nil or n ~= math.floor(n) or n < lo or n > hi then
     return nil, err('invalid_argument', name .. ':expected an integer in ' .. lo .. '..' .. hi .. ', got ' .. tostring(v))
   end
+  -- '-0' reads as negative zero, which would be stored as '-0' (not a number
+  -- to the client's decoder).
+  if n == 0 then n = 0 end
+  return n
+end
+
+-- A number field of a record, or nil unless it reads as a finite number
+-- (tonumber also reads 'nan' and 'inf', which would make ZADD raise).
+local function num(v)
+  local n = tonumber(v)
+  if n == nil or n ~= n or n == math.huge or n == -math.huge then return nil end
+  return n
+end
+
+-- A counter field of a record (absent reads as 0), or nil unless it is a
+-- whole number >= 0.
+local function counter(v)
+  local n = num(v or '0')
+  if n == nil or n < 0 or n ~= math.floor(n) then return nil end
   return n
 end
 

@@ -154,7 +154,7 @@ end
 local function promote(ek, tag, eid, now, mv)
   local h = redis.call('HMGET', ek, 'phase', 'elig', 'lane', 'pri', 'due')
   if h[1] == 'runnable' and h[2] == 'delayed' then
-    local pri, due = tonumber(h[4] or ''), tonumber(h[5] or '')
+    local pri, due = num(h[4]), num(h[5])
     local lane_key = h[3] and batch_lane_key(mv, tag, h[3])
     if due == nil or pri == nil or not lane_key then return 'malformed' end
     if due > now then
@@ -178,8 +178,8 @@ local function reclaim(ek, tag, eid, now, mv)
     defer_zrem(mv, idx_key(tag, 'lease_expiry'), eid)
     return 'repaired'
   end
-  local exp, reclaims, max_reclaims = tonumber(h.lease_exp or ''), tonumber(h.reclaims or '0'), tonumber(h.max_reclaims or '0')
-  local pri = tonumber(h.pri or '')
+  local exp, reclaims, max_reclaims = num(h.lease_exp), num(h.reclaims or '0'), num(h.max_reclaims or '0')
+  local pri = num(h.pri)
   if exp == nil or reclaims == nil or max_reclaims == nil or pri == nil or not name_ok(h.lane) then return 'malformed' end
   if exp > now then
     zadd_due(tag, 'lease_expiry', exp, eid)
@@ -205,8 +205,10 @@ local function expire_attempt(ek, tag, eid, now)
     redis.call('ZREM', idx_key(tag, 'attempt_timeout'), eid)
     return 'repaired'
   end
-  if tonumber(h.att_due) > now then
-    zadd_due(tag, 'attempt_timeout', tonumber(h.att_due), eid)
+  local due = num(h.att_due)
+  if due == nil then return 'malformed' end
+  if due > now then
+    zadd_due(tag, 'attempt_timeout', due, eid)
     return 'repaired'
   end
   make_terminal(ek, tag, eid, h, 'expired', now, 'att_state', 'timed_out', 'error', 'attempt timed out')
@@ -220,8 +222,13 @@ local function expire_deadline(ek, tag, eid, now)
     redis.call('ZREM', idx_key(tag, 'deadline'), eid)
     return 'repaired'
   end
-  if tonumber(h.deadline) > now then
-    zadd_due(tag, 'deadline', tonumber(h.deadline), eid)
+  local deadline = num(h.deadline)
+  -- (leave_live needs the lane of an eligible execution)
+  if deadline == nil or (h.phase == 'runnable' and h.elig == 'eligible' and not name_ok(h.lane)) then
+    return 'malformed'
+  end
+  if deadline > now then
+    zadd_due(tag, 'deadline', deadline, eid)
     return 'repaired'
   end
   if h.phase == 'active' then
@@ -242,7 +249,12 @@ local function purge(ek, tag, eid)
   end
   -- Not terminal: it never belonged here (the reconciler re-indexes it).
   if h.phase ~= 'terminal' then return 'repaired' end
-  if h.idem and redis.call('GET', h.idem) == eid then redis.call('DEL', h.idem) end
+  -- (only a key of this partition's idempotency records: anything else is
+  -- not ours to read, and may be of another type or slot)
+  local idem_prefix = 'ff:idem:' .. tag .. ':'
+  if h.idem and string.sub(h.idem, 1, #idem_prefix) == idem_prefix and redis.call('GET', h.idem) == eid then
+    redis.call('DEL', h.idem)
+  end
   redis.call('SREM', idx_key(tag, 'all'), eid)
   redis.call('DEL', ek)
   return 'acted'
@@ -254,15 +266,15 @@ local function expected_indexes(tag, h)
   if h.phase == 'runnable' and h.elig == 'eligible' then
     want[eligible_key(tag, h.lane)] = true
   elseif h.phase == 'runnable' and h.elig == 'delayed' then
-    want[idx_key(tag, 'delayed')] = tonumber(h.due)
+    want[idx_key(tag, 'delayed')] = num(h.due)
   elseif h.phase == 'active' then
-    want[idx_key(tag, 'lease_expiry')] = tonumber(h.lease_exp)
-    if h.att_due then want[idx_key(tag, 'attempt_timeout')] = tonumber(h.att_due) end
+    want[idx_key(tag, 'lease_expiry')] = num(h.lease_exp)
+    if h.att_due then want[idx_key(tag, 'attempt_timeout')] = num(h.att_due) end
   elseif h.phase == 'terminal' then
-    want[idx_key(tag, 'terminal')] = tonumber(h.ended or '0') + tonumber(h.retention or '0')
+    want[idx_key(tag, 'terminal')] = (num(h.ended) or 0) + (num(h.retention) or 0)
   end
   if h.phase ~= 'terminal' and h.deadline then
-    want[idx_key(tag, 'deadline')] = tonumber(h.deadline)
+    want[idx_key(tag, 'deadline')] = num(h.deadline)
   end
   return want
 end
@@ -280,6 +292,10 @@ local function reconcile(ek, tag, eid, now)
     return 'repaired'
   end
   if not KNOWN_PHASES[h.phase] or not name_ok(h.lane) then return 'malformed' end
+  -- A number field that does not read as one: left to an operator.
+  for _, f in ipairs({'pri', 'due', 'lease_exp', 'att_due', 'deadline', 'ended', 'retention', 'created'}) do
+    if h[f] and h[f] ~= '' and num(h[f]) == nil then return 'malformed' end
+  end
   local want = expected_indexes(tag, h)
   local fixed = false
   local candidates = {eligible_key(tag, h.lane)}
@@ -293,7 +309,7 @@ local function reconcile(ek, tag, eid, now)
       redis.call('ZREM', key, eid)
       fixed = true
     elseif w == true and not have then
-      redis.call('ZADD', key, eligible_score(tonumber(h.pri) or 0, tonumber(h.created) or now), eid)
+      redis.call('ZADD', key, eligible_score(num(h.pri) or 0, num(h.created) or now), eid)
       fixed = true
     elseif type(w) == 'number' and tonumber(have) ~= w then
       local name = string.match(key, ':([%a_]+)$')

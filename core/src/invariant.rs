@@ -1,11 +1,12 @@
 //! What a record's state says about its index memberships: the invariant the
-//! index reconciler restores, the simulator checks after every step, and
-//! `ff inspect` reports on. The Lua mirror is `expected_indexes` in
+//! index reconciler restores, the simulator and the `data_plane` fuzz target
+//! check after every step ([`index_violations`]), and `ff inspect` reports on. The Lua mirror is `expected_indexes` in
 //! `lua/scanners.lua`.
 
 use crate::contract::execution::ExecutionRecord;
 use crate::keys::PartitionKeys;
 use crate::state::{Eligibility, LifecyclePhase};
+use std::collections::{BTreeMap, BTreeSet};
 
 /// One index an execution must be in, with the score it must have there
 /// (`None`: any score — the eligible index's score is a priority order).
@@ -67,6 +68,93 @@ pub fn expected_memberships(rec: &ExecutionRecord) -> Vec<Membership> {
                 index: keys.deadline(),
                 score: Some(d),
             });
+        }
+    }
+    out
+}
+
+/// One way the store's indexes disagree with its records.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Violation {
+    /// The execution id (or index member) it concerns.
+    pub member: String,
+    pub message: String,
+}
+
+impl std::fmt::Display for Violation {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.message)
+    }
+}
+
+/// Check the index invariant over everything read from a store: `records`
+/// (execution id → its decoded record), `zsets` (sorted-set index key → member
+/// → score) and `alls` (`all` set key → members). Each execution must be in
+/// its partition's `all` set and in exactly the sorted sets
+/// [`expected_memberships`] names, with those scores; no index may hold a
+/// member that has no record.
+pub fn index_violations(
+    records: &BTreeMap<String, ExecutionRecord>,
+    zsets: &BTreeMap<String, BTreeMap<String, u64>>,
+    alls: &BTreeMap<String, BTreeSet<String>>,
+) -> Vec<Violation> {
+    let mut out = Vec::new();
+    let mut push = |member: &str, message: String| {
+        out.push(Violation {
+            member: member.to_owned(),
+            message,
+        })
+    };
+    let mut accounted: BTreeSet<(String, String)> = BTreeSet::new();
+    for (eid, rec) in records {
+        let pk = PartitionKeys::of(&rec.execution);
+        if !alls.get(&pk.all()).is_some_and(|s| s.contains(eid)) {
+            push(
+                eid,
+                format!("{eid} ({}) missing from {}", rec.public_state, pk.all()),
+            );
+        }
+        let want = expected_memberships(rec);
+        for idx in candidate_indexes(&pk, &rec.lane) {
+            let have = zsets.get(&idx).and_then(|z| z.get(eid)).copied();
+            match (want.iter().find(|m| m.index == idx), have) {
+                (Some(m), Some(score)) => {
+                    if m.score.is_some_and(|s| s != score) {
+                        push(
+                            eid,
+                            format!(
+                                "{eid} ({}) in {idx} with score {score}, state says {:?}",
+                                rec.public_state, m.score
+                            ),
+                        );
+                    }
+                    accounted.insert((idx.clone(), eid.clone()));
+                }
+                (Some(_), None) => push(
+                    eid,
+                    format!("{eid} ({}) missing from {idx}", rec.public_state),
+                ),
+                (None, Some(_)) => push(
+                    eid,
+                    format!("{eid} ({}) wrongly in {idx}", rec.public_state),
+                ),
+                (None, None) => {}
+            }
+        }
+    }
+    // No index entry without its execution (eligible indexes of other lanes included).
+    for (idx, members) in zsets {
+        for m in members.keys() {
+            if !accounted.contains(&(idx.clone(), m.clone())) && !records.contains_key(m) {
+                push(m, format!("{idx} holds {m}, which has no record"));
+            }
+        }
+    }
+    for (all, members) in alls {
+        for m in members {
+            if !records.contains_key(m) {
+                push(m, format!("{all} lists {m}, which has no record"));
+            }
         }
     }
     out

@@ -79,6 +79,17 @@ impl<'a> Fields<'a> {
             .ok_or_else(|| self.error(format!("{what} is not text: {r:?}")))
     }
 
+    /// Free text that may hold any bytes (an error detail echoing an
+    /// argument): a bulk string is read as lossy UTF-8.
+    pub fn lossy_text(&mut self, what: &str) -> Result<String, DecodeError> {
+        match self.next_reply(what)? {
+            Reply::Bulk(b) => Ok(String::from_utf8_lossy(b).into_owned()),
+            r => r
+                .text()
+                .ok_or_else(|| self.error(format!("{what} is not text: {r:?}"))),
+        }
+    }
+
     pub fn bytes(&mut self, what: &str) -> Result<Vec<u8>, DecodeError> {
         match self.next_reply(what)? {
             Reply::Bulk(b) => Ok(b.clone()),

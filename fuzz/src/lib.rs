@@ -1,17 +1,35 @@
-//! The logic of the ff-core fuzz targets, kept in a library so that the
-//! corpus can be replayed by `cargo test` on stable (see the tests below) and
-//! the targets in `fuzz_targets/` stay one-liners.
+//! The logic of the fuzz targets, kept in a library so that each corpus can
+//! be replayed by `cargo test` on stable (see the tests below) and the targets
+//! in `fuzz_targets/` stay one-liners.
 //!
 //! * [`parse_ids`]: the input (lossy UTF-8) goes to every id and name parser;
 //!   whatever parses must re-display as exactly the input.
 //! * [`decode_replies`]: the input is read as a [`Reply`] tree by a small
 //!   hand-written byte decoder ([`reply_from_bytes`]) and given to every
-//!   contract decoder; none may panic, and what decodes must be consistent.
+//!   contract decoder (the scanners' batch replies included); none may
+//!   panic, and what decodes must be consistent.
+//! * [`messages`]: the wake-up and ready notifications' parsers.
+//! * [`tracker`]: the scanners' failure tracker against a model of its rules,
+//!   and `scan::plan` against its laws.
+//! * [`data_plane`]: arbitrary client calls, scanner batches and raw writes
+//!   on a fresh MemoryStore running the `lua/` library; replies decode or are
+//!   typed refusals, Lua never raises, the index invariant holds.
+
+pub mod data_plane;
+pub mod data_plane_seeds;
+pub mod messages;
+pub mod tracker;
+
+pub use data_plane::data_plane;
+pub use messages::messages;
+pub use tracker::tracker;
 
 use ff_core::contract::execution::{
     decode_claim, decode_create, decode_ended, decode_get, decode_renew,
 };
 use ff_core::contract::limits::MAX_CLAIM_BATCH;
+use ff_core::contract::scan::{decode_batch, BatchFunction};
+use ff_core::contract::CallError;
 use ff_core::keys::IdempotencyKey;
 use ff_core::name::MAX_NAME_LEN;
 use ff_core::partition::{crc16, key_slot};
@@ -241,6 +259,11 @@ pub const WORDS: &[&str] = &[
     "created",
     "ended",
     "tag.team",
+    // 63: batch exception codes
+    "filtered",
+    "malformed",
+    "error:boom",
+    "released",
 ];
 
 /// Byte-stream tags of [`reply_from_bytes`] (the tag byte is taken mod 8).
@@ -387,6 +410,27 @@ pub fn reply_to_bytes(r: &Reply) -> Vec<u8> {
 /// None may panic; what decodes must be self-consistent.
 pub fn decode_replies(data: &[u8]) {
     let r = reply_from_bytes(data);
+    // `{0, code, detail}` with a text code is a typed refusal for every
+    // decoder, whatever bytes the detail holds.
+    let refusal = match &r {
+        Reply::Array(items) => {
+            items.first() == Some(&Reply::Int(0))
+                && items.get(1).and_then(Reply::text).is_some()
+                && items
+                    .get(2)
+                    .is_none_or(|d| matches!(d, Reply::Bulk(_) | Reply::Status(_) | Reply::Int(_)))
+        }
+        _ => false,
+    };
+    if refusal {
+        let rejected = |e: Result<(), CallError>| matches!(e, Err(CallError::Rejected(_)));
+        assert!(rejected(decode_create(&r).map(drop)), "{r:?}");
+        assert!(rejected(decode_claim(&r).map(drop)));
+        assert!(rejected(decode_renew(&r).map(drop)));
+        assert!(rejected(decode_ended("ff_fail", &r).map(drop)));
+        assert!(rejected(decode_get(&r).map(drop)));
+        assert!(rejected(decode_batch("ff_promote_delayed", &r).map(drop)));
+    }
     let _ = decode_create(&r);
     if let Ok(claimed) = decode_claim(&r) {
         assert!(claimed.len() <= MAX_CLAIM_BATCH);
@@ -394,6 +438,11 @@ pub fn decode_replies(data: &[u8]) {
     let _ = decode_renew(&r);
     for f in ["ff_complete", "ff_fail", "ff_delay", "ff_cancel"] {
         let _ = decode_ended(f, &r);
+    }
+    for f in BatchFunction::ALL {
+        if let Ok(out) = decode_batch(f.function(), &r) {
+            assert!(out.malformed as usize <= out.exceptions.len());
+        }
     }
     if let Ok(rec) = decode_get(&r) {
         assert_eq!(Some(rec.public_state), rec.state.public_state());
@@ -484,6 +533,21 @@ pub fn seed_replies() -> Vec<(&'static str, Reply)> {
             "get_active",
             Reply::Array([vec![Reply::Int(1), Reply::Int(5_000)], get_fields].concat()),
         ),
+        (
+            "batch_exceptions",
+            Reply::Array(vec![
+                Reply::Int(1),
+                Reply::Int(2),
+                Reply::Int(1),
+                Reply::Int(1_700_000_000_500),
+                b(eid),
+                b("filtered"),
+                b("junk"),
+                b("malformed"),
+                b(eid),
+                b("error:boom"),
+            ]),
+        ),
         ("server_error", Reply::Error("ERR unknown function".into())),
         (
             "nested",
@@ -541,6 +605,156 @@ mod tests {
     }
 
     #[test]
+    fn replay_messages_corpus() {
+        replay("messages", messages);
+    }
+
+    #[test]
+    fn replay_tracker_corpus() {
+        replay("tracker", tracker);
+    }
+
+    /// Not every prefix: each run starts a Lua state and loads the library.
+    #[test]
+    fn replay_data_plane_corpus() {
+        for (path, data) in corpus("data_plane") {
+            eprintln!("replaying {}", path.display());
+            for end in [0, data.len() / 3, data.len() / 2, data.len() * 2 / 3] {
+                data_plane(&data[..end]);
+            }
+            data_plane(&data);
+        }
+    }
+
+    /// Each seed file exists and holds exactly its bytes.
+    fn check_seeds(target: &str, seeds: Seeds) {
+        let on_disk = corpus(target);
+        for (name, want) in seeds {
+            assert!(
+                on_disk.iter().any(|(p, d)| p.ends_with(name) && *d == want),
+                "{target} seed {name} missing or stale: cargo test -- --ignored write_seed_corpus"
+            );
+        }
+    }
+
+    /// Seed files by name.
+    type Seeds = Vec<(&'static str, Vec<u8>)>;
+
+    /// Every target's seeds.
+    fn all_seeds() -> Vec<(&'static str, Seeds)> {
+        vec![
+            (
+                "decode_replies",
+                seed_replies()
+                    .into_iter()
+                    .map(|(n, r)| (n, reply_to_bytes(&r)))
+                    .collect(),
+            ),
+            (
+                "messages",
+                messages::seeds()
+                    .into_iter()
+                    .map(|(n, b)| (n, b.to_vec()))
+                    .collect(),
+            ),
+            ("tracker", tracker::seeds()),
+            (
+                "data_plane",
+                data_plane_seeds::seeds()
+                    .into_iter()
+                    .map(|(n, ops)| (n, data_plane_seeds::encode_ops(&ops)))
+                    .collect(),
+            ),
+        ]
+    }
+
+    #[test]
+    fn checked_in_seeds_are_current() {
+        for (target, seeds) in all_seeds() {
+            check_seeds(target, seeds);
+        }
+    }
+
+    #[test]
+    fn data_plane_seeds_decode_to_their_ops_and_reach_their_paths() {
+        use data_plane::{ops_from_bytes, run_ops};
+        for (name, ops) in data_plane_seeds::seeds() {
+            assert!(ops.len() <= data_plane::MAX_OPS);
+            let bytes = data_plane_seeds::encode_ops(&ops);
+            assert_eq!(
+                ops_from_bytes(&bytes),
+                ops,
+                "{name} does not decode to its ops"
+            );
+            let stats = run_ops(&ops);
+            eprintln!("{name}: {stats:?}");
+            let ok = |f: &str| stats.ok.get(f).copied().unwrap_or(0);
+            let refused = |what: &str| {
+                stats
+                    .refused
+                    .iter()
+                    .filter(|(k, _)| k.starts_with(what))
+                    .map(|(_, n)| *n)
+                    .sum::<u32>()
+            };
+            match name {
+                "happy_path" => {
+                    assert_eq!(ok("ff_create"), 2);
+                    assert_eq!(ok("ff_claim"), 1);
+                    assert_eq!(ok("ff_complete"), 1);
+                    assert_eq!(ok("ff_release"), 1);
+                    assert_eq!(ok("ff_get"), 2);
+                }
+                "retry_then_fail" => {
+                    assert_eq!(ok("ff_fail"), 3);
+                    assert_eq!(ok("ff_claim"), 2);
+                }
+                "timeouts_and_scanners" => {
+                    assert_eq!(ok("ff_create"), 2);
+                    assert_eq!(refused(""), 0);
+                }
+                "cancel_and_purge" => {
+                    assert_eq!(ok("ff_cancel"), 3);
+                    assert_eq!(refused("ff_get not_found"), 2);
+                }
+                "idempotent_create" => {
+                    assert_eq!(ok("ff_create"), 2);
+                    assert_eq!(refused("ff_create invalid_argument"), 1);
+                    assert_eq!(refused("ff_get not_found"), 1);
+                }
+                "stale_leases" => {
+                    assert_eq!(refused("ff_renew stale_lease"), 1);
+                    assert_eq!(refused("ff_renew invalid_argument"), 1);
+                    assert_eq!(ok("ff_delay"), 1);
+                    assert_eq!(refused("ff_complete not_active"), 1);
+                }
+                "regress_negative_zero" => {
+                    assert_eq!(ok("ff_create"), 1);
+                    assert_eq!(ok("ff_get"), 2);
+                    assert_eq!(ok("ff_claim"), 1);
+                }
+                "regress_refusal_detail_bytes" => {
+                    assert_eq!(refused("ff_delay invalid_argument"), 1);
+                }
+                "regress_corrupt_numbers" => {
+                    assert_eq!(ok("ff_claim"), 2);
+                    assert_eq!(ok("ff_reconcile_indexes"), 1);
+                }
+                "regress_corrupt_lane_and_deadline" => {
+                    assert_eq!(ok("ff_claim"), 1);
+                    assert_eq!(ok("ff_expire_deadlines"), 1);
+                }
+                "bad_arguments" => {
+                    assert_eq!(ok(""), 0);
+                    assert_eq!(stats.ok.len(), 0);
+                }
+                _ => {}
+            }
+            assert_eq!(stats.raised, 0, "{name} raised");
+        }
+    }
+
+    #[test]
     fn byte_format_round_trips_and_seeds_decode() {
         for (name, r) in seed_replies() {
             assert_eq!(reply_from_bytes(&reply_to_bytes(&r)), r, "{name}");
@@ -559,6 +773,12 @@ mod tests {
         assert!(decode_renew(&decoded("renew_ok").unwrap()).is_ok());
         assert!(decode_ended("ff_fail", &decoded("ended_retry").unwrap()).is_ok());
         assert!(decode_get(&decoded("get_active").unwrap()).is_ok());
+        let batch =
+            decode_batch("ff_promote_delayed", &decoded("batch_exceptions").unwrap()).unwrap();
+        assert_eq!(
+            (batch.acted, batch.exceptions.len(), batch.malformed),
+            (2, 3, 1)
+        );
     }
 
     #[test]
@@ -574,29 +794,19 @@ mod tests {
         assert_eq!(reply_from_bytes(&[tag::WORD, 34]), Reply::bulk("id"));
     }
 
-    #[test]
-    fn checked_in_seeds_match_the_seed_replies() {
-        let on_disk = corpus("decode_replies");
-        for (name, r) in seed_replies() {
-            let want = reply_to_bytes(&r);
-            assert!(
-                on_disk.iter().any(|(p, d)| p.ends_with(name) && *d == want),
-                "seed {name} missing or stale"
-            );
-        }
-    }
-
-    /// Rewrites `corpus/decode_replies/` seeds from [`seed_replies`]:
+    /// Rewrites every target's seed files (not what cargo-fuzz added):
     /// `cargo test -- --ignored write_seed_corpus`.
     #[test]
     #[ignore]
     fn write_seed_corpus() {
-        let dir = PathBuf::from(env!("CARGO_MANIFEST_DIR"))
-            .join("corpus")
-            .join("decode_replies");
-        std::fs::create_dir_all(&dir).unwrap();
-        for (name, r) in seed_replies() {
-            std::fs::write(dir.join(name), reply_to_bytes(&r)).unwrap();
+        for (target, seeds) in all_seeds() {
+            let dir = PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+                .join("corpus")
+                .join(target);
+            std::fs::create_dir_all(&dir).unwrap();
+            for (name, bytes) in seeds {
+                std::fs::write(dir.join(name), bytes).unwrap();
+            }
         }
     }
 
@@ -615,6 +825,16 @@ mod tests {
             let data: Vec<u8> = (0..len).map(|_| next() as u8).collect();
             parse_ids(&data);
             decode_replies(&data);
+            messages(&data);
+            tracker(&data);
+        }
+        // The data plane is slower (a Lua state per input): fewer, longer inputs.
+        for _ in 0..DATA_PLANE_SWEEP {
+            let len = 64 + (next() % 448) as usize;
+            let data: Vec<u8> = (0..len).map(|_| next() as u8).collect();
+            data_plane(&data);
         }
     }
+
+    const DATA_PLANE_SWEEP: usize = 1000;
 }

@@ -91,13 +91,38 @@ pub fn ok_fields<'a>(function: &'static str, reply: &'a Reply) -> Result<Fields<
         1 => Ok(f),
         0 => {
             let code = f.text("error code")?;
+            // The detail may echo a refused argument, which can be any bytes.
             let detail = if f.remaining() > 0 {
-                f.text("error detail")?
+                f.lossy_text("error detail")?
             } else {
                 String::new()
             };
             Err(FfError::from_code(&code, &detail).into())
         }
         s => Err(f.error(format!("status {s} is neither 0 nor 1")).into()),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_refusal_decodes_whatever_bytes_its_detail_echoes() {
+        // Found by the `data_plane` fuzz target: Lua's int_arg echoes the
+        // refused argument, so the detail may be any bytes; it used to fail
+        // to decode (a decode error instead of the typed refusal).
+        let reply = Reply::Array(vec![
+            Reply::Int(0),
+            Reply::bulk("invalid_argument"),
+            Reply::Bulk(b"delay_ms:expected an integer, got \xff\xfe".to_vec()),
+        ]);
+        match ok_fields("ff_delay", &reply) {
+            Err(CallError::Rejected(FfError::InvalidArgument { field, reason })) => {
+                assert_eq!(field, "delay_ms");
+                assert!(reason.starts_with("expected an integer, got "));
+            }
+            other => panic!("{:?}", other.map(|_| ())),
+        }
     }
 }
