@@ -38,6 +38,13 @@ impl Report {
         self
     }
 
+    /// Record `target_<figure>` and whether `figure` reached it (at least `target`).
+    pub fn set_target(&mut self, figure: &str, target: f64) -> &mut Self {
+        let reached = self.get(figure).and_then(|v| v.as_f64()).unwrap_or(0.0) >= target;
+        self.set(&format!("target_{figure}"), target);
+        self.set("meets_target", reached)
+    }
+
     pub fn get(&self, key: &str) -> Option<&Value> {
         self.fields.get(key)
     }
