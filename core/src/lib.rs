@@ -7,6 +7,7 @@
 
 pub mod contract;
 pub mod error;
+pub mod flow;
 pub mod id;
 pub mod invariant;
 pub mod keys;
