@@ -14,12 +14,17 @@
 //! * [`data_plane`]: arbitrary client calls, scanner batches and raw writes
 //!   on a fresh MemoryStore running the `lua/` library; replies decode or are
 //!   typed refusals, Lua never raises, the index invariant holds.
+//! * [`cascade`]: the flow completion listener's dispatch planner under
+//!   arbitrary events, against a model and its bounds, and the settlement
+//!   reference on arbitrary small DAGs against the join rule.
 
+pub mod cascade;
 pub mod data_plane;
 pub mod data_plane_seeds;
 pub mod messages;
 pub mod tracker;
 
+pub use cascade::cascade;
 pub use data_plane::data_plane;
 pub use messages::messages;
 pub use tracker::tracker;
@@ -614,6 +619,11 @@ mod tests {
         replay("tracker", tracker);
     }
 
+    #[test]
+    fn replay_cascade_corpus() {
+        replay("cascade", cascade);
+    }
+
     /// Not every prefix: each run starts a Lua state and loads the library.
     #[test]
     fn replay_data_plane_corpus() {
@@ -658,6 +668,7 @@ mod tests {
                     .collect(),
             ),
             ("tracker", tracker::seeds()),
+            ("cascade", cascade::seeds()),
             (
                 "data_plane",
                 data_plane_seeds::seeds()

@@ -1,14 +1,17 @@
 //! The `messages` target: the pub/sub notifications the data plane publishes
 //! and the engine and workers decode — wake-ups (`<index> {fp:N} <due ms>`,
-//! [`WakeMessage`]) and ready announcements (`<lane> {fp:N}`,
-//! [`ReadyMessage`]).
+//! [`WakeMessage`]), ready announcements (`<lane> {fp:N}`,
+//! [`ReadyMessage`]) and flow member completions (`<execution id> <outcome>
+//! <0|1>`, [`CompletionMessage`]).
 
+use ff_core::flow::CompletionMessage;
 use ff_core::scan::{ReadyMessage, WakeMessage};
 
-/// Fuzz target `messages`: the input (raw bytes) to both parsers. Neither may
+/// Fuzz target `messages`: the input (raw bytes) to every parser. None may
 /// panic; what parses satisfies the format and re-encodes to a message that
 /// parses to the same value (and to exactly the input when the input was
-/// canonical); no input is both kinds.
+/// canonical; a completion's parser accepts only canonical text); no input is
+/// two kinds.
 pub fn messages(data: &[u8]) {
     let wake = WakeMessage::parse(data);
     let ready = ReadyMessage::parse(data);
@@ -16,6 +19,13 @@ pub fn messages(data: &[u8]) {
         wake.is_none() || ready.is_none(),
         "{data:?} parsed as both a wake-up and a ready announcement"
     );
+    if let Ok(c) = CompletionMessage::parse(data) {
+        assert!(wake.is_none() && ready.is_none(), "{data:?} is two kinds");
+        assert_eq!(c.encode().as_bytes(), data);
+        // The partition is the one in the id's hash tag.
+        let tag = format!("{}:", c.execution.partition().hash_tag());
+        assert!(data.starts_with(tag.as_bytes()));
+    }
     if let Some(w) = wake {
         assert!(!w.index.is_empty() && w.index.len() <= 32);
         assert!(!w.index.contains(' '));
@@ -61,5 +71,17 @@ pub fn seeds() -> Vec<(&'static str, &'static [u8])> {
         ("near_miss_big_partition", b"default {fp:65536}"),
         ("near_miss_signed_due", b"deadline {fp:3} +5"),
         ("near_miss_extra_field", b"terminal {fp:1} 5 6"),
+        (
+            "completion_pending",
+            b"{fp:17}:00000000000000000000000000000001 failed 1",
+        ),
+        (
+            "completion_done",
+            b"{fp:0}:0000000000000000000000000000abcd success 0",
+        ),
+        (
+            "near_miss_completion_flag",
+            b"{fp:3}:0000000000000000000000000000abcd skipped 2",
+        ),
     ]
 }
