@@ -44,7 +44,7 @@ end
 
 -- The fields that say which indexes an execution is in; every transition
 -- reads them first (hmget(ek, unpack(STATE_FIELDS), ...)).
-local STATE_FIELDS = {'phase', 'elig', 'lane', 'pri', 'att_due', 'deadline', 'retention'}
+local STATE_FIELDS = {'phase', 'elig', 'lane', 'pri', 'att_due', 'deadline', 'retention', 'flow'}
 
 local function read_state(ek, ...)
   local names = {unpack(STATE_FIELDS)}
@@ -59,6 +59,8 @@ local function leave_live(ek, tag, eid, h)
     redis.call('ZREM', eligible_key(tag, h.lane), eid)
   elseif h.phase == 'runnable' and h.elig == 'delayed' then
     redis.call('ZREM', idx_key(tag, 'delayed'), eid)
+  elseif h.phase == 'runnable' and h.elig == 'waiting_children' then
+    redis.call('ZREM', idx_key(tag, 'waiting_children'), eid)
   elseif h.phase == 'active' then
     redis.call('ZREM', idx_key(tag, 'lease_expiry'), eid)
     if h.att_due then redis.call('ZREM', idx_key(tag, 'attempt_timeout'), eid) end
@@ -87,6 +89,18 @@ local function make_delayed(ek, tag, eid, due, ...)
   zadd_due(tag, 'delayed', due, eid)
 end
 
+-- runnable/waiting_children: until its parents decide its join (flows.lua).
+-- The index score is when the dependency reconciler next re-checks it.
+local function make_waiting(ek, tag, eid, now)
+  redis.call('HSET', ek, 'phase', 'runnable', 'elig', 'waiting_children', 'due', '')
+  redis.call('ZADD', idx_key(tag, 'waiting_children'), now + WAITING_RECHECK_MS, eid)
+end
+
+-- Set by flows.lua: a flow member reached a terminal state; ff_create's
+-- flow arguments checked; a new member placed by its dependencies; a
+-- member's keys purged.
+local flow_member_ended, flow_member_arg, flow_member_created, flow_member_purged, flow_purge_blocked
+
 -- Into a terminal state (from any live state `h`): out of the live indexes,
 -- into the retention index; `...` are extra field/value pairs to store.
 local function make_terminal(ek, tag, eid, h, outcome, now, ...)
@@ -94,6 +108,7 @@ local function make_terminal(ek, tag, eid, h, outcome, now, ...)
   if h.deadline then redis.call('ZREM', idx_key(tag, 'deadline'), eid) end
   redis.call('HSET', ek, 'phase', 'terminal', 'elig', '', 'outcome', outcome, 'ended', now, 'due', '', ...)
   zadd_due(tag, 'terminal', now + (num(h.retention) or 0), eid)
+  if h.flow then flow_member_ended(tag, eid, h.flow, outcome, now) end
 end
 
 -- Delay before retry number n (1-based), from the stored policy (core/src/retry.rs).
@@ -146,7 +161,8 @@ end
 -- ff_create
 -- KEYS: exec [, idempotency record]
 -- ARGV: eid, ns, lane, kind, priority, payload, delay_ms, attempt_timeout_ms,
---       deadline_ms, retry, max_reclaims, retention_ms, idem_ttl_ms, ntags, (tag, value)*
+--       deadline_ms, retry, max_reclaims, retention_ms, idem_ttl_ms, flow ('' = none),
+--       join, join_cancel (0|1), ntags, (tag, value)*
 -- -> {1, 'created'|'duplicate', eid, phase, elig, outcome}
 local function ff_create(keys, args)
   local eid = args[1]
@@ -172,13 +188,15 @@ local function ff_create(keys, args)
   max_reclaims, e = int_arg(args[11], 'max_reclaims', 0, MAX_RECLAIMS); if e then return e end
   retention, e = int_arg(args[12], 'retention_ms', 0, MAX_DURATION_MS); if e then return e end
   idem_ttl, e = int_arg(args[13], 'idempotency_ttl_ms', 0, MAX_DURATION_MS); if e then return e end
-  ntags, e = int_arg(args[14], 'tags', 0, MAX_TAGS); if e then return e end
-  if #args ~= 14 + 2 * ntags then
+  local member
+  member, e = flow_member_arg(tag, args[14], args[15], args[16]); if e then return e end
+  ntags, e = int_arg(args[17], 'tags', 0, MAX_TAGS); if e then return e end
+  if #args ~= 17 + 2 * ntags then
     return err('invalid_argument', 'tags:expected ' .. ntags .. ' name/value pairs')
   end
   local fields = {}
   for i = 0, ntags - 1 do
-    local tn, tv = args[15 + 2 * i], args[16 + 2 * i]
+    local tn, tv = args[18 + 2 * i], args[19 + 2 * i]
     if not name_ok(tn) then return err('invalid_argument', 'tag:bad tag name') end
     if #tv > MAX_TAG_VALUE_BYTES then return err('invalid_argument', 'tag:value of ' .. tn .. ' too long') end
     fields[#fields + 1] = 'tag.' .. tn
@@ -216,7 +234,9 @@ local function ff_create(keys, args)
     redis.call('HSET', ek, 'deadline', now + deadline)
     zadd_due(tag, 'deadline', now + deadline, eid)
   end
-  if delay > 0 then
+  if member then
+    flow_member_created(ek, tag, eid, member, now, delay, lane, pri)
+  elseif delay > 0 then
     make_delayed(ek, tag, eid, now + delay)
   else
     make_eligible(ek, tag, eid, lane, pri, now)
@@ -445,12 +465,12 @@ local function ff_get(keys, args)
   return out
 end
 
-redis.register_function('ff_create', ff_create)
-redis.register_function('ff_claim', ff_claim)
-redis.register_function('ff_renew', ff_renew)
-redis.register_function('ff_complete', ff_complete)
-redis.register_function('ff_fail', ff_fail)
-redis.register_function('ff_delay', ff_delay)
-redis.register_function('ff_release', ff_release)
-redis.register_function('ff_cancel', ff_cancel)
-redis.register_function{function_name = 'ff_get', callback = ff_get, flags = {'no-writes'}}
+register('ff_create', ff_create)
+register('ff_claim', ff_claim)
+register('ff_renew', ff_renew)
+register('ff_complete', ff_complete)
+register('ff_fail', ff_fail)
+register('ff_delay', ff_delay)
+register('ff_release', ff_release)
+register('ff_cancel', ff_cancel)
+register_ro('ff_get', ff_get)

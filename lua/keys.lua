@@ -22,3 +22,21 @@ local function eid_ok(eid, tag)
   return type(eid) == 'string' and #eid == #tag + 33 and string.sub(eid, 1, #tag + 1) == tag .. ':'
     and string.find(eid, '[^0-9a-f]', #tag + 2) == nil
 end
+
+-- A flow's hash and its members (a sorted set, score 0: read in id order).
+local function flow_key(tag, flow)
+  return 'ff:flow:' .. tag .. ':' .. flow
+end
+
+local function flow_members_key(tag, flow)
+  return 'ff:flow:' .. tag .. ':' .. flow .. ':members'
+end
+
+-- A flow member's incoming edges (a hash) and its children (a sorted set).
+local function deps_key(eid)
+  return 'ff:deps:' .. eid
+end
+
+local function out_key(eid)
+  return 'ff:out:' .. eid
+end

@@ -11,3 +11,17 @@ local MAX_REASON_BYTES = 4096
 local MAX_RETRIES = 10000
 local MAX_BACKOFF_MS = 30 * 24 * 3600 * 1000
 local MAX_RECLAIMS = 10000
+local MAX_FLOW_MEMBERS = 100000
+local MAX_EDGES_PER_CHILD = 10000
+local MAX_QUORUM = 10000
+-- Flow work a call does itself before leaving the rest to the engine.
+local FLOW_INLINE_BUDGET = 64
+-- Queued flow work is due for the reconciler after this (the completion
+-- listener drains it at once; the reconciler is the net under lost messages).
+local FLOW_RECONCILE_GRACE_MS = 2000
+-- A child waiting on parents is re-checked by the dependency reconciler this often.
+local WAITING_RECHECK_MS = 15000
+-- A flow whose members changed is recounted by the projector after this.
+local FLOW_PROJECT_DELAY_MS = 5000
+-- The projector recounts flows up to this size in one call.
+local FLOW_PROJECT_MAX = 1000

@@ -78,6 +78,24 @@ local function hmget(key, ...)
   return out
 end
 
+-- Hooks run around every writing function: flows.lua sets them to settle what
+-- the call left for flows (a member that ended: its dependents resolved, its
+-- completion announced) whichever function ended it.
+local before_write, after_write = function() end, function() end
+
+local function register(name, fn)
+  redis.register_function(name, function(keys, args)
+    before_write()
+    local reply = fn(keys, args)
+    after_write()
+    return reply
+  end)
+end
+
+local function register_ro(name, fn)
+  redis.register_function{function_name = name, callback = fn, flags = {'no-writes'}}
+end
+
 redis.register_function{
   function_name = 'ff_version',
   callback = function() return {FF_VERSION} end,

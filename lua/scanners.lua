@@ -85,10 +85,19 @@ local function apply_moves(mv)
   end
 end
 
--- Validate the batch arguments; `act(ek, tag, eid, now, moves)` returns
+-- Index members that are execution ids (the default of run_batch's `item`):
+-- their record carries the namespace and tags the filter looks at.
+local EXECUTION_ITEMS = {
+  ok = eid_ok,
+  record = function(eid) return exec_key(eid) end,
+}
+
+-- Validate the batch arguments; `act(record, tag, member, now, moves)` returns
 -- 'acted', 'repaired', 'malformed' (the record is unusable: its entry leaves
 -- the index, so it is not read again) or an error code for each due member.
-local function run_batch(keys, args, index_name, act)
+-- `item` says what the index members are (EXECUTION_ITEMS by default).
+local function run_batch(keys, args, index_name, act, item)
+  item = item or EXECUTION_ITEMS
   local idx = keys[1]
   local tag = tag_of(idx or '')
   if tag == nil or idx ~= idx_key(tag, index_name) then
@@ -122,12 +131,13 @@ local function run_batch(keys, args, index_name, act)
     -- Gone (another engine or the owner acted) or no longer due: nothing to do.
     if score ~= nil and score <= now then
       local code
-      if not eid_ok(eid, tag) then
+      local rk = item.ok(eid, tag) and item.record(eid, tag)
+      if not rk then
         code = 'malformed'
-      elseif not filter_ok(exec_key(eid), ns, tag_name, tag_value) then
+      elseif not filter_ok(rk, ns, tag_name, tag_value) then
         code = 'filtered'
       else
-        code = act(exec_key(eid), tag, eid, now, mv)
+        code = act(rk, tag, eid, now, mv)
       end
       if code == 'malformed' and not (sweep and eid_ok(eid, tag)) then
         -- Counted, and out of the index: never read again.
@@ -241,7 +251,7 @@ end
 
 -- A terminal execution past its retention: every key of it goes, at once.
 local function purge(ek, tag, eid)
-  local h = hmget(ek, 'phase', 'idem')
+  local h = hmget(ek, 'phase', 'idem', 'flow', 'outcome')
   redis.call('ZREM', idx_key(tag, 'terminal'), eid)
   if h.phase == nil then
     redis.call('SREM', idx_key(tag, 'all'), eid)
@@ -249,6 +259,10 @@ local function purge(ek, tag, eid)
   end
   -- Not terminal: it never belonged here (the reconciler re-indexes it).
   if h.phase ~= 'terminal' then return 'repaired' end
+  if h.flow and flow_purge_blocked(tag, eid) then
+    zadd_due(tag, 'terminal', now_ms() + FLOW_RECONCILE_GRACE_MS, eid)
+    return 'error:dependents_pending'
+  end
   -- (only a key of this partition's idempotency records: anything else is
   -- not ours to read, and may be of another type or slot)
   local idem_prefix = 'ff:idem:' .. tag .. ':'
@@ -257,6 +271,7 @@ local function purge(ek, tag, eid)
   end
   redis.call('SREM', idx_key(tag, 'all'), eid)
   redis.call('DEL', ek)
+  if h.flow then flow_member_purged(tag, eid, h.flow, h.outcome) end
   return 'acted'
 end
 
@@ -267,6 +282,8 @@ local function expected_indexes(tag, h)
     want[eligible_key(tag, h.lane)] = true
   elseif h.phase == 'runnable' and h.elig == 'delayed' then
     want[idx_key(tag, 'delayed')] = num(h.due)
+  elseif h.phase == 'runnable' and h.elig == 'waiting_children' then
+    want[idx_key(tag, 'waiting_children')] = 'any'
   elseif h.phase == 'active' then
     want[idx_key(tag, 'lease_expiry')] = num(h.lease_exp)
     if h.att_due then want[idx_key(tag, 'attempt_timeout')] = num(h.att_due) end
@@ -281,12 +298,15 @@ end
 
 local KNOWN_PHASES = {runnable = true, active = true, suspended = true, terminal = true}
 
+-- The per-execution indexes other than the lane's eligible index.
+local TIME_INDEXES = {'delayed', 'waiting_children', 'lease_expiry', 'attempt_timeout', 'deadline', 'terminal'}
+
 -- Make one execution's index memberships match its state.
 local function reconcile(ek, tag, eid, now)
   local h = hmget(ek, 'phase', 'elig', 'lane', 'pri', 'due', 'lease_exp', 'att_due', 'deadline', 'ended', 'retention', 'created')
   if h.phase == nil then
     redis.call('SREM', idx_key(tag, 'all'), eid)
-    for _, name in ipairs({'delayed', 'lease_expiry', 'attempt_timeout', 'deadline', 'terminal'}) do
+    for _, name in ipairs(TIME_INDEXES) do
       redis.call('ZREM', idx_key(tag, name), eid)
     end
     return 'repaired'
@@ -299,7 +319,7 @@ local function reconcile(ek, tag, eid, now)
   local want = expected_indexes(tag, h)
   local fixed = false
   local candidates = {eligible_key(tag, h.lane)}
-  for _, name in ipairs({'delayed', 'lease_expiry', 'attempt_timeout', 'deadline', 'terminal'}) do
+  for _, name in ipairs(TIME_INDEXES) do
     candidates[#candidates + 1] = idx_key(tag, name)
   end
   for _, key in ipairs(candidates) do
@@ -310,6 +330,9 @@ local function reconcile(ek, tag, eid, now)
       fixed = true
     elseif w == true and not have then
       redis.call('ZADD', key, eligible_score(num(h.pri) or 0, num(h.created) or now), eid)
+      fixed = true
+    elseif w == 'any' and not have then
+      redis.call('ZADD', key, now + WAITING_RECHECK_MS, eid)
       fixed = true
     elseif type(w) == 'number' and tonumber(have) ~= w then
       local name = string.match(key, ':([%a_]+)$')
@@ -324,9 +347,9 @@ local function batch_function(index_name, act)
   return function(keys, args) return run_batch(keys, args, index_name, act) end
 end
 
-redis.register_function('ff_promote_delayed', batch_function('delayed', promote))
-redis.register_function('ff_reclaim_expired', batch_function('lease_expiry', reclaim))
-redis.register_function('ff_expire_attempts', batch_function('attempt_timeout', expire_attempt))
-redis.register_function('ff_expire_deadlines', batch_function('deadline', expire_deadline))
-redis.register_function('ff_purge_retained', batch_function('terminal', purge))
-redis.register_function('ff_reconcile_indexes', batch_function('all', reconcile))
+register('ff_promote_delayed', batch_function('delayed', promote))
+register('ff_reclaim_expired', batch_function('lease_expiry', reclaim))
+register('ff_expire_attempts', batch_function('attempt_timeout', expire_attempt))
+register('ff_expire_deadlines', batch_function('deadline', expire_deadline))
+register('ff_purge_retained', batch_function('terminal', purge))
+register('ff_reconcile_indexes', batch_function('all', reconcile))

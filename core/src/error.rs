@@ -32,7 +32,7 @@ pub enum ParseError {
 /// write: a function that returns one of these changed nothing).
 #[derive(Debug, Clone, PartialEq, Eq, Error)]
 pub enum FfError {
-    #[error("execution not found")]
+    #[error("not found")]
     NotFound,
     #[error("lease is not the current one (stale worker fenced out)")]
     StaleLease,
@@ -48,6 +48,18 @@ pub enum FfError {
     UnknownLane(String),
     #[error("execution is not eligible (state: {0})")]
     NotEligible(String),
+    /// The dependency edge would close a cycle (the flow is left unchanged).
+    #[error("dependency cycle: {0}")]
+    Cycle(String),
+    /// The flow is being cancelled: no new members or edges.
+    #[error("flow {0} is cancelled")]
+    FlowCancelled(String),
+    /// The target is in a state the call does not apply to.
+    #[error("invalid state: {0}")]
+    InvalidState(String),
+    /// A size bound of the data plane (flow members, parents per child).
+    #[error("too large: {0}")]
+    TooLarge(String),
     /// A code this version does not know: kept verbatim so nothing is lost.
     #[error("data plane error {code}: {detail}")]
     Other { code: String, detail: String },
@@ -82,6 +94,10 @@ impl FfError {
                 }
             }
             "unknown_lane" => FfError::UnknownLane(detail.to_owned()),
+            "cycle" => FfError::Cycle(detail.to_owned()),
+            "flow_cancelled" => FfError::FlowCancelled(detail.to_owned()),
+            "invalid_state" => FfError::InvalidState(detail.to_owned()),
+            "too_large" => FfError::TooLarge(detail.to_owned()),
             _ => FfError::Other {
                 code: code.to_owned(),
                 detail: detail.to_owned(),

@@ -22,6 +22,7 @@ pub fn candidate_indexes(keys: &PartitionKeys, lane: &crate::Lane) -> Vec<String
     vec![
         keys.eligible(lane),
         keys.delayed(),
+        keys.waiting_children(),
         keys.lease_expiry(),
         keys.attempt_timeout(),
         keys.deadline(),
@@ -43,6 +44,11 @@ pub fn expected_memberships(rec: &ExecutionRecord) -> Vec<Membership> {
         (LifecyclePhase::Runnable, Some(Eligibility::Delayed)) => out.push(Membership {
             index: keys.delayed(),
             score: rec.delayed_until_ms,
+        }),
+        // (scored by its next dependency re-check: any score)
+        (LifecyclePhase::Runnable, Some(Eligibility::WaitingChildren)) => out.push(Membership {
+            index: keys.waiting_children(),
+            score: None,
         }),
         (LifecyclePhase::Active, _) => {
             out.push(Membership {
@@ -85,6 +91,12 @@ impl std::fmt::Display for Violation {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.write_str(&self.message)
     }
+}
+
+/// False for the partition indexes whose members are not execution ids
+/// (queued flow work, changed flows).
+pub fn holds_executions(index_key: &str) -> bool {
+    !(index_key.ends_with(":flow_work") || index_key.ends_with(":flows"))
 }
 
 /// Check the index invariant over everything read from a store: `records`
@@ -143,7 +155,7 @@ pub fn index_violations(
         }
     }
     // No index entry without its execution (eligible indexes of other lanes included).
-    for (idx, members) in zsets {
+    for (idx, members) in zsets.iter().filter(|(idx, _)| holds_executions(idx)) {
         for m in members.keys() {
             if !accounted.contains(&(idx.clone(), m.clone())) && !records.contains_key(m) {
                 push(m, format!("{idx} holds {m}, which has no record"));

@@ -6,7 +6,7 @@
 //! execution is a measured figure, so adding a key here needs a reason.
 
 use crate::error::ParseError;
-use crate::id::ExecutionId;
+use crate::id::{ExecutionId, FlowId};
 use crate::name::{Lane, Namespace};
 use crate::partition::{Partition, PartitionConfig, PartitionFamily};
 
@@ -58,6 +58,21 @@ impl PartitionKeys {
     pub fn delayed(&self) -> String {
         self.idx("delayed")
     }
+    /// Flow members waiting on their parents, scored by when the dependency
+    /// reconciler next re-checks them.
+    pub fn waiting_children(&self) -> String {
+        self.idx("waiting_children")
+    }
+    /// Queued flow work (`d:<eid>` resolve an ended member's outgoing edges,
+    /// `x:<eid>` cancel a decided child's remaining parents, `f:<flow>` cancel
+    /// a flow's members), scored by when the flow reconciler takes it over.
+    pub fn flow_work(&self) -> String {
+        self.idx("flow_work")
+    }
+    /// Flows whose members changed, scored by when the projector recounts them.
+    pub fn flows(&self) -> String {
+        self.idx("flows")
+    }
     /// Active executions, scored by lease expiry (ms).
     pub fn lease_expiry(&self) -> String {
         self.idx("lease_expiry")
@@ -78,6 +93,46 @@ impl PartitionKeys {
     pub fn idempotency(&self, namespace: &Namespace, key: &IdempotencyKey) -> String {
         format!("ff:idem:{}:{namespace}:{}", self.tag, key.as_str())
     }
+}
+
+/// The keys of one flow. Its partition is CRC16 of the flow id, and its
+/// members are created in that partition, so every key of a flow shares a slot.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct FlowKeys {
+    tag: String,
+    flow: String,
+}
+
+impl FlowKeys {
+    pub fn new(flow: &FlowId, config: &PartitionConfig) -> Self {
+        Self {
+            tag: flow_partition(flow, config).hash_tag(),
+            flow: flow.as_str().to_owned(),
+        }
+    }
+    /// The flow's hash: namespace, creation time, exact member counters.
+    pub fn flow(&self) -> String {
+        format!("ff:flow:{}:{}", self.tag, self.flow)
+    }
+    /// The flow's members (a sorted set, score 0).
+    pub fn members(&self) -> String {
+        format!("ff:flow:{}:{}:members", self.tag, self.flow)
+    }
+}
+
+/// The partition of a flow, where its members are created.
+pub fn flow_partition(flow: &FlowId, config: &PartitionConfig) -> Partition {
+    config.partition_of(PartitionFamily::Flow, flow.as_str())
+}
+
+/// A flow member's incoming edges (a hash: parent → edge state).
+pub fn deps(eid: &ExecutionId) -> String {
+    format!("ff:deps:{}", eid.as_str())
+}
+
+/// A flow member's children (a sorted set, score 0).
+pub fn out(eid: &ExecutionId) -> String {
+    format!("ff:out:{}", eid.as_str())
 }
 
 /// A caller's idempotency key: printable ASCII without spaces, at most 200 bytes.

@@ -22,7 +22,7 @@ use tracing::Instrument;
 #[derive(Clone)]
 pub struct Client {
     store: Arc<dyn Store>,
-    config: PartitionConfig,
+    pub(crate) config: PartitionConfig,
     lanes: Arc<RwLock<HashSet<String>>>,
 }
 
@@ -167,7 +167,7 @@ impl Client {
         Err(ff_core::FfError::UnknownLane(lane.as_str().to_owned()).into())
     }
 
-    async fn call(&self, call: &Call) -> Result<Reply> {
+    pub(crate) async fn call(&self, call: &Call) -> Result<Reply> {
         let span = tracing::debug_span!("fcall", function = call.function);
         self.store
             .fcall(call)
@@ -364,7 +364,7 @@ impl Client {
         Ok(ex::decode_get(&self.call(&ex::get(execution)).await?)?)
     }
 
-    fn check_partition(&self, execution: &ExecutionId) -> Result<()> {
+    pub(crate) fn check_partition(&self, execution: &ExecutionId) -> Result<()> {
         if execution.partition_index() >= self.config.flow_partitions {
             return Err(Error::Invalid {
                 field: "execution id",

@@ -10,6 +10,7 @@ pub mod client;
 pub mod demo;
 pub mod engine;
 pub mod error;
+pub mod flows;
 pub mod inspect;
 pub mod spec;
 pub mod store;

@@ -3,10 +3,15 @@
 
 use crate::error::{Error, Result};
 use ff_core::contract::execution::CreateArgs;
+use ff_core::contract::flow::Membership;
 use ff_core::contract::limits;
+use ff_core::flow::JoinPolicy;
+use ff_core::keys::flow_partition;
 use ff_core::keys::IdempotencyKey;
 use ff_core::retry::RetryPolicy;
-use ff_core::{ExecutionId, Kind, Lane, Namespace, PartitionConfig, PartitionFamily, TagName};
+use ff_core::{
+    ExecutionId, FlowId, Kind, Lane, Namespace, PartitionConfig, PartitionFamily, TagName,
+};
 use std::time::Duration;
 
 /// A new execution. Defaults: lane `default`, namespace `default`, priority 0,
@@ -27,6 +32,12 @@ pub struct ExecutionSpec {
     pub retention: Duration,
     pub idempotency: Option<(String, Duration)>,
     pub tags: Vec<(String, String)>,
+    /// A flow member: the flow, its join, and whether to cancel the parents
+    /// left unresolved once the join is decided.
+    pub flow: Option<(FlowId, JoinPolicy, bool)>,
+    /// An id allocated beforehand (`Client::new_member_id`), so that edges to
+    /// the execution can be declared before it exists.
+    pub id: Option<ExecutionId>,
 }
 
 impl ExecutionSpec {
@@ -45,6 +56,8 @@ impl ExecutionSpec {
             retention: Duration::from_secs(24 * 3600),
             idempotency: None,
             tags: Vec::new(),
+            flow: None,
+            id: None,
         }
     }
 
@@ -95,6 +108,24 @@ impl ExecutionSpec {
     }
     pub fn tag(mut self, name: impl Into<String>, value: impl Into<String>) -> Self {
         self.tags.push((name.into(), value.into()));
+        self
+    }
+    /// A member of `flow` that runs once its parents satisfy `join`.
+    pub fn in_flow(mut self, flow: &FlowId, join: JoinPolicy) -> Self {
+        self.flow = Some((flow.clone(), join, false));
+        self
+    }
+    /// Once this member's join is decided, cancel the parents still running
+    /// (e.g. the losers of an `AnyOf` race).
+    pub fn cancel_remaining_parents(mut self) -> Self {
+        if let Some(f) = &mut self.flow {
+            f.2 = true;
+        }
+        self
+    }
+    /// Create under an id allocated with `Client::new_member_id`.
+    pub fn id(mut self, id: ExecutionId) -> Self {
+        self.id = Some(id);
         self
     }
 
@@ -156,15 +187,32 @@ impl ExecutionSpec {
             None => None,
             Some((k, ttl)) => Some((IdempotencyKey::new(k)?, ms("idempotency_ttl", ttl, 1)?)),
         };
-        let partition = match &idempotency {
-            Some((key, _)) => key.partition(&namespace, config).index,
-            None => {
+        // A flow member lives in its flow's partition (its idempotency record
+        // too: a repeated create of the same member meets it there).
+        let partition = match (&self.flow, &idempotency) {
+            (Some((flow, _, _)), _) => flow_partition(flow, config).index,
+            (None, Some((key, _))) => key.partition(&namespace, config).index,
+            (None, None) => {
                 config
                     .partition_of(PartitionFamily::Flow, &format!("{random:032x}"))
                     .index
             }
         };
-        let execution = ExecutionId::new(partition, random);
+        let execution = match self.id {
+            Some(id) if id.partition_index() == partition => id,
+            Some(id) => return Err(Error::Invalid {
+                field: "id",
+                reason: format!(
+                    "{id} is not in partition {partition} (its flow's, or its idempotency key's)"
+                ),
+            }),
+            None => ExecutionId::new(partition, random),
+        };
+        let flow = self.flow.map(|(flow, join, cancel_remaining)| Membership {
+            flow,
+            join,
+            cancel_remaining,
+        });
         Ok(CreateArgs {
             execution,
             namespace,
@@ -188,6 +236,7 @@ impl ExecutionSpec {
             retention_ms: ms("retention", self.retention, 0)?,
             idempotency,
             tags,
+            flow,
         })
     }
 }

@@ -811,6 +811,7 @@ impl<'a> Run<'a> {
                 .map(|v| (TagName::new("t").unwrap(), ["a", "b"][v].to_owned()))
                 .into_iter()
                 .collect(),
+            flow: None,
         })
     }
 

@@ -410,29 +410,7 @@ async fn idempotent_create_returns_the_first_execution(store: Arc<dyn Store>) {
     assert_ne!(other_ns.execution, a.execution);
 }
 
-/// Each body runs twice: against its own redis-server and on a MemoryStore.
-macro_rules! on_both_stores {
-    ($($name:ident),* $(,)?) => {
-        mod on_redis {
-            $(
-                #[tokio::test]
-                async fn $name() {
-                    let redis = ff_tests::TestRedis::standalone();
-                    super::$name(super::common::store(&redis.url()).await).await
-                }
-            )*
-        }
-        mod on_memory {
-            $(
-                #[tokio::test]
-                async fn $name() {
-                    super::$name(std::sync::Arc::new(ff_engine::store::MemoryStore::new())).await
-                }
-            )*
-        }
-    };
-}
-
+// Each body runs twice: against its own redis-server and on a MemoryStore.
 on_both_stores!(
     happy_path_create_claim_renew_complete,
     retry_with_backoff_then_success,

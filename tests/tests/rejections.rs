@@ -32,6 +32,7 @@ fn base_args() -> CreateArgs {
         retention_ms: 1000,
         idempotency: None,
         tags: vec![],
+        flow: None,
     }
 }
 

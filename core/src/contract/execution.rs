@@ -44,6 +44,8 @@ pub struct CreateArgs {
     /// With its TTL in ms: a repeat create with the same key returns the first execution.
     pub idempotency: Option<(IdempotencyKey, u64)>,
     pub tags: Vec<(TagName, String)>,
+    /// A flow member: `execution` must be in the flow's partition.
+    pub flow: Option<super::flow::Membership>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -75,8 +77,15 @@ pub fn create(a: &CreateArgs) -> Call {
         .arg(a.retry.encode())
         .arg(a.max_reclaims)
         .arg(a.retention_ms)
-        .arg(idem_ttl)
-        .arg(a.tags.len());
+        .arg(idem_ttl);
+    call = match &a.flow {
+        Some(m) => call
+            .arg(&m.flow)
+            .arg(m.join.encode())
+            .arg(u8::from(m.cancel_remaining)),
+        None => call.arg("").arg("").arg(""),
+    };
+    call = call.arg(a.tags.len());
     for (k, v) in &a.tags {
         call = call.arg(k).arg(v);
     }

@@ -13,6 +13,7 @@
 //! execution in?) and claim (which executions are eligible?).
 
 pub mod execution;
+pub mod flow;
 pub mod limits;
 pub mod scan;
 

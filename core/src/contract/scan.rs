@@ -31,16 +31,26 @@ pub enum BatchFunction {
     PurgeRetained,
     /// Index memberships made to match each execution's state (walks `all`).
     ReconcileIndexes,
+    /// Queued flow work nobody drained after an announcement (dependency
+    /// dispatch, edge-cancel and flow-cancel backlog).
+    ReconcileFlowWork,
+    /// Waiting children whose parents ended without resolving their edges.
+    ReconcileDependencies,
+    /// Flows whose members changed: counters recounted and repaired.
+    ProjectFlows,
 }
 
 impl BatchFunction {
-    pub const ALL: [BatchFunction; 6] = [
+    pub const ALL: [BatchFunction; 9] = [
         BatchFunction::PromoteDelayed,
         BatchFunction::ReclaimExpired,
         BatchFunction::ExpireAttempts,
         BatchFunction::ExpireDeadlines,
         BatchFunction::PurgeRetained,
         BatchFunction::ReconcileIndexes,
+        BatchFunction::ReconcileFlowWork,
+        BatchFunction::ReconcileDependencies,
+        BatchFunction::ProjectFlows,
     ];
 
     pub fn function(self) -> &'static str {
@@ -51,6 +61,9 @@ impl BatchFunction {
             BatchFunction::ExpireDeadlines => "ff_expire_deadlines",
             BatchFunction::PurgeRetained => "ff_purge_retained",
             BatchFunction::ReconcileIndexes => "ff_reconcile_indexes",
+            BatchFunction::ReconcileFlowWork => "ff_flow_reconcile",
+            BatchFunction::ReconcileDependencies => "ff_reconcile_dependencies",
+            BatchFunction::ProjectFlows => "ff_project_flows",
         }
     }
 
@@ -63,6 +76,9 @@ impl BatchFunction {
             BatchFunction::ExpireDeadlines => keys.deadline(),
             BatchFunction::PurgeRetained => keys.terminal(),
             BatchFunction::ReconcileIndexes => keys.all(),
+            BatchFunction::ReconcileFlowWork => keys.flow_work(),
+            BatchFunction::ReconcileDependencies => keys.waiting_children(),
+            BatchFunction::ProjectFlows => keys.flows(),
         }
     }
 
@@ -75,6 +91,9 @@ impl BatchFunction {
             BatchFunction::ExpireDeadlines => "deadline",
             BatchFunction::PurgeRetained => "terminal",
             BatchFunction::ReconcileIndexes => "all",
+            BatchFunction::ReconcileFlowWork => "flow_work",
+            BatchFunction::ReconcileDependencies => "waiting_children",
+            BatchFunction::ProjectFlows => "flows",
         }
     }
 

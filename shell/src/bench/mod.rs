@@ -11,6 +11,8 @@
 //! | `lateness` | `p99_ms` of (promoted at − due at) of short delays | ≤ 50 ms |
 //! | `memory` | `bytes_per_execution` (INFO `used_memory` delta) | ≤ 1 000 |
 //! | `e2e` | `jobs_per_sec` one Worker completes; `submit_per_sec` | ≥ 45 000 / ≥ 60 000 |
+//! | `dag-chain` | `p50_ms` from a 10-level chain's first complete to its last level eligible | ≤ 5 ms |
+//! | `fanout` | `all_eligible_ms`: one parent's complete → its n children eligible | — |
 //!
 //! **The bench wipes the server.** It starts only on a server whose databases
 //! hold no keys, or with `flush` set (FLUSHALL on every primary first); when it
@@ -19,6 +21,7 @@
 
 mod delayed_drain;
 mod e2e;
+mod flows;
 mod idle;
 mod lateness;
 mod lease_drain;
@@ -47,16 +50,20 @@ pub enum Scenario {
     Lateness,
     Memory,
     E2e,
+    DagChain,
+    Fanout,
 }
 
 impl Scenario {
-    pub const ALL: [Scenario; 6] = [
+    pub const ALL: [Scenario; 8] = [
         Scenario::DelayedDrain,
         Scenario::LeaseDrain,
         Scenario::Idle,
         Scenario::Lateness,
         Scenario::Memory,
         Scenario::E2e,
+        Scenario::DagChain,
+        Scenario::Fanout,
     ];
 
     pub fn name(self) -> &'static str {
@@ -67,6 +74,8 @@ impl Scenario {
             Scenario::Lateness => "lateness",
             Scenario::Memory => "memory",
             Scenario::E2e => "e2e",
+            Scenario::DagChain => "dag-chain",
+            Scenario::Fanout => "fanout",
         }
     }
 
@@ -82,6 +91,8 @@ impl Scenario {
             }
             Scenario::Lateness => 5_000,
             Scenario::Idle => 0,
+            Scenario::DagChain => 200,
+            Scenario::Fanout => 10_000,
         }
     }
 
@@ -193,6 +204,8 @@ pub async fn run(scenario: Scenario, opts: BenchOptions) -> BenchResult<Report> 
         Scenario::Lateness => lateness::run(&ctx).await,
         Scenario::Memory => memory::run(&ctx).await,
         Scenario::E2e => e2e::run(&ctx).await,
+        Scenario::DagChain => flows::dag_chain(&ctx).await,
+        Scenario::Fanout => flows::fanout(&ctx).await,
     };
     if !ctx.opts.keep {
         if let Err(e) = ctx.admin.flushall().await {

@@ -20,6 +20,15 @@ pub struct EngineConfig {
     pub retention_trimmer_interval: Duration,
     /// The index reconciler walks every execution once per interval.
     pub index_reconciler_interval: Duration,
+    /// Queued flow work (dependency dispatch, edge and flow cancels) is taken
+    /// over from the completion listener when it stays queued past its grace.
+    pub flow_reconciler_interval: Duration,
+    /// Waiting children are re-checked against their parents.
+    pub dependency_reconciler_interval: Duration,
+    /// Changed flows are recounted from their members.
+    pub flow_projector_interval: Duration,
+    /// The completion listener drains at most this many partitions at once.
+    pub dispatch_concurrency: usize,
     /// Every partition's index is re-read at least this often, whatever the
     /// scanner believes it holds (the net under lost wake-up messages).
     pub rescan_interval: Duration,
@@ -42,6 +51,10 @@ impl Default for EngineConfig {
             execution_deadline_interval: Duration::from_secs(5),
             retention_trimmer_interval: Duration::from_secs(60),
             index_reconciler_interval: Duration::from_secs(45),
+            flow_reconciler_interval: Duration::from_secs(5),
+            dependency_reconciler_interval: Duration::from_secs(15),
+            flow_projector_interval: Duration::from_secs(15),
+            dispatch_concurrency: 16,
             rescan_interval: Duration::from_secs(60),
             batch_size: 200,
             shutdown_timeout: Duration::from_secs(15),
@@ -69,6 +82,12 @@ impl EngineConfig {
                 self.retention_trimmer_interval,
             ),
             ("index_reconciler_interval", self.index_reconciler_interval),
+            ("flow_reconciler_interval", self.flow_reconciler_interval),
+            (
+                "dependency_reconciler_interval",
+                self.dependency_reconciler_interval,
+            ),
+            ("flow_projector_interval", self.flow_projector_interval),
             ("rescan_interval", self.rescan_interval),
         ] {
             if d < min {
@@ -79,6 +98,12 @@ impl EngineConfig {
             return Err(format!(
                 "batch_size must be in 1..={MAX_CLAIM_BATCH}, got {}",
                 self.batch_size
+            ));
+        }
+        if self.dispatch_concurrency == 0 || self.dispatch_concurrency > 1024 {
+            return Err(format!(
+                "dispatch_concurrency must be in 1..=1024, got {}",
+                self.dispatch_concurrency
             ));
         }
         Ok(())

@@ -4,12 +4,14 @@
 //! scanner that panicked; shutdown is bounded.
 
 pub mod config;
+pub mod listener;
 pub mod metrics;
 pub mod runner;
 mod supervisor;
 mod wake;
 
 pub use config::EngineConfig;
+pub use listener::{ListenerMetrics, ListenerStats};
 pub use metrics::{ScannerMetrics, ScannerStats};
 pub use runner::{scan_once, ScannerSpec};
 
@@ -56,6 +58,21 @@ pub fn scanners(config: &EngineConfig) -> Vec<ScannerSpec> {
             function: ReconcileIndexes,
             interval: config.index_reconciler_interval,
         },
+        ScannerSpec {
+            name: "flow_reconciler",
+            function: ReconcileFlowWork,
+            interval: config.flow_reconciler_interval,
+        },
+        ScannerSpec {
+            name: "dependency_reconciler",
+            function: ReconcileDependencies,
+            interval: config.dependency_reconciler_interval,
+        },
+        ScannerSpec {
+            name: "flow_projector",
+            function: ProjectFlows,
+            interval: config.flow_projector_interval,
+        },
     ]
 }
 
@@ -65,6 +82,7 @@ pub struct Engine {
     shutdown_tx: watch::Sender<bool>,
     handles: Vec<JoinHandle<()>>,
     metrics: Vec<(&'static str, Arc<ScannerMetrics>)>,
+    listener: Arc<ListenerMetrics>,
     shutdown_timeout: Duration,
 }
 
@@ -117,7 +135,22 @@ impl Engine {
                 make,
             ));
         }
-        handles.push(tokio::spawn(wake::listen(store, routes, shutdown_rx)));
+        handles.push(tokio::spawn(wake::listen(
+            store.clone(),
+            routes,
+            shutdown_rx.clone(),
+        )));
+        let listener = Arc::new(ListenerMetrics::default());
+        handles.push(tokio::spawn(listener::listen(
+            store,
+            listener::ListenerConfig {
+                partitions: config.partitions.flow_partitions,
+                concurrency: config.dispatch_concurrency,
+                budget: config.batch_size,
+            },
+            listener.clone(),
+            shutdown_rx,
+        )));
         tracing::info!(
             scanners = metrics.len(),
             partitions = config.partitions.flow_partitions,
@@ -127,6 +160,7 @@ impl Engine {
             shutdown_tx,
             handles,
             metrics,
+            listener,
             shutdown_timeout: config.shutdown_timeout,
         })
     }
@@ -137,6 +171,11 @@ impl Engine {
             .iter()
             .map(|(name, m)| m.snapshot(name))
             .collect()
+    }
+
+    /// Counters of the completion listener (flow dependency dispatch).
+    pub fn listener_metrics(&self) -> ListenerStats {
+        self.listener.snapshot()
     }
 
     /// Signal every task to stop and wait at most the configured bound.

@@ -239,3 +239,28 @@ pub async fn memory_client() -> (Arc<ff_engine::store::MemoryStore>, Client) {
         .expect("client on MemoryStore");
     (store, c)
 }
+
+/// Run each named `async fn(Arc<dyn Store>)` as two tests: on a real
+/// redis-server (`on_redis::name`) and on MemoryStore (`on_memory::name`).
+#[macro_export]
+macro_rules! on_both_stores {
+    ($($name:ident),* $(,)?) => {
+        mod on_redis {
+            $(
+                #[tokio::test]
+                async fn $name() {
+                    let redis = ff_tests::TestRedis::standalone();
+                    super::$name($crate::common::store(&redis.url()).await).await
+                }
+            )*
+        }
+        mod on_memory {
+            $(
+                #[tokio::test]
+                async fn $name() {
+                    super::$name(std::sync::Arc::new(ff_engine::store::MemoryStore::new())).await
+                }
+            )*
+        }
+    };
+}

@@ -1,0 +1,198 @@
+//! Contracts of the flow functions (`lua/flows.lua`).
+
+use super::{ok_fields, Call, CallError};
+use crate::flow::{FlowSummary, JoinPolicy};
+use crate::id::{ExecutionId, FlowId};
+use crate::keys::{FlowKeys, PartitionKeys};
+use crate::name::Namespace;
+use crate::partition::Partition;
+use crate::reply::{Fields, Reply};
+use std::collections::BTreeMap;
+
+/// How a new execution joins a flow (the `flow` part of `ff_create`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Membership {
+    pub flow: FlowId,
+    /// When its parents release it.
+    pub join: JoinPolicy,
+    /// Once the join is decided, cancel the parents still unresolved.
+    pub cancel_remaining: bool,
+}
+
+pub fn create_flow(keys: &FlowKeys, flow: &FlowId, namespace: &Namespace) -> Call {
+    Call::new("ff_create_flow", vec![keys.flow()])
+        .arg(flow)
+        .arg(namespace)
+}
+
+/// True when the flow was created, false when it existed (same namespace).
+pub fn decode_create_flow(reply: &Reply) -> Result<bool, CallError> {
+    let mut f = ok_fields("ff_create_flow", reply)?;
+    match f.text("outcome")?.as_str() {
+        "created" => Ok(true),
+        "exists" => Ok(false),
+        o => Err(f.error(format!("unknown outcome {o:?}")).into()),
+    }
+}
+
+/// A dependency edge parent → child of one flow.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct EdgeArgs {
+    pub flow: FlowId,
+    pub parent: ExecutionId,
+    pub child: ExecutionId,
+    /// The parent's result becomes the child's payload when the edge is satisfied.
+    pub pass_data: bool,
+}
+
+pub fn add_edge(keys: &FlowKeys, a: &EdgeArgs) -> Call {
+    Call::new("ff_add_edge", vec![keys.flow()])
+        .arg(&a.flow)
+        .arg(&a.parent)
+        .arg(&a.child)
+        .arg(u8::from(a.pass_data))
+}
+
+/// What adding an edge did to its child.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum EdgeDecision {
+    /// The child waits on its parents.
+    Waiting,
+    /// The join was decided: the child may run (the parent had already succeeded).
+    Ready,
+    /// The join can no longer be met: the child was skipped.
+    Impossible,
+    /// The child does not exist yet; it starts waiting when created.
+    Recorded,
+    /// The edge existed: nothing changed.
+    Unchanged,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct EdgeAdded {
+    /// False for a repeat of an existing edge.
+    pub added: bool,
+    pub decision: EdgeDecision,
+}
+
+pub fn decode_add_edge(reply: &Reply) -> Result<EdgeAdded, CallError> {
+    let mut f = ok_fields("ff_add_edge", reply)?;
+    let added = match f.text("outcome")?.as_str() {
+        "added" => true,
+        "duplicate" => false,
+        o => return Err(f.error(format!("unknown outcome {o:?}")).into()),
+    };
+    let decision = match f.text("decision")?.as_str() {
+        "waiting" => EdgeDecision::Waiting,
+        "ready" => EdgeDecision::Ready,
+        "impossible" => EdgeDecision::Impossible,
+        "recorded" => EdgeDecision::Recorded,
+        "unchanged" => EdgeDecision::Unchanged,
+        d => return Err(f.error(format!("unknown decision {d:?}")).into()),
+    };
+    Ok(EdgeAdded { added, decision })
+}
+
+pub fn cancel_flow(keys: &FlowKeys, flow: &FlowId, reason: &str) -> Call {
+    Call::new("ff_cancel_flow", vec![keys.flow()])
+        .arg(flow)
+        .arg(reason)
+}
+
+/// True when this call started the cancel, false when it was already asked.
+pub fn decode_cancel_flow(reply: &Reply) -> Result<bool, CallError> {
+    let mut f = ok_fields("ff_cancel_flow", reply)?;
+    match f.text("outcome")?.as_str() {
+        "cancelling" => Ok(true),
+        "already" => Ok(false),
+        o => Err(f.error(format!("unknown outcome {o:?}")).into()),
+    }
+}
+
+pub fn get_flow(keys: &FlowKeys, flow: &FlowId) -> Call {
+    Call::new("ff_flow_get", vec![keys.flow()])
+        .arg(flow)
+        .read_only()
+}
+
+/// A flow as stored: its namespace, creation time and exact member counters.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct FlowRecord {
+    pub flow: FlowId,
+    pub namespace: Namespace,
+    pub created_at_ms: u64,
+    pub summary: FlowSummary,
+    /// The reason given when the flow was cancelled.
+    pub cancel_reason: Option<String>,
+}
+
+pub fn decode_get_flow(flow: &FlowId, reply: &Reply) -> Result<FlowRecord, CallError> {
+    let mut f = ok_fields("ff_flow_get", reply)?;
+    let mut map = BTreeMap::new();
+    while f.remaining() > 0 {
+        let k = f.text("field")?;
+        let v = f.lossy_text("value")?;
+        map.insert(k, v);
+    }
+    let count = |f: &Fields, k: &str| -> Result<u64, CallError> {
+        match map.get(k) {
+            None => Ok(0),
+            Some(v) => v
+                .parse::<u64>()
+                .map_err(|_| f.error(format!("field {k} = {v:?} is not a count")).into()),
+        }
+    };
+    let namespace = map
+        .get("ns")
+        .ok_or_else(|| f.error("field ns missing"))
+        .and_then(|s| Namespace::new(s.clone()).map_err(|e| f.error(e.to_string())))?;
+    let cancel_reason = map.get("cancel").cloned();
+    let summary = FlowSummary {
+        members: count(&f, "n")?,
+        done: count(&f, "done")?,
+        success: count(&f, "success")?,
+        failed: count(&f, "failed")?,
+        cancelled: count(&f, "cancelled")?,
+        expired: count(&f, "expired")?,
+        skipped: count(&f, "skipped")?,
+        cancel_requested: cancel_reason.is_some(),
+    };
+    Ok(FlowRecord {
+        flow: flow.clone(),
+        namespace,
+        created_at_ms: count(&f, "created")?,
+        summary,
+        cancel_reason,
+    })
+}
+
+/// The completion listener's call: work one partition's queued flow work.
+pub fn drain(partition: Partition, budget: usize) -> Call {
+    Call::new(
+        "ff_flow_drain",
+        vec![PartitionKeys::new(partition).flow_work()],
+    )
+    .arg(budget)
+}
+
+/// What one drain did.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Drained {
+    /// Units of work done (edges resolved, members cancelled).
+    pub worked: u64,
+    /// Work items still queued in the partition.
+    pub remaining: u64,
+}
+
+pub fn decode_drain(reply: &Reply) -> Result<Drained, CallError> {
+    let mut f = ok_fields("ff_flow_drain", reply)?;
+    let worked = f.int("worked")?;
+    let remaining = f.int("remaining")?;
+    if worked < 0 || remaining < 0 {
+        return Err(f.error("negative count").into());
+    }
+    Ok(Drained {
+        worked: worked as u64,
+        remaining: remaining as u64,
+    })
+}

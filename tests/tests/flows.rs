@@ -1,0 +1,396 @@
+//! Flows on the data plane: edges, joins, cascades, data passing, cancel —
+//! on a real redis-server and on MemoryStore (the same bodies run on both).
+//! The engine's part (completion listener, reconcilers) is in flow_engine.rs.
+
+mod common;
+
+use common::*;
+use ff_engine::core::contract::execution::Claimed;
+use ff_engine::core::contract::flow::{self as fl, EdgeDecision};
+use ff_engine::core::flow::{FlowState, JoinPolicy};
+use ff_engine::core::keys::{flow_partition, PartitionKeys};
+use ff_engine::core::state::PublicState;
+use ff_engine::core::{ExecutionId, FfError, FlowId};
+use ff_engine::store::Store;
+use ff_engine::{Client, Error, ExecutionSpec};
+use std::collections::HashMap;
+use std::sync::Arc;
+
+/// Members of one flow, created with pre-allocated ids after their edges.
+struct Dag {
+    c: Client,
+    flow: FlowId,
+}
+
+impl Dag {
+    async fn new(store: Arc<dyn Store>) -> Self {
+        let c = client_on(store).await;
+        let flow = c.create_flow("default").await.unwrap();
+        Self { c, flow }
+    }
+
+    fn id(&self) -> ExecutionId {
+        self.c.new_member_id(&self.flow)
+    }
+
+    async fn create(&self, id: &ExecutionId, join: JoinPolicy) -> PublicState {
+        self.create_spec(id, ExecutionSpec::new("step").in_flow(&self.flow, join))
+            .await
+    }
+
+    async fn create_spec(&self, id: &ExecutionId, spec: ExecutionSpec) -> PublicState {
+        self.c.create(spec.id(id.clone())).await.unwrap().state
+    }
+
+    async fn edge(&self, parent: &ExecutionId, child: &ExecutionId) -> EdgeDecision {
+        self.c
+            .add_edge(&self.flow, parent, child, false)
+            .await
+            .unwrap()
+            .decision
+    }
+
+    async fn state(&self, id: &ExecutionId) -> PublicState {
+        self.c.get(id).await.unwrap().public_state
+    }
+
+    /// Claim everything eligible now.
+    async fn claim_all(&self) -> HashMap<ExecutionId, Claimed> {
+        let (lane, w, i) = worker();
+        let p = flow_partition(&self.flow, self.c.config());
+        let got = self
+            .c
+            .claim_in(p, &lane, &w, &i, LEASE, 1000)
+            .await
+            .unwrap();
+        got.into_iter()
+            .map(|c| (c.lease.execution.clone(), c))
+            .collect()
+    }
+
+    /// Claim `id` (it must be eligible) and complete it with `result`.
+    async fn succeed(&self, id: &ExecutionId, result: &str) {
+        let claimed = self.claim_all().await;
+        let cl = claimed.get(id).expect("eligible");
+        self.c.complete(&cl.lease, result.as_bytes()).await.unwrap();
+        for (other, cl) in claimed {
+            if &other != id {
+                // (the call may have cancelled it: a decided join's losers)
+                if let Err(e) = self.c.release(&cl.lease).await {
+                    assert!(e.is_fenced_out(), "{e:?}");
+                }
+            }
+        }
+    }
+
+    async fn fail(&self, id: &ExecutionId) {
+        let claimed = self.claim_all().await;
+        let cl = claimed.get(id).expect("eligible");
+        self.c.fail(&cl.lease, "boom", false).await.unwrap();
+        for (other, cl) in claimed {
+            if &other != id {
+                // (the call may have cancelled it: a decided join's losers)
+                if let Err(e) = self.c.release(&cl.lease).await {
+                    assert!(e.is_fenced_out(), "{e:?}");
+                }
+            }
+        }
+    }
+
+    /// Drain the partition's queued flow work as the completion listener would.
+    async fn drain(&self) -> fl::Drained {
+        let p = flow_partition(&self.flow, self.c.config());
+        let reply = self.c.store().fcall(&fl::drain(p, 1000)).await.unwrap();
+        fl::decode_drain(&reply).unwrap()
+    }
+}
+
+async fn diamond_runs_each_child_once_its_parents_succeed(store: Arc<dyn Store>) {
+    let d = Dag::new(store).await;
+    let [a, b, c, x] = [d.id(), d.id(), d.id(), d.id()];
+    // Parents first; each child's edges before the child, so it never runs early.
+    assert_eq!(d.create(&a, JoinPolicy::AllOf).await, PublicState::Waiting);
+    for (parents, child) in [(vec![&a], &b), (vec![&a], &c), (vec![&b, &c], &x)] {
+        for p in parents {
+            assert_eq!(d.edge(p, child).await, EdgeDecision::Recorded);
+        }
+        assert_eq!(
+            d.create(child, JoinPolicy::AllOf).await,
+            PublicState::WaitingChildren
+        );
+    }
+    d.succeed(&a, "a").await;
+    // Resolved inside the completing call: no engine involved.
+    assert_eq!(d.state(&b).await, PublicState::Waiting);
+    assert_eq!(d.state(&c).await, PublicState::Waiting);
+    assert_eq!(d.state(&x).await, PublicState::WaitingChildren);
+    d.succeed(&b, "b").await;
+    assert_eq!(d.state(&x).await, PublicState::WaitingChildren);
+    d.succeed(&c, "c").await;
+    assert_eq!(d.state(&x).await, PublicState::Waiting);
+    d.succeed(&x, "x").await;
+    let f = d.c.get_flow(&d.flow).await.unwrap();
+    assert_eq!(f.summary.members, 4);
+    assert_eq!(f.summary.success, 4);
+    assert_eq!(f.summary.state(), FlowState::Completed);
+    assert_eq!(d.drain().await.remaining, 0);
+}
+
+async fn a_fifty_level_chain_advances_one_call_per_level(store: Arc<dyn Store>) {
+    let d = Dag::new(store).await;
+    let ids: Vec<ExecutionId> = (0..50).map(|_| d.id()).collect();
+    d.create(&ids[0], JoinPolicy::AllOf).await;
+    for w in ids.windows(2) {
+        d.edge(&w[0], &w[1]).await;
+        d.create(&w[1], JoinPolicy::AllOf).await;
+    }
+    for (i, id) in ids.iter().enumerate() {
+        assert_eq!(d.state(id).await, PublicState::Waiting, "level {i}");
+        if let Some(next) = ids.get(i + 1) {
+            assert_eq!(d.state(next).await, PublicState::WaitingChildren);
+        }
+        d.succeed(id, "ok").await;
+    }
+    let f = d.c.get_flow(&d.flow).await.unwrap();
+    assert_eq!((f.summary.done, f.summary.success), (50, 50));
+}
+
+async fn a_failure_skips_the_subtree_and_nothing_else(store: Arc<dyn Store>) {
+    let d = Dag::new(store).await;
+    // a -> b -> c -> e ; a -> d (any_of with f) ; f -> d
+    let [a, b, c, e, dd, f] = [d.id(), d.id(), d.id(), d.id(), d.id(), d.id()];
+    d.create(&a, JoinPolicy::AllOf).await;
+    d.create(&f, JoinPolicy::AllOf).await;
+    for (p, ch) in [(&a, &b), (&b, &c), (&c, &e)] {
+        d.edge(p, ch).await;
+        d.create(ch, JoinPolicy::AllOf).await;
+    }
+    d.edge(&a, &dd).await;
+    d.edge(&f, &dd).await;
+    d.create(&dd, JoinPolicy::AnyOf).await;
+    d.fail(&a).await;
+    for id in [&b, &c, &e] {
+        assert_eq!(d.state(id).await, PublicState::Skipped);
+    }
+    // any_of: still possible through f.
+    assert_eq!(d.state(&dd).await, PublicState::WaitingChildren);
+    d.succeed(&f, "f").await;
+    assert_eq!(d.state(&dd).await, PublicState::Waiting);
+    let s = d.c.get_flow(&d.flow).await.unwrap().summary;
+    assert_eq!((s.failed, s.skipped, s.success), (1, 3, 1));
+    assert_eq!(s.state(), FlowState::Running);
+}
+
+async fn any_of_with_cancel_remaining_cancels_the_losers(store: Arc<dyn Store>) {
+    let d = Dag::new(store).await;
+    let [p1, p2, p3, ch] = [d.id(), d.id(), d.id(), d.id()];
+    for p in [&p1, &p2, &p3] {
+        d.create(p, JoinPolicy::AllOf).await;
+        d.edge(p, &ch).await;
+    }
+    d.create_spec(
+        &ch,
+        ExecutionSpec::new("step")
+            .in_flow(&d.flow, JoinPolicy::AnyOf)
+            .cancel_remaining_parents(),
+    )
+    .await;
+    d.succeed(&p2, "fast").await;
+    assert_eq!(d.state(&ch).await, PublicState::Waiting);
+    assert_eq!(d.state(&p1).await, PublicState::Cancelled);
+    assert_eq!(d.state(&p3).await, PublicState::Cancelled);
+}
+
+async fn quorum_decides_on_the_nth_success_or_when_out_of_reach(store: Arc<dyn Store>) {
+    let d = Dag::new(store).await;
+    let parents: Vec<ExecutionId> = (0..3).map(|_| d.id()).collect();
+    let [ok_child, skip_child] = [d.id(), d.id()];
+    for p in &parents {
+        d.create(p, JoinPolicy::AllOf).await;
+        d.edge(p, &ok_child).await;
+        d.edge(p, &skip_child).await;
+    }
+    d.create(&ok_child, JoinPolicy::quorum(2).unwrap()).await;
+    d.create(&skip_child, JoinPolicy::quorum(3).unwrap()).await;
+    d.succeed(&parents[0], "1").await;
+    assert_eq!(d.state(&ok_child).await, PublicState::WaitingChildren);
+    d.fail(&parents[1]).await;
+    // 3 of 3 is out of reach now.
+    assert_eq!(d.state(&skip_child).await, PublicState::Skipped);
+    assert_eq!(d.state(&ok_child).await, PublicState::WaitingChildren);
+    d.succeed(&parents[2], "3").await;
+    assert_eq!(d.state(&ok_child).await, PublicState::Waiting);
+}
+
+async fn a_parent_result_becomes_the_child_payload(store: Arc<dyn Store>) {
+    let d = Dag::new(store).await;
+    let [p, ch, late] = [d.id(), d.id(), d.id()];
+    d.create(&p, JoinPolicy::AllOf).await;
+    d.c.add_edge(&d.flow, &p, &ch, true).await.unwrap();
+    d.create(&ch, JoinPolicy::AllOf).await;
+    d.succeed(&p, "the-result").await;
+    assert_eq!(d.c.get(&ch).await.unwrap().payload, b"the-result");
+    // An edge added after the parent succeeded, to a child not created yet:
+    // the result waits for the child.
+    let added = d.c.add_edge(&d.flow, &p, &late, true).await.unwrap();
+    assert_eq!(added.decision, EdgeDecision::Recorded);
+    assert_eq!(
+        d.create(&late, JoinPolicy::AllOf).await,
+        PublicState::Waiting
+    );
+    assert_eq!(d.c.get(&late).await.unwrap().payload, b"the-result");
+}
+
+async fn edges_are_checked_cycles_refused_and_nothing_changes(store: Arc<dyn Store>) {
+    let d = Dag::new(store.clone()).await;
+    let [a, b, c] = [d.id(), d.id(), d.id()];
+    d.create(&a, JoinPolicy::AllOf).await;
+    d.edge(&a, &b).await;
+    d.create(&b, JoinPolicy::AllOf).await;
+    d.edge(&b, &c).await;
+    d.create(&c, JoinPolicy::AllOf).await;
+    let before = all_keys(&*store).await;
+    let cycle = d.c.add_edge(&d.flow, &c, &a, false).await.unwrap_err();
+    assert!(
+        matches!(cycle, Error::Rejected(FfError::Cycle(_))),
+        "{cycle:?}"
+    );
+    let own = d.c.add_edge(&d.flow, &b, &b, false).await.unwrap_err();
+    assert!(matches!(own, Error::Rejected(FfError::Cycle(_))), "{own:?}");
+    // Duplicate edge: accepted, nothing changes.
+    let dup = d.c.add_edge(&d.flow, &a, &b, false).await.unwrap();
+    assert!(!dup.added);
+    // A parent that is not a member.
+    let stranger = d.id();
+    let e =
+        d.c.add_edge(&d.flow, &stranger, &c, false)
+            .await
+            .unwrap_err();
+    assert!(matches!(e, Error::Rejected(FfError::NotFound)), "{e:?}");
+    assert_eq!(all_keys(&*store).await, before);
+    // A child that already started is refused.
+    let cl = d.claim_all().await;
+    assert!(cl.contains_key(&a));
+    let z = d.id();
+    d.create(&z, JoinPolicy::AllOf).await;
+    let e = d.c.add_edge(&d.flow, &z, &a, false).await.unwrap_err();
+    assert!(
+        matches!(e, Error::Rejected(FfError::InvalidState(_))),
+        "{e:?}"
+    );
+}
+
+async fn an_edge_to_an_eligible_child_holds_it_back(store: Arc<dyn Store>) {
+    let d = Dag::new(store).await;
+    let [p, ch] = [d.id(), d.id()];
+    d.create(&p, JoinPolicy::AllOf).await;
+    assert_eq!(d.create(&ch, JoinPolicy::AllOf).await, PublicState::Waiting);
+    assert_eq!(d.edge(&p, &ch).await, EdgeDecision::Waiting);
+    assert_eq!(d.state(&ch).await, PublicState::WaitingChildren);
+    let claimed = d.claim_all().await;
+    assert_eq!(claimed.len(), 1, "only the parent is claimable");
+    let lease = &claimed[&p].lease;
+    d.c.complete(lease, b"").await.unwrap();
+    assert_eq!(d.state(&ch).await, PublicState::Waiting);
+    // An edge from a parent that already succeeded resolves at once.
+    let late = d.id();
+    d.create(&late, JoinPolicy::AllOf).await;
+    assert_eq!(d.edge(&p, &late).await, EdgeDecision::Ready);
+    assert_eq!(d.state(&late).await, PublicState::Waiting);
+}
+
+async fn fan_out_past_the_inline_budget_is_queued_then_drained(store: Arc<dyn Store>) {
+    let d = Dag::new(store.clone()).await;
+    let root = d.id();
+    d.create(&root, JoinPolicy::AllOf).await;
+    let children: Vec<ExecutionId> = (0..1000).map(|_| d.id()).collect();
+    for ch in &children {
+        d.edge(&root, ch).await;
+        d.create(ch, JoinPolicy::AllOf).await;
+    }
+    d.succeed(&root, "").await;
+    let pk = PartitionKeys::new(flow_partition(&d.flow, d.c.config()));
+    assert_eq!(
+        zmembers(&*store, &pk.flow_work()).await,
+        vec![format!("d:{root}")],
+        "the rest of the fan-out is queued"
+    );
+    let mut rounds = 0;
+    while d.drain().await.remaining > 0 {
+        rounds += 1;
+        assert!(rounds < 10);
+    }
+    for ch in &children {
+        assert_eq!(d.state(ch).await, PublicState::Waiting);
+    }
+    assert!(zmembers(&*store, &pk.flow_work()).await.is_empty());
+}
+
+async fn fan_in_waits_for_every_parent(store: Arc<dyn Store>) {
+    let d = Dag::new(store).await;
+    let sink = d.id();
+    let parents: Vec<ExecutionId> = (0..1000).map(|_| d.id()).collect();
+    for p in &parents {
+        d.create(p, JoinPolicy::AllOf).await;
+        d.edge(p, &sink).await;
+    }
+    d.create(&sink, JoinPolicy::AllOf).await;
+    let claimed = d.claim_all().await;
+    assert_eq!(claimed.len(), 1000);
+    for (i, p) in parents.iter().enumerate() {
+        assert_eq!(d.state(&sink).await == PublicState::Waiting, i == 1000);
+        d.c.complete(&claimed[p].lease, b"").await.unwrap();
+    }
+    assert_eq!(d.state(&sink).await, PublicState::Waiting);
+}
+
+async fn cancelling_a_flow_cancels_every_live_member_in_bounded_steps(store: Arc<dyn Store>) {
+    let d = Dag::new(store).await;
+    let members: Vec<ExecutionId> = (0..300).map(|_| d.id()).collect();
+    for m in &members {
+        d.create(m, JoinPolicy::AllOf).await;
+    }
+    let claimed = d.claim_all().await;
+    let done = &members[0];
+    d.c.complete(&claimed[done].lease, b"").await.unwrap();
+    assert!(d.c.cancel_flow(&d.flow, "stop").await.unwrap());
+    assert!(!d.c.cancel_flow(&d.flow, "stop").await.unwrap());
+    // No new members or edges.
+    let e =
+        d.c.create(ExecutionSpec::new("x").in_flow(&d.flow, JoinPolicy::AllOf))
+            .await
+            .unwrap_err();
+    assert!(
+        matches!(e, Error::Rejected(FfError::FlowCancelled(_))),
+        "{e:?}"
+    );
+    while d.drain().await.remaining > 0 {}
+    assert_eq!(d.state(done).await, PublicState::Completed);
+    for m in &members[1..] {
+        assert_eq!(d.state(m).await, PublicState::Cancelled);
+    }
+    // The leases of cancelled members are dead.
+    let e =
+        d.c.complete(&claimed[&members[1]].lease, b"")
+            .await
+            .unwrap_err();
+    assert!(e.is_fenced_out(), "{e:?}");
+    let f = d.c.get_flow(&d.flow).await.unwrap();
+    assert_eq!((f.summary.cancelled, f.summary.success), (299, 1));
+    assert_eq!(f.summary.state(), FlowState::Cancelled);
+    assert_eq!(f.cancel_reason.as_deref(), Some("stop"));
+}
+
+on_both_stores!(
+    diamond_runs_each_child_once_its_parents_succeed,
+    a_fifty_level_chain_advances_one_call_per_level,
+    a_failure_skips_the_subtree_and_nothing_else,
+    any_of_with_cancel_remaining_cancels_the_losers,
+    quorum_decides_on_the_nth_success_or_when_out_of_reach,
+    a_parent_result_becomes_the_child_payload,
+    edges_are_checked_cycles_refused_and_nothing_changes,
+    an_edge_to_an_eligible_child_holds_it_back,
+    fan_out_past_the_inline_budget_is_queued_then_drained,
+    fan_in_waits_for_every_parent,
+    cancelling_a_flow_cancels_every_live_member_in_bounded_steps,
+);
