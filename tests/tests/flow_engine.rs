@@ -226,7 +226,7 @@ async fn cancelling_a_flow_under_load_ends_every_member() {
 async fn flows_on_a_cluster() {
     let cluster = RedisCluster::start();
     let c = cluster_client(cluster.urls()).await;
-    let engine = Engine::start(EngineConfig::default(), c.store().clone())
+    let engine = Engine::start(quick(), c.store().clone())
         .await
         .unwrap();
     let mut flows = Vec::new();
@@ -239,11 +239,12 @@ async fn flows_on_a_cluster() {
         complete_root(&c, flow, root).await;
     }
     for (flow, _, children) in &flows {
-        wait_for("children eligible", Duration::from_secs(3), || async {
+        wait_for("children eligible", Duration::from_secs(8), || async {
             eligible_count(&c, flow).await == children.len()
         })
         .await;
     }
-    assert!(engine.listener_metrics().dispatches >= 6);
+    let l = engine.listener_metrics();
+    assert!(l.dispatches >= 1 && l.dispatch_failures == 0, "{l:?}");
     assert!(engine.shutdown().await);
 }
