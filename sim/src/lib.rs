@@ -14,6 +14,7 @@
 //! (or `./scripts/sim 50`). A normal build compiles the pure parts only.
 
 pub mod faults;
+pub mod flows;
 pub mod invariants;
 pub mod trace;
 pub mod workload;

@@ -72,6 +72,7 @@ impl SimReport {
 #[derive(Default)]
 struct Model {
     created: Vec<ExecutionId>,
+    flows: Vec<crate::flows::SimFlow>,
     violations: Vec<String>,
     zombie_attempts: u32,
 }
@@ -195,6 +196,18 @@ async fn scenario(cfg: SimConfig) -> SimReport {
                 }
                 for i in 0..n {
                     tokio::time::sleep(window.mul_f64(rng.random_range(0.0..2.0) / n as f64)).await;
+                    // Some of the work comes as small random DAGs.
+                    if rng.random_ratio(1, 8) {
+                        match crate::flows::build(&client, &mut rng, &format!("sim-{i}")).await {
+                            Ok(f) => {
+                                let mut m = model.lock().expect("model lock");
+                                m.created.extend(f.members.iter().cloned());
+                                m.flows.push(f);
+                            }
+                            Err(e) => violation(&model, format!("flow refused: {e}")),
+                        }
+                        continue;
+                    }
                     let mut spec = workload::random_spec(&mut rng, format!("sim-{i}"));
                     // Some work only the zombie takes: its stale reports are then certain.
                     if rng.random_ratio(1, 8) && zombies {
@@ -362,6 +375,14 @@ async fn scenario(cfg: SimConfig) -> SimReport {
     if let Some(z) = zombie {
         z.abort();
     }
+    // Flows: every member's end agrees with its join; counters are exact.
+    let flow_violations = if obs.all_terminal() {
+        let flows = model.lock().expect("model lock").flows.clone();
+        let client = connect(memory.clone(), partitions).await;
+        crate::flows::check(&client, &flows, &obs.records).await
+    } else {
+        Vec::new()
+    };
     let mut model = model.lock().expect("model lock");
     if !obs.all_terminal() {
         let stuck: Vec<String> = obs
@@ -381,6 +402,7 @@ async fn scenario(cfg: SimConfig) -> SimReport {
         ));
     }
     model.violations.extend(obs.violations.iter().cloned());
+    model.violations.extend(flow_violations);
     let created = model.created.len();
     if obs.records.len() < created {
         model.violations.push(format!(
