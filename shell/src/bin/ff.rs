@@ -69,6 +69,10 @@ enum ScenarioArg {
     Memory,
     /// N no-op executions submitted, then run by one Worker (jobs/s; target >= 45 000, submit >= 60 000).
     E2e,
+    /// N chains of 10 flow levels: first complete to last level eligible (p50 target <= 5 ms).
+    DagChain,
+    /// One flow parent with N children (default 10 000): its complete to all children eligible.
+    Fanout,
 }
 
 #[derive(Debug, clap::Args)]
@@ -264,6 +268,8 @@ fn bench(args: BenchArgs) -> i32 {
         ScenarioArg::Lateness => Scenario::Lateness,
         ScenarioArg::Memory => Scenario::Memory,
         ScenarioArg::E2e => Scenario::E2e,
+        ScenarioArg::DagChain => Scenario::DagChain,
+        ScenarioArg::Fanout => Scenario::Fanout,
     };
     let opts = BenchOptions {
         urls: args.redis,
