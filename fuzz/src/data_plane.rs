@@ -868,6 +868,10 @@ impl Run {
                     .arg_bytes(&c.max_reclaims.render())
                     .arg_bytes(&c.retention_ms.render())
                     .arg_bytes(&ttl)
+                    // Not a flow member: flow id, join and cancel-remaining empty.
+                    .arg("")
+                    .arg("")
+                    .arg("")
                     .arg(c.tags.0.len());
                 for (n, v) in &c.tags.0 {
                     call = call.arg_bytes(&n.render()).arg_bytes(&v.0);
