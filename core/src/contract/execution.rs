@@ -299,6 +299,8 @@ pub struct ExecutionRecord {
     pub created_at_ms: u64,
     pub ended_at_ms: Option<u64>,
     pub tags: BTreeMap<String, String>,
+    /// The flow this execution is a member of, and its join.
+    pub flow: Option<(crate::id::FlowId, crate::flow::JoinPolicy)>,
     /// Server time when the record was read.
     pub read_at_ms: u64,
 }
@@ -440,6 +442,14 @@ impl ExecutionRecord {
             created_at_ms: num0("created")?,
             ended_at_ms: num("ended")?,
             tags,
+            flow: match (nonempty("flow"), nonempty("join")) {
+                (None, _) => None,
+                (Some(f), join) => Some((
+                    crate::id::FlowId::parse(&f).map_err(|e| err(e.to_string()))?,
+                    crate::flow::JoinPolicy::parse(join.as_deref().unwrap_or("all"))
+                        .map_err(|e| err(e.to_string()))?,
+                )),
+            },
             execution,
             read_at_ms,
         })
