@@ -200,12 +200,14 @@ impl ExecutionSpec {
         };
         let execution = match self.id {
             Some(id) if id.partition_index() == partition => id,
-            Some(id) => return Err(Error::Invalid {
-                field: "id",
-                reason: format!(
+            Some(id) => {
+                return Err(Error::Invalid {
+                    field: "id",
+                    reason: format!(
                     "{id} is not in partition {partition} (its flow's, or its idempotency key's)"
                 ),
-            }),
+                })
+            }
             None => ExecutionId::new(partition, random),
         };
         let flow = self.flow.map(|(flow, join, cancel_remaining)| Membership {

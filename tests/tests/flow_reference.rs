@@ -98,8 +98,12 @@ async fn run(case: Case) -> Result<(), TestCaseError> {
         }
         c.create(spec).await.unwrap();
     }
-    let index: BTreeMap<ExecutionId, usize> =
-        ids.iter().cloned().enumerate().map(|(i, e)| (e, i)).collect();
+    let index: BTreeMap<ExecutionId, usize> = ids
+        .iter()
+        .cloned()
+        .enumerate()
+        .map(|(i, e)| (e, i))
+        .collect();
     let (lane, w, inst) = worker();
     let p = flow_partition(&flow, c.config());
     // Run everything runnable, drain queued flow work, until nothing moves.
