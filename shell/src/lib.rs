@@ -11,6 +11,8 @@ pub mod demo;
 pub mod engine;
 pub mod error;
 pub mod inspect;
+#[cfg(not(madsim))]
+pub mod serve;
 pub mod spec;
 pub mod store;
 pub mod worker;

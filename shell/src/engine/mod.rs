@@ -4,13 +4,17 @@
 //! scanner that panicked; shutdown is bounded.
 
 pub mod config;
+pub mod config_source;
 pub mod metrics;
+#[cfg(not(madsim))]
+pub mod metrics_http;
+pub mod prometheus;
 pub mod runner;
 mod supervisor;
 mod wake;
 
 pub use config::EngineConfig;
-pub use metrics::{ScannerMetrics, ScannerStats};
+pub use metrics::{Histogram, HistogramSnapshot, ScannerMetrics, ScannerStats};
 pub use runner::{scan_once, ScannerSpec};
 
 use crate::error::{Error, Result};

@@ -582,6 +582,7 @@ impl Runner {
         let micros = started.elapsed().as_micros() as u64;
         m.backlog.store(backlog, Relaxed);
         m.last_cycle_micros.store(micros, Relaxed);
+        m.cycle_duration.record_micros(micros);
         let acted = m.acted.load(Relaxed) - acted_before;
         if acted > 0 || backlog > 0 {
             tracing::info!(
