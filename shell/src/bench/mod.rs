@@ -23,6 +23,7 @@ mod idle;
 mod lateness;
 mod lease_drain;
 mod memory;
+mod progress;
 mod util;
 
 pub use util::{Admin, CommandStats, Report};

@@ -426,14 +426,15 @@ pub async fn create_many(
 ) -> BenchResult<CreatedMany> {
     let spec = std::sync::Arc::new(spec);
     let done = std::sync::Arc::new(std::sync::atomic::AtomicU64::new(0));
+    let bar = std::sync::Arc::new(super::progress::Progress::new("created", n));
     let cpu = ctx.admin.cpu_seconds().await?;
     let t = Instant::now();
     let mut handles = Vec::new();
     for task in 0..CREATE_TASKS {
-        let (client, spec, done) = (ctx.client.clone(), spec.clone(), done.clone());
+        let (client, spec, done, bar) =
+            (ctx.client.clone(), spec.clone(), done.clone(), bar.clone());
         let range = (n * task / CREATE_TASKS)..(n * (task + 1) / CREATE_TASKS);
         handles.push(tokio::spawn(async move {
-            let step = (n / 10).max(1);
             let mut ids = Vec::with_capacity((range.end - range.start) as usize);
             let mut stream = futures::stream::iter(range.map(|i| {
                 let (client, s) = (&client, spec(i));
@@ -442,10 +443,7 @@ pub async fn create_many(
             .buffered(IN_FLIGHT / CREATE_TASKS as usize);
             while let Some(r) = stream.next().await {
                 ids.push(r?.execution);
-                let total = done.fetch_add(1, std::sync::atomic::Ordering::Relaxed) + 1;
-                if total % step == 0 {
-                    progress!("  created {total}/{n}");
-                }
+                bar.set(done.fetch_add(1, std::sync::atomic::Ordering::Relaxed) + 1);
             }
             Ok::<_, crate::Error>(ids)
         }));
@@ -454,6 +452,7 @@ pub async fn create_many(
     for h in handles {
         ids.extend(h.await??);
     }
+    bar.finish();
     let secs = t.elapsed().as_secs_f64();
     let server_cpu = (ctx.admin.cpu_seconds().await? - cpu) / secs.max(1e-9);
     Ok(CreatedMany {
@@ -541,22 +540,21 @@ pub async fn wait_acted(
     timeout: Duration,
 ) -> (bool, Duration, Option<ScannerStats>) {
     let start = Instant::now();
-    let mut last_report = start;
-    loop {
+    let bar = super::progress::Progress::new(name, target);
+    let (reached, s) = loop {
         let s = scanner(engine, name);
         let acted = s.as_ref().map_or(0, |s| s.acted);
+        bar.set(acted);
         if acted >= target {
-            return (true, start.elapsed(), s);
+            break (true, s);
         }
         if start.elapsed() >= timeout {
-            return (false, start.elapsed(), s);
-        }
-        if last_report.elapsed() >= Duration::from_secs(1) {
-            progress!("  {name}: {acted}/{target} after {:.1?}", start.elapsed());
-            last_report = Instant::now();
+            break (false, s);
         }
         tokio::time::sleep(Duration::from_millis(1)).await;
-    }
+    };
+    bar.finish();
+    (reached, start.elapsed(), s)
 }
 
 /// A scanner's counters as a JSON object.
