@@ -17,8 +17,10 @@ use std::sync::Arc;
 use std::time::Duration;
 use tokio::time::Instant;
 
+/// How big the demo is.
 #[derive(Debug, Clone)]
 pub struct DemoOptions {
+    /// Executions to create.
     pub executions: usize,
     /// Give up (and fail) if not everything is terminal by then.
     pub bound: Duration,
@@ -33,14 +35,22 @@ impl Default for DemoOptions {
     }
 }
 
+/// What the demo did.
 #[derive(Debug, Clone, Default)]
 pub struct DemoSummary {
+    /// Executions created.
     pub created: usize,
+    /// Executions per public state at the end.
     pub states: BTreeMap<&'static str, usize>,
+    /// Attempts started, over all executions.
     pub attempts: u64,
+    /// Retries scheduled after failures.
     pub retries: u64,
+    /// Expired leases reclaimed by the engine.
     pub reclaims: u64,
+    /// Wall time of the run.
     pub seconds: f64,
+    /// Whether every execution was terminal in time.
     pub all_terminal: bool,
 }
 

@@ -4,6 +4,8 @@
 //! server (standalone or cluster). [`Client`] is the typed API over the data
 //! plane (the Valkey Functions library in `lua/`).
 
+#![warn(missing_docs)]
+
 #[cfg(not(madsim))]
 pub mod bench;
 pub mod client;

@@ -12,7 +12,9 @@ use crate::scan::ItemResult;
 /// by an instance tag, so several engines can share one Valkey.
 #[derive(Debug, Clone, PartialEq, Eq, Default)]
 pub struct ScannerFilter {
+    /// Only executions of this namespace.
     pub namespace: Option<Namespace>,
+    /// Only executions carrying this tag with this value.
     pub instance_tag: Option<(TagName, String)>,
 }
 
@@ -34,6 +36,7 @@ pub enum BatchFunction {
 }
 
 impl BatchFunction {
+    /// Every batch function.
     pub const ALL: [BatchFunction; 6] = [
         BatchFunction::PromoteDelayed,
         BatchFunction::ReclaimExpired,
@@ -43,6 +46,7 @@ impl BatchFunction {
         BatchFunction::ReconcileIndexes,
     ];
 
+    /// The library function's name.
     pub fn function(self) -> &'static str {
         match self {
             BatchFunction::PromoteDelayed => "ff_promote_delayed",
@@ -84,6 +88,7 @@ impl BatchFunction {
     }
 }
 
+/// One batch call of `f` on the given members of one partition's index.
 pub fn batch(
     f: BatchFunction,
     partition: Partition,
@@ -120,6 +125,7 @@ pub struct BatchOutcome {
     pub malformed: u32,
 }
 
+/// Decode a batch call's reply.
 pub fn decode_batch(function: &'static str, reply: &Reply) -> Result<BatchOutcome, CallError> {
     let mut f = ok_fields(function, reply)?;
     let count = |f: &mut crate::reply::Fields<'_>, what: &str| -> Result<u32, CallError> {

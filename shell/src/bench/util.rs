@@ -33,6 +33,7 @@ pub struct Report {
 }
 
 impl Report {
+    /// Set a figure (kept in insertion order).
     pub fn set(&mut self, key: &str, value: impl Into<Value>) -> &mut Self {
         self.fields.insert(key.to_owned(), value.into());
         self
@@ -45,6 +46,7 @@ impl Report {
         self.set("meets_target", reached)
     }
 
+    /// A figure set before.
     pub fn get(&self, key: &str) -> Option<&Value> {
         self.fields.get(key)
     }
@@ -57,6 +59,7 @@ impl Report {
             .unwrap_or(false)
     }
 
+    /// The figures as one JSON object on one line.
     pub fn to_json_line(&self) -> String {
         Value::Object(self.fields.clone()).to_string()
     }
@@ -108,12 +111,15 @@ pub struct CommandStats {
 }
 
 impl CommandStats {
+    /// Calls of `name`.
     pub fn calls(&self, name: &str) -> u64 {
         self.by_command.get(name).map_or(0, |c| c.0)
     }
+    /// Microseconds spent in `name`.
     pub fn usec(&self, name: &str) -> u64 {
         self.by_command.get(name).map_or(0, |c| c.1)
     }
+    /// Calls of every command.
     pub fn total_calls(&self) -> u64 {
         self.by_command.values().map(|c| c.0).sum()
     }
@@ -222,6 +228,7 @@ impl Admin {
         Ok(Self { nodes })
     }
 
+    /// Primaries administered.
     pub fn node_count(&self) -> usize {
         self.nodes.len()
     }
@@ -296,16 +303,19 @@ impl Admin {
         Ok(sum)
     }
 
+    /// FLUSHALL on every primary.
     pub async fn flushall(&self) -> BenchResult<()> {
         let _: Vec<String> = self.each(redis::cmd("FLUSHALL").arg("SYNC")).await?;
         Ok(())
     }
 
+    /// CONFIG RESETSTAT on every primary.
     pub async fn reset_stats(&self) -> BenchResult<()> {
         let _: Vec<String> = self.each(redis::cmd("CONFIG").arg("RESETSTAT")).await?;
         Ok(())
     }
 
+    /// INFO commandstats summed over the primaries.
     pub async fn command_stats(&self) -> BenchResult<CommandStats> {
         let mut stats = CommandStats::default();
         for text in self.info("commandstats").await? {
@@ -341,7 +351,7 @@ pub struct ServerLoad {
 
 impl Admin {
     /// Reset the command counters and note the CPU clock: the start of a
-    /// [`ServerLoad`] measurement.
+    /// `ServerLoad` measurement.
     pub async fn load_start(&self) -> BenchResult<f64> {
         // CPU first: an INFO after the reset would count as a command.
         let cpu = self.cpu_seconds().await?;
@@ -349,6 +359,7 @@ impl Admin {
         Ok(cpu)
     }
 
+    /// Server load since `load_start` returned `cpu_start`.
     pub async fn load_since(&self, cpu_start: f64) -> BenchResult<ServerLoad> {
         let cpu = self.cpu_seconds().await?;
         let stats = self.command_stats().await?;

@@ -3,23 +3,35 @@
 use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
 use std::time::Duration;
 
+/// One scanner's live counters (atomics; the runner writes, anyone reads).
 #[derive(Debug, Default)]
 pub struct ScannerMetrics {
+    /// Cycles run.
     pub cycles: AtomicU64,
+    /// Members acted on.
     pub acted: AtomicU64,
+    /// Index entries repaired (see [`ScannerStats::repaired`]).
     pub repaired: AtomicU64,
+    /// Due members left aside.
     pub skipped: AtomicU64,
+    /// Malformed entries found and removed.
     pub malformed: AtomicU64,
+    /// Failed store calls and member actions.
     pub errors: AtomicU64,
+    /// Restarts after a panic.
     pub restarts: AtomicU64,
+    /// Duration of the last cycle, in microseconds.
     pub last_cycle_micros: AtomicU64,
+    /// Due members seen in the last cycle.
     pub backlog: AtomicU64,
+    /// Durations of every cycle.
     pub cycle_duration: Histogram,
 }
 
 /// A point-in-time copy of one scanner's counters.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ScannerStats {
+    /// The scanner's name.
     pub scanner: &'static str,
     /// Cycles run (a cycle looks at every partition known or announced due).
     pub cycles: u64,
@@ -44,6 +56,7 @@ pub struct ScannerStats {
 }
 
 impl ScannerMetrics {
+    /// A copy of the counters, labelled `scanner`.
     pub fn snapshot(&self, scanner: &'static str) -> ScannerStats {
         ScannerStats {
             scanner,

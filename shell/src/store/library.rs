@@ -13,8 +13,10 @@ const PARTS: &[(&str, &str)] = &[
     ("scanners.lua", include_str!("../../../lua/scanners.lua")),
 ];
 
+/// The library's name (`#!lua name=ff`).
 pub const LIBRARY_NAME: &str = "ff";
 
+/// The function library, assembled from `lua/`.
 pub struct Library {
     /// The text sent with FUNCTION LOAD.
     pub source: String,
