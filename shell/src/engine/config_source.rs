@@ -346,12 +346,24 @@ pub fn apply_toml(config: &mut EngineConfig, origin: &str, text: &str) -> Result
 pub fn to_toml(config: &EngineConfig) -> String {
     let mut out = String::new();
     for f in FIELDS {
-        let v = (f.get)(config);
-        let is_number = !v.is_empty() && v.bytes().all(|b| b.is_ascii_digit());
-        let v = if is_number { v } else { format!("{v:?}") };
-        out.push_str(&format!("# {}\n{} = {}\n", f.help, f.name, v));
+        out.push_str(&format!(
+            "# {}\n{} = {}\n",
+            f.help,
+            f.name,
+            toml_value(f, config)
+        ));
     }
     out
+}
+
+/// The field's value as a TOML value: counts bare, the rest quoted.
+fn toml_value(f: &Field, config: &EngineConfig) -> String {
+    let v = (f.get)(config);
+    if !v.is_empty() && v.bytes().all(|b| b.is_ascii_digit()) {
+        v
+    } else {
+        format!("{v:?}")
+    }
 }
 
 /// The `--<field>` flags of every [`FIELDS`] row, for a clap command
@@ -440,6 +452,25 @@ mod tests {
         })
         .unwrap();
         assert_eq!(format!("{c:?}"), format!("{default:?}"));
+    }
+
+    #[test]
+    fn the_readme_lists_every_field_with_its_default() {
+        let readme = include_str!("../../../README.md");
+        let default = EngineConfig::default();
+        for f in FIELDS {
+            let v = toml_value(f, &default);
+            let v = if v.starts_with('"') {
+                format!("`{v}`")
+            } else {
+                v
+            };
+            let row = format!("| `{}` | {v} ", f.name);
+            assert!(
+                readme.contains(&row),
+                "README's configuration table lacks {row:?}"
+            );
+        }
     }
 
     #[test]

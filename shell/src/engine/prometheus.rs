@@ -227,6 +227,21 @@ mod tests {
     use crate::engine::{scanners as specs, EngineConfig, ScannerMetrics};
 
     #[test]
+    fn the_readme_lists_every_family() {
+        let readme = include_str!("../../../README.md");
+        let m = ScannerMetrics::default();
+        let text = render(&[m.snapshot("s")], &[]);
+        for family in text.lines().filter_map(|l| l.strip_prefix("# TYPE ")) {
+            let (name, kind) = family.split_once(' ').unwrap();
+            let row = format!("| `{name}` | {kind} |");
+            assert!(
+                readme.contains(&row),
+                "README's metrics table lacks {row:?}"
+            );
+        }
+    }
+
+    #[test]
     fn seconds_are_exact() {
         assert_eq!(seconds(0), "0");
         assert_eq!(seconds(2_000_000), "2");
