@@ -454,6 +454,57 @@ mod tests {
         assert_eq!(format!("{c:?}"), format!("{default:?}"));
     }
 
+    /// Top-level field names of a `Debug` rendering `Name { a: .., b: Inner { .. } }`.
+    fn debug_fields(debug: &str) -> Vec<String> {
+        let body = &debug[debug.find('{').unwrap() + 1..];
+        let (mut depth, mut names, mut current) = (0i32, Vec::new(), String::new());
+        let mut at_name = true;
+        for c in body.chars() {
+            match c {
+                '{' | '(' | '[' => depth += 1,
+                '}' | ')' | ']' => depth -= 1,
+                ':' if depth == 0 && at_name => {
+                    names.push(current.trim().to_owned());
+                    at_name = false;
+                }
+                ',' if depth == 0 => {
+                    current.clear();
+                    at_name = true;
+                }
+                _ if depth == 0 && at_name => current.push(c),
+                _ => {}
+            }
+        }
+        names
+    }
+
+    #[test]
+    fn every_engine_config_field_has_a_row() {
+        // Fields whose parts are flattened into rows of their own.
+        let flattened: &[(&str, &[&str])] = &[
+            (
+                "partitions",
+                &["flow_partitions", "budget_partitions", "quota_partitions"],
+            ),
+            ("filter", &["namespace", "instance_tag"]),
+        ];
+        let names = debug_fields(&format!("{:?}", EngineConfig::default()));
+        assert!(names.len() >= 10, "{names:?}");
+        assert!(names.iter().any(|n| n == "filter") && names.iter().any(|n| n == "batch_size"));
+        for name in names {
+            let rows = flattened
+                .iter()
+                .find(|(n, _)| *n == name)
+                .map_or(vec![name.as_str()], |(_, rows)| rows.to_vec());
+            for row in rows {
+                assert!(
+                    field(row).is_some(),
+                    "EngineConfig::{name} has no row in config_source::FIELDS ({row}): add one so files, FF_ variables and flags can set it"
+                );
+            }
+        }
+    }
+
     #[test]
     fn the_readme_lists_every_field_with_its_default() {
         let readme = include_str!("../../../README.md");
