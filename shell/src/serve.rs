@@ -74,15 +74,18 @@ pub async fn serve(opts: ServeOptions, stop: impl Future<Output = ()>) -> Result
     Ok(engine.shutdown().await)
 }
 
-/// Completes on SIGINT or SIGTERM.
-pub async fn stop_signal() -> std::io::Result<()> {
+/// Take over SIGINT and SIGTERM now (inside a runtime); the future completes
+/// on the first of them. Taken before connecting, so a signal at any later
+/// point means a clean stop rather than the default exit.
+pub fn stop_signal() -> std::io::Result<impl Future<Output = ()>> {
     use tokio::signal::unix::{signal, SignalKind};
     let mut term = signal(SignalKind::terminate())?;
     let mut int = signal(SignalKind::interrupt())?;
-    tokio::select! {
-        biased;
-        _ = int.recv() => tracing::info!("SIGINT"),
-        _ = term.recv() => tracing::info!("SIGTERM"),
-    }
-    Ok(())
+    Ok(async move {
+        tokio::select! {
+            biased;
+            _ = int.recv() => tracing::info!("SIGINT"),
+            _ = term.recv() => tracing::info!("SIGTERM"),
+        }
+    })
 }

@@ -226,11 +226,11 @@ fn engine(args: EngineArgs) -> i32 {
             config,
             metrics,
         };
-        let stop = async {
-            if let Err(e) = stop_signal().await {
-                // Without signal handlers the default action (exit) applies.
-                tracing::error!(error = %e, "cannot install signal handlers");
-                std::future::pending::<()>().await;
+        let stop = match stop_signal() {
+            Ok(stop) => stop,
+            Err(e) => {
+                eprintln!("ff engine: cannot handle SIGINT/SIGTERM: {e}");
+                return 1;
             }
         };
         match serve(opts, stop).await {
