@@ -131,6 +131,8 @@ pub async fn run(store: Arc<dyn Store>, opts: DemoOptions) -> Result<DemoSummary
         lost.len()
     );
 
+    // A bar on a terminal; otherwise a line per look.
+    let bar = crate::progress::terminal_bar("demo", ids.len() as u64);
     let summary = loop {
         tokio::time::sleep(Duration::from_millis(500)).await;
         let mut states: BTreeMap<&'static str, usize> = BTreeMap::new();
@@ -148,12 +150,18 @@ pub async fn run(store: Arc<dyn Store>, opts: DemoOptions) -> Result<DemoSummary
             .filter(|(s, _)| PublicState::parse(s).is_some_and(|p| p.is_terminal()))
             .map(|(_, n)| n)
             .sum();
-        eprintln!(
-            "demo: {:>5.1}s  {terminal}/{} done  {:?}",
-            started.elapsed().as_secs_f64(),
-            ids.len(),
-            states
-        );
+        match &bar {
+            Some(bar) => {
+                bar.set_position(terminal as u64);
+                bar.set_message(format!("{states:?}"));
+            }
+            None => eprintln!(
+                "demo: {:>5.1}s  {terminal}/{} done  {:?}",
+                started.elapsed().as_secs_f64(),
+                ids.len(),
+                states
+            ),
+        }
         let summary = DemoSummary {
             created: ids.len(),
             states,
@@ -167,6 +175,9 @@ pub async fn run(store: Arc<dyn Store>, opts: DemoOptions) -> Result<DemoSummary
             break summary;
         }
     };
+    if let Some(bar) = bar {
+        bar.abandon();
+    }
     for w in workers {
         w.shutdown().await;
     }

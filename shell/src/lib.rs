@@ -13,6 +13,7 @@ pub mod demo;
 pub mod engine;
 pub mod error;
 pub mod inspect;
+mod progress;
 #[cfg(not(madsim))]
 pub mod serve;
 pub mod spec;

@@ -31,7 +31,7 @@ pub(crate) async fn run(ctx: &Ctx) -> BenchResult<Report> {
         .claim_batch(128)
         .fallback(|_job: Job| async move { Ok(Vec::new()) })
         .start()?;
-    let bar = super::progress::Progress::new("completed", n);
+    let bar = crate::progress::Progress::new("ff bench", "completed", n);
     while worker.stats().completed.load(Relaxed) < n && t.elapsed() < Duration::from_secs(600) {
         tokio::time::sleep(Duration::from_millis(20)).await;
         bar.set(worker.stats().completed.load(Relaxed));

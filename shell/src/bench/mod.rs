@@ -23,7 +23,6 @@ mod idle;
 mod lateness;
 mod lease_drain;
 mod memory;
-mod progress;
 mod util;
 
 pub use util::{Admin, CommandStats, Report};

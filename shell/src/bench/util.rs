@@ -437,7 +437,7 @@ pub async fn create_many(
 ) -> BenchResult<CreatedMany> {
     let spec = std::sync::Arc::new(spec);
     let done = std::sync::Arc::new(std::sync::atomic::AtomicU64::new(0));
-    let bar = std::sync::Arc::new(super::progress::Progress::new("created", n));
+    let bar = std::sync::Arc::new(crate::progress::Progress::new("ff bench", "created", n));
     let cpu = ctx.admin.cpu_seconds().await?;
     let t = Instant::now();
     let mut handles = Vec::new();
@@ -551,7 +551,7 @@ pub async fn wait_acted(
     timeout: Duration,
 ) -> (bool, Duration, Option<ScannerStats>) {
     let start = Instant::now();
-    let bar = super::progress::Progress::new(name, target);
+    let bar = crate::progress::Progress::new("ff bench", name, target);
     let (reached, s) = loop {
         let s = scanner(engine, name);
         let acted = s.as_ref().map_or(0, |s| s.acted);
