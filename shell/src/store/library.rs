@@ -14,8 +14,10 @@ const PARTS: &[(&str, &str)] = &[
     ("flows.lua", include_str!("../../../lua/flows.lua")),
 ];
 
+/// The library's name (`#!lua name=ff`).
 pub const LIBRARY_NAME: &str = "ff";
 
+/// The function library, assembled from `lua/`.
 pub struct Library {
     /// The text sent with FUNCTION LOAD.
     pub source: String,
