@@ -532,7 +532,9 @@ pub struct MembershipOp {
     pub join: Join,
     pub cancel_remaining: Flag,
     /// `place % 4 == 0`: the execution stays as named (maybe in another
-    /// partition than the flow); otherwise it is moved to the flow's.
+    /// partition than the flow); otherwise it is moved to the flow's, and
+    /// with 3 the other arguments are replaced by valid ones
+    /// ([`CreateOp::plain`]) so that members, edges and joins get going.
     pub place: u8,
 }
 
@@ -554,6 +556,29 @@ pub struct CreateOp {
     pub idempotency: Option<(Text, Num)>,
     pub tags: List<(Name, Text)>,
     pub membership: Option<MembershipOp>,
+}
+
+impl CreateOp {
+    /// A valid create of `exec` with these membership arguments.
+    pub fn plain(exec: u8, membership: Option<MembershipOp>) -> Self {
+        CreateOp {
+            exec,
+            namespace: Name::Known(0),
+            lane: Name::Known(0),
+            kind: Name::Known(4),
+            priority: Num::Zero,
+            payload: Blob::Bytes(Vec::new()),
+            delay_ms: Num::Zero,
+            attempt_timeout_ms: Num::Zero,
+            deadline_ms: Num::Zero,
+            retry: Retry::Fixed(0, Num::Zero),
+            max_reclaims: Num::Zero,
+            retention_ms: Num::Thousands(60),
+            idempotency: None,
+            tags: List(Vec::new()),
+            membership,
+        }
+    }
 }
 
 /// A KEYS entry of a [`Op::Raw`] call.
@@ -1046,6 +1071,14 @@ impl Run {
     fn step(&mut self, op: &Op) {
         match op {
             Op::Create(c) => {
+                let plain;
+                let c = match &c.membership {
+                    Some(m) if m.place % 4 == 3 => {
+                        plain = CreateOp::plain(c.exec, c.membership.clone());
+                        &plain
+                    }
+                    _ => c,
+                };
                 let eid = match &c.membership {
                     Some(MembershipOp {
                         flow: FlowSel::Known(f),
@@ -1352,10 +1385,13 @@ impl Run {
                 let flow = flow_id(*f);
                 let fk = flow_keys(&flow);
                 let p = flow_partition(&flow, &config()).index;
+                // Two distinct executions of the partition (the child named as
+                // an offset from the parent), unless twist says otherwise.
+                let per = (EXECS / PARTITIONS as usize) as u8;
                 let mut a = fl::EdgeArgs {
                     flow: flow.clone(),
                     parent: local_exec(*parent, p),
-                    child: local_exec(*child, p),
+                    child: local_exec(parent % per + 1 + child % (per - 1), p),
                     pass_data: *pass_data,
                 };
                 let mut key = fk.flow();

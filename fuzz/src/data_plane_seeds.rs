@@ -639,11 +639,15 @@ pub fn member(exec: u8, flow: u8, join: Join, cancel_remaining: bool) -> CreateO
     }
 }
 
+/// The edge `parent -> child` of flow `flow`, both local indexes of its
+/// partition (see [`Op::AddEdge`]: the child is named as an offset).
 fn edge(flow: u8, parent: u8, child: u8, pass_data: bool) -> Op {
+    let per = (EXECS / PARTITIONS as usize) as u8;
+    assert!(parent < per && child < per && parent != child);
     Op::AddEdge {
         flow,
         parent,
-        child,
+        child: (child + per - parent - 1) % per,
         pass_data,
         twist: 7,
     }
