@@ -14,6 +14,7 @@
 
 pub mod execution;
 pub mod limits;
+pub mod ownership;
 pub mod scan;
 
 use crate::error::FfError;

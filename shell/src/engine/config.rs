@@ -1,6 +1,6 @@
 //! EngineConfig: the seed's defaults, plus what our runner adds.
 
-use ff_core::contract::limits::MAX_CLAIM_BATCH;
+use ff_core::contract::limits::{MAX_CLAIM_BATCH, MAX_LEASE_MS};
 use ff_core::contract::scan::ScannerFilter;
 use ff_core::PartitionConfig;
 use std::time::Duration;
@@ -30,6 +30,15 @@ pub struct EngineConfig {
     /// A scanner that panicked is restarted after this pause.
     pub restart_backoff: Duration,
     pub filter: ScannerFilter,
+    /// Replicas share the partitions through leases held in Valkey; each scans
+    /// only what it holds. Off: this engine scans every partition.
+    pub ownership: bool,
+    /// A partition lease (and a member's heartbeat) lasts this long without
+    /// renewal: a replica that dies silently is replaced within about this.
+    pub ownership_lease_ttl: Duration,
+    /// How often a replica renews its leases and rebalances (at most a third
+    /// of the lease TTL, so one lost heartbeat does not lose the leases).
+    pub ownership_heartbeat: Duration,
 }
 
 impl Default for EngineConfig {
@@ -47,6 +56,9 @@ impl Default for EngineConfig {
             shutdown_timeout: Duration::from_secs(15),
             restart_backoff: Duration::from_secs(1),
             filter: ScannerFilter::default(),
+            ownership: true,
+            ownership_lease_ttl: Duration::from_secs(6),
+            ownership_heartbeat: Duration::from_secs(2),
         }
     }
 }
@@ -70,6 +82,7 @@ impl EngineConfig {
             ),
             ("index_reconciler_interval", self.index_reconciler_interval),
             ("rescan_interval", self.rescan_interval),
+            ("ownership_heartbeat", self.ownership_heartbeat),
         ] {
             if d < min {
                 return Err(format!("{name} must be at least 10 ms, got {d:?}"));
@@ -79,6 +92,19 @@ impl EngineConfig {
             return Err(format!(
                 "batch_size must be in 1..={MAX_CLAIM_BATCH}, got {}",
                 self.batch_size
+            ));
+        }
+        if self.ownership_lease_ttl < self.ownership_heartbeat * 3 {
+            return Err(format!(
+                "ownership_lease_ttl must be at least 3 × ownership_heartbeat ({:?}), got {:?}",
+                self.ownership_heartbeat * 3,
+                self.ownership_lease_ttl
+            ));
+        }
+        if self.ownership_lease_ttl.as_millis() > MAX_LEASE_MS as u128 {
+            return Err(format!(
+                "ownership_lease_ttl must be at most {MAX_LEASE_MS} ms, got {:?}",
+                self.ownership_lease_ttl
             ));
         }
         Ok(())

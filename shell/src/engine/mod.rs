@@ -5,6 +5,7 @@
 
 pub mod config;
 pub mod metrics;
+mod ownership;
 pub mod runner;
 mod supervisor;
 mod wake;
@@ -66,6 +67,9 @@ pub struct Engine {
     handles: Vec<JoinHandle<()>>,
     metrics: Vec<(&'static str, Arc<ScannerMetrics>)>,
     shutdown_timeout: Duration,
+    /// This replica's member id and what it holds (ownership on).
+    ownership: Option<(String, watch::Receiver<ownership::Owned>)>,
+    partition_count: u16,
 }
 
 impl Engine {
@@ -80,6 +84,23 @@ impl Engine {
         crate::client::check_partition_config(store.as_ref(), &config.partitions).await?;
         let (shutdown_tx, shutdown_rx) = watch::channel(false);
         let mut handles = Vec::new();
+        let ownership = config.ownership.then(|| {
+            let settings = ownership::Settings {
+                member: ownership::new_member_id(),
+                partitions: config.partitions.flow_partitions,
+                lease_ttl: config.ownership_lease_ttl,
+                heartbeat: config.ownership_heartbeat,
+            };
+            let member = settings.member.clone();
+            let (tx, rx) = watch::channel(ownership::Owned::nothing(settings.partitions));
+            handles.push(tokio::spawn(ownership::maintain(
+                store.clone(),
+                settings,
+                tx,
+                shutdown_rx.clone(),
+            )));
+            (member, rx)
+        });
         let mut metrics = Vec::new();
         let mut routes = Vec::new();
         for spec in scanners(&config) {
@@ -90,6 +111,7 @@ impl Engine {
             // The receiver outlives a panicked runner: the restarted one takes it up.
             let rx = Arc::new(Mutex::new(rx));
             let (store, cfg, rx_shutdown) = (store.clone(), config.clone(), shutdown_rx.clone());
+            let owned = ownership.as_ref().map(|(_, rx)| rx.clone());
             let make = {
                 let m = m.clone();
                 move || -> futures::future::BoxFuture<'static, ()> {
@@ -102,6 +124,10 @@ impl Engine {
                         cfg.rescan_interval,
                         m.clone(),
                     );
+                    let runner = match &owned {
+                        Some(o) => runner.with_ownership(o.clone()),
+                        None => runner,
+                    };
                     let (rx, shutdown) = (rx.clone(), rx_shutdown.clone());
                     Box::pin(async move {
                         let mut rx = rx.lock().await;
@@ -121,6 +147,7 @@ impl Engine {
         tracing::info!(
             scanners = metrics.len(),
             partitions = config.partitions.flow_partitions,
+            member = ownership.as_ref().map(|(m, _)| m.as_str()),
             "engine started"
         );
         Ok(Self {
@@ -128,7 +155,26 @@ impl Engine {
             handles,
             metrics,
             shutdown_timeout: config.shutdown_timeout,
+            ownership,
+            partition_count: config.partitions.flow_partitions,
         })
+    }
+
+    /// This replica's member id in partition ownership (`None`: ownership off).
+    pub fn member_id(&self) -> Option<&str> {
+        self.ownership.as_ref().map(|(m, _)| m.as_str())
+    }
+
+    /// The partition indexes this replica scans now (all with ownership off).
+    pub fn owned_partitions(&self) -> Vec<u16> {
+        let Some((_, rx)) = &self.ownership else {
+            return (0..self.partition_count).collect();
+        };
+        let now = tokio::time::Instant::now();
+        let owned = rx.borrow();
+        (0..self.partition_count)
+            .filter(|&p| owned.epoch(p as usize, now).is_some())
+            .collect()
     }
 
     /// Counters of every scanner.

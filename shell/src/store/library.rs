@@ -11,6 +11,7 @@ const PARTS: &[(&str, &str)] = &[
     ("keys.lua", include_str!("../../../lua/keys.lua")),
     ("execution.lua", include_str!("../../../lua/execution.lua")),
     ("scanners.lua", include_str!("../../../lua/scanners.lua")),
+    ("ownership.lua", include_str!("../../../lua/ownership.lua")),
 ];
 
 pub const LIBRARY_NAME: &str = "ff";
