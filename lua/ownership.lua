@@ -48,12 +48,12 @@ local function read_leases()
 end
 
 -- {1, now, member count, (member, expiry)*, (partition, owner, epoch, expiry)*}
-local function own_view_reply(now, leases)
-  local flat = redis.call('HGETALL', OWN_MEMBERS)
+-- `flat`: the members hash as HGETALL lists it; `gone`: members left out.
+local function own_view_reply(now, flat, gone, leases)
   local members = {}
   for i = 1, #flat, 2 do
     local exp = tonumber(flat[i + 1])
-    if name_ok(flat[i]) and exp then members[#members + 1] = {flat[i], exp} end
+    if name_ok(flat[i]) and exp and not gone[flat[i]] then members[#members + 1] = {flat[i], exp} end
   end
   -- Sorted: a hash lists its fields in an order of its own.
   table.sort(members, function(a, b) return a[1] < b[1] end)
@@ -97,10 +97,13 @@ local function own_sync(keys, args)
   redis.call('HSET', OWN_MEMBERS, me, string.format('%.0f', now + ttl))
   -- Forget members whose heartbeat ran out.
   local flat = redis.call('HGETALL', OWN_MEMBERS)
-  local dead = {}
+  local dead, gone = {}, {}
   for i = 1, #flat, 2 do
     local exp = tonumber(flat[i + 1])
-    if exp == nil or exp <= now then dead[#dead + 1] = flat[i] end
+    if exp == nil or exp <= now then
+      dead[#dead + 1] = flat[i]
+      gone[flat[i]] = true
+    end
   end
   if #dead > 0 then redis.call('HDEL', OWN_MEMBERS, unpack(dead)) end
   local leases = read_leases()
@@ -135,13 +138,13 @@ local function own_sync(keys, args)
     writes[#writes + 1] = lease_text(l.owner, l.epoch, l.exp)
   end
   hset_all(OWN_LEASES, writes)
-  return own_view_reply(now, leases)
+  return own_view_reply(now, flat, gone, leases)
 end
 
 local function own_view(keys, args)
   local bad = own_keys_ok(keys)
   if bad then return bad end
-  return own_view_reply(now_ms(), read_leases())
+  return own_view_reply(now_ms(), redis.call('HGETALL', OWN_MEMBERS), {}, read_leases())
 end
 
 -- ARGV: member. Releases its live leases and removes its heartbeat.

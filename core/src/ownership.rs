@@ -122,15 +122,20 @@ pub fn preference(member: &str, partition: u16) -> u64 {
     h ^ (h >> 33)
 }
 
-/// What `me` should claim and release, given `view` and the partition count.
-/// `me` counts as live even if the view predates its first heartbeat.
-pub fn decide(view: &View, me: &str, partitions: u16) -> Decision {
+/// `me`'s fair share in `view`; `me` counts as live even if the view
+/// predates its first heartbeat.
+pub fn target(view: &View, me: &str, partitions: u16) -> usize {
     let mut live = view.live_members();
     if let Err(at) = live.binary_search(&me) {
         live.insert(at, me);
     }
     let rank = live.binary_search(&me).unwrap_or(0);
-    let target = fair_share(partitions, live.len(), rank);
+    fair_share(partitions, live.len(), rank)
+}
+
+/// What `me` should claim and release, given `view` and the partition count.
+pub fn decide(view: &View, me: &str, partitions: u16) -> Decision {
+    let target = target(view, me, partitions);
     let mut mine: Vec<u16> = view
         .held_by(me, partitions)
         .into_iter()

@@ -11,6 +11,7 @@
 //! | `lateness` | `p99_ms` of (promoted at − due at) of short delays | ≤ 50 ms |
 //! | `memory` | `bytes_per_execution` (INFO `used_memory` delta) | ≤ 1 000 |
 //! | `e2e` | `jobs_per_sec` one Worker completes; `submit_per_sec` | ≥ 45 000 / ≥ 60 000 |
+//! | `replicas` | per 1, 2, 4 replicas: idle `commands_per_sec`, drain `items_per_sec`, rebalance time | — (compared) |
 //!
 //! **The bench wipes the server.** It starts only on a server whose databases
 //! hold no keys, or with `flush` set (FLUSHALL on every primary first); when it
@@ -23,6 +24,7 @@ mod idle;
 mod lateness;
 mod lease_drain;
 mod memory;
+mod replicas;
 mod util;
 
 pub use util::{Admin, CommandStats, Report};
@@ -47,16 +49,18 @@ pub enum Scenario {
     Lateness,
     Memory,
     E2e,
+    Replicas,
 }
 
 impl Scenario {
-    pub const ALL: [Scenario; 6] = [
+    pub const ALL: [Scenario; 7] = [
         Scenario::DelayedDrain,
         Scenario::LeaseDrain,
         Scenario::Idle,
         Scenario::Lateness,
         Scenario::Memory,
         Scenario::E2e,
+        Scenario::Replicas,
     ];
 
     pub fn name(self) -> &'static str {
@@ -67,6 +71,7 @@ impl Scenario {
             Scenario::Lateness => "lateness",
             Scenario::Memory => "memory",
             Scenario::E2e => "e2e",
+            Scenario::Replicas => "replicas",
         }
     }
 
@@ -81,6 +86,7 @@ impl Scenario {
                 100_000
             }
             Scenario::Lateness => 5_000,
+            Scenario::Replicas => 50_000,
             Scenario::Idle => 0,
         }
     }
@@ -91,6 +97,7 @@ impl Scenario {
         match self {
             Scenario::Idle => 30.0,
             Scenario::Lateness => 10.0,
+            Scenario::Replicas => 10.0,
             _ => 0.0,
         }
     }
@@ -193,6 +200,7 @@ pub async fn run(scenario: Scenario, opts: BenchOptions) -> BenchResult<Report> 
         Scenario::Lateness => lateness::run(&ctx).await,
         Scenario::Memory => memory::run(&ctx).await,
         Scenario::E2e => e2e::run(&ctx).await,
+        Scenario::Replicas => replicas::run(&ctx).await,
     };
     if !ctx.opts.keep {
         if let Err(e) = ctx.admin.flushall().await {

@@ -69,6 +69,8 @@ enum ScenarioArg {
     Memory,
     /// N no-op executions submitted, then run by one Worker (jobs/s; target >= 45 000, submit >= 60 000).
     E2e,
+    /// 1, 2 and 4 engine replicas: rebalance time, idle commands/s, drain items/s (N: 50 000; idle SECONDS: 10).
+    Replicas,
 }
 
 #[derive(Debug, clap::Args)]
@@ -86,8 +88,8 @@ struct BenchArgs {
     /// Executions to create (default: 100000; lateness 5000; idle none).
     #[arg(long, value_name = "N")]
     n: Option<u64>,
-    /// Length of the timed scenarios: idle (default 30) and lateness's
-    /// creation period (default 10).
+    /// Length of the timed scenarios: idle (default 30), lateness's
+    /// creation period (default 10) and replicas' idle count (default 10).
     #[arg(long, value_name = "SECONDS")]
     seconds: Option<f64>,
     /// FLUSHALL a server that holds keys instead of refusing to run.
@@ -264,6 +266,7 @@ fn bench(args: BenchArgs) -> i32 {
         ScenarioArg::Lateness => Scenario::Lateness,
         ScenarioArg::Memory => Scenario::Memory,
         ScenarioArg::E2e => Scenario::E2e,
+        ScenarioArg::Replicas => Scenario::Replicas,
     };
     let opts = BenchOptions {
         urls: args.redis,

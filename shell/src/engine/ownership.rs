@@ -87,16 +87,22 @@ async fn sync(
 }
 
 /// One heartbeat: renew, then claim/release what core says (a second call
-/// only when something changes). Returns what is held afterwards.
-async fn beat(store: &dyn Store, s: &Settings) -> Result<Owned, String> {
+/// only when something changes). Returns what is held afterwards, and
+/// whether that is less than this replica's fair share (others still have
+/// to hand some back: look again soon).
+async fn beat(store: &dyn Store, s: &Settings) -> Result<(Owned, bool), String> {
     let (view, sent) = sync(store, s, &[], &[]).await?;
     let d = ownership::decide(&view, &s.member, s.partitions);
     if d.is_empty() {
-        return Ok(held(&view, s, sent));
+        let owned = held(&view, s, sent);
+        let short =
+            owned.0.iter().flatten().count() < ownership::target(&view, &s.member, s.partitions);
+        return Ok((owned, short));
     }
     let (after, sent) = sync(store, s, &d.claim, &d.release).await?;
     let owned = held(&after, s, sent);
     let count = owned.0.iter().flatten().count();
+    let short = count < ownership::target(&after, &s.member, s.partitions);
     tracing::info!(
         member = %s.member,
         claimed = d.claim.len(),
@@ -105,7 +111,7 @@ async fn beat(store: &dyn Store, s: &Settings) -> Result<Owned, String> {
         held = count,
         "partition ownership changed"
     );
-    Ok(owned)
+    Ok((owned, short))
 }
 
 /// Run until shutdown: heartbeat every `heartbeat`, publish what is held; on
@@ -121,13 +127,19 @@ pub(crate) async fn maintain(
         if *shutdown.borrow() {
             break;
         }
+        let mut pause = s.heartbeat;
         match beat(store.as_ref(), &s).await {
-            Ok(owned) => {
+            Ok((owned, short)) => {
                 tx.send_if_modified(|cur| {
                     let changed = *cur != owned;
                     *cur = owned;
                     changed
                 });
+                // Short of the fair share: the others release theirs at their
+                // next heartbeat; pick them up soon after, not a heartbeat later.
+                if short {
+                    pause = s.heartbeat / 4;
+                }
             }
             // What is held stays trusted until its local expiry, then lapses.
             Err(e) => tracing::warn!(member = %s.member, error = %e, "ownership heartbeat failed"),
@@ -135,7 +147,7 @@ pub(crate) async fn maintain(
         tokio::select! {
             biased;
             r = shutdown.changed() => if r.is_err() { break },
-            _ = tokio::time::sleep(s.heartbeat) => {}
+            _ = tokio::time::sleep(pause) => {}
         }
     }
     // Stop scanning first, then hand the leases back.
