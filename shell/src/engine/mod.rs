@@ -68,7 +68,7 @@ pub struct Engine {
     metrics: Vec<(&'static str, Arc<ScannerMetrics>)>,
     shutdown_timeout: Duration,
     /// This replica's member id and what it holds (ownership on).
-    ownership: Option<(String, watch::Receiver<ownership::Owned>)>,
+    ownership: Option<(String, ownership::Subscriber)>,
     partition_count: u16,
 }
 
@@ -92,15 +92,19 @@ impl Engine {
                 heartbeat: config.ownership_heartbeat,
             };
             let member = settings.member.clone();
-            let (tx, rx) = watch::channel(ownership::Owned::nothing(settings.partitions));
+            let (tx, rx) = ownership::channel(ownership::Owned::nothing(settings.partitions));
             handles.push(tokio::spawn(ownership::maintain(
                 store.clone(),
                 settings,
-                tx,
+                tx.clone(),
                 shutdown_rx.clone(),
             )));
-            (member, rx)
+            (member, (tx, rx))
         });
+        let (ownership, publisher) = match ownership {
+            Some((member, (tx, rx))) => (Some((member, rx)), Some(tx)),
+            None => (None, None),
+        };
         let mut metrics = Vec::new();
         let mut routes = Vec::new();
         for spec in scanners(&config) {
@@ -111,7 +115,8 @@ impl Engine {
             // The receiver outlives a panicked runner: the restarted one takes it up.
             let rx = Arc::new(Mutex::new(rx));
             let (store, cfg, rx_shutdown) = (store.clone(), config.clone(), shutdown_rx.clone());
-            let owned = ownership.as_ref().map(|(_, rx)| rx.clone());
+            // One subscription per scanner, kept across restarts.
+            let owned = publisher.as_ref().map(ownership::Publisher::subscribe);
             let make = {
                 let m = m.clone();
                 move || -> futures::future::BoxFuture<'static, ()> {
@@ -171,7 +176,7 @@ impl Engine {
             return (0..self.partition_count).collect();
         };
         let now = tokio::time::Instant::now();
-        let owned = rx.borrow();
+        let owned = rx.current();
         (0..self.partition_count)
             .filter(|&p| owned.epoch(p as usize, now).is_some())
             .collect()

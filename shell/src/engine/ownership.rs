@@ -9,9 +9,9 @@
 use crate::store::Store;
 use ff_core::contract::ownership as contract;
 use ff_core::ownership::{self, View};
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
-use tokio::sync::watch;
+use tokio::sync::{watch, Notify};
 use tokio::time::Instant;
 
 /// One partition held: its lease epoch and until when this replica trusts it.
@@ -38,6 +38,76 @@ impl Owned {
             .flatten()
             .filter(|h| h.until > now)
             .map(|h| h.epoch)
+    }
+}
+
+/// What the ownership task publishes to the runners: the current [`Owned`],
+/// and one [`Notify`] per runner woken (in a fixed order) when it changes.
+/// Not a `tokio::sync::watch`: a watch spreads its waiters over several
+/// queues picked by a per-thread random number, so the order receivers wake
+/// in would differ between two simulator runs of the same seed.
+#[derive(Clone)]
+pub(crate) struct Publisher {
+    owned: Arc<Mutex<Owned>>,
+    subscribers: Arc<Mutex<Vec<Arc<Notify>>>>,
+}
+
+/// A runner's view of what its replica holds.
+#[derive(Clone)]
+pub(crate) struct Subscriber {
+    owned: Arc<Mutex<Owned>>,
+    notify: Arc<Notify>,
+}
+
+/// A publisher starting at `initial`, and its first subscriber.
+pub(crate) fn channel(initial: Owned) -> (Publisher, Subscriber) {
+    let p = Publisher {
+        owned: Arc::new(Mutex::new(initial)),
+        subscribers: Arc::default(),
+    };
+    let s = p.subscribe();
+    (p, s)
+}
+
+fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    // The data is a plain value: a panic elsewhere leaves it whole.
+    m.lock().unwrap_or_else(|e| e.into_inner())
+}
+
+impl Publisher {
+    pub fn subscribe(&self) -> Subscriber {
+        let notify = Arc::new(Notify::new());
+        lock(&self.subscribers).push(notify.clone());
+        Subscriber {
+            owned: self.owned.clone(),
+            notify,
+        }
+    }
+
+    /// Replace what is held; wake every subscriber if it changed.
+    pub fn publish(&self, owned: Owned) {
+        {
+            let mut cur = lock(&self.owned);
+            if *cur == owned {
+                return;
+            }
+            *cur = owned;
+        }
+        for n in lock(&self.subscribers).iter() {
+            // A permit is kept if the runner is not waiting right now.
+            n.notify_one();
+        }
+    }
+}
+
+impl Subscriber {
+    pub fn current(&self) -> Owned {
+        lock(&self.owned).clone()
+    }
+
+    /// Wait until what is held changes (at once if it changed since the last wait).
+    pub async fn changed(&self) {
+        self.notify.notified().await
     }
 }
 
@@ -119,7 +189,7 @@ async fn beat(store: &dyn Store, s: &Settings) -> Result<(Owned, bool), String> 
 pub(crate) async fn maintain(
     store: Arc<dyn Store>,
     s: Settings,
-    tx: watch::Sender<Owned>,
+    tx: Publisher,
     mut shutdown: watch::Receiver<bool>,
 ) {
     tracing::info!(member = %s.member, ttl = ?s.lease_ttl, heartbeat = ?s.heartbeat, "partition ownership on");
@@ -130,11 +200,7 @@ pub(crate) async fn maintain(
         let mut pause = s.heartbeat;
         match beat(store.as_ref(), &s).await {
             Ok((owned, short)) => {
-                tx.send_if_modified(|cur| {
-                    let changed = *cur != owned;
-                    *cur = owned;
-                    changed
-                });
+                tx.publish(owned);
                 // Short of the fair share: the others release theirs at their
                 // next heartbeat; pick them up soon after, not a heartbeat later.
                 if short {
@@ -151,7 +217,7 @@ pub(crate) async fn maintain(
         }
     }
     // Stop scanning first, then hand the leases back.
-    tx.send_replace(Owned::nothing(s.partitions));
+    tx.publish(Owned::nothing(s.partitions));
     match store.fcall(&contract::leave(&s.member)).await {
         Ok(r) => match contract::decode_leave(&r) {
             Ok(n) => tracing::info!(member = %s.member, released = n, "left partition ownership"),

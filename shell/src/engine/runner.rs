@@ -7,7 +7,7 @@
 //! from the data plane, or the interval — whichever comes first.
 
 use super::metrics::ScannerMetrics;
-use super::ownership::Owned;
+use super::ownership::Subscriber;
 use crate::error::StoreError;
 use crate::store::{cmd, Store};
 use ff_core::contract::scan::{self as contract, BatchFunction, BatchOutcome, ScannerFilter};
@@ -72,7 +72,7 @@ pub(crate) struct Runner {
     last_rescan: Instant,
     last_sweep: Option<Instant>,
     /// The partitions this replica holds (`None`: ownership off, all of them).
-    owned: Option<watch::Receiver<Owned>>,
+    owned: Option<Subscriber>,
     /// Per slot, the lease epoch it is scanned under; `None`: not ours.
     held: Vec<Option<u64>>,
 }
@@ -216,7 +216,7 @@ impl Runner {
     }
 
     /// Scan only the partitions `owned` says this replica holds.
-    pub(crate) fn with_ownership(mut self, owned: watch::Receiver<Owned>) -> Self {
+    pub(crate) fn with_ownership(mut self, owned: Subscriber) -> Self {
         self.held = vec![None; self.slots.len()];
         self.owned = Some(owned);
         self.refresh_ownership();
@@ -227,10 +227,10 @@ impl Runner {
     /// again under a new epoch: someone else may have had it meanwhile) has its
     /// index read at once; one no longer held is forgotten and not scanned.
     fn refresh_ownership(&mut self) {
-        let Some(rx) = self.owned.as_mut() else {
+        let Some(rx) = self.owned.as_ref() else {
             return;
         };
-        let owned = rx.borrow_and_update().clone();
+        let owned = rx.current();
         let now = Instant::now();
         let (mut gained, mut lost) = (0usize, 0usize);
         for (i, held) in self.held.iter_mut().enumerate() {
@@ -267,7 +267,7 @@ impl Runner {
     fn ownership_expiry(&self) -> Option<Instant> {
         let rx = self.owned.as_ref()?;
         let now = Instant::now();
-        let owned = rx.borrow();
+        let owned = rx.current();
         owned
             .0
             .iter()
@@ -392,16 +392,13 @@ impl Runner {
                     None => wakes = None,
                 },
                 r = shutdown.changed() => if r.is_err() { break },
-                r = async {
-                    match self.owned.as_mut() {
+                // What this replica holds changed: refreshed at the loop's top.
+                _ = async {
+                    match self.owned.as_ref() {
                         Some(rx) => rx.changed().await,
                         None => std::future::pending().await,
                     }
-                } => if r.is_err() {
-                    // The ownership task is gone (engine dropped): hold nothing.
-                    self.owned = None;
-                    self.held.iter_mut().for_each(|h| *h = None);
-                },
+                } => {}
             }
         }
         tracing::info!(scanner = self.spec.name, "scanner stopped");

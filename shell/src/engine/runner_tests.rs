@@ -1594,7 +1594,7 @@ async fn supervised_runner_stops_on_shutdown() {
 // ---------------------------------------------------------------------------
 // Ownership: the runner scans only the partitions this replica holds.
 
-use crate::engine::ownership::{Held, Owned};
+use crate::engine::ownership::{self, Held, Owned};
 
 /// Ownership of `held` partitions out of `n`, under `epoch`, for an hour.
 fn owning(n: u16, held: &[u16], epoch: u64) -> Owned {
@@ -1616,7 +1616,7 @@ async fn only_held_partitions_are_read_and_acted_on() {
         w.zadd(&key(DELAYED, 0), 10, "a");
         w.zadd(&key(DELAYED, 2), 10, "c");
     }
-    let (_tx, rx) = watch::channel(owning(3, &[0], 1));
+    let (_tx, rx) = ownership::channel(owning(3, &[0], 1));
     let (runner, m) = Setup::default().build(mock_store(&w));
     let mut runner = runner.with_ownership(rx);
     runner.cycle().await;
@@ -1631,12 +1631,12 @@ async fn only_held_partitions_are_read_and_acted_on() {
 #[tokio::test]
 async fn a_partition_gained_is_read_at_once_and_one_lost_is_dropped() {
     let w = world();
-    let (tx, rx) = watch::channel(owning(3, &[0], 1));
+    let (tx, rx) = ownership::channel(owning(3, &[0], 1));
     let (runner, _m) = Setup::default().build(mock_store(&w));
     let mut runner = runner.with_ownership(rx);
     runner.cycle().await;
     w.lock().unwrap().zadd(&key(DELAYED, 2), 10, "c");
-    tx.send(owning(3, &[2], 1)).unwrap();
+    tx.publish(owning(3, &[2], 1));
     runner.refresh_ownership();
     assert!(runner.has_work(), "the partition gained is read at once");
     runner.cycle().await;
@@ -1649,7 +1649,7 @@ async fn a_partition_gained_is_read_at_once_and_one_lost_is_dropped() {
 #[tokio::test]
 async fn a_new_epoch_rereads_a_partition_held_all_along() {
     let w = world();
-    let (tx, rx) = watch::channel(owning(2, &[0, 1], 1));
+    let (tx, rx) = ownership::channel(owning(2, &[0, 1], 1));
     let (runner, _m) = Setup {
         partitions: 2,
         ..Setup::default()
@@ -1661,7 +1661,7 @@ async fn a_new_epoch_rereads_a_partition_held_all_along() {
     // Partition 1 was lost and claimed again: another replica may have changed it.
     let mut o = owning(2, &[0, 1], 1);
     o.0[1].as_mut().unwrap().epoch = 2;
-    tx.send(o).unwrap();
+    tx.publish(o);
     runner.refresh_ownership();
     runner.cycle().await;
     assert_eq!(w.lock().unwrap().reads[1].1, vec![read_cmd(DELAYED, 1, 11)]);
@@ -1670,7 +1670,7 @@ async fn a_new_epoch_rereads_a_partition_held_all_along() {
 #[tokio::test]
 async fn wake_ups_and_rescans_of_unheld_partitions_are_ignored() {
     let w = world();
-    let (_tx, rx) = watch::channel(owning(3, &[1], 1));
+    let (_tx, rx) = ownership::channel(owning(3, &[1], 1));
     let (runner, _m) = Setup::default().build(mock_store(&w));
     let mut runner = runner.with_ownership(rx);
     runner.cycle().await;
@@ -1690,7 +1690,7 @@ async fn a_lease_that_lapsed_locally_is_not_scanned() {
     w.lock().unwrap().zadd(&key(DELAYED, 0), 10, "a");
     let mut o = owning(2, &[0], 1);
     o.0[0].as_mut().unwrap().until = Instant::now();
-    let (_tx, rx) = watch::channel(o);
+    let (_tx, rx) = ownership::channel(o);
     let (runner, _m) = Setup {
         partitions: 2,
         ..Setup::default()
@@ -1710,7 +1710,7 @@ async fn a_sweep_walks_only_held_partitions() {
         w.sets.insert(key(SWEEP, 0), vec!["a".into()]);
         w.sets.insert(key(SWEEP, 1), vec!["b".into()]);
     }
-    let (_tx, rx) = watch::channel(owning(2, &[1], 1));
+    let (_tx, rx) = ownership::channel(owning(2, &[1], 1));
     let (runner, _m) = Setup {
         function: SWEEP,
         partitions: 2,
@@ -1726,7 +1726,7 @@ async fn a_sweep_walks_only_held_partitions() {
 #[tokio::test]
 async fn a_running_runner_picks_up_a_gained_partition_promptly() {
     let w = live_world();
-    let (otx, orx) = watch::channel(owning(2, &[], 1));
+    let (otx, orx) = ownership::channel(owning(2, &[], 1));
     let (runner, m) = Setup {
         partitions: 2,
         interval: Duration::from_secs(30),
@@ -1743,7 +1743,7 @@ async fn a_running_runner_picks_up_a_gained_partition_promptly() {
     }
     tokio::time::sleep(Duration::from_millis(20)).await;
     assert!(w.lock().unwrap().fcalls.is_empty(), "nothing held yet");
-    otx.send(owning(2, &[1], 1)).unwrap();
+    otx.publish(owning(2, &[1], 1));
     eventually("x acted", || stats(&m).acted == 1).await;
     tx.send(true).unwrap();
     tokio::time::timeout(PATIENCE, task).await.unwrap().unwrap();
