@@ -14,6 +14,7 @@ pub mod id;
 pub mod invariant;
 pub mod keys;
 pub mod name;
+pub mod ownership;
 pub mod partition;
 pub mod reply;
 pub mod retry;

@@ -34,6 +34,9 @@ pub struct Faults {
     pub clock_jumps: bool,
     /// A worker keeps working after its lease was taken and reports late.
     pub zombies: bool,
+    /// An engine replica is cut off from the store for a while (its calls
+    /// fail, its wake-ups are lost), sometimes longer than its leases.
+    pub partitions: bool,
 }
 
 impl Faults {
@@ -48,6 +51,7 @@ impl Faults {
             store_restart: false,
             clock_jumps: false,
             zombies: false,
+            partitions: false,
         }
     }
 
@@ -62,6 +66,7 @@ impl Faults {
             store_restart: true,
             clock_jumps: true,
             zombies: true,
+            partitions: true,
         }
     }
 
@@ -78,6 +83,7 @@ impl Faults {
             store_restart: on(),
             clock_jumps: on(),
             zombies: on(),
+            partitions: on(),
         }
     }
 
@@ -93,6 +99,7 @@ impl Faults {
             (self.store_restart, "store_restart"),
             (self.clock_jumps, "clock_jumps"),
             (self.zombies, "zombies"),
+            (self.partitions, "partitions"),
         ]
         .into_iter()
         .filter_map(|(on, n)| on.then_some(n))
@@ -263,6 +270,90 @@ impl Store for FaultyStore {
                     && active.load(Ordering::SeqCst)
                     && drops.random_range(0..1000) < DROP_PERMILLE;
                 if !lose && tx.send(ev).is_err() {
+                    return;
+                }
+            }
+        });
+        Ok(out)
+    }
+}
+
+/// One engine replica's line to the store, which the run can cut: while cut,
+/// every call fails before reaching the store and pub/sub messages are lost;
+/// once restored, the subscription reports itself re-established (as a real
+/// reconnect would), so the replica rescans.
+pub struct CutStore {
+    inner: Arc<dyn Store>,
+    cut: Arc<AtomicBool>,
+}
+
+impl CutStore {
+    pub fn new(inner: Arc<dyn Store>, cut: Arc<AtomicBool>) -> Self {
+        Self { inner, cut }
+    }
+
+    fn check(&self) -> Result<(), StoreError> {
+        if self.cut.load(Ordering::SeqCst) {
+            return Err(StoreError::Unavailable(
+                "injected: partitioned from the store".into(),
+            ));
+        }
+        Ok(())
+    }
+}
+
+#[async_trait::async_trait]
+impl Store for CutStore {
+    async fn fcall(&self, call: &Call) -> Result<Reply, StoreError> {
+        self.check()?;
+        self.inner.fcall(call).await
+    }
+
+    async fn fcall_many(&self, calls: &[Call]) -> Vec<Result<Reply, StoreError>> {
+        if let Err(e) = self.check() {
+            return calls.iter().map(|_| Err(e.clone())).collect();
+        }
+        self.inner.fcall_many(calls).await
+    }
+
+    async fn command(&self, args: &[Vec<u8>]) -> Result<Reply, StoreError> {
+        self.check()?;
+        self.inner.command(args).await
+    }
+
+    async fn command_many(&self, cmds: &[Vec<Vec<u8>>]) -> Vec<Result<Reply, StoreError>> {
+        if let Err(e) = self.check() {
+            return cmds.iter().map(|_| Err(e.clone())).collect();
+        }
+        self.inner.command_many(cmds).await
+    }
+
+    async fn time_ms(&self) -> Result<u64, StoreError> {
+        self.check()?;
+        self.inner.time_ms().await
+    }
+
+    async fn ensure_library(&self) -> Result<(), StoreError> {
+        self.check()?;
+        self.inner.ensure_library().await
+    }
+
+    async fn subscribe(&self, channel: &str) -> Result<UnboundedReceiver<SubEvent>, StoreError> {
+        self.check()?;
+        let mut rx = self.inner.subscribe(channel).await?;
+        let (tx, out) = unbounded_channel();
+        let cut = self.cut.clone();
+        tokio::spawn(async move {
+            let mut lost = false;
+            while let Some(ev) = rx.recv().await {
+                if cut.load(Ordering::SeqCst) {
+                    lost = true;
+                    continue;
+                }
+                if std::mem::take(&mut lost) && tx.send(SubEvent::Subscribed).is_err() {
+                    return;
+                }
+                if tx.send(ev).is_err() {
                     return;
                 }
             }

@@ -134,3 +134,47 @@ impl Checker {
         obs
     }
 }
+
+/// Partition ownership once faults stopped: every partition has exactly one
+/// owner — in Valkey, one live lease held by a running replica, and in the
+/// replicas' own beliefs (`beliefs`: each running replica's member id and the
+/// partitions it scans), exactly one replica scanning it. Empty when it holds.
+pub async fn ownership_violations(
+    store: &dyn Store,
+    partitions: u16,
+    beliefs: &[(String, Vec<u16>)],
+) -> Vec<String> {
+    use ff_core::contract::ownership as own;
+    let view = match store.fcall(&own::view()).await {
+        Ok(r) => match own::decode_view(own::VIEW, &r) {
+            Ok(v) => v,
+            Err(e) => return vec![format!("ownership view: {e}")],
+        },
+        Err(e) => return vec![format!("ownership view: {e}")],
+    };
+    let mut out = Vec::new();
+    let running: BTreeSet<&str> = beliefs.iter().map(|(m, _)| m.as_str()).collect();
+    let live: BTreeSet<&str> = view.live_members().into_iter().collect();
+    if live != running {
+        out.push(format!(
+            "ownership: live members {live:?}, running replicas {running:?}"
+        ));
+    }
+    let mut scanners: BTreeMap<u16, Vec<&str>> = BTreeMap::new();
+    for (m, owned) in beliefs {
+        for p in owned {
+            scanners.entry(*p).or_default().push(m);
+        }
+    }
+    for p in 0..partitions {
+        match view.owner_of(p) {
+            Some(o) if running.contains(o) => {}
+            other => out.push(format!("ownership: partition {p} owned by {other:?}")),
+        }
+        let by = scanners.get(&p).map_or(&[][..], Vec::as_slice);
+        if by.len() != 1 {
+            out.push(format!("ownership: partition {p} scanned by {by:?}"));
+        }
+    }
+    out
+}

@@ -1,13 +1,14 @@
 //! ff-sim: the deterministic simulator.
 //!
-//! One seed is one whole run: an engine, several workers (the real `Worker`
+//! One seed is one whole run: 1–5 engine replicas, several workers (the real `Worker`
 //! runtime) and a client creating executions with random policies, all on one
 //! [`ff_engine::store::MemoryStore`] behind a [`faults::FaultyStore`] that
 //! injects latency, errors, replies lost after the write applied, lost pub/sub
 //! messages, store restarts that lose the function library, and clock jumps;
-//! engine and worker nodes crash and restart. Invariants are checked after
-//! every step (safety) and, once faults stop, every execution must reach a
-//! terminal state within a bound (liveness).
+//! engine and worker nodes crash and restart, and a replica may be cut off from
+//! the store ([`faults::CutStore`]). Invariants are checked after every step
+//! (safety) and, once faults stop, every execution must reach a terminal state
+//! and every partition must have exactly one owner within a bound (liveness).
 //!
 //! Runs only in the madsim build:
 //! `RUSTFLAGS="--cfg madsim" CARGO_TARGET_DIR=target/sim cargo run -p ff-sim -- --seeds 50`

@@ -35,12 +35,14 @@ fn main() {
         simulated_ms += report.simulated_ms;
         let status = if report.passed() { "ok" } else { "FAILED" };
         eprintln!(
-            "seed {seed}: {status} — {} created, outcomes {:?}, faults {:?}, crashes e{}/w{}, store restarts {}, clock jumps {}, zombies {}, trace {:016x} ({} events), {} s simulated",
+            "seed {seed}: {status} — {} created, outcomes {:?}, faults {:?}, {} engines, crashes e{}/w{}, engine cuts {}, store restarts {}, clock jumps {}, zombies {}, trace {:016x} ({} events), {} s simulated",
             report.created,
             report.outcomes.iter().map(|(s, n)| format!("{s}={n}")).collect::<Vec<_>>(),
             report.faults,
+            report.engines,
             report.engine_crashes,
             report.worker_crashes,
+            report.engine_cuts,
             report.store_restarts,
             report.clock_jumps,
             report.zombie_attempts,

@@ -1,8 +1,8 @@
 //! One simulated run (madsim build only): build the system for a seed, run the
 //! fault phase, then the liveness phase, and report.
 
-use crate::faults::{Faults, FaultyStore};
-use crate::invariants::Checker;
+use crate::faults::{CutStore, Faults, FaultyStore};
+use crate::invariants::{ownership_violations, Checker};
 use crate::workload;
 use ff_core::state::PublicState;
 use ff_core::{ExecutionId, PartitionConfig};
@@ -12,6 +12,7 @@ use ff_engine::{Client, Engine, EngineConfig};
 use madsim::runtime::{Handle, NodeHandle, Runtime};
 use rand::rngs::StdRng;
 use rand::{Rng, SeedableRng};
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
@@ -22,6 +23,8 @@ pub struct SimConfig {
     pub faults: Option<Faults>,
     pub executions: usize,
     pub workers: usize,
+    /// Engine replicas sharing the partitions; `None`: 1–5, drawn from the seed.
+    pub engines: Option<usize>,
     /// Faults are injected during this much simulated time.
     pub fault_window: Duration,
     /// After faults stop, everything must be terminal within this.
@@ -35,6 +38,7 @@ impl SimConfig {
             faults: None,
             executions: 120,
             workers: 3,
+            engines: None,
             fault_window: Duration::from_secs(40),
             liveness_bound: Duration::from_secs(300),
         }
@@ -46,6 +50,7 @@ pub struct SimReport {
     pub seed: u64,
     pub faults: Vec<&'static str>,
     pub partitions: u16,
+    pub engines: usize,
     pub created: usize,
     pub records: usize,
     pub outcomes: Vec<(PublicState, usize)>,
@@ -54,6 +59,8 @@ pub struct SimReport {
     pub trace_events: u64,
     pub simulated_ms: u64,
     pub engine_crashes: u32,
+    /// Times an engine replica was cut off from the store.
+    pub engine_cuts: u32,
     pub worker_crashes: u32,
     pub store_restarts: u32,
     pub clock_jumps: u32,
@@ -111,9 +118,13 @@ fn engine_config(partitions: PartitionConfig) -> EngineConfig {
     EngineConfig {
         partitions,
         rescan_interval: Duration::from_secs(20),
+        // Ownership as by default (on, 6 s leases renewed every 2 s).
         ..Default::default()
     }
 }
+
+/// What each running engine replica believes it owns: (member id, partitions).
+type Beliefs = Arc<Mutex<Vec<Option<(String, Vec<u16>)>>>>;
 
 async fn scenario(cfg: SimConfig) -> SimReport {
     let mut rng = StdRng::seed_from_u64(cfg.seed);
@@ -122,6 +133,7 @@ async fn scenario(cfg: SimConfig) -> SimReport {
         flow_partitions: [4u16, 16, 64][rng.random_range(0..3)],
         ..Default::default()
     };
+    let replicas = cfg.engines.unwrap_or_else(|| rng.random_range(1..=5));
     let memory = Arc::new(MemoryStore::new());
     let faulty = Arc::new(FaultyStore::new(memory.clone(), faults, rng.random()));
     let store: Arc<dyn Store> = faulty.clone();
@@ -130,27 +142,39 @@ async fn scenario(cfg: SimConfig) -> SimReport {
     let started = tokio::time::Instant::now();
     connect(store.clone(), partitions).await;
 
-    let engine = {
-        let store = store.clone();
-        handle
-            .create_node()
-            .name("engine")
-            .init(move || {
-                let store = store.clone();
-                async move {
-                    // Starting checks the store (partition counts); faults may fail it.
-                    let engine = loop {
-                        match Engine::start(engine_config(partitions), store.clone()).await {
-                            Ok(e) => break e,
-                            Err(_) => tokio::time::sleep(Duration::from_millis(100)).await,
+    // The engine replicas, each on its own line to the store (which a fault can cut).
+    let cuts: Vec<Arc<AtomicBool>> = (0..replicas).map(|_| Arc::default()).collect();
+    let beliefs: Beliefs = Arc::new(Mutex::new(vec![None; replicas]));
+    let engines: Vec<NodeHandle> = (0..replicas)
+        .map(|i| {
+            let store: Arc<dyn Store> = Arc::new(CutStore::new(store.clone(), cuts[i].clone()));
+            let beliefs = beliefs.clone();
+            handle
+                .create_node()
+                .name(format!("engine-{i}"))
+                .init(move || {
+                    let (store, beliefs) = (store.clone(), beliefs.clone());
+                    async move {
+                        beliefs.lock().expect("beliefs lock")[i] = None;
+                        // Starting checks the store (partition counts); faults may fail it.
+                        let engine = loop {
+                            match Engine::start(engine_config(partitions), store.clone()).await {
+                                Ok(e) => break e,
+                                Err(_) => tokio::time::sleep(Duration::from_millis(100)).await,
+                            }
+                        };
+                        let member = engine.member_id().unwrap_or_default().to_owned();
+                        loop {
+                            let owned = engine.owned_partitions();
+                            beliefs.lock().expect("beliefs lock")[i] =
+                                Some((member.clone(), owned));
+                            tokio::time::sleep(Duration::from_millis(250)).await;
                         }
-                    };
-                    std::future::pending::<()>().await;
-                    drop(engine);
-                }
-            })
-            .build()
-    };
+                    }
+                })
+                .build()
+        })
+        .collect();
     let workers: Vec<NodeHandle> = (0..cfg.workers)
         .map(|i| {
             let store = store.clone();
@@ -327,15 +351,25 @@ async fn scenario(cfg: SimConfig) -> SimReport {
     faulty.set_active(true);
     let (mut engine_crashes, mut worker_crashes, mut store_restarts, mut clock_jumps) =
         (0, 0, 0, 0);
+    let mut engine_cuts = 0;
     let fault_end = tokio::time::Instant::now() + cfg.fault_window;
     while tokio::time::Instant::now() < fault_end {
         tokio::time::sleep(Duration::from_millis(rng.random_range(500..3_000))).await;
-        match rng.random_range(0..4) {
+        match rng.random_range(0..5) {
             0 if faults.engine_crash => {
-                handle.kill(engine.id());
+                let e = &engines[rng.random_range(0..engines.len())];
+                handle.kill(e.id());
                 tokio::time::sleep(Duration::from_millis(rng.random_range(100..3_000))).await;
-                handle.restart(engine.id());
+                handle.restart(e.id());
                 engine_crashes += 1;
+            }
+            // Cut one replica off, sometimes past its leases (6 s).
+            4 if faults.partitions => {
+                let cut = &cuts[rng.random_range(0..cuts.len())];
+                cut.store(true, Ordering::SeqCst);
+                tokio::time::sleep(Duration::from_millis(rng.random_range(200..10_000))).await;
+                cut.store(false, Ordering::SeqCst);
+                engine_cuts += 1;
             }
             1 if faults.worker_crash => {
                 let w = &workers[rng.random_range(0..workers.len())];
@@ -357,18 +391,34 @@ async fn scenario(cfg: SimConfig) -> SimReport {
     }
     faulty.set_active(false);
     let _ = creator.await;
-    zombie_on.store(false, std::sync::atomic::Ordering::SeqCst);
+    zombie_on.store(false, Ordering::SeqCst);
 
-    // Liveness phase: no faults; everything must end.
+    // Liveness phase: no faults; everything must end, and the replicas must
+    // settle on exactly one owner per partition.
     let deadline = tokio::time::Instant::now() + cfg.liveness_bound;
-    let obs = loop {
+    let (obs, owners) = loop {
         tokio::time::sleep(Duration::from_millis(500)).await;
         let created = model.lock().expect("model lock").created.clone();
         let obs = checker.lock().await.check(&*memory, &created).await;
-        if (obs.all_terminal() && !obs.records.is_empty())
+        let believed: Vec<(String, Vec<u16>)> = beliefs
+            .lock()
+            .expect("beliefs lock")
+            .iter()
+            .flatten()
+            .cloned()
+            .collect();
+        let mut owners =
+            ownership_violations(&*memory, partitions.flow_partitions, &believed).await;
+        if believed.len() < replicas {
+            owners.push(format!(
+                "ownership: {} of {replicas} replicas running",
+                believed.len()
+            ));
+        }
+        if (obs.all_terminal() && !obs.records.is_empty() && owners.is_empty())
             || tokio::time::Instant::now() >= deadline
         {
-            break obs;
+            break (obs, owners);
         }
     };
     watcher.abort();
@@ -403,6 +453,7 @@ async fn scenario(cfg: SimConfig) -> SimReport {
     }
     model.violations.extend(obs.violations.iter().cloned());
     model.violations.extend(flow_violations);
+    model.violations.extend(owners.into_iter().take(5));
     let created = model.created.len();
     if obs.records.len() < created {
         model.violations.push(format!(
@@ -432,6 +483,7 @@ async fn scenario(cfg: SimConfig) -> SimReport {
         seed: cfg.seed,
         faults: faults.names(),
         partitions: partitions.flow_partitions,
+        engines: replicas,
         created: model.created.len(),
         records: obs.records.len(),
         outcomes,
@@ -440,6 +492,7 @@ async fn scenario(cfg: SimConfig) -> SimReport {
         trace_events: trace.events,
         simulated_ms: started.elapsed().as_millis() as u64,
         engine_crashes,
+        engine_cuts,
         worker_crashes,
         store_restarts,
         clock_jumps,

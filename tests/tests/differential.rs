@@ -48,6 +48,7 @@ mod common;
 
 use ff_engine::core::contract::execution::{self as ex, ClaimArgs, CreateArgs, Lease};
 use ff_engine::core::contract::flow::{self as fl, Membership};
+use ff_engine::core::contract::ownership as own;
 use ff_engine::core::contract::scan::{self as sc, BatchFunction, ScannerFilter};
 use ff_engine::core::contract::Call;
 use ff_engine::core::flow::JoinPolicy;
@@ -236,7 +237,23 @@ enum Op {
         partition: usize,
         budget: usize,
     },
+    /// Partition ownership: a sync of one of three members (or a bad one).
+    OwnSync {
+        member: usize,
+        ttl_ms: u64,
+        claim: Vec<u16>,
+        release: Vec<u16>,
+    },
+    OwnLeave {
+        member: usize,
+    },
+    OwnView,
 }
+
+/// Member ids of the ownership ops; the last is refused (not a name).
+const MEMBERS: [&str; 4] = ["e-a", "e-b", "e-c", "bad member"];
+/// Partition count of the ownership ops (claims reach past it: refused).
+const OWN_PARTITIONS: u16 = 4;
 
 fn small_ms() -> impl Strategy<Value = u64> {
     prop_oneof![3 => Just(0u64), 3 => 1u64..6, 1 => Just(60_000u64)]
@@ -381,6 +398,17 @@ fn op() -> impl Strategy<Value = Op> {
             (0..FLOWS).prop_map(|flow| Op::CancelFlow { flow }),
             (0..2usize, prop_oneof![Just(1usize), Just(3), Just(100)])
                 .prop_map(|(partition, budget)| Op::Drain { partition, budget }),
+        ],
+        2 => (
+            prop_oneof![6 => 0..3usize, 1 => Just(3usize)],
+            prop_oneof![3 => Just(30_000u64), 2 => Just(12), 1 => Just(5)],
+            proptest::collection::vec(0u16..OWN_PARTITIONS + 1, 0..4),
+            proptest::collection::vec(0u16..OWN_PARTITIONS, 0..3),
+        )
+            .prop_map(|(member, ttl_ms, claim, release)| Op::OwnSync { member, ttl_ms, claim, release }),
+        1 => prop_oneof![
+            (0..4usize).prop_map(|member| Op::OwnLeave { member }),
+            Just(Op::OwnView),
         ],
     ]
 }
@@ -641,6 +669,15 @@ fn count_kind(step: &Step, o: &Outcome) {
             ),
             (Some(Reply::Int(1)), Some(Reply::Int(n))) if what.starts_with("ff_claim") => {
                 format!("claimed {n}")
+            }
+            (Some(Reply::Int(1)), Some(_)) if what == "ff_own_sync" || what == "ff_own_view" => {
+                format!(
+                    "ok members={} leases={}",
+                    v.get(2).and_then(Reply::int).unwrap_or(0),
+                    v.len().saturating_sub(
+                        3 + 2 * v.get(2).and_then(Reply::int).unwrap_or(0) as usize
+                    ) / 4
+                )
             }
             (Some(Reply::Int(1)), Some(Reply::Int(n)))
                 if what != "ff_get" && what != "ff_renew" =>
@@ -1056,6 +1093,20 @@ impl<'a> Run<'a> {
                 Step::Cmd(cmd(["SREM", &pk.all(), exec_id(*exec).as_str()]))
             }
             Op::Del { exec } => Step::Cmd(cmd(["DEL", &keys::exec(&exec_id(*exec))])),
+            Op::OwnSync {
+                member,
+                ttl_ms,
+                claim,
+                release,
+            } => Step::Call(own::sync(
+                MEMBERS[*member],
+                *ttl_ms,
+                OWN_PARTITIONS,
+                claim,
+                release,
+            )),
+            Op::OwnLeave { member } => Step::Call(own::leave(MEMBERS[*member])),
+            Op::OwnView => Step::Call(own::view()),
         };
         let r = self.step(step).await?;
         if let (Op::Claim { .. }, Ok(reply)) = (op, &r) {

@@ -15,6 +15,7 @@
 pub mod execution;
 pub mod flow;
 pub mod limits;
+pub mod ownership;
 pub mod scan;
 
 use crate::error::FfError;

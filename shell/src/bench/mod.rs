@@ -13,6 +13,7 @@
 //! | `e2e` | `jobs_per_sec` one Worker completes; `submit_per_sec` | ≥ 45 000 / ≥ 60 000 |
 //! | `dag-chain` | `p50_ms` from a 10-level chain's first complete to its last level eligible | ≤ 5 ms |
 //! | `fanout` | `all_eligible_ms`: one parent's complete → its n children eligible | — |
+//! | `replicas` | per 1, 2, 4 replicas: idle `commands_per_sec`, drain `items_per_sec`, rebalance time | — (compared) |
 //!
 //! **The bench wipes the server.** It starts only on a server whose databases
 //! hold no keys, or with `flush` set (FLUSHALL on every primary first); when it
@@ -26,6 +27,7 @@ mod idle;
 mod lateness;
 mod lease_drain;
 mod memory;
+mod replicas;
 mod util;
 
 pub use util::{Admin, CommandStats, Report};
@@ -61,11 +63,13 @@ pub enum Scenario {
     DagChain,
     /// One flow parent with n children: its complete to all children eligible.
     Fanout,
+    /// 1, 2 and 4 engine replicas: idle commands/s, drain items/s, rebalance time.
+    Replicas,
 }
 
 impl Scenario {
     /// Every scenario.
-    pub const ALL: [Scenario; 8] = [
+    pub const ALL: [Scenario; 9] = [
         Scenario::DelayedDrain,
         Scenario::LeaseDrain,
         Scenario::Idle,
@@ -74,6 +78,7 @@ impl Scenario {
         Scenario::E2e,
         Scenario::DagChain,
         Scenario::Fanout,
+        Scenario::Replicas,
     ];
 
     /// The scenario's command-line name.
@@ -87,6 +92,7 @@ impl Scenario {
             Scenario::E2e => "e2e",
             Scenario::DagChain => "dag-chain",
             Scenario::Fanout => "fanout",
+            Scenario::Replicas => "replicas",
         }
     }
 
@@ -102,6 +108,7 @@ impl Scenario {
                 100_000
             }
             Scenario::Lateness => 5_000,
+            Scenario::Replicas => 50_000,
             Scenario::Idle => 0,
             Scenario::DagChain => 200,
             Scenario::Fanout => 10_000,
@@ -114,6 +121,7 @@ impl Scenario {
         match self {
             Scenario::Idle => 30.0,
             Scenario::Lateness => 10.0,
+            Scenario::Replicas => 10.0,
             _ => 0.0,
         }
     }
@@ -219,6 +227,7 @@ pub async fn run(scenario: Scenario, opts: BenchOptions) -> BenchResult<Report> 
         Scenario::E2e => e2e::run(&ctx).await,
         Scenario::DagChain => flows::dag_chain(&ctx).await,
         Scenario::Fanout => flows::fanout(&ctx).await,
+        Scenario::Replicas => replicas::run(&ctx).await,
     };
     if !ctx.opts.keep {
         if let Err(e) = ctx.admin.flushall().await {

@@ -113,6 +113,8 @@ enum ScenarioArg {
     DagChain,
     /// One flow parent with N children (default 10 000): its complete to all children eligible.
     Fanout,
+    /// 1, 2 and 4 engine replicas: rebalance time, idle commands/s, drain items/s (N: 50 000; idle SECONDS: 10).
+    Replicas,
 }
 
 #[derive(Debug, clap::Args)]
@@ -130,8 +132,8 @@ struct BenchArgs {
     /// Executions to create (default: 100000; lateness 5000; idle none).
     #[arg(long, value_name = "N")]
     n: Option<u64>,
-    /// Length of the timed scenarios: idle (default 30) and lateness's
-    /// creation period (default 10).
+    /// Length of the timed scenarios: idle (default 30), lateness's
+    /// creation period (default 10) and replicas' idle count (default 10).
     #[arg(long, value_name = "SECONDS")]
     seconds: Option<f64>,
     /// FLUSHALL a server that holds keys instead of refusing to run.
@@ -406,6 +408,7 @@ fn bench(args: BenchArgs) -> i32 {
         ScenarioArg::E2e => Scenario::E2e,
         ScenarioArg::DagChain => Scenario::DagChain,
         ScenarioArg::Fanout => Scenario::Fanout,
+        ScenarioArg::Replicas => Scenario::Replicas,
     };
     let opts = BenchOptions {
         urls: args.redis,

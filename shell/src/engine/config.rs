@@ -1,6 +1,6 @@
 //! EngineConfig: the seed's defaults, plus what our runner adds.
 
-use ff_core::contract::limits::MAX_CLAIM_BATCH;
+use ff_core::contract::limits::{MAX_CLAIM_BATCH, MAX_LEASE_MS};
 use ff_core::contract::scan::ScannerFilter;
 use ff_core::PartitionConfig;
 use std::time::Duration;
@@ -46,6 +46,15 @@ pub struct EngineConfig {
     pub restart_backoff: Duration,
     /// Which executions this engine acts on (namespace, instance tag).
     pub filter: ScannerFilter,
+    /// Replicas share the partitions through leases held in Valkey; each scans
+    /// only what it holds. Off: this engine scans every partition.
+    pub ownership: bool,
+    /// A partition lease (and a member's heartbeat) lasts this long without
+    /// renewal: a replica that dies silently is replaced within about this.
+    pub ownership_lease_ttl: Duration,
+    /// How often a replica renews its leases and rebalances (at most a third
+    /// of the lease TTL, so one lost heartbeat does not lose the leases).
+    pub ownership_heartbeat: Duration,
 }
 
 impl Default for EngineConfig {
@@ -67,6 +76,9 @@ impl Default for EngineConfig {
             shutdown_timeout: Duration::from_secs(15),
             restart_backoff: Duration::from_secs(1),
             filter: ScannerFilter::default(),
+            ownership: true,
+            ownership_lease_ttl: Duration::from_secs(6),
+            ownership_heartbeat: Duration::from_secs(2),
         }
     }
 }
@@ -96,6 +108,7 @@ impl EngineConfig {
             ),
             ("flow_projector_interval", self.flow_projector_interval),
             ("rescan_interval", self.rescan_interval),
+            ("ownership_heartbeat", self.ownership_heartbeat),
         ] {
             if d < min {
                 return Err(format!("{name} must be at least 10 ms, got {d:?}"));
@@ -111,6 +124,19 @@ impl EngineConfig {
             return Err(format!(
                 "dispatch_concurrency must be in 1..=1024, got {}",
                 self.dispatch_concurrency
+            ));
+        }
+        if self.ownership_lease_ttl < self.ownership_heartbeat * 3 {
+            return Err(format!(
+                "ownership_lease_ttl must be at least 3 × ownership_heartbeat ({:?}), got {:?}",
+                self.ownership_heartbeat * 3,
+                self.ownership_lease_ttl
+            ));
+        }
+        if self.ownership_lease_ttl.as_millis() > MAX_LEASE_MS as u128 {
+            return Err(format!(
+                "ownership_lease_ttl must be at most {MAX_LEASE_MS} ms, got {:?}",
+                self.ownership_lease_ttl
             ));
         }
         Ok(())

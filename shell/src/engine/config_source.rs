@@ -243,6 +243,18 @@ pub const FIELDS: &[Field] = &[
                 .unwrap_or_default()
         },
     },
+    number!(
+        ownership,
+        "Replicas share the partitions through leases in Valkey (false: scan every partition)."
+    ),
+    duration!(
+        ownership_lease_ttl,
+        "A partition lease lasts this long without renewal."
+    ),
+    duration!(
+        ownership_heartbeat,
+        "How often a replica renews its leases and rebalances."
+    ),
 ];
 
 fn known_keys() -> String {

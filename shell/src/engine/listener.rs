@@ -83,6 +83,9 @@ impl ListenerMetrics {
 
 pub(crate) struct ListenerConfig {
     pub partitions: u16,
+    /// With partition ownership: what this replica holds. Every replica hears
+    /// every completion; only the owner of its partition drains it.
+    pub owned: Option<super::ownership::Subscriber>,
     pub concurrency: usize,
     pub budget: usize,
 }
@@ -165,7 +168,14 @@ pub(crate) async fn listen(
                 Some(SubEvent::Message(m)) => match CompletionMessage::parse(&m) {
                     Ok(msg) if msg.execution.partition_index() < config.partitions => {
                         metrics.completions.fetch_add(1, Relaxed);
-                        planner.on_completion(&msg);
+                        let p = msg.execution.partition_index() as usize;
+                        let mine = config
+                            .owned
+                            .as_ref()
+                            .is_none_or(|o| o.current().epoch(p, Instant::now()).is_some());
+                        if mine {
+                            planner.on_completion(&msg);
+                        }
                     }
                     _ => {
                         let n = metrics.malformed.fetch_add(1, Relaxed) + 1;

@@ -9,6 +9,7 @@ mod listener;
 pub mod metrics;
 #[cfg(not(madsim))]
 pub mod metrics_http;
+mod ownership;
 pub mod prometheus;
 pub mod runner;
 mod supervisor;
@@ -117,6 +118,9 @@ pub struct Engine {
     metrics: Vec<(&'static str, Arc<ScannerMetrics>)>,
     listener: Arc<ListenerMetrics>,
     shutdown_timeout: Duration,
+    /// This replica's member id and what it holds (ownership on).
+    ownership: Option<(String, ownership::Subscriber)>,
+    partition_count: u16,
 }
 
 impl Engine {
@@ -131,6 +135,27 @@ impl Engine {
         crate::client::check_partition_config(store.as_ref(), &config.partitions).await?;
         let (shutdown_tx, shutdown_rx) = watch::channel(false);
         let mut handles = Vec::new();
+        let ownership = config.ownership.then(|| {
+            let settings = ownership::Settings {
+                member: ownership::new_member_id(),
+                partitions: config.partitions.flow_partitions,
+                lease_ttl: config.ownership_lease_ttl,
+                heartbeat: config.ownership_heartbeat,
+            };
+            let member = settings.member.clone();
+            let (tx, rx) = ownership::channel(ownership::Owned::nothing(settings.partitions));
+            handles.push(tokio::spawn(ownership::maintain(
+                store.clone(),
+                settings,
+                tx.clone(),
+                shutdown_rx.clone(),
+            )));
+            (member, (tx, rx))
+        });
+        let (ownership, publisher) = match ownership {
+            Some((member, (tx, rx))) => (Some((member, rx)), Some(tx)),
+            None => (None, None),
+        };
         let mut metrics = Vec::new();
         let mut routes = Vec::new();
         for spec in scanners(&config) {
@@ -141,6 +166,8 @@ impl Engine {
             // The receiver outlives a panicked runner: the restarted one takes it up.
             let rx = Arc::new(Mutex::new(rx));
             let (store, cfg, rx_shutdown) = (store.clone(), config.clone(), shutdown_rx.clone());
+            // One subscription per scanner, kept across restarts.
+            let owned = publisher.as_ref().map(ownership::Publisher::subscribe);
             let make = {
                 let m = m.clone();
                 move || -> futures::future::BoxFuture<'static, ()> {
@@ -153,6 +180,10 @@ impl Engine {
                         cfg.rescan_interval,
                         m.clone(),
                     );
+                    let runner = match &owned {
+                        Some(o) => runner.with_ownership(o.clone()),
+                        None => runner,
+                    };
                     let (rx, shutdown) = (rx.clone(), rx_shutdown.clone());
                     Box::pin(async move {
                         let mut rx = rx.lock().await;
@@ -178,6 +209,7 @@ impl Engine {
             store,
             listener::ListenerConfig {
                 partitions: config.partitions.flow_partitions,
+                owned: publisher.as_ref().map(ownership::Publisher::subscribe),
                 concurrency: config.dispatch_concurrency,
                 budget: config.batch_size,
             },
@@ -187,6 +219,7 @@ impl Engine {
         tracing::info!(
             scanners = metrics.len(),
             partitions = config.partitions.flow_partitions,
+            member = ownership.as_ref().map(|(m, _)| m.as_str()),
             "engine started"
         );
         Ok(Self {
@@ -195,7 +228,26 @@ impl Engine {
             metrics,
             listener,
             shutdown_timeout: config.shutdown_timeout,
+            ownership,
+            partition_count: config.partitions.flow_partitions,
         })
+    }
+
+    /// This replica's member id in partition ownership (`None`: ownership off).
+    pub fn member_id(&self) -> Option<&str> {
+        self.ownership.as_ref().map(|(m, _)| m.as_str())
+    }
+
+    /// The partition indexes this replica scans now (all with ownership off).
+    pub fn owned_partitions(&self) -> Vec<u16> {
+        let Some((_, rx)) = &self.ownership else {
+            return (0..self.partition_count).collect();
+        };
+        let now = tokio::time::Instant::now();
+        let owned = rx.current();
+        (0..self.partition_count)
+            .filter(|&p| owned.epoch(p as usize, now).is_some())
+            .collect()
     }
 
     /// Counters of every scanner.

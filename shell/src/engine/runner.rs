@@ -7,6 +7,7 @@
 //! from the data plane, or the interval — whichever comes first.
 
 use super::metrics::ScannerMetrics;
+use super::ownership::Subscriber;
 use crate::error::StoreError;
 use crate::store::{cmd, Store};
 use ff_core::contract::scan::{self as contract, BatchFunction, BatchOutcome, ScannerFilter};
@@ -78,6 +79,10 @@ pub(crate) struct Runner {
     clock: (u64, Instant),
     last_rescan: Instant,
     last_sweep: Option<Instant>,
+    /// The partitions this replica holds (`None`: ownership off, all of them).
+    owned: Option<Subscriber>,
+    /// Per slot, the lease epoch it is scanned under; `None`: not ours.
+    held: Vec<Option<u64>>,
 }
 
 /// Parse `ZRANGEBYSCORE … WITHSCORES`: member, score, member, score, …
@@ -190,6 +195,7 @@ impl Runner {
         metrics: Arc<ScannerMetrics>,
     ) -> Self {
         let partitions: Vec<Partition> = partitions.partitions(PartitionFamily::Flow).collect();
+        let partitions_len = partitions.len();
         let now = Instant::now();
         Self {
             spec,
@@ -212,7 +218,71 @@ impl Runner {
             // The first full sweep waits one interval: at start the engine has
             // due work to drain first, and a sweep then would compete with it.
             last_sweep: Some(now),
+            owned: None,
+            held: vec![Some(0); partitions_len],
         }
+    }
+
+    /// Scan only the partitions `owned` says this replica holds.
+    pub(crate) fn with_ownership(mut self, owned: Subscriber) -> Self {
+        self.held = vec![None; self.slots.len()];
+        self.owned = Some(owned);
+        self.refresh_ownership();
+        self
+    }
+
+    /// Follow what this replica holds now: a partition newly held (or held
+    /// again under a new epoch: someone else may have had it meanwhile) has its
+    /// index read at once; one no longer held is forgotten and not scanned.
+    fn refresh_ownership(&mut self) {
+        let Some(rx) = self.owned.as_ref() else {
+            return;
+        };
+        let owned = rx.current();
+        let now = Instant::now();
+        let (mut gained, mut lost) = (0usize, 0usize);
+        for (i, held) in self.held.iter_mut().enumerate() {
+            let epoch = owned.epoch(i, now);
+            if epoch == *held {
+                continue;
+            }
+            if epoch.is_some() {
+                gained += 1;
+            } else {
+                lost += 1;
+            }
+            *held = epoch;
+            self.slots[i] = Slot {
+                next_due: None,
+                dirty: epoch.is_some(),
+            };
+        }
+        if gained + lost > 0 {
+            tracing::info!(
+                scanner = self.spec.name,
+                gained,
+                lost,
+                "owned partitions changed"
+            );
+        }
+    }
+
+    fn is_held(&self, slot: usize) -> bool {
+        self.held[slot].is_some()
+    }
+
+    /// The earliest local expiry among the leases held (ownership on only).
+    fn ownership_expiry(&self) -> Option<Instant> {
+        let rx = self.owned.as_ref()?;
+        let now = Instant::now();
+        let owned = rx.current();
+        owned
+            .0
+            .iter()
+            .flatten()
+            .map(|h| h.until)
+            .filter(|u| *u > now)
+            .min()
     }
 
     fn server_now(&self) -> u64 {
@@ -232,21 +302,27 @@ impl Runner {
         let now = self.server_now();
         self.slots
             .iter()
-            .any(|s| s.dirty || s.next_due.is_some_and(|d| d <= now))
+            .enumerate()
+            .any(|(i, s)| self.is_held(i) && (s.dirty || s.next_due.is_some_and(|d| d <= now)))
     }
 
     fn next_wake(&self) -> Instant {
+        // A lease lapsing locally (its renewal is late) must stop the scanning.
+        let lapse = self.ownership_expiry();
         let interval_end = Instant::now() + self.spec.interval;
-        if self.spec.function.is_sweep() {
-            return self
-                .last_sweep
-                .map_or(Instant::now(), |t| t + self.spec.interval);
-        }
-        if self.slots.iter().any(|s| s.dirty) {
-            return Instant::now();
-        }
-        let earliest = self.slots.iter().filter_map(|s| s.next_due).min();
-        earliest.map_or(interval_end, |d| self.instant_at(d).min(interval_end))
+        let wake = if self.spec.function.is_sweep() {
+            self.last_sweep
+                .map_or(Instant::now(), |t| t + self.spec.interval)
+        } else if (0..self.slots.len()).any(|i| self.is_held(i) && self.slots[i].dirty) {
+            Instant::now()
+        } else {
+            let earliest = (0..self.slots.len())
+                .filter(|&i| self.is_held(i))
+                .filter_map(|i| self.slots[i].next_due)
+                .min();
+            earliest.map_or(interval_end, |d| self.instant_at(d).min(interval_end))
+        };
+        lapse.map_or(wake, |l| wake.min(l))
     }
 
     /// Look at a partition again soon, not at once: a store that keeps
@@ -262,14 +338,20 @@ impl Runner {
     }
 
     fn mark_all_dirty(&mut self) {
-        for s in &mut self.slots {
-            s.dirty = true;
+        for (s, held) in self.slots.iter_mut().zip(&self.held) {
+            s.dirty = held.is_some();
         }
         self.last_rescan = Instant::now();
     }
 
     fn on_wake(&mut self, w: Wake) {
         match w {
+            // Another replica's partition: its owner got the same message.
+            Wake::At { partition, .. }
+                if !self
+                    .held
+                    .get(partition as usize)
+                    .is_some_and(Option::is_some) => {}
             Wake::At { partition, due_ms } => {
                 if let Some(s) = self.slots.get_mut(partition as usize) {
                     s.next_due = Some(s.next_due.map_or(due_ms, |d| d.min(due_ms)));
@@ -290,6 +372,7 @@ impl Runner {
             if *shutdown.borrow() {
                 break;
             }
+            self.refresh_ownership();
             if self.last_rescan.elapsed() >= self.rescan {
                 self.mark_all_dirty();
             }
@@ -317,6 +400,13 @@ impl Runner {
                     None => wakes = None,
                 },
                 r = shutdown.changed() => if r.is_err() { break },
+                // What this replica holds changed: refreshed at the loop's top.
+                _ = async {
+                    match self.owned.as_ref() {
+                        Some(rx) => rx.changed().await,
+                        None => std::future::pending().await,
+                    }
+                } => {}
             }
         }
         tracing::info!(scanner = self.spec.name, "scanner stopped");
@@ -466,10 +556,17 @@ impl Runner {
         ScannerMetrics::add(&self.metrics.cycles, 1);
         let f = self.spec.function;
         let mut selected: Vec<usize> = (0..self.slots.len())
-            .filter(|&i| self.slots[i].dirty || self.slots[i].next_due.is_some_and(|d| d <= now))
+            .filter(|&i| {
+                self.is_held(i)
+                    && (self.slots[i].dirty || self.slots[i].next_due.is_some_and(|d| d <= now))
+            })
             .collect();
         let (acted_before, mut backlog, mut first) = (self.metrics.acted.load(Relaxed), 0u64, true);
         while !selected.is_empty() {
+            // A long drain re-checks ownership between rounds: a partition
+            // lost meanwhile is left to its new owner.
+            self.refresh_ownership();
+            selected.retain(|&i| self.is_held(i));
             let limit = scan::read_limit(self.batch, &self.tracker);
             let reads: Vec<Vec<Vec<u8>>> = selected
                 .iter()
@@ -534,10 +631,13 @@ impl Runner {
         let acted_before = self.metrics.acted.load(Relaxed);
         let f = self.spec.function;
         let mut cursors: Vec<(usize, String)> = (0..self.partitions.len())
+            .filter(|&i| self.is_held(i))
             .map(|i| (i, "0".to_owned()))
             .collect();
         let mut seen = 0u64;
         while !cursors.is_empty() {
+            self.refresh_ownership();
+            cursors.retain(|(i, _)| self.is_held(*i));
             let reads: Vec<Vec<Vec<u8>>> = cursors
                 .iter()
                 .map(|(i, c)| {

@@ -1590,3 +1590,161 @@ async fn supervised_runner_stops_on_shutdown() {
         .expect("does not panic");
     assert_eq!(metrics.restarts.load(Relaxed), 0);
 }
+
+// ---------------------------------------------------------------------------
+// Ownership: the runner scans only the partitions this replica holds.
+
+use crate::engine::ownership::{self, Held, Owned};
+
+/// Ownership of `held` partitions out of `n`, under `epoch`, for an hour.
+fn owning(n: u16, held: &[u16], epoch: u64) -> Owned {
+    let mut o = Owned::nothing(n);
+    for &p in held {
+        o.0[p as usize] = Some(Held {
+            epoch,
+            until: Instant::now() + Duration::from_secs(3600),
+        });
+    }
+    o
+}
+
+#[tokio::test]
+async fn only_held_partitions_are_read_and_acted_on() {
+    let w = world();
+    {
+        let mut w = w.lock().unwrap();
+        w.zadd(&key(DELAYED, 0), 10, "a");
+        w.zadd(&key(DELAYED, 2), 10, "c");
+    }
+    let (_tx, rx) = ownership::channel(owning(3, &[0], 1));
+    let (runner, m) = Setup::default().build(mock_store(&w));
+    let mut runner = runner.with_ownership(rx);
+    runner.cycle().await;
+    let w = w.lock().unwrap();
+    assert_eq!(w.reads[0].1, vec![read_cmd(DELAYED, 0, 11)]);
+    assert_eq!(batches(&w.fcalls[0]), vec![(key(DELAYED, 0), strs(&["a"]))]);
+    assert_eq!(stats(&m).acted, 1);
+    assert_eq!(w.zmembers(&key(DELAYED, 2)), ["c"], "another replica's");
+    assert!(!runner.has_work());
+}
+
+#[tokio::test]
+async fn a_partition_gained_is_read_at_once_and_one_lost_is_dropped() {
+    let w = world();
+    let (tx, rx) = ownership::channel(owning(3, &[0], 1));
+    let (runner, _m) = Setup::default().build(mock_store(&w));
+    let mut runner = runner.with_ownership(rx);
+    runner.cycle().await;
+    w.lock().unwrap().zadd(&key(DELAYED, 2), 10, "c");
+    tx.publish(owning(3, &[2], 1));
+    runner.refresh_ownership();
+    assert!(runner.has_work(), "the partition gained is read at once");
+    runner.cycle().await;
+    let w = w.lock().unwrap();
+    assert_eq!(w.reads[1].1, vec![read_cmd(DELAYED, 2, 11)]);
+    assert_eq!(batches(&w.fcalls[0]), vec![(key(DELAYED, 2), strs(&["c"]))]);
+    assert_eq!(runner.held, [None, None, Some(1)]);
+}
+
+#[tokio::test]
+async fn a_new_epoch_rereads_a_partition_held_all_along() {
+    let w = world();
+    let (tx, rx) = ownership::channel(owning(2, &[0, 1], 1));
+    let (runner, _m) = Setup {
+        partitions: 2,
+        ..Setup::default()
+    }
+    .build(mock_store(&w));
+    let mut runner = runner.with_ownership(rx);
+    runner.cycle().await;
+    assert!(!runner.has_work());
+    // Partition 1 was lost and claimed again: another replica may have changed it.
+    let mut o = owning(2, &[0, 1], 1);
+    o.0[1].as_mut().unwrap().epoch = 2;
+    tx.publish(o);
+    runner.refresh_ownership();
+    runner.cycle().await;
+    assert_eq!(w.lock().unwrap().reads[1].1, vec![read_cmd(DELAYED, 1, 11)]);
+}
+
+#[tokio::test]
+async fn wake_ups_and_rescans_of_unheld_partitions_are_ignored() {
+    let w = world();
+    let (_tx, rx) = ownership::channel(owning(3, &[1], 1));
+    let (runner, _m) = Setup::default().build(mock_store(&w));
+    let mut runner = runner.with_ownership(rx);
+    runner.cycle().await;
+    runner.on_wake(Wake::At {
+        partition: 2,
+        due_ms: 0,
+    });
+    assert_eq!(runner.slots[2].next_due, None);
+    runner.on_wake(Wake::Rescan);
+    assert!(!runner.slots[0].dirty && !runner.slots[2].dirty);
+    assert!(runner.slots[1].dirty);
+}
+
+#[tokio::test]
+async fn a_lease_that_lapsed_locally_is_not_scanned() {
+    let w = world();
+    w.lock().unwrap().zadd(&key(DELAYED, 0), 10, "a");
+    let mut o = owning(2, &[0], 1);
+    o.0[0].as_mut().unwrap().until = Instant::now();
+    let (_tx, rx) = ownership::channel(o);
+    let (runner, _m) = Setup {
+        partitions: 2,
+        ..Setup::default()
+    }
+    .build(mock_store(&w));
+    let mut runner = runner.with_ownership(rx);
+    assert!(!runner.has_work());
+    runner.cycle().await;
+    assert!(w.lock().unwrap().fcalls.is_empty());
+}
+
+#[tokio::test]
+async fn a_sweep_walks_only_held_partitions() {
+    let w = world();
+    {
+        let mut w = w.lock().unwrap();
+        w.sets.insert(key(SWEEP, 0), vec!["a".into()]);
+        w.sets.insert(key(SWEEP, 1), vec!["b".into()]);
+    }
+    let (_tx, rx) = ownership::channel(owning(2, &[1], 1));
+    let (runner, _m) = Setup {
+        function: SWEEP,
+        partitions: 2,
+        ..Setup::default()
+    }
+    .build(mock_store(&w));
+    let mut runner = runner.with_ownership(rx);
+    runner.sweep().await;
+    let w = w.lock().unwrap();
+    assert_eq!(batches(&w.fcalls[0]), vec![(key(SWEEP, 1), strs(&["b"]))]);
+}
+
+#[tokio::test]
+async fn a_running_runner_picks_up_a_gained_partition_promptly() {
+    let w = live_world();
+    let (otx, orx) = ownership::channel(owning(2, &[], 1));
+    let (runner, m) = Setup {
+        partitions: 2,
+        interval: Duration::from_secs(30),
+        ..Setup::default()
+    }
+    .build(mock_store(&w));
+    let runner = runner.with_ownership(orx);
+    let (tx, rx) = watch::channel(false);
+    let task = tokio::spawn(async move { runner.run(None, rx).await });
+    {
+        let mut w = w.lock().unwrap();
+        let now = w.now();
+        w.zadd(&key(DELAYED, 1), now, "x");
+    }
+    tokio::time::sleep(Duration::from_millis(20)).await;
+    assert!(w.lock().unwrap().fcalls.is_empty(), "nothing held yet");
+    otx.publish(owning(2, &[1], 1));
+    eventually("x acted", || stats(&m).acted == 1).await;
+    tx.send(true).unwrap();
+    tokio::time::timeout(PATIENCE, task).await.unwrap().unwrap();
+}

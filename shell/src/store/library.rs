@@ -12,6 +12,7 @@ const PARTS: &[(&str, &str)] = &[
     ("execution.lua", include_str!("../../../lua/execution.lua")),
     ("scanners.lua", include_str!("../../../lua/scanners.lua")),
     ("flows.lua", include_str!("../../../lua/flows.lua")),
+    ("ownership.lua", include_str!("../../../lua/ownership.lua")),
 ];
 
 /// The library's name (`#!lua name=ff`).

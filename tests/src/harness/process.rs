@@ -87,6 +87,30 @@ pub(crate) fn log_tail(dir: &Path, lines: usize) -> String {
     out
 }
 
+/// Spawns `redis-server` on `port` in `dir` (no persistence unless `extra`
+/// turns it on: later arguments override earlier ones).
+fn spawn(bin: &str, dir: &Path, port: u16, extra: &[String]) -> io::Result<Child> {
+    let stdio = File::options()
+        .create(true)
+        .append(true)
+        .open(dir.join(STDIO_FILE))?;
+    let stderr = stdio.try_clone()?;
+    Command::new(bin)
+        .arg("--port")
+        .arg(port.to_string())
+        .args(["--bind", "127.0.0.1", "--daemonize", "no"])
+        .args(["--save", "", "--appendonly", "no"])
+        .arg("--dir")
+        .arg(dir)
+        .arg("--logfile")
+        .arg(dir.join(LOG_FILE))
+        .args(extra)
+        .stdin(Stdio::null())
+        .stdout(stdio)
+        .stderr(stderr)
+        .spawn()
+}
+
 /// A running `redis-server` child. Drop kills it, waits on it and removes
 /// its directory.
 #[derive(Debug)]
@@ -94,6 +118,8 @@ pub(crate) struct RedisProcess {
     child: Child,
     dir: PathBuf,
     port: u16,
+    /// The extra arguments it was started with (a restart reuses them).
+    extra: Vec<String>,
 }
 
 enum Start {
@@ -112,25 +138,8 @@ impl RedisProcess {
         for _ in 0..BIND_ATTEMPTS {
             let dir = unique_temp_dir();
             let port = free_port();
-            let stdio = File::create(dir.join(STDIO_FILE))
-                .unwrap_or_else(|e| panic!("cannot create {}: {e}", dir.display()));
-            let stderr = stdio
-                .try_clone()
-                .unwrap_or_else(|e| panic!("cannot clone a file handle: {e}"));
-            let mut cmd = Command::new(&bin);
-            cmd.arg("--port")
-                .arg(port.to_string())
-                .args(["--bind", "127.0.0.1", "--daemonize", "no"])
-                .args(["--save", "", "--appendonly", "no"])
-                .arg("--dir")
-                .arg(&dir)
-                .arg("--logfile")
-                .arg(dir.join(LOG_FILE))
-                .args(extra(free_port()))
-                .stdin(Stdio::null())
-                .stdout(stdio)
-                .stderr(stderr);
-            let child = match cmd.spawn() {
+            let extra = extra(free_port());
+            let child = match spawn(&bin, &dir, port, &extra) {
                 Ok(child) => child,
                 Err(e) => {
                     let _ = fs::remove_dir_all(&dir);
@@ -138,7 +147,12 @@ impl RedisProcess {
                 }
             };
             // From here on the guard kills the child if anything panics.
-            let mut process = RedisProcess { child, dir, port };
+            let mut process = RedisProcess {
+                child,
+                dir,
+                port,
+                extra,
+            };
             match process.wait_ready() {
                 Start::Ready => return process,
                 Start::TimedOut => panic!(
@@ -157,6 +171,36 @@ impl RedisProcess {
         panic!(
             "redis-server could not bind a free port in {BIND_ATTEMPTS} attempts\n{last_failure}"
         );
+    }
+
+    /// Kills the server with SIGKILL (no chance to save anything) and reaps
+    /// it; its directory stays for [`RedisProcess::restart`].
+    pub(crate) fn kill(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+
+    /// Starts the server again on the same port, in the same directory, with
+    /// the same arguments (it reloads whatever it persisted there), and waits
+    /// until it answers `PING`.
+    pub(crate) fn restart(&mut self) {
+        self.kill();
+        let bin = server_bin();
+        self.child = spawn(&bin, &self.dir, self.port, &self.extra)
+            .unwrap_or_else(|e| spawn_failed(&bin, &e));
+        match self.wait_ready() {
+            Start::Ready => {}
+            Start::TimedOut => panic!(
+                "restarted redis-server on port {} did not answer PING within {START_TIMEOUT:?}\n{}",
+                self.port,
+                log_tail(&self.dir, 30)
+            ),
+            Start::Exited(status) => panic!(
+                "restarted redis-server on port {} exited ({status})\n{}",
+                self.port,
+                log_tail(&self.dir, 30)
+            ),
+        }
     }
 
     fn wait_ready(&mut self) -> Start {

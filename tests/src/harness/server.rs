@@ -3,6 +3,7 @@
 use std::path::{Path, PathBuf};
 
 use super::process::{self, RedisProcess};
+use super::resp;
 
 /// Environment variable naming an external standalone server to test
 /// against instead of starting one (e.g. `redis://127.0.0.1:6379`).
@@ -23,6 +24,40 @@ impl RedisServer {
     pub fn start() -> RedisServer {
         RedisServer {
             process: RedisProcess::start(|_| Vec::new()),
+        }
+    }
+
+    /// Starts a server that persists every write before answering (AOF on,
+    /// `appendfsync always`), so a SIGKILL loses nothing acknowledged.
+    pub fn start_with_aof() -> RedisServer {
+        RedisServer {
+            process: RedisProcess::start(|_| {
+                ["--appendonly", "yes", "--appendfsync", "always"]
+                    .map(str::to_owned)
+                    .to_vec()
+            }),
+        }
+    }
+
+    /// Kills the server with SIGKILL; [`RedisServer::restart`] brings it back.
+    pub fn kill(&mut self) {
+        self.process.kill();
+    }
+
+    /// Starts the server again on the same port and directory; it reloads
+    /// its AOF, if on (data and, in Redis 7, the function library).
+    pub fn restart(&mut self) {
+        self.process.restart();
+    }
+
+    /// Sends one command on a fresh connection (e.g. `CLIENT PAUSE`); the
+    /// reply as text, or the server's error.
+    pub fn command(&self, args: &[&str]) -> Result<String, String> {
+        match resp::command(self.port(), args).map_err(|e| e.to_string())? {
+            resp::Reply::Status(s) | resp::Reply::Bulk(Some(s)) => Ok(s),
+            resp::Reply::Integer(i) => Ok(i.to_string()),
+            resp::Reply::Bulk(None) => Ok(String::new()),
+            resp::Reply::Error(e) => Err(e),
         }
     }
 
