@@ -10,6 +10,9 @@
 //! * **drain**: N executions created delayed so that all come due at one
 //!   instant; the time from that instant until the replicas together have
 //!   promoted every one (items/s), and how the work was split.
+//!
+//! Last, 4 replicas with ownership off (each scans every partition), the
+//! baseline the figures compare against.
 
 use super::util::{self, progress, rate, round, Report};
 use super::{BenchResult, Ctx, Scenario};
@@ -28,16 +31,24 @@ const CALIBRATION: u64 = 5_000;
 /// Time the replicas get after rebalancing before the idle count.
 const SETTLE: Duration = Duration::from_secs(1);
 
-async fn start_replicas(ctx: &Ctx, k: usize) -> BenchResult<Vec<Engine>> {
+async fn start_replicas(ctx: &Ctx, k: usize, ownership: bool) -> BenchResult<Vec<Engine>> {
     let mut engines = Vec::with_capacity(k);
     for _ in 0..k {
-        engines.push(Engine::start(EngineConfig::default(), ctx.engine_store().await?).await?);
+        let config = EngineConfig {
+            ownership,
+            ..EngineConfig::default()
+        };
+        engines.push(Engine::start(config, ctx.engine_store().await?).await?);
     }
     Ok(engines)
 }
 
-/// Every partition held by exactly one replica, each at its fair share.
+/// Every partition held by exactly one replica, each at its fair share
+/// (with ownership off, each scans everything from the start).
 fn settled(engines: &[Engine], partitions: u16) -> bool {
+    if engines.iter().all(|e| e.member_id().is_none()) {
+        return true;
+    }
     let counts: Vec<usize> = engines.iter().map(|e| e.owned_partitions().len()).collect();
     let mut all: Vec<u16> = engines.iter().flat_map(|e| e.owned_partitions()).collect();
     all.sort_unstable();
@@ -55,12 +66,12 @@ fn promoted(engines: &[Engine]) -> Vec<u64> {
         .collect()
 }
 
-async fn one_count(ctx: &Ctx, k: usize) -> BenchResult<(Value, bool)> {
+async fn one_count(ctx: &Ctx, k: usize, ownership: bool) -> BenchResult<(Value, bool)> {
     ctx.admin.flushall().await?;
     let partitions = ctx.client.config().flow_partitions;
-    progress!("{k} replica(s): starting");
+    progress!("{k} replica(s), ownership {ownership}: starting");
     let t = Instant::now();
-    let engines = start_replicas(ctx, k).await?;
+    let engines = start_replicas(ctx, k, ownership).await?;
     while !settled(&engines, partitions) {
         if t.elapsed() > REBALANCE_LIMIT {
             return Err(format!("{k} replicas did not settle within {REBALANCE_LIMIT:?}").into());
@@ -133,6 +144,7 @@ async fn one_count(ctx: &Ctx, k: usize) -> BenchResult<(Value, bool)> {
     let ok = reached && errors == 0 && clean && split.iter().sum::<u64>() == n && !created_late;
     let figures = json!({
         "replicas": k,
+        "ownership": ownership,
         "rebalance_seconds": round(rebalance, 3),
         "idle_seconds": round(idle_secs, 3),
         "idle_commands_per_sec": round(rate(idle_calls, idle_secs), 2),
@@ -159,8 +171,14 @@ pub(crate) async fn run(ctx: &Ctx) -> BenchResult<Report> {
     r.set("seconds", ctx.seconds);
     let mut runs = Vec::new();
     let mut all_ok = true;
-    for k in COUNTS {
-        let (figures, ok) = one_count(ctx, k).await?;
+    // The counts with ownership, then the largest without it: every replica
+    // scanning every partition, as a baseline.
+    let plan = COUNTS
+        .iter()
+        .map(|&k| (k, true))
+        .chain([(COUNTS[COUNTS.len() - 1], false)]);
+    for (k, ownership) in plan {
+        let (figures, ok) = one_count(ctx, k, ownership).await?;
         all_ok &= ok;
         runs.push(figures);
     }

@@ -1,4 +1,5 @@
-//! A 3-master Redis Cluster of `redis-server` children.
+//! A 3-master Redis Cluster of `redis-server` children, optionally with a
+//! replica per master (for failover tests).
 
 use std::fs::{self, File};
 use std::process::{Command, Stdio};
@@ -13,8 +14,9 @@ const MASTERS: usize = 3;
 /// How long `redis-cli --cluster create` plus convergence may take.
 const CLUSTER_TIMEOUT: Duration = Duration::from_secs(30);
 
-/// A 3-master, no-replica Redis Cluster on `127.0.0.1`, each node in its own
-/// temp dir. Dropping it kills every node and removes their directories.
+/// A 3-master Redis Cluster on `127.0.0.1` (no replicas, or one per master
+/// with [`RedisCluster::start_with_replicas`]), each node in its own temp
+/// dir. Dropping it kills every node and removes their directories.
 #[derive(Debug)]
 pub struct RedisCluster {
     nodes: Vec<RedisProcess>,

@@ -1,12 +1,17 @@
 //! Test harness: real `redis-server` processes on free loopback ports.
 //!
-//! * [`RedisServer::start`] starts a standalone server.
-//! * [`RedisCluster::start`] starts a 3-master cluster (no replicas).
+//! * [`RedisServer::start`] starts a standalone server;
+//!   [`RedisServer::start_with_aof`] one that fsyncs every write to its AOF,
+//!   which [`RedisServer::kill`] (SIGKILL) and [`RedisServer::restart`] (same
+//!   port, same directory) put to the test.
+//! * [`RedisCluster::start`] starts a 3-master cluster (no replicas);
+//!   [`RedisCluster::start_with_replicas`] one with a replica per master, and
+//!   [`RedisCluster::failover`] hands a master over to its replica.
 //! * [`TestRedis::standalone`] picks the standalone target for a test:
 //!   `FF_TEST_REDIS_URL` if set, otherwise an owned [`RedisServer`].
 //!
-//! Every process runs in its own temporary directory (no persistence, log in
-//! `redis.log`) and is killed, waited on and cleaned up on drop — including
+//! Every process runs in its own temporary directory (no persistence unless
+//! asked, log in `redis.log`) and is killed, waited on and cleaned up on drop — including
 //! while a panicking test unwinds.
 //!
 //! The binaries are `redis-server` and `redis-cli` from `PATH`; set
