@@ -22,3 +22,13 @@ local function eid_ok(eid, tag)
   return type(eid) == 'string' and #eid == #tag + 33 and string.sub(eid, 1, #tag + 1) == tag .. ':'
     and string.find(eid, '[^0-9a-f]', #tag + 2) == nil
 end
+
+-- A waitpoint (a hash on its execution's partition).
+local function wp_key(tag, wpid)
+  return 'ff:wp:' .. tag .. ':' .. wpid
+end
+
+-- The partition's copy of the waitpoint-token keyring (a hash).
+local function secret_key(tag)
+  return 'ff:secret:' .. tag
+end

@@ -88,7 +88,9 @@ end
 -- Validate the batch arguments; `act(ek, tag, eid, now, moves)` returns
 -- 'acted', 'repaired', 'malformed' (the record is unusable: its entry leaves
 -- the index, so it is not read again) or an error code for each due member.
-local function run_batch(keys, args, index_name, act)
+-- `owner(member, tag)` names the execution hash the filter reads: nil for a
+-- malformed member, false for none (default: the member is an execution id).
+local function run_batch(keys, args, index_name, act, owner)
   local idx = keys[1]
   local tag = tag_of(idx or '')
   if tag == nil or idx ~= idx_key(tag, index_name) then
@@ -122,12 +124,18 @@ local function run_batch(keys, args, index_name, act)
     -- Gone (another engine or the owner acted) or no longer due: nothing to do.
     if score ~= nil and score <= now then
       local code
-      if not eid_ok(eid, tag) then
+      local ek
+      if owner then
+        ek = owner(eid, tag)
+      elseif eid_ok(eid, tag) then
+        ek = exec_key(eid)
+      end
+      if ek == nil then
         code = 'malformed'
-      elseif not filter_ok(exec_key(eid), ns, tag_name, tag_value) then
+      elseif ek and not filter_ok(ek, ns, tag_name, tag_value) then
         code = 'filtered'
       else
-        code = act(exec_key(eid), tag, eid, now, mv)
+        code = act(ek, tag, eid, now, mv)
       end
       if code == 'malformed' and not (sweep and eid_ok(eid, tag)) then
         -- Counted, and out of the index: never read again.
@@ -241,7 +249,7 @@ end
 
 -- A terminal execution past its retention: every key of it goes, at once.
 local function purge(ek, tag, eid)
-  local h = hmget(ek, 'phase', 'idem')
+  local h = hmget(ek, 'phase', 'idem', 'wps')
   redis.call('ZREM', idx_key(tag, 'terminal'), eid)
   if h.phase == nil then
     redis.call('SREM', idx_key(tag, 'all'), eid)
@@ -254,6 +262,11 @@ local function purge(ek, tag, eid)
   local idem_prefix = 'ff:idem:' .. tag .. ':'
   if h.idem and string.sub(h.idem, 1, #idem_prefix) == idem_prefix and redis.call('GET', h.idem) == eid then
     redis.call('DEL', h.idem)
+  end
+  -- Its waitpoints (and their signals) go with it.
+  for wpid in string.gmatch(h.wps or '', '[0-9a-f]+') do
+    redis.call('DEL', wp_key(tag, wpid))
+    redis.call('ZREM', idx_key(tag, 'pending_waitpoints'), wpid)
   end
   redis.call('SREM', idx_key(tag, 'all'), eid)
   redis.call('DEL', ek)
@@ -270,6 +283,8 @@ local function expected_indexes(tag, h)
   elseif h.phase == 'active' then
     want[idx_key(tag, 'lease_expiry')] = num(h.lease_exp)
     if h.att_due then want[idx_key(tag, 'attempt_timeout')] = num(h.att_due) end
+  elseif h.phase == 'suspended' then
+    if h.susp_due then want[idx_key(tag, 'suspension_timeout')] = num(h.susp_due) end
   elseif h.phase == 'terminal' then
     want[idx_key(tag, 'terminal')] = (num(h.ended) or 0) + (num(h.retention) or 0)
   end
@@ -283,23 +298,23 @@ local KNOWN_PHASES = {runnable = true, active = true, suspended = true, terminal
 
 -- Make one execution's index memberships match its state.
 local function reconcile(ek, tag, eid, now)
-  local h = hmget(ek, 'phase', 'elig', 'lane', 'pri', 'due', 'lease_exp', 'att_due', 'deadline', 'ended', 'retention', 'created')
+  local h = hmget(ek, 'phase', 'elig', 'lane', 'pri', 'due', 'lease_exp', 'att_due', 'deadline', 'ended', 'retention', 'created', 'susp_due')
   if h.phase == nil then
     redis.call('SREM', idx_key(tag, 'all'), eid)
-    for _, name in ipairs({'delayed', 'lease_expiry', 'attempt_timeout', 'deadline', 'terminal'}) do
+    for _, name in ipairs({'delayed', 'lease_expiry', 'attempt_timeout', 'deadline', 'terminal', 'suspension_timeout'}) do
       redis.call('ZREM', idx_key(tag, name), eid)
     end
     return 'repaired'
   end
   if not KNOWN_PHASES[h.phase] or not name_ok(h.lane) then return 'malformed' end
   -- A number field that does not read as one: left to an operator.
-  for _, f in ipairs({'pri', 'due', 'lease_exp', 'att_due', 'deadline', 'ended', 'retention', 'created'}) do
+  for _, f in ipairs({'pri', 'due', 'lease_exp', 'att_due', 'deadline', 'ended', 'retention', 'created', 'susp_due'}) do
     if h[f] and h[f] ~= '' and num(h[f]) == nil then return 'malformed' end
   end
   local want = expected_indexes(tag, h)
   local fixed = false
   local candidates = {eligible_key(tag, h.lane)}
-  for _, name in ipairs({'delayed', 'lease_expiry', 'attempt_timeout', 'deadline', 'terminal'}) do
+  for _, name in ipairs({'delayed', 'lease_expiry', 'attempt_timeout', 'deadline', 'terminal', 'suspension_timeout'}) do
     candidates[#candidates + 1] = idx_key(tag, name)
   end
   for _, key in ipairs(candidates) do

@@ -72,6 +72,7 @@ str_enum!(
         Reclaimed => "reclaimed",
         Delayed => "delayed",
         Released => "released",
+        Suspended => "suspended",
     }
 );
 
