@@ -15,6 +15,7 @@
 pub mod execution;
 pub mod limits;
 pub mod scan;
+pub mod suspension;
 
 use crate::error::FfError;
 use crate::reply::{DecodeError, Fields, Reply};

@@ -31,16 +31,22 @@ pub enum BatchFunction {
     PurgeRetained,
     /// Index memberships made to match each execution's state (walks `all`).
     ReconcileIndexes,
+    /// Suspensions past their timeout → their timeout behaviour.
+    ExpireSuspensions,
+    /// Pending waitpoints no suspension took up in time → expired.
+    ExpireWaitpoints,
 }
 
 impl BatchFunction {
-    pub const ALL: [BatchFunction; 6] = [
+    pub const ALL: [BatchFunction; 8] = [
         BatchFunction::PromoteDelayed,
         BatchFunction::ReclaimExpired,
         BatchFunction::ExpireAttempts,
         BatchFunction::ExpireDeadlines,
         BatchFunction::PurgeRetained,
         BatchFunction::ReconcileIndexes,
+        BatchFunction::ExpireSuspensions,
+        BatchFunction::ExpireWaitpoints,
     ];
 
     pub fn function(self) -> &'static str {
@@ -51,6 +57,8 @@ impl BatchFunction {
             BatchFunction::ExpireDeadlines => "ff_expire_deadlines",
             BatchFunction::PurgeRetained => "ff_purge_retained",
             BatchFunction::ReconcileIndexes => "ff_reconcile_indexes",
+            BatchFunction::ExpireSuspensions => "ff_expire_suspensions",
+            BatchFunction::ExpireWaitpoints => "ff_expire_waitpoints",
         }
     }
 
@@ -63,6 +71,8 @@ impl BatchFunction {
             BatchFunction::ExpireDeadlines => keys.deadline(),
             BatchFunction::PurgeRetained => keys.terminal(),
             BatchFunction::ReconcileIndexes => keys.all(),
+            BatchFunction::ExpireSuspensions => keys.suspension_timeout(),
+            BatchFunction::ExpireWaitpoints => keys.pending_waitpoints(),
         }
     }
 
@@ -75,6 +85,8 @@ impl BatchFunction {
             BatchFunction::ExpireDeadlines => "deadline",
             BatchFunction::PurgeRetained => "terminal",
             BatchFunction::ReconcileIndexes => "all",
+            BatchFunction::ExpireSuspensions => "suspension_timeout",
+            BatchFunction::ExpireWaitpoints => "pending_waitpoints",
         }
     }
 

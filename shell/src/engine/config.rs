@@ -20,6 +20,8 @@ pub struct EngineConfig {
     pub retention_trimmer_interval: Duration,
     /// The index reconciler walks every execution once per interval.
     pub index_reconciler_interval: Duration,
+    pub suspension_timeout_interval: Duration,
+    pub pending_waitpoint_interval: Duration,
     /// Every partition's index is re-read at least this often, whatever the
     /// scanner believes it holds (the net under lost wake-up messages).
     pub rescan_interval: Duration,
@@ -42,6 +44,8 @@ impl Default for EngineConfig {
             execution_deadline_interval: Duration::from_secs(5),
             retention_trimmer_interval: Duration::from_secs(60),
             index_reconciler_interval: Duration::from_secs(45),
+            suspension_timeout_interval: Duration::from_secs(2),
+            pending_waitpoint_interval: Duration::from_secs(5),
             rescan_interval: Duration::from_secs(60),
             batch_size: 200,
             shutdown_timeout: Duration::from_secs(15),
@@ -69,6 +73,14 @@ impl EngineConfig {
                 self.retention_trimmer_interval,
             ),
             ("index_reconciler_interval", self.index_reconciler_interval),
+            (
+                "suspension_timeout_interval",
+                self.suspension_timeout_interval,
+            ),
+            (
+                "pending_waitpoint_interval",
+                self.pending_waitpoint_interval,
+            ),
             ("rescan_interval", self.rescan_interval),
         ] {
             if d < min {

@@ -56,6 +56,16 @@ pub fn scanners(config: &EngineConfig) -> Vec<ScannerSpec> {
             function: ReconcileIndexes,
             interval: config.index_reconciler_interval,
         },
+        ScannerSpec {
+            name: "suspension_timeout",
+            function: ExpireSuspensions,
+            interval: config.suspension_timeout_interval,
+        },
+        ScannerSpec {
+            name: "pending_waitpoint_expiry",
+            function: ExpireWaitpoints,
+            interval: config.pending_waitpoint_interval,
+        },
     ]
 }
 

@@ -13,7 +13,10 @@ const PARTS: &[(&str, &str)] = &[
     ("waitpoint.lua", include_str!("../../../lua/waitpoint.lua")),
     ("execution.lua", include_str!("../../../lua/execution.lua")),
     ("scanners.lua", include_str!("../../../lua/scanners.lua")),
-    ("suspension.lua", include_str!("../../../lua/suspension.lua")),
+    (
+        "suspension.lua",
+        include_str!("../../../lua/suspension.lua"),
+    ),
 ];
 
 pub const LIBRARY_NAME: &str = "ff";

@@ -56,6 +56,8 @@ pub struct WorkerStats {
     pub completed: AtomicU64,
     pub failed: AtomicU64,
     pub delayed: AtomicU64,
+    /// Handlers that suspended their execution on waitpoints.
+    pub suspended: AtomicU64,
     pub panicked: AtomicU64,
     /// Handlers whose lease was lost while they ran (their result was dropped).
     pub lease_lost: AtomicU64,

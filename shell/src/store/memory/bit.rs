@@ -15,7 +15,10 @@ fn out(v: u32) -> f64 {
 }
 
 fn unary(lua: &Lua, t: &Table, name: &str, f: fn(u32) -> u32) -> mlua::Result<()> {
-    t.set(name, lua.create_function(move |_, x: f64| Ok(out(f(to_u32(x)))))?)
+    t.set(
+        name,
+        lua.create_function(move |_, x: f64| Ok(out(f(to_u32(x)))))?,
+    )
 }
 
 fn shift(lua: &Lua, t: &Table, name: &str, f: fn(u32, u32) -> u32) -> mlua::Result<()> {
