@@ -11,6 +11,7 @@
 //! | `lateness` | `p99_ms` of (promoted at − due at) of short delays | ≤ 50 ms |
 //! | `memory` | `bytes_per_execution` (INFO `used_memory` delta) | ≤ 1 000 |
 //! | `e2e` | `jobs_per_sec` one Worker completes; `submit_per_sec` | ≥ 45 000 / ≥ 60 000 |
+//! | `suspend-signal` | `round_trip_p50_ms` / `p99`: suspend → signal → claimed again, one at a time | — |
 //!
 //! **The bench wipes the server.** It starts only on a server whose databases
 //! hold no keys, or with `flush` set (FLUSHALL on every primary first); when it
@@ -23,6 +24,7 @@ mod idle;
 mod lateness;
 mod lease_drain;
 mod memory;
+mod suspend_signal;
 mod util;
 
 pub use util::{Admin, CommandStats, Report};
@@ -47,16 +49,18 @@ pub enum Scenario {
     Lateness,
     Memory,
     E2e,
+    SuspendSignal,
 }
 
 impl Scenario {
-    pub const ALL: [Scenario; 6] = [
+    pub const ALL: [Scenario; 7] = [
         Scenario::DelayedDrain,
         Scenario::LeaseDrain,
         Scenario::Idle,
         Scenario::Lateness,
         Scenario::Memory,
         Scenario::E2e,
+        Scenario::SuspendSignal,
     ];
 
     pub fn name(self) -> &'static str {
@@ -67,6 +71,7 @@ impl Scenario {
             Scenario::Lateness => "lateness",
             Scenario::Memory => "memory",
             Scenario::E2e => "e2e",
+            Scenario::SuspendSignal => "suspend-signal",
         }
     }
 
@@ -81,6 +86,7 @@ impl Scenario {
                 100_000
             }
             Scenario::Lateness => 5_000,
+            Scenario::SuspendSignal => 2_000,
             Scenario::Idle => 0,
         }
     }
@@ -193,6 +199,7 @@ pub async fn run(scenario: Scenario, opts: BenchOptions) -> BenchResult<Report> 
         Scenario::Lateness => lateness::run(&ctx).await,
         Scenario::Memory => memory::run(&ctx).await,
         Scenario::E2e => e2e::run(&ctx).await,
+        Scenario::SuspendSignal => suspend_signal::run(&ctx).await,
     };
     if !ctx.opts.keep {
         if let Err(e) = ctx.admin.flushall().await {

@@ -69,6 +69,8 @@ enum ScenarioArg {
     Memory,
     /// N no-op executions submitted, then run by one Worker (jobs/s; target >= 45 000, submit >= 60 000).
     E2e,
+    /// p50/p99 of suspend → signal → claimed again, one at a time (default n 2000).
+    SuspendSignal,
 }
 
 #[derive(Debug, clap::Args)]
@@ -264,6 +266,7 @@ fn bench(args: BenchArgs) -> i32 {
         ScenarioArg::Lateness => Scenario::Lateness,
         ScenarioArg::Memory => Scenario::Memory,
         ScenarioArg::E2e => Scenario::E2e,
+        ScenarioArg::SuspendSignal => Scenario::SuspendSignal,
     };
     let opts = BenchOptions {
         urls: args.redis,
