@@ -58,6 +58,10 @@ pub struct SimReport {
     pub store_restarts: u32,
     pub clock_jumps: u32,
     pub zombie_attempts: u32,
+    /// Executions that resumed from a suspension (by a signal or a timeout),
+    /// and how many of those a signal resumed.
+    pub resumes: u32,
+    pub resumed_by_signal: u32,
     /// The first store events, readable (to find where two runs diverge).
     pub log: Vec<String>,
 }
@@ -406,10 +410,10 @@ async fn scenario(cfg: SimConfig) -> SimReport {
     model.violations.extend(obs.violations.iter().cloned());
     // Every resume a signal reported is one the executions counted.
     let resumes: u32 = obs.records.values().map(|r| r.resumes).sum();
-    if model.resumed_by_signal > resumes {
+    let by_signal = model.resumed_by_signal;
+    if by_signal > resumes {
         model.violations.push(format!(
-            "signals report {} resumes, executions count {resumes}",
-            model.resumed_by_signal
+            "signals report {by_signal} resumes, executions count {resumes}"
         ));
     }
     let created = model.created.len();
@@ -453,6 +457,8 @@ async fn scenario(cfg: SimConfig) -> SimReport {
         store_restarts,
         clock_jumps,
         zombie_attempts: model.zombie_attempts,
+        resumes,
+        resumed_by_signal: by_signal,
         log: faulty.log(),
     }
 }
