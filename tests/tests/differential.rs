@@ -406,7 +406,7 @@ fn op() -> impl Strategy<Value = Op> {
         1 => lease.prop_map(|lease| Op::Release { lease }),
         1 => (0..EXECS).prop_map(|exec| Op::Cancel { exec }),
         2 => (0..EXECS).prop_map(|exec| Op::Get { exec }),
-        6 => suspension_op(),
+        4 => suspension_op(),
         6 => (0..BatchFunction::ALL.len(), 0..2usize, prop_oneof![4 => Just(0usize), 1 => 1..3usize], prop_oneof![Just(1usize), Just(3), Just(100)])
             .prop_map(|(function, partition, filter, batch)| Op::Scan { function, partition, filter, batch }),
         1 => (0..EXECS, index(), proptest::sample::select(vec!["0", "1.5", "99999999999999"]), proptest::bool::weighted(0.2))
