@@ -66,6 +66,8 @@ local function leave_live(ek, tag, eid, h)
     if h.att_due then redis.call('ZREM', idx_key(tag, 'attempt_timeout'), eid) end
     -- The epoch and the fence stay: later stale calls are checked against them.
     redis.call('HDEL', ek, 'lease_id', 'lease_exp', 'worker', 'wi', 'att_due')
+  elseif h.phase == 'suspended' then
+    end_suspension(ek, tag, eid)
   end
 end
 

@@ -457,18 +457,17 @@ end
 ---------------------------------------------------------------------------
 -- The engine's flow scanners (run_batch, scanners.lua).
 
-local WORK_ITEMS = {
-  ok = work_item_ok,
-  record = function(item, tag)
-    if string.sub(item, 1, 2) == 'f:' then return flow_key(tag, string.sub(item, 3)) end
-    return exec_key(string.sub(item, 3))
-  end,
-}
+-- run_batch owners (the record the filter reads; nil: malformed).
+local function work_owner(item, tag)
+  if not work_item_ok(item, tag) then return nil end
+  if string.sub(item, 1, 2) == 'f:' then return flow_key(tag, string.sub(item, 3)) end
+  return exec_key(string.sub(item, 3))
+end
 
-local FLOW_ITEMS = {
-  ok = function(flow) return hex32_ok(flow) end,
-  record = function(flow, tag) return flow_key(tag, flow) end,
-}
+local function flow_owner(flow, tag)
+  if not hex32_ok(flow) then return nil end
+  return flow_key(tag, flow)
+end
 
 -- Flow reconciler: queued flow work whose announcement nobody acted on.
 local function flow_work_due(_, tag, item)
@@ -544,9 +543,9 @@ local function project(fk, tag, flow)
   return 'repaired'
 end
 
-register('ff_flow_reconcile', function(keys, args) return run_batch(keys, args, 'flow_work', flow_work_due, WORK_ITEMS) end)
+register('ff_flow_reconcile', function(keys, args) return run_batch(keys, args, 'flow_work', flow_work_due, work_owner) end)
 register('ff_reconcile_dependencies', function(keys, args) return run_batch(keys, args, 'waiting_children', recheck_waiting) end)
-register('ff_project_flows', function(keys, args) return run_batch(keys, args, 'flows', project, FLOW_ITEMS) end)
+register('ff_project_flows', function(keys, args) return run_batch(keys, args, 'flows', project, flow_owner) end)
 register('ff_create_flow', ff_create_flow)
 register('ff_add_edge', ff_add_edge)
 register('ff_cancel_flow', ff_cancel_flow)

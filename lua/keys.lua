@@ -40,3 +40,13 @@ end
 local function out_key(eid)
   return 'ff:out:' .. eid
 end
+
+-- A waitpoint (a hash on its execution's partition).
+local function wp_key(tag, wpid)
+  return 'ff:wp:' .. tag .. ':' .. wpid
+end
+
+-- The partition's copy of the waitpoint-token keyring (a hash).
+local function secret_key(tag)
+  return 'ff:secret:' .. tag
+end

@@ -85,19 +85,12 @@ local function apply_moves(mv)
   end
 end
 
--- Index members that are execution ids (the default of run_batch's `item`):
--- their record carries the namespace and tags the filter looks at.
-local EXECUTION_ITEMS = {
-  ok = eid_ok,
-  record = function(eid) return exec_key(eid) end,
-}
-
 -- Validate the batch arguments; `act(record, tag, member, now, moves)` returns
 -- 'acted', 'repaired', 'malformed' (the record is unusable: its entry leaves
 -- the index, so it is not read again) or an error code for each due member.
--- `item` says what the index members are (EXECUTION_ITEMS by default).
-local function run_batch(keys, args, index_name, act, item)
-  item = item or EXECUTION_ITEMS
+-- `owner(member, tag)` names the execution hash the filter reads: nil for a
+-- malformed member, false for none (default: the member is an execution id).
+local function run_batch(keys, args, index_name, act, owner)
   local idx = keys[1]
   local tag = tag_of(idx or '')
   if tag == nil or idx ~= idx_key(tag, index_name) then
@@ -131,13 +124,18 @@ local function run_batch(keys, args, index_name, act, item)
     -- Gone (another engine or the owner acted) or no longer due: nothing to do.
     if score ~= nil and score <= now then
       local code
-      local rk = item.ok(eid, tag) and item.record(eid, tag)
-      if not rk then
+      local ek
+      if owner then
+        ek = owner(eid, tag)
+      elseif eid_ok(eid, tag) then
+        ek = exec_key(eid)
+      end
+      if ek == nil then
         code = 'malformed'
-      elseif not filter_ok(rk, ns, tag_name, tag_value) then
+      elseif ek and not filter_ok(ek, ns, tag_name, tag_value) then
         code = 'filtered'
       else
-        code = act(rk, tag, eid, now, mv)
+        code = act(ek, tag, eid, now, mv)
       end
       if code == 'malformed' and not (sweep and eid_ok(eid, tag)) then
         -- Counted, and out of the index: never read again.
@@ -251,7 +249,7 @@ end
 
 -- A terminal execution past its retention: every key of it goes, at once.
 local function purge(ek, tag, eid)
-  local h = hmget(ek, 'phase', 'idem', 'flow', 'outcome')
+  local h = hmget(ek, 'phase', 'idem', 'wps', 'flow', 'outcome')
   redis.call('ZREM', idx_key(tag, 'terminal'), eid)
   if h.phase == nil then
     redis.call('SREM', idx_key(tag, 'all'), eid)
@@ -268,6 +266,11 @@ local function purge(ek, tag, eid)
   local idem_prefix = 'ff:idem:' .. tag .. ':'
   if h.idem and string.sub(h.idem, 1, #idem_prefix) == idem_prefix and redis.call('GET', h.idem) == eid then
     redis.call('DEL', h.idem)
+  end
+  -- Its waitpoints (and their signals) go with it.
+  for wpid in string.gmatch(h.wps or '', '[0-9a-f]+') do
+    redis.call('DEL', wp_key(tag, wpid))
+    redis.call('ZREM', idx_key(tag, 'pending_waitpoints'), wpid)
   end
   redis.call('SREM', idx_key(tag, 'all'), eid)
   redis.call('DEL', ek)
@@ -287,6 +290,8 @@ local function expected_indexes(tag, h)
   elseif h.phase == 'active' then
     want[idx_key(tag, 'lease_expiry')] = num(h.lease_exp)
     if h.att_due then want[idx_key(tag, 'attempt_timeout')] = num(h.att_due) end
+  elseif h.phase == 'suspended' then
+    if h.susp_due then want[idx_key(tag, 'suspension_timeout')] = num(h.susp_due) end
   elseif h.phase == 'terminal' then
     want[idx_key(tag, 'terminal')] = (num(h.ended) or 0) + (num(h.retention) or 0)
   end
@@ -299,11 +304,11 @@ end
 local KNOWN_PHASES = {runnable = true, active = true, suspended = true, terminal = true}
 
 -- The per-execution indexes other than the lane's eligible index.
-local TIME_INDEXES = {'delayed', 'waiting_children', 'lease_expiry', 'attempt_timeout', 'deadline', 'terminal'}
+local TIME_INDEXES = {'delayed', 'waiting_children', 'lease_expiry', 'attempt_timeout', 'deadline', 'terminal', 'suspension_timeout'}
 
 -- Make one execution's index memberships match its state.
 local function reconcile(ek, tag, eid, now)
-  local h = hmget(ek, 'phase', 'elig', 'lane', 'pri', 'due', 'lease_exp', 'att_due', 'deadline', 'ended', 'retention', 'created')
+  local h = hmget(ek, 'phase', 'elig', 'lane', 'pri', 'due', 'lease_exp', 'att_due', 'deadline', 'ended', 'retention', 'created', 'susp_due')
   if h.phase == nil then
     redis.call('SREM', idx_key(tag, 'all'), eid)
     for _, name in ipairs(TIME_INDEXES) do
@@ -313,7 +318,7 @@ local function reconcile(ek, tag, eid, now)
   end
   if not KNOWN_PHASES[h.phase] or not name_ok(h.lane) then return 'malformed' end
   -- A number field that does not read as one: left to an operator.
-  for _, f in ipairs({'pri', 'due', 'lease_exp', 'att_due', 'deadline', 'ended', 'retention', 'created'}) do
+  for _, f in ipairs({'pri', 'due', 'lease_exp', 'att_due', 'deadline', 'ended', 'retention', 'created', 'susp_due'}) do
     if h[f] and h[f] ~= '' and num(h[f]) == nil then return 'malformed' end
   end
   local want = expected_indexes(tag, h)

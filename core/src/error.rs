@@ -94,6 +94,18 @@ pub enum FfError {
     /// A size bound of the data plane (flow members, parents per child).
     #[error("too large: {0}")]
     TooLarge(String),
+    #[error("waitpoint not found")]
+    WaitpointNotFound,
+    #[error("waitpoint no longer takes signals ({0})")]
+    WaitpointClosed(String),
+    /// The token does not prove the waitpoint (malformed, unknown or expired
+    /// key, or a mismatch); the detail says which, never the token.
+    #[error("waitpoint token rejected: {0}")]
+    InvalidToken(String),
+    #[error("no waitpoint secret has been rotated in")]
+    NoSecret,
+    #[error("limit reached: {0}")]
+    LimitReached(String),
     /// A code this version does not know: kept verbatim so nothing is lost.
     #[error("data plane error {code}: {detail}")]
     Other {
@@ -113,6 +125,11 @@ impl FfError {
             "not_active" => FfError::NotActive(detail.to_owned()),
             "already_terminal" => FfError::AlreadyTerminal(detail.to_owned()),
             "not_eligible" => FfError::NotEligible(detail.to_owned()),
+            "waitpoint_not_found" => FfError::WaitpointNotFound,
+            "waitpoint_closed" => FfError::WaitpointClosed(detail.to_owned()),
+            "invalid_token" => FfError::InvalidToken(detail.to_owned()),
+            "no_secret" => FfError::NoSecret,
+            "limit_reached" => FfError::LimitReached(detail.to_owned()),
             "payload_too_large" => {
                 let mut it = detail.split(':');
                 let len = it.next().and_then(|s| s.parse().ok());

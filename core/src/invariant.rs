@@ -4,6 +4,7 @@
 //! `lua/scanners.lua`.
 
 use crate::contract::execution::ExecutionRecord;
+use crate::contract::suspension::{WaitpointRecord, WaitpointState};
 use crate::keys::PartitionKeys;
 use crate::state::{Eligibility, LifecyclePhase};
 use std::collections::{BTreeMap, BTreeSet};
@@ -29,6 +30,7 @@ pub fn candidate_indexes(keys: &PartitionKeys, lane: &crate::Lane) -> Vec<String
         keys.attempt_timeout(),
         keys.deadline(),
         keys.terminal(),
+        keys.suspension_timeout(),
     ]
 }
 
@@ -60,6 +62,14 @@ pub fn expected_memberships(rec: &ExecutionRecord) -> Vec<Membership> {
             if let Some(d) = rec.attempt_due_ms {
                 out.push(Membership {
                     index: keys.attempt_timeout(),
+                    score: Some(d),
+                });
+            }
+        }
+        (LifecyclePhase::Suspended, _) => {
+            if let Some(d) = rec.suspension_due_ms {
+                out.push(Membership {
+                    index: keys.suspension_timeout(),
                     score: Some(d),
                 });
             }
@@ -97,9 +107,12 @@ impl std::fmt::Display for Violation {
 }
 
 /// False for the partition indexes whose members are not execution ids
-/// (queued flow work, changed flows).
+/// (queued flow work, changed flows, pending waitpoints: see
+/// `waitpoint_violations`).
 pub fn holds_executions(index_key: &str) -> bool {
-    !(index_key.ends_with(":flow_work") || index_key.ends_with(":flows"))
+    !(index_key.ends_with(":flow_work")
+        || index_key.ends_with(":flows")
+        || index_key.ends_with(PENDING_SUFFIX))
 }
 
 /// Check the index invariant over everything read from a store: `records`
@@ -169,6 +182,53 @@ pub fn index_violations(
         for m in members {
             if !records.contains_key(m) {
                 push(m, format!("{all} lists {m}, which has no record"));
+            }
+        }
+    }
+    out
+}
+
+const PENDING_SUFFIX: &str = ":pending_waitpoints";
+
+/// Check the waitpoint half of the invariant: a pending waitpoint is in its
+/// partition's pending index, scored by its expiry; any other is not; every
+/// member of a pending index is a pending waitpoint. `waitpoints` maps each
+/// waitpoint's key to its record.
+pub fn waitpoint_violations(
+    waitpoints: &BTreeMap<String, WaitpointRecord>,
+    zsets: &BTreeMap<String, BTreeMap<String, u64>>,
+) -> Vec<Violation> {
+    let mut out = Vec::new();
+    let mut seen: BTreeSet<(String, String)> = BTreeSet::new();
+    for w in waitpoints.values() {
+        let idx = PartitionKeys::of(&w.execution).pending_waitpoints();
+        let id = w.id.as_str().to_owned();
+        let have = zsets.get(&idx).and_then(|z| z.get(&id)).copied();
+        let want = (w.state == WaitpointState::Pending).then_some(w.expires_at_ms);
+        match (want, have) {
+            (Some(exp), Some(score)) if exp != Some(score) => out.push(Violation {
+                member: id.clone(),
+                message: format!("waitpoint {id} in {idx} with score {score}, expires {exp:?}"),
+            }),
+            (Some(_), None) => out.push(Violation {
+                member: id.clone(),
+                message: format!("pending waitpoint {id} missing from {idx}"),
+            }),
+            (None, Some(_)) => out.push(Violation {
+                member: id.clone(),
+                message: format!("{} waitpoint {id} wrongly in {idx}", w.state),
+            }),
+            _ => {}
+        }
+        seen.insert((idx, id));
+    }
+    for (idx, members) in zsets.iter().filter(|(k, _)| k.ends_with(PENDING_SUFFIX)) {
+        for m in members.keys() {
+            if !seen.contains(&(idx.clone(), m.clone())) {
+                out.push(Violation {
+                    member: m.clone(),
+                    message: format!("{idx} holds {m}, which is no waitpoint"),
+                });
             }
         }
     }

@@ -2,11 +2,13 @@
 //!
 //! Per execution there is exactly one key, its hash `ff:exec:{fp:N}:<hex>`
 //! (state, payload, result, lease and current attempt live in its fields); the
-//! partition's indexes are sorted sets `ff:idx:{fp:N}:<index>`. Memory per
+//! partition's indexes are sorted sets `ff:idx:{fp:N}:<index>`. Waitpoints
+//! (created only by executions that suspend) are one hash each, on their
+//! execution's partition. Memory per
 //! execution is a measured figure, so adding a key here needs a reason.
 
 use crate::error::ParseError;
-use crate::id::{ExecutionId, FlowId};
+use crate::id::{ExecutionId, FlowId, WaitpointId};
 use crate::name::{Lane, Namespace};
 use crate::partition::{Partition, PartitionConfig, PartitionFamily};
 
@@ -91,6 +93,22 @@ impl PartitionKeys {
     /// Terminal executions, scored by when retention may purge them.
     pub fn terminal(&self) -> String {
         self.idx("terminal")
+    }
+    /// Suspended executions with a timeout, scored by its due time.
+    pub fn suspension_timeout(&self) -> String {
+        self.idx("suspension_timeout")
+    }
+    /// Pending waitpoints (members: waitpoint ids), scored by their expiry.
+    pub fn pending_waitpoints(&self) -> String {
+        self.idx("pending_waitpoints")
+    }
+    /// A waitpoint and its signals (a hash on its execution's partition).
+    pub fn waitpoint(&self, wp: &WaitpointId) -> String {
+        format!("ff:wp:{}:{}", self.tag, wp.as_str())
+    }
+    /// The partition's copy of the waitpoint-token keyring (a hash).
+    pub fn secret(&self) -> String {
+        format!("ff:secret:{}", self.tag)
     }
     /// An idempotency key's record (a string holding the execution id, with TTL).
     pub fn idempotency(&self, namespace: &Namespace, key: &IdempotencyKey) -> String {

@@ -26,5 +26,5 @@ pub use error::{FfError, ParseError};
 pub use id::{
     AttemptId, BudgetId, EdgeId, ExecutionId, FlowId, LeaseId, QuotaId, SignalId, WaitpointId,
 };
-pub use name::{Kind, Lane, Namespace, TagName, WorkerInstance, WorkerName};
+pub use name::{Kind, Lane, Namespace, SignalName, TagName, WorkerInstance, WorkerName};
 pub use partition::{Partition, PartitionConfig, PartitionFamily};

@@ -87,6 +87,10 @@ name_type!(
     /// The name of a tag attached to an execution.
     TagName, "tag name"
 );
+name_type!(
+    /// The name of a signal (resume conditions name the signals they wait for).
+    SignalName, "signal name"
+);
 
 impl Lane {
     /// The lane every deployment has.

@@ -75,6 +75,7 @@ str_enum!(
         Reclaimed => "reclaimed",
         Delayed => "delayed",
         Released => "released",
+        Suspended => "suspended",
     }
 );
 

@@ -18,6 +18,9 @@ use std::sync::{Arc, RwLock};
 use std::time::Duration;
 use tracing::Instrument;
 
+mod suspension;
+pub use suspension::{PendingWaitpoint, Signal, Suspension};
+
 /// A handle on the data plane. Cheap to clone; share one per process.
 ///
 /// Create an execution, claim it as a worker would, complete it, read it

@@ -1,12 +1,17 @@
 //! Safety invariants, checked against the store's contents after every step:
-//! each execution is in exactly the index sets its state says; nothing created
-//! is lost; a terminal outcome never changes.
+//! each execution is in exactly the index sets its state says (pending
+//! waitpoints too); nothing created is lost; a terminal outcome never changes;
+//! a waitpoint resumes its execution at most once, and is active exactly while
+//! its execution is suspended on it.
 
 use ff_core::contract::execution::ExecutionRecord;
-use ff_core::invariant::index_violations;
+use ff_core::contract::suspension::{SignalEffect, WaitpointRecord, WaitpointState};
+use ff_core::invariant::{index_violations, waitpoint_violations};
 use ff_core::reply::Reply;
+use ff_core::state::LifecyclePhase;
 use ff_core::state::PublicState;
 use ff_core::ExecutionId;
+use ff_core::WaitpointId;
 use ff_engine::store::{cmd, Store};
 use std::collections::{BTreeMap, BTreeSet};
 
@@ -64,7 +69,29 @@ impl Checker {
         };
         let mut zsets: BTreeMap<String, BTreeMap<String, u64>> = BTreeMap::new();
         let mut alls: BTreeMap<String, BTreeSet<String>> = BTreeMap::new();
+        let mut waitpoints: BTreeMap<String, WaitpointRecord> = BTreeMap::new();
         for k in &keys {
+            if let Some(id) = k.strip_prefix("ff:wp:").and_then(|r| r.rsplit(':').next()) {
+                let fields = texts(read(store, &["HGETALL", k]).await.unwrap_or(Reply::Nil));
+                let m: BTreeMap<String, Vec<u8>> = fields
+                    .chunks(2)
+                    .filter(|p| p.len() == 2)
+                    .map(|p| (p[0].clone(), p[1].clone().into_bytes()))
+                    .collect();
+                match WaitpointId::parse(id)
+                    .map_err(|e| e.to_string())
+                    .and_then(|id| {
+                        WaitpointRecord::from_fields(&id, &m, 0).map_err(|e| e.to_string())
+                    }) {
+                    Ok(w) => {
+                        waitpoints.insert(k.clone(), w);
+                    }
+                    Err(e) => obs
+                        .violations
+                        .push(format!("{k}: malformed waitpoint: {e}")),
+                }
+                continue;
+            }
             if let Some(eid) = k.strip_prefix("ff:exec:") {
                 let fields = match read(store, &["HGETALL", k]).await {
                     Ok(r) => texts(r),
@@ -112,6 +139,13 @@ impl Checker {
                 .into_iter()
                 .map(|v| v.message),
         );
+        obs.violations.extend(
+            waitpoint_violations(&waitpoints, &zsets)
+                .into_iter()
+                .map(|v| v.message),
+        );
+        obs.violations
+            .extend(suspension_violations(&obs.records, &waitpoints));
         // A terminal outcome never changes.
         for (eid, rec) in &obs.records {
             if let Some(first) = self.terminal.get(eid) {
@@ -174,6 +208,50 @@ pub async fn ownership_violations(
         let by = scanners.get(&p).map_or(&[][..], Vec::as_slice);
         if by.len() != 1 {
             out.push(format!("ownership: partition {p} scanned by {by:?}"));
+        }
+    }
+    out
+}
+
+/// A waitpoint resumes at most once; it is active exactly while its execution
+/// is suspended on it; an execution counts every resume its signals made.
+fn suspension_violations(
+    records: &BTreeMap<String, ExecutionRecord>,
+    waitpoints: &BTreeMap<String, WaitpointRecord>,
+) -> Vec<String> {
+    let mut out = Vec::new();
+    let mut resumed: BTreeMap<&str, u32> = BTreeMap::new();
+    for (k, w) in waitpoints {
+        let n = w
+            .signals
+            .iter()
+            .filter(|s| s.effect == SignalEffect::Resumed)
+            .count() as u32;
+        if n > 1 {
+            out.push(format!("{k}: {n} signals resumed its execution"));
+        }
+        *resumed.entry(w.execution.as_str()).or_default() += n;
+        let Some(rec) = records.get(w.execution.as_str()) else {
+            out.push(format!("{k}: its execution {} is gone", w.execution));
+            continue;
+        };
+        let waited_on =
+            rec.state.phase == LifecyclePhase::Suspended && rec.suspended_on.contains(&w.id);
+        if waited_on != (w.state == WaitpointState::Active) {
+            out.push(format!(
+                "{k} is {} while its execution is {} (waiting on {:?})",
+                w.state, rec.public_state, rec.suspended_on
+            ));
+        }
+    }
+    for (eid, n) in resumed {
+        if let Some(rec) = records.get(eid) {
+            if rec.resumes < n {
+                out.push(format!(
+                    "{eid}: {n} signals resumed it, it counts {} resumes",
+                    rec.resumes
+                ));
+            }
         }
     }
     out

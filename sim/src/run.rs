@@ -65,6 +65,10 @@ pub struct SimReport {
     pub store_restarts: u32,
     pub clock_jumps: u32,
     pub zombie_attempts: u32,
+    /// Executions that resumed from a suspension (by a signal or a timeout),
+    /// and how many of those a signal resumed.
+    pub resumes: u32,
+    pub resumed_by_signal: u32,
     /// The first store events, readable (to find where two runs diverge).
     pub log: Vec<String>,
 }
@@ -82,6 +86,8 @@ struct Model {
     flows: Vec<crate::flows::SimFlow>,
     violations: Vec<String>,
     zombie_attempts: u32,
+    /// Signals whose (first) reply said they resumed their execution.
+    resumed_by_signal: u32,
 }
 
 type Shared = Arc<Mutex<Model>>;
@@ -175,21 +181,23 @@ async fn scenario(cfg: SimConfig) -> SimReport {
                 .build()
         })
         .collect();
+    let mailbox: workload::Mailbox = Default::default();
     let workers: Vec<NodeHandle> = (0..cfg.workers)
         .map(|i| {
-            let store = store.clone();
+            let (store, mailbox) = (store.clone(), mailbox.clone());
             handle
                 .create_node()
                 .name(format!("worker-{i}"))
                 .init(move || {
-                    let store = store.clone();
+                    let (store, mailbox) = (store.clone(), mailbox.clone());
                     async move {
                         let client = connect(store, partitions).await;
+                        let waits = Some((client.clone(), mailbox));
                         let worker = Worker::builder(client, "sim")
                             .instance(format!("w{i}"))
                             .concurrency(8)
                             .lease_ttl(Duration::from_millis(900))
-                            .fallback(workload::handle)
+                            .fallback(move |job| workload::handle(job, waits.clone()))
                             .start()
                             .expect("worker config");
                         std::future::pending::<()>().await;
@@ -218,6 +226,7 @@ async fn scenario(cfg: SimConfig) -> SimReport {
                 while client.register_lane(&contested_lane()).await.is_err() {
                     tokio::time::sleep(Duration::from_millis(50)).await;
                 }
+                rotate(&client, "k1").await;
                 for i in 0..n {
                     tokio::time::sleep(window.mul_f64(rng.random_range(0.0..2.0) / n as f64)).await;
                     // Some of the work comes as small random DAGs.
@@ -254,6 +263,23 @@ async fn scenario(cfg: SimConfig) -> SimReport {
                         }
                     }
                 }
+            })
+    };
+
+    let signaller = {
+        let (store, model, seed, mailbox) = (
+            store.clone(),
+            model.clone(),
+            rng.random::<u64>(),
+            mailbox.clone(),
+        );
+        handle
+            .create_node()
+            .name("signaller")
+            .build()
+            .spawn(async move {
+                let client = connect(store, partitions).await;
+                signal_loop(client, mailbox, model, seed).await
             })
     };
 
@@ -422,6 +448,7 @@ async fn scenario(cfg: SimConfig) -> SimReport {
         }
     };
     watcher.abort();
+    signaller.abort();
     if let Some(z) = zombie {
         z.abort();
     }
@@ -454,6 +481,14 @@ async fn scenario(cfg: SimConfig) -> SimReport {
     model.violations.extend(obs.violations.iter().cloned());
     model.violations.extend(flow_violations);
     model.violations.extend(owners.into_iter().take(5));
+    // Every resume a signal reported is one the executions counted.
+    let resumes: u32 = obs.records.values().map(|r| r.resumes).sum();
+    let by_signal = model.resumed_by_signal;
+    if by_signal > resumes {
+        model.violations.push(format!(
+            "signals report {by_signal} resumes, executions count {resumes}"
+        ));
+    }
     let created = model.created.len();
     if obs.records.len() < created {
         model.violations.push(format!(
@@ -497,6 +532,129 @@ async fn scenario(cfg: SimConfig) -> SimReport {
         store_restarts,
         clock_jumps,
         zombie_attempts: model.zombie_attempts,
+        resumes,
+        resumed_by_signal: by_signal,
         log: faulty.log(),
+    }
+}
+
+/// Rotate a waitpoint secret in, retrying until every partition has it (a
+/// repeat is harmless). The previous key stays valid for a minute.
+async fn rotate(client: &Client, kid: &str) {
+    let kid = ff_core::contract::suspension::SecretKid::new(kid).expect("a valid key id");
+    let secret =
+        ff_core::contract::suspension::WaitpointSecret::new(kid.as_str().repeat(16).into_bytes())
+            .expect("a valid secret");
+    while client
+        .rotate_waitpoint_secret(&kid, &secret, Duration::from_secs(60))
+        .await
+        .is_err()
+    {
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
+/// What the signaller does with one waitpoint.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Plan {
+    /// Never signalled (the suspension times out).
+    Lost,
+    /// One signal.
+    Once,
+    /// The same signal twice (same idempotency key): the second is a duplicate.
+    Repeat,
+    /// Two different signals: at most one may resume.
+    Twice,
+}
+
+/// Signals the waitpoints the handlers hand out, early or late (a random
+/// delay from when the token is known, so before or after the suspension),
+/// duplicated, or never; a store error is retried with the same idempotency
+/// key (a lost reply must not deliver twice). Checks on the replies: a token
+/// handed out is never refused as invalid, a repeat is answered as a
+/// duplicate, and no waitpoint resumes its execution twice. Halfway through,
+/// a new secret is rotated in.
+async fn signal_loop(client: Client, mailbox: workload::Mailbox, model: Shared, seed: u64) {
+    use ff_core::contract::suspension::SignalEffect;
+    use ff_engine::client::Signal;
+    let mut rng = StdRng::seed_from_u64(seed);
+    let mut queue: Vec<(tokio::time::Instant, workload::Mail, Plan, u8)> = Vec::new();
+    let started = tokio::time::Instant::now();
+    let mut rotated = false;
+    loop {
+        tokio::time::sleep(Duration::from_millis(rng.random_range(20..200))).await;
+        if !rotated && started.elapsed() > Duration::from_secs(15) {
+            rotate(&client, "k2").await;
+            rotated = true;
+        }
+        let fresh: Vec<workload::Mail> =
+            std::mem::take(&mut *mailbox.lock().expect("mailbox lock"));
+        for mail in fresh {
+            let plan = match rng.random_range(0..10) {
+                0 => Plan::Lost,
+                1 | 2 => Plan::Repeat,
+                3 | 4 => Plan::Twice,
+                _ => Plan::Once,
+            };
+            let at =
+                tokio::time::Instant::now() + Duration::from_millis(rng.random_range(0..3_000));
+            queue.push((at, mail, plan, 0));
+        }
+        let now = tokio::time::Instant::now();
+        let (due, later): (Vec<_>, Vec<_>) = queue.into_iter().partition(|(at, ..)| *at <= now);
+        queue = later;
+        for (_, mail, plan, sent) in due {
+            if plan == Plan::Lost {
+                continue;
+            }
+            let key = if plan == Plan::Twice && sent == 1 {
+                "second"
+            } else {
+                "first"
+            };
+            let signal = Signal::new("go").idempotency_key(format!("{}-{key}", mail.waitpoint));
+            let reply = loop {
+                match client
+                    .signal(
+                        &mail.execution,
+                        &mail.waitpoint,
+                        &mail.token,
+                        signal.clone(),
+                    )
+                    .await
+                {
+                    Err(ff_engine::Error::Store(_)) => {
+                        tokio::time::sleep(Duration::from_millis(50)).await
+                    }
+                    other => break other,
+                }
+            };
+            let what = format!("{} waitpoint {}", mail.execution, mail.waitpoint);
+            match reply {
+                Ok(r) => {
+                    let mut m = model.lock().expect("model lock");
+                    if plan == Plan::Repeat && sent == 1 && !r.duplicate {
+                        drop(m);
+                        violation(
+                            &model,
+                            format!("{what}: a repeated signal was not a duplicate"),
+                        );
+                        continue;
+                    }
+                    if (!r.duplicate || sent == 0) && r.effect == SignalEffect::Resumed {
+                        m.resumed_by_signal += 1;
+                    }
+                }
+                Err(ff_engine::Error::Rejected(
+                    ff_core::FfError::WaitpointClosed(_) | ff_core::FfError::AlreadyTerminal(_),
+                )) => {}
+                Err(e) => violation(&model, format!("{what}: signal refused: {e}")),
+            }
+            if plan != Plan::Once && sent == 0 {
+                let at =
+                    tokio::time::Instant::now() + Duration::from_millis(rng.random_range(0..2_000));
+                queue.push((at, mail, plan, 1));
+            }
+        }
     }
 }

@@ -5,6 +5,9 @@
 //! executions in two partitions: creates (random specs, delays, timeouts,
 //! deadlines, retry policies, idempotency keys, tags, sometimes invalid),
 //! claims, renewals, completions, failures, delays, releases, cancels, reads,
+//! suspension (secret rotations, pending waitpoints, suspends on one to three
+//! waitpoints with every condition and timeout behaviour, signals with valid,
+//! tampered or stale tokens and idempotency keys, waitpoint reads),
 //! one look of each scanner's batch function (with filters), raw corruption of
 //! records and indexes (to drive the repair paths), and short sleeps. Calls
 //! are built with the FCALL contracts directly and deterministic ids (lease
@@ -50,6 +53,10 @@ use ff_engine::core::contract::execution::{self as ex, ClaimArgs, CreateArgs, Le
 use ff_engine::core::contract::flow::{self as fl, Membership};
 use ff_engine::core::contract::ownership as own;
 use ff_engine::core::contract::scan::{self as sc, BatchFunction, ScannerFilter};
+use ff_engine::core::contract::suspension::{
+    self as sp, ResumeCondition, SecretKid, SignalArgs, SuspendArgs, TimeoutBehaviour,
+    WaitpointSecret, WaitpointToken,
+};
 use ff_engine::core::contract::Call;
 use ff_engine::core::flow::JoinPolicy;
 use ff_engine::core::keys::{self, flow_partition, FlowKeys, IdempotencyKey, PartitionKeys};
@@ -59,7 +66,7 @@ use ff_engine::core::scan::{plan, Member, Snapshot};
 use ff_engine::core::tracker::FailureTracker;
 use ff_engine::core::{
     ExecutionId, FlowId, Kind, Lane, LeaseId, Namespace, Partition, PartitionConfig,
-    PartitionFamily, TagName, WorkerInstance, WorkerName,
+    PartitionFamily, SignalName, TagName, WaitpointId, WorkerInstance, WorkerName,
 };
 use ff_engine::error::StoreError;
 use ff_engine::store::{cmd, MemoryStore, RedisStore, RedisStoreOptions, Store};
@@ -110,6 +117,21 @@ fn flow_id(i: usize) -> FlowId {
         .expect("a flow id in the partition")
 }
 
+const WAITPOINTS: usize = 4;
+
+fn wp_id(i: usize) -> WaitpointId {
+    WaitpointId::from_u128(0x0a17_0000 + i as u128)
+}
+
+fn rotate_call(p: usize, kid: usize, secret: u8, grace_ms: u64) -> Call {
+    sp::rotate_secret(
+        partition(p),
+        &SecretKid::new(format!("k{kid}")).unwrap(),
+        &WaitpointSecret::new(vec![secret; 16 + kid]).unwrap(),
+        grace_ms,
+    )
+}
+
 fn partition(i: usize) -> Partition {
     Partition::new(PartitionFamily::Flow, (i % PARTITIONS as usize) as u16)
 }
@@ -150,6 +172,7 @@ enum Index {
     AttemptTimeout,
     Deadline,
     Terminal,
+    SuspensionTimeout,
     Eligible(usize),
 }
 
@@ -248,6 +271,63 @@ enum Op {
         member: usize,
     },
     OwnView,
+    Rotate {
+        partition: usize,
+        kid: usize,
+        secret: u8,
+        grace_ms: u64,
+    },
+    CreateWaitpoint {
+        exec: usize,
+        wp: usize,
+        ttl_ms: u64,
+    },
+    Suspend {
+        lease: usize,
+        wps: Vec<usize>,
+        condition: usize,
+        timeout_ms: u64,
+        behaviour: usize,
+    },
+    Signal {
+        exec: usize,
+        wp: usize,
+        /// 0: the token the server handed out (if any), 1: it tampered, 2: another waitpoint's.
+        token: usize,
+        name: usize,
+        idempotency: Option<usize>,
+    },
+    GetWaitpoint {
+        exec: usize,
+        wp: usize,
+    },
+    /// A create (refused if the id exists), a claim of one in its partition,
+    /// then a suspend of what it got (three steps): reaches the suspended
+    /// paths far more often than independent ops.
+    ClaimSuspend {
+        exec: usize,
+        wps: Vec<usize>,
+        condition: usize,
+        timeout_ms: u64,
+        behaviour: usize,
+    },
+}
+
+fn suspension_op() -> impl Strategy<Value = Op> {
+    let lease = 0..64usize;
+    prop_oneof![
+        1 => (0..2usize, 0..3usize, 1u8..3, prop_oneof![Just(0u64), 1u64..5, Just(60_000)])
+            .prop_map(|(partition, kid, secret, grace_ms)| Op::Rotate { partition, kid, secret, grace_ms }),
+        2 => (0..EXECS, 0..WAITPOINTS, prop_oneof![1u64..6, Just(60_000u64)])
+            .prop_map(|(exec, wp, ttl_ms)| Op::CreateWaitpoint { exec, wp, ttl_ms }),
+        1 => (lease, proptest::collection::vec(0..WAITPOINTS, 1..3), 0..5usize, prop_oneof![Just(0u64), 1u64..6, Just(60_000)], 0..4usize)
+            .prop_map(|(lease, wps, condition, timeout_ms, behaviour)| Op::Suspend { lease, wps, condition, timeout_ms, behaviour }),
+        4 => (0..EXECS, proptest::collection::vec(0..WAITPOINTS, 1..3), 0..5usize, prop_oneof![Just(0u64), 1u64..6, Just(60_000)], 0..4usize)
+            .prop_map(|(exec, wps, condition, timeout_ms, behaviour)| Op::ClaimSuspend { exec, wps, condition, timeout_ms, behaviour }),
+        4 => (0..EXECS, 0..WAITPOINTS, prop_oneof![6 => Just(0usize), 1 => 1..3usize], 0..3usize, proptest::option::weighted(0.4, 0..2usize))
+            .prop_map(|(exec, wp, token, name, idempotency)| Op::Signal { exec, wp, token, name, idempotency }),
+        1 => (0..EXECS, 0..WAITPOINTS).prop_map(|(exec, wp)| Op::GetWaitpoint { exec, wp }),
+    ]
 }
 
 /// Member ids of the ownership ops; the last is refused (not a name).
@@ -325,6 +405,7 @@ fn index() -> impl Strategy<Value = Index> {
         Just(Index::AttemptTimeout),
         Just(Index::Deadline),
         Just(Index::Terminal),
+        Just(Index::SuspensionTimeout),
         (0..2usize).prop_map(Index::Eligible),
     ]
 }
@@ -342,6 +423,8 @@ const FIELDS: &[&str] = &[
     "epoch",
     "pri",
     "retry",
+    "susp_due",
+    "susp_tb",
 ];
 const VALUES: &[&str] = &[
     "0",
@@ -356,6 +439,7 @@ const VALUES: &[&str] = &[
     "99999999999999",
     "default",
     "1:f:0",
+    "suspended",
 ];
 
 fn op() -> impl Strategy<Value = Op> {
@@ -373,6 +457,7 @@ fn op() -> impl Strategy<Value = Op> {
         1 => lease.prop_map(|lease| Op::Release { lease }),
         1 => (0..EXECS).prop_map(|exec| Op::Cancel { exec }),
         2 => (0..EXECS).prop_map(|exec| Op::Get { exec }),
+        4 => suspension_op(),
         6 => (0..BatchFunction::ALL.len(), 0..2usize, prop_oneof![4 => Just(0usize), 1 => 1..3usize], prop_oneof![Just(1usize), Just(3), Just(100)])
             .prop_map(|(function, partition, filter, batch)| Op::Scan { function, partition, filter, batch }),
         1 => (0..EXECS, index(), proptest::sample::select(vec!["0", "1.5", "99999999999999"]), proptest::bool::weighted(0.2))
@@ -640,6 +725,8 @@ struct Run<'a> {
     /// Leases handed out (current and stale ones), from the server's replies.
     leases: Vec<Lease>,
     next_lease: u128,
+    /// Waitpoint tokens handed out, from the server's replies.
+    tokens: std::collections::BTreeMap<(usize, usize), WaitpointToken>,
     log: Vec<String>,
 }
 
@@ -853,6 +940,58 @@ impl<'a> Run<'a> {
         }
     }
 
+    fn suspend_args(
+        &self,
+        lease: usize,
+        wps: &[usize],
+        condition: usize,
+        timeout_ms: u64,
+        behaviour: usize,
+    ) -> SuspendArgs {
+        let names = |v: &[&str]| v.iter().map(|n| SignalName::new(*n).unwrap()).collect();
+        let mut ids: Vec<WaitpointId> = wps.iter().map(|w| wp_id(*w)).collect();
+        ids.dedup();
+        SuspendArgs {
+            lease: self.lease(lease),
+            waitpoints: ids,
+            condition: match condition {
+                0 => ResumeCondition::any(),
+                1 => ResumeCondition::Count(2),
+                2 => ResumeCondition::AnyOf(names(&["b", "c"])),
+                3 => ResumeCondition::AllOf(names(&["a", "b"])),
+                _ => ResumeCondition::Count(0),
+            },
+            timeout_ms,
+            on_timeout: [
+                TimeoutBehaviour::Fail,
+                TimeoutBehaviour::Cancel,
+                TimeoutBehaviour::Expire,
+                TimeoutBehaviour::Resume,
+            ][behaviour % 4],
+        }
+    }
+
+    fn token(&self, exec: usize, wp: usize, how: usize) -> WaitpointToken {
+        let forged = || WaitpointToken::parse(&format!("k0.{}", "0".repeat(64))).unwrap();
+        match how {
+            0 => self.tokens.get(&(exec, wp)).cloned().unwrap_or_else(forged),
+            1 => self.tokens.get(&(exec, wp)).map_or_else(forged, |t| {
+                let s = t.expose();
+                WaitpointToken::parse(&format!(
+                    "{}{}",
+                    &s[..s.len() - 1],
+                    if s.ends_with('0') { '1' } else { '0' }
+                ))
+                .unwrap()
+            }),
+            _ => self
+                .tokens
+                .get(&(exec, (wp + 1) % WAITPOINTS))
+                .cloned()
+                .unwrap_or_else(forged),
+        }
+    }
+
     fn index_key(&self, exec: usize, index: Index, foreign: bool) -> String {
         let p = if foreign { exec + 1 } else { exec };
         let pk = PartitionKeys::new(partition(p));
@@ -862,6 +1001,7 @@ impl<'a> Run<'a> {
             Index::AttemptTimeout => pk.attempt_timeout(),
             Index::Deadline => pk.deadline(),
             Index::Terminal => pk.terminal(),
+            Index::SuspensionTimeout => pk.suspension_timeout(),
             Index::Eligible(l) => pk.eligible(&Lane::new(LANES[l]).unwrap()),
         }
     }
@@ -1107,8 +1247,137 @@ impl<'a> Run<'a> {
             )),
             Op::OwnLeave { member } => Step::Call(own::leave(MEMBERS[*member])),
             Op::OwnView => Step::Call(own::view()),
+            Op::Rotate {
+                partition,
+                kid,
+                secret,
+                grace_ms,
+            } => Step::Call(rotate_call(*partition, *kid, *secret, *grace_ms)),
+            Op::CreateWaitpoint { exec, wp, ttl_ms } => {
+                Step::Call(sp::create_waitpoint(&exec_id(*exec), &wp_id(*wp), *ttl_ms))
+            }
+            Op::Suspend {
+                lease,
+                wps,
+                condition,
+                timeout_ms,
+                behaviour,
+            } => Step::Call(sp::suspend(&self.suspend_args(
+                *lease,
+                wps,
+                *condition,
+                *timeout_ms,
+                *behaviour,
+            ))),
+            Op::Signal {
+                exec,
+                wp,
+                token,
+                name,
+                idempotency,
+            } => {
+                // A valid token mostly goes where it belongs (the exec and
+                // waitpoint then pick one of those handed out).
+                let (exec, wp) = match self
+                    .tokens
+                    .keys()
+                    .nth((exec * WAITPOINTS + wp) % self.tokens.len().max(1))
+                {
+                    Some(k) if *token == 0 => *k,
+                    _ => (*exec, *wp),
+                };
+                Step::Call(sp::signal(&SignalArgs {
+                    execution: exec_id(exec),
+                    waitpoint: wp_id(wp),
+                    token: self.token(exec, wp, *token),
+                    name: SignalName::new(["a", "b", "c"][*name]).unwrap(),
+                    payload: vec![*name as u8; *name],
+                    idempotency: idempotency.map(|k| IdempotencyKey::new(format!("s{k}")).unwrap()),
+                }))
+            }
+            Op::GetWaitpoint { exec, wp } => {
+                Step::Call(sp::get_waitpoint(&exec_id(*exec), &wp_id(*wp)))
+            }
+            Op::ClaimSuspend {
+                exec,
+                wps,
+                condition,
+                timeout_ms,
+                behaviour,
+            } => {
+                let create = self.create_call(&CreateOp {
+                    exec: *exec,
+                    ns: 0,
+                    lane: 0,
+                    priority: 0,
+                    payload: Vec::new(),
+                    delay_ms: 0,
+                    attempt_timeout_ms: 0,
+                    deadline_ms: 0,
+                    retry: (0, 0, 0, 1),
+                    max_reclaims: 0,
+                    retention_ms: 60_000,
+                    idempotency: None,
+                    tag: None,
+                    flow: None,
+                });
+                let _ = self.step(Step::Call(create)).await?;
+                self.next_lease += 1;
+                let claim = Step::Call(ex::claim(&ClaimArgs {
+                    partition: partition(*exec),
+                    lane: Lane::new(LANES[0]).unwrap(),
+                    worker: WorkerName::new("w").unwrap(),
+                    instance: WorkerInstance::new("i1").unwrap(),
+                    lease_ttl_ms: 30_000,
+                    lease_ids: vec![LeaseId::from_u128(0x0001_ea5e_0000 + self.next_lease)],
+                }));
+                let got = match self.step(claim).await? {
+                    Ok(reply) => ex::decode_claim(&reply).unwrap_or_default(),
+                    Err(_) => Vec::new(),
+                };
+                let Some(c) = got.into_iter().next() else {
+                    return Ok(());
+                };
+                self.leases.push(c.lease);
+                let op = Op::Suspend {
+                    lease: self.leases.len() - 1,
+                    wps: wps.clone(),
+                    condition: *condition,
+                    timeout_ms: *timeout_ms,
+                    behaviour: *behaviour,
+                };
+                return Box::pin(self.apply(&op)).await;
+            }
         };
         let r = self.step(step).await?;
+        match (op, &r) {
+            (Op::CreateWaitpoint { exec, wp, .. }, Ok(reply)) => {
+                if let Ok(c) = sp::decode_create_waitpoint(reply) {
+                    self.tokens.insert((*exec, *wp), c.token);
+                }
+            }
+            (
+                Op::Suspend {
+                    lease,
+                    wps,
+                    condition,
+                    timeout_ms,
+                    behaviour,
+                },
+                Ok(reply),
+            ) => {
+                let args = self.suspend_args(*lease, wps, *condition, *timeout_ms, *behaviour);
+                if let Ok(s) = sp::decode_suspend(&args, reply) {
+                    let exec = (0..EXECS)
+                        .find(|i| exec_id(*i) == args.lease.execution)
+                        .unwrap_or(0);
+                    for (i, (_, t)) in s.tokens.into_iter().enumerate() {
+                        self.tokens.insert((exec, wps[i]), t);
+                    }
+                }
+            }
+            _ => {}
+        }
         if let (Op::Claim { .. }, Ok(reply)) = (op, &r) {
             if let Ok(claimed) = ex::decode_claim(reply) {
                 self.leases.extend(claimed.into_iter().map(|c| c.lease));
@@ -1129,6 +1398,7 @@ async fn run_sequence(redis: &RedisStore, ops: &[Op]) -> Result<(), TestCaseErro
         history: Vec::new(),
         leases: Vec::new(),
         next_lease: 0,
+        tokens: Default::default(),
         log: Vec::new(),
     };
     // The same start on both sides: what Client::new records.
@@ -1154,6 +1424,14 @@ async fn run_sequence(redis: &RedisStore, ops: &[Op]) -> Result<(), TestCaseErro
     run.step(Step::Cmd(cmd(["SADD", keys::LANES, "l2"])))
         .await?
         .map_err(|e| fail(format!("SADD: {e}")))?;
+    // Mostly a secret from the start (without one, waitpoints are refused).
+    if ops.len() % 4 != 0 {
+        for p in 0..PARTITIONS as usize {
+            run.step(Step::Call(rotate_call(p, 0, 1, 0)))
+                .await?
+                .map_err(|e| fail(format!("rotate: {e}")))?;
+        }
+    }
 
     // Most sequences work with flows that exist (so members and edges land).
     let flows = (0..FLOWS).filter(|_| ops.len() % 5 != 0);

@@ -2,7 +2,7 @@
 
 use super::{ok_fields, Call, CallError};
 use crate::error::FfError;
-use crate::id::{ExecutionId, LeaseId};
+use crate::id::{ExecutionId, LeaseId, WaitpointId};
 use crate::keys::{self, IdempotencyKey, PartitionKeys};
 use crate::name::{Kind, Lane, Namespace, TagName, WorkerInstance, WorkerName};
 use crate::reply::{DecodeError, Fields, Reply};
@@ -373,6 +373,16 @@ pub struct ExecutionRecord {
     pub tags: BTreeMap<String, String>,
     /// The flow this execution is a member of, and its join.
     pub flow: Option<(crate::id::FlowId, crate::flow::JoinPolicy)>,
+    /// Every waitpoint the execution created (oldest first).
+    pub waitpoints: Vec<WaitpointId>,
+    /// The waitpoints a suspended execution waits on.
+    pub suspended_on: Vec<WaitpointId>,
+    /// When a suspended execution's timeout applies (if it has one).
+    pub suspension_due_ms: Option<u64>,
+    /// Times it resumed from a suspension.
+    pub resumes: u32,
+    /// Signals accepted over its life (bounded).
+    pub signals: u32,
     /// Server time when the record was read.
     pub read_at_ms: u64,
 }
@@ -459,6 +469,15 @@ impl ExecutionRecord {
                 AttemptState::parse(&s).ok_or_else(|| err(format!("bad attempt state {s:?}")))?,
             ),
         };
+        let ids = |k: &str| -> Result<Vec<WaitpointId>, DecodeError> {
+            text(k)
+                .unwrap_or_default()
+                .split(',')
+                .filter(|s| !s.is_empty())
+                .map(|s| WaitpointId::parse(s).map_err(|e| err(format!("field {k}: {e}"))))
+                .collect()
+        };
+        let suspended = phase == LifecyclePhase::Suspended;
         let tags = m
             .iter()
             .filter_map(|(k, v)| {
@@ -523,6 +542,15 @@ impl ExecutionRecord {
                         .map_err(|e| err(e.to_string()))?,
                 )),
             },
+            waitpoints: ids("wps")?,
+            suspended_on: if suspended {
+                ids("susp_wps")?
+            } else {
+                Vec::new()
+            },
+            suspension_due_ms: if suspended { num("susp_due")? } else { None },
+            resumes: small("resumes")?,
+            signals: small("sigs")?,
             execution,
             read_at_ms,
         })

@@ -19,3 +19,16 @@ pub const MAX_TAG_VALUE_BYTES: usize = 256;
 pub const MAX_CLAIM_BATCH: usize = 1000;
 /// Longest error message or cancel reason kept, in bytes.
 pub const MAX_REASON_BYTES: usize = 4096;
+/// Most waitpoints one suspension waits on.
+pub const MAX_SUSPENSION_WAITPOINTS: usize = 16;
+/// Most waitpoints one execution creates over its life.
+pub const MAX_EXECUTION_WAITPOINTS: usize = 256;
+/// Most signals one execution accepts over its life.
+pub const MAX_EXECUTION_SIGNALS: usize = 1000;
+/// Largest signal payload, in bytes.
+pub const MAX_SIGNAL_PAYLOAD_BYTES: usize = 64 * 1024;
+/// Most signal names in one resume condition.
+pub const MAX_CONDITION_NAMES: usize = 16;
+/// Bounds of a waitpoint-token secret, in bytes.
+pub const MIN_SECRET_BYTES: usize = 16;
+pub const MAX_SECRET_BYTES: usize = 64;

@@ -17,6 +17,7 @@ pub mod flow;
 pub mod limits;
 pub mod ownership;
 pub mod scan;
+pub mod suspension;
 
 use crate::error::FfError;
 use crate::reply::{DecodeError, Fields, Reply};

@@ -40,11 +40,15 @@ pub enum BatchFunction {
     ReconcileDependencies,
     /// Flows whose members changed: counters recounted and repaired.
     ProjectFlows,
+    /// Suspensions past their timeout → their timeout behaviour.
+    ExpireSuspensions,
+    /// Pending waitpoints no suspension took up in time → expired.
+    ExpireWaitpoints,
 }
 
 impl BatchFunction {
     /// Every batch function.
-    pub const ALL: [BatchFunction; 9] = [
+    pub const ALL: [BatchFunction; 11] = [
         BatchFunction::PromoteDelayed,
         BatchFunction::ReclaimExpired,
         BatchFunction::ExpireAttempts,
@@ -54,6 +58,8 @@ impl BatchFunction {
         BatchFunction::ReconcileFlowWork,
         BatchFunction::ReconcileDependencies,
         BatchFunction::ProjectFlows,
+        BatchFunction::ExpireSuspensions,
+        BatchFunction::ExpireWaitpoints,
     ];
 
     /// The library function's name.
@@ -68,6 +74,8 @@ impl BatchFunction {
             BatchFunction::ReconcileFlowWork => "ff_flow_reconcile",
             BatchFunction::ReconcileDependencies => "ff_reconcile_dependencies",
             BatchFunction::ProjectFlows => "ff_project_flows",
+            BatchFunction::ExpireSuspensions => "ff_expire_suspensions",
+            BatchFunction::ExpireWaitpoints => "ff_expire_waitpoints",
         }
     }
 
@@ -83,6 +91,8 @@ impl BatchFunction {
             BatchFunction::ReconcileFlowWork => keys.flow_work(),
             BatchFunction::ReconcileDependencies => keys.waiting_children(),
             BatchFunction::ProjectFlows => keys.flows(),
+            BatchFunction::ExpireSuspensions => keys.suspension_timeout(),
+            BatchFunction::ExpireWaitpoints => keys.pending_waitpoints(),
         }
     }
 
@@ -98,6 +108,8 @@ impl BatchFunction {
             BatchFunction::ReconcileFlowWork => "flow_work",
             BatchFunction::ReconcileDependencies => "waiting_children",
             BatchFunction::ProjectFlows => "flows",
+            BatchFunction::ExpireSuspensions => "suspension_timeout",
+            BatchFunction::ExpireWaitpoints => "pending_waitpoints",
         }
     }
 

@@ -14,6 +14,7 @@
 //! | `dag-chain` | `p50_ms` from a 10-level chain's first complete to its last level eligible | ≤ 5 ms |
 //! | `fanout` | `all_eligible_ms`: one parent's complete → its n children eligible | — |
 //! | `replicas` | per 1, 2, 4 replicas: idle `commands_per_sec`, drain `items_per_sec`, rebalance time | — (compared) |
+//! | `suspend-signal` | `round_trip_p50_ms` / `p99`: suspend → signal → claimed again, one at a time | — |
 //!
 //! **The bench wipes the server.** It starts only on a server whose databases
 //! hold no keys, or with `flush` set (FLUSHALL on every primary first); when it
@@ -28,6 +29,7 @@ mod lateness;
 mod lease_drain;
 mod memory;
 mod replicas;
+mod suspend_signal;
 mod util;
 
 pub use util::{Admin, CommandStats, Report};
@@ -65,11 +67,13 @@ pub enum Scenario {
     Fanout,
     /// 1, 2 and 4 engine replicas: idle commands/s, drain items/s, rebalance time.
     Replicas,
+    /// Suspend → signal → claimed again, one at a time.
+    SuspendSignal,
 }
 
 impl Scenario {
     /// Every scenario.
-    pub const ALL: [Scenario; 9] = [
+    pub const ALL: [Scenario; 10] = [
         Scenario::DelayedDrain,
         Scenario::LeaseDrain,
         Scenario::Idle,
@@ -79,6 +83,7 @@ impl Scenario {
         Scenario::DagChain,
         Scenario::Fanout,
         Scenario::Replicas,
+        Scenario::SuspendSignal,
     ];
 
     /// The scenario's command-line name.
@@ -93,6 +98,7 @@ impl Scenario {
             Scenario::DagChain => "dag-chain",
             Scenario::Fanout => "fanout",
             Scenario::Replicas => "replicas",
+            Scenario::SuspendSignal => "suspend-signal",
         }
     }
 
@@ -109,6 +115,7 @@ impl Scenario {
             }
             Scenario::Lateness => 5_000,
             Scenario::Replicas => 50_000,
+            Scenario::SuspendSignal => 2_000,
             Scenario::Idle => 0,
             Scenario::DagChain => 200,
             Scenario::Fanout => 10_000,
@@ -228,6 +235,7 @@ pub async fn run(scenario: Scenario, opts: BenchOptions) -> BenchResult<Report> 
         Scenario::DagChain => flows::dag_chain(&ctx).await,
         Scenario::Fanout => flows::fanout(&ctx).await,
         Scenario::Replicas => replicas::run(&ctx).await,
+        Scenario::SuspendSignal => suspend_signal::run(&ctx).await,
     };
     if !ctx.opts.keep {
         if let Err(e) = ctx.admin.flushall().await {

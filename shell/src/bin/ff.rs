@@ -115,6 +115,8 @@ enum ScenarioArg {
     Fanout,
     /// 1, 2 and 4 engine replicas: rebalance time, idle commands/s, drain items/s (N: 50 000; idle SECONDS: 10).
     Replicas,
+    /// p50/p99 of suspend → signal → claimed again, one at a time (default n 2000).
+    SuspendSignal,
 }
 
 #[derive(Debug, clap::Args)]
@@ -409,6 +411,7 @@ fn bench(args: BenchArgs) -> i32 {
         ScenarioArg::DagChain => Scenario::DagChain,
         ScenarioArg::Fanout => Scenario::Fanout,
         ScenarioArg::Replicas => Scenario::Replicas,
+        ScenarioArg::SuspendSignal => Scenario::SuspendSignal,
     };
     let opts = BenchOptions {
         urls: args.redis,

@@ -35,6 +35,8 @@ pub struct EngineConfig {
     pub flow_projector_interval: Duration,
     /// The completion listener drains at most this many partitions at once.
     pub dispatch_concurrency: usize,
+    pub suspension_timeout_interval: Duration,
+    pub pending_waitpoint_interval: Duration,
     /// Every partition's index is re-read at least this often, whatever the
     /// scanner believes it holds (the net under lost wake-up messages).
     pub rescan_interval: Duration,
@@ -71,6 +73,8 @@ impl Default for EngineConfig {
             dependency_reconciler_interval: Duration::from_secs(15),
             flow_projector_interval: Duration::from_secs(15),
             dispatch_concurrency: 16,
+            suspension_timeout_interval: Duration::from_secs(2),
+            pending_waitpoint_interval: Duration::from_secs(5),
             rescan_interval: Duration::from_secs(60),
             batch_size: 200,
             shutdown_timeout: Duration::from_secs(15),
@@ -107,6 +111,14 @@ impl EngineConfig {
                 self.dependency_reconciler_interval,
             ),
             ("flow_projector_interval", self.flow_projector_interval),
+            (
+                "suspension_timeout_interval",
+                self.suspension_timeout_interval,
+            ),
+            (
+                "pending_waitpoint_interval",
+                self.pending_waitpoint_interval,
+            ),
             ("rescan_interval", self.rescan_interval),
             ("ownership_heartbeat", self.ownership_heartbeat),
         ] {

@@ -79,6 +79,16 @@ pub fn scanners(config: &EngineConfig) -> Vec<ScannerSpec> {
             function: ProjectFlows,
             interval: config.flow_projector_interval,
         },
+        ScannerSpec {
+            name: "suspension_timeout",
+            function: ExpireSuspensions,
+            interval: config.suspension_timeout_interval,
+        },
+        ScannerSpec {
+            name: "pending_waitpoint_expiry",
+            function: ExpireWaitpoints,
+            interval: config.pending_waitpoint_interval,
+        },
     ]
 }
 

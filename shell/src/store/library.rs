@@ -9,9 +9,15 @@ const PARTS: &[(&str, &str)] = &[
     ("prelude.lua", include_str!("../../../lua/prelude.lua")),
     ("limits.lua", include_str!("../../../lua/limits.lua")),
     ("keys.lua", include_str!("../../../lua/keys.lua")),
+    ("hmac.lua", include_str!("../../../lua/hmac.lua")),
+    ("waitpoint.lua", include_str!("../../../lua/waitpoint.lua")),
     ("execution.lua", include_str!("../../../lua/execution.lua")),
     ("scanners.lua", include_str!("../../../lua/scanners.lua")),
     ("flows.lua", include_str!("../../../lua/flows.lua")),
+    (
+        "suspension.lua",
+        include_str!("../../../lua/suspension.lua"),
+    ),
     ("ownership.lua", include_str!("../../../lua/ownership.lua")),
 ];
 

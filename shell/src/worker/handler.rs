@@ -68,6 +68,10 @@ pub enum JobError {
     Fatal(String),
     /// Not a failure: run it again after this delay (uses no retry).
     Delay(Duration),
+    /// Not a failure: wait for signals (the next claim after it resumes is
+    /// the next attempt). Create pending waitpoints first
+    /// ([`crate::Client::create_waitpoint`]) to hand out their tokens.
+    Suspend(crate::client::Suspension),
 }
 
 impl JobError {

@@ -142,6 +142,10 @@ async fn report(inner: &Inner, lease: &Lease, outcome: Ended) {
             .delay(lease, d)
             .await
             .map(|_| s.delayed.fetch_add(1, Relaxed)),
+        Ok(Ok(Err(JobError::Suspend(how)))) => client
+            .suspend(lease, &how)
+            .await
+            .map(|_| s.suspended.fetch_add(1, Relaxed)),
         Ok(Err(payload)) => {
             let msg = panic_message(payload);
             s.panicked.fetch_add(1, Relaxed);

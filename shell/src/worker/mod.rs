@@ -60,6 +60,8 @@ pub struct WorkerStats {
     pub failed: AtomicU64,
     /// Executions delayed by their handler.
     pub delayed: AtomicU64,
+    /// Handlers that suspended their execution on waitpoints.
+    pub suspended: AtomicU64,
     /// Handlers that panicked (the attempt failed).
     pub panicked: AtomicU64,
     /// Handlers whose lease was lost while they ran (their result was dropped).

@@ -263,9 +263,10 @@ local function lib_load(reader, name)
   return f, e
 end
 
-local function api(redis)
+-- (`bit` is there at run time only, as in Redis 7.0.)
+local function api(redis, bit)
   return protected({
-    redis = redis, cjson = prims.cjson, _G = env, _VERSION = _VERSION,
+    redis = redis, cjson = prims.cjson, bit = bit, _G = env, _VERSION = _VERSION,
     string = string, table = table, math = math, coroutine = coroutine,
     tonumber = tonumber, tostring = tostring, type = type, ipairs = ipairs,
     pairs = pairs, next = next, unpack = unpack, select = select, error = error,
@@ -276,7 +277,7 @@ local function api(redis)
   })
 end
 
-local run_api, load_api = api(redis_run), api(redis_load)
+local run_api, load_api = api(redis_run, prims.bit), api(redis_load, nil)
 local current_api = run_api
 
 setmetatable(env, {
