@@ -61,6 +61,8 @@ local function leave_live(ek, tag, eid, h)
     redis.call('ZREM', idx_key(tag, 'delayed'), eid)
   elseif h.phase == 'runnable' and h.elig == 'waiting_children' then
     redis.call('ZREM', idx_key(tag, 'waiting_children'), eid)
+  elseif h.phase == 'runnable' and (h.elig == 'blocked_budget' or h.elig == 'blocked_quota') then
+    redis.call('ZREM', idx_key(tag, h.elig), eid)
   elseif h.phase == 'active' then
     redis.call('ZREM', idx_key(tag, 'lease_expiry'), eid)
     if h.att_due then redis.call('ZREM', idx_key(tag, 'attempt_timeout'), eid) end
@@ -100,6 +102,8 @@ end
 -- flow arguments checked; a new member placed by its dependencies; a
 -- member's keys purged.
 local flow_member_ended, flow_member_arg, flow_member_created, flow_member_purged, flow_purge_blocked
+-- Set by admission.lua: ff_create's budgets and quotas checked and encoded.
+local admission_arg
 
 -- Into a terminal state (from any live state `h`): out of the live indexes,
 -- into the retention index; `...` are extra field/value pairs to store.
@@ -162,7 +166,8 @@ end
 -- KEYS: exec [, idempotency record]
 -- ARGV: eid, ns, lane, kind, priority, payload, delay_ms, attempt_timeout_ms,
 --       deadline_ms, retry, max_reclaims, retention_ms, idem_ttl_ms, flow ('' = none),
---       join, join_cancel (0|1), ntags, (tag, value)*
+--       join, join_cancel (0|1), ntags, (tag, value)* [, budgets, quotas]
+--       (budgets/quotas: names separated by commas; admission.lua)
 -- -> {1, 'created'|'duplicate', eid, phase, elig, outcome}
 local function ff_create(keys, args)
   local eid = args[1]
@@ -191,9 +196,11 @@ local function ff_create(keys, args)
   local member
   member, e = flow_member_arg(tag, args[14], args[15], args[16]); if e then return e end
   ntags, e = int_arg(args[17], 'tags', 0, MAX_TAGS); if e then return e end
-  if #args ~= 17 + 2 * ntags then
+  if #args ~= 17 + 2 * ntags and #args ~= 19 + 2 * ntags then
     return err('invalid_argument', 'tags:expected ' .. ntags .. ' name/value pairs')
   end
+  local adm
+  adm, e = admission_arg(args[18 + 2 * ntags], args[19 + 2 * ntags]); if e then return e end
   local fields = {}
   for i = 0, ntags - 1 do
     local tn, tv = args[18 + 2 * i], args[19 + 2 * i]
@@ -225,6 +232,7 @@ local function ff_create(keys, args)
     'created', now,
     'att_timeout', att_timeout, 'retry', retry, 'max_reclaims', max_reclaims,
     'retention', retention, unpack(fields))
+  if adm then redis.call('HSET', ek, 'adm', adm) end
   if idem_ttl > 0 then
     redis.call('HSET', ek, 'idem', idem_key)
     redis.call('SET', idem_key, eid, 'PX', idem_ttl)
@@ -248,7 +256,8 @@ end
 -- ff_claim: hand out up to n eligible executions of one lane of one partition.
 -- KEYS: eligible index of the lane
 -- ARGV: lane, worker, worker_instance, lease_ttl_ms, n, lease_id * n
--- -> {1, count, (eid, lease_id, epoch, attempt, lease_exp, kind, payload) * count}
+-- -> {1, count, (eid, lease_id, epoch, attempt, lease_exp, kind, payload) * count,
+--     adm * count} (adm: the budgets and quotas it draws on, admission.lua; '' = none)
 local function ff_claim(keys, args)
   local ek_idx = keys[1]
   local tag = tag_of(ek_idx or '')
@@ -271,11 +280,11 @@ local function ff_claim(keys, args)
   local claimed = 0
   local exp = now + ttl
   -- Index moves are made once for the whole batch (the hot path of workers).
-  local taken, leased, timed = {}, {}, {}
+  local taken, leased, timed, adms = {}, {}, {}, {}
   local cands = redis.call('ZRANGE', ek_idx, 0, n - 1)
   for _, eid in ipairs(cands) do
     local ek = exec_key(eid)
-    local h = read_state(ek, 'att', 'epoch', 'att_timeout', 'kind', 'payload')
+    local h = read_state(ek, 'att', 'epoch', 'att_timeout', 'kind', 'payload', 'adm')
     local att, epoch, att_timeout = counter(h.att), counter(h.epoch), counter(h.att_timeout)
     if not eid_ok(eid, tag) or h.phase ~= 'runnable' or h.elig ~= 'eligible' or h.lane ~= lane
         or att == nil or epoch == nil or att_timeout == nil
@@ -307,8 +316,10 @@ local function ff_claim(keys, args)
       local k = #out
       out[k + 1] = eid; out[k + 2] = lease_id; out[k + 3] = epoch; out[k + 4] = att
       out[k + 5] = exp; out[k + 6] = h.kind or ''; out[k + 7] = h.payload or ''
+      adms[#adms + 1] = h.adm or ''
     end
   end
+  for _, a in ipairs(adms) do out[#out + 1] = a end
   if #taken > 0 then redis.call('ZREM', ek_idx, unpack(taken)) end
   zadd_due_many(tag, 'lease_expiry', leased)
   zadd_due_many(tag, 'attempt_timeout', timed)

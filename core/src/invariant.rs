@@ -27,6 +27,8 @@ pub fn candidate_indexes(keys: &PartitionKeys, lane: &crate::Lane) -> Vec<String
         keys.attempt_timeout(),
         keys.deadline(),
         keys.terminal(),
+        keys.blocked_budget(),
+        keys.blocked_quota(),
     ]
 }
 
@@ -48,6 +50,15 @@ pub fn expected_memberships(rec: &ExecutionRecord) -> Vec<Membership> {
         // (scored by its next dependency re-check: any score)
         (LifecyclePhase::Runnable, Some(Eligibility::WaitingChildren)) => out.push(Membership {
             index: keys.waiting_children(),
+            score: None,
+        }),
+        // (scored by when it was blocked: any score)
+        (LifecyclePhase::Runnable, Some(Eligibility::BlockedBudget)) => out.push(Membership {
+            index: keys.blocked_budget(),
+            score: None,
+        }),
+        (LifecyclePhase::Runnable, Some(Eligibility::BlockedQuota)) => out.push(Membership {
+            index: keys.blocked_quota(),
             score: None,
         }),
         (LifecyclePhase::Active, _) => {

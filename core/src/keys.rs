@@ -73,6 +73,14 @@ impl PartitionKeys {
     pub fn flows(&self) -> String {
         self.idx("flows")
     }
+    /// Executions whose budget is breached, scored by when they were blocked.
+    pub fn blocked_budget(&self) -> String {
+        self.idx("blocked_budget")
+    }
+    /// Executions a quota refused, scored by when they were blocked.
+    pub fn blocked_quota(&self) -> String {
+        self.idx("blocked_quota")
+    }
     /// Active executions, scored by lease expiry (ms).
     pub fn lease_expiry(&self) -> String {
         self.idx("lease_expiry")

@@ -5,6 +5,7 @@
 //! decoded). Nothing here performs I/O, reads a clock or spawns a task: the shell
 //! reads snapshots, hands them to these functions, and carries out what they say.
 
+pub mod admission;
 pub mod contract;
 pub mod error;
 pub mod flow;

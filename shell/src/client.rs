@@ -289,6 +289,8 @@ impl Client {
                 .collect(),
         };
         let claimed = ex::decode_claim(&self.call(&ex::claim(&args)).await?)?;
+        // Executions that draw on budgets or quotas are admitted (or blocked) here.
+        let claimed = self.admit_claimed(claimed).await;
         for c in &claimed {
             tracing::debug!(execution = %c.lease.execution, epoch = c.lease.epoch, attempt = c.attempt, "claimed");
         }

@@ -4,6 +4,7 @@
 //! server (standalone or cluster). [`Client`] is the typed API over the data
 //! plane (the Valkey Functions library in `lua/`).
 
+pub mod admission;
 #[cfg(not(madsim))]
 pub mod bench;
 pub mod client;

@@ -812,6 +812,7 @@ impl<'a> Run<'a> {
                 .into_iter()
                 .collect(),
             flow: None,
+            admission: Default::default(),
         })
     }
 

@@ -226,9 +226,7 @@ async fn cancelling_a_flow_under_load_ends_every_member() {
 async fn flows_on_a_cluster() {
     let cluster = RedisCluster::start();
     let c = cluster_client(cluster.urls()).await;
-    let engine = Engine::start(quick(), c.store().clone())
-        .await
-        .unwrap();
+    let engine = Engine::start(quick(), c.store().clone()).await.unwrap();
     let mut flows = Vec::new();
     for _ in 0..6 {
         let flow = c.create_flow("default").await.unwrap();

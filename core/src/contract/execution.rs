@@ -46,6 +46,8 @@ pub struct CreateArgs {
     pub tags: Vec<(TagName, String)>,
     /// A flow member: `execution` must be in the flow's partition.
     pub flow: Option<super::flow::Membership>,
+    /// The budgets and quotas it draws on (checked when it is claimed).
+    pub admission: crate::admission::Admission,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -89,6 +91,10 @@ pub fn create(a: &CreateArgs) -> Call {
     for (k, v) in &a.tags {
         call = call.arg(k).arg(v);
     }
+    if !a.admission.is_empty() {
+        let (budgets, quotas) = a.admission.encode_parts();
+        call = call.arg(budgets).arg(quotas);
+    }
     call
 }
 
@@ -130,6 +136,8 @@ pub struct Claimed {
     pub lease_expires_at_ms: u64,
     pub kind: Kind,
     pub payload: Vec<u8>,
+    /// The budgets and quotas it draws on: the claimer admits it against them.
+    pub admission: crate::admission::Admission,
 }
 
 pub fn claim(a: &ClaimArgs) -> Call {
@@ -172,7 +180,16 @@ pub fn decode_claim(reply: &Reply) -> Result<Vec<Claimed>, CallError> {
             lease_expires_at_ms,
             kind,
             payload,
+            admission: Default::default(),
         });
+    }
+    // Each execution's admission follows the items (absent from older replies).
+    if f.remaining() >= out.len() {
+        for c in &mut out {
+            let a = f.text("admission")?;
+            c.admission =
+                crate::admission::Admission::parse(&a).map_err(|e| f.error(e.to_string()))?;
+        }
     }
     Ok(out)
 }

@@ -27,6 +27,9 @@ pub struct EngineConfig {
     pub dependency_reconciler_interval: Duration,
     /// Changed flows are recounted from their members.
     pub flow_projector_interval: Duration,
+    /// Budget resets and unblocking run this often (the budget and quota
+    /// reconcilers every tenth time).
+    pub admission_interval: Duration,
     /// The completion listener drains at most this many partitions at once.
     pub dispatch_concurrency: usize,
     /// Every partition's index is re-read at least this often, whatever the
@@ -54,6 +57,7 @@ impl Default for EngineConfig {
             flow_reconciler_interval: Duration::from_secs(5),
             dependency_reconciler_interval: Duration::from_secs(15),
             flow_projector_interval: Duration::from_secs(15),
+            admission_interval: Duration::from_secs(1),
             dispatch_concurrency: 16,
             rescan_interval: Duration::from_secs(60),
             batch_size: 200,
@@ -88,6 +92,7 @@ impl EngineConfig {
                 self.dependency_reconciler_interval,
             ),
             ("flow_projector_interval", self.flow_projector_interval),
+            ("admission_interval", self.admission_interval),
             ("rescan_interval", self.rescan_interval),
         ] {
             if d < min {

@@ -3,6 +3,7 @@
 //! ran out) and a reconciler repairs index drift; a supervisor restarts a
 //! scanner that panicked; shutdown is bounded.
 
+pub mod admission;
 pub mod config;
 pub mod listener;
 pub mod metrics;
@@ -10,6 +11,7 @@ pub mod runner;
 mod supervisor;
 mod wake;
 
+pub use admission::{scan_admission_once, AdmissionPass};
 pub use config::EngineConfig;
 pub use listener::{ListenerMetrics, ListenerStats};
 pub use metrics::{ScannerMetrics, ScannerStats};
@@ -138,6 +140,12 @@ impl Engine {
         handles.push(tokio::spawn(wake::listen(
             store.clone(),
             routes,
+            shutdown_rx.clone(),
+        )));
+        handles.push(tokio::spawn(admission::run(
+            store.clone(),
+            config.partitions,
+            config.admission_interval,
             shutdown_rx.clone(),
         )));
         let listener = Arc::new(ListenerMetrics::default());

@@ -12,6 +12,7 @@ const PARTS: &[(&str, &str)] = &[
     ("execution.lua", include_str!("../../../lua/execution.lua")),
     ("scanners.lua", include_str!("../../../lua/scanners.lua")),
     ("flows.lua", include_str!("../../../lua/flows.lua")),
+    ("admission.lua", include_str!("../../../lua/admission.lua")),
 ];
 
 pub const LIBRARY_NAME: &str = "ff";
