@@ -394,3 +394,206 @@ on_both_stores!(
     a_blocked_execution_can_be_cancelled,
     bad_admission_arguments_are_refused,
 );
+
+/// Workers and the engine together: a quota with 2 slots never has more than
+/// 2 handlers running, blocked executions come back as slots free up, and a
+/// breached budget holds its executions until it is reset.
+#[tokio::test]
+async fn workers_respect_quota_and_budget_under_the_engine() {
+    use ff_engine::worker::{Job, Worker};
+    use ff_engine::{Engine, EngineConfig};
+    use std::sync::atomic::{AtomicUsize, Ordering::SeqCst};
+
+    let redis = ff_tests::TestRedis::standalone();
+    let c = client(&redis.url()).await;
+    let engine = Engine::start(
+        EngineConfig {
+            admission_interval: Duration::from_millis(50),
+            ..EngineConfig::default()
+        },
+        c.store().clone(),
+    )
+    .await
+    .unwrap();
+    c.define_quota(
+        "gpu",
+        &QuotaLimits {
+            window_ms: 60_000,
+            max_per_window: 0,
+            concurrency: 2,
+        },
+    )
+    .await
+    .unwrap();
+    c.define_budget("spend", &tokens(3, 0)).await.unwrap();
+    let running = Arc::new(AtomicUsize::new(0));
+    let peak = Arc::new(AtomicUsize::new(0));
+    let (r, p) = (running.clone(), peak.clone());
+    let reporter = c.clone();
+    let worker = Worker::builder(c.clone(), "w")
+        .concurrency(8)
+        .poll_interval(Duration::from_millis(20))
+        .handle("train", move |_job: Job| {
+            let (r, p) = (r.clone(), p.clone());
+            async move {
+                let now = r.fetch_add(1, SeqCst) + 1;
+                p.fetch_max(now, SeqCst);
+                tokio::time::sleep(Duration::from_millis(30)).await;
+                r.fetch_sub(1, SeqCst);
+                Ok(Vec::new())
+            }
+        })
+        .handle("spend", move |job: Job| {
+            let c = reporter.clone();
+            async move {
+                let report = UsageReport {
+                    execution: job.execution.clone(),
+                    attempt: job.attempt,
+                    seq: 1,
+                    deltas: vec![("tokens".to_owned(), 1)],
+                };
+                c.report_usage("spend", &report)
+                    .await
+                    .map_err(|e| ff_engine::worker::JobError::Retry(e.to_string()))?;
+                Ok(Vec::new())
+            }
+        })
+        .start()
+        .unwrap();
+    let mut trains = Vec::new();
+    for _ in 0..12 {
+        trains.push(
+            c.create(ExecutionSpec::new("train").quota("gpu"))
+                .await
+                .unwrap()
+                .execution,
+        );
+    }
+    wait_for(
+        "every quota-limited execution",
+        Duration::from_secs(20),
+        || {
+            let c = c.clone();
+            let ids = trains.clone();
+            async move {
+                for id in &ids {
+                    if state(&c, id).await != PublicState::Completed {
+                        return false;
+                    }
+                }
+                true
+            }
+        },
+    )
+    .await;
+    assert!(peak.load(SeqCst) <= 2, "peak {} > cap 2", peak.load(SeqCst));
+    assert_eq!(c.get_quota("gpu").await.unwrap().holders, 0);
+
+    // Each "spend" uses 1 token of 3: after 3, the rest wait for a reset.
+    let mut spends = Vec::new();
+    for _ in 0..5 {
+        spends.push(
+            c.create(ExecutionSpec::new("spend").budget("spend"))
+                .await
+                .unwrap()
+                .execution,
+        );
+        // One at a time, so usage is reported before the next is admitted.
+        let last = spends.last().unwrap().clone();
+        let c2 = c.clone();
+        wait_for("a spend to end or block", Duration::from_secs(10), || {
+            let (c, id) = (c2.clone(), last.clone());
+            async move {
+                matches!(
+                    state(&c, &id).await,
+                    PublicState::Completed | PublicState::RateLimited
+                )
+            }
+        })
+        .await;
+    }
+    let mut done = 0;
+    for id in &spends {
+        if state(&c, id).await == PublicState::Completed {
+            done += 1;
+        }
+    }
+    assert_eq!(done, 3, "the budget admits until usage reaches the limit");
+    c.reset_budget("spend").await.unwrap();
+    wait_for(
+        "the blocked spends after the reset",
+        Duration::from_secs(10),
+        || {
+            let c = c.clone();
+            let ids = spends.clone();
+            async move {
+                let mut n = 0;
+                for id in &ids {
+                    if state(&c, id).await == PublicState::Completed {
+                        n += 1;
+                    }
+                }
+                n == 5
+            }
+        },
+    )
+    .await;
+    worker.shutdown().await;
+    engine.shutdown().await;
+}
+
+/// Budgets and quotas live on their own partitions, on other nodes than the
+/// executions that draw on them: admission, block and unblock still work.
+#[tokio::test]
+async fn admission_on_a_cluster() {
+    let cluster = ff_tests::RedisCluster::start();
+    let c = cluster_client(cluster.urls()).await;
+    c.define_budget("tenant-1", &tokens(2, 0)).await.unwrap();
+    c.define_quota(
+        "api",
+        &QuotaLimits {
+            window_ms: 60_000,
+            max_per_window: 0,
+            concurrency: 1,
+        },
+    )
+    .await
+    .unwrap();
+    let mut ids = Vec::new();
+    for _ in 0..4 {
+        ids.push(
+            c.create(ExecutionSpec::new("x").budget("tenant-1").quota("api"))
+                .await
+                .unwrap()
+                .execution,
+        );
+    }
+    let got = claim_all(&c).await;
+    assert_eq!(got.len(), 1, "one concurrency slot");
+    let mut rate_limited = 0;
+    for id in &ids {
+        if state(&c, id).await == PublicState::RateLimited {
+            rate_limited += 1;
+        }
+    }
+    assert_eq!(rate_limited, 3);
+    let r = c
+        .report_usage("tenant-1", &usage(&got[0], 1, 2))
+        .await
+        .unwrap();
+    assert!(r.breached);
+    c.complete(&got[0].lease, b"").await.unwrap();
+    c.release_admission(&got[0].lease, &got[0].admission)
+        .await
+        .unwrap();
+    // The slot is free but the budget is breached: nothing comes back.
+    let p = pass(&c, true).await;
+    assert_eq!((p.unblocked, p.still_blocked), (0, 3));
+    c.reset_budget("tenant-1").await.unwrap();
+    // One slot: one execution comes back per pass, oldest first.
+    let p = pass(&c, true).await;
+    assert_eq!(p.unblocked, 1);
+    let got = claim_all(&c).await;
+    assert_eq!(got.len(), 1);
+    assert_eq!(c.get_quota("api").await.unwrap().holders, 1);
+}
