@@ -15,6 +15,8 @@ local MAX_USAGE_DELTA = 1000000000000000 -- 1e15: keeps counters exact in Lua's 
 -- Applied-report records of a budget are forgotten after a day without reports.
 local SEEN_TTL_MS = 24 * 3600 * 1000
 local MAX_SCAN_COUNT = 1000
+local MAX_CAPABILITIES = 64
+local WORKERS_KEY = 'ff:workers'
 
 local function part_tag(key, prefix)
   return string.match(key or '', '{' .. prefix .. ':%d+}')
@@ -44,11 +46,40 @@ local function names_arg(v, what)
 end
 
 -- ff_create's admission arguments -> the `adm` field value, or nil (none).
-admission_arg = function(budgets, quotas)
-  local _, e = names_arg(budgets or '', 'budgets'); if e then return nil, e end
-  _, e = names_arg(quotas or '', 'quotas'); if e then return nil, e end
-  if (budgets or '') == '' and (quotas or '') == '' then return nil end
-  return budgets .. ';' .. quotas
+admission_arg = function(budgets, quotas, caps)
+  budgets, quotas, caps = budgets or '', quotas or '', caps or ''
+  local _, e = names_arg(budgets, 'budgets'); if e then return nil, e end
+  _, e = names_arg(quotas, 'quotas'); if e then return nil, e end
+  _, e = names_arg(caps, 'capabilities'); if e then return nil, e end
+  if budgets == '' and quotas == '' and caps == '' then return nil end
+  return budgets .. ';' .. quotas .. ';' .. caps
+end
+
+-- A worker's capabilities ('a,b') -> a set, or nil and a refusal.
+capabilities_arg = function(v)
+  if type(v) ~= 'string' then return {} end
+  local set, n = {}, 0
+  for part in string.gmatch(v, '([^,]+)') do
+    n = n + 1
+    if not name_ok(part) or n > MAX_CAPABILITIES then
+      return nil, err('invalid_argument', 'capabilities:expected up to ' .. MAX_CAPABILITIES .. ' names separated by commas')
+    end
+    set[part] = true
+  end
+  return set
+end
+
+-- The capabilities part of an `adm` value ('' = none).
+needed_capabilities = function(adm)
+  return string.match(adm, '^[^;]*;[^;]*;([^;]*)$') or ''
+end
+
+-- Does the capability set `have` hold every name of `needs` ('a,b')?
+capable = function(needs, have)
+  for part in string.gmatch(needs, '([^,]+)') do
+    if not have[part] then return false end
+  end
+  return true
 end
 
 ---------------------------------------------------------------------------
@@ -414,6 +445,7 @@ end
 -- scored by when they were blocked (the unblock scanner reads oldest first).
 
 local BLOCK_REASONS = {budget = 'blocked_budget', quota = 'blocked_quota'}
+local UNBLOCKABLE = {blocked_budget = true, blocked_quota = true, blocked_route = true}
 
 -- ff_block: the claimer found the execution not admissible: its lease ends
 -- (no retry or reclaim used) and it waits in the blocked index.
@@ -443,7 +475,7 @@ local function ff_unblock(keys, args)
   local idx = keys[1]
   local tag = tag_of(idx or '')
   local elig = tag and string.match(idx, '^ff:idx:{fp:%d+}:(blocked_%a+)$')
-  if elig == nil or (elig ~= 'blocked_budget' and elig ~= 'blocked_quota') then
+  if elig == nil or not UNBLOCKABLE[elig] then
     return err('invalid_argument', 'index:KEYS[1] must be a blocked index of a partition')
   end
   if #args > MAX_CLAIM_BATCH then return err('invalid_argument', 'ids:at most ' .. MAX_CLAIM_BATCH .. ' per call') end
@@ -466,6 +498,59 @@ local function ff_unblock(keys, args)
   return ok(moved, repaired)
 end
 
+-- ff_block_route: an eligible execution needs capabilities no live worker
+-- has (the claimer looked): it waits in blocked_route until one registers.
+-- KEYS: exec  ARGV: eid -> {1, 'blocked'|'skipped'} ('skipped': no longer eligible)
+local function ff_block_route(keys, args)
+  local ek, tag, e = exec_target(keys, args[1])
+  if e then return e end
+  local h = hmget(ek, 'phase', 'elig', 'lane')
+  if h.phase == nil then return err('not_found', args[1]) end
+  if h.phase ~= 'runnable' or h.elig ~= 'eligible' or not name_ok(h.lane) then return ok('skipped') end
+  redis.call('ZREM', eligible_key(tag, h.lane), args[1])
+  redis.call('HSET', ek, 'elig', 'blocked_route')
+  redis.call('ZADD', idx_key(tag, 'blocked_route'), now_ms(), args[1])
+  return ok('blocked')
+end
+
+---------------------------------------------------------------------------
+-- Worker registrations: one hash ff:workers, instance -> '<expires ms>;<caps>'.
+
+-- ff_worker_register (also the heartbeat)
+-- KEYS: ff:workers  ARGV: instance, ttl_ms, capabilities -> {1, expires}
+local function ff_worker_register(keys, args)
+  if keys[1] ~= WORKERS_KEY then return err('invalid_argument', 'workers:KEYS[1] must be ' .. WORKERS_KEY) end
+  local inst, ttl, e
+  inst, e = name_arg(args[1], 'worker_instance'); if e then return e end
+  ttl, e = int_arg(args[2], 'ttl_ms', MIN_LEASE_MS, MAX_LEASE_MS); if e then return e end
+  local _
+  _, e = capabilities_arg(args[3] or ''); if e then return e end
+  local exp = now_ms() + ttl
+  redis.call('HSET', WORKERS_KEY, inst, exp .. ';' .. (args[3] or ''))
+  return ok(exp)
+end
+
+-- ff_workers_live: drop expired registrations, list the live ones.
+-- KEYS: ff:workers -> {1, (instance, capabilities)*}
+local function ff_workers_live(keys)
+  if keys[1] ~= WORKERS_KEY then return err('invalid_argument', 'workers:KEYS[1] must be ' .. WORKERS_KEY) end
+  local now = now_ms()
+  local all = redis.call('HGETALL', WORKERS_KEY)
+  local out = {1}
+  for i = 1, #all, 2 do
+    local exp, caps = string.match(all[i + 1], '^(%d+);(.*)$')
+    if exp == nil or tonumber(exp) < now then
+      redis.call('HDEL', WORKERS_KEY, all[i])
+    else
+      out[#out + 1] = all[i]; out[#out + 1] = caps
+    end
+  end
+  return out
+end
+
+register('ff_block_route', ff_block_route)
+register('ff_worker_register', ff_worker_register)
+register('ff_workers_live', ff_workers_live)
 register('ff_budget_define', ff_budget_define)
 register('ff_report_usage', ff_report_usage)
 register('ff_budget_reset', ff_budget_reset)

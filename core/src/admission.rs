@@ -16,25 +16,34 @@ use std::collections::BTreeMap;
 /// Most budgets or quotas one execution may name (each is one more call at claim).
 pub const MAX_PER_EXECUTION: usize = 8;
 
-/// The budgets and quotas an execution draws on, stored in its hash (`adm`)
-/// as `b1,b2;q1` (names cannot contain `,` or `;`).
+/// The budgets and quotas an execution draws on and the capabilities a
+/// worker needs to run it, stored in its hash (`adm`) as `b1,b2;q1;gpu`
+/// (names cannot contain `,` or `;`).
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct Admission {
     pub budgets: Vec<BudgetId>,
     pub quotas: Vec<QuotaId>,
+    /// Capability names (same rules as other names).
+    pub capabilities: Vec<String>,
 }
 
 impl Admission {
     pub fn is_empty(&self) -> bool {
-        self.budgets.is_empty() && self.quotas.is_empty()
+        !self.needs_admission() && self.capabilities.is_empty()
     }
 
-    /// The budgets part and the quotas part, as `ff_create` takes them.
-    pub fn encode_parts(&self) -> (String, String) {
+    /// Draws on a budget or quota: the claimer must admit it.
+    pub fn needs_admission(&self) -> bool {
+        !self.budgets.is_empty() || !self.quotas.is_empty()
+    }
+
+    /// The budgets, quotas and capabilities parts, as `ff_create` takes them.
+    pub fn encode_parts(&self) -> (String, String, String) {
         let join = |v: Vec<&str>| v.join(",");
         (
             join(self.budgets.iter().map(BudgetId::as_str).collect()),
             join(self.quotas.iter().map(QuotaId::as_str).collect()),
+            self.capabilities.join(","),
         )
     }
 
@@ -43,16 +52,37 @@ impl Admission {
         if s.is_empty() {
             return Ok(Self::default());
         }
-        let (b, q) = s.split_once(';').ok_or_else(|| ParseError::Malformed {
-            kind: "admission",
-            value: s.to_owned(),
-            reason: "expected <budgets>;<quotas>",
-        })?;
+        let mut parts = s.split(';');
+        let (Some(b), Some(q), caps, None) =
+            (parts.next(), parts.next(), parts.next(), parts.next())
+        else {
+            return Err(ParseError::Malformed {
+                kind: "admission",
+                value: s.to_owned(),
+                reason: "expected <budgets>;<quotas>[;<capabilities>]",
+            });
+        };
         Ok(Self {
             budgets: names(b).map(BudgetId::parse).collect::<Result<_, _>>()?,
             quotas: names(q).map(QuotaId::parse).collect::<Result<_, _>>()?,
+            capabilities: parse_capabilities(caps.unwrap_or(""))?,
         })
     }
+}
+
+/// A comma-separated list of capability names.
+pub fn parse_capabilities(s: &str) -> Result<Vec<String>, ParseError> {
+    names(s)
+        .map(|n| {
+            crate::name::validate_name("capability", n, crate::name::MAX_NAME_LEN)
+                .map(|_| n.to_owned())
+        })
+        .collect()
+}
+
+/// Can a worker with `have` run an execution that needs `need`?
+pub fn capable(need: &[String], have: &[String]) -> bool {
+    need.iter().all(|n| have.contains(n))
 }
 
 fn names(part: &str) -> impl Iterator<Item = &str> {
@@ -203,9 +233,20 @@ mod tests {
                 QuotaId::parse("api").unwrap(),
                 QuotaId::parse("gpu").unwrap(),
             ],
+            capabilities: Vec::new(),
         };
-        let (b, q) = a.encode_parts();
+        let (b, q, caps) = a.encode_parts();
+        assert_eq!(Admission::parse(&format!("{b};{q};{caps}")).unwrap(), a);
         assert_eq!(Admission::parse(&format!("{b};{q}")).unwrap(), a);
+        let gpu = Admission::parse(";;gpu,ssd").unwrap();
+        assert_eq!(gpu.capabilities, ["gpu", "ssd"]);
+        assert!(!gpu.needs_admission() && !gpu.is_empty());
+        assert!(capable(
+            &gpu.capabilities,
+            &["ssd".into(), "gpu".into(), "x".into()]
+        ));
+        assert!(!capable(&gpu.capabilities, &["gpu".into()]));
+        assert!(Admission::parse(";;;").is_err());
         assert!(Admission::parse("").unwrap().is_empty());
         assert!(Admission::parse(";").unwrap().is_empty());
         assert!(Admission::parse("nosemicolon").is_err());

@@ -29,6 +29,7 @@ pub fn candidate_indexes(keys: &PartitionKeys, lane: &crate::Lane) -> Vec<String
         keys.terminal(),
         keys.blocked_budget(),
         keys.blocked_quota(),
+        keys.blocked_route(),
     ]
 }
 
@@ -59,6 +60,10 @@ pub fn expected_memberships(rec: &ExecutionRecord) -> Vec<Membership> {
         }),
         (LifecyclePhase::Runnable, Some(Eligibility::BlockedQuota)) => out.push(Membership {
             index: keys.blocked_quota(),
+            score: None,
+        }),
+        (LifecyclePhase::Runnable, Some(Eligibility::BlockedRoute)) => out.push(Membership {
+            index: keys.blocked_route(),
             score: None,
         }),
         (LifecyclePhase::Active, _) => {

@@ -81,6 +81,10 @@ impl PartitionKeys {
     pub fn blocked_quota(&self) -> String {
         self.idx("blocked_quota")
     }
+    /// Executions needing capabilities no live worker has, scored by when they were blocked.
+    pub fn blocked_route(&self) -> String {
+        self.idx("blocked_route")
+    }
     /// Active executions, scored by lease expiry (ms).
     pub fn lease_expiry(&self) -> String {
         self.idx("lease_expiry")

@@ -17,13 +17,13 @@
 use crate::client::Client;
 use crate::error::{Error, Result};
 use crate::store::cmd;
-use ff_core::admission::{budget_key, Admission, QuotaLimits};
+use ff_core::admission::{budget_key, capable, Admission, QuotaLimits};
 use ff_core::contract::admission::{
     self as ad, Admitted, BlockReason, BudgetDef, BudgetRecord, QuotaRecord, UsageReport,
     UsageReported,
 };
-use ff_core::contract::execution::{Claimed, Lease};
-use ff_core::{BudgetId, QuotaId};
+use ff_core::contract::execution::{Claimed, Lease, Unroutable};
+use ff_core::{BudgetId, QuotaId, WorkerInstance};
 
 impl Client {
     /// Create a budget or replace its limits (its usage is kept).
@@ -106,6 +106,64 @@ impl Client {
         Ok(())
     }
 
+    /// Register this worker instance and its capabilities, or renew the
+    /// registration (a heartbeat); it expires `ttl` after the last one.
+    pub async fn register_worker(
+        &self,
+        instance: &WorkerInstance,
+        capabilities: &[String],
+        ttl: std::time::Duration,
+    ) -> Result<u64> {
+        for c in capabilities {
+            ff_core::admission::parse_capabilities(c)?;
+        }
+        let ttl_ms = u64::try_from(ttl.as_millis()).unwrap_or(u64::MAX);
+        Ok(ad::decode_register_worker(
+            &self
+                .call(&ad::register_worker(
+                    instance.as_str(),
+                    ttl_ms,
+                    capabilities,
+                ))
+                .await?,
+        )?)
+    }
+
+    /// The live worker registrations: (instance, capabilities).
+    pub async fn live_workers(&self) -> Result<Vec<(String, Vec<String>)>> {
+        Ok(ad::decode_live_workers(
+            &self.call(&ad::live_workers()).await?,
+        )?)
+    }
+
+    /// Executions a claim skipped for their capabilities: those no live
+    /// worker can run go to `blocked_route` (the unblock scanner brings them
+    /// back when a capable worker registers); the others stay eligible.
+    pub(crate) async fn route_skipped(&self, skipped: &[Unroutable]) {
+        let live = match self.live_workers().await {
+            Ok(l) => l,
+            Err(e) => {
+                tracing::warn!(error = %e, "reading worker registrations failed");
+                return;
+            }
+        };
+        for s in skipped {
+            if live.iter().any(|(_, have)| capable(&s.capabilities, have)) {
+                continue;
+            }
+            match self.call(&ad::block_route(&s.execution)).await {
+                Ok(r) => {
+                    if let Ok(true) = ad::decode_block_route(&r) {
+                        tracing::debug!(execution = %s.execution, "no live worker can run it: blocked_route");
+                    }
+                }
+                Err(e) => {
+                    tracing::warn!(execution = %s.execution, error = %e, "block_route failed")
+                }
+            }
+        }
+    }
+
     /// Admit what a claim handed out: the executions that draw on nothing, or
     /// whose budgets and quotas admit them, are returned; the others are
     /// blocked (their lease ended) and left out. One that could not be
@@ -113,7 +171,7 @@ impl Client {
     pub(crate) async fn admit_claimed(&self, claimed: Vec<Claimed>) -> Vec<Claimed> {
         let mut out = Vec::with_capacity(claimed.len());
         for c in claimed {
-            if c.admission.is_empty() {
+            if !c.admission.needs_admission() {
                 out.push(c);
                 continue;
             }

@@ -44,6 +44,8 @@ pub struct ExecutionSpec {
     pub budgets: Vec<String>,
     /// Quotas it draws on: admitted against their window and concurrency cap.
     pub quotas: Vec<String>,
+    /// Capabilities a worker needs to run it.
+    pub capabilities: Vec<String>,
 }
 
 impl ExecutionSpec {
@@ -66,6 +68,7 @@ impl ExecutionSpec {
             id: None,
             budgets: Vec::new(),
             quotas: Vec::new(),
+            capabilities: Vec::new(),
         }
     }
 
@@ -139,6 +142,11 @@ impl ExecutionSpec {
     /// Be admitted by a quota (`Client::define_quota`).
     pub fn quota(mut self, name: impl Into<String>) -> Self {
         self.quotas.push(name.into());
+        self
+    }
+    /// Run only on a worker that registered this capability.
+    pub fn capability(mut self, name: impl Into<String>) -> Self {
+        self.capabilities.push(name.into());
         self
     }
     /// Create under an id allocated with `Client::new_member_id`.
@@ -251,7 +259,14 @@ impl ExecutionSpec {
                 .iter()
                 .map(|q| QuotaId::parse(q))
                 .collect::<std::result::Result<_, _>>()?,
+            capabilities: admission::parse_capabilities(&self.capabilities.join(","))?,
         };
+        if admission.capabilities.len() != self.capabilities.len() {
+            return Err(Error::Invalid {
+                field: "capabilities",
+                reason: "a capability name is empty".into(),
+            });
+        }
         let flow = self.flow.map(|(flow, join, cancel_remaining)| Membership {
             flow,
             join,

@@ -385,7 +385,107 @@ async fn bad_admission_arguments_are_refused(store: Arc<dyn Store>) {
     assert_eq!(claim_all(&c).await.len(), 1);
 }
 
+async fn capability_routing_with_a_worker_joining_later(store: Arc<dyn Store>) {
+    let c = client_on(store).await;
+    let (lane, w, _) = worker();
+    let cpu = ff_engine::core::WorkerInstance::new("cpu-1").unwrap();
+    let gpu = ff_engine::core::WorkerInstance::new("gpu-1").unwrap();
+    c.register_worker(&cpu, &["ssd".to_owned()], LEASE)
+        .await
+        .unwrap();
+    let x = c
+        .create(ExecutionSpec::new("render").capability("gpu"))
+        .await
+        .unwrap()
+        .execution;
+    let y = c
+        .create(ExecutionSpec::new("plain"))
+        .await
+        .unwrap()
+        .execution;
+    // A worker without the capability skips it; nobody live has it: blocked_route.
+    let got = c
+        .claim_in_capable(
+            x.partition(),
+            &lane,
+            &w,
+            &cpu,
+            LEASE,
+            10,
+            &["ssd".to_owned()],
+        )
+        .await
+        .unwrap();
+    assert!(got.iter().all(|g| g.lease.execution != x));
+    let got = claim_all(&c).await;
+    assert!(got.iter().all(|g| g.lease.execution != x));
+    assert!(
+        got.iter().any(|g| g.lease.execution == y) || state(&c, &y).await == PublicState::Active
+    );
+    let pk = PartitionKeys::of(&x);
+    assert!(zmembers(&**c.store(), &pk.blocked_route())
+        .await
+        .contains(&x.to_string()));
+    assert_eq!(state(&c, &x).await, PublicState::Waiting);
+    let p = pass(&c, false).await;
+    assert_eq!((p.unblocked, p.still_blocked), (0, 1));
+
+    // A capable worker registers: the unblock scanner brings it back.
+    c.register_worker(&gpu, &["gpu".to_owned(), "ssd".to_owned()], LEASE)
+        .await
+        .unwrap();
+    assert_eq!(pass(&c, false).await.unblocked, 1);
+    assert!(zmembers(&**c.store(), &pk.eligible(&lane))
+        .await
+        .contains(&x.to_string()));
+    // Skipped again by the incapable one, but now left eligible (a gpu worker lives).
+    let got = c
+        .claim_in_capable(x.partition(), &lane, &w, &cpu, LEASE, 10, &[])
+        .await
+        .unwrap();
+    assert!(got.is_empty());
+    assert!(zmembers(&**c.store(), &pk.eligible(&lane))
+        .await
+        .contains(&x.to_string()));
+    let got = c
+        .claim_in_capable(
+            x.partition(),
+            &lane,
+            &w,
+            &gpu,
+            LEASE,
+            10,
+            &["gpu".to_owned()],
+        )
+        .await
+        .unwrap();
+    assert_eq!(got.len(), 1);
+    assert_eq!(got[0].lease.execution, x);
+    assert_eq!(got[0].admission.capabilities, ["gpu"]);
+
+    // A registration that is not renewed expires.
+    let short = ff_engine::core::WorkerInstance::new("short").unwrap();
+    c.register_worker(&short, &["tpu".to_owned()], Duration::from_millis(100))
+        .await
+        .unwrap();
+    assert!(c
+        .live_workers()
+        .await
+        .unwrap()
+        .iter()
+        .any(|(i, _)| i == "short"));
+    let now = server_ms(&**c.store()).await;
+    until_server(&c, now + 150).await;
+    assert!(!c
+        .live_workers()
+        .await
+        .unwrap()
+        .iter()
+        .any(|(i, _)| i == "short"));
+}
+
 on_both_stores!(
+    capability_routing_with_a_worker_joining_later,
     breach_blocks_and_reset_unblocks,
     periodic_reset_by_the_scanner,
     duplicate_usage_reports_count_once,
@@ -596,4 +696,79 @@ async fn admission_on_a_cluster() {
     let got = claim_all(&c).await;
     assert_eq!(got.len(), 1);
     assert_eq!(c.get_quota("api").await.unwrap().holders, 1);
+}
+
+/// Workers with capabilities under the engine: work for a GPU waits (blocked
+/// for its route) until a GPU worker joins, then runs there.
+#[tokio::test]
+async fn a_capable_worker_joining_later_runs_the_routed_work() {
+    use ff_engine::worker::{Job, Worker};
+    use ff_engine::{Engine, EngineConfig};
+
+    let redis = ff_tests::TestRedis::standalone();
+    let c = client(&redis.url()).await;
+    let engine = Engine::start(
+        EngineConfig {
+            admission_interval: Duration::from_millis(50),
+            ..EngineConfig::default()
+        },
+        c.store().clone(),
+    )
+    .await
+    .unwrap();
+    let cpu = Worker::builder(c.clone(), "cpu")
+        .capabilities(["ssd"])
+        .poll_interval(Duration::from_millis(20))
+        .fallback(|_job: Job| async move { Ok(b"cpu".to_vec()) })
+        .start()
+        .unwrap();
+    let x = c
+        .create(ExecutionSpec::new("render").capability("gpu"))
+        .await
+        .unwrap()
+        .execution;
+    let plain = c
+        .create(ExecutionSpec::new("plain"))
+        .await
+        .unwrap()
+        .execution;
+    let pk = PartitionKeys::of(&x);
+    let c2 = c.clone();
+    wait_for(
+        "the gpu work to be blocked for its route",
+        Duration::from_secs(10),
+        || {
+            let (c, key, id) = (c2.clone(), pk.blocked_route(), x.to_string());
+            async move { zmembers(&**c.store(), &key).await.contains(&id) }
+        },
+    )
+    .await;
+    let gpu = Worker::builder(c.clone(), "gpu")
+        .capabilities(["gpu"])
+        .poll_interval(Duration::from_millis(20))
+        .fallback(|_job: Job| async move { Ok(b"gpu".to_vec()) })
+        .start()
+        .unwrap();
+    let c3 = c.clone();
+    wait_for("the gpu work to complete", Duration::from_secs(10), || {
+        let (c, id) = (c3.clone(), x.clone());
+        async move { state(&c, &id).await == PublicState::Completed }
+    })
+    .await;
+    assert_eq!(
+        c.get(&x).await.unwrap().result.as_deref(),
+        Some(&b"gpu"[..])
+    );
+    wait_for(
+        "the plain work to complete",
+        Duration::from_secs(10),
+        || {
+            let (c, id) = (c3.clone(), plain.clone());
+            async move { state(&c, &id).await == PublicState::Completed }
+        },
+    )
+    .await;
+    gpu.shutdown().await;
+    cpu.shutdown().await;
+    engine.shutdown().await;
 }

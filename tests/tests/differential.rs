@@ -914,6 +914,7 @@ impl<'a> Run<'a> {
                     instance: WorkerInstance::new("i1").unwrap(),
                     lease_ttl_ms: *ttl_ms,
                     lease_ids,
+                    capabilities: Vec::new(),
                 }))
             }
             Op::Renew { lease, ttl_ms } => Step::Call(ex::renew(&self.lease(*lease), *ttl_ms)),

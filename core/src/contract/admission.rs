@@ -253,13 +253,18 @@ pub fn decode_get_quota(reply: &Reply) -> Result<QuotaRecord, CallError> {
 pub enum BlockReason {
     Budget,
     Quota,
+    /// It needs capabilities no live worker has ([`block_route`]).
+    Route,
 }
 
 impl BlockReason {
+    pub const ALL: [BlockReason; 3] = [BlockReason::Budget, BlockReason::Quota, BlockReason::Route];
+
     pub fn as_str(self) -> &'static str {
         match self {
             BlockReason::Budget => "budget",
             BlockReason::Quota => "quota",
+            BlockReason::Route => "route",
         }
     }
 
@@ -269,8 +274,60 @@ impl BlockReason {
         match self {
             BlockReason::Budget => pk.blocked_budget(),
             BlockReason::Quota => pk.blocked_quota(),
+            BlockReason::Route => pk.blocked_route(),
         }
     }
+}
+
+/// An eligible execution needs capabilities no live worker has: into blocked_route.
+pub fn block_route(execution: &ExecutionId) -> Call {
+    Call::new("ff_block_route", vec![keys::exec(execution)]).arg(execution)
+}
+
+/// True when moved, false when it was no longer eligible.
+pub fn decode_block_route(reply: &Reply) -> Result<bool, CallError> {
+    let mut f = ok_fields("ff_block_route", reply)?;
+    match f.text("outcome")?.as_str() {
+        "blocked" => Ok(true),
+        "skipped" => Ok(false),
+        o => Err(f.error(format!("unknown outcome {o:?}")).into()),
+    }
+}
+
+/// Worker registrations: one hash, instance → `<expires ms>;<capabilities>`.
+pub const WORKERS: &str = "ff:workers";
+
+/// Register a worker instance with its capabilities, or renew it (heartbeat).
+pub fn register_worker(instance: &str, ttl_ms: u64, capabilities: &[String]) -> Call {
+    Call::new("ff_worker_register", vec![WORKERS.to_owned()])
+        .arg(instance)
+        .arg(ttl_ms)
+        .arg(capabilities.join(","))
+}
+
+/// When the registration expires (server ms).
+pub fn decode_register_worker(reply: &Reply) -> Result<u64, CallError> {
+    let mut f = ok_fields("ff_worker_register", reply)?;
+    let v = f.int("expires")?;
+    Ok(u64::try_from(v).map_err(|_| f.error("expiry out of range"))?)
+}
+
+/// The live registrations (expired ones are dropped by the call).
+pub fn live_workers() -> Call {
+    Call::new("ff_workers_live", vec![WORKERS.to_owned()])
+}
+
+/// (instance, capabilities) of every live worker.
+pub fn decode_live_workers(reply: &Reply) -> Result<Vec<(String, Vec<String>)>, CallError> {
+    let mut f = ok_fields("ff_workers_live", reply)?;
+    let mut out = Vec::new();
+    while f.remaining() >= 2 {
+        let inst = f.text("instance")?;
+        let caps = crate::admission::parse_capabilities(&f.text("capabilities")?)
+            .map_err(|e| f.error(e.to_string()))?;
+        out.push((inst, caps));
+    }
+    Ok(out)
 }
 
 /// The claimer found the execution not admissible: its lease ends (no retry

@@ -92,8 +92,8 @@ pub fn create(a: &CreateArgs) -> Call {
         call = call.arg(k).arg(v);
     }
     if !a.admission.is_empty() {
-        let (budgets, quotas) = a.admission.encode_parts();
-        call = call.arg(budgets).arg(quotas);
+        let (budgets, quotas, caps) = a.admission.encode_parts();
+        call = call.arg(budgets).arg(quotas).arg(caps);
     }
     call
 }
@@ -127,6 +127,9 @@ pub struct ClaimArgs {
     pub lease_ttl_ms: u64,
     /// One fresh lease id per execution the call may hand out.
     pub lease_ids: Vec<LeaseId>,
+    /// What the claiming worker can run: executions needing a capability
+    /// not listed are skipped (left eligible for a capable worker).
+    pub capabilities: Vec<String>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -151,10 +154,25 @@ pub fn claim(a: &ClaimArgs) -> Call {
     for id in &a.lease_ids {
         call = call.arg(id);
     }
+    if !a.capabilities.is_empty() {
+        call = call.arg(a.capabilities.join(","));
+    }
     call
 }
 
 pub fn decode_claim(reply: &Reply) -> Result<Vec<Claimed>, CallError> {
+    Ok(decode_claim_routed(reply)?.0)
+}
+
+/// An eligible execution a claim skipped: it needs capabilities the claimer lacks.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Unroutable {
+    pub execution: ExecutionId,
+    pub capabilities: Vec<String>,
+}
+
+/// The executions handed out, and those skipped for their capabilities.
+pub fn decode_claim_routed(reply: &Reply) -> Result<(Vec<Claimed>, Vec<Unroutable>), CallError> {
     let mut f = ok_fields("ff_claim", reply)?;
     let n = f.int("count")?;
     if n < 0 || n as usize > super::limits::MAX_CLAIM_BATCH {
@@ -183,15 +201,27 @@ pub fn decode_claim(reply: &Reply) -> Result<Vec<Claimed>, CallError> {
             admission: Default::default(),
         });
     }
-    // Each execution's admission follows the items (absent from older replies).
-    if f.remaining() >= out.len() {
+    // Each execution's admission follows the items, then the skipped ones
+    // (both absent from older replies).
+    let mut skipped = Vec::new();
+    if f.remaining() > out.len() {
         for c in &mut out {
             let a = f.text("admission")?;
             c.admission =
                 crate::admission::Admission::parse(&a).map_err(|e| f.error(e.to_string()))?;
         }
+        let k = f.int("skipped")?;
+        for _ in 0..k.max(0) {
+            let execution = parse_eid(&mut f)?;
+            let caps = f.text("capabilities")?;
+            skipped.push(Unroutable {
+                execution,
+                capabilities: crate::admission::parse_capabilities(&caps)
+                    .map_err(|e| f.error(e.to_string()))?,
+            });
+        }
     }
-    Ok(out)
+    Ok((out, skipped))
 }
 
 fn fenced(function: &'static str, lease: &Lease) -> Call {

@@ -11,14 +11,15 @@
 //!   longer active at that epoch — crashed worker, cancel, expiry, a worker
 //!   that never released — is given back;
 //! - **unblock**: blocked executions (oldest first) are re-checked against
-//!   their budgets and quotas (reads on those slots) and the admissible ones
+//!   their budgets and quotas (reads on those slots), or, when blocked for
+//!   their route, against the live worker registrations, and the admissible ones
 //!   moved back to eligible with one single-slot call per partition. A quota
 //!   lets through at most as many as it has free places, so a freed slot does
 //!   not send every waiter back to be refused again.
 
 use crate::error::Result;
 use crate::store::{cmd, Store};
-use ff_core::admission::{budget_key, free_slots, Admission};
+use ff_core::admission::{budget_key, capable, free_slots, Admission};
 use ff_core::contract::admission::{self as ad, BlockReason};
 use ff_core::keys;
 use ff_core::reply::Reply;
@@ -160,7 +161,7 @@ async fn unblock(
 ) -> Result<()> {
     let mut targets = Vec::new();
     for p in config.partitions(PartitionFamily::Flow) {
-        for reason in [BlockReason::Budget, BlockReason::Quota] {
+        for reason in BlockReason::ALL {
             targets.push((p, reason));
         }
     }
@@ -236,18 +237,32 @@ async fn unblock(
             }
         }
     }
+    // Capable workers, read once when something waits for one.
+    let live = if waiters.iter().any(|w| w.reason == BlockReason::Route) {
+        ad::decode_live_workers(&store.fcall(&ad::live_workers()).await?)?
+    } else {
+        Vec::new()
+    };
     let mut moves: BTreeMap<(u16, &'static str), (Partition, BlockReason, Vec<ExecutionId>)> =
         BTreeMap::new();
     for (w, a) in waiters.iter().zip(&needs) {
-        let admissible =
-            a.budgets.iter().all(|b| !breached[b.as_str()]) && a.quotas.iter().all(|q| free[q] > 0);
+        let admissible = match w.reason {
+            // (its budgets and quotas are checked when a capable worker claims it)
+            BlockReason::Route => live.iter().any(|(_, have)| capable(&a.capabilities, have)),
+            BlockReason::Budget | BlockReason::Quota => {
+                a.budgets.iter().all(|b| !breached[b.as_str()])
+                    && a.quotas.iter().all(|q| free[q] > 0)
+            }
+        };
         if !admissible {
             pass.still_blocked += 1;
             continue;
         }
-        for q in &a.quotas {
-            if let Some(n) = free.get_mut(q) {
-                *n = n.saturating_sub(1);
+        if w.reason != BlockReason::Route {
+            for q in &a.quotas {
+                if let Some(n) = free.get_mut(q) {
+                    *n = n.saturating_sub(1);
+                }
             }
         }
         moves
