@@ -110,9 +110,11 @@ impl std::fmt::Display for Violation {
 }
 
 /// False for the partition indexes whose members are not execution ids
-/// (queued flow work, changed flows).
+/// (queued flow work, changed flows; the budget and quota partitions'
+/// indexes hold budget and quota names).
 pub fn holds_executions(index_key: &str) -> bool {
-    !(index_key.ends_with(":flow_work") || index_key.ends_with(":flows"))
+    index_key.starts_with("ff:idx:{fp:")
+        && !(index_key.ends_with(":flow_work") || index_key.ends_with(":flows"))
 }
 
 /// Check the index invariant over everything read from a store: `records`
