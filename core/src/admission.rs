@@ -21,13 +21,16 @@ pub const MAX_PER_EXECUTION: usize = 8;
 /// (names cannot contain `,` or `;`).
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct Admission {
+    /// Budgets it draws on.
     pub budgets: Vec<BudgetId>,
+    /// Quotas that must admit it.
     pub quotas: Vec<QuotaId>,
     /// Capability names (same rules as other names).
     pub capabilities: Vec<String>,
 }
 
 impl Admission {
+    /// Names nothing (no `adm` field is stored).
     pub fn is_empty(&self) -> bool {
         !self.needs_admission() && self.capabilities.is_empty()
     }
@@ -89,6 +92,11 @@ fn names(part: &str) -> impl Iterator<Item = &str> {
     part.split(',').filter(|n| !n.is_empty())
 }
 
+/// Set once anything admission-related exists (a budget or quota defined, a
+/// worker registered, an execution parked for its route): until then the
+/// engine's admission pass costs one `EXISTS` per interval.
+pub const IN_USE: &str = "ff:admission";
+
 /// A budget's hash: limits, usage, breach marker, reset schedule.
 pub fn budget_key(config: &PartitionConfig, b: &BudgetId) -> String {
     format!("ff:budget:{}:{b}", budget_partition(config, b))
@@ -99,6 +107,7 @@ pub fn budget_seen_key(config: &PartitionConfig, b: &BudgetId) -> String {
     format!("{}:seen", budget_key(config, b))
 }
 
+/// The budget partition of a budget (CRC16 of its name).
 pub fn budget_partition(config: &PartitionConfig, b: &BudgetId) -> Partition {
     config.partition_of(PartitionFamily::Budget, b.as_str())
 }
@@ -128,6 +137,7 @@ pub fn quota_holders_key(config: &PartitionConfig, q: &QuotaId) -> String {
     format!("{}:holders", quota_key(config, q))
 }
 
+/// The quota partition of a quota (CRC16 of its name).
 pub fn quota_partition(config: &PartitionConfig, q: &QuotaId) -> Partition {
     config.partition_of(PartitionFamily::Quota, q.as_str())
 }
@@ -147,17 +157,22 @@ pub fn breached(usage: &BTreeMap<String, u64>, hard: &BTreeMap<String, u64>) -> 
 /// A quota's limits; 0 means "no limit" for `max_per_window` and `concurrency`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct QuotaLimits {
+    /// Length of the sliding window (ms).
     pub window_ms: u64,
+    /// Most admissions inside one window (0: no rate limit).
     pub max_per_window: u64,
+    /// Most executions holding a slot at once (0: no cap).
     pub concurrency: u64,
 }
 
 /// Why a quota refuses.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum QuotaDecision {
+    /// One more may be admitted now.
     Admit,
     /// The window is full; the oldest admission leaves it at `retry_at_ms`.
     Rate {
+        /// When the oldest admission leaves the window (server ms).
         retry_at_ms: u64,
     },
     /// Every concurrency slot is held.

@@ -6,24 +6,40 @@ use thiserror::Error;
 /// Why a string is not a valid id or name.
 #[derive(Debug, Clone, PartialEq, Eq, Error)]
 pub enum ParseError {
+    /// Nothing given.
     #[error("{kind} is empty")]
-    Empty { kind: &'static str },
+    Empty {
+        /// What was being parsed.
+        kind: &'static str,
+    },
+    /// Longer than allowed.
     #[error("{kind} is {len} bytes, longer than the {max}-byte limit")]
     TooLong {
+        /// What was being parsed.
         kind: &'static str,
+        /// Its length in bytes.
         len: usize,
+        /// The limit in bytes.
         max: usize,
     },
+    /// A character that is not allowed.
     #[error("{kind} contains {ch:?} at byte {at}; allowed: ASCII letters, digits, '-', '_', '.'")]
     BadChar {
+        /// What was being parsed.
         kind: &'static str,
+        /// The character.
         ch: char,
+        /// Its byte offset.
         at: usize,
     },
+    /// Not of the expected shape.
     #[error("{kind} {value:?} is malformed: {reason}")]
     Malformed {
+        /// What was being parsed.
         kind: &'static str,
+        /// The input (at most 80 characters of it).
         value: String,
+        /// What is wrong with it.
         reason: &'static str,
     },
 }
@@ -32,20 +48,38 @@ pub enum ParseError {
 /// write: a function that returns one of these changed nothing).
 #[derive(Debug, Clone, PartialEq, Eq, Error)]
 pub enum FfError {
+    /// Not found: the execution, flow or member named (`not_found`).
     #[error("not found")]
     NotFound,
+    /// The lease or its epoch is not the current one (`stale_lease`).
     #[error("lease is not the current one (stale worker fenced out)")]
     StaleLease,
+    /// The call needs an active execution; the detail is its state (`not_active`).
     #[error("execution is not active (state: {0})")]
     NotActive(String),
+    /// The execution already ended; the detail is its outcome (`already_terminal`).
     #[error("execution is already terminal ({0})")]
     AlreadyTerminal(String),
+    /// An argument the data plane refused (`invalid_argument`).
     #[error("invalid argument {field}: {reason}")]
-    InvalidArgument { field: String, reason: String },
+    InvalidArgument {
+        /// The argument.
+        field: String,
+        /// Why it was refused.
+        reason: String,
+    },
+    /// A payload or result over the limit (`payload_too_large`).
     #[error("payload of {len} bytes exceeds the {max}-byte limit")]
-    PayloadTooLarge { len: u64, max: u64 },
+    PayloadTooLarge {
+        /// Its size in bytes.
+        len: u64,
+        /// The limit in bytes.
+        max: u64,
+    },
+    /// A lane that was never registered (`unknown_lane`).
     #[error("unknown lane {0:?}")]
     UnknownLane(String),
+    /// The execution cannot be claimed in its state (`not_eligible`).
     #[error("execution is not eligible (state: {0})")]
     NotEligible(String),
     /// The dependency edge would close a cycle (the flow is left unchanged).
@@ -62,7 +96,12 @@ pub enum FfError {
     TooLarge(String),
     /// A code this version does not know: kept verbatim so nothing is lost.
     #[error("data plane error {code}: {detail}")]
-    Other { code: String, detail: String },
+    Other {
+        /// The code.
+        code: String,
+        /// The detail.
+        detail: String,
+    },
 }
 
 impl FfError {

@@ -40,10 +40,12 @@ macro_rules! hex_id {
             pub fn from_u128(v: u128) -> Self {
                 Self(hex128(v))
             }
+            /// Parse 32 lowercase hex digits.
             pub fn parse(s: &str) -> Result<Self, ParseError> {
                 check_hex($kind, s)?;
                 Ok(Self(s.to_owned()))
             }
+            /// The id as text.
             pub fn as_str(&self) -> &str {
                 &self.0
             }
@@ -92,10 +94,12 @@ macro_rules! named_id {
         pub struct $name(String);
 
         impl $name {
+            /// Validate as a name and wrap.
             pub fn parse(s: &str) -> Result<Self, ParseError> {
                 validate_name($kind, s, crate::name::MAX_NAME_LEN)?;
                 Ok(Self(s.to_owned()))
             }
+            /// The id as text.
             pub fn as_str(&self) -> &str {
                 &self.0
             }
@@ -141,6 +145,7 @@ impl ExecutionId {
         }
     }
 
+    /// Parse `{fp:N}:<32 hex>`.
     pub fn parse(s: &str) -> Result<Self, ParseError> {
         let bad = |reason| ParseError::Malformed {
             kind: "execution id",
@@ -172,10 +177,12 @@ impl ExecutionId {
         self.partition
     }
 
+    /// The partition this execution lives in.
     pub fn partition(&self) -> Partition {
         Partition::new(PartitionFamily::Flow, self.partition)
     }
 
+    /// The id as text.
     pub fn as_str(&self) -> &str {
         &self.text
     }
@@ -197,11 +204,14 @@ impl FromStr for ExecutionId {
 /// One attempt of an execution: `<execution id>/<n>`, n counting from 1.
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
 pub struct AttemptId {
+    /// The execution.
     pub execution: ExecutionId,
+    /// Attempt number, from 1.
     pub index: u32,
 }
 
 impl AttemptId {
+    /// Parse `<execution id>/<n>`.
     pub fn parse(s: &str) -> Result<Self, ParseError> {
         let bad = |reason| ParseError::Malformed {
             kind: "attempt id",

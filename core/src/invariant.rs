@@ -12,7 +12,9 @@ use std::collections::{BTreeMap, BTreeSet};
 /// (`None`: any score — the eligible index's score is a priority order).
 #[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord)]
 pub struct Membership {
+    /// The index's name (`delayed`, `eligible:<lane>`, ...).
     pub index: String,
+    /// The score it must have, if fixed.
     pub score: Option<u64>,
 }
 
@@ -100,6 +102,7 @@ pub fn expected_memberships(rec: &ExecutionRecord) -> Vec<Membership> {
 pub struct Violation {
     /// The execution id (or index member) it concerns.
     pub member: String,
+    /// What is wrong.
     pub message: String,
 }
 

@@ -27,6 +27,7 @@ pub struct PartitionKeys {
 }
 
 impl PartitionKeys {
+    /// The keys of a flow partition.
     pub fn new(partition: Partition) -> Self {
         debug_assert_eq!(partition.family, PartitionFamily::Flow);
         Self {
@@ -34,10 +35,12 @@ impl PartitionKeys {
         }
     }
 
+    /// The keys of the partition `eid` lives in.
     pub fn of(eid: &ExecutionId) -> Self {
         Self::new(eid.partition())
     }
 
+    /// The partition's hash tag, `{fp:N}`.
     pub fn tag(&self) -> &str {
         &self.tag
     }
@@ -116,6 +119,7 @@ pub struct FlowKeys {
 }
 
 impl FlowKeys {
+    /// The keys of `flow` under `config`'s partition counts.
     pub fn new(flow: &FlowId, config: &PartitionConfig) -> Self {
         Self {
             tag: flow_partition(flow, config).hash_tag(),
@@ -152,8 +156,10 @@ pub fn out(eid: &ExecutionId) -> String {
 pub struct IdempotencyKey(String);
 
 impl IdempotencyKey {
+    /// Longest key, in bytes.
     pub const MAX_LEN: usize = 200;
 
+    /// Validate (1..=200 printable ASCII bytes) and wrap.
     pub fn new(s: impl Into<String>) -> Result<Self, ParseError> {
         let s = s.into();
         let kind = "idempotency key";
@@ -173,6 +179,7 @@ impl IdempotencyKey {
         Ok(Self(s))
     }
 
+    /// The key as text.
     pub fn as_str(&self) -> &str {
         &self.0
     }

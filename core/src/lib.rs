@@ -5,6 +5,8 @@
 //! decoded). Nothing here performs I/O, reads a clock or spawns a task: the shell
 //! reads snapshots, hands them to these functions, and carries out what they say.
 
+#![warn(missing_docs)]
+
 pub mod admission;
 pub mod contract;
 pub mod error;

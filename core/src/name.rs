@@ -42,6 +42,7 @@ macro_rules! name_type {
                 validate_name($kind, &s, MAX_NAME_LEN)?;
                 Ok(Self(s))
             }
+            /// The name as text.
             pub fn as_str(&self) -> &str {
                 &self.0
             }
@@ -95,6 +96,7 @@ impl Lane {
 }
 
 impl Namespace {
+    /// The namespace executions get when none is given: `default`.
     pub fn default_namespace() -> Self {
         Self("default".to_owned())
     }

@@ -14,6 +14,7 @@ pub enum PartitionFamily {
 }
 
 impl PartitionFamily {
+    /// The hash-tag prefix: `fp`, `b` or `q`.
     pub fn prefix(self) -> &'static str {
         match self {
             PartitionFamily::Flow => "fp",
@@ -26,11 +27,14 @@ impl PartitionFamily {
 /// One partition: a family and an index. All its keys share one hash slot.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub struct Partition {
+    /// Its family.
     pub family: PartitionFamily,
+    /// Its index within the family, from 0.
     pub index: u16,
 }
 
 impl Partition {
+    /// The partition `index` of `family`.
     pub fn new(family: PartitionFamily, index: u16) -> Self {
         Self { family, index }
     }
@@ -51,8 +55,11 @@ impl fmt::Display for Partition {
 /// at every start: changing them would move every id's keys.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct PartitionConfig {
+    /// Flow partitions (executions live in these).
     pub flow_partitions: u16,
+    /// Budget partitions.
     pub budget_partitions: u16,
+    /// Quota partitions.
     pub quota_partitions: u16,
 }
 

@@ -3,13 +3,20 @@
 
 use thiserror::Error;
 
+/// A RESP reply value.
 #[derive(Debug, Clone, PartialEq)]
 pub enum Reply {
+    /// Null.
     Nil,
+    /// Integer.
     Int(i64),
+    /// Bulk string.
     Bulk(Vec<u8>),
+    /// Simple string.
     Status(String),
+    /// Error (a raised error, not a `{0, code, detail}` value).
     Error(String),
+    /// Array.
     Array(Vec<Reply>),
 }
 
@@ -17,11 +24,14 @@ pub enum Reply {
 #[derive(Debug, Clone, PartialEq, Eq, Error)]
 #[error("unexpected reply from {function}: {reason}")]
 pub struct DecodeError {
+    /// The function whose reply it was.
     pub function: &'static str,
+    /// What was wrong.
     pub reason: String,
 }
 
 impl Reply {
+    /// A bulk string reply.
     pub fn bulk(s: impl Into<Vec<u8>>) -> Self {
         Reply::Bulk(s.into())
     }
@@ -53,6 +63,7 @@ pub struct Fields<'a> {
 }
 
 impl<'a> Fields<'a> {
+    /// Read `items`, naming `function` in errors.
     pub fn new(function: &'static str, items: &'a [Reply]) -> Self {
         Self {
             function,
@@ -60,6 +71,7 @@ impl<'a> Fields<'a> {
         }
     }
 
+    /// A decode error naming the function.
     pub fn error(&self, reason: impl Into<String>) -> DecodeError {
         DecodeError {
             function: self.function,
@@ -67,12 +79,14 @@ impl<'a> Fields<'a> {
         }
     }
 
+    /// The next reply, whatever its type.
     pub fn next_reply(&mut self, what: &str) -> Result<&'a Reply, DecodeError> {
         self.items
             .next()
             .ok_or_else(|| self.error(format!("missing {what}")))
     }
 
+    /// The next field as text.
     pub fn text(&mut self, what: &str) -> Result<String, DecodeError> {
         let r = self.next_reply(what)?;
         r.text()
@@ -90,6 +104,7 @@ impl<'a> Fields<'a> {
         }
     }
 
+    /// The next field as bytes (nil reads as empty).
     pub fn bytes(&mut self, what: &str) -> Result<Vec<u8>, DecodeError> {
         match self.next_reply(what)? {
             Reply::Bulk(b) => Ok(b.clone()),
@@ -99,12 +114,14 @@ impl<'a> Fields<'a> {
         }
     }
 
+    /// The next field as an integer.
     pub fn int(&mut self, what: &str) -> Result<i64, DecodeError> {
         let r = self.next_reply(what)?;
         r.int()
             .ok_or_else(|| self.error(format!("{what} is not an integer: {r:?}")))
     }
 
+    /// Fields not read yet.
     pub fn remaining(&self) -> usize {
         self.items.len()
     }

@@ -10,21 +10,32 @@ use crate::error::ParseError;
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Backoff {
     /// The same delay before every retry.
-    Fixed { delay_ms: u64 },
+    Fixed {
+        /// The delay, in ms.
+        delay_ms: u64,
+    },
     /// `initial_ms * 2^(n-1)`, capped at `max_ms`.
-    Exponential { initial_ms: u64, max_ms: u64 },
+    Exponential {
+        /// The first retry's delay, in ms.
+        initial_ms: u64,
+        /// The longest delay, in ms.
+        max_ms: u64,
+    },
 }
 
+/// How an execution's failed attempts are retried.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct RetryPolicy {
     /// Retries after the first attempt; 0 means a failure is final.
     pub max_retries: u32,
+    /// The delay before each retry.
     pub backoff: Backoff,
 }
 
 /// Upper bound for any single backoff and the retry count (keeps the encoded
 /// policy and the Lua arithmetic well inside exact double range).
 pub const MAX_BACKOFF_MS: u64 = 30 * 24 * 3600 * 1000;
+/// Most retries a policy may allow.
 pub const MAX_RETRIES: u32 = 10_000;
 
 impl Default for RetryPolicy {
@@ -40,6 +51,7 @@ impl Default for RetryPolicy {
 }
 
 impl RetryPolicy {
+    /// No retries: a failure is final.
     pub fn none() -> Self {
         Self {
             max_retries: 0,
@@ -47,6 +59,7 @@ impl RetryPolicy {
         }
     }
 
+    /// Up to `max_retries` retries, `delay_ms` apart.
     pub fn fixed(max_retries: u32, delay_ms: u64) -> Self {
         Self {
             max_retries,
@@ -54,6 +67,7 @@ impl RetryPolicy {
         }
     }
 
+    /// Up to `max_retries` retries, doubling from `initial_ms` up to `max_ms`.
     pub fn exponential(max_retries: u32, initial_ms: u64, max_ms: u64) -> Self {
         Self {
             max_retries,
@@ -73,6 +87,7 @@ impl RetryPolicy {
         }
     }
 
+    /// Check the bounds; the error names the field.
     pub fn validate(&self) -> Result<(), String> {
         if self.max_retries > MAX_RETRIES {
             return Err(format!(
@@ -101,6 +116,7 @@ impl RetryPolicy {
         }
     }
 
+    /// Parse the stored form (the inverse of `encode`).
     pub fn decode(s: &str) -> Result<Self, ParseError> {
         let bad = |reason| ParseError::Malformed {
             kind: "retry policy",

@@ -11,13 +11,16 @@ use crate::tracker::FailureTracker;
 /// One index member and its score (a due time in server ms).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Member {
+    /// The member (an execution id).
     pub id: String,
+    /// Its score: a due time in server ms.
     pub score: u64,
 }
 
 /// The head of one index of one partition, as read.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Snapshot {
+    /// Server time of the read, in ms.
     pub now_ms: u64,
     /// Members in score order (the read's `LIMIT`).
     pub members: Vec<Member>,
@@ -25,6 +28,7 @@ pub struct Snapshot {
     pub limit: usize,
 }
 
+/// What `plan` decided for one snapshot.
 #[derive(Debug, Clone, PartialEq, Eq, Default)]
 pub struct Plan {
     /// Members to act on now, in due order (at most the batch size).
@@ -192,8 +196,11 @@ mod tests {
 /// its index: `<index> {fp:N} <due ms>`.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct WakeMessage {
+    /// The index that got a new earliest member.
     pub index: String,
+    /// The partition of that index.
     pub partition: u16,
+    /// The new earliest due time (server ms).
     pub due_ms: u64,
 }
 
@@ -201,6 +208,7 @@ impl WakeMessage {
     /// The channel the Lua publishes on.
     pub const CHANNEL: &'static str = "ff:wake";
 
+    /// Parse a message; `None` if it is malformed.
     pub fn parse(msg: &[u8]) -> Option<Self> {
         let text = std::str::from_utf8(msg).ok()?;
         let mut it = text.split(' ');
@@ -226,7 +234,9 @@ impl WakeMessage {
 /// index in a partition goes from empty to non-empty: `<lane> {fp:N}`.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ReadyMessage {
+    /// The lane that has work.
     pub lane: String,
+    /// The partition where it has work.
     pub partition: u16,
 }
 
@@ -234,6 +244,7 @@ impl ReadyMessage {
     /// The channel the Lua publishes on.
     pub const CHANNEL: &'static str = "ff:ready";
 
+    /// Parse a message; `None` if it is malformed.
     pub fn parse(msg: &[u8]) -> Option<Self> {
         let text = std::str::from_utf8(msg).ok()?;
         let (lane, tag) = text.split_once(' ')?;

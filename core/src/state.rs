@@ -8,13 +8,16 @@ macro_rules! str_enum {
     ($(#[$doc:meta])* $name:ident { $($variant:ident => $text:literal),+ $(,)? }) => {
         $(#[$doc])*
         #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
-        pub enum $name { $($variant),+ }
+        pub enum $name { $(#[doc = concat!("Stored as `", $text, "`.")] $variant),+ }
 
         impl $name {
+            /// Every value, in declaration order.
             pub const ALL: &'static [$name] = &[$($name::$variant),+];
+            /// The stored spelling.
             pub fn as_str(self) -> &'static str {
                 match self { $($name::$variant => $text),+ }
             }
+            /// The value of a stored spelling.
             pub fn parse(s: &str) -> Option<Self> {
                 match s { $($text => Some($name::$variant),)+ _ => None }
             }
@@ -95,29 +98,40 @@ str_enum!(
 /// Who holds the execution.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Ownership {
+    /// Nobody holds it.
     Unowned,
+    /// A worker holds a lease on it.
     Leased,
 }
 
 /// Why a runnable execution cannot be claimed.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum BlockingReason {
+    /// Delayed until a due time.
     Delay,
+    /// Waiting for its parents in a flow.
     Dependencies,
+    /// Blocked by a budget.
     Budget,
+    /// Blocked by a quota.
     Quota,
+    /// No worker can take its route.
     Route,
 }
 
 /// The stored dimensions of one execution's state.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct StateVector {
+    /// Where it is in its life.
     pub phase: LifecyclePhase,
+    /// Runnable executions only: whether it may be claimed.
     pub eligibility: Option<Eligibility>,
+    /// Terminal executions only: how it ended.
     pub outcome: Option<TerminalOutcome>,
 }
 
 impl StateVector {
+    /// Who holds it.
     pub fn ownership(&self) -> Ownership {
         match self.phase {
             LifecyclePhase::Active => Ownership::Leased,
@@ -125,6 +139,7 @@ impl StateVector {
         }
     }
 
+    /// Why a runnable execution cannot be claimed (`None` if it can, or is not runnable).
     pub fn blocking_reason(&self) -> Option<BlockingReason> {
         if self.phase != LifecyclePhase::Runnable {
             return None;
@@ -163,6 +178,7 @@ impl StateVector {
 }
 
 impl PublicState {
+    /// Completed, failed, cancelled, expired or skipped: it will not change again.
     pub fn is_terminal(self) -> bool {
         matches!(
             self,

@@ -22,6 +22,7 @@ struct Entry {
     last_failure_cycle: u64,
 }
 
+/// Consecutive failures per item, as a plain value: 3 failures in a row put an item in backoff for the next 10 cycles; a success clears it.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct FailureTracker {
     cycle: u64,
@@ -36,6 +37,7 @@ impl Default for FailureTracker {
 }
 
 impl FailureTracker {
+    /// A tracker keeping at most `capacity` items.
     pub fn with_capacity(capacity: usize) -> Self {
         Self {
             cycle: 0,
@@ -44,6 +46,7 @@ impl FailureTracker {
         }
     }
 
+    /// The current cycle number.
     pub fn cycle(&self) -> u64 {
         self.cycle
     }
@@ -53,6 +56,7 @@ impl FailureTracker {
         self.entries.len()
     }
 
+    /// True when nothing is tracked.
     pub fn is_empty(&self) -> bool {
         self.entries.is_empty()
     }

@@ -3,8 +3,9 @@
 //! library on a fresh in-process [`MemoryStore`] per input.
 //!
 //! The input is read with `arbitrary` as up to [`MAX_OPS`] [`Op`]s (see
-//! [`ops_from_bytes`]). Six executions ([`exec_id`]) in two partitions are the
-//! ones the operations name; leases are those earlier claims handed out
+//! [`ops_from_bytes`]). Eight executions ([`exec_id`]) in two partitions are
+//! the ones the operations name, and four flows ([`flow_id`]), two in each
+//! partition; leases are those earlier claims handed out
 //! (lease ids from a counter), so every run is deterministic. The store's
 //! clock stands still at [`START_MS`] unless an [`Op::Advance`] moves it.
 //!
@@ -40,19 +41,35 @@
 //! 4. **Nothing lost, outcomes final.** An untainted execution disappears only
 //!    when it was terminal and past its retention (purged), and its terminal
 //!    state never changes while it exists.
+//! 5. **Flows.** Every flow hash has `done <= n` and its per-outcome counts
+//!    sum to `done` (unless an execution of its partition is tainted); every
+//!    `ff:deps:<eid>` hash has `#s + #i <= #n`; every `flow_work` member is
+//!    `d:<eid>` or `x:<eid>` (an execution id of that partition) or
+//!    `f:<flow id>`. Indexes that do not hold executions (`flow_work`,
+//!    `flows`: [`holds_executions`]) stay out of the index invariant.
+//!
+//! Flow calls cascade: ending a member resolves its edges and decides its
+//! children, cancelling a flow ends its members. So the exception of rule 1
+//! widens there: while a corrupted execution of a call's partition is tied to
+//! a flow (a member, or has edges), any call on that partition may raise or
+//! answer what its contract refuses — and when one does, its partition's
+//! executions count as tainted from then on (a raise leaves the writes made
+//! before it).
 
 use arbitrary::{Arbitrary, Unstructured};
 use ff_core::contract::execution::ExecutionRecord;
 use ff_core::contract::execution::{self as ex, Lease};
+use ff_core::contract::flow as fl;
 use ff_core::contract::limits::MAX_PAYLOAD_BYTES;
 use ff_core::contract::scan::{decode_batch, BatchFunction};
 use ff_core::contract::{Call, CallError};
-use ff_core::invariant::index_violations;
-use ff_core::keys::{self, PartitionKeys};
+use ff_core::invariant::{holds_executions, index_violations};
+use ff_core::keys::{self, flow_partition, FlowKeys, PartitionKeys};
+use ff_core::partition::PartitionConfig;
 use ff_core::reply::Reply;
 use ff_core::scan::{ReadyMessage, WakeMessage};
 use ff_core::state::PublicState;
-use ff_core::{ExecutionId, FfError, LeaseId, Partition, PartitionFamily};
+use ff_core::{ExecutionId, FfError, FlowId, LeaseId, Partition, PartitionFamily};
 use ff_engine::error::StoreError;
 use ff_engine::store::{cmd, MemoryStore, Store, SubEvent};
 use futures::executor::block_on;
@@ -60,7 +77,9 @@ use std::collections::{BTreeMap, BTreeSet};
 use std::sync::Arc;
 
 /// Executions the operations name (ids in [`PARTITIONS`] partitions).
-pub const EXECS: usize = 6;
+pub const EXECS: usize = 8;
+/// Flows the operations name (half in each partition).
+pub const FLOWS: usize = 4;
 pub const PARTITIONS: u16 = 2;
 /// Most operations read from one input.
 pub const MAX_OPS: usize = 48;
@@ -74,6 +93,37 @@ pub fn exec_id(i: u8) -> ExecutionId {
 
 fn partition(p: u8) -> Partition {
     Partition::new(PartitionFamily::Flow, u16::from(p) % PARTITIONS)
+}
+
+/// The target's partition layout: flows spread over [`PARTITIONS`].
+fn config() -> PartitionConfig {
+    PartitionConfig {
+        flow_partitions: PARTITIONS,
+        ..PartitionConfig::default()
+    }
+}
+
+/// Flow `i % FLOWS`: the first ids from `f1000…` on, taken so that flow `i`
+/// lands in partition `i % PARTITIONS` (see [`flow_partition`]).
+pub fn flow_id(i: u8) -> FlowId {
+    let i = usize::from(i) % FLOWS;
+    let want = (i % PARTITIONS as usize) as u16;
+    let config = config();
+    (0u128..)
+        .map(|k| FlowId::from_u128(0xf100_0000_0000_0000_0000_0000_0000_0000 + k))
+        .filter(|f| flow_partition(f, &config).index == want)
+        .nth(i / PARTITIONS as usize)
+        .expect("an id in every partition")
+}
+
+fn flow_keys(flow: &FlowId) -> FlowKeys {
+    FlowKeys::new(flow, &config())
+}
+
+/// Execution `i` of partition `p` (so a member of that partition's flows).
+pub fn local_exec(i: u8, p: u16) -> ExecutionId {
+    let per = (EXECS / PARTITIONS as usize) as u8;
+    exec_id((i % per) * PARTITIONS as u8 + p as u8)
 }
 
 // ---------------------------------------------------------------------------
@@ -358,6 +408,11 @@ pub const FIELDS: &[&str] = &[
     "error",
     "ended",
     "tag.team",
+    "flow",
+    "join",
+    "jc",
+    "ready_at",
+    "dcur",
 ];
 
 impl Field {
@@ -424,6 +479,65 @@ pub struct Filter {
     pub tag: Option<(Name, Text)>,
 }
 
+/// A member's join, as `ff_create` reads it.
+#[derive(Debug, Clone, PartialEq, Eq, Arbitrary)]
+pub enum Join {
+    All,
+    Any,
+    /// `q:<n>`, 0 and above the largest quorum included.
+    Quorum(u8),
+    Raw(Text),
+}
+
+impl Join {
+    fn render(&self) -> Vec<u8> {
+        match self {
+            Join::All => b"all".to_vec(),
+            Join::Any => b"any".to_vec(),
+            Join::Quorum(n) => format!("q:{n}").into_bytes(),
+            Join::Raw(t) => t.0.clone(),
+        }
+    }
+}
+
+/// A `0`/`1` argument.
+#[derive(Debug, Clone, PartialEq, Eq, Arbitrary)]
+pub enum Flag {
+    No,
+    Yes,
+    Raw(Text),
+}
+
+impl Flag {
+    fn render(&self) -> Vec<u8> {
+        match self {
+            Flag::No => b"0".to_vec(),
+            Flag::Yes => b"1".to_vec(),
+            Flag::Raw(t) => t.0.clone(),
+        }
+    }
+}
+
+/// A flow argument: one of the flows, or anything.
+#[derive(Debug, Clone, PartialEq, Eq, Arbitrary)]
+pub enum FlowSel {
+    Known(u8),
+    Raw(Text),
+}
+
+/// The flow membership arguments of a create.
+#[derive(Debug, Clone, PartialEq, Eq, Arbitrary)]
+pub struct MembershipOp {
+    pub flow: FlowSel,
+    pub join: Join,
+    pub cancel_remaining: Flag,
+    /// `place % 4 == 0`: the execution stays as named (maybe in another
+    /// partition than the flow); otherwise it is moved to the flow's, and
+    /// with 3 the other arguments are replaced by valid ones
+    /// ([`CreateOp::plain`]) so that members, edges and joins get going.
+    pub place: u8,
+}
+
 #[derive(Debug, Clone, PartialEq, Eq, Arbitrary)]
 pub struct CreateOp {
     pub exec: u8,
@@ -441,6 +555,30 @@ pub struct CreateOp {
     /// Key and TTL.
     pub idempotency: Option<(Text, Num)>,
     pub tags: List<(Name, Text)>,
+    pub membership: Option<MembershipOp>,
+}
+
+impl CreateOp {
+    /// A valid create of `exec` with these membership arguments.
+    pub fn plain(exec: u8, membership: Option<MembershipOp>) -> Self {
+        CreateOp {
+            exec,
+            namespace: Name::Known(0),
+            lane: Name::Known(0),
+            kind: Name::Known(4),
+            priority: Num::Zero,
+            payload: Blob::Bytes(Vec::new()),
+            delay_ms: Num::Zero,
+            attempt_timeout_ms: Num::Zero,
+            deadline_ms: Num::Zero,
+            retry: Retry::Fixed(0, Num::Zero),
+            max_reclaims: Num::Zero,
+            retention_ms: Num::Thousands(60),
+            idempotency: None,
+            tags: List(Vec::new()),
+            membership,
+        }
+    }
 }
 
 /// A KEYS entry of a [`Op::Raw`] call.
@@ -450,6 +588,7 @@ pub enum Key {
     Index(u8, IndexSel),
     Idempotency(u8, Text),
     Raw(Text),
+    Flow(u8),
 }
 
 /// An ARGV entry of a [`Op::Raw`] call.
@@ -461,6 +600,7 @@ pub enum Arg {
     Name(Name),
     Num(Num),
     Text(Text),
+    Flow(u8),
 }
 
 /// Every function of the library.
@@ -481,6 +621,14 @@ pub const FUNCTIONS: &[&str] = &[
     "ff_purge_retained",
     "ff_reconcile_indexes",
     "ff_version",
+    "ff_create_flow",
+    "ff_add_edge",
+    "ff_cancel_flow",
+    "ff_flow_get",
+    "ff_flow_drain",
+    "ff_flow_reconcile",
+    "ff_reconcile_dependencies",
+    "ff_project_flows",
 ];
 
 /// One step of a run. Append new variants at the end (seeds name variants by
@@ -580,6 +728,32 @@ pub enum Op {
         keys: List<Key>,
         args: List<Arg>,
     },
+    CreateFlow {
+        flow: u8,
+        namespace: Name,
+    },
+    /// An edge between executions of the flow's partition, except as `twist
+    /// % 8` says: 0 the parent and 1 the child as named (maybe elsewhere), 2
+    /// a self-edge, 3 pass_data `2`, 4 another flow's key.
+    AddEdge {
+        flow: u8,
+        parent: u8,
+        child: u8,
+        pass_data: bool,
+        twist: u8,
+    },
+    CancelFlow {
+        flow: u8,
+        reason: Text,
+    },
+    /// The completion listener's drain of a partition's flow work.
+    Drain {
+        partition: u8,
+        budget: Num,
+    },
+    GetFlow {
+        flow: u8,
+    },
 }
 
 /// The operations an input stands for: [`Op`]s read one after another until
@@ -613,6 +787,7 @@ fn per_execution(function: &str) -> bool {
             | "ff_cancel"
             | "ff_get"
             | "ff_version"
+            | "ff_add_edge"
     )
 }
 
@@ -631,6 +806,11 @@ fn decode(function: &'static str, reply: &Reply) -> Result<Option<Vec<Lease>>, C
         }
         "ff_get" => ex::decode_get(reply).map(|_| None)?,
         "ff_version" => None,
+        "ff_create_flow" => fl::decode_create_flow(reply).map(|_| None)?,
+        "ff_add_edge" => fl::decode_add_edge(reply).map(|_| None)?,
+        "ff_cancel_flow" => fl::decode_cancel_flow(reply).map(|_| None)?,
+        "ff_flow_get" => fl::decode_get_flow(&flow_id(0), reply).map(|_| None)?,
+        "ff_flow_drain" => fl::decode_drain(reply).map(|_| None)?,
         f => {
             let out = decode_batch(f, reply)?;
             assert!(
@@ -757,8 +937,24 @@ impl Run {
                 }
             }
         }
-        let trusted_corrupt =
-            per_execution(call.function) && reads.iter().any(|e| self.corrupted.contains(e));
+        if call.function == "ff_add_edge" {
+            // The parent and the child.
+            reads.extend(
+                call.args
+                    .iter()
+                    .skip(1)
+                    .take(2)
+                    .map(|a| String::from_utf8_lossy(a).into_owned()),
+            );
+        }
+        let tag = call
+            .keys
+            .first()
+            .and_then(|k| hash_tag(k))
+            .map(str::to_owned);
+        let trusted_corrupt = (per_execution(call.function)
+            && reads.iter().any(|e| self.corrupted.contains(e)))
+            || tag.as_deref().is_some_and(|t| self.flow_corrupted(t));
         let result = block_on(self.store.fcall(call));
         self.log.push(format!(
             "{} {:?} {:?} -> {}",
@@ -808,14 +1004,52 @@ impl Run {
                 Err(CallError::Decode(e)) if !trusted_corrupt => {
                     self.finding(format!("{}: reply does not decode: {e}", call.function))
                 }
-                Err(CallError::Decode(_)) => {}
+                Err(CallError::Decode(_)) => self.taint_partition(tag.as_deref()),
             },
             Err(StoreError::Server(e)) if !trusted_corrupt => {
                 self.finding(format!("{} raised: {e}", call.function))
             }
-            Err(StoreError::Server(_)) => {}
+            Err(StoreError::Server(_)) => self.taint_partition(tag.as_deref()),
             Err(e) => self.finding(format!("{}: store error {e}", call.function)),
         }
+    }
+
+    /// Is a corrupted execution of partition `tag` tied to a flow (a member,
+    /// or has edges)? Then flow cascades may reach its record from any call.
+    fn flow_corrupted(&self, tag: &str) -> bool {
+        self.corrupted.iter().any(|eid| {
+            hash_tag(eid) == Some(tag)
+                && [
+                    vec![b"EXISTS".to_vec(), format!("ff:deps:{eid}").into_bytes()],
+                    vec![b"EXISTS".to_vec(), format!("ff:out:{eid}").into_bytes()],
+                    vec![
+                        b"HEXISTS".to_vec(),
+                        format!("ff:exec:{eid}").into_bytes(),
+                        b"flow".to_vec(),
+                    ],
+                ]
+                .iter()
+                .any(|c| matches!(block_on(self.store.command(c)), Ok(Reply::Int(1))))
+        })
+    }
+
+    /// A call raised or answered garbage on corrupted data: the writes it made
+    /// before may have touched any execution of its partition.
+    fn taint_partition(&mut self, tag: Option<&str>) {
+        let Some(tag) = tag else { return };
+        for i in 0..EXECS as u8 {
+            let eid = exec_id(i).to_string();
+            if hash_tag(&eid) == Some(tag) {
+                self.tainted.insert(eid);
+            }
+        }
+    }
+
+    /// Does the input's tainting reach partition `p`'s flows?
+    fn partition_tainted(&self, p: u16) -> bool {
+        (0..EXECS as u8)
+            .map(exec_id)
+            .any(|e| e.partition_index() == p && self.tainted.contains(e.as_str()))
     }
 
     /// A raw write; its result does not matter (it may well be an error).
@@ -837,7 +1071,24 @@ impl Run {
     fn step(&mut self, op: &Op) {
         match op {
             Op::Create(c) => {
-                let eid = exec_id(c.exec);
+                let plain;
+                let c = match &c.membership {
+                    Some(m) if m.place % 4 == 3 => {
+                        plain = CreateOp::plain(c.exec, c.membership.clone());
+                        &plain
+                    }
+                    _ => c,
+                };
+                let eid = match &c.membership {
+                    Some(MembershipOp {
+                        flow: FlowSel::Known(f),
+                        place,
+                        ..
+                    }) if place % 4 != 0 => {
+                        local_exec(c.exec, flow_partition(&flow_id(*f), &config()).index)
+                    }
+                    _ => exec_id(c.exec),
+                };
                 let pk = PartitionKeys::of(&eid);
                 let ns = c.namespace.render();
                 let mut keys = vec![keys::exec(&eid)];
@@ -854,7 +1105,7 @@ impl Run {
                     None => (b"0".to_vec(), None),
                 };
                 keys.extend(idem);
-                let mut call = Call::new("ff_create", keys)
+                let call = Call::new("ff_create", keys)
                     .arg(&eid)
                     .arg_bytes(&ns)
                     .arg_bytes(&c.lane.render())
@@ -867,8 +1118,20 @@ impl Run {
                     .arg_bytes(&c.retry.render())
                     .arg_bytes(&c.max_reclaims.render())
                     .arg_bytes(&c.retention_ms.render())
-                    .arg_bytes(&ttl)
-                    .arg(c.tags.0.len());
+                    .arg_bytes(&ttl);
+                // The flow membership: flow id, join and cancel-remaining (all
+                // empty: not a member).
+                let mut call = match &c.membership {
+                    None => call.arg("").arg("").arg(""),
+                    Some(m) => call
+                        .arg_bytes(&match &m.flow {
+                            FlowSel::Known(f) => flow_id(*f).to_string().into_bytes(),
+                            FlowSel::Raw(t) => t.0.clone(),
+                        })
+                        .arg_bytes(&m.join.render())
+                        .arg_bytes(&m.cancel_remaining.render()),
+                };
+                call = call.arg(c.tags.0.len());
                 for (n, v) in &c.tags.0 {
                     call = call.arg_bytes(&n.render()).arg_bytes(&v.0);
                 }
@@ -1105,6 +1368,78 @@ impl Run {
                 }
                 self.fcall(&call);
             }
+            Op::CreateFlow { flow, namespace } => {
+                let flow = flow_id(*flow);
+                let call = Call::new("ff_create_flow", vec![flow_keys(&flow).flow()])
+                    .arg(&flow)
+                    .arg_bytes(&namespace.render());
+                self.fcall(&call);
+            }
+            Op::AddEdge {
+                flow: f,
+                parent,
+                child,
+                pass_data,
+                twist,
+            } => {
+                let flow = flow_id(*f);
+                let fk = flow_keys(&flow);
+                let p = flow_partition(&flow, &config()).index;
+                // Two distinct executions of the partition (the child named as
+                // an offset from the parent), unless twist says otherwise.
+                let per = (EXECS / PARTITIONS as usize) as u8;
+                let mut a = fl::EdgeArgs {
+                    flow: flow.clone(),
+                    parent: local_exec(*parent, p),
+                    child: local_exec(parent % per + 1 + child % (per - 1), p),
+                    pass_data: *pass_data,
+                };
+                let mut key = fk.flow();
+                let mut data = u8::from(*pass_data).to_string();
+                match twist % 8 {
+                    0 => a.parent = exec_id(*parent),
+                    1 => a.child = exec_id(*child),
+                    2 => a.child = a.parent.clone(),
+                    3 => data = "2".to_owned(),
+                    4 => key = flow_keys(&flow_id(f.wrapping_add(1))).flow(),
+                    _ => {}
+                }
+                let call = Call::new("ff_add_edge", vec![key])
+                    .arg(&a.flow)
+                    .arg(&a.parent)
+                    .arg(&a.child)
+                    .arg(data);
+                self.fcall(&call);
+            }
+            Op::CancelFlow { flow, reason } => {
+                let flow = flow_id(*flow);
+                let fk = flow_keys(&flow);
+                let call = match std::str::from_utf8(&reason.0) {
+                    Ok(r) => fl::cancel_flow(&fk, &flow, r),
+                    Err(_) => Call::new("ff_cancel_flow", vec![fk.flow()])
+                        .arg(&flow)
+                        .arg_bytes(&reason.0),
+                };
+                self.fcall(&call);
+            }
+            Op::Drain {
+                partition: p,
+                budget,
+            } => {
+                let call = match budget.as_u64() {
+                    Some(b) if b <= 1 << 20 => fl::drain(partition(*p), b as usize),
+                    _ => Call::new(
+                        "ff_flow_drain",
+                        vec![PartitionKeys::new(partition(*p)).flow_work()],
+                    )
+                    .arg_bytes(&budget.render()),
+                };
+                self.fcall(&call);
+            }
+            Op::GetFlow { flow } => {
+                let flow = flow_id(*flow);
+                self.fcall(&fl::get_flow(&flow_keys(&flow), &flow));
+            }
         }
         self.check_messages();
         self.check_store();
@@ -1116,6 +1451,7 @@ impl Run {
             Key::Index(p, idx) => idx.key(*p),
             Key::Idempotency(p, t) => format!("ff:idem:{}:{}", partition(*p).hash_tag(), t.lossy()),
             Key::Raw(t) => t.lossy(),
+            Key::Flow(f) => flow_keys(&flow_id(*f)).flow(),
         }
     }
 
@@ -1127,6 +1463,7 @@ impl Run {
             Arg::Name(n) => n.render(),
             Arg::Num(n) => n.render(),
             Arg::Text(t) => t.0.clone(),
+            Arg::Flow(f) => flow_id(*f).to_string().into_bytes(),
         }
     }
 
@@ -1167,7 +1504,16 @@ impl Run {
         let mut records = BTreeMap::new();
         let mut zsets: BTreeMap<String, BTreeMap<String, u64>> = BTreeMap::new();
         let mut alls: BTreeMap<String, BTreeSet<String>> = BTreeMap::new();
+        // Indexes of other things than executions (flow_work, flows).
+        let mut others: BTreeMap<String, Vec<String>> = BTreeMap::new();
         let mut problems = Vec::new();
+        let hash = |k: &str| -> BTreeMap<String, String> {
+            texts(&read(&["HGETALL", k]))
+                .chunks(2)
+                .filter(|p| p.len() == 2)
+                .map(|p| (p[0].clone(), p[1].clone()))
+                .collect()
+        };
         for k in texts(&read(&["KEYS", "*"])) {
             let ty = read(&["TYPE", &k]);
             let ty = match &ty {
@@ -1208,6 +1554,8 @@ impl Run {
                     k.clone(),
                     texts(&read(&["SMEMBERS", &k])).into_iter().collect(),
                 );
+            } else if k.starts_with("ff:idx:") && ty == "zset" && !holds_executions(&k) {
+                others.insert(k.clone(), texts(&read(&["ZRANGE", &k, "0", "-1"])));
             } else if k.starts_with("ff:idx:") && ty == "zset" {
                 let flat = texts(&read(&["ZRANGE", &k, "0", "-1", "WITHSCORES"]));
                 let members = flat
@@ -1216,6 +1564,45 @@ impl Run {
                     .map(|p| (p[0].clone(), p[1].parse::<f64>().unwrap_or(-1.0) as u64))
                     .collect();
                 zsets.insert(k.clone(), members);
+            } else if let Some(eid) = k.strip_prefix("ff:deps:").filter(|_| ty == "hash") {
+                let m = hash(&k);
+                let (n, s, i) = (count(&m, "#n"), count(&m, "#s"), count(&m, "#i"));
+                if n < 0 || s < 0 || i < 0 || s + i > n {
+                    problems.push((eid.to_owned(), format!("{k}: #n {n}, #s {s}, #i {i}")));
+                }
+            } else if k.starts_with("ff:flow:") && !k.ends_with(":members") && ty == "hash" {
+                let p = hash_tag(&k)
+                    .and_then(|t| t.strip_prefix("{fp:")?.strip_suffix('}')?.parse().ok());
+                if p.is_some_and(|p| self.partition_tainted(p)) {
+                    continue;
+                }
+                let m = hash(&k);
+                let (n, done) = (count(&m, "n"), count(&m, "done"));
+                let outcomes: i64 = ["success", "failed", "cancelled", "expired", "skipped"]
+                    .iter()
+                    .map(|o| count(&m, o))
+                    .sum();
+                if n < 0 || done < 0 || done > n || outcomes != done {
+                    problems.push((
+                        String::new(),
+                        format!("{k}: n {n}, done {done}, outcomes sum to {outcomes}: {m:?}"),
+                    ));
+                }
+            }
+        }
+        for p in 0..PARTITIONS {
+            let key = PartitionKeys::new(partition(p as u8)).flow_work();
+            for item in others.get(&key).into_iter().flatten() {
+                let ok = match item.split_at_checked(2) {
+                    Some(("d:" | "x:", eid)) => {
+                        ExecutionId::parse(eid).is_ok_and(|e| e.partition_index() == p)
+                    }
+                    Some(("f:", flow)) => FlowId::parse(flow).is_ok(),
+                    _ => false,
+                };
+                if !ok {
+                    problems.push((String::new(), format!("{key} holds {item:?}")));
+                }
             }
         }
         for v in index_violations(&records, &zsets, &alls) {
@@ -1259,6 +1646,19 @@ impl Run {
         }
         self.seen = records;
     }
+}
+
+/// The hash tag (`{fp:N}`) in a key or execution id.
+fn hash_tag(s: &str) -> Option<&str> {
+    let start = s.find('{')?;
+    let end = start + s[start..].find('}')?;
+    Some(&s[start..=end])
+}
+
+/// A count field of a flow or deps hash (absent: 0; not a number: -1, which
+/// fails every check).
+fn count(m: &BTreeMap<String, String>, field: &str) -> i64 {
+    m.get(field).map_or(0, |v| v.parse().unwrap_or(-1))
 }
 
 /// A fenced call's KEYS and first three ARGV, for arguments the contract's

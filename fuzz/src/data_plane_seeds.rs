@@ -26,6 +26,12 @@ impl Encode for u8 {
     }
 }
 
+impl Encode for bool {
+    fn encode(&self, out: &mut Vec<u8>) {
+        out.push(u8::from(*self));
+    }
+}
+
 impl Encode for u64 {
     fn encode(&self, out: &mut Vec<u8>) {
         out.extend_from_slice(&self.to_le_bytes());
@@ -246,27 +252,20 @@ impl Encode for CreateOp {
         self.retention_ms.encode(out);
         self.idempotency.encode(out);
         self.tags.encode(out);
+        self.membership.encode(out);
     }
 }
 
-impl Encode for Key {
+impl Encode for Join {
     fn encode(&self, out: &mut Vec<u8>) {
         match self {
-            Key::Exec(i) => {
-                variant(out, 0, 4);
-                i.encode(out);
-            }
-            Key::Index(p, idx) => {
-                variant(out, 1, 4);
-                p.encode(out);
-                idx.encode(out);
-            }
-            Key::Idempotency(p, t) => {
+            Join::All => variant(out, 0, 4),
+            Join::Any => variant(out, 1, 4),
+            Join::Quorum(n) => {
                 variant(out, 2, 4);
-                p.encode(out);
-                t.encode(out);
+                n.encode(out);
             }
-            Key::Raw(t) => {
+            Join::Raw(t) => {
                 variant(out, 3, 4);
                 t.encode(out);
             }
@@ -274,38 +273,112 @@ impl Encode for Key {
     }
 }
 
-impl Encode for Arg {
+impl Encode for Flag {
     fn encode(&self, out: &mut Vec<u8>) {
         match self {
-            Arg::Exec(i) => {
-                variant(out, 0, 6);
-                i.encode(out);
-            }
-            Arg::LeaseId(l) => {
-                variant(out, 1, 6);
-                l.encode(out);
-            }
-            Arg::Epoch(l) => {
-                variant(out, 2, 6);
-                l.encode(out);
-            }
-            Arg::Name(n) => {
-                variant(out, 3, 6);
-                n.encode(out);
-            }
-            Arg::Num(n) => {
-                variant(out, 4, 6);
-                n.encode(out);
-            }
-            Arg::Text(t) => {
-                variant(out, 5, 6);
+            Flag::No => variant(out, 0, 3),
+            Flag::Yes => variant(out, 1, 3),
+            Flag::Raw(t) => {
+                variant(out, 2, 3);
                 t.encode(out);
             }
         }
     }
 }
 
-const OPS: u32 = 20;
+impl Encode for FlowSel {
+    fn encode(&self, out: &mut Vec<u8>) {
+        match self {
+            FlowSel::Known(i) => {
+                variant(out, 0, 2);
+                i.encode(out);
+            }
+            FlowSel::Raw(t) => {
+                variant(out, 1, 2);
+                t.encode(out);
+            }
+        }
+    }
+}
+
+impl Encode for MembershipOp {
+    fn encode(&self, out: &mut Vec<u8>) {
+        self.flow.encode(out);
+        self.join.encode(out);
+        self.cancel_remaining.encode(out);
+        self.place.encode(out);
+    }
+}
+
+const KEYS: u32 = 5;
+
+impl Encode for Key {
+    fn encode(&self, out: &mut Vec<u8>) {
+        match self {
+            Key::Exec(i) => {
+                variant(out, 0, KEYS);
+                i.encode(out);
+            }
+            Key::Index(p, idx) => {
+                variant(out, 1, KEYS);
+                p.encode(out);
+                idx.encode(out);
+            }
+            Key::Idempotency(p, t) => {
+                variant(out, 2, KEYS);
+                p.encode(out);
+                t.encode(out);
+            }
+            Key::Raw(t) => {
+                variant(out, 3, KEYS);
+                t.encode(out);
+            }
+            Key::Flow(f) => {
+                variant(out, 4, KEYS);
+                f.encode(out);
+            }
+        }
+    }
+}
+
+const ARGS: u32 = 7;
+
+impl Encode for Arg {
+    fn encode(&self, out: &mut Vec<u8>) {
+        match self {
+            Arg::Exec(i) => {
+                variant(out, 0, ARGS);
+                i.encode(out);
+            }
+            Arg::LeaseId(l) => {
+                variant(out, 1, ARGS);
+                l.encode(out);
+            }
+            Arg::Epoch(l) => {
+                variant(out, 2, ARGS);
+                l.encode(out);
+            }
+            Arg::Name(n) => {
+                variant(out, 3, ARGS);
+                n.encode(out);
+            }
+            Arg::Num(n) => {
+                variant(out, 4, ARGS);
+                n.encode(out);
+            }
+            Arg::Text(t) => {
+                variant(out, 5, ARGS);
+                t.encode(out);
+            }
+            Arg::Flow(f) => {
+                variant(out, 6, ARGS);
+                f.encode(out);
+            }
+        }
+    }
+}
+
+const OPS: u32 = 25;
 
 impl Encode for Op {
     fn encode(&self, out: &mut Vec<u8>) {
@@ -453,6 +526,39 @@ impl Encode for Op {
                 keys.encode(out);
                 args.encode(out);
             }
+            Op::CreateFlow { flow, namespace } => {
+                variant(out, 20, OPS);
+                flow.encode(out);
+                namespace.encode(out);
+            }
+            Op::AddEdge {
+                flow,
+                parent,
+                child,
+                pass_data,
+                twist,
+            } => {
+                variant(out, 21, OPS);
+                flow.encode(out);
+                parent.encode(out);
+                child.encode(out);
+                pass_data.encode(out);
+                twist.encode(out);
+            }
+            Op::CancelFlow { flow, reason } => {
+                variant(out, 22, OPS);
+                flow.encode(out);
+                reason.encode(out);
+            }
+            Op::Drain { partition, budget } => {
+                variant(out, 23, OPS);
+                partition.encode(out);
+                budget.encode(out);
+            }
+            Op::GetFlow { flow } => {
+                variant(out, 24, OPS);
+                flow.encode(out);
+            }
         }
     }
 }
@@ -511,6 +617,39 @@ pub fn create(exec: u8) -> CreateOp {
         retention_ms: Num::Thousands(60),
         idempotency: None,
         tags: List(vec![(name(L2), Text::of("infra"))]),
+        membership: None,
+    }
+}
+
+/// A valid create of a member of flow `flow` (`exec` is moved to its
+/// partition, see [`local_exec`]).
+pub fn member(exec: u8, flow: u8, join: Join, cancel_remaining: bool) -> CreateOp {
+    CreateOp {
+        membership: Some(MembershipOp {
+            flow: FlowSel::Known(flow),
+            join,
+            cancel_remaining: if cancel_remaining {
+                Flag::Yes
+            } else {
+                Flag::No
+            },
+            place: 1,
+        }),
+        ..create(exec)
+    }
+}
+
+/// The edge `parent -> child` of flow `flow`, both local indexes of its
+/// partition (see [`Op::AddEdge`]: the child is named as an offset).
+fn edge(flow: u8, parent: u8, child: u8, pass_data: bool) -> Op {
+    let per = (EXECS / PARTITIONS as usize) as u8;
+    assert!(parent < per && child < per && parent != child);
+    Op::AddEdge {
+        flow,
+        parent,
+        child: (child + per - parent - 1) % per,
+        pass_data,
+        twist: 7,
     }
 }
 
@@ -894,6 +1033,94 @@ pub fn seeds() -> Vec<(&'static str, Vec<Op>)> {
                 vec![claim(1, 2)],
             ]
             .concat(),
+        ),
+        (
+            // Flow 0 (partition 0): executions 0 and 2 feed 4 (join all, 0
+            // passes its result); a cycle is refused; the parents run, then
+            // the child they released.
+            "flow_dag",
+            vec![
+                Op::CreateFlow {
+                    flow: 0,
+                    namespace: name(DEFAULT),
+                },
+                boxed(member(0, 0, Join::All, false)),
+                boxed(member(1, 0, Join::All, false)),
+                boxed(member(2, 0, Join::All, false)),
+                edge(0, 0, 2, true),
+                edge(0, 1, 2, false),
+                edge(0, 2, 0, false),
+                claim(0, 3),
+                Op::Complete {
+                    lease: lease(0),
+                    result: Blob::Bytes(b"left".to_vec()),
+                },
+                Op::Complete {
+                    lease: lease(1),
+                    result: Blob::Bytes(b"right".to_vec()),
+                },
+                claim(0, 1),
+                Op::Complete {
+                    lease: lease(2),
+                    result: Blob::Bytes(b"joined".to_vec()),
+                },
+                Op::Drain {
+                    partition: 0,
+                    budget: Num::Small(10),
+                },
+                Op::GetFlow { flow: 0 },
+            ],
+        ),
+        (
+            // Flow 1 (partition 1): executions 1 and 3 feed 5 (join any,
+            // cancel the rest); a bad join and a self-edge are refused; the
+            // flow is cancelled with one member running, then refuses new
+            // members and edges, and goes with its last member's purge.
+            "flow_cancel",
+            vec![
+                Op::CreateFlow {
+                    flow: 1,
+                    namespace: name(DEFAULT),
+                },
+                boxed(member(0, 1, Join::Any, true)),
+                boxed(member(1, 1, Join::Any, true)),
+                boxed(member(2, 1, Join::Any, true)),
+                boxed(member(3, 1, Join::Quorum(0), false)),
+                edge(1, 0, 2, false),
+                edge(1, 1, 2, false),
+                Op::AddEdge {
+                    flow: 1,
+                    parent: 0,
+                    child: 0,
+                    pass_data: false,
+                    twist: 2,
+                },
+                claim(1, 1),
+                Op::CancelFlow {
+                    flow: 1,
+                    reason: Text::of("stop"),
+                },
+                Op::CancelFlow {
+                    flow: 1,
+                    reason: Text::default(),
+                },
+                Op::Drain {
+                    partition: 1,
+                    budget: Num::Small(1),
+                },
+                Op::Complete {
+                    lease: lease(0),
+                    result: Blob::Bytes(Vec::new()),
+                },
+                boxed(member(3, 1, Join::All, false)),
+                edge(1, 0, 1, false),
+                Op::GetFlow { flow: 1 },
+                Op::Advance {
+                    ms: Num::Thousands(61),
+                },
+                due(PURGE, 1),
+                Op::GetFlow { flow: 1 },
+            ],
         ),
     ]
 }

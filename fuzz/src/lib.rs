@@ -755,6 +755,27 @@ mod tests {
                     assert_eq!(ok("ff_claim"), 1);
                     assert_eq!(ok("ff_expire_deadlines"), 1);
                 }
+                "flow_dag" => {
+                    assert_eq!(ok("ff_create_flow"), 1);
+                    assert_eq!(ok("ff_create"), 3);
+                    assert_eq!(ok("ff_add_edge"), 2);
+                    assert_eq!(refused("ff_add_edge cycle"), 1);
+                    assert_eq!(ok("ff_claim"), 2);
+                    assert_eq!(ok("ff_complete"), 3);
+                    assert_eq!(ok("ff_flow_drain"), 1);
+                    assert_eq!(ok("ff_flow_get"), 1);
+                }
+                "flow_cancel" => {
+                    assert_eq!(ok("ff_create"), 3);
+                    assert_eq!(refused("ff_create invalid_argument"), 1);
+                    assert_eq!(refused("ff_add_edge cycle"), 1);
+                    assert_eq!(ok("ff_cancel_flow"), 2);
+                    assert_eq!(refused("ff_create flow_cancelled"), 1);
+                    assert_eq!(refused("ff_add_edge flow_cancelled"), 1);
+                    assert_eq!(ok("ff_complete"), 0);
+                    assert_eq!(ok("ff_flow_get"), 1);
+                    assert_eq!(refused("ff_flow_get not_found"), 1);
+                }
                 "bad_arguments" => {
                     assert_eq!(ok(""), 0);
                     assert_eq!(stats.ok.len(), 0);

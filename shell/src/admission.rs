@@ -30,6 +30,7 @@ impl Client {
     /// True when created.
     pub async fn define_budget(&self, budget: &str, def: &BudgetDef) -> Result<bool> {
         let b = BudgetId::parse(budget)?;
+        self.mark_in_use().await?;
         Ok(ad::decode_define(
             "ff_budget_define",
             &self.call(&ad::define_budget(&self.config, &b, def)).await?,
@@ -59,6 +60,7 @@ impl Client {
         Ok(())
     }
 
+    /// Read a budget: limits, usage, breach markers, reset schedule.
     pub async fn get_budget(&self, budget: &str) -> Result<BudgetRecord> {
         let b = BudgetId::parse(budget)?;
         Ok(ad::decode_get_budget(
@@ -75,6 +77,7 @@ impl Client {
                 reason: "must be at least 1".into(),
             });
         }
+        self.mark_in_use().await?;
         Ok(ad::decode_define(
             "ff_quota_define",
             &self
@@ -83,6 +86,7 @@ impl Client {
         )?)
     }
 
+    /// Read a quota: limits, slot holders, admissions in the window.
     pub async fn get_quota(&self, quota: &str) -> Result<QuotaRecord> {
         let q = QuotaId::parse(quota)?;
         Ok(ad::decode_get_quota(
@@ -118,6 +122,7 @@ impl Client {
             ff_core::admission::parse_capabilities(c)?;
         }
         let ttl_ms = u64::try_from(ttl.as_millis()).unwrap_or(u64::MAX);
+        self.mark_in_use().await?;
         Ok(ad::decode_register_worker(
             &self
                 .call(&ad::register_worker(
@@ -151,6 +156,10 @@ impl Client {
             if live.iter().any(|(_, have)| capable(&s.capabilities, have)) {
                 continue;
             }
+            if let Err(e) = self.mark_in_use().await {
+                tracing::warn!(error = %e, "marking admission in use failed");
+                continue;
+            }
             match self.call(&ad::block_route(&s.execution)).await {
                 Ok(r) => {
                     if let Ok(true) = ad::decode_block_route(&r) {
@@ -162,6 +171,15 @@ impl Client {
                 }
             }
         }
+    }
+
+    /// Tell the engine's admission pass it has work to look for (set before
+    /// the thing it must look at exists).
+    async fn mark_in_use(&self) -> Result<()> {
+        self.store()
+            .command(&cmd(["SET", ff_core::admission::IN_USE, "1"]))
+            .await?;
+        Ok(())
     }
 
     /// Admit what a claim handed out: the executions that draw on nothing, or

@@ -19,6 +19,38 @@ use std::time::Duration;
 use tracing::Instrument;
 
 /// A handle on the data plane. Cheap to clone; share one per process.
+///
+/// Create an execution, claim it as a worker would, complete it, read it
+/// back (on the in-process store; [`crate::store::RedisStore`] for a server):
+///
+/// ```
+/// use ff_engine::core::state::PublicState;
+/// use ff_engine::core::{Lane, WorkerInstance, WorkerName};
+/// use ff_engine::store::MemoryStore;
+/// use ff_engine::{Client, ExecutionSpec};
+/// use std::sync::Arc;
+/// use std::time::Duration;
+///
+/// # #[tokio::main(flavor = "current_thread")]
+/// # async fn main() -> Result<(), Box<dyn std::error::Error>> {
+/// let client = Client::new(Arc::new(MemoryStore::new()), Default::default()).await?;
+/// let created = client.create(ExecutionSpec::new("email.send").payload("to: ada")).await?;
+/// assert_eq!(created.state, PublicState::Waiting);
+///
+/// let (worker, instance) = (WorkerName::new("mailer")?, WorkerInstance::new("mailer-1")?);
+/// let mut claimed = client
+///     .claim(&Lane::default_lane(), &worker, &instance, Duration::from_secs(30), 10)
+///     .await?;
+/// let job = claimed.pop().expect("one eligible execution");
+/// assert_eq!(job.payload, b"to: ada");
+/// client.complete(&job.lease, b"sent").await?;
+///
+/// let record = client.get(&created.execution).await?;
+/// assert_eq!(record.public_state, PublicState::Completed);
+/// assert_eq!(record.result.as_deref(), Some(&b"sent"[..]));
+/// # Ok(())
+/// # }
+/// ```
 #[derive(Clone)]
 pub struct Client {
     store: Arc<dyn Store>,
@@ -100,10 +132,12 @@ impl Client {
         Ok(client)
     }
 
+    /// The partition counts in use.
     pub fn config(&self) -> &PartitionConfig {
         &self.config
     }
 
+    /// The store it talks to.
     pub fn store(&self) -> &Arc<dyn Store> {
         &self.store
     }

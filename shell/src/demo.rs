@@ -17,8 +17,10 @@ use std::sync::Arc;
 use std::time::Duration;
 use tokio::time::Instant;
 
+/// How big the demo is.
 #[derive(Debug, Clone)]
 pub struct DemoOptions {
+    /// Executions to create.
     pub executions: usize,
     /// Give up (and fail) if not everything is terminal by then.
     pub bound: Duration,
@@ -33,14 +35,22 @@ impl Default for DemoOptions {
     }
 }
 
+/// What the demo did.
 #[derive(Debug, Clone, Default)]
 pub struct DemoSummary {
+    /// Executions created.
     pub created: usize,
+    /// Executions per public state at the end.
     pub states: BTreeMap<&'static str, usize>,
+    /// Attempts started, over all executions.
     pub attempts: u64,
+    /// Retries scheduled after failures.
     pub retries: u64,
+    /// Expired leases reclaimed by the engine.
     pub reclaims: u64,
+    /// Wall time of the run.
     pub seconds: f64,
+    /// Whether every execution was terminal in time.
     pub all_terminal: bool,
 }
 
@@ -121,6 +131,8 @@ pub async fn run(store: Arc<dyn Store>, opts: DemoOptions) -> Result<DemoSummary
         lost.len()
     );
 
+    // A bar on a terminal; otherwise a line per look.
+    let bar = crate::progress::terminal_bar("demo", ids.len() as u64);
     let summary = loop {
         tokio::time::sleep(Duration::from_millis(500)).await;
         let mut states: BTreeMap<&'static str, usize> = BTreeMap::new();
@@ -138,12 +150,18 @@ pub async fn run(store: Arc<dyn Store>, opts: DemoOptions) -> Result<DemoSummary
             .filter(|(s, _)| PublicState::parse(s).is_some_and(|p| p.is_terminal()))
             .map(|(_, n)| n)
             .sum();
-        eprintln!(
-            "demo: {:>5.1}s  {terminal}/{} done  {:?}",
-            started.elapsed().as_secs_f64(),
-            ids.len(),
-            states
-        );
+        match &bar {
+            Some(bar) => {
+                bar.set_position(terminal as u64);
+                bar.set_message(format!("{states:?}"));
+            }
+            None => eprintln!(
+                "demo: {:>5.1}s  {terminal}/{} done  {:?}",
+                started.elapsed().as_secs_f64(),
+                ids.len(),
+                states
+            ),
+        }
         let summary = DemoSummary {
             created: ids.len(),
             states,
@@ -157,6 +175,9 @@ pub async fn run(store: Arc<dyn Store>, opts: DemoOptions) -> Result<DemoSummary
             break summary;
         }
     };
+    if let Some(bar) = bar {
+        bar.abandon();
+    }
     for w in workers {
         w.shutdown().await;
     }

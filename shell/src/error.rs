@@ -22,6 +22,7 @@ pub enum StoreError {
     Config(String),
 }
 
+/// Everything a [`Client`](crate::Client) or [`Engine`](crate::Engine) call can fail with.
 #[derive(Debug, Error)]
 pub enum Error {
     /// The data plane refused the call; nothing changed.
@@ -29,17 +30,29 @@ pub enum Error {
     Rejected(#[from] FfError),
     /// An argument was invalid before anything was sent.
     #[error("invalid {field}: {reason}")]
-    Invalid { field: &'static str, reason: String },
+    Invalid {
+        /// The argument.
+        field: &'static str,
+        /// Why it is invalid.
+        reason: String,
+    },
+    /// An id or name that does not parse.
     #[error(transparent)]
     Parse(#[from] ParseError),
     /// A reply did not have the shape its contract declares.
     #[error(transparent)]
     Decode(#[from] DecodeError),
+    /// The store failed (connection, timeout, configuration).
     #[error(transparent)]
     Store(#[from] StoreError),
     /// The partition counts recorded in Valkey differ from this process's.
     #[error("partition counts mismatch: Valkey has {stored}, this process is configured with {configured}")]
-    PartitionMismatch { stored: String, configured: String },
+    PartitionMismatch {
+        /// The counts recorded in Valkey.
+        stored: String,
+        /// The counts this process has.
+        configured: String,
+    },
 }
 
 impl From<CallError> for Error {
@@ -61,4 +74,5 @@ impl Error {
     }
 }
 
+/// `Result` with [`enum@Error`].
 pub type Result<T, E = Error> = std::result::Result<T, E>;

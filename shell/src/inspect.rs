@@ -17,8 +17,11 @@ use std::collections::BTreeMap;
 pub struct Inspection {
     /// Server time of the look (ms).
     pub now_ms: u64,
+    /// Executions recorded (members of every partition's `all` set).
     pub executions: u64,
+    /// Executions per public state.
     pub by_state: BTreeMap<String, u64>,
+    /// Executions per lane.
     pub by_lane: BTreeMap<String, u64>,
     /// Members per index (eligible indexes per lane as `eligible:<lane>`).
     pub index_sizes: BTreeMap<String, u64>,

@@ -4,6 +4,8 @@
 //! server (standalone or cluster). [`Client`] is the typed API over the data
 //! plane (the Valkey Functions library in `lua/`).
 
+#![warn(missing_docs)]
+
 pub mod admission;
 #[cfg(not(madsim))]
 pub mod bench;
@@ -13,6 +15,9 @@ pub mod engine;
 pub mod error;
 pub mod flows;
 pub mod inspect;
+mod progress;
+#[cfg(not(madsim))]
+pub mod serve;
 pub mod spec;
 pub mod store;
 pub mod worker;

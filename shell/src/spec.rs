@@ -21,18 +21,31 @@ use std::time::Duration;
 /// retention 24 h.
 #[derive(Debug, Clone)]
 pub struct ExecutionSpec {
+    /// What kind of work (selects the worker's handler).
     pub kind: String,
+    /// The lane whose workers may claim it.
     pub lane: String,
+    /// Its namespace.
     pub namespace: String,
+    /// Claim order within the lane: higher first (0..=1000).
     pub priority: u32,
+    /// Input for the handler.
     pub payload: Vec<u8>,
+    /// Eligible only after this long.
     pub delay: Duration,
+    /// Each attempt must finish within this.
     pub attempt_timeout: Option<Duration>,
+    /// The whole execution must finish within this (from creation).
     pub deadline: Option<Duration>,
+    /// How failed attempts are retried.
     pub retry: RetryPolicy,
+    /// Expired leases reclaimed before the execution fails.
     pub max_reclaims: u32,
+    /// How long it is kept once terminal.
     pub retention: Duration,
+    /// Key and TTL: a repeat create with the same key returns the first execution.
     pub idempotency: Option<(String, Duration)>,
+    /// Free-form tags.
     pub tags: Vec<(String, String)>,
     /// A flow member: the flow, its join, and whether to cancel the parents
     /// left unresolved once the join is decided.
@@ -49,6 +62,7 @@ pub struct ExecutionSpec {
 }
 
 impl ExecutionSpec {
+    /// An execution of `kind` with the defaults above.
     pub fn new(kind: impl Into<String>) -> Self {
         Self {
             kind: kind.into(),
@@ -72,42 +86,52 @@ impl ExecutionSpec {
         }
     }
 
+    /// Set the lane.
     pub fn lane(mut self, lane: impl Into<String>) -> Self {
         self.lane = lane.into();
         self
     }
+    /// Set the namespace.
     pub fn namespace(mut self, ns: impl Into<String>) -> Self {
         self.namespace = ns.into();
         self
     }
+    /// Set the priority.
     pub fn priority(mut self, p: u32) -> Self {
         self.priority = p;
         self
     }
+    /// Set the payload.
     pub fn payload(mut self, p: impl Into<Vec<u8>>) -> Self {
         self.payload = p.into();
         self
     }
+    /// Make it eligible only after `d`.
     pub fn delay(mut self, d: Duration) -> Self {
         self.delay = d;
         self
     }
+    /// Bound each attempt.
     pub fn attempt_timeout(mut self, d: Duration) -> Self {
         self.attempt_timeout = Some(d);
         self
     }
+    /// Bound the whole execution.
     pub fn deadline(mut self, d: Duration) -> Self {
         self.deadline = Some(d);
         self
     }
+    /// Set the retry policy.
     pub fn retry(mut self, r: RetryPolicy) -> Self {
         self.retry = r;
         self
     }
+    /// Set how many expired leases are reclaimed before it fails.
     pub fn max_reclaims(mut self, n: u32) -> Self {
         self.max_reclaims = n;
         self
     }
+    /// Keep it this long once terminal.
     pub fn retention(mut self, d: Duration) -> Self {
         self.retention = d;
         self
@@ -117,6 +141,7 @@ impl ExecutionSpec {
         self.idempotency = Some((key.into(), ttl));
         self
     }
+    /// Add a tag.
     pub fn tag(mut self, name: impl Into<String>, value: impl Into<String>) -> Self {
         self.tags.push((name.into(), value.into()));
         self

@@ -51,15 +51,17 @@ use ff_engine::core::contract::admission::{
     self as ad, BlockReason, BudgetDef, DimensionLimits, UsageReport,
 };
 use ff_engine::core::contract::execution::{self as ex, ClaimArgs, CreateArgs, Lease};
+use ff_engine::core::contract::flow::{self as fl, Membership};
 use ff_engine::core::contract::scan::{self as sc, BatchFunction, ScannerFilter};
 use ff_engine::core::contract::Call;
-use ff_engine::core::keys::{self, IdempotencyKey, PartitionKeys};
+use ff_engine::core::flow::JoinPolicy;
+use ff_engine::core::keys::{self, flow_partition, FlowKeys, IdempotencyKey, PartitionKeys};
 use ff_engine::core::reply::Reply;
 use ff_engine::core::retry::RetryPolicy;
 use ff_engine::core::scan::{plan, Member, Snapshot};
 use ff_engine::core::tracker::FailureTracker;
 use ff_engine::core::{
-    BudgetId, ExecutionId, Kind, Lane, LeaseId, Namespace, Partition, PartitionConfig,
+    BudgetId, ExecutionId, FlowId, Kind, Lane, LeaseId, Namespace, Partition, PartitionConfig,
     PartitionFamily, QuotaId, TagName, WorkerInstance, WorkerName,
 };
 use ff_engine::error::StoreError;
@@ -101,6 +103,16 @@ fn exec_id(i: usize) -> ExecutionId {
     ExecutionId::new((i % PARTITIONS as usize) as u16, 0xd1ff_0000 + i as u128)
 }
 
+const FLOWS: usize = 2;
+
+/// Flow `i`, in partition `i % PARTITIONS` (flows of partition 0: 0 and 2).
+fn flow_id(i: usize) -> FlowId {
+    (0u128..)
+        .map(|k| FlowId::from_u128(0xf10e_0000 + (i as u128) * 1000 + k))
+        .find(|f| flow_partition(f, &config()).index == (i % PARTITIONS as usize) as u16)
+        .expect("a flow id in the partition")
+}
+
 fn partition(i: usize) -> Partition {
     Partition::new(PartitionFamily::Flow, (i % PARTITIONS as usize) as u16)
 }
@@ -130,6 +142,8 @@ struct CreateOp {
     retention_ms: u64,
     idempotency: Option<(usize, u64)>,
     tag: Option<usize>,
+    /// A flow member: (flow, join, cancel the remaining parents).
+    flow: Option<(usize, usize, bool)>,
 }
 
 #[derive(Debug, Clone, Copy)]
@@ -217,6 +231,22 @@ enum Op {
         target: usize,
         n: u64,
     },
+    CreateFlow {
+        flow: usize,
+    },
+    AddEdge {
+        flow: usize,
+        parent: usize,
+        child: usize,
+        data: bool,
+    },
+    CancelFlow {
+        flow: usize,
+    },
+    Drain {
+        partition: usize,
+        budget: usize,
+    },
 }
 
 /// How many admission calls `Run::admission_call` knows.
@@ -248,7 +278,10 @@ fn create_op() -> impl Strategy<Value = Op> {
         0u32..3,
         prop_oneof![Just(0u64), 1u64..6, Just(3_600_000)],
         proptest::option::weighted(0.3, (0..2usize, prop_oneof![1u64..15, Just(60_000u64)])),
-        proptest::option::of(0..2usize),
+        (
+            proptest::option::of(0..2usize),
+            proptest::option::weighted(0.6, (0..6usize, 0..4usize, proptest::bool::weighted(0.3))),
+        ),
     )
         .prop_map(
             |(
@@ -260,7 +293,7 @@ fn create_op() -> impl Strategy<Value = Op> {
                 max_reclaims,
                 retention_ms,
                 idempotency,
-                tag,
+                (tag, flow),
             )| {
                 Op::Create(CreateOp {
                     exec,
@@ -276,6 +309,7 @@ fn create_op() -> impl Strategy<Value = Op> {
                     retention_ms,
                     idempotency,
                     tag,
+                    flow,
                 })
             },
         )
@@ -336,7 +370,7 @@ fn op() -> impl Strategy<Value = Op> {
         1 => lease.prop_map(|lease| Op::Release { lease }),
         1 => (0..EXECS).prop_map(|exec| Op::Cancel { exec }),
         2 => (0..EXECS).prop_map(|exec| Op::Get { exec }),
-        6 => (0..6usize, 0..2usize, prop_oneof![4 => Just(0usize), 1 => 1..3usize], prop_oneof![Just(1usize), Just(3), Just(100)])
+        6 => (0..BatchFunction::ALL.len(), 0..2usize, prop_oneof![4 => Just(0usize), 1 => 1..3usize], prop_oneof![Just(1usize), Just(3), Just(100)])
             .prop_map(|(function, partition, filter, batch)| Op::Scan { function, partition, filter, batch }),
         1 => (0..EXECS, index(), proptest::sample::select(vec!["0", "1.5", "99999999999999"]), proptest::bool::weighted(0.2))
             .prop_map(|(exec, index, score, foreign)| Op::ZAdd { exec, index, score, foreign }),
@@ -351,6 +385,19 @@ fn op() -> impl Strategy<Value = Op> {
         1 => (1u64..4).prop_map(|ms| Op::Sleep { ms }),
         3 => (0..ADMISSION_CALLS, 0..64usize, 0u64..8)
             .prop_map(|(what, target, n)| Op::Admission { what, target, n }),
+        1 => (0..FLOWS).prop_map(|flow| Op::CreateFlow { flow }),
+        // Mostly between members of the flow's partition (execution e is in
+        // partition e % 2, flow f in partition f).
+        4 => (0..FLOWS, 0..EXECS / 2, 0..EXECS / 2, proptest::bool::weighted(0.3), proptest::bool::weighted(0.9))
+            .prop_map(|(flow, parent, child, data, local)| {
+                let p = |e: usize| 2 * e + if local { flow } else { 1 - flow };
+                Op::AddEdge { flow, parent: p(parent), child: p(child), data }
+            }),
+        1 => prop_oneof![
+            (0..FLOWS).prop_map(|flow| Op::CancelFlow { flow }),
+            (0..2usize, prop_oneof![Just(1usize), Just(3), Just(100)])
+                .prop_map(|(partition, budget)| Op::Drain { partition, budget }),
+        ],
     ]
 }
 
@@ -842,7 +889,17 @@ impl<'a> Run<'a> {
                 .map(|v| (TagName::new("t").unwrap(), ["a", "b"][v].to_owned()))
                 .into_iter()
                 .collect(),
-            flow: None,
+            // (the flow of the member's partition, sometimes the other one)
+            flow: c.flow.map(|(f, join, cancel_remaining)| Membership {
+                flow: flow_id(if f == 0 { 1 - c.exec % 2 } else { c.exec % 2 }),
+                join: [
+                    JoinPolicy::AllOf,
+                    JoinPolicy::AnyOf,
+                    JoinPolicy::Quorum(1),
+                    JoinPolicy::Quorum(2),
+                ][join],
+                cancel_remaining,
+            }),
             // Every third execution draws on a budget, a quota or needs a capability.
             admission: match c.exec % 9 {
                 0 => Admission::parse("b0;;").unwrap(),
@@ -1037,6 +1094,39 @@ impl<'a> Run<'a> {
             Op::Release { lease } => Step::Call(ex::release(&self.lease(*lease))),
             Op::Cancel { exec } => Step::Call(ex::cancel(&exec_id(*exec), "stop")),
             Op::Get { exec } => Step::Call(ex::get(&exec_id(*exec))),
+            Op::CreateFlow { flow } => {
+                let f = flow_id(*flow);
+                Step::Call(fl::create_flow(
+                    &FlowKeys::new(&f, &config()),
+                    &f,
+                    &Namespace::new("ns1").unwrap(),
+                ))
+            }
+            Op::AddEdge {
+                flow,
+                parent,
+                child,
+                data,
+            } => {
+                let f = flow_id(*flow);
+                Step::Call(fl::add_edge(
+                    &FlowKeys::new(&f, &config()),
+                    &fl::EdgeArgs {
+                        flow: f.clone(),
+                        parent: exec_id(*parent),
+                        child: exec_id(*child),
+                        pass_data: *data,
+                    },
+                ))
+            }
+            Op::CancelFlow { flow } => {
+                let f = flow_id(*flow);
+                Step::Call(fl::cancel_flow(&FlowKeys::new(&f, &config()), &f, "halt"))
+            }
+            Op::Drain {
+                partition: p,
+                budget,
+            } => Step::Call(fl::drain(partition(*p), *budget)),
             Op::Scan {
                 function,
                 partition,
@@ -1130,8 +1220,14 @@ async fn run_sequence(redis: &RedisStore, ops: &[Op]) -> Result<(), TestCaseErro
         .await?
         .map_err(|e| fail(format!("SADD: {e}")))?;
 
-    for (i, op) in ops.iter().enumerate() {
-        if let Err(e) = run.apply(op).await {
+    // Most sequences work with flows that exist (so members and edges land).
+    let flows = (0..FLOWS).filter(|_| ops.len() % 5 != 0);
+    for (i, op) in flows
+        .map(|flow| Op::CreateFlow { flow })
+        .chain(ops.iter().cloned())
+        .enumerate()
+    {
+        if let Err(e) = run.apply(&op).await {
             return Err(fail(format!("op #{i}: {e}\nlog:\n{}", run.log.join("\n"))));
         }
     }

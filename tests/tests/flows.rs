@@ -119,6 +119,10 @@ async fn diamond_runs_each_child_once_its_parents_succeed(store: Arc<dyn Store>)
             PublicState::WaitingChildren
         );
     }
+    assert_eq!(
+        d.c.get(&x).await.unwrap().flow,
+        Some((d.flow.clone(), JoinPolicy::AllOf))
+    );
     d.succeed(&a, "a").await;
     // Resolved inside the completing call: no engine involved.
     assert_eq!(d.state(&b).await, PublicState::Waiting);

@@ -15,18 +15,22 @@ use std::collections::BTreeMap;
 /// One dimension's limits; 0 = none.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub struct DimensionLimits {
+    /// Reaching it blocks new claims (0: none).
     pub hard: u64,
+    /// Reaching it is reported (0: none).
     pub soft: u64,
 }
 
 /// A budget's definition: limits per dimension, optional periodic reset.
 #[derive(Debug, Clone, PartialEq, Eq, Default)]
 pub struct BudgetDef {
+    /// Limits per dimension (tokens, cost, calls, ...).
     pub limits: BTreeMap<String, DimensionLimits>,
     /// 0: never reset.
     pub reset_every_ms: u64,
 }
 
+/// Create a budget or replace its limits.
 pub fn define_budget(c: &PartitionConfig, b: &BudgetId, def: &BudgetDef) -> Call {
     let mut call = Call::new("ff_budget_define", vec![budget_key(c, b)])
         .arg(b)
@@ -51,12 +55,17 @@ pub fn decode_define(function: &'static str, reply: &Reply) -> Result<bool, Call
 /// One usage report of one attempt; `seq` increases with each report of the attempt.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct UsageReport {
+    /// The execution the usage belongs to.
     pub execution: ExecutionId,
+    /// Its attempt (each attempt has its own sequence).
     pub attempt: u32,
+    /// Increases with each report of the attempt (from 1).
     pub seq: u64,
+    /// Usage per dimension to add.
     pub deltas: Vec<(String, u64)>,
 }
 
+/// Add an attempt's usage to a budget, once per (execution, attempt, seq).
 pub fn report_usage(c: &PartitionConfig, b: &BudgetId, r: &UsageReport) -> Call {
     let mut call = Call::new("ff_report_usage", vec![budget_key(c, b)])
         .arg(b)
@@ -70,6 +79,7 @@ pub fn report_usage(c: &PartitionConfig, b: &BudgetId, r: &UsageReport) -> Call 
     call
 }
 
+/// The answer to a usage report.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct UsageReported {
     /// False for a repeat of a report already applied (nothing changed).
@@ -80,6 +90,7 @@ pub struct UsageReported {
     pub soft_reached: bool,
 }
 
+/// Decode `ff_report_usage`.
 pub fn decode_report_usage(reply: &Reply) -> Result<UsageReported, CallError> {
     let mut f = ok_fields("ff_report_usage", reply)?;
     let applied = match f.text("outcome")?.as_str() {
@@ -94,10 +105,12 @@ pub fn decode_report_usage(reply: &Reply) -> Result<UsageReported, CallError> {
     })
 }
 
+/// Reset a budget's usage to zero now.
 pub fn reset_budget(c: &PartitionConfig, b: &BudgetId) -> Call {
     Call::new("ff_budget_reset", vec![budget_key(c, b)]).arg(b)
 }
 
+/// Read a budget.
 pub fn get_budget(c: &PartitionConfig, b: &BudgetId) -> Call {
     Call::new("ff_budget_get", vec![budget_key(c, b)])
         .arg(b)
@@ -107,14 +120,21 @@ pub fn get_budget(c: &PartitionConfig, b: &BudgetId) -> Call {
 /// A budget as stored.
 #[derive(Debug, Clone, PartialEq, Eq, Default)]
 pub struct BudgetRecord {
+    /// Limits per dimension.
     pub limits: BTreeMap<String, DimensionLimits>,
+    /// Usage per dimension since the last reset.
     pub usage: BTreeMap<String, u64>,
+    /// A hard limit is reached.
     pub breached: bool,
+    /// A soft limit is reached.
     pub soft_reached: bool,
+    /// Periodic reset interval (0: none).
     pub reset_every_ms: u64,
+    /// When the next periodic reset is due (server ms).
     pub next_reset_ms: Option<u64>,
 }
 
+/// Decode `ff_budget_get`.
 pub fn decode_get_budget(reply: &Reply) -> Result<BudgetRecord, CallError> {
     let mut f = ok_fields("ff_budget_get", reply)?;
     let _now = f.int("server time")?;
@@ -145,6 +165,7 @@ pub fn decode_get_budget(reply: &Reply) -> Result<BudgetRecord, CallError> {
     Ok(r)
 }
 
+/// Create a quota or replace its limits.
 pub fn define_quota(c: &PartitionConfig, q: &QuotaId, l: &QuotaLimits) -> Call {
     Call::new("ff_quota_define", vec![quota_key(c, q)])
         .arg(q)
@@ -161,16 +182,21 @@ pub fn admit(c: &PartitionConfig, q: &QuotaId, lease: &Lease) -> Call {
         .arg(lease.epoch)
 }
 
+/// What a quota answered for one claimed execution.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Admitted {
     /// Admitted now (or by an earlier try of the same call), or no such quota.
     Yes,
-    /// The window is full until `retry_at_ms`.
-    Rate { retry_at_ms: u64 },
+    /// The window is full.
+    Rate {
+        /// When a window place frees up (server ms).
+        retry_at_ms: u64,
+    },
     /// Every concurrency slot is held.
     Concurrency,
 }
 
+/// Decode `ff_admit`.
 pub fn decode_admit(reply: &Reply) -> Result<Admitted, CallError> {
     let mut f = ok_fields("ff_admit", reply)?;
     let outcome = f.text("outcome")?;
@@ -207,6 +233,7 @@ pub fn decode_release_slot(reply: &Reply) -> Result<bool, CallError> {
     Ok(f.int("released")? == 1)
 }
 
+/// Read a quota with the admissions still in its window.
 pub fn get_quota(c: &PartitionConfig, q: &QuotaId) -> Call {
     Call::new("ff_quota_get", vec![quota_key(c, q)])
         .arg(q)
@@ -216,12 +243,17 @@ pub fn get_quota(c: &PartitionConfig, q: &QuotaId) -> Call {
 /// A quota as stored, with the admissions still in its window.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct QuotaRecord {
+    /// Server time of the read (ms).
     pub now_ms: u64,
+    /// Its limits.
     pub limits: QuotaLimits,
+    /// Executions holding a concurrency slot.
     pub holders: u64,
+    /// Admission times still inside the window (ms).
     pub admitted_at: Vec<u64>,
 }
 
+/// Decode `ff_quota_get`.
 pub fn decode_get_quota(reply: &Reply) -> Result<QuotaRecord, CallError> {
     let mut f = ok_fields("ff_quota_get", reply)?;
     let mut n = |what: &str| -> Result<u64, CallError> {
@@ -251,15 +283,19 @@ pub fn decode_get_quota(reply: &Reply) -> Result<QuotaRecord, CallError> {
 /// Why an execution is blocked.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum BlockReason {
+    /// A budget it draws on is breached.
     Budget,
+    /// A quota refused it (window full or every slot held).
     Quota,
     /// It needs capabilities no live worker has ([`block_route`]).
     Route,
 }
 
 impl BlockReason {
+    /// Every reason, in index order.
     pub const ALL: [BlockReason; 3] = [BlockReason::Budget, BlockReason::Quota, BlockReason::Route];
 
+    /// The reason as `ff_block` takes it.
     pub fn as_str(self) -> &'static str {
         match self {
             BlockReason::Budget => "budget",
@@ -411,19 +447,26 @@ pub fn quota_reconcile(p: Partition, cursor: &str, count: u32) -> Call {
 /// A concurrency slot holder: the execution at the lease epoch it was admitted under.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Holder {
+    /// The quota whose slot it holds.
     pub quota: QuotaId,
+    /// The execution holding it.
     pub execution: ExecutionId,
+    /// The lease epoch it was admitted under.
     pub epoch: u64,
 }
 
+/// One step of the quota reconciler's walk.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct QuotaReconcileStep {
+    /// Where the walk continues (`0`: done).
     pub cursor: String,
     /// Admissions that left their windows.
     pub trimmed: u32,
+    /// Every slot holder of the quotas of this step.
     pub holders: Vec<Holder>,
 }
 
+/// Decode `ff_quota_reconcile`.
 pub fn decode_quota_reconcile(reply: &Reply) -> Result<QuotaReconcileStep, CallError> {
     let mut f = ok_fields("ff_quota_reconcile", reply)?;
     let cursor = f.text("cursor")?;

@@ -16,19 +16,28 @@ use std::collections::BTreeMap;
 /// of the current lease may renew, complete, fail or delay the execution.
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
 pub struct Lease {
+    /// The execution the lease is on.
     pub execution: ExecutionId,
+    /// The lease id the claim handed out.
     pub id: LeaseId,
+    /// Bumped at every claim; a stale holder's epoch no longer matches.
     pub epoch: u64,
 }
 
 /// Everything `ff_create` stores for a new execution.
 #[derive(Debug, Clone, PartialEq)]
 pub struct CreateArgs {
+    /// The new execution's id (its partition is in it).
     pub execution: ExecutionId,
+    /// Namespace (scanner filter, idempotency scope).
     pub namespace: Namespace,
+    /// The lane whose workers may claim it.
     pub lane: Lane,
+    /// What kind of work it is (selects the worker's handler).
     pub kind: Kind,
+    /// Claim order within the lane: higher first (0..=1000).
     pub priority: u32,
+    /// Opaque input for the handler.
     pub payload: Vec<u8>,
     /// 0: eligible at once.
     pub delay_ms: u64,
@@ -36,6 +45,7 @@ pub struct CreateArgs {
     pub attempt_timeout_ms: u64,
     /// 0: none. The whole execution must finish within this (from creation).
     pub deadline_ms: u64,
+    /// How failed attempts are retried.
     pub retry: RetryPolicy,
     /// Times an expired lease may be reclaimed before the execution fails.
     pub max_reclaims: u32,
@@ -43,6 +53,7 @@ pub struct CreateArgs {
     pub retention_ms: u64,
     /// With its TTL in ms: a repeat create with the same key returns the first execution.
     pub idempotency: Option<(IdempotencyKey, u64)>,
+    /// Free-form tags (the scanner filter's instance tag is one).
     pub tags: Vec<(TagName, String)>,
     /// A flow member: `execution` must be in the flow's partition.
     pub flow: Option<super::flow::Membership>,
@@ -50,14 +61,18 @@ pub struct CreateArgs {
     pub admission: crate::admission::Admission,
 }
 
+/// The answer to `ff_create`.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Created {
+    /// The execution (the earlier one for a duplicate).
     pub execution: ExecutionId,
     /// False when the idempotency key named an execution created earlier.
     pub created: bool,
+    /// Its state after the call.
     pub state: PublicState,
 }
 
+/// `ff_create`: store a new execution, eligible or delayed.
 pub fn create(a: &CreateArgs) -> Call {
     let pk = PartitionKeys::of(&a.execution);
     let mut keys = vec![keys::exec(&a.execution)];
@@ -98,6 +113,7 @@ pub fn create(a: &CreateArgs) -> Call {
     call
 }
 
+/// Decode `ff_create`'s reply.
 pub fn decode_create(reply: &Reply) -> Result<Created, CallError> {
     let mut f = ok_fields("ff_create", reply)?;
     let created = match f.text("outcome")?.as_str() {
@@ -120,10 +136,15 @@ pub fn decode_create(reply: &Reply) -> Result<Created, CallError> {
 /// Claim up to `lease_ids.len()` eligible executions of one lane in one partition.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ClaimArgs {
+    /// The partition to claim from.
     pub partition: crate::partition::Partition,
+    /// The lane to claim from.
     pub lane: Lane,
+    /// The claiming worker's name.
     pub worker: WorkerName,
+    /// The claiming worker's instance.
     pub instance: WorkerInstance,
+    /// Lease length in ms.
     pub lease_ttl_ms: u64,
     /// One fresh lease id per execution the call may hand out.
     pub lease_ids: Vec<LeaseId>,
@@ -132,17 +153,24 @@ pub struct ClaimArgs {
     pub capabilities: Vec<String>,
 }
 
+/// One execution handed out by `ff_claim`.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Claimed {
+    /// The fencing token to report with.
     pub lease: Lease,
+    /// The attempt now running (1 for the first).
     pub attempt: u32,
+    /// When the lease expires unless renewed (server ms).
     pub lease_expires_at_ms: u64,
+    /// The execution's kind.
     pub kind: Kind,
+    /// The execution's payload.
     pub payload: Vec<u8>,
     /// The budgets and quotas it draws on: the claimer admits it against them.
     pub admission: crate::admission::Admission,
 }
 
+/// `ff_claim`: lease up to `lease_ids.len()` eligible executions, highest priority first.
 pub fn claim(a: &ClaimArgs) -> Call {
     let pk = PartitionKeys::new(a.partition);
     let mut call = Call::new("ff_claim", vec![pk.eligible(&a.lane)])
@@ -160,6 +188,7 @@ pub fn claim(a: &ClaimArgs) -> Call {
     call
 }
 
+/// Decode `ff_claim`'s reply (possibly empty).
 pub fn decode_claim(reply: &Reply) -> Result<Vec<Claimed>, CallError> {
     Ok(decode_claim_routed(reply)?.0)
 }
@@ -167,7 +196,9 @@ pub fn decode_claim(reply: &Reply) -> Result<Vec<Claimed>, CallError> {
 /// An eligible execution a claim skipped: it needs capabilities the claimer lacks.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Unroutable {
+    /// The execution skipped.
     pub execution: ExecutionId,
+    /// The capabilities it needs.
     pub capabilities: Vec<String>,
 }
 
@@ -231,6 +262,7 @@ fn fenced(function: &'static str, lease: &Lease) -> Call {
         .arg(lease.epoch)
 }
 
+/// `ff_renew`: extend the lease by `ttl_ms` from now.
 pub fn renew(lease: &Lease, ttl_ms: u64) -> Call {
     fenced("ff_renew", lease).arg(ttl_ms)
 }
@@ -245,43 +277,57 @@ pub fn decode_renew(reply: &Reply) -> Result<u64, CallError> {
 /// call of the same lease (the stored outcome is returned, nothing changes).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Ended {
+    /// What became of the execution.
     pub outcome: EndOutcome,
+    /// True when this repeats an accepted call of the same lease.
     pub replayed: bool,
 }
 
+/// How a lease-ending call (or cancel) left the execution.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum EndOutcome {
+    /// Finished with a result.
     Completed,
+    /// Failed for good (not retryable, or retries spent).
     Failed,
+    /// Cancelled.
     Cancelled,
     /// Back to delayed until the given server time (ms): a retry after a
     /// failure, or a worker's own reschedule.
     RetryScheduled {
+        /// When the retry becomes eligible (server ms).
         due_at_ms: u64,
     },
+    /// Rescheduled by the worker (`ff_delay`).
     Delayed {
+        /// When it becomes eligible again (server ms).
         due_at_ms: u64,
     },
     /// Handed back unfinished: eligible again at once.
     Released,
 }
 
+/// `ff_complete`: finish the attempt with `result`.
 pub fn complete(lease: &Lease, result: &[u8]) -> Call {
     fenced("ff_complete", lease).arg_bytes(result)
 }
 
+/// `ff_fail`: fail the attempt; retried per the policy when `retryable`.
 pub fn fail(lease: &Lease, error: &str, retryable: bool) -> Call {
     fenced("ff_fail", lease).arg(error).arg(u8::from(retryable))
 }
 
+/// `ff_delay`: end the attempt and make it eligible again after `delay_ms`.
 pub fn delay(lease: &Lease, delay_ms: u64) -> Call {
     fenced("ff_delay", lease).arg(delay_ms)
 }
 
+/// `ff_release`: hand the execution back unfinished, eligible at once.
 pub fn release(lease: &Lease) -> Call {
     fenced("ff_release", lease)
 }
 
+/// `ff_cancel`: cancel a non-terminal execution, whoever holds it.
 pub fn cancel(execution: &ExecutionId, reason: &str) -> Call {
     Call::new("ff_cancel", vec![keys::exec(execution)])
         .arg(execution)
@@ -306,6 +352,7 @@ pub fn decode_ended(function: &'static str, reply: &Reply) -> Result<Ended, Call
     Ok(Ended { outcome, replayed })
 }
 
+/// `ff_get`: read one execution (read-only).
 pub fn get(execution: &ExecutionId) -> Call {
     Call::new("ff_get", vec![keys::exec(execution)])
         .arg(execution)
@@ -315,41 +362,71 @@ pub fn get(execution: &ExecutionId) -> Call {
 /// One execution as stored, decoded and checked.
 #[derive(Debug, Clone, PartialEq)]
 pub struct ExecutionRecord {
+    /// Its id.
     pub execution: ExecutionId,
+    /// Its namespace.
     pub namespace: Namespace,
+    /// Its lane.
     pub lane: Lane,
+    /// Its kind.
     pub kind: Kind,
+    /// Its priority.
     pub priority: u32,
+    /// The full state vector.
     pub state: StateVector,
+    /// The state as users see it.
     pub public_state: PublicState,
+    /// Attempts started (0 before the first claim).
     pub attempt: u32,
+    /// The current attempt's state, once there is one.
     pub attempt_state: Option<AttemptState>,
+    /// Retries scheduled after failures.
     pub retries: u32,
+    /// Expired leases reclaimed.
     pub reclaims: u32,
+    /// Epoch of the latest lease.
     pub lease_epoch: u64,
     /// The current lease (active executions only).
     pub lease: Option<Lease>,
+    /// When the current lease expires (server ms).
     pub lease_expires_at_ms: Option<u64>,
+    /// The worker holding the lease.
     pub worker: Option<String>,
+    /// The worker instance holding the lease.
     pub worker_instance: Option<String>,
+    /// When a delayed execution becomes eligible (server ms).
     pub delayed_until_ms: Option<u64>,
+    /// When the execution's deadline passes (server ms).
     pub deadline_at_ms: Option<u64>,
+    /// Per-attempt timeout in ms (0: none).
     pub attempt_timeout_ms: u64,
     /// When the running attempt times out (active executions with a timeout).
     pub attempt_due_ms: Option<u64>,
+    /// The retry policy.
     pub retry: RetryPolicy,
+    /// Reclaims allowed before the execution fails.
     pub max_reclaims: u32,
+    /// How long it is kept once terminal, in ms.
     pub retention_ms: u64,
+    /// The payload.
     pub payload: Vec<u8>,
+    /// The result of a completed execution.
     pub result: Option<Vec<u8>>,
+    /// The latest failure's message.
     pub last_error: Option<String>,
+    /// Creation time (server ms).
     pub created_at_ms: u64,
+    /// When it became terminal (server ms).
     pub ended_at_ms: Option<u64>,
+    /// Its tags.
     pub tags: BTreeMap<String, String>,
+    /// The flow this execution is a member of, and its join.
+    pub flow: Option<(crate::id::FlowId, crate::flow::JoinPolicy)>,
     /// Server time when the record was read.
     pub read_at_ms: u64,
 }
 
+/// Decode `ff_get`'s reply.
 pub fn decode_get(reply: &Reply) -> Result<ExecutionRecord, CallError> {
     let mut f = ok_fields("ff_get", reply)?;
     let read_at_ms = non_negative(&mut f, "server time")?;
@@ -487,6 +564,14 @@ impl ExecutionRecord {
             created_at_ms: num0("created")?,
             ended_at_ms: num("ended")?,
             tags,
+            flow: match (nonempty("flow"), nonempty("join")) {
+                (None, _) => None,
+                (Some(f), join) => Some((
+                    crate::id::FlowId::parse(&f).map_err(|e| err(e.to_string()))?,
+                    crate::flow::JoinPolicy::parse(join.as_deref().unwrap_or("all"))
+                        .map_err(|e| err(e.to_string()))?,
+                )),
+            },
             execution,
             read_at_ms,
         })

@@ -12,6 +12,7 @@ use std::collections::BTreeMap;
 /// How a new execution joins a flow (the `flow` part of `ff_create`).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Membership {
+    /// The flow (the member must be created in its partition).
     pub flow: FlowId,
     /// When its parents release it.
     pub join: JoinPolicy,
@@ -19,6 +20,7 @@ pub struct Membership {
     pub cancel_remaining: bool,
 }
 
+/// `ff_create_flow`: a new, empty flow (idempotent for the same namespace).
 pub fn create_flow(keys: &FlowKeys, flow: &FlowId, namespace: &Namespace) -> Call {
     Call::new("ff_create_flow", vec![keys.flow()])
         .arg(flow)
@@ -38,13 +40,17 @@ pub fn decode_create_flow(reply: &Reply) -> Result<bool, CallError> {
 /// A dependency edge parent → child of one flow.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct EdgeArgs {
+    /// The flow both ends belong to.
     pub flow: FlowId,
+    /// The execution the child waits on (an existing member).
     pub parent: ExecutionId,
+    /// The waiting execution (a member not started yet, or not created yet).
     pub child: ExecutionId,
     /// The parent's result becomes the child's payload when the edge is satisfied.
     pub pass_data: bool,
 }
 
+/// `ff_add_edge`: make `child` wait on `parent`.
 pub fn add_edge(keys: &FlowKeys, a: &EdgeArgs) -> Call {
     Call::new("ff_add_edge", vec![keys.flow()])
         .arg(&a.flow)
@@ -68,13 +74,16 @@ pub enum EdgeDecision {
     Unchanged,
 }
 
+/// The answer to `ff_add_edge`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct EdgeAdded {
     /// False for a repeat of an existing edge.
     pub added: bool,
+    /// What it did to the child.
     pub decision: EdgeDecision,
 }
 
+/// Decode `ff_add_edge`'s reply.
 pub fn decode_add_edge(reply: &Reply) -> Result<EdgeAdded, CallError> {
     let mut f = ok_fields("ff_add_edge", reply)?;
     let added = match f.text("outcome")?.as_str() {
@@ -93,6 +102,7 @@ pub fn decode_add_edge(reply: &Reply) -> Result<EdgeAdded, CallError> {
     Ok(EdgeAdded { added, decision })
 }
 
+/// `ff_cancel_flow`: cancel every live member, durably and in bounded steps.
 pub fn cancel_flow(keys: &FlowKeys, flow: &FlowId, reason: &str) -> Call {
     Call::new("ff_cancel_flow", vec![keys.flow()])
         .arg(flow)
@@ -109,6 +119,7 @@ pub fn decode_cancel_flow(reply: &Reply) -> Result<bool, CallError> {
     }
 }
 
+/// `ff_flow_get` (read-only): the flow's hash.
 pub fn get_flow(keys: &FlowKeys, flow: &FlowId) -> Call {
     Call::new("ff_flow_get", vec![keys.flow()])
         .arg(flow)
@@ -118,14 +129,19 @@ pub fn get_flow(keys: &FlowKeys, flow: &FlowId) -> Call {
 /// A flow as stored: its namespace, creation time and exact member counters.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct FlowRecord {
+    /// The flow read.
     pub flow: FlowId,
+    /// Its namespace.
     pub namespace: Namespace,
+    /// When it was created (server ms).
     pub created_at_ms: u64,
+    /// Exact member counts per outcome.
     pub summary: FlowSummary,
     /// The reason given when the flow was cancelled.
     pub cancel_reason: Option<String>,
 }
 
+/// Decode `ff_flow_get`'s reply for `flow`.
 pub fn decode_get_flow(flow: &FlowId, reply: &Reply) -> Result<FlowRecord, CallError> {
     let mut f = ok_fields("ff_flow_get", reply)?;
     let mut map = BTreeMap::new();
@@ -184,6 +200,7 @@ pub struct Drained {
     pub remaining: u64,
 }
 
+/// Decode `ff_flow_drain`'s reply.
 pub fn decode_drain(reply: &Reply) -> Result<Drained, CallError> {
     let mut f = ok_fields("ff_flow_drain", reply)?;
     let worked = f.int("worked")?;

@@ -7,6 +7,7 @@ pub const MAX_PAYLOAD_BYTES: usize = 1024 * 1024;
 pub const MAX_DURATION_MS: u64 = 365 * 24 * 3600 * 1000;
 /// Shortest and longest lease.
 pub const MIN_LEASE_MS: u64 = 100;
+/// Longest lease.
 pub const MAX_LEASE_MS: u64 = 24 * 3600 * 1000;
 /// Highest priority (claimed first); 0 is the lowest.
 pub const MAX_PRIORITY: u32 = 1000;

@@ -5,7 +5,7 @@
 //! Reply convention (all functions in `lua/`): `{1, ...}` on success, or
 //! `{0, code, detail}` for a data-plane error (the call changed nothing).
 //!
-//! Keys: KEYS[1] is the call's anchor (the execution's hash, or a partition
+//! Keys: `KEYS[1]` is the call's anchor (the execution's hash, or a partition
 //! index) and routes the call to its slot. Further keys of the same partition
 //! are derived inside Lua from the anchor's hash tag (`lua/keys.lua`, the mirror
 //! of [`crate::keys`]), so they always share the slot; passing them all from the
@@ -25,14 +25,18 @@ use thiserror::Error;
 /// One FCALL, ready to send.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Call {
+    /// The function's name in the library.
     pub function: &'static str,
+    /// KEYS; the first anchors the call's slot.
     pub keys: Vec<String>,
+    /// ARGV, as bytes.
     pub args: Vec<Vec<u8>>,
     /// Sent as FCALL_RO (may run on a replica; never writes).
     pub read_only: bool,
 }
 
 impl Call {
+    /// A call of `function` on `keys`, no arguments yet.
     pub fn new(function: &'static str, keys: Vec<String>) -> Self {
         Self {
             function,
@@ -42,16 +46,19 @@ impl Call {
         }
     }
 
+    /// Append an argument as its text.
     pub fn arg(mut self, a: impl ToString) -> Self {
         self.args.push(a.to_string().into_bytes());
         self
     }
 
+    /// Append an argument as raw bytes.
     pub fn arg_bytes(mut self, a: &[u8]) -> Self {
         self.args.push(a.to_vec());
         self
     }
 
+    /// Mark it read-only (sent as FCALL_RO).
     pub fn read_only(mut self) -> Self {
         self.read_only = true;
         self

@@ -12,7 +12,9 @@ use crate::scan::ItemResult;
 /// by an instance tag, so several engines can share one Valkey.
 #[derive(Debug, Clone, PartialEq, Eq, Default)]
 pub struct ScannerFilter {
+    /// Only executions of this namespace.
     pub namespace: Option<Namespace>,
+    /// Only executions carrying this tag with this value.
     pub instance_tag: Option<(TagName, String)>,
 }
 
@@ -41,6 +43,7 @@ pub enum BatchFunction {
 }
 
 impl BatchFunction {
+    /// Every batch function.
     pub const ALL: [BatchFunction; 9] = [
         BatchFunction::PromoteDelayed,
         BatchFunction::ReclaimExpired,
@@ -53,6 +56,7 @@ impl BatchFunction {
         BatchFunction::ProjectFlows,
     ];
 
+    /// The library function's name.
     pub fn function(self) -> &'static str {
         match self {
             BatchFunction::PromoteDelayed => "ff_promote_delayed",
@@ -103,6 +107,7 @@ impl BatchFunction {
     }
 }
 
+/// One batch call of `f` on the given members of one partition's index.
 pub fn batch(
     f: BatchFunction,
     partition: Partition,
@@ -139,6 +144,7 @@ pub struct BatchOutcome {
     pub malformed: u32,
 }
 
+/// Decode a batch call's reply.
 pub fn decode_batch(function: &'static str, reply: &Reply) -> Result<BatchOutcome, CallError> {
     let mut f = ok_fields(function, reply)?;
     let count = |f: &mut crate::reply::Fields<'_>, what: &str| -> Result<u32, CallError> {

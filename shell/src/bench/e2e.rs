@@ -31,15 +31,12 @@ pub(crate) async fn run(ctx: &Ctx) -> BenchResult<Report> {
         .claim_batch(128)
         .fallback(|_job: Job| async move { Ok(Vec::new()) })
         .start()?;
-    let mut last = 0;
+    let bar = crate::progress::Progress::new("ff bench", "completed", n);
     while worker.stats().completed.load(Relaxed) < n && t.elapsed() < Duration::from_secs(600) {
         tokio::time::sleep(Duration::from_millis(20)).await;
-        let done = worker.stats().completed.load(Relaxed);
-        if done / (n / 10).max(1) != last / (n / 10).max(1) {
-            progress!("  completed {done}/{n}");
-        }
-        last = done;
+        bar.set(worker.stats().completed.load(Relaxed));
     }
+    bar.finish();
     let secs = t.elapsed().as_secs_f64();
     let load = ctx.admin.load_since(cpu).await?;
     let completed = worker.stats().completed.load(Relaxed);

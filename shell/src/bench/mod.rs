@@ -39,22 +39,32 @@ use util::progress;
 /// Errors of a bench run (setup failures; a scenario that ran but missed its
 /// end state reports `ok: false` instead).
 pub type BenchError = Box<dyn std::error::Error + Send + Sync>;
+/// A bench step's result.
 pub type BenchResult<T> = Result<T, BenchError>;
 
 /// The scenarios.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Scenario {
+    /// Due delayed executions made eligible.
     DelayedDrain,
+    /// Expired leases reclaimed.
     LeaseDrain,
+    /// Commands an idle engine sends.
     Idle,
+    /// How late short delays are promoted.
     Lateness,
+    /// Valkey memory per delayed execution.
     Memory,
+    /// Submit no-op executions and run them with one Worker.
     E2e,
+    /// Chains of 10 flow levels: first complete to last level eligible.
     DagChain,
+    /// One flow parent with n children: its complete to all children eligible.
     Fanout,
 }
 
 impl Scenario {
+    /// Every scenario.
     pub const ALL: [Scenario; 8] = [
         Scenario::DelayedDrain,
         Scenario::LeaseDrain,
@@ -66,6 +76,7 @@ impl Scenario {
         Scenario::Fanout,
     ];
 
+    /// The scenario's command-line name.
     pub fn name(self) -> &'static str {
         match self {
             Scenario::DelayedDrain => "delayed-drain",
@@ -79,6 +90,7 @@ impl Scenario {
         }
     }
 
+    /// The scenario of a command-line name.
     pub fn parse(s: &str) -> Option<Self> {
         Self::ALL.into_iter().find(|x| x.name() == s)
     }
@@ -118,6 +130,7 @@ impl std::fmt::Display for Scenario {
 pub struct BenchOptions {
     /// One URL (standalone) or cluster seeds.
     pub urls: Vec<String>,
+    /// Treat the URLs as seeds of a Redis Cluster.
     pub cluster: bool,
     /// Executions to create; the scenario's default when `None`.
     pub n: Option<u64>,

@@ -33,6 +33,7 @@ pub struct Report {
 }
 
 impl Report {
+    /// Set a figure (kept in insertion order).
     pub fn set(&mut self, key: &str, value: impl Into<Value>) -> &mut Self {
         self.fields.insert(key.to_owned(), value.into());
         self
@@ -45,6 +46,7 @@ impl Report {
         self.set("meets_target", reached)
     }
 
+    /// A figure set before.
     pub fn get(&self, key: &str) -> Option<&Value> {
         self.fields.get(key)
     }
@@ -57,6 +59,7 @@ impl Report {
             .unwrap_or(false)
     }
 
+    /// The figures as one JSON object on one line.
     pub fn to_json_line(&self) -> String {
         Value::Object(self.fields.clone()).to_string()
     }
@@ -108,12 +111,15 @@ pub struct CommandStats {
 }
 
 impl CommandStats {
+    /// Calls of `name`.
     pub fn calls(&self, name: &str) -> u64 {
         self.by_command.get(name).map_or(0, |c| c.0)
     }
+    /// Microseconds spent in `name`.
     pub fn usec(&self, name: &str) -> u64 {
         self.by_command.get(name).map_or(0, |c| c.1)
     }
+    /// Calls of every command.
     pub fn total_calls(&self) -> u64 {
         self.by_command.values().map(|c| c.0).sum()
     }
@@ -222,6 +228,7 @@ impl Admin {
         Ok(Self { nodes })
     }
 
+    /// Primaries administered.
     pub fn node_count(&self) -> usize {
         self.nodes.len()
     }
@@ -296,16 +303,19 @@ impl Admin {
         Ok(sum)
     }
 
+    /// FLUSHALL on every primary.
     pub async fn flushall(&self) -> BenchResult<()> {
         let _: Vec<String> = self.each(redis::cmd("FLUSHALL").arg("SYNC")).await?;
         Ok(())
     }
 
+    /// CONFIG RESETSTAT on every primary.
     pub async fn reset_stats(&self) -> BenchResult<()> {
         let _: Vec<String> = self.each(redis::cmd("CONFIG").arg("RESETSTAT")).await?;
         Ok(())
     }
 
+    /// INFO commandstats summed over the primaries.
     pub async fn command_stats(&self) -> BenchResult<CommandStats> {
         let mut stats = CommandStats::default();
         for text in self.info("commandstats").await? {
@@ -341,7 +351,7 @@ pub struct ServerLoad {
 
 impl Admin {
     /// Reset the command counters and note the CPU clock: the start of a
-    /// [`ServerLoad`] measurement.
+    /// `ServerLoad` measurement.
     pub async fn load_start(&self) -> BenchResult<f64> {
         // CPU first: an INFO after the reset would count as a command.
         let cpu = self.cpu_seconds().await?;
@@ -349,6 +359,7 @@ impl Admin {
         Ok(cpu)
     }
 
+    /// Server load since `load_start` returned `cpu_start`.
     pub async fn load_since(&self, cpu_start: f64) -> BenchResult<ServerLoad> {
         let cpu = self.cpu_seconds().await?;
         let stats = self.command_stats().await?;
@@ -426,14 +437,15 @@ pub async fn create_many(
 ) -> BenchResult<CreatedMany> {
     let spec = std::sync::Arc::new(spec);
     let done = std::sync::Arc::new(std::sync::atomic::AtomicU64::new(0));
+    let bar = std::sync::Arc::new(crate::progress::Progress::new("ff bench", "created", n));
     let cpu = ctx.admin.cpu_seconds().await?;
     let t = Instant::now();
     let mut handles = Vec::new();
     for task in 0..CREATE_TASKS {
-        let (client, spec, done) = (ctx.client.clone(), spec.clone(), done.clone());
+        let (client, spec, done, bar) =
+            (ctx.client.clone(), spec.clone(), done.clone(), bar.clone());
         let range = (n * task / CREATE_TASKS)..(n * (task + 1) / CREATE_TASKS);
         handles.push(tokio::spawn(async move {
-            let step = (n / 10).max(1);
             let mut ids = Vec::with_capacity((range.end - range.start) as usize);
             let mut stream = futures::stream::iter(range.map(|i| {
                 let (client, s) = (&client, spec(i));
@@ -442,10 +454,7 @@ pub async fn create_many(
             .buffered(IN_FLIGHT / CREATE_TASKS as usize);
             while let Some(r) = stream.next().await {
                 ids.push(r?.execution);
-                let total = done.fetch_add(1, std::sync::atomic::Ordering::Relaxed) + 1;
-                if total % step == 0 {
-                    progress!("  created {total}/{n}");
-                }
+                bar.set(done.fetch_add(1, std::sync::atomic::Ordering::Relaxed) + 1);
             }
             Ok::<_, crate::Error>(ids)
         }));
@@ -454,6 +463,7 @@ pub async fn create_many(
     for h in handles {
         ids.extend(h.await??);
     }
+    bar.finish();
     let secs = t.elapsed().as_secs_f64();
     let server_cpu = (ctx.admin.cpu_seconds().await? - cpu) / secs.max(1e-9);
     Ok(CreatedMany {
@@ -541,22 +551,21 @@ pub async fn wait_acted(
     timeout: Duration,
 ) -> (bool, Duration, Option<ScannerStats>) {
     let start = Instant::now();
-    let mut last_report = start;
-    loop {
+    let bar = crate::progress::Progress::new("ff bench", name, target);
+    let (reached, s) = loop {
         let s = scanner(engine, name);
         let acted = s.as_ref().map_or(0, |s| s.acted);
+        bar.set(acted);
         if acted >= target {
-            return (true, start.elapsed(), s);
+            break (true, s);
         }
         if start.elapsed() >= timeout {
-            return (false, start.elapsed(), s);
-        }
-        if last_report.elapsed() >= Duration::from_secs(1) {
-            progress!("  {name}: {acted}/{target} after {:.1?}", start.elapsed());
-            last_report = Instant::now();
+            break (false, s);
         }
         tokio::time::sleep(Duration::from_millis(1)).await;
-    }
+    };
+    bar.finish();
+    (reached, start.elapsed(), s)
 }
 
 /// A scanner's counters as a JSON object.

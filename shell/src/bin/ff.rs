@@ -15,6 +15,14 @@ struct Cli {
 enum Command {
     /// Print the crate version and the function library version.
     Version,
+    /// Run the engine (every scanner) against a server until SIGINT or
+    /// SIGTERM, then stop within the shutdown bound.
+    ///
+    /// Configuration: defaults, overridden by the TOML file (--config), then
+    /// by FF_<FIELD> environment variables, then by the flags below.
+    /// Durations take a unit: "1500ms", "2s", "1m", "1h". Logs go to stderr,
+    /// filtered by RUST_LOG (default info).
+    Engine(EngineArgs),
     /// Run a realistic workload end to end — engine and in-process workers —
     /// on the in-process store (no server needed), or on a server with --redis.
     Demo(DemoArgs),
@@ -29,6 +37,38 @@ enum Command {
     /// and it runs FLUSHALL again when done (unless --keep), so the next
     /// scenario starts clean. Progress goes to stderr; the figures to stdout.
     Bench(BenchArgs),
+}
+
+#[derive(Debug, clap::Args)]
+struct EngineArgs {
+    /// Server URL (redis://[user:pass@]host:port, rediss:// for TLS); repeat
+    /// (or separate with commas) for several cluster seeds.
+    #[arg(
+        long = "redis",
+        value_name = "URL",
+        env = "FF_REDIS",
+        value_delimiter = ',',
+        required_unless_present = "print_config"
+    )]
+    redis: Vec<String>,
+    /// The URLs are seeds of a Redis Cluster.
+    #[arg(long, env = "FF_CLUSTER")]
+    cluster: bool,
+    /// A TOML file of engine configuration fields (the flags' names with
+    /// `_` for `-`); an unknown key is an error.
+    #[arg(long, value_name = "PATH", env = "FF_CONFIG")]
+    config: Option<std::path::PathBuf>,
+    /// Answer Prometheus scrapes at http://ADDR/metrics (e.g. 127.0.0.1:9464).
+    #[arg(long, value_name = "ADDR", env = "FF_METRICS_ADDR")]
+    metrics_addr: Option<std::net::SocketAddr>,
+    /// Log JSON lines instead of text.
+    #[arg(long, env = "FF_LOG_JSON")]
+    log_json: bool,
+    /// Print the configuration the sources give, as TOML, and exit.
+    #[arg(long)]
+    print_config: bool,
+    #[command(flatten)]
+    fields: ff_engine::engine::config_source::ConfigFlags,
 }
 
 #[derive(Debug, clap::Args)]
@@ -115,10 +155,106 @@ fn main() {
                 library().version
             );
         }
+        Command::Engine(args) => std::process::exit(engine(args)),
         Command::Bench(args) => std::process::exit(bench(args)),
         Command::Demo(args) => std::process::exit(demo(args)),
         Command::Inspect(args) => std::process::exit(inspect(args)),
     }
+}
+
+#[cfg(not(madsim))]
+fn engine(args: EngineArgs) -> i32 {
+    use ff_engine::engine::config_source::{self, Sources};
+    use ff_engine::serve::{serve, stop_signal, ServeOptions};
+    let file = match &args.config {
+        Some(path) => match std::fs::read_to_string(path) {
+            Ok(text) => Some((path.display().to_string(), text)),
+            Err(e) => {
+                eprintln!("ff engine: cannot read {}: {e}", path.display());
+                return 2;
+            }
+        },
+        None => None,
+    };
+    let env = |name: &str| std::env::var(name).ok();
+    let sources = Sources {
+        file: file.as_ref().map(|(p, t)| (p.as_str(), t.as_str())),
+        env: &env,
+        flags: &args.fields.0,
+    };
+    let config = match config_source::load(sources) {
+        Ok(c) => c,
+        Err(e) => {
+            eprintln!("ff engine: {e}");
+            return 2;
+        }
+    };
+    if args.print_config {
+        print!("{}", config_source::to_toml(&config));
+        return 0;
+    }
+    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
+    let logs = tracing_subscriber::fmt()
+        .with_writer(std::io::stderr)
+        .with_env_filter(filter);
+    if args.log_json {
+        logs.json().init();
+    } else {
+        logs.init();
+    }
+    let runtime = match tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+    {
+        Ok(rt) => rt,
+        Err(e) => {
+            eprintln!("ff engine: cannot start the runtime: {e}");
+            return 1;
+        }
+    };
+    runtime.block_on(async {
+        let metrics = match args.metrics_addr {
+            Some(addr) => match tokio::net::TcpListener::bind(addr).await {
+                Ok(l) => Some(l),
+                Err(e) => {
+                    eprintln!("ff engine: cannot listen on {addr} for metrics: {e}");
+                    return 1;
+                }
+            },
+            None => None,
+        };
+        let opts = ServeOptions {
+            urls: args.redis,
+            cluster: args.cluster,
+            config,
+            metrics,
+        };
+        let stop = match stop_signal() {
+            Ok(stop) => stop,
+            Err(e) => {
+                eprintln!("ff engine: cannot handle SIGINT/SIGTERM: {e}");
+                return 1;
+            }
+        };
+        match serve(opts, stop).await {
+            Ok(true) => 0,
+            Ok(false) => {
+                eprintln!("ff engine: the shutdown bound ran out; some tasks were abandoned");
+                1
+            }
+            Err(e) => {
+                eprintln!("ff engine: {e}");
+                1
+            }
+        }
+    })
+}
+
+#[cfg(madsim)]
+fn engine(_: EngineArgs) -> i32 {
+    eprintln!("ff engine needs a real server; it is not built under madsim");
+    1
 }
 
 #[cfg(not(madsim))]

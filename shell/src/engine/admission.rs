@@ -19,7 +19,7 @@
 
 use crate::error::Result;
 use crate::store::{cmd, Store};
-use ff_core::admission::{budget_key, capable, free_slots, Admission};
+use ff_core::admission::{budget_key, capable, free_slots, Admission, IN_USE};
 use ff_core::contract::admission::{self as ad, BlockReason};
 use ff_core::keys;
 use ff_core::reply::Reply;
@@ -32,10 +32,15 @@ use tokio::sync::watch;
 /// What one pass did.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct AdmissionPass {
+    /// Budgets reset on schedule.
     pub budgets_reset: u32,
+    /// Budgets whose breach marker or reset schedule was repaired.
     pub budgets_repaired: u32,
+    /// Admissions that left their windows.
     pub windows_trimmed: u32,
+    /// Concurrency slots given back for holders no longer live.
     pub slots_released: u32,
+    /// Blocked executions moved back to eligible.
     pub unblocked: u32,
     /// Blocked executions looked at and left blocked.
     pub still_blocked: u32,
@@ -281,7 +286,9 @@ async fn unblock(
     Ok(())
 }
 
-/// Run the pass every `interval` until shutdown; the reconcilers every tenth pass.
+/// Run the pass every `interval` until shutdown (a pass in progress is
+/// dropped: each of its calls is atomic on its own); the reconcilers every
+/// tenth pass. Until [`IN_USE`] exists a pass is one `EXISTS`.
 pub(crate) async fn run(
     store: Arc<dyn Store>,
     config: PartitionConfig,
@@ -293,8 +300,23 @@ pub(crate) async fn run(
         if *shutdown.borrow() {
             break;
         }
-        match scan_admission_once(&store, &config, n % 10 == 0).await {
-            Ok(p) => tracing::debug!(
+        let pass = async {
+            let used = store.command(&cmd(["EXISTS", IN_USE])).await?;
+            if used.int() != Some(1) {
+                return Ok(None);
+            }
+            scan_admission_once(&store, &config, n % 10 == 0)
+                .await
+                .map(Some)
+        };
+        let result = tokio::select! {
+            biased;
+            r = shutdown.changed() => if r.is_err() || *shutdown.borrow() { break } else { continue },
+            r = pass => r,
+        };
+        match result {
+            Ok(None) => {}
+            Ok(Some(p)) => tracing::debug!(
                 reset = p.budgets_reset,
                 repaired = p.budgets_repaired,
                 trimmed = p.windows_trimmed,

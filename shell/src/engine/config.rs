@@ -5,8 +5,10 @@ use ff_core::contract::scan::ScannerFilter;
 use ff_core::PartitionConfig;
 use std::time::Duration;
 
+/// How an [`Engine`](super::Engine) runs. [`Default`] gives the seed's defaults; [`super::config_source`] loads one from a file, the environment and flags.
 #[derive(Debug, Clone)]
 pub struct EngineConfig {
+    /// Partition counts (must match those recorded in Valkey).
     pub partitions: PartitionConfig,
     /// Longest sleep of each scanner (seed defaults). A scanner wakes at the
     /// earliest due time it knows of, when the data plane announces an earlier
@@ -14,9 +16,13 @@ pub struct EngineConfig {
     /// to be due, so waking costs nothing when nothing is (the full re-read is
     /// `rescan_interval`).
     pub lease_expiry_interval: Duration,
+    /// Longest sleep of the delayed promoter.
     pub delayed_promoter_interval: Duration,
+    /// Longest sleep of the attempt timeout scanner.
     pub attempt_timeout_interval: Duration,
+    /// Longest sleep of the execution deadline scanner.
     pub execution_deadline_interval: Duration,
+    /// Longest sleep of the retention trimmer.
     pub retention_trimmer_interval: Duration,
     /// The index reconciler walks every execution once per interval.
     pub index_reconciler_interval: Duration,
@@ -41,6 +47,7 @@ pub struct EngineConfig {
     pub shutdown_timeout: Duration,
     /// A scanner that panicked is restarted after this pause.
     pub restart_backoff: Duration,
+    /// Which executions this engine acts on (namespace, instance tag).
     pub filter: ScannerFilter,
 }
 

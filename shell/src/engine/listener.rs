@@ -8,6 +8,7 @@
 //! Decisions (dedup, concurrency, how many rounds before handing a partition to
 //! the reconciler) are `ff_core::flow::DispatchPlanner`'s; this is its driver.
 
+use super::metrics::{Histogram, HistogramSnapshot};
 use crate::store::{Store, SubEvent};
 use ff_core::contract::flow::{decode_drain, drain, Drained};
 use ff_core::flow::{CompletionMessage, DispatchLimits, DispatchPlanner, COMPLETION_CHANNEL};
@@ -22,7 +23,7 @@ use tokio::time::Instant;
 
 /// The listener's counters (read through `Engine::listener_metrics`).
 #[derive(Debug, Default)]
-pub struct ListenerMetrics {
+pub(crate) struct ListenerMetrics {
     pub completions: AtomicU64,
     pub dispatches: AtomicU64,
     pub dispatch_failures: AtomicU64,
@@ -31,12 +32,11 @@ pub struct ListenerMetrics {
     pub malformed: AtomicU64,
     pub handed_to_reconciler: AtomicU64,
     pub deduplicated: AtomicU64,
-    pub dispatch_micros_total: AtomicU64,
-    pub dispatch_micros_max: AtomicU64,
+    pub dispatch_duration: Histogram,
 }
 
 /// A point-in-time copy of the listener's counters.
-#[derive(Debug, Clone, PartialEq, Eq, Default)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ListenerStats {
     /// Completion messages received.
     pub completions: u64,
@@ -54,13 +54,19 @@ pub struct ListenerStats {
     pub handed_to_reconciler: u64,
     /// Messages for a partition already being drained (folded into one more drain).
     pub deduplicated: u64,
-    /// Sum and maximum of drain call durations, in microseconds.
-    pub dispatch_micros_total: u64,
-    pub dispatch_micros_max: u64,
+    /// Durations of the drain calls (message received to drain answered
+    /// is this plus the pub/sub hop).
+    pub dispatch_duration: HistogramSnapshot,
+}
+
+impl Default for ListenerStats {
+    fn default() -> Self {
+        ListenerMetrics::default().snapshot()
+    }
 }
 
 impl ListenerMetrics {
-    pub fn snapshot(&self) -> ListenerStats {
+    pub(crate) fn snapshot(&self) -> ListenerStats {
         ListenerStats {
             completions: self.completions.load(Relaxed),
             dispatches: self.dispatches.load(Relaxed),
@@ -70,8 +76,7 @@ impl ListenerMetrics {
             malformed: self.malformed.load(Relaxed),
             handed_to_reconciler: self.handed_to_reconciler.load(Relaxed),
             deduplicated: self.deduplicated.load(Relaxed),
-            dispatch_micros_total: self.dispatch_micros_total.load(Relaxed),
-            dispatch_micros_max: self.dispatch_micros_max.load(Relaxed),
+            dispatch_duration: self.dispatch_duration.snapshot(),
         }
     }
 }
@@ -130,9 +135,8 @@ pub(crate) async fn listen(
             biased;
             r = shutdown.changed() => if r.is_err() || *shutdown.borrow() { return },
             Some((p, result, took)) = in_flight.next(), if !in_flight.is_empty() => {
+                metrics.dispatch_duration.record(took);
                 let micros = took.as_micros() as u64;
-                metrics.dispatch_micros_total.fetch_add(micros, Relaxed);
-                metrics.dispatch_micros_max.fetch_max(micros, Relaxed);
                 match result {
                     Ok(d) => {
                         metrics.work_done.fetch_add(d.worked, Relaxed);

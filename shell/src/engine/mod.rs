@@ -5,16 +5,21 @@
 
 pub mod admission;
 pub mod config;
-pub mod listener;
+pub mod config_source;
+mod listener;
 pub mod metrics;
+#[cfg(not(madsim))]
+pub mod metrics_http;
+pub mod prometheus;
 pub mod runner;
 mod supervisor;
 mod wake;
 
 pub use admission::{scan_admission_once, AdmissionPass};
 pub use config::EngineConfig;
-pub use listener::{ListenerMetrics, ListenerStats};
-pub use metrics::{ScannerMetrics, ScannerStats};
+use listener::ListenerMetrics;
+pub use listener::ListenerStats;
+pub use metrics::{Histogram, HistogramSnapshot, ScannerMetrics, ScannerStats};
 pub use runner::{scan_once, ScannerSpec};
 
 use crate::error::{Error, Result};
@@ -80,6 +85,34 @@ pub fn scanners(config: &EngineConfig) -> Vec<ScannerSpec> {
 
 /// A running engine. Dropping it without [`Engine::shutdown`] stops its tasks
 /// too (they see the signal channel close), just without waiting for them.
+///
+/// Start it beside a client, watch the delayed promoter make a delayed
+/// execution eligible on time, read its counters, stop it:
+///
+/// ```
+/// use ff_engine::core::state::PublicState;
+/// use ff_engine::store::{MemoryStore, Store};
+/// use ff_engine::{Client, Engine, EngineConfig, ExecutionSpec};
+/// use std::sync::Arc;
+/// use std::time::Duration;
+///
+/// # #[tokio::main(flavor = "current_thread")]
+/// # async fn main() -> Result<(), Box<dyn std::error::Error>> {
+/// let store: Arc<dyn Store> = Arc::new(MemoryStore::new());
+/// let client = Client::new(store.clone(), Default::default()).await?;
+/// let engine = Engine::start(EngineConfig::default(), store).await?;
+///
+/// let spec = ExecutionSpec::new("reminder").delay(Duration::from_millis(50));
+/// let id = client.create(spec).await?.execution;
+/// while client.get(&id).await?.public_state != PublicState::Waiting {
+///     tokio::time::sleep(Duration::from_millis(10)).await;
+/// }
+/// let promoter = engine.metrics().into_iter().find(|s| s.scanner == "delayed_promoter");
+/// assert_eq!(promoter.map(|s| s.acted), Some(1));
+/// assert!(engine.shutdown().await, "stopped within the bound");
+/// # Ok(())
+/// # }
+/// ```
 pub struct Engine {
     shutdown_tx: watch::Sender<bool>,
     handles: Vec<JoinHandle<()>>,

@@ -27,8 +27,11 @@ use tracing::Instrument;
 /// A scanner, as data.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct ScannerSpec {
+    /// Its name in logs and metrics.
     pub name: &'static str,
+    /// The batch function it calls (and so the index it reads).
     pub function: BatchFunction,
+    /// Its longest sleep.
     pub interval: Duration,
 }
 
@@ -36,7 +39,12 @@ pub struct ScannerSpec {
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Wake {
     /// The data plane announced a new earliest due time in a partition.
-    At { partition: u16, due_ms: u64 },
+    At {
+        /// The partition.
+        partition: u16,
+        /// Its new earliest due time (server ms).
+        due_ms: u64,
+    },
     /// Announcements may have been lost: re-read every partition.
     Rescan,
 }
@@ -582,6 +590,7 @@ impl Runner {
         let micros = started.elapsed().as_micros() as u64;
         m.backlog.store(backlog, Relaxed);
         m.last_cycle_micros.store(micros, Relaxed);
+        m.cycle_duration.record_micros(micros);
         let acted = m.acted.load(Relaxed) - acted_before;
         if acted > 0 || backlog > 0 {
             tracing::info!(

@@ -15,8 +15,10 @@ const PARTS: &[(&str, &str)] = &[
     ("admission.lua", include_str!("../../../lua/admission.lua")),
 ];
 
+/// The library's name (`#!lua name=ff`).
 pub const LIBRARY_NAME: &str = "ff";
 
+/// The function library, assembled from `lua/`.
 pub struct Library {
     /// The text sent with FUNCTION LOAD.
     pub source: String,

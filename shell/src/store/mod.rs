@@ -52,6 +52,7 @@ pub trait Store: Send + Sync + 'static {
 pub enum SubEvent {
     /// (Re)subscribed; anything published before may have been missed.
     Subscribed,
+    /// A message published on the channel.
     Message(Vec<u8>),
 }
 

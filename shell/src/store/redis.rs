@@ -28,6 +28,7 @@ pub struct RedisStoreOptions {
     pub cluster: bool,
     /// Give up on one request after this long (the caller sees `Unavailable`).
     pub response_timeout: Duration,
+    /// Give up connecting after this long.
     pub connection_timeout: Duration,
 }
 

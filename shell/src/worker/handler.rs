@@ -12,11 +12,15 @@ use tokio::sync::watch;
 /// One claimed execution, handed to a handler.
 #[derive(Debug)]
 pub struct Job {
+    /// The execution.
     pub execution: ExecutionId,
+    /// Its kind.
     pub kind: Kind,
+    /// Its payload.
     pub payload: Vec<u8>,
     /// 1 for the first attempt.
     pub attempt: u32,
+    /// The lease the worker holds for it.
     pub lease: Lease,
     lost: watch::Receiver<bool>,
 }
@@ -67,9 +71,11 @@ pub enum JobError {
 }
 
 impl JobError {
+    /// A failure that may be retried (per the execution's policy).
     pub fn retry(msg: impl std::fmt::Display) -> Self {
         JobError::Retry(msg.to_string())
     }
+    /// A failure that is final.
     pub fn fatal(msg: impl std::fmt::Display) -> Self {
         JobError::Fatal(msg.to_string())
     }
@@ -81,6 +87,7 @@ pub type JobResult = Result<Vec<u8>, JobError>;
 /// Something that runs jobs. Implemented for every
 /// `Fn(Job) -> impl Future<Output = JobResult>`.
 pub trait Handler: Send + Sync + 'static {
+    /// Run one job.
     fn run(&self, job: Job) -> BoxFuture<'static, JobResult>;
 }
 

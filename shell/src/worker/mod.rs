@@ -52,15 +52,21 @@ pub const READY_CHANNEL: &str = ReadyMessage::CHANNEL;
 /// Counters of one worker.
 #[derive(Debug, Default)]
 pub struct WorkerStats {
+    /// Executions claimed.
     pub claimed: AtomicU64,
+    /// Executions completed.
     pub completed: AtomicU64,
+    /// Attempts failed (retried or final).
     pub failed: AtomicU64,
+    /// Executions delayed by their handler.
     pub delayed: AtomicU64,
+    /// Handlers that panicked (the attempt failed).
     pub panicked: AtomicU64,
     /// Handlers whose lease was lost while they ran (their result was dropped).
     pub lease_lost: AtomicU64,
     /// Executions handed back at shutdown.
     pub released: AtomicU64,
+    /// Lease renewals.
     pub renewals: AtomicU64,
     /// Reports (complete/fail/renew) that failed to reach the store.
     pub report_errors: AtomicU64,
@@ -77,6 +83,7 @@ pub struct ShutdownReport {
     pub released: usize,
 }
 
+/// Settings of a [`Worker`], from [`Worker::builder`].
 pub struct WorkerBuilder {
     client: Client,
     name: String,
@@ -281,6 +288,7 @@ impl Worker {
         }
     }
 
+    /// The worker's counters.
     pub fn stats(&self) -> &WorkerStats {
         &self.inner.stats
     }

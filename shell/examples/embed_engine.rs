@@ -1,0 +1,93 @@
+//! Embed the engine in a tokio service: the service's own tasks create work
+//! through the `Client`, the engine runs in the same process, and the
+//! engine's counters are served on the service's own metrics port in the
+//! Prometheus format; Ctrl-C (or `--seconds N`) stops everything in order.
+//!
+//! ```text
+//! cargo run -p ff-engine --example embed_engine                     # in-process store
+//! cargo run -p ff-engine --example embed_engine -- --redis redis://127.0.0.1:6379 --seconds 10
+//! curl http://127.0.0.1:9464/metrics
+//! ```
+
+use ff_engine::engine::{metrics_http, prometheus, scanners};
+use ff_engine::store::{MemoryStore, RedisStore, RedisStoreOptions, Store};
+use ff_engine::{Client, Engine, EngineConfig, ExecutionSpec};
+use std::sync::Arc;
+use std::time::Duration;
+use tokio::sync::watch;
+
+#[tokio::main]
+async fn main() -> Result<(), Box<dyn std::error::Error>> {
+    let args: Vec<String> = std::env::args().collect();
+    let arg = |name: &str| {
+        args.iter()
+            .position(|a| a == name)
+            .and_then(|i| args.get(i + 1).cloned())
+    };
+    let store: Arc<dyn Store> = match arg("--redis") {
+        Some(url) => Arc::new(RedisStore::connect(&[url], RedisStoreOptions::default()).await?),
+        None => Arc::new(MemoryStore::new()),
+    };
+    let config = EngineConfig {
+        batch_size: 500,
+        ..EngineConfig::default()
+    };
+    let specs = scanners(&config);
+    let engine = Arc::new(Engine::start(config, store.clone()).await?);
+    let client = Client::new(store, Default::default()).await?;
+    let (stop_tx, stop_rx) = watch::channel(false);
+
+    // The engine's counters on the service's metrics port.
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:9464").await?;
+    let weak = Arc::downgrade(&engine);
+    let render: metrics_http::Render = Arc::new(move || {
+        weak.upgrade()
+            .map(|e| prometheus::render(&e.metrics(), &specs, &e.listener_metrics()))
+            .unwrap_or_default()
+    });
+    let metrics = tokio::spawn(metrics_http::serve(listener, render, stop_rx.clone()));
+    println!("metrics on http://127.0.0.1:9464/metrics");
+
+    // The service's own work: a delayed reminder every 100 ms.
+    let mut producer_stop = stop_rx;
+    let producer = tokio::spawn(async move {
+        let mut n = 0u64;
+        loop {
+            tokio::select! {
+                biased;
+                _ = producer_stop.changed() => return n,
+                _ = tokio::time::sleep(Duration::from_millis(100)) => {}
+            }
+            let spec = ExecutionSpec::new("reminder").delay(Duration::from_millis(250));
+            if client.create(spec).await.is_ok() {
+                n += 1;
+            }
+        }
+    });
+
+    match arg("--seconds").and_then(|s| s.parse().ok()) {
+        Some(secs) => tokio::time::sleep(Duration::from_secs(secs)).await,
+        None => tokio::signal::ctrl_c().await?,
+    }
+    // In order: stop producing and serving, then the engine within its bound.
+    let _ = stop_tx.send(true);
+    let created = producer.await?;
+    metrics.await?;
+    let promoted = engine
+        .metrics()
+        .iter()
+        .find(|s| s.scanner == "delayed_promoter")
+        .map_or(0, |s| s.acted);
+    println!("created {created} reminders; the engine promoted {promoted}");
+    // A scrape still rendering holds the engine for microseconds.
+    let mut engine = engine;
+    let engine = loop {
+        match Arc::try_unwrap(engine) {
+            Ok(e) => break e,
+            Err(shared) => engine = shared,
+        }
+        tokio::time::sleep(Duration::from_millis(1)).await;
+    };
+    engine.shutdown().await;
+    Ok(())
+}
