@@ -61,6 +61,8 @@ local function leave_live(ek, tag, eid, h)
     redis.call('ZREM', idx_key(tag, 'delayed'), eid)
   elseif h.phase == 'runnable' and h.elig == 'waiting_children' then
     redis.call('ZREM', idx_key(tag, 'waiting_children'), eid)
+  elseif h.phase == 'runnable' and (h.elig == 'blocked_budget' or h.elig == 'blocked_quota' or h.elig == 'blocked_route') then
+    redis.call('ZREM', idx_key(tag, h.elig), eid)
   elseif h.phase == 'active' then
     redis.call('ZREM', idx_key(tag, 'lease_expiry'), eid)
     if h.att_due then redis.call('ZREM', idx_key(tag, 'attempt_timeout'), eid) end
@@ -102,6 +104,11 @@ end
 -- flow arguments checked; a new member placed by its dependencies; a
 -- member's keys purged.
 local flow_member_ended, flow_member_arg, flow_member_created, flow_member_purged, flow_purge_blocked
+-- Set by admission.lua: ff_create's budgets, quotas and capabilities checked
+-- and encoded; ff_claim's capabilities read; capability matching.
+local admission_arg, capabilities_arg, needed_capabilities, capable
+-- Executions needing capabilities a claimer lacks that one claim looks past.
+local ROUTE_LOOKAHEAD = 64
 
 -- Into a terminal state (from any live state `h`): out of the live indexes,
 -- into the retention index; `...` are extra field/value pairs to store.
@@ -164,7 +171,8 @@ end
 -- KEYS: exec [, idempotency record]
 -- ARGV: eid, ns, lane, kind, priority, payload, delay_ms, attempt_timeout_ms,
 --       deadline_ms, retry, max_reclaims, retention_ms, idem_ttl_ms, flow ('' = none),
---       join, join_cancel (0|1), ntags, (tag, value)*
+--       join, join_cancel (0|1), ntags, (tag, value)* [, budgets, quotas, capabilities]
+--       (names separated by commas; admission.lua)
 -- -> {1, 'created'|'duplicate', eid, phase, elig, outcome}
 local function ff_create(keys, args)
   local eid = args[1]
@@ -193,9 +201,11 @@ local function ff_create(keys, args)
   local member
   member, e = flow_member_arg(tag, args[14], args[15], args[16]); if e then return e end
   ntags, e = int_arg(args[17], 'tags', 0, MAX_TAGS); if e then return e end
-  if #args ~= 17 + 2 * ntags then
+  if #args ~= 17 + 2 * ntags and #args ~= 20 + 2 * ntags then
     return err('invalid_argument', 'tags:expected ' .. ntags .. ' name/value pairs')
   end
+  local adm
+  adm, e = admission_arg(args[18 + 2 * ntags], args[19 + 2 * ntags], args[20 + 2 * ntags]); if e then return e end
   local fields = {}
   for i = 0, ntags - 1 do
     local tn, tv = args[18 + 2 * i], args[19 + 2 * i]
@@ -227,6 +237,7 @@ local function ff_create(keys, args)
     'created', now,
     'att_timeout', att_timeout, 'retry', retry, 'max_reclaims', max_reclaims,
     'retention', retention, unpack(fields))
+  if adm then redis.call('HSET', ek, 'adm', adm) end
   if idem_ttl > 0 then
     redis.call('HSET', ek, 'idem', idem_key)
     redis.call('SET', idem_key, eid, 'PX', idem_ttl)
@@ -249,8 +260,12 @@ end
 ---------------------------------------------------------------------------
 -- ff_claim: hand out up to n eligible executions of one lane of one partition.
 -- KEYS: eligible index of the lane
--- ARGV: lane, worker, worker_instance, lease_ttl_ms, n, lease_id * n
--- -> {1, count, (eid, lease_id, epoch, attempt, lease_exp, kind, payload) * count}
+-- ARGV: lane, worker, worker_instance, lease_ttl_ms, n, lease_id * n [, capabilities]
+-- -> {1, count, (eid, lease_id, epoch, attempt, lease_exp, kind, payload) * count,
+--     adm * count, nskipped, (eid, capabilities) * nskipped}
+-- adm: what it draws on (admission.lua; '' = none). An execution needing a
+-- capability the worker lacks is skipped (left eligible) and listed; up to
+-- ROUTE_LOOKAHEAD of them are looked past.
 local function ff_claim(keys, args)
   local ek_idx = keys[1]
   local tag = tag_of(ek_idx or '')
@@ -263,7 +278,9 @@ local function ff_claim(keys, args)
   wi, e = name_arg(args[3], 'worker_instance'); if e then return e end
   ttl, e = int_arg(args[4], 'lease_ttl_ms', MIN_LEASE_MS, MAX_LEASE_MS); if e then return e end
   n, e = int_arg(args[5], 'count', 1, MAX_CLAIM_BATCH); if e then return e end
-  if #args ~= 5 + n then return err('invalid_argument', 'count:expected ' .. n .. ' lease ids') end
+  if #args ~= 5 + n and #args ~= 6 + n then return err('invalid_argument', 'count:expected ' .. n .. ' lease ids') end
+  local caps
+  caps, e = capabilities_arg(args[6 + n] or ''); if e then return e end
   for i = 1, n do
     if not hex32_ok(args[5 + i]) then return err('invalid_argument', 'lease_id:expected 32 hex digits') end
   end
@@ -273,13 +290,20 @@ local function ff_claim(keys, args)
   local claimed = 0
   local exp = now + ttl
   -- Index moves are made once for the whole batch (the hot path of workers).
-  local taken, leased, timed = {}, {}, {}
-  local cands = redis.call('ZRANGE', ek_idx, 0, n - 1)
+  local taken, leased, timed, adms, skipped = {}, {}, {}, {}, {}
+  local cands = redis.call('ZRANGE', ek_idx, 0, n - 1 + ROUTE_LOOKAHEAD)
   for _, eid in ipairs(cands) do
+    if claimed >= n then break end
     local ek = exec_key(eid)
-    local h = read_state(ek, 'att', 'epoch', 'att_timeout', 'kind', 'payload')
+    local h = read_state(ek, 'att', 'epoch', 'att_timeout', 'kind', 'payload', 'adm')
     local att, epoch, att_timeout = counter(h.att), counter(h.epoch), counter(h.att_timeout)
-    if not eid_ok(eid, tag) or h.phase ~= 'runnable' or h.elig ~= 'eligible' or h.lane ~= lane
+    local needs = h.adm and needed_capabilities(h.adm)
+    if needs and needs ~= '' and h.phase == 'runnable' and h.elig == 'eligible' and not capable(needs, caps) then
+      if #skipped < 2 * ROUTE_LOOKAHEAD then
+        skipped[#skipped + 1] = eid
+        skipped[#skipped + 1] = needs
+      end
+    elseif not eid_ok(eid, tag) or h.phase ~= 'runnable' or h.elig ~= 'eligible' or h.lane ~= lane
         or att == nil or epoch == nil or att_timeout == nil
         or (h.deadline and num(h.deadline) == nil) or not name_ok(h.kind) then
       -- The index disagrees with the record, or the record is unusable: drop
@@ -309,8 +333,12 @@ local function ff_claim(keys, args)
       local k = #out
       out[k + 1] = eid; out[k + 2] = lease_id; out[k + 3] = epoch; out[k + 4] = att
       out[k + 5] = exp; out[k + 6] = h.kind or ''; out[k + 7] = h.payload or ''
+      adms[#adms + 1] = h.adm or ''
     end
   end
+  for _, a in ipairs(adms) do out[#out + 1] = a end
+  out[#out + 1] = #skipped / 2
+  for _, s in ipairs(skipped) do out[#out + 1] = s end
   if #taken > 0 then redis.call('ZREM', ek_idx, unpack(taken)) end
   zadd_due_many(tag, 'lease_expiry', leased)
   zadd_due_many(tag, 'attempt_timeout', timed)

@@ -287,6 +287,8 @@ local function expected_indexes(tag, h)
     want[idx_key(tag, 'delayed')] = num(h.due)
   elseif h.phase == 'runnable' and h.elig == 'waiting_children' then
     want[idx_key(tag, 'waiting_children')] = 'any'
+  elseif h.phase == 'runnable' and (h.elig == 'blocked_budget' or h.elig == 'blocked_quota' or h.elig == 'blocked_route') then
+    want[idx_key(tag, h.elig)] = 'any'
   elseif h.phase == 'active' then
     want[idx_key(tag, 'lease_expiry')] = num(h.lease_exp)
     if h.att_due then want[idx_key(tag, 'attempt_timeout')] = num(h.att_due) end
@@ -304,7 +306,8 @@ end
 local KNOWN_PHASES = {runnable = true, active = true, suspended = true, terminal = true}
 
 -- The per-execution indexes other than the lane's eligible index.
-local TIME_INDEXES = {'delayed', 'waiting_children', 'lease_expiry', 'attempt_timeout', 'deadline', 'terminal', 'suspension_timeout'}
+local TIME_INDEXES = {'delayed', 'waiting_children', 'lease_expiry', 'attempt_timeout', 'deadline', 'terminal',
+  'suspension_timeout', 'blocked_budget', 'blocked_quota', 'blocked_route'}
 
 -- Make one execution's index memberships match its state.
 local function reconcile(ek, tag, eid, now)

@@ -31,6 +31,9 @@ pub fn candidate_indexes(keys: &PartitionKeys, lane: &crate::Lane) -> Vec<String
         keys.deadline(),
         keys.terminal(),
         keys.suspension_timeout(),
+        keys.blocked_budget(),
+        keys.blocked_quota(),
+        keys.blocked_route(),
     ]
 }
 
@@ -52,6 +55,19 @@ pub fn expected_memberships(rec: &ExecutionRecord) -> Vec<Membership> {
         // (scored by its next dependency re-check: any score)
         (LifecyclePhase::Runnable, Some(Eligibility::WaitingChildren)) => out.push(Membership {
             index: keys.waiting_children(),
+            score: None,
+        }),
+        // (scored by when it was blocked: any score)
+        (LifecyclePhase::Runnable, Some(Eligibility::BlockedBudget)) => out.push(Membership {
+            index: keys.blocked_budget(),
+            score: None,
+        }),
+        (LifecyclePhase::Runnable, Some(Eligibility::BlockedQuota)) => out.push(Membership {
+            index: keys.blocked_quota(),
+            score: None,
+        }),
+        (LifecyclePhase::Runnable, Some(Eligibility::BlockedRoute)) => out.push(Membership {
+            index: keys.blocked_route(),
             score: None,
         }),
         (LifecyclePhase::Active, _) => {
@@ -108,11 +124,13 @@ impl std::fmt::Display for Violation {
 
 /// False for the partition indexes whose members are not execution ids
 /// (queued flow work, changed flows, pending waitpoints: see
-/// `waitpoint_violations`).
+/// `waitpoint_violations`; the budget and quota partitions' indexes hold
+/// budget and quota names).
 pub fn holds_executions(index_key: &str) -> bool {
-    !(index_key.ends_with(":flow_work")
-        || index_key.ends_with(":flows")
-        || index_key.ends_with(PENDING_SUFFIX))
+    index_key.starts_with("ff:idx:{fp:")
+        && !(index_key.ends_with(":flow_work")
+            || index_key.ends_with(":flows")
+            || index_key.ends_with(PENDING_SUFFIX))
 }
 
 /// Check the index invariant over everything read from a store: `records`

@@ -78,6 +78,18 @@ impl PartitionKeys {
     pub fn flows(&self) -> String {
         self.idx("flows")
     }
+    /// Executions whose budget is breached, scored by when they were blocked.
+    pub fn blocked_budget(&self) -> String {
+        self.idx("blocked_budget")
+    }
+    /// Executions a quota refused, scored by when they were blocked.
+    pub fn blocked_quota(&self) -> String {
+        self.idx("blocked_quota")
+    }
+    /// Executions needing capabilities no live worker has, scored by when they were blocked.
+    pub fn blocked_route(&self) -> String {
+        self.idx("blocked_route")
+    }
     /// Active executions, scored by lease expiry (ms).
     pub fn lease_expiry(&self) -> String {
         self.idx("lease_expiry")

@@ -7,6 +7,7 @@
 
 #![warn(missing_docs)]
 
+pub mod admission;
 pub mod contract;
 pub mod error;
 pub mod flow;

@@ -293,7 +293,8 @@ impl Client {
         Ok(out)
     }
 
-    /// Claim up to `max` eligible executions of `lane` in one partition (one FCALL).
+    /// Claim up to `max` eligible executions of `lane` in one partition (one
+    /// FCALL), as a worker without capabilities.
     pub async fn claim_in(
         &self,
         partition: Partition,
@@ -302,6 +303,23 @@ impl Client {
         instance: &WorkerInstance,
         lease_ttl: Duration,
         max: usize,
+    ) -> Result<Vec<Claimed>> {
+        self.claim_in_capable(partition, lane, worker, instance, lease_ttl, max, &[])
+            .await
+    }
+
+    /// [`Client::claim_in`] for a worker with `capabilities`: executions that
+    /// need others are skipped (see `shell/src/admission.rs`).
+    #[allow(clippy::too_many_arguments)]
+    pub async fn claim_in_capable(
+        &self,
+        partition: Partition,
+        lane: &Lane,
+        worker: &WorkerName,
+        instance: &WorkerInstance,
+        lease_ttl: Duration,
+        max: usize,
+        capabilities: &[String],
     ) -> Result<Vec<Claimed>> {
         let lease_ttl_ms = millis(
             "lease_ttl",
@@ -324,8 +342,14 @@ impl Client {
             lease_ids: (0..max)
                 .map(|_| LeaseId::from_u128(random_u128()))
                 .collect(),
+            capabilities: capabilities.to_vec(),
         };
-        let claimed = ex::decode_claim(&self.call(&ex::claim(&args)).await?)?;
+        let (claimed, skipped) = ex::decode_claim_routed(&self.call(&ex::claim(&args)).await?)?;
+        if !skipped.is_empty() {
+            self.route_skipped(&skipped).await;
+        }
+        // Executions that draw on budgets or quotas are admitted (or blocked) here.
+        let claimed = self.admit_claimed(claimed).await;
         for c in &claimed {
             tracing::debug!(execution = %c.lease.execution, epoch = c.lease.epoch, attempt = c.attempt, "claimed");
         }

@@ -6,6 +6,7 @@
 
 #![warn(missing_docs)]
 
+pub mod admission;
 #[cfg(not(madsim))]
 pub mod bench;
 pub mod client;

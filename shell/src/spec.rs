@@ -2,6 +2,7 @@
 //! into the contract's arguments before anything is sent.
 
 use crate::error::{Error, Result};
+use ff_core::admission;
 use ff_core::contract::execution::CreateArgs;
 use ff_core::contract::flow::Membership;
 use ff_core::contract::limits;
@@ -10,7 +11,8 @@ use ff_core::keys::flow_partition;
 use ff_core::keys::IdempotencyKey;
 use ff_core::retry::RetryPolicy;
 use ff_core::{
-    ExecutionId, FlowId, Kind, Lane, Namespace, PartitionConfig, PartitionFamily, TagName,
+    BudgetId, ExecutionId, FlowId, Kind, Lane, Namespace, PartitionConfig, PartitionFamily,
+    QuotaId, TagName,
 };
 use std::time::Duration;
 
@@ -51,6 +53,12 @@ pub struct ExecutionSpec {
     /// An id allocated beforehand (`Client::new_member_id`), so that edges to
     /// the execution can be declared before it exists.
     pub id: Option<ExecutionId>,
+    /// Budgets it draws on: not claimable while one is breached.
+    pub budgets: Vec<String>,
+    /// Quotas it draws on: admitted against their window and concurrency cap.
+    pub quotas: Vec<String>,
+    /// Capabilities a worker needs to run it.
+    pub capabilities: Vec<String>,
 }
 
 impl ExecutionSpec {
@@ -72,6 +80,9 @@ impl ExecutionSpec {
             tags: Vec::new(),
             flow: None,
             id: None,
+            budgets: Vec::new(),
+            quotas: Vec::new(),
+            capabilities: Vec::new(),
         }
     }
 
@@ -146,6 +157,21 @@ impl ExecutionSpec {
         if let Some(f) = &mut self.flow {
             f.2 = true;
         }
+        self
+    }
+    /// Draw on a budget (`Client::define_budget`).
+    pub fn budget(mut self, name: impl Into<String>) -> Self {
+        self.budgets.push(name.into());
+        self
+    }
+    /// Be admitted by a quota (`Client::define_quota`).
+    pub fn quota(mut self, name: impl Into<String>) -> Self {
+        self.quotas.push(name.into());
+        self
+    }
+    /// Run only on a worker that registered this capability.
+    pub fn capability(mut self, name: impl Into<String>) -> Self {
+        self.capabilities.push(name.into());
         self
     }
     /// Create under an id allocated with `Client::new_member_id`.
@@ -235,6 +261,37 @@ impl ExecutionSpec {
             }
             None => ExecutionId::new(partition, random),
         };
+        if self.budgets.len() > admission::MAX_PER_EXECUTION
+            || self.quotas.len() > admission::MAX_PER_EXECUTION
+        {
+            return Err(Error::Invalid {
+                field: "admission",
+                reason: format!(
+                    "at most {} budgets and {} quotas",
+                    admission::MAX_PER_EXECUTION,
+                    admission::MAX_PER_EXECUTION
+                ),
+            });
+        }
+        let admission = admission::Admission {
+            budgets: self
+                .budgets
+                .iter()
+                .map(|b| BudgetId::parse(b))
+                .collect::<std::result::Result<_, _>>()?,
+            quotas: self
+                .quotas
+                .iter()
+                .map(|q| QuotaId::parse(q))
+                .collect::<std::result::Result<_, _>>()?,
+            capabilities: admission::parse_capabilities(&self.capabilities.join(","))?,
+        };
+        if admission.capabilities.len() != self.capabilities.len() {
+            return Err(Error::Invalid {
+                field: "capabilities",
+                reason: "a capability name is empty".into(),
+            });
+        }
         let flow = self.flow.map(|(flow, join, cancel_remaining)| Membership {
             flow,
             join,
@@ -264,6 +321,7 @@ impl ExecutionSpec {
             idempotency,
             tags,
             flow,
+            admission,
         })
     }
 }

@@ -14,6 +14,7 @@
 //! `RUSTFLAGS="--cfg madsim" CARGO_TARGET_DIR=target/sim cargo run -p ff-sim -- --seeds 50`
 //! (or `./scripts/sim 50`). A normal build compiles the pure parts only.
 
+pub mod admission;
 pub mod faults;
 pub mod flows;
 pub mod invariants;

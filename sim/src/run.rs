@@ -88,6 +88,8 @@ struct Model {
     zombie_attempts: u32,
     /// Signals whose (first) reply said they resumed their execution.
     resumed_by_signal: u32,
+    /// Tokens reported (once each) to the ledger budget.
+    ledger: u64,
 }
 
 type Shared = Arc<Mutex<Model>>;
@@ -227,6 +229,9 @@ async fn scenario(cfg: SimConfig) -> SimReport {
                     tokio::time::sleep(Duration::from_millis(50)).await;
                 }
                 rotate(&client, "k1").await;
+                if let Err(e) = crate::admission::define(&client).await {
+                    violation(&model, format!("budget/quota definition refused: {e}"));
+                }
                 for i in 0..n {
                     tokio::time::sleep(window.mul_f64(rng.random_range(0.0..2.0) / n as f64)).await;
                     // Some of the work comes as small random DAGs.
@@ -246,10 +251,24 @@ async fn scenario(cfg: SimConfig) -> SimReport {
                     if rng.random_ratio(1, 8) && zombies {
                         spec = spec.lane(contested_lane().as_str());
                     }
+                    let (spec, tight) = crate::admission::draw(&mut rng, spec);
+                    let ledger = rng.random_ratio(1, 4).then(|| rng.random_range(1..100u64));
                     // Retried under the same idempotency key: a lost reply makes no duplicate.
                     loop {
                         match client.create(spec.clone()).await {
                             Ok(c) => {
+                                use crate::admission::{report, LEDGER, TIGHT};
+                                if tight {
+                                    if let Err(e) = report(&client, TIGHT, &c.execution, 1).await {
+                                        violation(&model, format!("usage report: {e}"));
+                                    }
+                                }
+                                if let Some(n) = ledger {
+                                    match report(&client, LEDGER, &c.execution, n).await {
+                                        Ok(()) => model.lock().expect("model lock").ledger += n,
+                                        Err(e) => violation(&model, format!("usage report: {e}")),
+                                    }
+                                }
                                 model.lock().expect("model lock").created.push(c.execution);
                                 break;
                             }
@@ -369,6 +388,18 @@ async fn scenario(cfg: SimConfig) -> SimReport {
                         format!("t={}ms: {v}", started.elapsed().as_millis()),
                     );
                 }
+                let held = crate::admission::holders(&*memory, &partitions).await;
+                if held > crate::admission::QUOTA_CAP {
+                    violation(
+                        &model,
+                        format!(
+                            "t={}ms: quota {} has {held} slot holders, cap {}",
+                            started.elapsed().as_millis(),
+                            crate::admission::QUOTA,
+                            crate::admission::QUOTA_CAP
+                        ),
+                    );
+                }
             }
         })
     };
@@ -456,7 +487,17 @@ async fn scenario(cfg: SimConfig) -> SimReport {
     let flow_violations = if obs.all_terminal() {
         let flows = model.lock().expect("model lock").flows.clone();
         let client = connect(memory.clone(), partitions).await;
-        crate::flows::check(&client, &flows, &obs.records).await
+        let mut v = crate::flows::check(&client, &flows, &obs.records).await;
+        // Usage: every distinct report counted exactly once.
+        let want = model.lock().expect("model lock").ledger;
+        match crate::admission::ledger_usage(&client).await {
+            Ok(got) if got == want => {}
+            Ok(got) => v.push(format!(
+                "usage: ledger counts {got} tokens, {want} reported"
+            )),
+            Err(e) => v.push(format!("usage: reading the ledger failed: {e}")),
+        }
+        v
     } else {
         Vec::new()
     };

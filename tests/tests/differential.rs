@@ -49,6 +49,10 @@
 
 mod common;
 
+use ff_engine::core::admission::{budget_partition, quota_partition, Admission, QuotaLimits};
+use ff_engine::core::contract::admission::{
+    self as ad, BlockReason, BudgetDef, DimensionLimits, UsageReport,
+};
 use ff_engine::core::contract::execution::{self as ex, ClaimArgs, CreateArgs, Lease};
 use ff_engine::core::contract::flow::{self as fl, Membership};
 use ff_engine::core::contract::ownership as own;
@@ -65,8 +69,8 @@ use ff_engine::core::retry::RetryPolicy;
 use ff_engine::core::scan::{plan, Member, Snapshot};
 use ff_engine::core::tracker::FailureTracker;
 use ff_engine::core::{
-    ExecutionId, FlowId, Kind, Lane, LeaseId, Namespace, Partition, PartitionConfig,
-    PartitionFamily, SignalName, TagName, WaitpointId, WorkerInstance, WorkerName,
+    BudgetId, ExecutionId, FlowId, Kind, Lane, LeaseId, Namespace, Partition, PartitionConfig,
+    PartitionFamily, QuotaId, SignalName, TagName, WaitpointId, WorkerInstance, WorkerName,
 };
 use ff_engine::error::StoreError;
 use ff_engine::store::{cmd, MemoryStore, RedisStore, RedisStoreOptions, Store};
@@ -244,6 +248,13 @@ enum Op {
     Sleep {
         ms: u64,
     },
+    /// A call of lua/admission.lua: `what` picks it, `target` an execution
+    /// or lease, `n` its numbers.
+    Admission {
+        what: usize,
+        target: usize,
+        n: u64,
+    },
     CreateFlow {
         flow: usize,
     },
@@ -334,6 +345,9 @@ fn suspension_op() -> impl Strategy<Value = Op> {
 const MEMBERS: [&str; 4] = ["e-a", "e-b", "e-c", "bad member"];
 /// Partition count of the ownership ops (claims reach past it: refused).
 const OWN_PARTITIONS: u16 = 4;
+
+/// How many admission calls `Run::admission_call` knows.
+const ADMISSION_CALLS: usize = 16;
 
 fn small_ms() -> impl Strategy<Value = u64> {
     prop_oneof![3 => Just(0u64), 3 => 1u64..6, 1 => Just(60_000u64)]
@@ -471,6 +485,8 @@ fn op() -> impl Strategy<Value = Op> {
             (0..EXECS).prop_map(|exec| Op::Del { exec }),
         ],
         1 => (1u64..4).prop_map(|ms| Op::Sleep { ms }),
+        3 => (0..ADMISSION_CALLS, 0..64usize, 0u64..8)
+            .prop_map(|(what, target, n)| Op::Admission { what, target, n }),
         1 => (0..FLOWS).prop_map(|flow| Op::CreateFlow { flow }),
         // Mostly between members of the flow's partition (execution e is in
         // partition e % 2, flow f in partition f).
@@ -548,8 +564,23 @@ fn norm(step: &Step, o: &Outcome) -> Result<Reply, String> {
     match o {
         Ok(r) => {
             let mut r = norm_reply(r);
-            // ff_get lists the record's fields in the order the hash keeps them.
+            // Calls listing a hash or set in the order the store keeps it.
             if let (Step::Call(c), Reply::Array(items)) = (step, &mut r) {
+                let unordered = |skip: usize, width: usize, items: &mut Vec<Reply>| {
+                    let mut groups: Vec<Vec<Reply>> =
+                        items[skip..].chunks(width).map(<[Reply]>::to_vec).collect();
+                    groups.sort_by_key(|g| format!("{g:?}"));
+                    items.truncate(skip);
+                    items.extend(groups.into_iter().flatten());
+                };
+                if items.first() == Some(&Reply::Int(1)) {
+                    match c.function {
+                        "ff_budget_get" if items.len() > 2 => unordered(2, 2, items),
+                        "ff_workers_live" => unordered(1, 2, items),
+                        "ff_quota_reconcile" if items.len() > 3 => unordered(3, 3, items),
+                        _ => {}
+                    }
+                }
                 if c.function == "ff_get" && items.len() > 2 && items[0] == Reply::Int(1) {
                     let mut pairs: Vec<Vec<Reply>> =
                         items[2..].chunks(2).map(<[Reply]>::to_vec).collect();
@@ -1046,7 +1077,84 @@ impl<'a> Run<'a> {
                 ][join],
                 cancel_remaining,
             }),
+            // Every third execution draws on a budget, a quota or needs a capability.
+            admission: match c.exec % 9 {
+                0 => Admission::parse("b0;;").unwrap(),
+                3 => Admission::parse(";q0,q1;").unwrap(),
+                6 => Admission::parse("b1;q0;gpu").unwrap(),
+                _ => Admission::default(),
+            },
         })
+    }
+
+    /// One call of lua/admission.lua.
+    fn admission_call(&self, what: usize, target: usize, n: u64) -> Call {
+        let cfg = config();
+        let b = BudgetId::parse(["b0", "b1"][target % 2]).unwrap();
+        let q = QuotaId::parse(["q0", "q1"][target % 2]).unwrap();
+        let lease = self.lease(target);
+        let reason = [BlockReason::Budget, BlockReason::Quota, BlockReason::Route][n as usize % 3];
+        match what {
+            0 => ad::define_quota(
+                &cfg,
+                &q,
+                &QuotaLimits {
+                    window_ms: [1, 5, 60_000][n as usize % 3],
+                    max_per_window: n % 3,
+                    concurrency: n % 4 / 2,
+                },
+            ),
+            1 => ad::admit(&cfg, &q, &lease),
+            2 => ad::release_slot(&cfg, &q, &lease.execution, lease.epoch, n % 2 == 0),
+            3 => ad::define_budget(
+                &cfg,
+                &b,
+                &BudgetDef {
+                    limits: [(
+                        "tokens".to_owned(),
+                        DimensionLimits {
+                            hard: n % 4,
+                            soft: 1,
+                        },
+                    )]
+                    .into(),
+                    reset_every_ms: [0, 3, 60_000][n as usize % 3],
+                },
+            ),
+            4 => ad::report_usage(
+                &cfg,
+                &b,
+                &UsageReport {
+                    execution: exec_id(target),
+                    attempt: 1,
+                    seq: n % 3 + 1,
+                    deltas: vec![("tokens".to_owned(), n)],
+                },
+            ),
+            5 => ad::block(
+                &lease,
+                [BlockReason::Budget, BlockReason::Quota][n as usize % 2],
+                "x",
+            ),
+            6 => ad::unblock(
+                partition(target),
+                reason,
+                &[exec_id(target), exec_id(target + 1)],
+            ),
+            7 => ad::reset_budget(&cfg, &b),
+            8 => ad::budget_resets(budget_partition(&cfg, &b), 10),
+            9 => ad::budget_reconcile(budget_partition(&cfg, &b), "0", 1000),
+            10 => ad::quota_reconcile(quota_partition(&cfg, &q), "0", 1000),
+            11 => ad::block_route(&exec_id(target)),
+            12 => ad::register_worker(
+                ["wa", "wb"][target % 2],
+                100 + n,
+                &[["gpu", "ssd"][n as usize % 2].to_owned()],
+            ),
+            13 => ad::live_workers(),
+            14 => ad::get_budget(&cfg, &b),
+            _ => ad::get_quota(&cfg, &q),
+        }
     }
 
     async fn scan_step(
@@ -1147,6 +1255,11 @@ impl<'a> Run<'a> {
                     instance: WorkerInstance::new("i1").unwrap(),
                     lease_ttl_ms: *ttl_ms,
                     lease_ids,
+                    capabilities: if *n == 3 {
+                        vec!["gpu".into()]
+                    } else {
+                        Vec::new()
+                    },
                 }))
             }
             Op::Renew { lease, ttl_ms } => Step::Call(ex::renew(&self.lease(*lease), *ttl_ms)),
@@ -1330,6 +1443,7 @@ impl<'a> Run<'a> {
                     instance: WorkerInstance::new("i1").unwrap(),
                     lease_ttl_ms: 30_000,
                     lease_ids: vec![LeaseId::from_u128(0x0001_ea5e_0000 + self.next_lease)],
+                    capabilities: Vec::new(),
                 }));
                 let got = match self.step(claim).await? {
                     Ok(reply) => ex::decode_claim(&reply).unwrap_or_default(),
@@ -1347,6 +1461,9 @@ impl<'a> Run<'a> {
                     behaviour: *behaviour,
                 };
                 return Box::pin(self.apply(&op)).await;
+            }
+            Op::Admission { what, target, n } => {
+                Step::Call(self.admission_call(*what, *target, *n))
             }
         };
         let r = self.step(step).await?;

@@ -33,6 +33,7 @@ fn base_args() -> CreateArgs {
         idempotency: None,
         tags: vec![],
         flow: None,
+        admission: Default::default(),
     }
 }
 

@@ -57,6 +57,8 @@ pub struct CreateArgs {
     pub tags: Vec<(TagName, String)>,
     /// A flow member: `execution` must be in the flow's partition.
     pub flow: Option<super::flow::Membership>,
+    /// The budgets and quotas it draws on (checked when it is claimed).
+    pub admission: crate::admission::Admission,
 }
 
 /// The answer to `ff_create`.
@@ -104,6 +106,10 @@ pub fn create(a: &CreateArgs) -> Call {
     for (k, v) in &a.tags {
         call = call.arg(k).arg(v);
     }
+    if !a.admission.is_empty() {
+        let (budgets, quotas, caps) = a.admission.encode_parts();
+        call = call.arg(budgets).arg(quotas).arg(caps);
+    }
     call
 }
 
@@ -142,6 +148,9 @@ pub struct ClaimArgs {
     pub lease_ttl_ms: u64,
     /// One fresh lease id per execution the call may hand out.
     pub lease_ids: Vec<LeaseId>,
+    /// What the claiming worker can run: executions needing a capability
+    /// not listed are skipped (left eligible for a capable worker).
+    pub capabilities: Vec<String>,
 }
 
 /// One execution handed out by `ff_claim`.
@@ -157,6 +166,8 @@ pub struct Claimed {
     pub kind: Kind,
     /// The execution's payload.
     pub payload: Vec<u8>,
+    /// The budgets and quotas it draws on: the claimer admits it against them.
+    pub admission: crate::admission::Admission,
 }
 
 /// `ff_claim`: lease up to `lease_ids.len()` eligible executions, highest priority first.
@@ -171,11 +182,28 @@ pub fn claim(a: &ClaimArgs) -> Call {
     for id in &a.lease_ids {
         call = call.arg(id);
     }
+    if !a.capabilities.is_empty() {
+        call = call.arg(a.capabilities.join(","));
+    }
     call
 }
 
 /// Decode `ff_claim`'s reply (possibly empty).
 pub fn decode_claim(reply: &Reply) -> Result<Vec<Claimed>, CallError> {
+    Ok(decode_claim_routed(reply)?.0)
+}
+
+/// An eligible execution a claim skipped: it needs capabilities the claimer lacks.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Unroutable {
+    /// The execution skipped.
+    pub execution: ExecutionId,
+    /// The capabilities it needs.
+    pub capabilities: Vec<String>,
+}
+
+/// The executions handed out, and those skipped for their capabilities.
+pub fn decode_claim_routed(reply: &Reply) -> Result<(Vec<Claimed>, Vec<Unroutable>), CallError> {
     let mut f = ok_fields("ff_claim", reply)?;
     let n = f.int("count")?;
     if n < 0 || n as usize > super::limits::MAX_CLAIM_BATCH {
@@ -201,9 +229,30 @@ pub fn decode_claim(reply: &Reply) -> Result<Vec<Claimed>, CallError> {
             lease_expires_at_ms,
             kind,
             payload,
+            admission: Default::default(),
         });
     }
-    Ok(out)
+    // Each execution's admission follows the items, then the skipped ones
+    // (both absent from older replies).
+    let mut skipped = Vec::new();
+    if f.remaining() > out.len() {
+        for c in &mut out {
+            let a = f.text("admission")?;
+            c.admission =
+                crate::admission::Admission::parse(&a).map_err(|e| f.error(e.to_string()))?;
+        }
+        let k = f.int("skipped")?;
+        for _ in 0..k.max(0) {
+            let execution = parse_eid(&mut f)?;
+            let caps = f.text("capabilities")?;
+            skipped.push(Unroutable {
+                execution,
+                capabilities: crate::admission::parse_capabilities(&caps)
+                    .map_err(|e| f.error(e.to_string()))?,
+            });
+        }
+    }
+    Ok((out, skipped))
 }
 
 fn fenced(function: &'static str, lease: &Lease) -> Call {

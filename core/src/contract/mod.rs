@@ -12,6 +12,7 @@
 //! client would cost an extra read before calls like cancel (which index is the
 //! execution in?) and claim (which executions are eligible?).
 
+pub mod admission;
 pub mod execution;
 pub mod flow;
 pub mod limits;

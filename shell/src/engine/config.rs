@@ -33,6 +33,9 @@ pub struct EngineConfig {
     pub dependency_reconciler_interval: Duration,
     /// Changed flows are recounted from their members.
     pub flow_projector_interval: Duration,
+    /// Budget resets and unblocking run this often (the budget and quota
+    /// reconcilers every tenth time).
+    pub admission_interval: Duration,
     /// The completion listener drains at most this many partitions at once.
     pub dispatch_concurrency: usize,
     pub suspension_timeout_interval: Duration,
@@ -72,6 +75,7 @@ impl Default for EngineConfig {
             flow_reconciler_interval: Duration::from_secs(5),
             dependency_reconciler_interval: Duration::from_secs(15),
             flow_projector_interval: Duration::from_secs(15),
+            admission_interval: Duration::from_secs(1),
             dispatch_concurrency: 16,
             suspension_timeout_interval: Duration::from_secs(2),
             pending_waitpoint_interval: Duration::from_secs(5),
@@ -119,6 +123,7 @@ impl EngineConfig {
                 "pending_waitpoint_interval",
                 self.pending_waitpoint_interval,
             ),
+            ("admission_interval", self.admission_interval),
             ("rescan_interval", self.rescan_interval),
             ("ownership_heartbeat", self.ownership_heartbeat),
         ] {

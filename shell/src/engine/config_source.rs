@@ -182,6 +182,10 @@ pub const FIELDS: &[Field] = &[
         flow_projector_interval,
         "Longest sleep of the flow projector (changed flows recounted)."
     ),
+    duration!(
+        admission_interval,
+        "Budget resets and unblocking run this often (the budget and quota reconcilers every tenth time)."
+    ),
     number!(
         dispatch_concurrency,
         "Partitions the completion listener drains at once."

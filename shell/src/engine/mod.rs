@@ -3,6 +3,7 @@
 //! ran out) and a reconciler repairs index drift; a supervisor restarts a
 //! scanner that panicked; shutdown is bounded.
 
+pub mod admission;
 pub mod config;
 pub mod config_source;
 mod listener;
@@ -15,6 +16,7 @@ pub mod runner;
 mod supervisor;
 mod wake;
 
+pub use admission::{scan_admission_once, AdmissionPass};
 pub use config::EngineConfig;
 use listener::ListenerMetrics;
 pub use listener::ListenerStats;
@@ -212,6 +214,12 @@ impl Engine {
         handles.push(tokio::spawn(wake::listen(
             store.clone(),
             routes,
+            shutdown_rx.clone(),
+        )));
+        handles.push(tokio::spawn(admission::run(
+            store.clone(),
+            config.partitions,
+            config.admission_interval,
             shutdown_rx.clone(),
         )));
         let listener = Arc::new(ListenerMetrics::default());

@@ -19,6 +19,7 @@ const PARTS: &[(&str, &str)] = &[
         include_str!("../../../lua/suspension.lua"),
     ),
     ("ownership.lua", include_str!("../../../lua/ownership.lua")),
+    ("admission.lua", include_str!("../../../lua/admission.lua")),
 ];
 
 /// The library's name (`#!lua name=ff`).

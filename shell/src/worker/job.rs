@@ -49,6 +49,7 @@ impl JobSlot {
     ) {
         let (lost_tx, lost_rx) = watch::channel(false);
         let lease = claimed.lease.clone();
+        let admission = claimed.admission.clone();
         let mut expires = Instant::now() + inner.lease_ttl;
         let job = Job::new(claimed, lost_rx);
         // Panics are caught inside the task, so they come back as values under
@@ -115,6 +116,14 @@ impl JobSlot {
                 }
             } else {
                 report(&inner, &lease, outcome).await;
+            }
+            // The lease ended (reported, lost, or handed back by shutdown):
+            // its quota slots go back (fenced by the epoch; the quota
+            // reconciler covers a failure here).
+            if !admission.quotas.is_empty() {
+                if let Err(e) = inner.client.release_admission(&lease, &admission).await {
+                    tracing::warn!(execution = %lease.execution, error = %e, "giving back quota slots failed");
+                }
             }
             drop(permit);
             inner.slot_freed.notify_one();

@@ -98,9 +98,18 @@ pub struct WorkerBuilder {
     shutdown_grace: Duration,
     handlers: HashMap<String, SharedHandler>,
     fallback: Option<SharedHandler>,
+    capabilities: Vec<String>,
 }
 
 impl WorkerBuilder {
+    /// What this worker can run: it claims executions needing only these,
+    /// and registers them (renewed every third of the lease TTL; the
+    /// registration expires a lease TTL after the worker stops).
+    pub fn capabilities<I: IntoIterator<Item = S>, S: Into<String>>(mut self, caps: I) -> Self {
+        self.capabilities = caps.into_iter().map(Into::into).collect();
+        self
+    }
+
     /// Its own instance name (default: the worker name and a random suffix).
     pub fn instance(mut self, instance: impl Into<String>) -> Self {
         self.instance = Some(instance.into());
@@ -197,8 +206,14 @@ impl WorkerBuilder {
                 ),
             ));
         }
+        for c in &self.capabilities {
+            if ff_core::admission::parse_capabilities(c)?.len() != 1 {
+                return Err(invalid("capabilities", format!("{c:?} is not one name")));
+            }
+        }
         let inner = Arc::new(Inner {
             client: self.client,
+            capabilities: self.capabilities,
             name,
             instance,
             lanes,
@@ -214,6 +229,9 @@ impl WorkerBuilder {
             slot_freed: Notify::new(),
         });
         let (stop_tx, stop_rx) = watch::channel(false);
+        if !inner.capabilities.is_empty() {
+            tokio::spawn(heartbeat(inner.clone(), stop_rx.clone()));
+        }
         let claimer = tokio::spawn(claim_loop(inner.clone(), stop_rx));
         tracing::info!(worker = %inner.name, instance = %inner.instance, concurrency = self.concurrency, "worker started");
         Ok(Worker {
@@ -227,6 +245,7 @@ impl WorkerBuilder {
 
 pub(crate) struct Inner {
     pub(crate) client: Client,
+    capabilities: Vec<String>,
     name: WorkerName,
     instance: WorkerInstance,
     lanes: Vec<Lane>,
@@ -267,6 +286,7 @@ impl Worker {
             shutdown_grace: Duration::from_secs(10),
             handlers: HashMap::new(),
             fallback: None,
+            capabilities: Vec::new(),
         }
     }
 
@@ -390,6 +410,27 @@ impl Inner {
     }
 }
 
+/// Keep this worker's registration (its capabilities) alive until it stops.
+async fn heartbeat(inner: Arc<Inner>, mut stop: watch::Receiver<bool>) {
+    loop {
+        if *stop.borrow() {
+            return;
+        }
+        if let Err(e) = inner
+            .client
+            .register_worker(&inner.instance, &inner.capabilities, inner.lease_ttl)
+            .await
+        {
+            tracing::warn!(error = %e, "worker registration failed; retrying");
+        }
+        tokio::select! {
+            biased;
+            r = stop.changed() => if r.is_err() { return },
+            _ = tokio::time::sleep(inner.lease_ttl / 3) => {}
+        }
+    }
+}
+
 async fn claim_loop(inner: Arc<Inner>, mut stop: watch::Receiver<bool>) {
     let mut ready = ReadySet::default();
     let mut announcements = match inner.client.store().subscribe(READY_CHANNEL).await {
@@ -458,13 +499,14 @@ async fn claim_round(inner: &Arc<Inner>, ready: &mut ReadySet, free: usize) {
     }
     let calls = asks.iter().map(|&(li, p, n)| {
         let partition = Partition::new(PartitionFamily::Flow, p);
-        inner.client.claim_in(
+        inner.client.claim_in_capable(
             partition,
             &inner.lanes[li],
             &inner.name,
             &inner.instance,
             inner.lease_ttl,
             n,
+            &inner.capabilities,
         )
     });
     let results = futures::future::join_all(calls).await;

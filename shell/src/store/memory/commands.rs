@@ -104,6 +104,7 @@ const TABLE: &[Spec] = &[
     spec("zmscore", -3, false),
     spec("zcard", 2, false),
     spec("zcount", 4, false),
+    spec("zremrangebyscore", 4, true),
     spec("zrange", -4, false),
     spec("zrevrange", -4, false),
     spec("zrangebyscore", -4, false),
@@ -510,6 +511,24 @@ pub fn execute(ctx: &mut Ctx<'_>, spec: &Spec, args: &[Vec<u8>]) -> Reply {
                 Ok(z) => int(z.map_or(0, |z| z.count_in(min, max))),
                 Err(_) => err(WRONGTYPE),
             }
+        }
+        "zremrangebyscore" => {
+            let Some((min, max)) = score_range(&a[2], &a[3]) else {
+                return err("ERR min or max is not a float");
+            };
+            let removed = match ctx.db.zset_mut(&a[1], now) {
+                Err(_) => return err(WRONGTYPE),
+                Ok(z) => {
+                    let gone: Vec<Vec<u8>> = z
+                        .range_by_score(min, max, false, 0, None)
+                        .into_iter()
+                        .map(|(m, _)| m.to_vec())
+                        .collect();
+                    gone.iter().filter(|m| z.remove(m)).count()
+                }
+            };
+            ctx.db.drop_if_empty(&a[1]);
+            int(removed)
         }
         "zrange" => zrange(ctx, a, RangeCmd::Zrange),
         "zrevrange" => zrange(ctx, a, RangeCmd::Zrevrange),
