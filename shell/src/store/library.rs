@@ -4,22 +4,74 @@
 
 use std::sync::OnceLock;
 
+/// How a file of `lua/` joins the library.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Scope {
+    /// Its locals are helpers later files use.
+    Shared,
+    /// Only registers functions (and sets hooks earlier files declared): it
+    /// is wrapped in `do … end`, so its locals do not count against Lua's
+    /// limit of 200 active locals in the library's main chunk.
+    Own,
+}
+
 /// The files of `lua/`, in load order (later files use earlier helpers).
-const PARTS: &[(&str, &str)] = &[
-    ("prelude.lua", include_str!("../../../lua/prelude.lua")),
-    ("limits.lua", include_str!("../../../lua/limits.lua")),
-    ("keys.lua", include_str!("../../../lua/keys.lua")),
-    ("hmac.lua", include_str!("../../../lua/hmac.lua")),
-    ("waitpoint.lua", include_str!("../../../lua/waitpoint.lua")),
-    ("execution.lua", include_str!("../../../lua/execution.lua")),
-    ("scanners.lua", include_str!("../../../lua/scanners.lua")),
-    ("flows.lua", include_str!("../../../lua/flows.lua")),
+const PARTS: &[(&str, Scope, &str)] = &[
+    (
+        "prelude.lua",
+        Scope::Shared,
+        include_str!("../../../lua/prelude.lua"),
+    ),
+    (
+        "limits.lua",
+        Scope::Shared,
+        include_str!("../../../lua/limits.lua"),
+    ),
+    (
+        "keys.lua",
+        Scope::Shared,
+        include_str!("../../../lua/keys.lua"),
+    ),
+    (
+        "hmac.lua",
+        Scope::Shared,
+        include_str!("../../../lua/hmac.lua"),
+    ),
+    (
+        "waitpoint.lua",
+        Scope::Shared,
+        include_str!("../../../lua/waitpoint.lua"),
+    ),
+    (
+        "execution.lua",
+        Scope::Shared,
+        include_str!("../../../lua/execution.lua"),
+    ),
+    (
+        "scanners.lua",
+        Scope::Shared,
+        include_str!("../../../lua/scanners.lua"),
+    ),
+    (
+        "flows.lua",
+        Scope::Own,
+        include_str!("../../../lua/flows.lua"),
+    ),
     (
         "suspension.lua",
+        Scope::Own,
         include_str!("../../../lua/suspension.lua"),
     ),
-    ("ownership.lua", include_str!("../../../lua/ownership.lua")),
-    ("admission.lua", include_str!("../../../lua/admission.lua")),
+    (
+        "ownership.lua",
+        Scope::Own,
+        include_str!("../../../lua/ownership.lua"),
+    ),
+    (
+        "admission.lua",
+        Scope::Own,
+        include_str!("../../../lua/admission.lua"),
+    ),
 ];
 
 /// The library's name (`#!lua name=ff`).
@@ -48,7 +100,10 @@ pub fn library() -> &'static Library {
     LIB.get_or_init(|| {
         let body: String = PARTS
             .iter()
-            .map(|(name, text)| format!("-- ==== {name} ====\n{text}\n"))
+            .map(|(name, scope, text)| match scope {
+                Scope::Shared => format!("-- ==== {name} ====\n{text}\n"),
+                Scope::Own => format!("-- ==== {name} ====\ndo\n{text}\nend\n"),
+            })
             .collect();
         let version = format!("{:016x}", fnv1a64(body.as_bytes()));
         let source = format!("#!lua name={LIBRARY_NAME}\nlocal FF_VERSION = '{version}'\n{body}");
