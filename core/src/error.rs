@@ -94,16 +94,24 @@ pub enum FfError {
     /// A size bound of the data plane (flow members, parents per child).
     #[error("too large: {0}")]
     TooLarge(String),
+    /// No such waitpoint on the execution: it does not exist or belongs to
+    /// another execution (`waitpoint_not_found`).
     #[error("waitpoint not found")]
     WaitpointNotFound,
+    /// The waitpoint is closed or expired and takes no signal or suspension
+    /// (`waitpoint_closed`); the detail gives its state.
     #[error("waitpoint no longer takes signals ({0})")]
     WaitpointClosed(String),
     /// The token does not prove the waitpoint (malformed, unknown or expired
     /// key, or a mismatch); the detail says which, never the token.
     #[error("waitpoint token rejected: {0}")]
     InvalidToken(String),
+    /// No waitpoint secret has been rotated in on the partition, so no token
+    /// can be made (`no_secret`); nothing was changed.
     #[error("no waitpoint secret has been rotated in")]
     NoSecret,
+    /// A per-execution bound is reached (waitpoints created, signals accepted;
+    /// `limit_reached`); the detail names it.
     #[error("limit reached: {0}")]
     LimitReached(String),
     /// A code this version does not know: kept verbatim so nothing is lost.

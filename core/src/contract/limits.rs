@@ -31,4 +31,5 @@ pub const MAX_SIGNAL_PAYLOAD_BYTES: usize = 64 * 1024;
 pub const MAX_CONDITION_NAMES: usize = 16;
 /// Bounds of a waitpoint-token secret, in bytes.
 pub const MIN_SECRET_BYTES: usize = 16;
+/// Longest waitpoint-token secret, in bytes.
 pub const MAX_SECRET_BYTES: usize = 64;

@@ -60,6 +60,7 @@ impl fmt::Debug for WaitpointToken {
 pub struct SecretKid(String);
 
 impl SecretKid {
+    /// Check the shape: 1..32 characters of `[A-Za-z0-9_-]`.
     pub fn new(s: impl Into<String>) -> Result<Self, ParseError> {
         let s = s.into();
         let kind = "secret key id";
@@ -82,6 +83,7 @@ impl SecretKid {
         Ok(Self(s))
     }
 
+    /// The key id as text.
     pub fn as_str(&self) -> &str {
         &self.0
     }
@@ -98,6 +100,7 @@ impl fmt::Display for SecretKid {
 pub struct WaitpointSecret(Vec<u8>);
 
 impl WaitpointSecret {
+    /// Check the length: [`limits::MIN_SECRET_BYTES`]..=[`limits::MAX_SECRET_BYTES`] bytes.
     pub fn new(bytes: Vec<u8>) -> Result<Self, ParseError> {
         let kind = "waitpoint secret";
         if bytes.len() < limits::MIN_SECRET_BYTES {
@@ -140,6 +143,7 @@ pub enum ResumeCondition {
 }
 
 impl ResumeCondition {
+    /// Resume on any one signal: `Count(1)`.
     pub fn any() -> Self {
         ResumeCondition::Count(1)
     }
@@ -193,9 +197,11 @@ pub fn create_waitpoint(execution: &ExecutionId, waitpoint: &WaitpointId, ttl_ms
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
+/// The reply of [`create_waitpoint`].
 pub struct WaitpointCreated {
     /// False when it existed already (a repeated call).
     pub created: bool,
+    /// The waitpoint's token, to hand to whoever will signal it.
     pub token: WaitpointToken,
     /// When it expires unless taken up (server ms; 0 once taken up).
     pub expires_at_ms: u64,
@@ -211,6 +217,7 @@ fn non_negative(f: &mut Fields<'_>, what: &str) -> Result<u64, DecodeError> {
     u64::try_from(v).map_err(|_| f.error(format!("{what} is negative")))
 }
 
+/// Decode the reply of [`create_waitpoint`].
 pub fn decode_create_waitpoint(reply: &Reply) -> Result<WaitpointCreated, CallError> {
     let mut f = ok_fields("ff_create_waitpoint", reply)?;
     let created = match f.text("outcome")?.as_str() {
@@ -229,14 +236,19 @@ pub fn decode_create_waitpoint(reply: &Reply) -> Result<WaitpointCreated, CallEr
 /// execution are taken up; new ids are created).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct SuspendArgs {
+    /// The lease of the execution to suspend (it gives the lease up).
     pub lease: Lease,
+    /// The waitpoints to wait on: 1..=[`limits::MAX_SUSPENSION_WAITPOINTS`], none twice.
     pub waitpoints: Vec<WaitpointId>,
+    /// When the execution resumes.
     pub condition: ResumeCondition,
     /// 0: no timeout.
     pub timeout_ms: u64,
+    /// What the timeout does (unused when `timeout_ms` is 0).
     pub on_timeout: TimeoutBehaviour,
 }
 
+/// The `ff_suspend` call for `a`; decode its reply with [`decode_suspend`].
 pub fn suspend(a: &SuspendArgs) -> Call {
     let mut call = Call::new("ff_suspend", vec![keys::exec(&a.lease.execution)])
         .arg(&a.lease.execution)
@@ -253,15 +265,21 @@ pub fn suspend(a: &SuspendArgs) -> Call {
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
+/// What a suspend did.
 pub enum SuspendOutcome {
     /// Waiting; the timeout (if any) applies at this server time.
-    Suspended { timeout_at_ms: Option<u64> },
+    Suspended {
+        /// When the timeout applies (server ms); `None`: no timeout.
+        timeout_at_ms: Option<u64>,
+    },
     /// Signals already on the waitpoints met the condition: eligible again.
     Resumed,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
+/// The reply of [`suspend`].
 pub struct Suspended {
+    /// Waiting, or resumed at once.
     pub outcome: SuspendOutcome,
     /// A repeat of an accepted suspend (nothing changed).
     pub replayed: bool,
@@ -269,6 +287,7 @@ pub struct Suspended {
     pub tokens: Vec<(WaitpointId, WaitpointToken)>,
 }
 
+/// Decode the reply of [`suspend`]; `a` gives the waitpoint ids the tokens belong to.
 pub fn decode_suspend(a: &SuspendArgs, reply: &Reply) -> Result<Suspended, CallError> {
     let mut f = ok_fields("ff_suspend", reply)?;
     let outcome = f.text("outcome")?;
@@ -295,15 +314,21 @@ pub fn decode_suspend(a: &SuspendArgs, reply: &Reply) -> Result<Suspended, CallE
 /// A signal for a waitpoint.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct SignalArgs {
+    /// The execution the waitpoint belongs to.
     pub execution: ExecutionId,
+    /// The waitpoint signalled.
     pub waitpoint: WaitpointId,
+    /// The waitpoint's token (proves the signal may be delivered).
     pub token: WaitpointToken,
+    /// The signal's name (what a resume condition matches).
     pub name: SignalName,
+    /// Opaque bytes kept with the signal (at most [`limits::MAX_SIGNAL_PAYLOAD_BYTES`]).
     pub payload: Vec<u8>,
     /// A repeat with the same key is answered as the first was.
     pub idempotency: Option<IdempotencyKey>,
 }
 
+/// The `ff_signal` call for `a`; decode its reply with [`decode_signal`].
 pub fn signal(a: &SignalArgs) -> Call {
     let pk = PartitionKeys::of(&a.execution);
     Call::new(
@@ -341,14 +366,17 @@ impl SignalEffect {
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
+/// The reply of [`signal`].
 pub struct SignalAccepted {
     /// A repeat of an idempotency key: the first delivery's answer.
     pub duplicate: bool,
     /// Its number on the waitpoint (1-based).
     pub index: u32,
+    /// What it did (for a duplicate, what the first delivery did).
     pub effect: SignalEffect,
 }
 
+/// Decode the reply of [`signal`].
 pub fn decode_signal(reply: &Reply) -> Result<SignalAccepted, CallError> {
     let mut f = ok_fields("ff_signal", reply)?;
     let duplicate = match f.text("outcome")?.as_str() {
@@ -367,6 +395,7 @@ pub fn decode_signal(reply: &Reply) -> Result<SignalAccepted, CallError> {
     })
 }
 
+/// Read a waitpoint and its signals (read-only); decode with [`decode_get_waitpoint`].
 pub fn get_waitpoint(execution: &ExecutionId, waitpoint: &WaitpointId) -> Call {
     Call::new(
         "ff_get_waitpoint",
@@ -390,6 +419,7 @@ pub enum WaitpointState {
 }
 
 impl WaitpointState {
+    /// The state stored as `s` (`pending`, `active`, `closed`, `expired`); `None` otherwise.
     pub fn parse(s: &str) -> Option<Self> {
         Some(match s {
             "pending" => WaitpointState::Pending,
@@ -400,6 +430,7 @@ impl WaitpointState {
         })
     }
 
+    /// The name stored for the state.
     pub fn as_str(self) -> &'static str {
         match self {
             WaitpointState::Pending => "pending",
@@ -419,28 +450,40 @@ impl fmt::Display for WaitpointState {
 /// One signal as kept on its waitpoint.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct SignalRecord {
+    /// Its number on the waitpoint (1-based, arrival order).
     pub index: u32,
+    /// The signal's name.
     pub name: SignalName,
+    /// Its payload.
     pub payload: Vec<u8>,
+    /// When the server accepted it (server ms).
     pub received_at_ms: u64,
+    /// What it did when it arrived.
     pub effect: SignalEffect,
+    /// The idempotency key it came with, if any.
     pub idempotency_key: Option<String>,
 }
 
 /// A waitpoint as stored, with its signals in arrival order.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct WaitpointRecord {
+    /// The waitpoint's id.
     pub id: WaitpointId,
+    /// The execution it belongs to.
     pub execution: ExecutionId,
+    /// Where it is in its life.
     pub state: WaitpointState,
+    /// When it was created (server ms).
     pub created_at_ms: u64,
     /// Pending only: when it expires.
     pub expires_at_ms: Option<u64>,
+    /// Its signals, in arrival order.
     pub signals: Vec<SignalRecord>,
     /// Server time when it was read.
     pub read_at_ms: u64,
 }
 
+/// Decode the reply of [`get_waitpoint`] for `waitpoint`.
 pub fn decode_get_waitpoint(
     waitpoint: &WaitpointId,
     reply: &Reply,

@@ -18,7 +18,9 @@ use std::time::Duration;
 /// How to suspend: on which waitpoints, until what, for how long.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Suspension {
+    /// The waitpoints to wait on (1..=16): pending ones of the execution, or new ids.
     pub waitpoints: Vec<WaitpointId>,
+    /// When the execution resumes.
     pub condition: ResumeCondition,
     /// `None`: wait for ever.
     pub timeout: Option<(Duration, TimeoutBehaviour)>,
@@ -35,11 +37,13 @@ impl Suspension {
         }
     }
 
+    /// Resume on `c` instead of any signal.
     pub fn condition(mut self, c: ResumeCondition) -> Self {
         self.condition = c;
         self
     }
 
+    /// After `after` (whole ms, at least 1 ms) without the condition met, apply `then`.
     pub fn timeout(mut self, after: Duration, then: TimeoutBehaviour) -> Self {
         self.timeout = Some((after, then));
         self
@@ -49,12 +53,16 @@ impl Suspension {
 /// A signal to deliver.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Signal {
+    /// The signal's name (what a resume condition matches).
     pub name: String,
+    /// Opaque bytes kept with the signal (at most 64 KiB).
     pub payload: Vec<u8>,
+    /// A repeat with the same key is answered as the first delivery was.
     pub idempotency_key: Option<String>,
 }
 
 impl Signal {
+    /// A signal named `name`, with no payload and no idempotency key.
     pub fn new(name: impl Into<String>) -> Self {
         Self {
             name: name.into(),
@@ -63,6 +71,7 @@ impl Signal {
         }
     }
 
+    /// Attach a payload (at most 64 KiB).
     pub fn payload(mut self, p: impl Into<Vec<u8>>) -> Self {
         self.payload = p.into();
         self
@@ -78,8 +87,11 @@ impl Signal {
 /// A pending waitpoint, created ahead of a suspension.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct PendingWaitpoint {
+    /// The execution it belongs to.
     pub execution: ExecutionId,
+    /// The waitpoint's id.
     pub id: WaitpointId,
+    /// Its token, to hand to whoever will signal it (never log it).
     pub token: WaitpointToken,
     /// When it expires unless a suspension takes it up (server ms).
     pub expires_at_ms: u64,

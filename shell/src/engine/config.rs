@@ -38,7 +38,11 @@ pub struct EngineConfig {
     pub admission_interval: Duration,
     /// The completion listener drains at most this many partitions at once.
     pub dispatch_concurrency: usize,
+    /// Longest sleep of the suspension timeout scanner (a suspension past its
+    /// timeout gets its timeout behaviour).
     pub suspension_timeout_interval: Duration,
+    /// Longest sleep of the pending waitpoint scanner (a pending waitpoint no
+    /// suspension took up in time expires).
     pub pending_waitpoint_interval: Duration,
     /// Every partition's index is re-read at least this often, whatever the
     /// scanner believes it holds (the net under lost wake-up messages).

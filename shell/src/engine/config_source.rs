@@ -191,6 +191,14 @@ pub const FIELDS: &[Field] = &[
         "Partitions the completion listener drains at once."
     ),
     duration!(
+        suspension_timeout_interval,
+        "Longest sleep of the suspension timeout scanner (suspensions past their timeout)."
+    ),
+    duration!(
+        pending_waitpoint_interval,
+        "Longest sleep of the pending waitpoint scanner (pending waitpoints past their TTL expire)."
+    ),
+    duration!(
         rescan_interval,
         "Every partition's index is re-read at least this often."
     ),
