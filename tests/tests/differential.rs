@@ -578,6 +578,8 @@ fn norm(step: &Step, o: &Outcome) -> Result<Reply, String> {
                         "ff_budget_get" if items.len() > 2 => unordered(2, 2, items),
                         "ff_workers_live" => unordered(1, 2, items),
                         "ff_quota_reconcile" if items.len() > 3 => unordered(3, 3, items),
+                        "ff_get_waitpoint" if items.len() > 2 => unordered(2, 2, items),
+                        "ff_flow_get" if items.len() > 1 => unordered(1, 2, items),
                         _ => {}
                     }
                 }
