@@ -211,7 +211,11 @@ async fn scenario(cfg: SimConfig) -> SimReport {
         .collect();
 
     // The client: creates executions over the first part of the fault window.
+    // (The signaller rotates a second key only after the first is everywhere:
+    // a retry of the first after that would be refused as a reused key id.)
+    let first_key = Arc::new(std::sync::atomic::AtomicBool::new(false));
     let creator = {
+        let first_key = first_key.clone();
         let (store, model, seed) = (store.clone(), model.clone(), rng.random::<u64>());
         let (n, window, zombies) = (
             cfg.executions,
@@ -229,6 +233,7 @@ async fn scenario(cfg: SimConfig) -> SimReport {
                     tokio::time::sleep(Duration::from_millis(50)).await;
                 }
                 rotate(&client, "k1").await;
+                first_key.store(true, std::sync::atomic::Ordering::SeqCst);
                 if let Err(e) = crate::admission::define(&client).await {
                     violation(&model, format!("budget/quota definition refused: {e}"));
                 }
@@ -286,11 +291,12 @@ async fn scenario(cfg: SimConfig) -> SimReport {
     };
 
     let signaller = {
-        let (store, model, seed, mailbox) = (
+        let (store, model, seed, mailbox, first_key) = (
             store.clone(),
             model.clone(),
             rng.random::<u64>(),
             mailbox.clone(),
+            first_key.clone(),
         );
         handle
             .create_node()
@@ -298,7 +304,7 @@ async fn scenario(cfg: SimConfig) -> SimReport {
             .build()
             .spawn(async move {
                 let client = connect(store, partitions).await;
-                signal_loop(client, mailbox, model, seed).await
+                signal_loop(client, mailbox, model, seed, first_key).await
             })
     };
 
@@ -579,8 +585,8 @@ async fn scenario(cfg: SimConfig) -> SimReport {
     }
 }
 
-/// Rotate a waitpoint secret in, retrying until every partition has it (a
-/// repeat is harmless). The previous key stays valid for a minute.
+/// Rotate a waitpoint secret in, retrying store errors until every partition
+/// has it (a repeat is harmless). The previous key stays valid for a minute.
 async fn rotate(client: &Client, kid: &str) {
     let kid = ff_core::contract::suspension::SecretKid::new(kid).expect("a valid key id");
     let secret =
@@ -615,7 +621,13 @@ enum Plan {
 /// handed out is never refused as invalid, a repeat is answered as a
 /// duplicate, and no waitpoint resumes its execution twice. Halfway through,
 /// a new secret is rotated in.
-async fn signal_loop(client: Client, mailbox: workload::Mailbox, model: Shared, seed: u64) {
+async fn signal_loop(
+    client: Client,
+    mailbox: workload::Mailbox,
+    model: Shared,
+    seed: u64,
+    first_key: Arc<std::sync::atomic::AtomicBool>,
+) {
     use ff_core::contract::suspension::SignalEffect;
     use ff_engine::client::Signal;
     let mut rng = StdRng::seed_from_u64(seed);
@@ -624,7 +636,10 @@ async fn signal_loop(client: Client, mailbox: workload::Mailbox, model: Shared, 
     let mut rotated = false;
     loop {
         tokio::time::sleep(Duration::from_millis(rng.random_range(20..200))).await;
-        if !rotated && started.elapsed() > Duration::from_secs(15) {
+        if !rotated
+            && started.elapsed() > Duration::from_secs(15)
+            && first_key.load(std::sync::atomic::Ordering::SeqCst)
+        {
             rotate(&client, "k2").await;
             rotated = true;
         }
