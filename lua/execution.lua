@@ -488,11 +488,7 @@ end
 local function ff_get(keys, args)
   local ek, _, e = exec_target(keys, args[1])
   if e then return e end
-  local all = redis.call('HGETALL', ek)
-  if #all == 0 then return err('not_found', args[1]) end
-  local out = {1, now_ms()}
-  for i = 1, #all do out[i + 2] = all[i] end
-  return out
+  return hash_reply(ek, now_ms()) or err('not_found', args[1])
 end
 
 register('ff_create', ff_create)

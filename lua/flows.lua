@@ -270,14 +270,21 @@ flow_member_created = function(ek, tag, eid, m, now, delay, lane, pri)
 end
 
 ---------------------------------------------------------------------------
--- ff_create_flow  KEYS: flow  ARGV: flow, ns -> {1, 'created'|'exists'}
-local function ff_create_flow(keys, args)
-  local flow = args[1]
+-- Validate the (flow id, KEYS[1]) pair every flow function receives.
+local function flow_target(keys, flow)
   local fk = keys[1]
   local tag = tag_of(fk or '')
   if tag == nil or not hex32_ok(flow) or fk ~= flow_key(tag, flow) then
-    return err('invalid_argument', 'flow:KEYS[1] must be ff:flow:{fp:N}:<flow id> and match ARGV[1]')
+    return nil, nil, err('invalid_argument', 'flow:KEYS[1] must be ff:flow:{fp:N}:<flow id> and match ARGV[1]')
   end
+  return fk, tag
+end
+
+-- ff_create_flow  KEYS: flow  ARGV: flow, ns -> {1, 'created'|'exists'}
+local function ff_create_flow(keys, args)
+  local flow = args[1]
+  local fk, tag, bad = flow_target(keys, flow)
+  if bad then return bad end
   local ns, e = name_arg(args[2], 'namespace'); if e then return e end
   local have = redis.call('HGET', fk, 'ns')
   if have then
@@ -313,11 +320,8 @@ end
 -- -> {1, 'added'|'duplicate', decision: 'waiting'|'ready'|'impossible'|'recorded'}
 local function ff_add_edge(keys, args)
   local flow, parent, child, data = args[1], args[2], args[3], args[4]
-  local fk = keys[1]
-  local tag = tag_of(fk or '')
-  if tag == nil or not hex32_ok(flow) or fk ~= flow_key(tag, flow) then
-    return err('invalid_argument', 'flow:KEYS[1] must be ff:flow:{fp:N}:<flow id> and match ARGV[1]')
-  end
+  local fk, tag, bad = flow_target(keys, flow)
+  if bad then return bad end
   if not eid_ok(parent, tag) then return err('invalid_argument', 'parent:expected an execution id of the flow\'s partition') end
   if not eid_ok(child, tag) then return err('invalid_argument', 'child:expected an execution id of the flow\'s partition') end
   if parent == child then return err('cycle', 'an execution cannot depend on itself') end
@@ -370,11 +374,8 @@ end
 -- are cancelled in bounded steps (here, then by the engine).
 local function ff_cancel_flow(keys, args)
   local flow, reason = args[1], args[2] or ''
-  local fk = keys[1]
-  local tag = tag_of(fk or '')
-  if tag == nil or not hex32_ok(flow) or fk ~= flow_key(tag, flow) then
-    return err('invalid_argument', 'flow:KEYS[1] must be ff:flow:{fp:N}:<flow id> and match ARGV[1]')
-  end
+  local fk, tag, bad = flow_target(keys, flow)
+  if bad then return bad end
   if #reason > MAX_REASON_BYTES then return err('invalid_argument', 'reason:too long') end
   local f = redis.call('HMGET', fk, 'n', 'cancel')
   if not f[1] then return err('not_found', 'flow ' .. flow) end
@@ -387,16 +388,9 @@ end
 
 -- ff_flow_get  KEYS: flow  ARGV: flow -> {1, field, value, ...}
 local function ff_flow_get(keys, args)
-  local fk = keys[1]
-  local tag = tag_of(fk or '')
-  if tag == nil or not hex32_ok(args[1]) or fk ~= flow_key(tag, args[1]) then
-    return err('invalid_argument', 'flow:KEYS[1] must be ff:flow:{fp:N}:<flow id> and match ARGV[1]')
-  end
-  local all = redis.call('HGETALL', fk)
-  if #all == 0 then return err('not_found', 'flow ' .. args[1]) end
-  local out = {1}
-  for i = 1, #all do out[i + 1] = all[i] end
-  return out
+  local fk, _, bad = flow_target(keys, args[1])
+  if bad then return bad end
+  return hash_reply(fk) or err('not_found', 'flow ' .. args[1])
 end
 
 -- A flow_work member: 'd:'/'x:' and an execution id, or 'f:' and a flow id.

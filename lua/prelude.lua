@@ -67,6 +67,17 @@ local function hex32_ok(v)
   return type(v) == 'string' and #v == 32 and string.find(v, '^[0-9a-f]+$') ~= nil
 end
 
+-- A read reply {1, <head...>, field, value, ...} of a whole hash, or nil
+-- when the hash does not exist.
+local function hash_reply(key, ...)
+  local all = redis.call('HGETALL', key)
+  if #all == 0 then return nil end
+  local out = {1, ...}
+  local n = #out
+  for i = 1, #all do out[n + i] = all[i] end
+  return out
+end
+
 -- HMGET into a table keyed by field name.
 local function hmget(key, ...)
   local names = {...}

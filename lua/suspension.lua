@@ -295,11 +295,7 @@ local function ff_get_waitpoint(keys, args)
   if tag == nil or not hex32_ok(args[1]) or wk ~= wp_key(tag, args[1]) then
     return err('invalid_argument', 'waitpoint:KEYS[1] must be the waitpoint of ARGV[1]')
   end
-  local all = redis.call('HGETALL', wk)
-  if #all == 0 then return err('waitpoint_not_found', args[1]) end
-  local out = {1, now_ms()}
-  for i = 1, #all do out[i + 2] = all[i] end
-  return out
+  return hash_reply(wk, now_ms()) or err('waitpoint_not_found', args[1])
 end
 
 ---------------------------------------------------------------------------
