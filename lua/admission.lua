@@ -265,23 +265,33 @@ local function ff_budget_resets(keys, args)
   return ok(done, head_score(idx))
 end
 
+-- The reconcilers' common start: check KEYS[1] is the `name` index of a
+-- partition of `letter`'s family and ARGV is (cursor, count); one SSCAN step.
+-- -> tag, now, {next_cursor, names} or nil, nil, nil, refusal
+local function reconcile_step(keys, args, letter, name, what)
+  local idx = keys[1]
+  local tag = part_tag(idx, letter)
+  if tag == nil or idx ~= 'ff:idx:' .. tag .. ':' .. name then
+    return nil, nil, nil, err('invalid_argument', 'index:KEYS[1] must be the ' .. name .. ' index of a ' .. what .. ' partition')
+  end
+  local cursor = args[1]
+  if type(cursor) ~= 'string' or not string.find(cursor, '^%d+$') then
+    return nil, nil, nil, err('invalid_argument', 'cursor:expected digits')
+  end
+  local count, e = int_arg(args[2], 'count', 1, MAX_SCAN_COUNT)
+  if e then return nil, nil, nil, e end
+  return tag, now_ms(), redis.call('SSCAN', idx, cursor, 'COUNT', count)
+end
+
 -- ff_budget_reconcile (budget reconciler): one SSCAN step over a budget
 -- partition's budgets: breach markers made to match usage against limits,
 -- reset schedules restored, names of deleted budgets dropped.
 -- KEYS: the partition's budgets index  ARGV: cursor, count
 -- -> {1, next_cursor, checked, repaired}
 local function ff_budget_reconcile(keys, args)
+  local tag, now, step, bad = reconcile_step(keys, args, 'b', 'budgets', 'budget')
+  if bad then return bad end
   local idx = keys[1]
-  local tag = part_tag(idx, 'b')
-  if tag == nil or idx ~= 'ff:idx:' .. tag .. ':budgets' then
-    return err('invalid_argument', 'index:KEYS[1] must be the budgets index of a budget partition')
-  end
-  local cursor = args[1]
-  if type(cursor) ~= 'string' or not string.find(cursor, '^%d+$') then return err('invalid_argument', 'cursor:expected digits') end
-  local count, e = int_arg(args[2], 'count', 1, MAX_SCAN_COUNT)
-  if e then return e end
-  local now = now_ms()
-  local step = redis.call('SSCAN', idx, cursor, 'COUNT', count)
   local checked, repaired = 0, 0
   local resets = 'ff:idx:' .. tag .. ':resets'
   for _, name in ipairs(step[2]) do
@@ -409,17 +419,9 @@ end
 -- KEYS: the partition's quotas index  ARGV: cursor, count
 -- -> {1, next_cursor, trimmed, (quota, eid, epoch)*}
 local function ff_quota_reconcile(keys, args)
+  local tag, now, step, bad = reconcile_step(keys, args, 'q', 'quotas', 'quota')
+  if bad then return bad end
   local idx = keys[1]
-  local tag = part_tag(idx, 'q')
-  if tag == nil or idx ~= 'ff:idx:' .. tag .. ':quotas' then
-    return err('invalid_argument', 'index:KEYS[1] must be the quotas index of a quota partition')
-  end
-  local cursor = args[1]
-  if type(cursor) ~= 'string' or not string.find(cursor, '^%d+$') then return err('invalid_argument', 'cursor:expected digits') end
-  local count, e = int_arg(args[2], 'count', 1, MAX_SCAN_COUNT)
-  if e then return e end
-  local now = now_ms()
-  local step = redis.call('SSCAN', idx, cursor, 'COUNT', count)
   local out = {1, step[1], 0}
   local trimmed = 0
   for _, name in ipairs(step[2]) do
