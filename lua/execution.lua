@@ -5,36 +5,6 @@
 -- Index membership follows state exactly (indexes.lua is the one place that
 -- moves an execution between index sets).
 
--- The channel the engine listens on to wake a scanner early.
-local WAKE_CHANNEL = 'ff:wake'
-
--- Add to a due-time index; when the member becomes the index's earliest, tell
--- the engine (message '<index> <tag> <due>') so its scanner wakes in time
--- instead of at its next planned look.
-local function zadd_due(tag, name, due, eid)
-  local key = idx_key(tag, name)
-  local head = redis.call('ZRANGE', key, 0, 0, 'WITHSCORES')
-  redis.call('ZADD', key, due, eid)
-  if head[2] == nil or due < tonumber(head[2]) then
-    redis.call('PUBLISH', WAKE_CHANNEL, name .. ' ' .. tag .. ' ' .. due)
-  end
-end
-
--- zadd_due for many members at once: `entries` is {due, member, due, member, ...}.
-local function zadd_due_many(tag, name, entries)
-  if #entries == 0 then return end
-  local key = idx_key(tag, name)
-  local head = redis.call('ZRANGE', key, 0, 0, 'WITHSCORES')
-  local earliest = entries[1]
-  for i = 3, #entries, 2 do
-    if entries[i] < earliest then earliest = entries[i] end
-  end
-  redis.call('ZADD', key, unpack(entries))
-  if head[2] == nil or earliest < tonumber(head[2]) then
-    redis.call('PUBLISH', WAKE_CHANNEL, name .. ' ' .. tag .. ' ' .. earliest)
-  end
-end
-
 -- Eligible-index score: higher priority first, then first in, first out.
 local PRIORITY_SCALE = 4398046511104 -- 2^42 ms, about 139 years
 
@@ -42,19 +12,26 @@ local function eligible_score(priority, enqueued_ms)
   return (MAX_PRIORITY - priority) * PRIORITY_SCALE + enqueued_ms
 end
 
--- The fields that say which indexes an execution is in; every transition
--- reads them first (hmget(ek, unpack(STATE_FIELDS), ...)).
-local STATE_FIELDS = {'phase', 'elig', 'lane', 'pri', 'att_due', 'deadline', 'retention', 'flow'}
-
+-- The fields that say which indexes an execution is in, read by every
+-- transition first, with the transition's own `...` after them; absent
+-- fields read as nil. (Positional, without helper tables: this runs once per
+-- execution on every hot path.)
 local function read_state(ek, ...)
-  local names = {unpack(STATE_FIELDS)}
-  for _, f in ipairs({...}) do names[#names + 1] = f end
-  return hmget(ek, unpack(names))
+  local v = redis.call('HMGET', ek, 'phase', 'elig', 'lane', 'pri', 'att_due', 'deadline', 'retention', 'flow', ...)
+  local h = {phase = v[1] or nil, elig = v[2] or nil, lane = v[3] or nil, pri = v[4] or nil,
+    att_due = v[5] or nil, deadline = v[6] or nil, retention = v[7] or nil, flow = v[8] or nil}
+  for i = 1, select('#', ...) do
+    if v[8 + i] then h[select(i, ...)] = v[8 + i] end
+  end
+  return h
 end
 
 -- Leave the index a live (non-terminal) state puts the execution in; the
--- deadline index is left only on the way to terminal.
-local function leave_live(ek, tag, eid, h)
+-- deadline index is left only on the way to terminal. With `mv` (a batch),
+-- the active state's index removals are deferred (moves.lua). `ending`: on
+-- the way to terminal, where the last lease's fields stay as a record of who
+-- ran it (nothing reads them once the phase is not active).
+local function leave_live(ek, tag, eid, h, mv, ending)
   if h.phase == 'runnable' and h.elig == 'eligible' then
     redis.call('ZREM', eligible_key(tag, h.lane), eid)
   elseif h.phase == 'runnable' and h.elig == 'delayed' then
@@ -64,33 +41,32 @@ local function leave_live(ek, tag, eid, h)
   elseif h.phase == 'runnable' and (h.elig == 'blocked_budget' or h.elig == 'blocked_quota' or h.elig == 'blocked_route') then
     redis.call('ZREM', idx_key(tag, h.elig), eid)
   elseif h.phase == 'active' then
-    redis.call('ZREM', idx_key(tag, 'lease_expiry'), eid)
-    if h.att_due then redis.call('ZREM', idx_key(tag, 'attempt_timeout'), eid) end
+    idx_rem(mv, idx_key(tag, 'lease_expiry'), eid)
+    if h.att_due then idx_rem(mv, idx_key(tag, 'attempt_timeout'), eid) end
     -- The epoch and the fence stay: later stale calls are checked against them.
-    redis.call('HDEL', ek, 'lease_id', 'lease_exp', 'worker', 'wi', 'att_due')
+    if not ending then redis.call('HDEL', ek, 'lease_id', 'lease_exp', 'worker', 'wi', 'att_due') end
   elseif h.phase == 'suspended' then
     end_suspension(ek, tag, eid)
   end
 end
 
--- The channel workers follow to learn that a lane of a partition has work.
-local READY_CHANNEL = 'ff:ready'
-
 -- runnable/eligible: into the lane's eligible index. Announced to workers only
 -- when the index was empty: otherwise they already know the partition has work.
-local function make_eligible(ek, tag, eid, lane, priority, now)
+-- With `mv` (a batch), index moves are deferred (as are the announcements).
+local function make_eligible(ek, tag, eid, lane, priority, now, mv)
+  redis.call('HSET', ek, 'phase', 'runnable', 'elig', 'eligible', 'due', '')
   local key = eligible_key(tag, lane)
+  if mv then return defer_zadd(mv, key, eligible_score(priority, now), eid) end
   if redis.call('ZCARD', key) == 0 then
     redis.call('PUBLISH', READY_CHANNEL, lane .. ' ' .. tag)
   end
-  redis.call('HSET', ek, 'phase', 'runnable', 'elig', 'eligible', 'due', '')
   redis.call('ZADD', key, eligible_score(priority, now), eid)
 end
 
 -- runnable/delayed until `due`; `...` are extra field/value pairs to store.
-local function make_delayed(ek, tag, eid, due, ...)
+local function make_delayed(mv, ek, tag, eid, due, ...)
   redis.call('HSET', ek, 'phase', 'runnable', 'elig', 'delayed', 'due', due, ...)
-  zadd_due(tag, 'delayed', due, eid)
+  idx_due(mv, tag, 'delayed', due, eid)
 end
 
 -- runnable/waiting_children: until its parents decide its join (flows.lua).
@@ -111,12 +87,13 @@ local admission_arg, capabilities_arg, needed_capabilities, capable
 local ROUTE_LOOKAHEAD = 64
 
 -- Into a terminal state (from any live state `h`): out of the live indexes,
--- into the retention index; `...` are extra field/value pairs to store.
-local function make_terminal(ek, tag, eid, h, outcome, now, ...)
-  leave_live(ek, tag, eid, h)
-  if h.deadline then redis.call('ZREM', idx_key(tag, 'deadline'), eid) end
+-- into the retention index; `...` are extra field/value pairs to store. With
+-- `mv` (a batch), its index moves are deferred.
+local function make_terminal(mv, ek, tag, eid, h, outcome, now, ...)
+  leave_live(ek, tag, eid, h, mv, true)
+  if h.deadline then idx_rem(mv, idx_key(tag, 'deadline'), eid) end
   redis.call('HSET', ek, 'phase', 'terminal', 'elig', '', 'outcome', outcome, 'ended', now, 'due', '', ...)
-  zadd_due(tag, 'terminal', now + (num(h.retention) or 0), eid)
+  idx_due(mv, tag, 'terminal', now + (num(h.retention) or 0), eid)
   if h.flow then flow_member_ended(tag, eid, h.flow, outcome, now) end
 end
 
@@ -174,87 +151,141 @@ end
 --       join, join_cancel (0|1), ntags, (tag, value)* [, budgets, quotas, capabilities]
 --       (names separated by commas; admission.lua)
 -- -> {1, 'created'|'duplicate', eid, phase, elig, outcome}
-local function ff_create(keys, args)
-  local eid = args[1]
-  local ek, tag, e = exec_target(keys, eid)
-  if e then return e end
-  local ns, lane, kind
-  ns, e = name_arg(args[2], 'namespace'); if e then return e end
-  lane, e = name_arg(args[3], 'lane'); if e then return e end
-  kind, e = name_arg(args[4], 'kind'); if e then return e end
-  local pri, delay, att_timeout, deadline, max_reclaims, retention, idem_ttl, ntags
-  pri, e = int_arg(args[5], 'priority', 0, MAX_PRIORITY); if e then return e end
-  local payload = args[6] or ''
-  if #payload > MAX_PAYLOAD_BYTES then
-    return err('payload_too_large', #payload .. ':' .. MAX_PAYLOAD_BYTES)
+
+-- Check one creation's arguments (`args` as ff_create's ARGV) for partition
+-- `tag`: the creation to make, or nil and a refusal.
+local function create_check(tag, args, idem_key)
+  local c = {eid = args[1], idem_key = idem_key}
+  if not eid_ok(c.eid, tag) then
+    return nil, err('invalid_argument', 'execution:expected an execution id of the partition of KEYS[1]')
   end
-  delay, e = int_arg(args[7], 'delay_ms', 0, MAX_DURATION_MS); if e then return e end
-  att_timeout, e = int_arg(args[8], 'attempt_timeout_ms', 0, MAX_DURATION_MS); if e then return e end
-  deadline, e = int_arg(args[9], 'deadline_ms', 0, MAX_DURATION_MS); if e then return e end
-  local retry = args[10]
-  if not policy_ok(retry) then
-    return err('invalid_argument', 'retry:expected <max>:f:<ms> or <max>:e:<initial>:<max> within bounds')
+  c.ek = exec_key(c.eid)
+  local e
+  c.ns, e = name_arg(args[2], 'namespace'); if e then return nil, e end
+  c.lane, e = name_arg(args[3], 'lane'); if e then return nil, e end
+  c.kind, e = name_arg(args[4], 'kind'); if e then return nil, e end
+  c.pri, e = int_arg(args[5], 'priority', 0, MAX_PRIORITY); if e then return nil, e end
+  c.payload = args[6] or ''
+  if #c.payload > MAX_PAYLOAD_BYTES then
+    return nil, err('payload_too_large', #c.payload .. ':' .. MAX_PAYLOAD_BYTES)
   end
-  max_reclaims, e = int_arg(args[11], 'max_reclaims', 0, MAX_RECLAIMS); if e then return e end
-  retention, e = int_arg(args[12], 'retention_ms', 0, MAX_DURATION_MS); if e then return e end
-  idem_ttl, e = int_arg(args[13], 'idempotency_ttl_ms', 0, MAX_DURATION_MS); if e then return e end
-  local member
-  member, e = flow_member_arg(tag, args[14], args[15], args[16]); if e then return e end
-  ntags, e = int_arg(args[17], 'tags', 0, MAX_TAGS); if e then return e end
+  c.delay, e = int_arg(args[7], 'delay_ms', 0, MAX_DURATION_MS); if e then return nil, e end
+  c.att_timeout, e = int_arg(args[8], 'attempt_timeout_ms', 0, MAX_DURATION_MS); if e then return nil, e end
+  c.deadline, e = int_arg(args[9], 'deadline_ms', 0, MAX_DURATION_MS); if e then return nil, e end
+  c.retry = args[10]
+  if not policy_ok(c.retry) then
+    return nil, err('invalid_argument', 'retry:expected <max>:f:<ms> or <max>:e:<initial>:<max> within bounds')
+  end
+  c.max_reclaims, e = int_arg(args[11], 'max_reclaims', 0, MAX_RECLAIMS); if e then return nil, e end
+  c.retention, e = int_arg(args[12], 'retention_ms', 0, MAX_DURATION_MS); if e then return nil, e end
+  c.idem_ttl, e = int_arg(args[13], 'idempotency_ttl_ms', 0, MAX_DURATION_MS); if e then return nil, e end
+  c.member, e = flow_member_arg(tag, args[14], args[15], args[16]); if e then return nil, e end
+  local ntags
+  ntags, e = int_arg(args[17], 'tags', 0, MAX_TAGS); if e then return nil, e end
   if #args ~= 17 + 2 * ntags and #args ~= 20 + 2 * ntags then
-    return err('invalid_argument', 'tags:expected ' .. ntags .. ' name/value pairs')
+    return nil, err('invalid_argument', 'tags:expected ' .. ntags .. ' name/value pairs')
   end
-  local adm
-  adm, e = admission_arg(args[18 + 2 * ntags], args[19 + 2 * ntags], args[20 + 2 * ntags]); if e then return e end
-  local fields = {}
+  c.adm, e = admission_arg(args[18 + 2 * ntags], args[19 + 2 * ntags], args[20 + 2 * ntags]); if e then return nil, e end
+  c.fields = {}
   for i = 0, ntags - 1 do
     local tn, tv = args[18 + 2 * i], args[19 + 2 * i]
-    if not name_ok(tn) then return err('invalid_argument', 'tag:bad tag name') end
-    if #tv > MAX_TAG_VALUE_BYTES then return err('invalid_argument', 'tag:value of ' .. tn .. ' too long') end
-    fields[#fields + 1] = 'tag.' .. tn
-    fields[#fields + 1] = tv
+    if not name_ok(tn) then return nil, err('invalid_argument', 'tag:bad tag name') end
+    if #tv > MAX_TAG_VALUE_BYTES then return nil, err('invalid_argument', 'tag:value of ' .. tn .. ' too long') end
+    c.fields[#c.fields + 1] = 'tag.' .. tn
+    c.fields[#c.fields + 1] = tv
   end
-  local idem_key = keys[2]
-  if idem_ttl > 0 then
+  if c.idem_ttl > 0 then
     if idem_key == nil or string.sub(idem_key, 1, 8 + #tag + 1) ~= 'ff:idem:' .. tag .. ':' then
-      return err('invalid_argument', 'idempotency:KEYS[2] must be the idempotency record of this partition')
+      return nil, err('invalid_argument', 'idempotency:KEYS[2] must be the idempotency record of this partition')
     end
-    local existing = redis.call('GET', idem_key)
+  elseif idem_key ~= nil then
+    return nil, err('invalid_argument', 'idempotency:a record key needs a positive TTL')
+  end
+  return c
+end
+
+-- Make a checked creation (or answer its duplicate); with `mv` (a batch)
+-- its index moves are deferred.
+local function create_apply(tag, c, now, mv)
+  local ek, eid = c.ek, c.eid
+  if c.idem_ttl > 0 then
+    local existing = redis.call('GET', c.idem_key)
     if existing and redis.call('EXISTS', exec_key(existing)) == 1 then
       return ok('duplicate', existing, state_of(exec_key(existing)))
     end
-  elseif idem_key ~= nil then
-    return err('invalid_argument', 'idempotency:a record key needs a positive TTL')
   end
   if redis.call('EXISTS', ek) == 1 then
     return err('invalid_argument', 'execution:id already exists')
   end
-
-  local now = now_ms()
   -- Counters (att, retries, reclaims, epoch) start absent: absent reads as 0.
   redis.call('HSET', ek,
-    'id', eid, 'ns', ns, 'lane', lane, 'kind', kind, 'pri', pri, 'payload', payload,
+    'id', eid, 'ns', c.ns, 'lane', c.lane, 'kind', c.kind, 'pri', c.pri, 'payload', c.payload,
     'created', now,
-    'att_timeout', att_timeout, 'retry', retry, 'max_reclaims', max_reclaims,
-    'retention', retention, unpack(fields))
-  if adm then redis.call('HSET', ek, 'adm', adm) end
-  if idem_ttl > 0 then
-    redis.call('HSET', ek, 'idem', idem_key)
-    redis.call('SET', idem_key, eid, 'PX', idem_ttl)
+    'att_timeout', c.att_timeout, 'retry', c.retry, 'max_reclaims', c.max_reclaims,
+    'retention', c.retention, unpack(c.fields))
+  if c.adm then redis.call('HSET', ek, 'adm', c.adm) end
+  if c.idem_ttl > 0 then
+    redis.call('HSET', ek, 'idem', c.idem_key)
+    redis.call('SET', c.idem_key, eid, 'PX', c.idem_ttl)
   end
-  redis.call('SADD', idx_key(tag, 'all'), eid)
-  if deadline > 0 then
-    redis.call('HSET', ek, 'deadline', now + deadline)
-    zadd_due(tag, 'deadline', now + deadline, eid)
+  idx_sadd(mv, idx_key(tag, 'all'), eid)
+  if c.deadline > 0 then
+    redis.call('HSET', ek, 'deadline', now + c.deadline)
+    idx_due(mv, tag, 'deadline', now + c.deadline, eid)
   end
-  if member then
-    flow_member_created(ek, tag, eid, member, now, delay, lane, pri)
-  elseif delay > 0 then
-    make_delayed(ek, tag, eid, now + delay)
-  else
-    make_eligible(ek, tag, eid, lane, pri, now)
+  if c.member then
+    flow_member_created(ek, tag, eid, c.member, now, c.delay, c.lane, c.pri)
+    return ok('created', eid, state_of(ek))
+  elseif c.delay > 0 then
+    make_delayed(mv, ek, tag, eid, now + c.delay)
+    return ok('created', eid, 'runnable', 'delayed', '')
   end
-  return ok('created', eid, state_of(ek))
+  make_eligible(ek, tag, eid, c.lane, c.pri, now, mv)
+  return ok('created', eid, 'runnable', 'eligible', '')
+end
+
+local function ff_create(keys, args)
+  local ek, tag, e = exec_target(keys, args[1])
+  if e then return e end
+  local c
+  c, e = create_check(tag, args, keys[2])
+  if e then return e end
+  return create_apply(tag, c, now_ms())
+end
+
+-- ff_create_many: many creations on one partition in one call (bulk submit:
+-- the per-call costs and the index moves are paid once per batch). Every
+-- creation is checked before anything is written (one bad one refuses the
+-- call); each is then answered as its ff_create would be.
+-- KEYS: the partition's `all` set
+-- ARGV: n, (k, idempotency record key ('' = none), ff_create's ARGV of k values) * n
+-- -> {1, n, reply * n}, each reply that of ff_create
+local function ff_create_many(keys, args)
+  local all = keys[1]
+  local tag = tag_of(all or '')
+  if tag == nil or all ~= idx_key(tag, 'all') then
+    return err('invalid_argument', 'index:KEYS[1] must be the all set of a partition')
+  end
+  local n, e = int_arg(args[1], 'count', 1, MAX_CLAIM_BATCH)
+  if e then return e end
+  local checked, at = {}, 2
+  for i = 1, n do
+    local k
+    k, e = int_arg(args[at], 'argument count', 17, 20 + 2 * MAX_TAGS); if e then return e end
+    if at + 1 + k > #args then return err('invalid_argument', 'count:expected ' .. n .. ' creations') end
+    local idem_key = args[at + 1]
+    if idem_key == '' then idem_key = nil end
+    checked[i], e = create_check(tag, {unpack(args, at + 2, at + 1 + k)}, idem_key)
+    if e then return e end
+    at = at + 2 + k
+  end
+  if at ~= #args + 1 then return err('invalid_argument', 'count:expected ' .. n .. ' creations') end
+  local now = now_ms()
+  local mv = new_moves()
+  local out = {1, n}
+  for i = 1, n do out[i + 2] = create_apply(tag, checked[i], now, mv) end
+  apply_moves(mv)
+  return out
 end
 
 ---------------------------------------------------------------------------
@@ -311,7 +342,7 @@ local function ff_claim(keys, args)
       -- waits for an operator rather than failing every claim).
       taken[#taken + 1] = eid
     elseif h.deadline and num(h.deadline) <= now then
-      make_terminal(ek, tag, eid, h, 'expired', now, 'error', 'execution deadline passed')
+      make_terminal(nil, ek, tag, eid, h, 'expired', now, 'error', 'execution deadline passed')
     else
       claimed = claimed + 1
       local lease_id = args[5 + claimed]
@@ -349,16 +380,10 @@ end
 ---------------------------------------------------------------------------
 -- Fenced calls: ARGV starts with eid, lease_id, epoch.
 --
--- Returns the execution's fields when the caller holds the current lease of an
--- active execution; a replay reply when this exact call (same lease, same
--- operation) was accepted before; or a refusal.
-local function fenced(keys, args, op)
-  local eid, lease_id = args[1], args[2]
-  local ek, tag, e = exec_target(keys, eid)
-  if e then return nil, e end
-  if not hex32_ok(lease_id) then return nil, err('invalid_argument', 'lease_id:expected 32 hex digits') end
-  local epoch
-  epoch, e = int_arg(args[3], 'epoch', 1, 9007199254740991); if e then return nil, e end
+-- lease_check returns the execution's fields when the caller holds the
+-- current lease of an active execution; a replay reply when this exact call
+-- (same lease, same operation) was accepted before; or a refusal.
+local function lease_check(ek, tag, eid, lease_id, epoch, op)
   local h = read_state(ek, 'lease_id', 'epoch', 'retry', 'retries', 'fence')
   if h.phase == nil then return nil, err('not_found', eid) end
   local token = lease_id .. ':' .. epoch
@@ -381,6 +406,16 @@ local function fenced(keys, args, op)
   return h
 end
 
+local function fenced(keys, args, op)
+  local eid, lease_id = args[1], args[2]
+  local ek, tag, e = exec_target(keys, eid)
+  if e then return nil, e end
+  if not hex32_ok(lease_id) then return nil, err('invalid_argument', 'lease_id:expected 32 hex digits') end
+  local epoch
+  epoch, e = int_arg(args[3], 'epoch', 1, 9007199254740991); if e then return nil, e end
+  return lease_check(ek, tag, eid, lease_id, epoch, op)
+end
+
 -- The fields that record an accepted lease-ending call, so that its repeat
 -- is answered the same.
 local function seal(h, op, outcome, due)
@@ -400,6 +435,30 @@ local function ff_renew(keys, args)
   return ok(exp)
 end
 
+-- The two ways an attempt ends with a report, once its lease check passed;
+-- with `mv` (a batch of reports) index moves are deferred.
+local function end_complete(h, result, now, mv)
+  make_terminal(mv, h.ek, h.tag, h.eid, h, 'success', now,
+    'result', result, 'att_state', 'succeeded', unpack(seal(h, 'complete', 'completed', 0)))
+  return ok('completed', 0, 0)
+end
+
+local function end_fail(h, message, retryable, now, mv)
+  if #message > MAX_REASON_BYTES then message = string.sub(message, 1, MAX_REASON_BYTES) end
+  local retries = tonumber(h.retries or '0')
+  local max_retries = tonumber(string.match(h.retry or '0', '^(%d+)')) or 0
+  if retryable and retries < max_retries then
+    local due = now + backoff_ms(h.retry, retries + 1)
+    leave_live(h.ek, h.tag, h.eid, h, mv)
+    make_delayed(mv, h.ek, h.tag, h.eid, due, 'error', message, 'att_state', 'failed', 'retries', retries + 1,
+      unpack(seal(h, 'fail', 'retry_scheduled', due)))
+    return ok('retry_scheduled', due, 0)
+  end
+  make_terminal(mv, h.ek, h.tag, h.eid, h, 'failed', now,
+    'error', message, 'att_state', 'failed', unpack(seal(h, 'fail', 'failed', 0)))
+  return ok('failed', 0, 0)
+end
+
 -- ff_complete  ARGV: eid, lease_id, epoch, result -> {1, 'completed', 0, replayed}
 local function ff_complete(keys, args)
   local result = args[4] or ''
@@ -408,32 +467,69 @@ local function ff_complete(keys, args)
   end
   local h, e = fenced(keys, args, 'complete')
   if e then return e end
-  make_terminal(h.ek, h.tag, h.eid, h, 'success', now_ms(),
-    'result', result, 'att_state', 'succeeded', unpack(seal(h, 'complete', 'completed', 0)))
-  return ok('completed', 0, 0)
+  return end_complete(h, result, now_ms())
 end
 
 -- ff_fail  ARGV: eid, lease_id, epoch, error, retryable(0|1)
 -- -> {1, 'retry_scheduled', due, replayed} | {1, 'failed', 0, replayed}
 local function ff_fail(keys, args)
-  local message = args[4] or ''
-  if #message > MAX_REASON_BYTES then message = string.sub(message, 1, MAX_REASON_BYTES) end
   if args[5] ~= '0' and args[5] ~= '1' then return err('invalid_argument', 'retryable:expected 0 or 1') end
   local h, e = fenced(keys, args, 'fail')
   if e then return e end
-  local now = now_ms()
-  local retries = tonumber(h.retries or '0')
-  local max_retries = tonumber(string.match(h.retry or '0', '^(%d+)')) or 0
-  if args[5] == '1' and retries < max_retries then
-    local due = now + backoff_ms(h.retry, retries + 1)
-    leave_live(h.ek, h.tag, h.eid, h)
-    make_delayed(h.ek, h.tag, h.eid, due, 'error', message, 'att_state', 'failed', 'retries', retries + 1,
-      unpack(seal(h, 'fail', 'retry_scheduled', due)))
-    return ok('retry_scheduled', due, 0)
+  return end_fail(h, args[4] or '', args[5] == '1', now_ms())
+end
+
+-- ff_end_many: complete or fail many attempts of one partition in one call
+-- (a worker's reports, batched: the per-call costs and the index moves are
+-- paid once per batch). Each report is checked and answered on its own, as
+-- its single call would be; a malformed argument refuses the whole call.
+-- KEYS: the partition's lease_expiry index
+-- ARGV: n, (op ('complete'|'fail'), eid, lease_id, epoch, result or error, retryable (0|1)) * n
+-- -> {1, n, reply * n}, each reply that of ff_complete or ff_fail
+local END_OPS = {complete = true, fail = true}
+
+local function ff_end_many(keys, args)
+  local idx = keys[1]
+  local tag = tag_of(idx or '')
+  if tag == nil or idx ~= idx_key(tag, 'lease_expiry') then
+    return err('invalid_argument', 'index:KEYS[1] must be the lease_expiry index of a partition')
   end
-  make_terminal(h.ek, h.tag, h.eid, h, 'failed', now,
-    'error', message, 'att_state', 'failed', unpack(seal(h, 'fail', 'failed', 0)))
-  return ok('failed', 0, 0)
+  local n, e = int_arg(args[1], 'count', 1, MAX_CLAIM_BATCH)
+  if e then return e end
+  if #args ~= 1 + 6 * n then return err('invalid_argument', 'count:expected ' .. n .. ' reports of 6 arguments') end
+  local epochs = {}
+  for i = 1, n do
+    local b = 6 * i - 4
+    local op, eid, lease_id, data, flag = args[b], args[b + 1], args[b + 2], args[b + 4], args[b + 5]
+    if not END_OPS[op] then return err('invalid_argument', 'op:expected complete or fail') end
+    if not eid_ok(eid, tag) then
+      return err('invalid_argument', 'execution:expected an execution id of the partition of KEYS[1]')
+    end
+    if not hex32_ok(lease_id) then return err('invalid_argument', 'lease_id:expected 32 hex digits') end
+    epochs[i], e = int_arg(args[b + 3], 'epoch', 1, 9007199254740991)
+    if e then return e end
+    if flag ~= '0' and flag ~= '1' then return err('invalid_argument', 'retryable:expected 0 or 1') end
+    if op == 'complete' and #data > MAX_PAYLOAD_BYTES then
+      return err('payload_too_large', #data .. ':' .. MAX_PAYLOAD_BYTES)
+    end
+  end
+  local now = now_ms()
+  local mv = new_moves()
+  local out = {1, n}
+  for i = 1, n do
+    local b = 6 * i - 4
+    local op, eid = args[b], args[b + 1]
+    local h, refusal = lease_check(exec_key(eid), tag, eid, args[b + 2], epochs[i], op)
+    if refusal then
+      out[i + 2] = refusal
+    elseif op == 'complete' then
+      out[i + 2] = end_complete(h, args[b + 4], now, mv)
+    else
+      out[i + 2] = end_fail(h, args[b + 4], args[b + 5] == '1', now, mv)
+    end
+  end
+  apply_moves(mv)
+  return out
 end
 
 -- ff_delay: the worker gives the execution back, due again after delay_ms
@@ -447,7 +543,7 @@ local function ff_delay(keys, args)
   if e then return e end
   local due = now_ms() + delay
   leave_live(h.ek, h.tag, h.eid, h)
-  make_delayed(h.ek, h.tag, h.eid, due, 'att_state', 'delayed', unpack(seal(h, 'delay', 'delayed', due)))
+  make_delayed(nil, h.ek, h.tag, h.eid, due, 'att_state', 'delayed', unpack(seal(h, 'delay', 'delayed', due)))
   return ok('delayed', due, 0)
 end
 
@@ -477,9 +573,9 @@ local function ff_cancel(keys, args)
     return err('already_terminal', h.outcome)
   end
   if h.phase == 'active' then
-    make_terminal(ek, tag, eid, h, 'cancelled', now_ms(), 'error', reason, 'att_state', 'cancelled')
+    make_terminal(nil, ek, tag, eid, h, 'cancelled', now_ms(), 'error', reason, 'att_state', 'cancelled')
   else
-    make_terminal(ek, tag, eid, h, 'cancelled', now_ms(), 'error', reason)
+    make_terminal(nil, ek, tag, eid, h, 'cancelled', now_ms(), 'error', reason)
   end
   return ok('cancelled', 0, 0)
 end
@@ -492,10 +588,12 @@ local function ff_get(keys, args)
 end
 
 register('ff_create', ff_create)
+register('ff_create_many', ff_create_many)
 register('ff_claim', ff_claim)
 register('ff_renew', ff_renew)
 register('ff_complete', ff_complete)
 register('ff_fail', ff_fail)
+register('ff_end_many', ff_end_many)
 register('ff_delay', ff_delay)
 register('ff_release', ff_release)
 register('ff_cancel', ff_cancel)

@@ -83,9 +83,9 @@ local function cancel_member(tag, eid, reason, now)
   local h = read_state(ek)
   if h.phase == nil or h.phase == 'terminal' then return end
   if h.phase == 'active' then
-    make_terminal(ek, tag, eid, h, 'cancelled', now, 'error', reason, 'att_state', 'cancelled')
+    make_terminal(nil, ek, tag, eid, h, 'cancelled', now, 'error', reason, 'att_state', 'cancelled')
   else
-    make_terminal(ek, tag, eid, h, 'cancelled', now, 'error', reason)
+    make_terminal(nil, ek, tag, eid, h, 'cancelled', now, 'error', reason)
   end
 end
 
@@ -102,13 +102,13 @@ local function decide_child(tag, child, now)
     redis.call('ZREM', idx_key(tag, 'waiting_children'), child)
     local ready_at = num(h.ready_at)
     if ready_at and ready_at > now then
-      make_delayed(ck, tag, child, ready_at)
+      make_delayed(nil, ck, tag, child, ready_at)
     else
       make_eligible(ck, tag, child, h.lane, num(h.pri) or 0, now)
     end
     if h.ready_at then redis.call('HDEL', ck, 'ready_at') end
   elseif d == 'impossible' then
-    make_terminal(ck, tag, child, h, 'skipped', now, 'error', 'a dependency cannot be satisfied')
+    make_terminal(nil, ck, tag, child, h, 'skipped', now, 'error', 'a dependency cannot be satisfied')
   end
   if d ~= 'waiting' and h.jc == '1' and s + i < n then queue_work(tag, 'x:' .. child) end
   return d
@@ -257,7 +257,7 @@ flow_member_created = function(ek, tag, eid, m, now, delay, lane, pri)
     -- No edges yet: it runs as any execution (edges added before its first
     -- claim still hold it back).
     if delay > 0 then
-      make_delayed(ek, tag, eid, now + delay)
+      make_delayed(nil, ek, tag, eid, now + delay)
     else
       make_eligible(ek, tag, eid, lane, pri, now)
     end

@@ -26,65 +26,6 @@ local function filter_ok(ek, ns, tag_name, tag_value)
   return true
 end
 
--- Index moves collected over a batch and made once at its end: one ZREM and
--- one ZADD per index instead of one per member (the hot scanners' cost).
-local function new_moves()
-  return {rem = {}, add = {}, order = {}, keys = {}, lanes = {}}
-end
-
--- Per-batch caches: a key built once per batch, a lane name checked once.
-local function batch_key(mv, tag, name)
-  local k = mv.keys[name]
-  if not k then
-    k = idx_key(tag, name)
-    mv.keys[name] = k
-  end
-  return k
-end
-
-local function batch_lane_key(mv, tag, lane)
-  local k = mv.lanes[lane]
-  if k == nil then
-    k = name_ok(lane) and eligible_key(tag, lane) or false
-    mv.lanes[lane] = k
-  end
-  return k
-end
-
-local function touch(mv, key)
-  if not mv.rem[key] and not mv.add[key] then mv.order[#mv.order + 1] = key end
-end
-
-local function defer_zrem(mv, key, member)
-  touch(mv, key)
-  local t = mv.rem[key] or {}
-  t[#t + 1] = member
-  mv.rem[key] = t
-end
-
-local function defer_zadd(mv, key, score, member)
-  touch(mv, key)
-  local t = mv.add[key] or {}
-  t[#t + 1] = score
-  t[#t + 1] = member
-  mv.add[key] = t
-end
-
--- Make the collected moves. Adds to an eligible index announce it to workers
--- when it was empty (as make_eligible does for a single member).
-local function apply_moves(mv)
-  for _, key in ipairs(mv.order) do
-    if mv.rem[key] then redis.call('ZREM', key, unpack(mv.rem[key])) end
-    if mv.add[key] then
-      local lane_tag = string.match(key, '^ff:idx:({fp:%d+}):eligible:')
-      if lane_tag and redis.call('ZCARD', key) == 0 then
-        redis.call('PUBLISH', READY_CHANNEL, string.sub(key, #('ff:idx:' .. lane_tag .. ':eligible:') + 1) .. ' ' .. lane_tag)
-      end
-      redis.call('ZADD', key, unpack(mv.add[key]))
-    end
-  end
-end
-
 -- Validate the batch arguments; `act(record, tag, member, now, moves)` returns
 -- 'acted', 'repaired', 'malformed' (the record is unusable: its entry leaves
 -- the index, so it is not read again) or an error code for each due member.
@@ -194,20 +135,18 @@ local function reclaim(ek, tag, eid, now, mv)
     return 'repaired'
   end
   if reclaims < max_reclaims then
-    defer_zrem(mv, idx_key(tag, 'lease_expiry'), eid)
-    if h.att_due then defer_zrem(mv, idx_key(tag, 'attempt_timeout'), eid) end
-    redis.call('HDEL', ek, 'lease_id', 'lease_exp', 'worker', 'wi', 'att_due')
+    leave_live(ek, tag, eid, h, mv)
     redis.call('HSET', ek, 'phase', 'runnable', 'elig', 'eligible', 'due', '', 'att_state', 'reclaimed', 'reclaims', reclaims + 1)
     defer_zadd(mv, eligible_key(tag, h.lane), eligible_score(pri, now), eid)
   else
-    make_terminal(ek, tag, eid, h, 'failed', now, 'att_state', 'reclaimed',
+    make_terminal(mv, ek, tag, eid, h, 'failed', now, 'att_state', 'reclaimed',
       'error', 'lease expired; reclaim limit of ' .. max_reclaims .. ' spent')
   end
   return 'acted'
 end
 
 -- An attempt that ran past its timeout: the execution expires, lease released.
-local function expire_attempt(ek, tag, eid, now)
+local function expire_attempt(ek, tag, eid, now, mv)
   local h = read_state(ek)
   if h.phase ~= 'active' or h.att_due == nil then
     redis.call('ZREM', idx_key(tag, 'attempt_timeout'), eid)
@@ -219,12 +158,12 @@ local function expire_attempt(ek, tag, eid, now)
     zadd_due(tag, 'attempt_timeout', due, eid)
     return 'repaired'
   end
-  make_terminal(ek, tag, eid, h, 'expired', now, 'att_state', 'timed_out', 'error', 'attempt timed out')
+  make_terminal(mv, ek, tag, eid, h, 'expired', now, 'att_state', 'timed_out', 'error', 'attempt timed out')
   return 'acted'
 end
 
 -- An execution past its deadline expires, whatever its phase.
-local function expire_deadline(ek, tag, eid, now)
+local function expire_deadline(ek, tag, eid, now, mv)
   local h = read_state(ek)
   if h.phase == nil or h.phase == 'terminal' or h.deadline == nil then
     redis.call('ZREM', idx_key(tag, 'deadline'), eid)
@@ -240,9 +179,9 @@ local function expire_deadline(ek, tag, eid, now)
     return 'repaired'
   end
   if h.phase == 'active' then
-    make_terminal(ek, tag, eid, h, 'expired', now, 'att_state', 'timed_out', 'error', 'execution deadline passed')
+    make_terminal(mv, ek, tag, eid, h, 'expired', now, 'att_state', 'timed_out', 'error', 'execution deadline passed')
   else
-    make_terminal(ek, tag, eid, h, 'expired', now, 'error', 'execution deadline passed')
+    make_terminal(mv, ek, tag, eid, h, 'expired', now, 'error', 'execution deadline passed')
   end
   return 'acted'
 end

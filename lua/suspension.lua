@@ -357,7 +357,7 @@ local function expire_suspension(ek, tag, eid, now)
     resume(ek, tag, eid, now)
   else
     local outcome = ({fail = 'failed', cancel = 'cancelled', expire = 'expired'})[h.susp_tb]
-    make_terminal(ek, tag, eid, h, outcome, now, 'error', 'suspension timed out')
+    make_terminal(nil, ek, tag, eid, h, outcome, now, 'error', 'suspension timed out')
   end
   return 'acted'
 end

@@ -18,6 +18,7 @@ use std::sync::{Arc, RwLock};
 use std::time::Duration;
 use tracing::Instrument;
 
+mod batch;
 mod suspension;
 pub use suspension::{PendingWaitpoint, Signal, Suspension};
 

@@ -5,6 +5,7 @@ use crate::error::FfError;
 use crate::id::{ExecutionId, LeaseId, WaitpointId};
 use crate::keys::{self, IdempotencyKey, PartitionKeys};
 use crate::name::{Kind, Lane, Namespace, TagName, WorkerInstance, WorkerName};
+use crate::partition::Partition;
 use crate::reply::{DecodeError, Fields, Reply};
 use crate::retry::RetryPolicy;
 use crate::state::{
@@ -111,6 +112,51 @@ pub fn create(a: &CreateArgs) -> Call {
         call = call.arg(budgets).arg(quotas).arg(caps);
     }
     call
+}
+
+/// `ff_create_many`: many creations on one partition in one call (bulk
+/// submit), each answered as its `ff_create` would be. Every execution must
+/// be on `partition`, and there must be 1..=[`MAX_CLAIM_BATCH`](super::limits::MAX_CLAIM_BATCH) of them.
+pub fn create_many(partition: Partition, items: &[CreateArgs]) -> Call {
+    let mut call =
+        Call::new("ff_create_many", vec![PartitionKeys::new(partition).all()]).arg(items.len());
+    for a in items {
+        let one = create(a);
+        call = call
+            .arg(one.args.len())
+            .arg(one.keys.get(1).map(String::as_str).unwrap_or(""));
+        call.args.extend(one.args);
+    }
+    call
+}
+
+/// Decode `ff_create_many`'s reply: one creation (or refusal) per item, in order.
+pub fn decode_create_many(
+    reply: &Reply,
+    n: usize,
+) -> Result<Vec<Result<Created, CallError>>, CallError> {
+    decode_each("ff_create_many", reply, n, decode_create)
+}
+
+/// The replies of a batch function (`{1, n, reply * n}`), each decoded on its own.
+fn decode_each<T>(
+    function: &'static str,
+    reply: &Reply,
+    n: usize,
+    decode: impl Fn(&Reply) -> Result<T, CallError>,
+) -> Result<Vec<Result<T, CallError>>, CallError> {
+    let mut f = ok_fields(function, reply)?;
+    let count = f.int("count")?;
+    if count != n as i64 || f.remaining() != n {
+        return Err(f.error(format!("expected {n} replies, got {count}")).into());
+    }
+    Ok((0..n)
+        .map(|_| {
+            f.next_reply("item reply")
+                .map_err(CallError::from)
+                .and_then(&decode)
+        })
+        .collect())
 }
 
 /// Decode `ff_create`'s reply.
@@ -315,6 +361,78 @@ pub fn complete(lease: &Lease, result: &[u8]) -> Call {
 /// `ff_fail`: fail the attempt; retried per the policy when `retryable`.
 pub fn fail(lease: &Lease, error: &str, retryable: bool) -> Call {
     fenced("ff_fail", lease).arg(error).arg(u8::from(retryable))
+}
+
+/// A worker's report that ends an attempt, as batched by `ff_end_many`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Report {
+    /// `ff_complete` with this result.
+    Complete {
+        /// The lease being ended.
+        lease: Lease,
+        /// The handler's result.
+        result: Vec<u8>,
+    },
+    /// `ff_fail` with this error; retried per the policy when `retryable`.
+    Fail {
+        /// The lease being ended.
+        lease: Lease,
+        /// What went wrong (truncated to the reason limit by the server).
+        error: String,
+        /// Whether the retry policy applies.
+        retryable: bool,
+    },
+}
+
+impl Report {
+    /// The lease the report ends.
+    pub fn lease(&self) -> &Lease {
+        match self {
+            Report::Complete { lease, .. } | Report::Fail { lease, .. } => lease,
+        }
+    }
+}
+
+/// `ff_end_many`: many reports of one partition in one call (each answered
+/// as its `ff_complete`/`ff_fail` would be). Every report must be on
+/// `partition`, and there must be 1..=[`MAX_CLAIM_BATCH`](super::limits::MAX_CLAIM_BATCH) of them.
+pub fn end_many(partition: Partition, reports: &[Report]) -> Call {
+    let mut call = Call::new(
+        "ff_end_many",
+        vec![PartitionKeys::new(partition).lease_expiry()],
+    )
+    .arg(reports.len());
+    for r in reports {
+        call = match r {
+            Report::Complete { lease, result } => call
+                .arg("complete")
+                .arg(&lease.execution)
+                .arg(&lease.id)
+                .arg(lease.epoch)
+                .arg_bytes(result)
+                .arg(0),
+            Report::Fail {
+                lease,
+                error,
+                retryable,
+            } => call
+                .arg("fail")
+                .arg(&lease.execution)
+                .arg(&lease.id)
+                .arg(lease.epoch)
+                .arg(error)
+                .arg(u8::from(*retryable)),
+        };
+    }
+    call
+}
+
+/// Decode `ff_end_many`'s reply: one outcome (or refusal) per report, in order.
+pub fn decode_end_many(
+    reply: &Reply,
+    n: usize,
+) -> Result<Vec<Result<Ended, CallError>>, CallError> {
+    decode_each("ff_end_many", reply, n, |r| decode_ended("ff_end_many", r))
 }
 
 /// `ff_delay`: end the attempt and make it eligible again after `delay_ms`.

@@ -408,7 +408,7 @@ impl ServerLoad {
 
 /// Tasks creating in parallel (the client side of a create — building and
 /// encoding the call, decoding the reply — is worth a second core).
-pub const CREATE_TASKS: u64 = 4;
+pub const CREATE_TASKS: u64 = 2;
 
 /// What [`create_many`] did.
 pub struct CreatedMany {
@@ -428,8 +428,14 @@ impl CreatedMany {
     }
 }
 
-/// Create `n` executions from [`CREATE_TASKS`] tasks keeping [`IN_FLIGHT`]
-/// requests in flight between them; `spec(i)` makes the i-th.
+/// Executions per bulk submit ([`Client::create_many`](crate::Client::create_many)):
+/// spread over 256 partitions, about 20 per partition call.
+pub const SUBMIT_BATCH: u64 = 5_000;
+/// Bulk submits in flight per task: one is built while others wait on the server.
+const SUBMITS_IN_FLIGHT: usize = 4;
+
+/// Create `n` executions by bulk submits of [`SUBMIT_BATCH`] from
+/// [`CREATE_TASKS`] tasks; `spec(i)` makes the i-th.
 pub async fn create_many(
     ctx: &Ctx,
     n: u64,
@@ -447,14 +453,22 @@ pub async fn create_many(
         let range = (n * task / CREATE_TASKS)..(n * (task + 1) / CREATE_TASKS);
         handles.push(tokio::spawn(async move {
             let mut ids = Vec::with_capacity((range.end - range.start) as usize);
-            let mut stream = futures::stream::iter(range.map(|i| {
-                let (client, s) = (&client, spec(i));
-                async move { client.create(s).await }
-            }))
-            .buffered(IN_FLIGHT / CREATE_TASKS as usize);
-            while let Some(r) = stream.next().await {
-                ids.push(r?.execution);
-                bar.set(done.fetch_add(1, std::sync::atomic::Ordering::Relaxed) + 1);
+            let chunks = range.clone().step_by(SUBMIT_BATCH as usize).map(|start| {
+                let end = (start + SUBMIT_BATCH).min(range.end);
+                let (client, spec) = (&client, &spec);
+                async move {
+                    client
+                        .create_many((start..end).map(|i| spec(i)).collect())
+                        .await
+                }
+            });
+            let mut stream = futures::stream::iter(chunks).buffered(SUBMITS_IN_FLIGHT);
+            while let Some(created) = stream.next().await {
+                let k = created.len() as u64;
+                for r in created {
+                    ids.push(r?.execution);
+                }
+                bar.set(done.fetch_add(k, std::sync::atomic::Ordering::Relaxed) + k);
             }
             Ok::<_, crate::Error>(ids)
         }));

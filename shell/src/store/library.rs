@@ -43,6 +43,11 @@ const PARTS: &[(&str, Scope, &str)] = &[
         include_str!("../../../lua/waitpoint.lua"),
     ),
     (
+        "moves.lua",
+        Scope::Shared,
+        include_str!("../../../lua/moves.lua"),
+    ),
+    (
         "execution.lua",
         Scope::Shared,
         include_str!("../../../lua/execution.lua"),

@@ -5,7 +5,7 @@
 
 use super::handler::{Job, JobError, SharedHandler};
 use super::Inner;
-use ff_core::contract::execution::{Claimed, Lease};
+use ff_core::contract::execution::{Claimed, Lease, Report};
 use futures::FutureExt;
 use std::sync::atomic::Ordering::Relaxed;
 use std::sync::Arc;
@@ -135,18 +135,16 @@ async fn report(inner: &Inner, lease: &Lease, outcome: Ended) {
     let client = &inner.client;
     let s = &inner.stats;
     let r = match outcome {
-        Ok(Ok(Ok(result))) => client
-            .complete(lease, &result)
+        Ok(Ok(Ok(result))) => inner
+            .reporter
+            .send(Report::Complete {
+                lease: lease.clone(),
+                result,
+            })
             .await
             .map(|_| s.completed.fetch_add(1, Relaxed)),
-        Ok(Ok(Err(JobError::Retry(msg)))) => client
-            .fail(lease, &msg, true)
-            .await
-            .map(|_| s.failed.fetch_add(1, Relaxed)),
-        Ok(Ok(Err(JobError::Fatal(msg)))) => client
-            .fail(lease, &msg, false)
-            .await
-            .map(|_| s.failed.fetch_add(1, Relaxed)),
+        Ok(Ok(Err(JobError::Retry(msg)))) => fail(inner, lease, msg, true).await,
+        Ok(Ok(Err(JobError::Fatal(msg)))) => fail(inner, lease, msg, false).await,
         Ok(Ok(Err(JobError::Delay(d)))) => client
             .delay(lease, d)
             .await
@@ -159,10 +157,7 @@ async fn report(inner: &Inner, lease: &Lease, outcome: Ended) {
             let msg = panic_message(payload);
             s.panicked.fetch_add(1, Relaxed);
             tracing::error!(execution = %lease.execution, panic = %msg, "handler panicked; failing the attempt");
-            client
-                .fail(lease, &format!("handler panicked: {msg}"), true)
-                .await
-                .map(|_| s.failed.fetch_add(1, Relaxed))
+            fail(inner, lease, format!("handler panicked: {msg}"), true).await
         }
         Err(e) => {
             // Stopped from outside (shutdown took it over): nothing to report.
@@ -177,4 +172,21 @@ async fn report(inner: &Inner, lease: &Lease, outcome: Ended) {
         }
         tracing::warn!(execution = %lease.execution, error = %e, "reporting the outcome failed");
     }
+}
+
+async fn fail(
+    inner: &Inner,
+    lease: &Lease,
+    error: String,
+    retryable: bool,
+) -> crate::error::Result<u64> {
+    inner
+        .reporter
+        .send(Report::Fail {
+            lease: lease.clone(),
+            error,
+            retryable,
+        })
+        .await
+        .map(|_| inner.stats.failed.fetch_add(1, Relaxed))
 }

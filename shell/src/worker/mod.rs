@@ -24,6 +24,7 @@
 mod handler;
 mod job;
 mod ready;
+mod reporter;
 
 pub use handler::{Handler, Job, JobError, JobResult};
 
@@ -212,7 +213,7 @@ impl WorkerBuilder {
             }
         }
         let inner = Arc::new(Inner {
-            client: self.client,
+            client: self.client.clone(),
             capabilities: self.capabilities,
             name,
             instance,
@@ -227,6 +228,7 @@ impl WorkerBuilder {
             stats: Arc::new(WorkerStats::default()),
             running: Mutex::new(HashMap::new()),
             slot_freed: Notify::new(),
+            reporter: reporter::Reporter::start(self.client.clone()),
         });
         let (stop_tx, stop_rx) = watch::channel(false);
         if !inner.capabilities.is_empty() {
@@ -260,6 +262,8 @@ pub(crate) struct Inner {
     /// Jobs in flight, by execution id.
     pub(crate) running: Mutex<HashMap<String, Running>>,
     pub(crate) slot_freed: Notify,
+    /// Completions and failures, batched.
+    pub(crate) reporter: reporter::Reporter,
 }
 
 /// A running worker. Dropping it stops claiming and abandons running handlers

@@ -1,0 +1,124 @@
+-- Index writes. A transition either writes its index moves at once or, in a
+-- batch function, collects them in a `moves` table (`mv`) and makes them once
+-- at the end: one ZREM and one ZADD per index per batch instead of one per
+-- member, which is most of what a hot path costs. Hash writes are never
+-- deferred, so a later member of the same batch sees every earlier change.
+
+-- The channel the engine listens on to wake a scanner early.
+local WAKE_CHANNEL = 'ff:wake'
+-- The channel workers follow to learn that a lane of a partition has work.
+local READY_CHANNEL = 'ff:ready'
+
+-- zadd_due for many members at once: `entries` is {due, member, due, member, ...}.
+-- When the earliest of them becomes the index's earliest, the engine is told
+-- (message '<index> <tag> <due>') so its scanner wakes in time instead of at
+-- its next planned look.
+local function zadd_due_many(tag, name, entries)
+  if #entries == 0 then return end
+  local key = idx_key(tag, name)
+  local head = redis.call('ZRANGE', key, 0, 0, 'WITHSCORES')
+  local earliest = entries[1]
+  for i = 3, #entries, 2 do
+    if entries[i] < earliest then earliest = entries[i] end
+  end
+  redis.call('ZADD', key, unpack(entries))
+  if head[2] == nil or earliest < tonumber(head[2]) then
+    redis.call('PUBLISH', WAKE_CHANNEL, name .. ' ' .. tag .. ' ' .. earliest)
+  end
+end
+
+-- Add one member to a due-time index (see zadd_due_many).
+local function zadd_due(tag, name, due, eid)
+  zadd_due_many(tag, name, {due, eid})
+end
+
+local function new_moves()
+  return {rem = {}, add = {}, order = {}, due = {}, due_order = {}, sadd = {}, keys = {}, lanes = {}}
+end
+
+-- Per-batch caches: a key built once per batch, a lane name checked once.
+local function batch_key(mv, tag, name)
+  local k = mv.keys[name]
+  if not k then
+    k = idx_key(tag, name)
+    mv.keys[name] = k
+  end
+  return k
+end
+
+local function batch_lane_key(mv, tag, lane)
+  local k = mv.lanes[lane]
+  if k == nil then
+    k = name_ok(lane) and eligible_key(tag, lane) or false
+    mv.lanes[lane] = k
+  end
+  return k
+end
+
+local function touch(mv, key)
+  if not mv.rem[key] and not mv.add[key] then mv.order[#mv.order + 1] = key end
+end
+
+local function defer_zrem(mv, key, member)
+  touch(mv, key)
+  local t = mv.rem[key] or {}
+  t[#t + 1] = member
+  mv.rem[key] = t
+end
+
+local function defer_zadd(mv, key, score, member)
+  touch(mv, key)
+  local t = mv.add[key] or {}
+  t[#t + 1] = score
+  t[#t + 1] = member
+  mv.add[key] = t
+end
+
+-- Out of an index: at once without `mv`, else at the batch's end.
+local function idx_rem(mv, key, member)
+  if mv then
+    defer_zrem(mv, key, member)
+  else
+    redis.call('ZREM', key, member)
+  end
+end
+
+-- Into a due-time index of this partition (zadd_due), at once or deferred.
+local function idx_due(mv, tag, name, due, member)
+  if not mv then return zadd_due(tag, name, due, member) end
+  local t = mv.due[name]
+  if not t then
+    t = {}
+    mv.due[name] = t
+    mv.due_order[#mv.due_order + 1] = name
+  end
+  t[#t + 1] = due
+  t[#t + 1] = member
+  mv.due_tag = tag
+end
+
+-- Into a set (the partition's `all` set), at once or deferred.
+local function idx_sadd(mv, key, member)
+  if not mv then return redis.call('SADD', key, member) end
+  mv.sadd_key = key
+  mv.sadd[#mv.sadd + 1] = member
+end
+
+-- Make the collected moves. Adds to an eligible index announce it to workers
+-- when it was empty (as make_eligible does for a single member).
+local function apply_moves(mv)
+  for _, key in ipairs(mv.order) do
+    if mv.rem[key] then redis.call('ZREM', key, unpack(mv.rem[key])) end
+    if mv.add[key] then
+      local lane_tag = string.match(key, '^ff:idx:({fp:%d+}):eligible:')
+      if lane_tag and redis.call('ZCARD', key) == 0 then
+        redis.call('PUBLISH', READY_CHANNEL, string.sub(key, #('ff:idx:' .. lane_tag .. ':eligible:') + 1) .. ' ' .. lane_tag)
+      end
+      redis.call('ZADD', key, unpack(mv.add[key]))
+    end
+  end
+  if #mv.sadd > 0 then redis.call('SADD', mv.sadd_key, unpack(mv.sadd)) end
+  for _, name in ipairs(mv.due_order) do
+    zadd_due_many(mv.due_tag, name, mv.due[name])
+  end
+end
