@@ -53,7 +53,7 @@ use ff_engine::core::admission::{budget_partition, quota_partition, Admission, Q
 use ff_engine::core::contract::admission::{
     self as ad, BlockReason, BudgetDef, DimensionLimits, UsageReport,
 };
-use ff_engine::core::contract::execution::{self as ex, ClaimArgs, CreateArgs, Lease};
+use ff_engine::core::contract::execution::{self as ex, ClaimArgs, CreateArgs, Lease, Report};
 use ff_engine::core::contract::flow::{self as fl, Membership};
 use ff_engine::core::contract::ownership as own;
 use ff_engine::core::contract::scan::{self as sc, BatchFunction, ScannerFilter};
@@ -197,6 +197,12 @@ enum Op {
         lease: usize,
         result: Vec<u8>,
     },
+    /// Bulk submit: the batch goes to the first one's partition (others
+    /// there make it refused whole).
+    CreateMany(Vec<CreateOp>),
+    /// Batched reports (lease, 0 complete | 1 retryable fail | 2 fatal fail),
+    /// sent to the first lease's partition.
+    EndMany(Vec<(usize, u8)>),
     Fail {
         lease: usize,
         retryable: bool,
@@ -359,6 +365,10 @@ fn lane() -> impl Strategy<Value = usize> {
 }
 
 fn create_op() -> impl Strategy<Value = Op> {
+    create_spec().prop_map(Op::Create)
+}
+
+fn create_spec() -> impl Strategy<Value = CreateOp> {
     (
         (0..EXECS, 0..2usize, lane()),
         prop_oneof![3 => Just(0u32), 3 => Just(5), 2 => Just(1000), 1 => Just(1001)],
@@ -392,7 +402,7 @@ fn create_op() -> impl Strategy<Value = Op> {
                 idempotency,
                 (tag, flow),
             )| {
-                Op::Create(CreateOp {
+                CreateOp {
                     exec,
                     ns,
                     lane,
@@ -407,7 +417,7 @@ fn create_op() -> impl Strategy<Value = Op> {
                     idempotency,
                     tag,
                     flow,
-                })
+                }
             },
         )
 }
@@ -467,6 +477,8 @@ fn op() -> impl Strategy<Value = Op> {
         2 => (lease.clone(), proptest::collection::vec(any::<u8>(), 0..6))
             .prop_map(|(lease, result)| Op::Complete { lease, result }),
         2 => (lease.clone(), any::<bool>()).prop_map(|(lease, retryable)| Op::Fail { lease, retryable }),
+        1 => proptest::collection::vec(create_spec(), 1..4).prop_map(Op::CreateMany),
+        2 => proptest::collection::vec((lease.clone(), 0u8..3), 1..5).prop_map(Op::EndMany),
         1 => (lease.clone(), small_ms()).prop_map(|(lease, delay_ms)| Op::Delay { lease, delay_ms }),
         1 => lease.prop_map(|lease| Op::Release { lease }),
         1 => (0..EXECS).prop_map(|exec| Op::Cancel { exec }),
@@ -1040,6 +1052,10 @@ impl<'a> Run<'a> {
     }
 
     fn create_call(&self, c: &CreateOp) -> Call {
+        ex::create(&self.create_args(c))
+    }
+
+    fn create_args(&self, c: &CreateOp) -> CreateArgs {
         let ns = Namespace::new(["ns1", "ns2"][c.ns]).unwrap();
         let (max, kind, a, b) = c.retry;
         let retry = if kind == 0 {
@@ -1047,7 +1063,7 @@ impl<'a> Run<'a> {
         } else {
             RetryPolicy::exponential(max, a, a + b)
         };
-        ex::create(&CreateArgs {
+        CreateArgs {
             execution: exec_id(c.exec),
             namespace: ns,
             lane: Lane::new(LANES[c.lane]).unwrap(),
@@ -1086,7 +1102,7 @@ impl<'a> Run<'a> {
                 6 => Admission::parse("b1;q0;gpu").unwrap(),
                 _ => Admission::default(),
             },
-        })
+        }
     }
 
     /// One call of lua/admission.lua.
@@ -1238,6 +1254,30 @@ impl<'a> Run<'a> {
                 return Ok(());
             }
             Op::Create(c) => Step::Call(self.create_call(c)),
+            Op::CreateMany(cs) => {
+                let args: Vec<CreateArgs> = cs.iter().map(|c| self.create_args(c)).collect();
+                Step::Call(ex::create_many(args[0].execution.partition(), &args))
+            }
+            Op::EndMany(items) => {
+                let reports: Vec<Report> = items
+                    .iter()
+                    .map(|&(lease, how)| {
+                        let lease = self.lease(lease);
+                        match how {
+                            0 => Report::Complete {
+                                lease,
+                                result: b"r".to_vec(),
+                            },
+                            n => Report::Fail {
+                                lease,
+                                error: "boom".into(),
+                                retryable: n == 1,
+                            },
+                        }
+                    })
+                    .collect();
+                Step::Call(ex::end_many(reports[0].lease().execution.partition(), &reports))
+            }
             Op::Claim {
                 partition: p,
                 lane,

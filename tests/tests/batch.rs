@@ -1,0 +1,285 @@
+//! Batch calls — bulk submit (`Client::create_many`, `ff_create_many`) and
+//! batched reports (`Client::report_many`, `ff_end_many`): each item is
+//! answered as its single call would be, and a malformed batch is refused
+//! whole, writing nothing.
+
+mod common;
+
+use common::*;
+use ff_engine::core::contract::execution::{self as ex, CreateArgs, EndOutcome, Report};
+use ff_engine::core::contract::{ok_fields, CallError};
+use ff_engine::core::keys::PartitionKeys;
+use ff_engine::core::retry::RetryPolicy;
+use ff_engine::core::state::{AttemptState, PublicState};
+use ff_engine::core::{ExecutionId, FfError, Kind, Lane, LeaseId, Namespace};
+use ff_engine::store::Store;
+use ff_engine::{Error, ExecutionSpec};
+use std::collections::HashSet;
+use std::sync::Arc;
+use std::time::Duration;
+
+async fn bulk_submit_answers_each_spec_as_create_would(store: Arc<dyn Store>) {
+    let c = client_on(store.clone()).await;
+    let mut specs: Vec<ExecutionSpec> = (0..300)
+        .map(|i| ExecutionSpec::new("bulk").payload(format!("p{i}")))
+        .collect();
+    let day = Duration::from_secs(86_400);
+    specs.push(ExecutionSpec::new("bulk").idempotency_key("order-1", day));
+    specs.push(ExecutionSpec::new("bulk").idempotency_key("order-1", day));
+    specs.push(ExecutionSpec::new("bad kind!"));
+    specs.push(ExecutionSpec::new("later").delay(Duration::from_secs(3600)));
+
+    let out = c.create_many(specs).await;
+    assert_eq!(out.len(), 304);
+    for r in &out[..300] {
+        let created = r.as_ref().expect("created");
+        assert!(created.created);
+        assert_eq!(created.state, PublicState::Waiting);
+    }
+    let first = out[300].as_ref().unwrap();
+    let again = out[301].as_ref().unwrap();
+    assert!(first.created);
+    assert!(!again.created, "the repeated idempotency key is a duplicate");
+    assert_eq!(again.execution, first.execution);
+    assert!(
+        matches!(out[302], Err(Error::Parse(_))),
+        "{:?}",
+        out[302]
+    );
+    let later = out[303].as_ref().unwrap();
+    assert_eq!(later.state, PublicState::Delayed);
+    assert_eq!(
+        zmembers(&*store, &PartitionKeys::of(&later.execution).delayed()).await,
+        vec![later.execution.to_string()]
+    );
+
+    // Every created execution is claimable, once, with its own payload.
+    let rec = c.get(&out[7].as_ref().unwrap().execution).await.unwrap();
+    assert_eq!(rec.payload, b"p7");
+    let (lane, w, i) = worker();
+    let mut seen = HashSet::new();
+    loop {
+        let got = c.claim(&lane, &w, &i, LEASE, 100).await.unwrap();
+        if got.is_empty() {
+            break;
+        }
+        for g in got {
+            assert!(seen.insert(g.lease.execution.clone()), "claimed twice");
+        }
+    }
+    assert_eq!(seen.len(), 301, "300 plain + 1 idempotent");
+}
+
+async fn batched_reports_answer_each_as_its_single_call(store: Arc<dyn Store>) {
+    let c = client_on(store.clone()).await;
+    for kind in ["a", "b", "c", "d", "e"] {
+        c.create(ExecutionSpec::new(kind).retry(RetryPolicy::fixed(2, 50)))
+            .await
+            .unwrap();
+    }
+    let (lane, w, i) = worker();
+    let mut claimed = c.claim(&lane, &w, &i, LEASE, 10).await.unwrap();
+    assert_eq!(claimed.len(), 5);
+    claimed.sort_by(|x, y| x.kind.as_str().cmp(y.kind.as_str()));
+    let lease = |k: usize| claimed[k].lease.clone();
+    let mut forged = lease(3);
+    forged.id = LeaseId::from_u128(42);
+
+    let reports = vec![
+        Report::Complete {
+            lease: lease(0),
+            result: b"done".to_vec(),
+        },
+        Report::Complete {
+            lease: lease(0),
+            result: b"done".to_vec(),
+        },
+        Report::Fail {
+            lease: lease(1),
+            error: "try again".into(),
+            retryable: true,
+        },
+        Report::Fail {
+            lease: lease(2),
+            error: "broken".into(),
+            retryable: false,
+        },
+        Report::Complete {
+            lease: forged,
+            result: vec![],
+        },
+        Report::Complete {
+            lease: lease(4),
+            result: vec![0; ff_engine::core::contract::limits::MAX_PAYLOAD_BYTES + 1],
+        },
+    ];
+    let out = c.report_many(&reports).await;
+    assert_eq!(out.len(), 6);
+    let ended = |k: usize| out[k].as_ref().expect("accepted").clone();
+    assert_eq!(ended(0).outcome, EndOutcome::Completed);
+    assert!(!ended(0).replayed);
+    assert_eq!(ended(1).outcome, EndOutcome::Completed);
+    assert!(ended(1).replayed, "the repeat in the same batch is a replay");
+    assert!(matches!(
+        ended(2).outcome,
+        EndOutcome::RetryScheduled { .. }
+    ));
+    assert_eq!(ended(3).outcome, EndOutcome::Failed);
+    assert!(
+        matches!(out[4], Err(Error::Rejected(FfError::StaleLease))),
+        "{:?}",
+        out[4]
+    );
+    assert!(
+        matches!(out[5], Err(Error::Rejected(FfError::PayloadTooLarge { .. }))),
+        "{:?}",
+        out[5]
+    );
+
+    let state = |k: usize| {
+        let c = c.clone();
+        let eid = claimed[k].lease.execution.clone();
+        async move { c.get(&eid).await.unwrap() }
+    };
+    let a = state(0).await;
+    assert_eq!(a.public_state, PublicState::Completed);
+    assert_eq!(a.result.as_deref(), Some(&b"done"[..]));
+    assert_eq!(a.attempt_state, Some(AttemptState::Succeeded));
+    assert!(a.lease.is_none());
+    let b = state(1).await;
+    assert_eq!(b.public_state, PublicState::Delayed);
+    assert_eq!(b.retries, 1);
+    assert_eq!(state(2).await.public_state, PublicState::Failed);
+    // The refused reports changed nothing: both still run under their leases.
+    for k in [3, 4] {
+        let r = state(k).await;
+        assert_eq!(r.public_state, PublicState::Active);
+        assert_eq!(r.lease.as_ref(), Some(&claimed[k].lease));
+    }
+
+    // Every index agrees with every record.
+    for k in 0..5 {
+        let eid = &claimed[k].lease.execution;
+        let pk = PartitionKeys::of(eid);
+        let leased = zmembers(&*store, &pk.lease_expiry()).await;
+        let terminal = zmembers(&*store, &pk.terminal()).await;
+        let delayed = zmembers(&*store, &pk.delayed()).await;
+        let has = |v: &Vec<String>| v.contains(&eid.to_string());
+        match k {
+            0 | 2 => assert!(has(&terminal) && !has(&leased)),
+            1 => assert!(has(&delayed) && !has(&leased)),
+            _ => assert!(has(&leased) && !has(&terminal)),
+        }
+    }
+}
+
+on_both_stores!(
+    bulk_submit_answers_each_spec_as_create_would,
+    batched_reports_answer_each_as_its_single_call,
+);
+
+fn create_args(partition: u16, n: u128) -> CreateArgs {
+    CreateArgs {
+        execution: ExecutionId::new(partition, n),
+        namespace: Namespace::default_namespace(),
+        lane: Lane::default_lane(),
+        kind: Kind::new("k").unwrap(),
+        priority: 0,
+        payload: b"p".to_vec(),
+        delay_ms: 0,
+        attempt_timeout_ms: 0,
+        deadline_ms: 0,
+        retry: RetryPolicy::default(),
+        max_reclaims: 3,
+        retention_ms: 1000,
+        idempotency: None,
+        tags: vec![],
+        flow: None,
+        admission: Default::default(),
+    }
+}
+
+fn refusal(function: &'static str, reply: &ff_engine::core::reply::Reply) -> FfError {
+    match ok_fields(function, reply) {
+        Err(CallError::Rejected(e)) => e,
+        Err(other) => panic!("{function}: expected a refusal, got {other:?}"),
+        Ok(_) => panic!("{function}: expected a refusal, the call succeeded"),
+    }
+}
+
+#[tokio::test]
+async fn a_malformed_batch_is_refused_whole_and_writes_nothing() {
+    let redis = ff_tests::TestRedis::standalone();
+    let store = store(&redis.url()).await;
+    let c = client(&redis.url()).await;
+
+    // Creations: one bad item (an id of another partition) refuses the batch.
+    let good = create_args(5, 1);
+    let mut stray = create_args(6, 2);
+    let call = ex::create_many(good.execution.partition(), &[good.clone(), stray.clone()]);
+    let keys_before = all_keys(&*store).await;
+    let e = refusal("ff_create_many", &store.fcall(&call).await.unwrap());
+    assert!(matches!(e, FfError::InvalidArgument { .. }), "{e:?}");
+    assert_eq!(all_keys(&*store).await, keys_before);
+    stray.execution = ExecutionId::new(5, 2);
+    stray.priority = 5000;
+    let call = ex::create_many(good.execution.partition(), &[good.clone(), stray]);
+    let e = refusal("ff_create_many", &store.fcall(&call).await.unwrap());
+    assert!(matches!(e, FfError::InvalidArgument { .. }), "{e:?}");
+    assert_eq!(all_keys(&*store).await, keys_before);
+
+    // Reports: a bad operation, or a count that does not match, refuses the batch.
+    c.create(ExecutionSpec::new("k")).await.unwrap();
+    let job = claim_one(&c).await;
+    let before = c.get(&job.lease.execution).await.unwrap();
+    let report = Report::Complete {
+        lease: job.lease.clone(),
+        result: vec![],
+    };
+    let mut call = ex::end_many(job.lease.execution.partition(), &[report.clone(), report]);
+    call.args[7] = b"explode".to_vec();
+    let e = refusal("ff_end_many", &store.fcall(&call).await.unwrap());
+    assert!(matches!(e, FfError::InvalidArgument { .. }), "{e:?}");
+    call.args[7] = b"complete".to_vec();
+    call.args[0] = b"3".to_vec();
+    let e = refusal("ff_end_many", &store.fcall(&call).await.unwrap());
+    assert!(matches!(e, FfError::InvalidArgument { .. }), "{e:?}");
+    let mut after = c.get(&job.lease.execution).await.unwrap();
+    after.read_at_ms = before.read_at_ms;
+    assert_eq!(after, before, "a refused batch changed the record");
+}
+
+#[tokio::test]
+async fn batches_on_a_cluster() {
+    let cluster = ff_tests::RedisCluster::start();
+    let c = cluster_client(cluster.urls()).await;
+    let specs = (0..400).map(|i| ExecutionSpec::new("job").payload(format!("{i}")));
+    let created: Vec<_> = c
+        .create_many(specs.collect())
+        .await
+        .into_iter()
+        .map(|r| r.unwrap().execution)
+        .collect();
+    let parts: HashSet<u16> = created.iter().map(|e| e.partition_index()).collect();
+    assert!(parts.len() > 100, "spread over the three masters");
+
+    let (lane, w, i) = worker();
+    let mut reports = Vec::new();
+    loop {
+        let got = c.claim(&lane, &w, &i, LEASE, 200).await.unwrap();
+        if got.is_empty() {
+            break;
+        }
+        reports.extend(got.into_iter().map(|g| Report::Complete {
+            lease: g.lease,
+            result: g.payload,
+        }));
+    }
+    assert_eq!(reports.len(), 400);
+    for r in c.report_many(&reports).await {
+        assert_eq!(r.unwrap().outcome, EndOutcome::Completed);
+    }
+    let rec = c.get(&created[9]).await.unwrap();
+    assert_eq!(rec.public_state, PublicState::Completed);
+    assert_eq!(rec.result.as_deref(), Some(&b"9"[..]));
+}
