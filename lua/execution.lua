@@ -323,26 +323,31 @@ local function ff_claim(keys, args)
   -- Index moves are made once for the whole batch (the hot path of workers).
   local taken, leased, timed, adms, skipped = {}, {}, {}, {}, {}
   local cands = redis.call('ZRANGE', ek_idx, 0, n - 1 + ROUTE_LOOKAHEAD)
+  -- Times as text once per batch (a number argument is formatted on every
+  -- call; %.14g is exact for millisecond times).
+  local now_s, exp_s = tostring(now), tostring(exp)
   for _, eid in ipairs(cands) do
     if claimed >= n then break end
-    local ek = exec_key(eid)
-    local h = read_state(ek, 'att', 'epoch', 'att_timeout', 'kind', 'payload', 'adm')
-    local att, epoch, att_timeout = counter(h.att), counter(h.epoch), counter(h.att_timeout)
-    local needs = h.adm and needed_capabilities(h.adm)
-    if needs and needs ~= '' and h.phase == 'runnable' and h.elig == 'eligible' and not capable(needs, caps) then
+    local ek = eid_ok(eid, tag) and exec_key(eid)
+    -- (positional: this runs once per claimed execution)
+    local v = ek and redis.call('HMGET', ek, 'phase', 'elig', 'lane', 'att', 'epoch', 'att_timeout', 'kind', 'payload', 'adm', 'deadline')
+    local needs = v and v[9] and needed_capabilities(v[9])
+    local att, epoch, att_timeout, deadline
+    if v then att, epoch, att_timeout, deadline = counter(v[4] or nil), counter(v[5] or nil), counter(v[6] or nil), v[10] and num(v[10]) end
+    if needs and needs ~= '' and v[1] == 'runnable' and v[2] == 'eligible' and not capable(needs, caps) then
       if #skipped < 2 * ROUTE_LOOKAHEAD then
         skipped[#skipped + 1] = eid
         skipped[#skipped + 1] = needs
       end
-    elseif not eid_ok(eid, tag) or h.phase ~= 'runnable' or h.elig ~= 'eligible' or h.lane ~= lane
+    elseif not v or v[1] ~= 'runnable' or v[2] ~= 'eligible' or v[3] ~= lane
         or att == nil or epoch == nil or att_timeout == nil
-        or (h.deadline and num(h.deadline) == nil) or not name_ok(h.kind) then
+        or (v[10] and deadline == nil) or not name_ok(v[7]) then
       -- The index disagrees with the record, or the record is unusable: drop
       -- the entry (the reconciler re-indexes a sound record; a broken one
       -- waits for an operator rather than failing every claim).
       taken[#taken + 1] = eid
-    elseif h.deadline and num(h.deadline) <= now then
-      make_terminal(nil, ek, tag, eid, h, 'expired', now, 'error', 'execution deadline passed')
+    elseif deadline and deadline <= now then
+      make_terminal(nil, ek, tag, eid, read_state(ek), 'expired', now, 'error', 'execution deadline passed')
     else
       claimed = claimed + 1
       local lease_id = args[5 + claimed]
@@ -352,19 +357,19 @@ local function ff_claim(keys, args)
       leased[#leased + 1] = eid
       if att_timeout > 0 then
         redis.call('HSET', ek, 'phase', 'active', 'elig', '', 'lease_id', lease_id, 'epoch', epoch,
-          'lease_exp', exp, 'worker', worker, 'wi', wi, 'att', att, 'att_state', 'running',
-          'att_started', now, 'att_due', now + att_timeout)
+          'lease_exp', exp_s, 'worker', worker, 'wi', wi, 'att', att, 'att_state', 'running',
+          'att_started', now_s, 'att_due', now + att_timeout)
         timed[#timed + 1] = now + att_timeout
         timed[#timed + 1] = eid
       else
         redis.call('HSET', ek, 'phase', 'active', 'elig', '', 'lease_id', lease_id, 'epoch', epoch,
-          'lease_exp', exp, 'worker', worker, 'wi', wi, 'att', att, 'att_state', 'running',
-          'att_started', now)
+          'lease_exp', exp_s, 'worker', worker, 'wi', wi, 'att', att, 'att_state', 'running',
+          'att_started', now_s)
       end
       local k = #out
       out[k + 1] = eid; out[k + 2] = lease_id; out[k + 3] = epoch; out[k + 4] = att
-      out[k + 5] = exp; out[k + 6] = h.kind or ''; out[k + 7] = h.payload or ''
-      adms[#adms + 1] = h.adm or ''
+      out[k + 5] = exp; out[k + 6] = v[7]; out[k + 7] = v[8] or ''
+      adms[#adms + 1] = v[9] or ''
     end
   end
   for _, a in ipairs(adms) do out[#out + 1] = a end
