@@ -629,7 +629,18 @@ pub const FUNCTIONS: &[&str] = &[
     "ff_flow_reconcile",
     "ff_reconcile_dependencies",
     "ff_project_flows",
+    "ff_create_many",
+    "ff_end_many",
 ];
+
+/// One report of a batch: the lease, an operation (`how % 4`: complete,
+/// retryable fail, fatal fail, an unknown operation) and its text.
+#[derive(Debug, Clone, PartialEq, Eq, Arbitrary)]
+pub struct ReportOp {
+    pub lease: LeaseSel,
+    pub how: u8,
+    pub text: Text,
+}
 
 /// One step of a run. Append new variants at the end (seeds name variants by
 /// index).
@@ -754,6 +765,72 @@ pub enum Op {
     GetFlow {
         flow: u8,
     },
+    /// Bulk submit (`ff_create_many`) on the first creation's partition.
+    CreateMany(List<CreateOp>),
+    /// Batched reports (`ff_end_many`) on the first lease's partition: per
+    /// report a lease, an operation selector and the result or error text.
+    EndMany(List<ReportOp>),
+}
+
+/// `ff_create` with the op's (possibly malformed) arguments.
+fn create_call(c: &CreateOp) -> Call {
+    let eid = match &c.membership {
+        Some(MembershipOp {
+            flow: FlowSel::Known(f),
+            place,
+            ..
+        }) if place % 4 != 0 => {
+            local_exec(c.exec, flow_partition(&flow_id(*f), &config()).index)
+        }
+        _ => exec_id(c.exec),
+    };
+    let pk = PartitionKeys::of(&eid);
+    let ns = c.namespace.render();
+    let mut keys = vec![keys::exec(&eid)];
+    let (ttl, idem) = match &c.idempotency {
+        Some((k, ttl)) => (
+            ttl.render(),
+            Some(format!(
+                "ff:idem:{}:{}:{}",
+                pk.tag(),
+                String::from_utf8_lossy(&ns),
+                k.lossy()
+            )),
+        ),
+        None => (b"0".to_vec(), None),
+    };
+    keys.extend(idem);
+    let call = Call::new("ff_create", keys)
+        .arg(&eid)
+        .arg_bytes(&ns)
+        .arg_bytes(&c.lane.render())
+        .arg_bytes(&c.kind.render())
+        .arg_bytes(&c.priority.render())
+        .arg_bytes(&c.payload.bytes())
+        .arg_bytes(&c.delay_ms.render())
+        .arg_bytes(&c.attempt_timeout_ms.render())
+        .arg_bytes(&c.deadline_ms.render())
+        .arg_bytes(&c.retry.render())
+        .arg_bytes(&c.max_reclaims.render())
+        .arg_bytes(&c.retention_ms.render())
+        .arg_bytes(&ttl);
+    // The flow membership: flow id, join and cancel-remaining (all
+    // empty: not a member).
+    let mut call = match &c.membership {
+        None => call.arg("").arg("").arg(""),
+        Some(m) => call
+            .arg_bytes(&match &m.flow {
+                FlowSel::Known(f) => flow_id(*f).to_string().into_bytes(),
+                FlowSel::Raw(t) => t.0.clone(),
+            })
+            .arg_bytes(&m.join.render())
+            .arg_bytes(&m.cancel_remaining.render()),
+    };
+    call = call.arg(c.tags.0.len());
+    for (n, v) in &c.tags.0 {
+        call = call.arg_bytes(&n.render()).arg_bytes(&v.0);
+    }
+    call
 }
 
 /// The operations an input stands for: [`Op`]s read one after another until
@@ -788,7 +865,36 @@ fn per_execution(function: &str) -> bool {
             | "ff_get"
             | "ff_version"
             | "ff_add_edge"
+            | "ff_end_many"
+            | "ff_create_many"
     )
+}
+
+/// The item count a batch reply states (`{1, n, ...}`); a malformed one is
+/// caught by the decoder it is then handed to.
+fn batch_count(reply: &Reply) -> usize {
+    match reply {
+        Reply::Array(v) => v
+            .get(1)
+            .and_then(Reply::int)
+            .and_then(|n| usize::try_from(n).ok())
+            .unwrap_or(0),
+        _ => 0,
+    }
+}
+
+/// A batch's item replies: refusals with a known code are answers; an item
+/// that does not decode, or is refused with an unknown code, is the call's.
+fn first_failure<T>(items: Vec<Result<T, CallError>>) -> Result<Option<Vec<Lease>>, CallError> {
+    for item in items {
+        match item {
+            Err(e @ CallError::Rejected(FfError::Other { .. })) | Err(e @ CallError::Decode(_)) => {
+                return Err(e)
+            }
+            Ok(_) | Err(CallError::Rejected(_)) => {}
+        }
+    }
+    Ok(None)
 }
 
 fn decode(function: &'static str, reply: &Reply) -> Result<Option<Vec<Lease>>, CallError> {
@@ -811,6 +917,15 @@ fn decode(function: &'static str, reply: &Reply) -> Result<Option<Vec<Lease>>, C
         "ff_cancel_flow" => fl::decode_cancel_flow(reply).map(|_| None)?,
         "ff_flow_get" => fl::decode_get_flow(&flow_id(0), reply).map(|_| None)?,
         "ff_flow_drain" => fl::decode_drain(reply).map(|_| None)?,
+        // A batch: each item must decode as its single call's reply would.
+        "ff_create_many" => {
+            let n = batch_count(reply);
+            first_failure(ex::decode_create_many(reply, n)?)?
+        }
+        "ff_end_many" => {
+            let n = batch_count(reply);
+            first_failure(ex::decode_end_many(reply, n)?)?
+        }
         f => {
             let out = decode_batch(f, reply)?;
             assert!(
@@ -936,6 +1051,30 @@ impl Run {
                     reads.extend(r.text());
                 }
             }
+        }
+        if call.function == "ff_create_many" {
+            // (k, idempotency record, k arguments) per creation: a duplicate
+            // reads the execution its record names.
+            let mut at = 1;
+            while let (Some(k), Some(idem)) = (call.args.get(at), call.args.get(at + 1)) {
+                if !idem.is_empty() {
+                    if let Ok(r) = self.command(&[b"GET", idem]) {
+                        reads.extend(r.text());
+                    }
+                }
+                let k = std::str::from_utf8(k).ok().and_then(|k| k.parse::<usize>().ok());
+                at += 2 + k.unwrap_or(usize::MAX - at - 2);
+            }
+        }
+        if call.function == "ff_end_many" {
+            // (op, eid, lease, epoch, text, flag) per report
+            reads.extend(
+                call.args
+                    .iter()
+                    .skip(2)
+                    .step_by(6)
+                    .map(|a| String::from_utf8_lossy(a).into_owned()),
+            );
         }
         if call.function == "ff_add_edge" {
             // The parent and the child.
@@ -1079,63 +1218,7 @@ impl Run {
                     }
                     _ => c,
                 };
-                let eid = match &c.membership {
-                    Some(MembershipOp {
-                        flow: FlowSel::Known(f),
-                        place,
-                        ..
-                    }) if place % 4 != 0 => {
-                        local_exec(c.exec, flow_partition(&flow_id(*f), &config()).index)
-                    }
-                    _ => exec_id(c.exec),
-                };
-                let pk = PartitionKeys::of(&eid);
-                let ns = c.namespace.render();
-                let mut keys = vec![keys::exec(&eid)];
-                let (ttl, idem) = match &c.idempotency {
-                    Some((k, ttl)) => (
-                        ttl.render(),
-                        Some(format!(
-                            "ff:idem:{}:{}:{}",
-                            pk.tag(),
-                            String::from_utf8_lossy(&ns),
-                            k.lossy()
-                        )),
-                    ),
-                    None => (b"0".to_vec(), None),
-                };
-                keys.extend(idem);
-                let call = Call::new("ff_create", keys)
-                    .arg(&eid)
-                    .arg_bytes(&ns)
-                    .arg_bytes(&c.lane.render())
-                    .arg_bytes(&c.kind.render())
-                    .arg_bytes(&c.priority.render())
-                    .arg_bytes(&c.payload.bytes())
-                    .arg_bytes(&c.delay_ms.render())
-                    .arg_bytes(&c.attempt_timeout_ms.render())
-                    .arg_bytes(&c.deadline_ms.render())
-                    .arg_bytes(&c.retry.render())
-                    .arg_bytes(&c.max_reclaims.render())
-                    .arg_bytes(&c.retention_ms.render())
-                    .arg_bytes(&ttl);
-                // The flow membership: flow id, join and cancel-remaining (all
-                // empty: not a member).
-                let mut call = match &c.membership {
-                    None => call.arg("").arg("").arg(""),
-                    Some(m) => call
-                        .arg_bytes(&match &m.flow {
-                            FlowSel::Known(f) => flow_id(*f).to_string().into_bytes(),
-                            FlowSel::Raw(t) => t.0.clone(),
-                        })
-                        .arg_bytes(&m.join.render())
-                        .arg_bytes(&m.cancel_remaining.render()),
-                };
-                call = call.arg(c.tags.0.len());
-                for (n, v) in &c.tags.0 {
-                    call = call.arg_bytes(&n.render()).arg_bytes(&v.0);
-                }
-                self.fcall(&call);
+                self.fcall(&create_call(c));
             }
             Op::Claim {
                 partition: p,
@@ -1439,6 +1522,36 @@ impl Run {
             Op::GetFlow { flow } => {
                 let flow = flow_id(*flow);
                 self.fcall(&fl::get_flow(&flow_keys(&flow), &flow));
+            }
+            Op::CreateMany(cs) => {
+                let Some(first) = cs.0.first() else { return };
+                let all = PartitionKeys::new(exec_id(first.exec).partition()).all();
+                let mut call = Call::new("ff_create_many", vec![all]).arg(cs.0.len());
+                for c in &cs.0 {
+                    let one = create_call(c);
+                    call = call
+                        .arg(one.args.len())
+                        .arg(one.keys.get(1).map(String::as_str).unwrap_or(""));
+                    call.args.extend(one.args);
+                }
+                self.fcall(&call);
+            }
+            Op::EndMany(items) => {
+                let Some(first) = items.0.first() else { return };
+                let key = PartitionKeys::of(&self.lease(&first.lease).execution).lease_expiry();
+                let mut call = Call::new("ff_end_many", vec![key]).arg(items.0.len());
+                for ReportOp { lease, how, text } in &items.0 {
+                    let lease = self.lease(lease);
+                    let op = ["complete", "fail", "fail", "explode"][usize::from(how % 4)];
+                    call = call
+                        .arg(op)
+                        .arg(&lease.execution)
+                        .arg(&lease.id)
+                        .arg(lease.epoch)
+                        .arg_bytes(&text.0)
+                        .arg(u8::from(how % 4 == 1));
+                }
+                self.fcall(&call);
             }
         }
         self.check_messages();

@@ -378,7 +378,15 @@ impl Encode for Arg {
     }
 }
 
-const OPS: u32 = 25;
+const OPS: u32 = 27;
+
+impl Encode for ReportOp {
+    fn encode(&self, out: &mut Vec<u8>) {
+        self.lease.encode(out);
+        self.how.encode(out);
+        self.text.encode(out);
+    }
+}
 
 impl Encode for Op {
     fn encode(&self, out: &mut Vec<u8>) {
@@ -558,6 +566,14 @@ impl Encode for Op {
             Op::GetFlow { flow } => {
                 variant(out, 24, OPS);
                 flow.encode(out);
+            }
+            Op::CreateMany(cs) => {
+                variant(out, 25, OPS);
+                cs.encode(out);
+            }
+            Op::EndMany(reports) => {
+                variant(out, 26, OPS);
+                reports.encode(out);
             }
         }
     }
@@ -1120,6 +1136,44 @@ pub fn seeds() -> Vec<(&'static str, Vec<Op>)> {
                 },
                 due(PURGE, 1),
                 Op::GetFlow { flow: 1 },
+            ],
+        ),
+        (
+            "batches",
+            vec![
+                // Three creations of partition 0 in one call, then one with a
+                // stray of partition 1 (refused whole).
+                Op::CreateMany(List(vec![create(0), create(2), create(4)])),
+                Op::CreateMany(List(vec![create(6), create(1)])),
+                claim(0, 3),
+                Op::EndMany(List(vec![
+                    ReportOp {
+                        lease: lease(0),
+                        how: 0,
+                        text: Text(b"done".to_vec()),
+                    },
+                    ReportOp {
+                        lease: lease(0),
+                        how: 0,
+                        text: Text(b"done".to_vec()),
+                    },
+                    ReportOp {
+                        lease: lease(1),
+                        how: 1,
+                        text: Text(b"again".to_vec()),
+                    },
+                    ReportOp {
+                        lease: lease(2),
+                        how: 2,
+                        text: Text::default(),
+                    },
+                ])),
+                Op::EndMany(List(vec![ReportOp {
+                    lease: lease(2),
+                    how: 3,
+                    text: Text::default(),
+                }])),
+                Op::Get { exec: 0 },
             ],
         ),
     ]
