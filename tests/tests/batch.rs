@@ -39,13 +39,12 @@ async fn bulk_submit_answers_each_spec_as_create_would(store: Arc<dyn Store>) {
     let first = out[300].as_ref().unwrap();
     let again = out[301].as_ref().unwrap();
     assert!(first.created);
-    assert!(!again.created, "the repeated idempotency key is a duplicate");
-    assert_eq!(again.execution, first.execution);
     assert!(
-        matches!(out[302], Err(Error::Parse(_))),
-        "{:?}",
-        out[302]
+        !again.created,
+        "the repeated idempotency key is a duplicate"
     );
+    assert_eq!(again.execution, first.execution);
+    assert!(matches!(out[302], Err(Error::Parse(_))), "{:?}", out[302]);
     let later = out[303].as_ref().unwrap();
     assert_eq!(later.state, PublicState::Delayed);
     assert_eq!(
@@ -119,7 +118,10 @@ async fn batched_reports_answer_each_as_its_single_call(store: Arc<dyn Store>) {
     assert_eq!(ended(0).outcome, EndOutcome::Completed);
     assert!(!ended(0).replayed);
     assert_eq!(ended(1).outcome, EndOutcome::Completed);
-    assert!(ended(1).replayed, "the repeat in the same batch is a replay");
+    assert!(
+        ended(1).replayed,
+        "the repeat in the same batch is a replay"
+    );
     assert!(matches!(
         ended(2).outcome,
         EndOutcome::RetryScheduled { .. }
@@ -131,7 +133,10 @@ async fn batched_reports_answer_each_as_its_single_call(store: Arc<dyn Store>) {
         out[4]
     );
     assert!(
-        matches!(out[5], Err(Error::Rejected(FfError::PayloadTooLarge { .. }))),
+        matches!(
+            out[5],
+            Err(Error::Rejected(FfError::PayloadTooLarge { .. }))
+        ),
         "{:?}",
         out[5]
     );
@@ -158,8 +163,8 @@ async fn batched_reports_answer_each_as_its_single_call(store: Arc<dyn Store>) {
     }
 
     // Every index agrees with every record.
-    for k in 0..5 {
-        let eid = &claimed[k].lease.execution;
+    for (k, job) in claimed.iter().enumerate() {
+        let eid = &job.lease.execution;
         let pk = PartitionKeys::of(eid);
         let leased = zmembers(&*store, &pk.lease_expiry()).await;
         let terminal = zmembers(&*store, &pk.terminal()).await;

@@ -1276,7 +1276,10 @@ impl<'a> Run<'a> {
                         }
                     })
                     .collect();
-                Step::Call(ex::end_many(reports[0].lease().execution.partition(), &reports))
+                Step::Call(ex::end_many(
+                    reports[0].lease().execution.partition(),
+                    &reports,
+                ))
             }
             Op::Claim {
                 partition: p,

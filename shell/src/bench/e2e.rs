@@ -1,4 +1,5 @@
-//! `e2e`: N no-op executions created (submit rate), then one `Worker` runs
+//! `e2e`: N no-op executions created by bulk submit (`Client::create_many`,
+//! the submit rate; BullMQ's figure is its `addBulk`), then one `Worker` runs
 //! them all to completion (claim → handler → complete rate).
 
 use super::util::{self, progress, Report};
@@ -16,7 +17,7 @@ const TARGET_SUBMIT: f64 = 60_000.0;
 pub(crate) async fn run(ctx: &Ctx) -> BenchResult<Report> {
     let n = ctx.n;
     let mut r = ctx.report(Scenario::E2e);
-    progress!("submitting {n} no-op executions");
+    progress!("submitting {n} no-op executions in bulk");
     let created =
         util::create_many(ctx, n, |_| ExecutionSpec::new("bench.noop").payload("x")).await?;
     let submit_per_sec = util::rate(n, created.secs);
