@@ -50,17 +50,23 @@ local function leave_live(ek, tag, eid, h, mv, ending)
   end
 end
 
--- runnable/eligible: into the lane's eligible index. Announced to workers only
--- when the index was empty: otherwise they already know the partition has work.
--- With `mv` (a batch), index moves are deferred (as are the announcements).
-local function make_eligible(ek, tag, eid, lane, priority, now, mv)
-  redis.call('HSET', ek, 'phase', 'runnable', 'elig', 'eligible', 'due', '')
+-- Into the lane's eligible index, for a record that says runnable/eligible.
+-- Announced to workers only when the index was empty: otherwise they already
+-- know the partition has work. With `mv` (a batch), the move is deferred (and
+-- so is the announcement).
+local function index_eligible(tag, eid, lane, priority, now, mv)
   local key = eligible_key(tag, lane)
   if mv then return defer_zadd(mv, key, eligible_score(priority, now), eid) end
   if redis.call('ZCARD', key) == 0 then
     redis.call('PUBLISH', READY_CHANNEL, lane .. ' ' .. tag)
   end
   redis.call('ZADD', key, eligible_score(priority, now), eid)
+end
+
+-- runnable/eligible (index_eligible).
+local function make_eligible(ek, tag, eid, lane, priority, now, mv)
+  redis.call('HSET', ek, 'phase', 'runnable', 'elig', 'eligible', 'due', '')
+  index_eligible(tag, eid, lane, priority, now, mv)
 end
 
 -- runnable/delayed until `due`; `...` are extra field/value pairs to store.
@@ -217,30 +223,36 @@ local function create_apply(tag, c, now, mv)
   if redis.call('EXISTS', ek) == 1 then
     return err('invalid_argument', 'execution:id already exists')
   end
-  -- Counters (att, retries, reclaims, epoch) start absent: absent reads as 0.
-  redis.call('HSET', ek,
+  -- One write of every field. The state comes first: every transition reads
+  -- it, and a hash this small is searched from its start. A flow member's
+  -- state is set by flows.lua from its dependencies. Counters (att, retries,
+  -- reclaims, epoch) start absent: absent reads as 0.
+  local elig, due = 'eligible', ''
+  if c.member then
+    elig = ''
+  elseif c.delay > 0 then
+    elig, due = 'delayed', now + c.delay
+  end
+  local f = {'phase', 'runnable', 'elig', elig, 'due', due,
     'id', eid, 'ns', c.ns, 'lane', c.lane, 'kind', c.kind, 'pri', c.pri, 'payload', c.payload,
-    'created', now,
-    'att_timeout', c.att_timeout, 'retry', c.retry, 'max_reclaims', c.max_reclaims,
-    'retention', c.retention, unpack(c.fields))
-  if c.adm then redis.call('HSET', ek, 'adm', c.adm) end
-  if c.idem_ttl > 0 then
-    redis.call('HSET', ek, 'idem', c.idem_key)
-    redis.call('SET', c.idem_key, eid, 'PX', c.idem_ttl)
-  end
+    'created', now, 'att_timeout', c.att_timeout, 'retry', c.retry, 'max_reclaims', c.max_reclaims,
+    'retention', c.retention}
+  for _, v in ipairs(c.fields) do f[#f + 1] = v end
+  if c.adm then f[#f + 1] = 'adm'; f[#f + 1] = c.adm end
+  if c.idem_ttl > 0 then f[#f + 1] = 'idem'; f[#f + 1] = c.idem_key end
+  if c.deadline > 0 then f[#f + 1] = 'deadline'; f[#f + 1] = now + c.deadline end
+  redis.call('HSET', ek, unpack(f))
+  if c.idem_ttl > 0 then redis.call('SET', c.idem_key, eid, 'PX', c.idem_ttl) end
   idx_sadd(mv, idx_key(tag, 'all'), eid)
-  if c.deadline > 0 then
-    redis.call('HSET', ek, 'deadline', now + c.deadline)
-    idx_due(mv, tag, 'deadline', now + c.deadline, eid)
-  end
+  if c.deadline > 0 then idx_due(mv, tag, 'deadline', now + c.deadline, eid) end
   if c.member then
     flow_member_created(ek, tag, eid, c.member, now, c.delay, c.lane, c.pri)
     return ok('created', eid, state_of(ek))
   elseif c.delay > 0 then
-    make_delayed(mv, ek, tag, eid, now + c.delay)
+    idx_due(mv, tag, 'delayed', due, eid)
     return ok('created', eid, 'runnable', 'delayed', '')
   end
-  make_eligible(ek, tag, eid, c.lane, c.pri, now, mv)
+  index_eligible(tag, eid, c.lane, c.pri, now, mv)
   return ok('created', eid, 'runnable', 'eligible', '')
 end
 
