@@ -41,8 +41,8 @@ local function leave_live(ek, tag, eid, h, mv, ending)
   elseif h.phase == 'runnable' and (h.elig == 'blocked_budget' or h.elig == 'blocked_quota' or h.elig == 'blocked_route') then
     redis.call('ZREM', idx_key(tag, h.elig), eid)
   elseif h.phase == 'active' then
-    idx_rem(mv, idx_key(tag, 'lease_expiry'), eid)
-    if h.att_due then idx_rem(mv, idx_key(tag, 'attempt_timeout'), eid) end
+    idx_rem(mv, tag, 'lease_expiry', eid)
+    if h.att_due then idx_rem(mv, tag, 'attempt_timeout', eid) end
     -- The epoch and the fence stay: later stale calls are checked against them.
     if not ending then redis.call('HDEL', ek, 'lease_id', 'lease_exp', 'worker', 'wi', 'att_due') end
   elseif h.phase == 'suspended' then
@@ -97,7 +97,7 @@ local ROUTE_LOOKAHEAD = 64
 -- `mv` (a batch), its index moves are deferred.
 local function make_terminal(mv, ek, tag, eid, h, outcome, now, ...)
   leave_live(ek, tag, eid, h, mv, true)
-  if h.deadline then idx_rem(mv, idx_key(tag, 'deadline'), eid) end
+  if h.deadline then idx_rem(mv, tag, 'deadline', eid) end
   redis.call('HSET', ek, 'phase', 'terminal', 'elig', '', 'outcome', outcome, 'ended', now, 'due', '', ...)
   idx_due(mv, tag, 'terminal', now + (num(h.retention) or 0), eid)
   if h.flow then flow_member_ended(tag, eid, h.flow, outcome, now) end

@@ -74,12 +74,13 @@ local function defer_zadd(mv, key, score, member)
   mv.add[key] = t
 end
 
--- Out of an index: at once without `mv`, else at the batch's end.
-local function idx_rem(mv, key, member)
+-- Out of a named index of this partition: at once without `mv`, else at the
+-- batch's end.
+local function idx_rem(mv, tag, name, member)
   if mv then
-    defer_zrem(mv, key, member)
+    defer_zrem(mv, batch_key(mv, tag, name), member)
   else
-    redis.call('ZREM', key, member)
+    redis.call('ZREM', idx_key(tag, name), member)
   end
 end
 

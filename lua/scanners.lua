@@ -122,24 +122,26 @@ end
 -- An expired lease is taken back: eligible again (a new attempt and epoch at
 -- the next claim), or failed once the reclaim limit is spent.
 local function reclaim(ek, tag, eid, now, mv)
-  local h = read_state(ek, 'lease_exp', 'reclaims', 'max_reclaims')
-  if h.phase ~= 'active' then
-    defer_zrem(mv, idx_key(tag, 'lease_expiry'), eid)
+  -- (positional: this runs once per reclaimed execution)
+  local v = redis.call('HMGET', ek, 'phase', 'lease_exp', 'reclaims', 'max_reclaims', 'pri', 'lane', 'att_due')
+  if v[1] ~= 'active' then
+    defer_zrem(mv, batch_key(mv, tag, 'lease_expiry'), eid)
     return 'repaired'
   end
-  local exp, reclaims, max_reclaims = num(h.lease_exp), num(h.reclaims or '0'), num(h.max_reclaims or '0')
-  local pri = num(h.pri)
-  if exp == nil or reclaims == nil or max_reclaims == nil or pri == nil or not name_ok(h.lane) then return 'malformed' end
+  local exp, reclaims, max_reclaims, pri = num(v[2]), num(v[3] or '0'), num(v[4] or '0'), num(v[5])
+  local lane_key = v[6] and batch_lane_key(mv, tag, v[6])
+  if exp == nil or reclaims == nil or max_reclaims == nil or pri == nil or not lane_key then return 'malformed' end
   if exp > now then
     zadd_due(tag, 'lease_expiry', exp, eid)
     return 'repaired'
   end
   if reclaims < max_reclaims then
-    leave_live(ek, tag, eid, h, mv)
+    -- (an active execution leaves its live indexes by phase and att_due alone)
+    leave_live(ek, tag, eid, {phase = 'active', att_due = v[7] or nil}, mv)
     redis.call('HSET', ek, 'phase', 'runnable', 'elig', 'eligible', 'due', '', 'att_state', 'reclaimed', 'reclaims', reclaims + 1)
-    defer_zadd(mv, eligible_key(tag, h.lane), eligible_score(pri, now), eid)
+    defer_zadd(mv, lane_key, eligible_score(pri, now), eid)
   else
-    make_terminal(mv, ek, tag, eid, h, 'failed', now, 'att_state', 'reclaimed',
+    make_terminal(mv, ek, tag, eid, read_state(ek), 'failed', now, 'att_state', 'reclaimed',
       'error', 'lease expired; reclaim limit of ' .. max_reclaims .. ' spent')
   end
   return 'acted'

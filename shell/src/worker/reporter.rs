@@ -1,15 +1,19 @@
 //! The worker's report batcher. Attempts that ended (completed or failed)
-//! are queued here and sent as `ff_end_many` batches, one round at a time:
-//! while a round is in flight the next one fills, so under load a batch grows
-//! to whatever finished meanwhile, and at rest a report goes out at once.
+//! are queued here and sent as `ff_end_many` batches, at most
+//! [`ROUNDS_IN_FLIGHT`] rounds at a time: while they are in flight the next
+//! one fills, so under load a batch grows to whatever finished meanwhile, and
+//! at rest a report goes out at once.
 
 use crate::error::{Error, Result, StoreError};
 use crate::Client;
 use ff_core::contract::execution::{Ended, Report};
-use tokio::sync::{mpsc, oneshot};
+use std::sync::Arc;
+use tokio::sync::{mpsc, oneshot, Semaphore};
 
 /// Most reports sent in one round (split per partition by the client).
 const MAX_ROUND: usize = 4096;
+/// Rounds in flight at once: one fills while the server works on another.
+const ROUNDS_IN_FLIGHT: usize = 2;
 
 struct Pending {
     report: Report,
@@ -47,7 +51,11 @@ fn stopped() -> Error {
 }
 
 async fn run(client: Client, mut rx: mpsc::UnboundedReceiver<Pending>) {
+    let rounds = Arc::new(Semaphore::new(ROUNDS_IN_FLIGHT));
     while let Some(first) = rx.recv().await {
+        let Ok(slot) = rounds.clone().acquire_owned().await else {
+            return;
+        };
         let mut round = vec![first];
         while round.len() < MAX_ROUND {
             match rx.try_recv() {
@@ -55,13 +63,17 @@ async fn run(client: Client, mut rx: mpsc::UnboundedReceiver<Pending>) {
                 Err(_) => break,
             }
         }
-        let (reports, replies): (Vec<Report>, Vec<_>) =
-            round.into_iter().map(|p| (p.report, p.reply)).unzip();
-        tracing::debug!(reports = reports.len(), "report round");
-        let results = client.report_many(&reports).await;
-        for (reply, result) in replies.into_iter().zip(results) {
-            // The job may have been taken over by shutdown meanwhile.
-            let _ = reply.send(result);
-        }
+        let client = client.clone();
+        tokio::spawn(async move {
+            let (reports, replies): (Vec<Report>, Vec<_>) =
+                round.into_iter().map(|p| (p.report, p.reply)).unzip();
+            tracing::debug!(reports = reports.len(), "report round");
+            let results = client.report_many(&reports).await;
+            for (reply, result) in replies.into_iter().zip(results) {
+                // The job may have been taken over by shutdown meanwhile.
+                let _ = reply.send(result);
+            }
+            drop(slot);
+        });
     }
 }
