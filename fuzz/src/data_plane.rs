@@ -1062,8 +1062,11 @@ impl Run {
                         reads.extend(r.text());
                     }
                 }
-                let k = std::str::from_utf8(k).ok().and_then(|k| k.parse::<usize>().ok());
-                at += 2 + k.unwrap_or(usize::MAX - at - 2);
+                let Some(k) = std::str::from_utf8(k).ok().and_then(|k| k.parse::<usize>().ok())
+                else {
+                    break;
+                };
+                at = at.saturating_add(2).saturating_add(k);
             }
         }
         if call.function == "ff_end_many" {
