@@ -252,7 +252,7 @@ local TIME_INDEXES = {'delayed', 'waiting_children', 'lease_expiry', 'attempt_ti
 
 -- Make one execution's index memberships match its state.
 local function reconcile(ek, tag, eid, now)
-  local h = hmget(ek, 'phase', 'elig', 'lane', 'pri', 'due', 'lease_exp', 'att_due', 'deadline', 'ended', 'retention', 'created', 'susp_due')
+  local h = hmget(ek, 'phase', 'elig', 'lane', 'pri', 'due', 'lease_exp', 'att_due', 'deadline', 'ended', 'retention', 'created', 'susp_due', 'wps')
   if h.phase == nil then
     redis.call('SREM', idx_key(tag, 'all'), eid)
     for _, name in ipairs(TIME_INDEXES) do
@@ -286,6 +286,16 @@ local function reconcile(ek, tag, eid, now)
     elseif type(w) == 'number' and tonumber(have) ~= w then
       local name = string.match(key, ':([%a_]+)$')
       zadd_due(tag, name, w, eid)
+      fixed = true
+    end
+  end
+  -- Its pending waitpoints belong in the expiry index (scored by when they
+  -- expire); the expiry scanner drops the ones no longer pending.
+  for wpid in string.gmatch(h.wps or '', '[0-9a-f]+') do
+    local w = redis.call('HMGET', wp_key(tag, wpid), 'state', 'expires')
+    local exp = num(w[2])
+    if w[1] == 'pending' and exp and tonumber(redis.call('ZSCORE', idx_key(tag, 'pending_waitpoints'), wpid)) ~= exp then
+      zadd_due(tag, 'pending_waitpoints', exp, wpid)
       fixed = true
     end
   end

@@ -539,6 +539,37 @@ async fn cancel_and_reconcile_a_suspended_execution(store: Arc<dyn Store>) {
     );
 }
 
+async fn reconciler_restores_a_lost_pending_waitpoint(store: Arc<dyn Store>) {
+    let c = ready(store.clone()).await;
+    let cl = claimed(&c).await;
+    let eid = cl.lease.execution.clone();
+    let p = c
+        .create_waitpoint(&eid, Duration::from_secs(60))
+        .await
+        .unwrap();
+    let pk = PartitionKeys::of(&eid);
+    let index = pk.pending_waitpoints();
+    store
+        .command(&cmd(["ZREM", index.as_str(), p.id.to_string().as_str()]))
+        .await
+        .unwrap();
+    assert!(zmembers(&*store, &index).await.is_empty());
+    let out = run_scan(&c, BatchFunction::ReconcileIndexes, eid.partition()).await;
+    assert_eq!(out.repaired, 1);
+    assert_eq!(zmembers(&*store, &index).await, vec![p.id.to_string()]);
+    let score = store
+        .command(&cmd(["ZSCORE", index.as_str(), p.id.to_string().as_str()]))
+        .await
+        .unwrap();
+    assert_eq!(
+        score.text().and_then(|s| s.parse::<u64>().ok()),
+        Some(p.expires_at_ms)
+    );
+    // Consistent now: a second sweep repairs nothing.
+    let out = run_scan(&c, BatchFunction::ReconcileIndexes, eid.partition()).await;
+    assert_eq!(out.repaired, 0);
+}
+
 async fn worker_handler_suspends_and_runs_again_after_the_signal(store: Arc<dyn Store>) {
     use ff_engine::worker::{Job, JobError, Worker};
     let c = ready(store).await;
@@ -618,6 +649,7 @@ on_both_stores!(
     token_rotation_keeps_old_tokens_for_their_grace,
     tampered_token_is_refused_and_changes_nothing,
     cancel_and_reconcile_a_suspended_execution,
+    reconciler_restores_a_lost_pending_waitpoint,
     worker_handler_suspends_and_runs_again_after_the_signal,
     hmac_matches_rfc_4231,
 );
