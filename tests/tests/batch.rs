@@ -288,3 +288,108 @@ async fn batches_on_a_cluster() {
     assert_eq!(rec.public_state, PublicState::Completed);
     assert_eq!(rec.result.as_deref(), Some(&b"9"[..]));
 }
+
+/// Every store round trip a worker makes, by the function of its calls.
+struct Rounds {
+    inner: Arc<dyn Store>,
+    seen: std::sync::Mutex<Vec<(&'static str, usize)>>,
+}
+
+#[async_trait::async_trait]
+impl Store for Rounds {
+    async fn fcall(
+        &self,
+        call: &ff_engine::core::contract::Call,
+    ) -> Result<ff_engine::core::reply::Reply, ff_engine::error::StoreError> {
+        self.seen.lock().unwrap().push((call.function, 1));
+        self.inner.fcall(call).await
+    }
+    async fn fcall_many(
+        &self,
+        calls: &[ff_engine::core::contract::Call],
+    ) -> Vec<Result<ff_engine::core::reply::Reply, ff_engine::error::StoreError>> {
+        if let Some(c) = calls.first() {
+            self.seen.lock().unwrap().push((c.function, calls.len()));
+        }
+        self.inner.fcall_many(calls).await
+    }
+    async fn command(
+        &self,
+        args: &[Vec<u8>],
+    ) -> Result<ff_engine::core::reply::Reply, ff_engine::error::StoreError> {
+        self.inner.command(args).await
+    }
+    async fn command_many(
+        &self,
+        cmds: &[Vec<Vec<u8>>],
+    ) -> Vec<Result<ff_engine::core::reply::Reply, ff_engine::error::StoreError>> {
+        self.inner.command_many(cmds).await
+    }
+    async fn time_ms(&self) -> Result<u64, ff_engine::error::StoreError> {
+        self.inner.time_ms().await
+    }
+    async fn ensure_library(&self) -> Result<(), ff_engine::error::StoreError> {
+        self.inner.ensure_library().await
+    }
+    async fn subscribe(
+        &self,
+        channel: &str,
+    ) -> Result<
+        tokio::sync::mpsc::UnboundedReceiver<ff_engine::store::SubEvent>,
+        ff_engine::error::StoreError,
+    > {
+        self.inner.subscribe(channel).await
+    }
+}
+
+#[tokio::test]
+async fn a_busy_worker_batches_its_reports() {
+    use ff_engine::worker::{Job, Worker};
+    let redis = ff_tests::TestRedis::standalone();
+    let rounds = Arc::new(Rounds {
+        inner: store(&redis.url()).await,
+        seen: Default::default(),
+    });
+    let c = client_on(rounds.clone()).await;
+    let n = 600;
+    for r in c
+        .create_many((0..n).map(|_| ExecutionSpec::new("noop")).collect())
+        .await
+    {
+        r.unwrap();
+    }
+    rounds.seen.lock().unwrap().clear();
+    let worker = Worker::builder(c.clone(), "batcher")
+        .concurrency(n)
+        .handle("noop", |_job: Job| async { Ok(Vec::new()) })
+        .start()
+        .unwrap();
+    wait_for("every job completed", Duration::from_secs(20), || {
+        let w = &worker;
+        async move {
+            w.stats()
+                .completed
+                .load(std::sync::atomic::Ordering::Relaxed)
+                == n as u64
+        }
+    })
+    .await;
+    worker.shutdown().await;
+    let seen = rounds.seen.lock().unwrap().clone();
+    let ends: Vec<usize> = seen
+        .iter()
+        .filter(|(f, _)| *f == "ff_end_many")
+        .map(|&(_, k)| k)
+        .collect();
+    assert!(
+        !seen.iter().any(|(f, _)| *f == "ff_complete"),
+        "completions go through ff_end_many"
+    );
+    // Each round trip carries one call per partition with reports; far fewer
+    // round trips than jobs.
+    assert!(
+        ends.len() < n / 4,
+        "{} report round trips for {n} jobs",
+        ends.len()
+    );
+}
