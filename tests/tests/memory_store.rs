@@ -260,3 +260,30 @@ async fn the_engine_runs_on_memory_store() {
     .await;
     engine.shutdown().await;
 }
+
+#[tokio::test]
+async fn hash_fields_come_back_in_redis_order() {
+    let redis = ff_tests::TestRedis::standalone();
+    let stores: [Arc<dyn Store>; 2] = [
+        common::store(&redis.url()).await,
+        Arc::new(MemoryStore::new()),
+    ];
+    let steps: &[&[&str]] = &[
+        &["HSET", "h", "zeta", "1", "alpha", "2", "mid", "3"],
+        &["HSET", "h", "alpha", "updated", "new", "4"],
+        &["HDEL", "h", "zeta"],
+        &["HSET", "h", "zeta", "back"],
+        &["HINCRBY", "h", "mid", "5"],
+        &["HSETNX", "h", "last", "x"],
+    ];
+    let mut answers = Vec::new();
+    for store in &stores {
+        for step in steps {
+            store.command(&cmd(step.iter().copied())).await.unwrap();
+        }
+        let all = store.command(&cmd(["HGETALL", "h"])).await.unwrap();
+        let keys = store.command(&cmd(["HKEYS", "h"])).await.unwrap();
+        answers.push((all, keys));
+    }
+    assert_eq!(answers[0], answers[1], "Redis, then MemoryStore");
+}

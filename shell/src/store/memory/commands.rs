@@ -3,7 +3,7 @@
 //! are declared here (for arity and script rules) but run by the store,
 //! which owns the Lua engine.
 
-use super::data::{Keyspace, Value, WRONGTYPE};
+use super::data::{Fields, Keyspace, Value, WRONGTYPE};
 use super::glob;
 use super::numbers::{fmt_score, parse_f64_loose, parse_f64_strict, parse_i64};
 use super::pubsub::PubSub;
@@ -368,7 +368,10 @@ pub fn execute(ctx: &mut Ctx<'_>, spec: &Spec, args: &[Vec<u8>]) -> Reply {
                     let Ok(h) = ctx.db.hash_mut(&a[1], now) else {
                         return err(WRONGTYPE);
                     };
-                    a[2..].iter().filter(|f| h.remove(*f).is_some()).count()
+                    a[2..]
+                        .iter()
+                        .filter(|f| h.shift_remove(*f).is_some())
+                        .count()
                 }
             };
             ctx.db.drop_if_empty(&a[1]);
@@ -392,7 +395,7 @@ pub fn execute(ctx: &mut Ctx<'_>, spec: &Spec, args: &[Vec<u8>]) -> Reply {
             Err(_) => err(WRONGTYPE),
         },
         "hlen" => match ctx.db.hash(&a[1], now) {
-            Ok(h) => int(h.map_or(0, BTreeMap::len)),
+            Ok(h) => int(h.map_or(0, Fields::len)),
             Err(_) => err(WRONGTYPE),
         },
         "hincrby" => {

@@ -1,6 +1,6 @@
 //! The keyspace: strings, hashes, sets and sorted sets, each key with an
 //! optional expiry (absolute ms). Ordered maps throughout, so every listing
-//! is deterministic. Expired keys are removed when touched (and skipped by
+//! is deterministic (a hash's fields in Redis's order, see [`Fields`]). Expired keys are removed when touched (and skipped by
 //! listings), as Redis does from a client's point of view.
 
 use super::zset::ZSet;
@@ -8,10 +8,16 @@ use std::collections::{BTreeMap, BTreeSet};
 
 pub const WRONGTYPE: &str = "WRONGTYPE Operation against a key holding the wrong kind of value";
 
+/// A hash's fields in the order Redis keeps a small (listpack-encoded) hash
+/// in: insertion order, an update keeps the field's place, a delete closes
+/// the gap. (Past `hash-max-listpack-entries` Redis turns a hash into a hash
+/// table with no such order; nothing in ff relies on either order.)
+pub type Fields = indexmap::IndexMap<Vec<u8>, Vec<u8>>;
+
 #[derive(Debug, Clone, PartialEq)]
 pub enum Value {
     Str(Vec<u8>),
-    Hash(BTreeMap<Vec<u8>, Vec<u8>>),
+    Hash(Fields),
     Set(BTreeSet<Vec<u8>>),
     ZSet(ZSet),
 }
@@ -162,7 +168,7 @@ impl Keyspace {
     }
 
     typed_access!(string, Str, Vec<u8>);
-    typed_access!(hash, hash_mut, Hash, BTreeMap<Vec<u8>, Vec<u8>>);
+    typed_access!(hash, hash_mut, Hash, Fields);
     typed_access!(set, set_mut, Set, BTreeSet<Vec<u8>>);
     typed_access!(zset, zset_mut, ZSet, ZSet);
 }
@@ -196,7 +202,7 @@ mod tests {
         assert_eq!(ks.zset(b"h", 0).err(), Some(WrongType));
         assert_eq!(ks.string(b"h", 0).err(), Some(WrongType));
         assert!(ks.set(b"missing", 0).unwrap().is_none());
-        ks.hash_mut(b"h", 0).unwrap().remove(&b"f"[..]);
+        ks.hash_mut(b"h", 0).unwrap().shift_remove(&b"f"[..]);
         ks.drop_if_empty(b"h");
         assert!(!ks.exists(b"h", 0), "the last field took the key with it");
         // A typed write on a missing key creates it; dropping an empty one cleans up.
