@@ -161,7 +161,7 @@ end
 -- Check one creation's arguments (`args` as ff_create's ARGV) for partition
 -- `tag`: the creation to make, or nil and a refusal.
 local function create_check(tag, args, idem_key)
-  local c = {eid = args[1], idem_key = idem_key}
+  local c = {eid = args[1], idem_key = idem_key, args = args}
   if not eid_ok(c.eid, tag) then
     return nil, err('invalid_argument', 'execution:expected an execution id of the partition of KEYS[1]')
   end
@@ -212,7 +212,7 @@ end
 
 -- Make a checked creation (or answer its duplicate); with `mv` (a batch)
 -- its index moves are deferred.
-local function create_apply(tag, c, now, mv)
+local function create_apply(tag, c, now, now_s, mv)
   local ek, eid = c.ek, c.eid
   if c.idem_ttl > 0 then
     local existing = redis.call('GET', c.idem_key)
@@ -234,9 +234,9 @@ local function create_apply(tag, c, now, mv)
     elig, due = 'delayed', now + c.delay
   end
   local f = {'phase', 'runnable', 'elig', elig, 'due', due,
-    'id', eid, 'ns', c.ns, 'lane', c.lane, 'kind', c.kind, 'pri', c.pri, 'payload', c.payload,
-    'created', now, 'att_timeout', c.att_timeout, 'retry', c.retry, 'max_reclaims', c.max_reclaims,
-    'retention', c.retention}
+    'id', eid, 'ns', c.ns, 'lane', c.lane, 'kind', c.kind, 'pri', int_text(c.args[5], c.pri), 'payload', c.payload,
+    'created', now_s, 'att_timeout', int_text(c.args[8], c.att_timeout), 'retry', c.retry,
+    'max_reclaims', int_text(c.args[11], c.max_reclaims), 'retention', int_text(c.args[12], c.retention)}
   for _, v in ipairs(c.fields) do f[#f + 1] = v end
   if c.adm then f[#f + 1] = 'adm'; f[#f + 1] = c.adm end
   if c.idem_ttl > 0 then f[#f + 1] = 'idem'; f[#f + 1] = c.idem_key end
@@ -262,7 +262,8 @@ local function ff_create(keys, args)
   local c
   c, e = create_check(tag, args, keys[2])
   if e then return e end
-  return create_apply(tag, c, now_ms())
+  local now = now_ms()
+  return create_apply(tag, c, now, tostring(now))
 end
 
 -- ff_create_many: many creations on one partition in one call (bulk submit:
@@ -295,7 +296,8 @@ local function ff_create_many(keys, args)
   local now = now_ms()
   local mv = new_moves()
   local out = {1, n}
-  for i = 1, n do out[i + 2] = create_apply(tag, checked[i], now, mv) end
+  local now_s = tostring(now)
+  for i = 1, n do out[i + 2] = create_apply(tag, checked[i], now, now_s, mv) end
   apply_moves(mv)
   return out
 end

@@ -35,6 +35,14 @@ local function int_arg(v, name, lo, hi)
   return n
 end
 
+-- The text to store for a checked integer argument: the argument itself when
+-- it is already canonical (a number argument to redis.call is formatted with
+-- %.17g on every call, a cost on the hot paths), else the number.
+local function int_text(v, n)
+  if v == '0' or string.find(v, '^[1-9]%d*$') then return v end
+  return n
+end
+
 -- A number field of a record, or nil unless it reads as a finite number
 -- (tonumber also reads 'nan' and 'inf', which would make ZADD raise).
 local function num(v)
