@@ -7,8 +7,9 @@ mod common;
 
 use common::*;
 use ff_engine::core::admission::QuotaLimits;
-use ff_engine::core::contract::admission::{BudgetDef, DimensionLimits, UsageReport};
+use ff_engine::core::contract::admission::{BreachPolicy, BudgetDef, DimensionLimits, UsageReport};
 use ff_engine::core::contract::execution::Claimed;
+use ff_engine::core::flow::JoinPolicy;
 use ff_engine::core::keys::PartitionKeys;
 use ff_engine::core::state::PublicState;
 use ff_engine::core::ExecutionId;
@@ -29,6 +30,7 @@ fn tokens(hard: u64, every_ms: u64) -> BudgetDef {
         )]
         .into(),
         reset_every_ms: every_ms,
+        ..BudgetDef::default()
     }
 }
 
@@ -355,6 +357,113 @@ async fn a_blocked_execution_can_be_cancelled(store: Arc<dyn Store>) {
     assert_eq!(state(&c, &a).await, PublicState::Completed);
 }
 
+fn cancelling(hard: u64) -> BudgetDef {
+    BudgetDef {
+        on_breach: BreachPolicy::Cancel,
+        ..tokens(hard, 0)
+    }
+}
+
+async fn cancelled_for_breach(c: &Client, id: &ExecutionId) -> bool {
+    let r = c.get(id).await.unwrap();
+    r.public_state == PublicState::Cancelled
+        && r.last_error.as_deref() == Some("budget breached: capped")
+}
+
+/// Under the cancel policy a hard breach cancels the pending executions that
+/// draw on the budget — those already blocked on it (the unblock scanner) and
+/// those a claim hands out (instead of blocking them) — while a running one
+/// finishes; a flow member cancelled so ends its dependents as usual.
+async fn a_breach_under_the_cancel_policy_cancels_pending_work(store: Arc<dyn Store>) {
+    let c = client_on(store).await;
+    assert!(c.define_budget("capped", &tokens(1, 0)).await.unwrap());
+    assert_eq!(
+        c.get_budget("capped").await.unwrap().on_breach,
+        BreachPolicy::Block
+    );
+    let running = c
+        .create(ExecutionSpec::new("x").budget("capped"))
+        .await
+        .unwrap()
+        .execution;
+    let got = claim_all(&c).await;
+    assert_eq!(got.len(), 1);
+    c.report_usage("capped", &usage(&got[0], 1, 1))
+        .await
+        .unwrap();
+    // Breached while the policy blocks: a new one waits.
+    let waiting = c
+        .create(ExecutionSpec::new("x").budget("capped"))
+        .await
+        .unwrap()
+        .execution;
+    assert!(claim_all(&c).await.is_empty());
+    assert!(blocked_in(&c, &waiting, false).await);
+
+    // The policy becomes cancel: the blocked one is cancelled by the scanner.
+    assert!(!c.define_budget("capped", &cancelling(1)).await.unwrap());
+    assert_eq!(
+        c.get_budget("capped").await.unwrap().on_breach,
+        BreachPolicy::Cancel
+    );
+    let p = pass(&c, false).await;
+    assert_eq!((p.cancelled, p.unblocked, p.still_blocked), (1, 0, 0));
+    assert!(cancelled_for_breach(&c, &waiting).await);
+    assert!(
+        !blocked_in(&c, &waiting, false).await,
+        "left the blocked index"
+    );
+
+    // A claim hands out one that draws on it: cancelled, not blocked; a
+    // flow child waiting on it is skipped; work without the budget runs.
+    let flow = c.create_flow("default").await.unwrap();
+    let parent = c.new_member_id(&flow);
+    let child = c.new_member_id(&flow);
+    c.create(
+        ExecutionSpec::new("x")
+            .id(parent.clone())
+            .in_flow(&flow, JoinPolicy::AllOf)
+            .budget("capped"),
+    )
+    .await
+    .unwrap();
+    c.create(
+        ExecutionSpec::new("x")
+            .id(child.clone())
+            .in_flow(&flow, JoinPolicy::AllOf),
+    )
+    .await
+    .unwrap();
+    c.add_edge(&flow, &parent, &child, false).await.unwrap();
+    let free = c
+        .create(ExecutionSpec::new("plain"))
+        .await
+        .unwrap()
+        .execution;
+    let got2 = claim_all(&c).await;
+    assert_eq!(
+        got2.iter().map(|g| &g.lease.execution).collect::<Vec<_>>(),
+        vec![&free]
+    );
+    assert!(cancelled_for_breach(&c, &parent).await);
+    assert!(!blocked_in(&c, &parent, false).await);
+    assert_eq!(state(&c, &child).await, PublicState::Skipped);
+
+    // The running one was not touched and finishes.
+    c.complete(&got[0].lease, b"").await.unwrap();
+    assert_eq!(state(&c, &running).await, PublicState::Completed);
+    // After a reset nothing is refused any more.
+    c.reset_budget("capped").await.unwrap();
+    let later = c
+        .create(ExecutionSpec::new("x").budget("capped"))
+        .await
+        .unwrap()
+        .execution;
+    let got3 = claim_all(&c).await;
+    assert_eq!(got3.len(), 1);
+    assert_eq!(got3[0].lease.execution, later);
+}
+
 async fn bad_admission_arguments_are_refused(store: Arc<dyn Store>) {
     let c = client_on(store).await;
     assert!(c
@@ -493,6 +602,7 @@ on_both_stores!(
     concurrency_slot_given_back,
     a_blocked_execution_can_be_cancelled,
     bad_admission_arguments_are_refused,
+    a_breach_under_the_cancel_policy_cancels_pending_work,
 );
 
 /// Workers and the engine together: a quota with 2 slots never has more than
@@ -508,7 +618,9 @@ async fn workers_respect_quota_and_budget_under_the_engine() {
     let c = client(&redis.url()).await;
     let engine = Engine::start(
         EngineConfig {
-            admission_interval: Duration::from_millis(50),
+            // Only announcements bring blocked executions back: the
+            // fallback re-check never comes within the test.
+            unblock_interval: Duration::from_secs(3600),
             ..EngineConfig::default()
         },
         c.store().clone(),
@@ -638,6 +750,13 @@ async fn workers_respect_quota_and_budget_under_the_engine() {
         },
     )
     .await;
+    let unblock = engine
+        .metrics()
+        .into_iter()
+        .find(|s| s.scanner == "unblock")
+        .expect("the unblock scanner's counters");
+    assert!(unblock.acted >= 2, "{unblock:?}");
+    assert!(unblock.cycles >= 1 && unblock.errors == 0, "{unblock:?}");
     worker.shutdown().await;
     engine.shutdown().await;
 }
@@ -698,6 +817,58 @@ async fn admission_on_a_cluster() {
     assert_eq!(c.get_quota("api").await.unwrap().holders, 1);
 }
 
+/// The cancel policy across slots: the budget on one node, executions on
+/// others; blocked ones are cancelled by the scanner's single-slot calls on
+/// their partitions, claimed ones by the claimer's fenced call.
+#[tokio::test]
+async fn cancel_on_breach_on_a_cluster() {
+    let cluster = ff_tests::RedisCluster::start();
+    let c = cluster_client(cluster.urls()).await;
+    c.define_budget("capped", &tokens(1, 0)).await.unwrap();
+    let first = c
+        .create(ExecutionSpec::new("x").budget("capped"))
+        .await
+        .unwrap()
+        .execution;
+    let got = claim_all(&c).await;
+    assert_eq!(got.len(), 1);
+    assert_eq!(got[0].lease.execution, first);
+    c.report_usage("capped", &usage(&got[0], 1, 1))
+        .await
+        .unwrap();
+    let mut blocked = Vec::new();
+    for _ in 0..6 {
+        blocked.push(
+            c.create(ExecutionSpec::new("x").budget("capped"))
+                .await
+                .unwrap()
+                .execution,
+        );
+    }
+    assert!(claim_all(&c).await.is_empty());
+    c.define_budget("capped", &cancelling(1)).await.unwrap();
+    let mut pending = Vec::new();
+    for _ in 0..6 {
+        pending.push(
+            c.create(ExecutionSpec::new("x").budget("capped"))
+                .await
+                .unwrap()
+                .execution,
+        );
+    }
+    assert!(claim_all(&c).await.is_empty(), "claimed ones are cancelled");
+    for id in &pending {
+        assert!(cancelled_for_breach(&c, id).await);
+    }
+    let p = pass(&c, true).await;
+    assert_eq!((p.cancelled, p.still_blocked), (6, 0));
+    for id in &blocked {
+        assert!(cancelled_for_breach(&c, id).await);
+    }
+    c.complete(&got[0].lease, b"").await.unwrap();
+    assert_eq!(state(&c, &first).await, PublicState::Completed);
+}
+
 /// Workers with capabilities under the engine: work for a GPU waits (blocked
 /// for its route) until a GPU worker joins, then runs there.
 #[tokio::test]
@@ -709,7 +880,9 @@ async fn a_capable_worker_joining_later_runs_the_routed_work() {
     let c = client(&redis.url()).await;
     let engine = Engine::start(
         EngineConfig {
-            admission_interval: Duration::from_millis(50),
+            // Only announcements bring blocked executions back: the
+            // fallback re-check never comes within the test.
+            unblock_interval: Duration::from_secs(3600),
             ..EngineConfig::default()
         },
         c.store().clone(),

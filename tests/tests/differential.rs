@@ -347,7 +347,7 @@ const MEMBERS: [&str; 4] = ["e-a", "e-b", "e-c", "bad member"];
 const OWN_PARTITIONS: u16 = 4;
 
 /// How many admission calls `Run::admission_call` knows.
-const ADMISSION_CALLS: usize = 16;
+const ADMISSION_CALLS: usize = 18;
 
 fn small_ms() -> impl Strategy<Value = u64> {
     prop_oneof![3 => Just(0u64), 3 => 1u64..6, 1 => Just(60_000u64)]
@@ -1121,6 +1121,8 @@ impl<'a> Run<'a> {
                     )]
                     .into(),
                     reset_every_ms: [0, 3, 60_000][n as usize % 3],
+                    on_breach: [ad::BreachPolicy::Block, ad::BreachPolicy::Cancel]
+                        [n as usize / 3 % 2],
                 },
             ),
             4 => ad::report_usage(
@@ -1133,6 +1135,7 @@ impl<'a> Run<'a> {
                     deltas: vec![("tokens".to_owned(), n)],
                 },
             ),
+            5 if n % 3 == 2 => ad::cancel_for_breach(&lease, &b),
             5 => ad::block(
                 &lease,
                 [BlockReason::Budget, BlockReason::Quota][n as usize % 2],
@@ -1155,6 +1158,13 @@ impl<'a> Run<'a> {
             ),
             13 => ad::live_workers(),
             14 => ad::get_budget(&cfg, &b),
+            15 => ff_engine::core::contract::scan::partition_heads(partition(target)),
+            16 => ad::breach_cancel(
+                partition(target),
+                reason,
+                &b,
+                &[exec_id(target), exec_id(target + 1)],
+            ),
             _ => ad::get_quota(&cfg, &q),
         }
     }
