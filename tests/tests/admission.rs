@@ -10,9 +10,10 @@ use ff_engine::core::admission::QuotaLimits;
 use ff_engine::core::contract::admission::{BreachPolicy, BudgetDef, DimensionLimits, UsageReport};
 use ff_engine::core::contract::execution::Claimed;
 use ff_engine::core::flow::JoinPolicy;
+use ff_engine::core::keys::flow_partition;
 use ff_engine::core::keys::PartitionKeys;
 use ff_engine::core::state::PublicState;
-use ff_engine::core::ExecutionId;
+use ff_engine::core::{ExecutionId, WorkerInstance};
 use ff_engine::engine::{scan_admission_once, AdmissionPass};
 use ff_engine::store::Store;
 use ff_engine::{Client, ExecutionSpec};
@@ -494,6 +495,58 @@ async fn bad_admission_arguments_are_refused(store: Arc<dyn Store>) {
     assert_eq!(claim_all(&c).await.len(), 1);
 }
 
+/// 200 executions needing a capability at the head of a lane (a capable
+/// worker is live, so they stay eligible for it), then plain ones: a worker
+/// without the capability still gets the plain ones, paging past the heads
+/// in bounded steps; the capable worker then gets the rest.
+async fn an_incapable_worker_gets_past_capability_heads(store: Arc<dyn Store>) {
+    let c = client_on(store).await;
+    let gpu_worker = WorkerInstance::new("gpu-1").unwrap();
+    c.register_worker(&gpu_worker, &["gpu".to_owned()], Duration::from_secs(60))
+        .await
+        .unwrap();
+    // Members of one flow share its partition: one lane's eligible index.
+    let flow = c.create_flow("default").await.unwrap();
+    for _ in 0..200 {
+        c.create(
+            ExecutionSpec::new("render")
+                .capability("gpu")
+                .id(c.new_member_id(&flow))
+                .in_flow(&flow, JoinPolicy::AllOf),
+        )
+        .await
+        .unwrap();
+    }
+    let mut plain = Vec::new();
+    for _ in 0..10 {
+        let id = c.new_member_id(&flow);
+        c.create(
+            ExecutionSpec::new("plain")
+                .id(id.clone())
+                .in_flow(&flow, JoinPolicy::AllOf),
+        )
+        .await
+        .unwrap();
+        plain.push(id.to_string());
+    }
+    let part = flow_partition(&flow, c.config());
+    let (lane, w, i) = worker();
+    let got = c
+        .claim_in_capable(part, &lane, &w, &i, LEASE, 10, &[])
+        .await
+        .unwrap();
+    let mut ids: Vec<String> = got.iter().map(|g| g.lease.execution.to_string()).collect();
+    ids.sort();
+    plain.sort();
+    assert_eq!(ids, plain, "the plain work behind the heads");
+    let gpu = c
+        .claim_in_capable(part, &lane, &w, &gpu_worker, LEASE, 50, &["gpu".to_owned()])
+        .await
+        .unwrap();
+    assert_eq!(gpu.len(), 50);
+    assert!(gpu.iter().all(|g| g.kind.as_str() == "render"));
+}
+
 async fn capability_routing_with_a_worker_joining_later(store: Arc<dyn Store>) {
     let c = client_on(store).await;
     let (lane, w, _) = worker();
@@ -603,6 +656,7 @@ on_both_stores!(
     a_blocked_execution_can_be_cancelled,
     bad_admission_arguments_are_refused,
     a_breach_under_the_cancel_policy_cancels_pending_work,
+    an_incapable_worker_gets_past_capability_heads,
 );
 
 /// Workers and the engine together: a quota with 2 slots never has more than

@@ -1272,6 +1272,8 @@ impl<'a> Run<'a> {
                     } else {
                         Vec::new()
                     },
+                    // Now and then past the first entries (as after skipped ones).
+                    skip: u32::from(*ttl_ms == 100 && *n == 2),
                 }))
             }
             Op::Renew { lease, ttl_ms } => Step::Call(ex::renew(&self.lease(*lease), *ttl_ms)),
@@ -1456,6 +1458,7 @@ impl<'a> Run<'a> {
                     lease_ttl_ms: 30_000,
                     lease_ids: vec![LeaseId::from_u128(0x0001_ea5e_0000 + self.next_lease)],
                     capabilities: Vec::new(),
+                    skip: 0,
                 }));
                 let got = match self.step(claim).await? {
                     Ok(reply) => ex::decode_claim(&reply).unwrap_or_default(),
