@@ -192,12 +192,22 @@ impl Client {
     /// checked (store error) is handed back eligible.
     pub(crate) async fn admit_claimed(&self, claimed: Vec<Claimed>) -> Vec<Claimed> {
         let mut out = Vec::with_capacity(claimed.len());
-        for c in claimed {
-            if !c.admission.needs_admission() {
+        // Every execution of the batch is checked at once (each check is a
+        // few single-slot calls; one batch's checks share the round trips).
+        let checks = futures::future::join_all(claimed.iter().map(|c| async move {
+            if c.admission.needs_admission() {
+                Some(self.admit_one(c).await)
+            } else {
+                None
+            }
+        }))
+        .await;
+        for (c, check) in claimed.into_iter().zip(checks) {
+            let Some(check) = check else {
                 out.push(c);
                 continue;
-            }
-            match self.admit_one(&c).await {
+            };
+            match check {
                 Ok(None) => out.push(c),
                 Ok(Some(Refusal::Cancel(budget))) => {
                     tracing::debug!(execution = %c.lease.execution, on = %budget, "budget breached under the cancel policy: cancelled");

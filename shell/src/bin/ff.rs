@@ -117,6 +117,8 @@ enum ScenarioArg {
     Replicas,
     /// p50/p99 of suspend → signal → claimed again, one at a time (default n 2000).
     SuspendSignal,
+    /// Jobs/s with a budget and a quota in the path vs without; unblock time after a budget reset (default n 50 000).
+    Admission,
 }
 
 #[derive(Debug, clap::Args)]
@@ -431,6 +433,7 @@ fn bench(args: BenchArgs) -> i32 {
         ScenarioArg::Fanout => Scenario::Fanout,
         ScenarioArg::Replicas => Scenario::Replicas,
         ScenarioArg::SuspendSignal => Scenario::SuspendSignal,
+        ScenarioArg::Admission => Scenario::Admission,
     };
     let opts = BenchOptions {
         urls: args.redis,

@@ -451,6 +451,12 @@ impl Runner {
             if self.own_rescan && self.last_rescan.elapsed() >= self.rescan {
                 self.mark_all_dirty();
             }
+            // Wake-ups queued meanwhile (a burst of announcements) join one cycle.
+            if let Some(rx) = wakes.as_mut() {
+                while let Ok(w) = rx.try_recv() {
+                    self.on_wake(w);
+                }
+            }
             if self.has_work() {
                 let span = tracing::info_span!("scanner_cycle", scanner = self.spec.name);
                 match self.spec.work {
