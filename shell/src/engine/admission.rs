@@ -108,6 +108,15 @@ impl Outcome {
     }
 }
 
+/// What blocked executions draw on (`adm` is written once, at create), kept
+/// by the unblock scanner between cycles so a re-check of a partition whose
+/// waiters it has seen costs its three index reads, not a read per waiter.
+#[derive(Debug, Default)]
+pub(crate) struct Needs(HashMap<ExecutionId, Admission>);
+
+/// Entries [`Needs`] keeps at most (then it starts over).
+const MAX_NEEDS: usize = 100_000;
+
 /// Has admission ever been used here (a budget, quota or worker defined)?
 /// Until then every admission cycle is this one `EXISTS`.
 pub(crate) async fn in_use(store: &dyn Store) -> Result<bool> {
@@ -116,6 +125,7 @@ pub(crate) async fn in_use(store: &dyn Store) -> Result<bool> {
 
 /// One cycle of `scan` over `parts`; `recheck` is how soon partitions left
 /// holding blocked executions are looked at again without an announcement.
+#[allow(clippy::too_many_arguments)]
 pub(crate) async fn cycle(
     scan: AdmissionScan,
     store: &Arc<dyn Store>,
@@ -124,13 +134,14 @@ pub(crate) async fn cycle(
     now: u64,
     batch: usize,
     recheck: Duration,
+    needs: &mut Needs,
 ) -> Result<Outcome> {
     let batch = u32::try_from(batch.clamp(1, 1000)).unwrap_or(1000);
     match scan {
         AdmissionScan::BudgetReset => budget_reset(store, parts, batch).await,
         AdmissionScan::BudgetReconcile => reconcile_budgets(store, parts, batch).await,
         AdmissionScan::QuotaReconcile => reconcile_quotas(store, config, parts, batch).await,
-        AdmissionScan::Unblock => unblock(store, config, parts, now, batch, recheck).await,
+        AdmissionScan::Unblock => unblock(store, config, parts, now, batch, recheck, needs).await,
     }
 }
 
@@ -261,6 +272,7 @@ async fn unblock(
     now: u64,
     batch: u32,
     recheck: Duration,
+    cache: &mut Needs,
 ) -> Result<Outcome> {
     let mut out = Outcome::new(parts.len());
     let targets: Vec<(usize, BlockReason)> = (0..parts.len())
@@ -308,14 +320,26 @@ async fn unblock(
         return Ok(out);
     }
     waiters.sort_by(|a, b| a.blocked_at.total_cmp(&b.blocked_at));
-    let reads: Vec<_> = waiters
+    let unknown: Vec<&ExecutionId> = waiters
         .iter()
-        .map(|w| cmd(["HGET", &keys::exec(&w.execution), "adm"]))
+        .map(|w| &w.execution)
+        .filter(|e| !cache.0.contains_key(*e))
         .collect();
-    let mut needs = Vec::with_capacity(waiters.len());
-    for r in store.command_many(&reads).await {
-        needs.push(Admission::parse(&r?.text().unwrap_or_default()).unwrap_or_default());
+    let reads: Vec<_> = unknown
+        .iter()
+        .map(|e| cmd(["HGET", &keys::exec(e), "adm"]))
+        .collect();
+    if cache.0.len() + unknown.len() > MAX_NEEDS {
+        cache.0.clear();
     }
+    for (e, r) in unknown.iter().zip(store.command_many(&reads).await) {
+        let a = Admission::parse(&r?.text().unwrap_or_default()).unwrap_or_default();
+        cache.0.insert((*e).clone(), a);
+    }
+    let needs: Vec<Admission> = waiters
+        .iter()
+        .map(|w| cache.0.get(&w.execution).cloned().unwrap_or_default())
+        .collect();
     // Each budget's marker and each quota's room, read once (pipelined).
     let budgets: BTreeMap<String, &ff_core::BudgetId> = needs
         .iter()
@@ -421,6 +445,12 @@ async fn unblock(
             .1
             .push(w.execution.clone());
     }
+    // Those leaving their blocked index are forgotten.
+    for (_, ids) in moves.values().chain(cancels.values()) {
+        for id in ids {
+            cache.0.remove(id);
+        }
+    }
     let keys: Vec<_> = moves.keys().copied().collect();
     let calls: Vec<_> = moves
         .iter()
@@ -478,7 +508,20 @@ pub async fn scan_admission_once(
     let mut pass = AdmissionPass::default();
     let run = |scan: AdmissionScan| {
         let parts: Vec<Partition> = config.partitions(scan.family()).collect();
-        async move { cycle(scan, store, config, &parts, now, 200, Duration::ZERO).await }
+        async move {
+            let mut needs = Needs::default();
+            cycle(
+                scan,
+                store,
+                config,
+                &parts,
+                now,
+                200,
+                Duration::ZERO,
+                &mut needs,
+            )
+            .await
+        }
     };
     let n = |v: u64| u32::try_from(v).unwrap_or(u32::MAX);
     pass.budgets_reset = n(run(AdmissionScan::BudgetReset).await?.acted);

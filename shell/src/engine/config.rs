@@ -91,7 +91,7 @@ impl Default for EngineConfig {
             budget_reset_interval: Duration::from_secs(5),
             budget_reconciler_interval: Duration::from_secs(60),
             quota_reconciler_interval: Duration::from_secs(30),
-            unblock_interval: Duration::from_secs(10),
+            unblock_interval: Duration::from_secs(60),
             dispatch_concurrency: 16,
             suspension_timeout_interval: Duration::from_secs(2),
             pending_waitpoint_interval: Duration::from_secs(5),

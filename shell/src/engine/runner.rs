@@ -125,6 +125,8 @@ pub(crate) struct Runner {
     own_rescan: bool,
     /// Admission has been used in this store (cached once seen).
     admission_in_use: bool,
+    /// What the blocked executions seen draw on (the unblock scanner).
+    needs: admission::Needs,
     metrics: Arc<ScannerMetrics>,
     slots: Vec<Slot>,
     tracker: FailureTracker,
@@ -257,6 +259,7 @@ impl Runner {
             config,
             own_rescan: true,
             admission_in_use: false,
+            needs: admission::Needs::default(),
             slots: vec![
                 Slot {
                     next_due: None,
@@ -744,6 +747,7 @@ impl Runner {
             now,
             self.batch,
             self.spec.interval,
+            &mut self.needs,
         )
         .await;
         let backlog = match result {
