@@ -1202,6 +1202,23 @@ async fn wake_rescan_rereads_every_partition() {
     tokio::time::timeout(PATIENCE, task).await.unwrap().unwrap();
 }
 
+/// A change announced everywhere (admission) marks for a read only the
+/// partitions that had something left at their last read.
+#[test]
+fn a_change_rereads_the_partitions_with_something_left() {
+    let w = live_world();
+    let (mut runner, _m) = Setup::default().build(mock_store(&w));
+    runner = runner.with_shared_rescan();
+    assert!(
+        !runner.has_work(),
+        "a shared-rescan runner starts with nothing to read"
+    );
+    runner.slots[1].next_due = Some(u64::MAX);
+    runner.on_wake(Wake::Changed);
+    let dirty: Vec<bool> = runner.slots.iter().map(|s| s.dirty).collect();
+    assert_eq!(dirty, vec![false, true, false]);
+}
+
 #[tokio::test]
 async fn the_rescan_interval_rereads_every_partition() {
     let w = live_world();
