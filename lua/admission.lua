@@ -404,13 +404,17 @@ local function ff_admit(keys, args)
     local n = redis.call('ZCARD', qk .. ':win')
     if n >= max then
       local oldest = redis.call('ZRANGE', qk .. ':win', n - max, n - max, 'WITHSCORES')
+      redis.call('HSET', qk, 'watched', '1')
       return ok('rate', tonumber(oldest[2]) + window)
     end
   end
   if conc > 0 then
     -- A stale slot of this execution (an older epoch) is this claim's own.
     local n = redis.call('HLEN', holders) - (held and 1 or 0)
-    if n >= conc then return ok('concurrency', 0) end
+    if n >= conc then
+      redis.call('HSET', qk, 'watched', '1')
+      return ok('concurrency', 0)
+    end
     redis.call('HSET', holders, eid, epoch)
   end
   if max > 0 then redis.call('ZADD', qk .. ':win', now, eid .. ':' .. epoch) end
@@ -436,8 +440,32 @@ local function ff_quota_release(keys, args)
     released = 1
   end
   if args[4] == '1' then freed = redis.call('ZREM', qk .. ':win', eid .. ':' .. epoch) end
-  if released + freed > 0 then announce_admission() end
+  -- Announced only when someone may wait for the place (see ff_quota_watch):
+  -- a release per finished job is no message when nobody waits.
+  if released + freed > 0 and redis.call('HGET', qk, 'watched') == '1' then
+    redis.call('HDEL', qk, 'watched')
+    announce_admission()
+  end
   return ok(released)
+end
+
+-- ff_quota_watch (unblock scanner): executions are left blocked waiting for
+-- a place: the next release announces itself (so does one after a refusal
+-- by ff_admit). Answers whether there is a place now (one freed between the
+-- scanner's read and this call: it looks again at once).
+-- KEYS: quota  ARGV: name -> {1, room (0|1)}
+local function ff_quota_watch(keys, args)
+  local qk, _, _, e = named_target(keys, args, 'quota', 'q')
+  if e then return e end
+  local q = hmget(qk, 'window_ms', 'max', 'conc')
+  if q.window_ms == nil then return ok(1) end
+  local window, max, conc = counter(q.window_ms), counter(q.max), counter(q.conc)
+  if window == nil or max == nil or conc == nil then return err('invalid_state', 'quota record is malformed') end
+  local room = 1
+  if max > 0 and redis.call('ZCOUNT', qk .. ':win', '(' .. (now_ms() - window), '+inf') >= max then room = 0 end
+  if conc > 0 and redis.call('HLEN', qk .. ':holders') >= conc then room = 0 end
+  redis.call('HSET', qk, 'watched', '1')
+  return ok(room)
 end
 
 -- ff_quota_get  KEYS: quota  ARGV: name -> {1, now, window_ms, max, conc, holders, (admitted_at)*}
@@ -659,6 +687,7 @@ register('ff_quota_define', ff_quota_define)
 register('ff_admit', ff_admit)
 register('ff_quota_release', ff_quota_release)
 register_ro('ff_quota_get', ff_quota_get)
+register('ff_quota_watch', ff_quota_watch)
 register('ff_quota_reconcile', ff_quota_reconcile)
 register('ff_block', ff_block)
 register('ff_unblock', ff_unblock)

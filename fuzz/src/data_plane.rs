@@ -672,6 +672,7 @@ pub const FUNCTIONS: &[&str] = &[
     "ff_unblock",
     "ff_breach_cancel",
     "ff_partition_heads",
+    "ff_quota_watch",
 ];
 
 /// One step of a run. Append new variants at the end (seeds name variants by
@@ -872,6 +873,7 @@ fn decode(function: &'static str, reply: &Reply) -> Result<Option<Vec<Lease>>, C
         "ff_block" => ad::decode_block(reply).map(|_| None)?,
         "ff_unblock" => ad::decode_unblock(reply).map(|_| None)?,
         "ff_breach_cancel" => ad::decode_breach_cancel(reply).map(|_| None)?,
+        "ff_quota_watch" => ad::decode_watch_quota(reply).map(|_| None)?,
         "ff_budget_reset" | "ff_partition_heads" => {
             // Only numbers after the status (the heads of the indexes asked for).
             let mut f = ff_core::contract::ok_fields(function, reply)?;

@@ -12,10 +12,11 @@ use ff_engine::core::contract::execution::Claimed;
 use ff_engine::core::flow::JoinPolicy;
 use ff_engine::core::keys::flow_partition;
 use ff_engine::core::keys::PartitionKeys;
+use ff_engine::core::scan::WakeMessage;
 use ff_engine::core::state::PublicState;
 use ff_engine::core::{ExecutionId, WorkerInstance};
 use ff_engine::engine::{scan_admission_once, AdmissionPass};
-use ff_engine::store::Store;
+use ff_engine::store::{Store, SubEvent};
 use ff_engine::{Client, ExecutionSpec};
 use std::sync::Arc;
 use std::time::Duration;
@@ -465,6 +466,76 @@ async fn a_breach_under_the_cancel_policy_cancels_pending_work(store: Arc<dyn St
     assert_eq!(got3[0].lease.execution, later);
 }
 
+/// Admission announcements seen on `ff:wake` since the last call.
+async fn admission_announced(rx: &mut tokio::sync::mpsc::UnboundedReceiver<SubEvent>) -> bool {
+    // (a publish is delivered within a moment on either store)
+    tokio::time::sleep(Duration::from_millis(100)).await;
+    let mut seen = false;
+    while let Ok(ev) = rx.try_recv() {
+        if let SubEvent::Message(m) = ev {
+            seen |= m == b"admission - 0";
+        }
+    }
+    seen
+}
+
+/// A quota slot given back is announced to the unblock scanner only when
+/// someone may wait for it (a refusal, or the scanner leaving executions
+/// blocked on the quota): a finished job with nobody waiting costs no message.
+async fn a_release_is_announced_only_when_someone_waits(store: Arc<dyn Store>) {
+    let mut rx = store.subscribe(WakeMessage::CHANNEL).await.unwrap();
+    let c = client_on(store).await;
+    c.define_quota(
+        "one",
+        &QuotaLimits {
+            window_ms: 60_000,
+            max_per_window: 0,
+            concurrency: 1,
+        },
+    )
+    .await
+    .unwrap();
+    admission_announced(&mut rx).await;
+    c.create(ExecutionSpec::new("x").quota("one"))
+        .await
+        .unwrap();
+    let got = claim_all(&c).await;
+    c.complete(&got[0].lease, b"").await.unwrap();
+    c.release_admission(&got[0].lease, &got[0].admission)
+        .await
+        .unwrap();
+    assert!(!admission_announced(&mut rx).await, "nobody waited");
+
+    // Now one waits: the release is announced (once), and the scanner's
+    // re-check arms the next one while executions still wait.
+    c.create(ExecutionSpec::new("x").quota("one"))
+        .await
+        .unwrap();
+    let a = claim_all(&c).await;
+    for _ in 0..2 {
+        c.create(ExecutionSpec::new("x").quota("one"))
+            .await
+            .unwrap();
+    }
+    assert!(claim_all(&c).await.is_empty(), "refused: blocked");
+    c.complete(&a[0].lease, b"").await.unwrap();
+    c.release_admission(&a[0].lease, &a[0].admission)
+        .await
+        .unwrap();
+    assert!(admission_announced(&mut rx).await, "a waiter is told");
+    assert_eq!(pass(&c, false).await.unblocked, 1);
+    let b = claim_all(&c).await;
+    assert_eq!(b.len(), 1);
+    c.complete(&b[0].lease, b"").await.unwrap();
+    c.release_admission(&b[0].lease, &b[0].admission)
+        .await
+        .unwrap();
+    assert!(
+        admission_announced(&mut rx).await,
+        "the one still waiting is told too"
+    );
+}
+
 async fn bad_admission_arguments_are_refused(store: Arc<dyn Store>) {
     let c = client_on(store).await;
     assert!(c
@@ -657,6 +728,7 @@ on_both_stores!(
     bad_admission_arguments_are_refused,
     a_breach_under_the_cancel_policy_cancels_pending_work,
     an_incapable_worker_gets_past_capability_heads,
+    a_release_is_announced_only_when_someone_waits,
 );
 
 /// Workers and the engine together: a quota with 2 slots never has more than

@@ -347,7 +347,7 @@ const MEMBERS: [&str; 4] = ["e-a", "e-b", "e-c", "bad member"];
 const OWN_PARTITIONS: u16 = 4;
 
 /// How many admission calls `Run::admission_call` knows.
-const ADMISSION_CALLS: usize = 18;
+const ADMISSION_CALLS: usize = 19;
 
 fn small_ms() -> impl Strategy<Value = u64> {
     prop_oneof![3 => Just(0u64), 3 => 1u64..6, 1 => Just(60_000u64)]
@@ -1159,6 +1159,7 @@ impl<'a> Run<'a> {
             13 => ad::live_workers(),
             14 => ad::get_budget(&cfg, &b),
             15 => ff_engine::core::contract::scan::partition_heads(partition(target)),
+            17 => ad::watch_quota(&cfg, &q),
             16 => ad::breach_cancel(
                 partition(target),
                 reason,

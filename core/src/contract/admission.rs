@@ -275,6 +275,17 @@ pub fn get_quota(c: &PartitionConfig, q: &QuotaId) -> Call {
         .read_only()
 }
 
+/// Executions are left blocked waiting for a place of `q`: make its next
+/// release announce itself (the unblock scanner).
+pub fn watch_quota(c: &PartitionConfig, q: &QuotaId) -> Call {
+    Call::new("ff_quota_watch", vec![quota_key(c, q)]).arg(q)
+}
+
+/// True when the quota has a place now.
+pub fn decode_watch_quota(reply: &Reply) -> Result<bool, CallError> {
+    Ok(ok_fields("ff_quota_watch", reply)?.int("room")? == 1)
+}
+
 /// A quota as stored, with the admissions still in its window.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct QuotaRecord {

@@ -396,6 +396,8 @@ async fn unblock(
         BTreeMap::new();
     let mut cancels: BTreeMap<(usize, &'static str, String), (BlockReason, Vec<ExecutionId>)> =
         BTreeMap::new();
+    // Quotas left with waiters, and the partitions they wait in.
+    let mut watch: HashMap<QuotaId, Vec<usize>> = HashMap::new();
     for (w, a) in waiters.iter().zip(&needs) {
         // Whatever it waits for, a budget breached under the cancel policy ends it.
         if let Some(b) = a
@@ -420,6 +422,11 @@ async fn unblock(
         };
         if !admissible {
             out.backlog += 1;
+            if w.reason != BlockReason::Route {
+                for q in a.quotas.iter().filter(|q| room[*q].free == 0) {
+                    watch.entry(q.clone()).or_default().push(w.slot);
+                }
+            }
             // Looked at again on an announcement, when a window it waits
             // for frees a place, or at the fallback.
             let at = a
@@ -472,6 +479,19 @@ async fn unblock(
     for (i, r) in slots.iter().zip(store.fcall_many(&calls).await) {
         out.cancelled += u64::from(ad::decode_breach_cancel(&r?)?.0);
         out.again[*i] |= full[*i];
+    }
+    // Their next release announces itself; one freed meanwhile: look again now.
+    let watched: Vec<(&QuotaId, &Vec<usize>)> = watch.iter().collect();
+    let calls: Vec<_> = watched
+        .iter()
+        .map(|(q, _)| ad::watch_quota(config, q))
+        .collect();
+    for ((_, waiting), r) in watched.iter().zip(store.fcall_many(&calls).await) {
+        if ad::decode_watch_quota(&r?)? {
+            for i in *waiting {
+                out.again[*i] = true;
+            }
+        }
     }
     Ok(out)
 }
