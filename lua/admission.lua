@@ -18,6 +18,20 @@ local MAX_SCAN_COUNT = 1000
 local MAX_CAPABILITIES = 64
 local WORKERS_KEY = 'ff:workers'
 
+-- Tell the engine's unblock scanner that blocked executions may now be
+-- admissible (a breach cleared, a quota place freed or grown, a worker with
+-- new capabilities): it re-checks the partitions that hold blocked ones.
+local function announce_admission()
+  redis.call('PUBLISH', WAKE_CHANNEL, 'admission - 0')
+end
+
+-- Tell it an execution of partition `tag` was just blocked: re-checked at
+-- once, so a change announced between the claimer's check and the block is
+-- not missed.
+local function announce_blocked(tag, now)
+  redis.call('PUBLISH', WAKE_CHANNEL, 'blocked ' .. tag .. ' ' .. now)
+end
+
 local function part_tag(key, prefix)
   return string.match(key or '', '{' .. prefix .. ':%d+}')
 end
@@ -108,19 +122,41 @@ local function mark_budget(bk, now)
   if f.breached == hard and f.soft == soft then return false end
   redis.call('HSET', bk, 'breached', hard, 'soft', soft)
   if hard == '1' and f.breached ~= '1' then redis.call('HSET', bk, 'breached_at', now) end
+  if hard == '0' and f.breached == '1' then announce_admission() end
+  -- Under the cancel policy the unblock scanner cancels what waits on it.
+  if hard == '1' and f.breached ~= '1' and f.on_breach == 'cancel' then announce_admission() end
   return true
 end
 
+-- Schedule a budget's next reset at `due`; the reset scanner is told when it
+-- becomes the partition's earliest.
+local function schedule_reset(tag, bk, name, due)
+  local resets = 'ff:idx:' .. tag .. ':resets'
+  local head = redis.call('ZRANGE', resets, 0, 0, 'WITHSCORES')
+  redis.call('ZADD', resets, due, name)
+  redis.call('HSET', bk, 'next_reset', due)
+  if head[2] == nil or due < tonumber(head[2]) then
+    redis.call('PUBLISH', WAKE_CHANNEL, 'resets ' .. tag .. ' ' .. due)
+  end
+end
+
+-- What a hard breach does to the executions drawing on the budget: 'block'
+-- them until it clears, or 'cancel' the pending ones (those blocked on it,
+-- and each one a claim hands out while it is breached).
+local BREACH_POLICIES = {block = true, cancel = true}
+
 -- ff_budget_define: create or replace a budget's limits (usage is kept).
--- KEYS: budget  ARGV: name, reset_every_ms (0 = never), ndims, (dim, hard, soft)*
--- (a limit of 0 = none) -> {1, 'created'|'updated', breached}
+-- KEYS: budget  ARGV: name, reset_every_ms (0 = never), ndims, (dim, hard, soft)* [, on_breach]
+-- (a limit of 0 = none; on_breach 'block' (default) | 'cancel') -> {1, 'created'|'updated', breached}
 local function ff_budget_define(keys, args)
   local bk, tag, name, e = named_target(keys, args, 'budget', 'b')
   if e then return e end
   local every, n
   every, e = int_arg(args[2], 'reset_every_ms', 0, MAX_DURATION_MS); if e then return e end
   n, e = int_arg(args[3], 'dimensions', 0, MAX_DIMENSIONS); if e then return e end
-  if #args ~= 3 + 3 * n then return err('invalid_argument', 'dimensions:expected ' .. n .. ' (dim, hard, soft) triples') end
+  if #args ~= 3 + 3 * n and #args ~= 4 + 3 * n then return err('invalid_argument', 'dimensions:expected ' .. n .. ' (dim, hard, soft) triples') end
+  local policy = args[4 + 3 * n] or 'block'
+  if not BREACH_POLICIES[policy] then return err('invalid_argument', 'on_breach:expected block or cancel') end
   local limits = {}
   for i = 0, n - 1 do
     local dim = args[4 + 3 * i]
@@ -136,21 +172,23 @@ local function ff_budget_define(keys, args)
   for _, k in ipairs(old) do
     if string.find(k, '^hard%.') or string.find(k, '^soft%.') then redis.call('HDEL', bk, k) end
   end
-  redis.call('HSET', bk, 'name', name, 'every_ms', every)
+  local was_cancel = redis.call('HGET', bk, 'on_breach') == 'cancel'
+  redis.call('HSET', bk, 'name', name, 'every_ms', every, 'on_breach', policy)
   for _, l in ipairs(limits) do
     if l[2] > 0 then redis.call('HSET', bk, 'hard.' .. l[1], l[2]) end
     if l[3] > 0 then redis.call('HSET', bk, 'soft.' .. l[1], l[3]) end
   end
   if not existed then redis.call('HSET', bk, 'breached', '0', 'soft', '0') end
   mark_budget(bk, now)
+  -- Breached before and now under the cancel policy: what waits on it goes.
+  if policy == 'cancel' and not was_cancel and redis.call('HGET', bk, 'breached') == '1' then
+    announce_admission()
+  end
   redis.call('SADD', 'ff:idx:' .. tag .. ':budgets', name)
   local resets = 'ff:idx:' .. tag .. ':resets'
   if every > 0 then
     local due = redis.call('ZSCORE', resets, name)
-    if not due or tonumber(due) > now + every then
-      redis.call('ZADD', resets, now + every, name)
-      redis.call('HSET', bk, 'next_reset', now + every)
-    end
+    if not due or tonumber(due) > now + every then schedule_reset(tag, bk, name, now + every) end
   else
     redis.call('ZREM', resets, name)
     redis.call('HDEL', bk, 'next_reset')
@@ -199,11 +237,13 @@ end
 
 -- Zero a budget's usage and clear its markers.
 local function reset_budget(bk)
+  local was = redis.call('HGET', bk, 'breached')
   local names = redis.call('HKEYS', bk)
   for _, k in ipairs(names) do
     if string.find(k, '^use%.') then redis.call('HDEL', bk, k) end
   end
   redis.call('HSET', bk, 'breached', '0', 'soft', '0')
+  if was == '1' then announce_admission() end
 end
 
 -- ff_budget_reset: reset now (usage to zero).  KEYS: budget  ARGV: name -> {1, 'reset'}
@@ -304,8 +344,7 @@ local function ff_budget_reconcile(keys, args)
       local fixed = mark_budget(bk, now)
       local every = tonumber(redis.call('HGET', bk, 'every_ms') or '0') or 0
       if every > 0 and not redis.call('ZSCORE', resets, name) then
-        redis.call('ZADD', resets, now + every, name)
-        redis.call('HSET', bk, 'next_reset', now + every)
+        schedule_reset(tag, bk, name, now + every)
         fixed = true
       end
       if fixed then repaired = repaired + 1 end
@@ -330,6 +369,8 @@ local function ff_quota_define(keys, args)
   local existed = redis.call('EXISTS', qk) == 1
   redis.call('HSET', qk, 'name', name, 'window_ms', window, 'max', max, 'conc', conc)
   redis.call('SADD', 'ff:idx:' .. tag .. ':quotas', name)
+  -- (its limits may have grown)
+  announce_admission()
   return ok(existed and 'updated' or 'created')
 end
 
@@ -363,13 +404,17 @@ local function ff_admit(keys, args)
     local n = redis.call('ZCARD', qk .. ':win')
     if n >= max then
       local oldest = redis.call('ZRANGE', qk .. ':win', n - max, n - max, 'WITHSCORES')
+      redis.call('HSET', qk, 'watched', '1')
       return ok('rate', tonumber(oldest[2]) + window)
     end
   end
   if conc > 0 then
     -- A stale slot of this execution (an older epoch) is this claim's own.
     local n = redis.call('HLEN', holders) - (held and 1 or 0)
-    if n >= conc then return ok('concurrency', 0) end
+    if n >= conc then
+      redis.call('HSET', qk, 'watched', '1')
+      return ok('concurrency', 0)
+    end
     redis.call('HSET', holders, eid, epoch)
   end
   if max > 0 then redis.call('ZADD', qk .. ':win', now, eid .. ':' .. epoch) end
@@ -389,13 +434,38 @@ local function ff_quota_release(keys, args)
   local epoch
   epoch, e = int_arg(args[3], 'epoch', 1, 9007199254740991); if e then return e end
   if args[4] ~= '0' and args[4] ~= '1' then return err('invalid_argument', 'undo:expected 0 or 1') end
-  local released = 0
+  local released, freed = 0, 0
   if redis.call('HGET', qk .. ':holders', eid) == tostring(epoch) then
     redis.call('HDEL', qk .. ':holders', eid)
     released = 1
   end
-  if args[4] == '1' then redis.call('ZREM', qk .. ':win', eid .. ':' .. epoch) end
+  if args[4] == '1' then freed = redis.call('ZREM', qk .. ':win', eid .. ':' .. epoch) end
+  -- Announced only when someone may wait for the place (see ff_quota_watch):
+  -- a release per finished job is no message when nobody waits.
+  if released + freed > 0 and redis.call('HGET', qk, 'watched') == '1' then
+    redis.call('HDEL', qk, 'watched')
+    announce_admission()
+  end
   return ok(released)
+end
+
+-- ff_quota_watch (unblock scanner): executions are left blocked waiting for
+-- a place: the next release announces itself (so does one after a refusal
+-- by ff_admit). Answers whether there is a place now (one freed between the
+-- scanner's read and this call: it looks again at once).
+-- KEYS: quota  ARGV: name -> {1, room (0|1)}
+local function ff_quota_watch(keys, args)
+  local qk, _, _, e = named_target(keys, args, 'quota', 'q')
+  if e then return e end
+  local q = hmget(qk, 'window_ms', 'max', 'conc')
+  if q.window_ms == nil then return ok(1) end
+  local window, max, conc = counter(q.window_ms), counter(q.max), counter(q.conc)
+  if window == nil or max == nil or conc == nil then return err('invalid_state', 'quota record is malformed') end
+  local room = 1
+  if max > 0 and redis.call('ZCOUNT', qk .. ':win', '(' .. (now_ms() - window), '+inf') >= max then room = 0 end
+  if conc > 0 and redis.call('HLEN', qk .. ':holders') >= conc then room = 0 end
+  redis.call('HSET', qk, 'watched', '1')
+  return ok(room)
 end
 
 -- ff_quota_get  KEYS: quota  ARGV: name -> {1, now, window_ms, max, conc, holders, (admitted_at)*}
@@ -449,23 +519,69 @@ end
 local BLOCK_REASONS = {budget = 'blocked_budget', quota = 'blocked_quota'}
 local UNBLOCKABLE = {blocked_budget = true, blocked_quota = true, blocked_route = true}
 
+-- The reason a cancel for a breach records (within MAX_REASON_BYTES).
+local function breach_reason(budget)
+  return string.sub('budget breached: ' .. budget, 1, MAX_REASON_BYTES)
+end
+
 -- ff_block: the claimer found the execution not admissible: its lease ends
--- (no retry or reclaim used) and it waits in the blocked index.
--- KEYS: exec  ARGV: eid, lease_id, epoch, reason ('budget'|'quota'), detail
--- -> {1, 'blocked', 0, replayed}
+-- (no retry or reclaim used) and it waits in the blocked index; or, with
+-- reason 'cancel' (a budget breached under the cancel policy; detail = the
+-- budget), it ends cancelled.
+-- KEYS: exec  ARGV: eid, lease_id, epoch, reason ('budget'|'quota'|'cancel'), detail
+-- -> {1, 'blocked'|'cancelled', 0, replayed}
 local function ff_block(keys, args)
   local elig = BLOCK_REASONS[args[4] or '']
-  if elig == nil then return err('invalid_argument', 'reason:expected budget or quota') end
+  if elig == nil and args[4] ~= 'cancel' then return err('invalid_argument', 'reason:expected budget, quota or cancel') end
   local detail = args[5] or ''
   if #detail > MAX_REASON_BYTES then detail = string.sub(detail, 1, MAX_REASON_BYTES) end
   local h, e = fenced(keys, args, 'block')
   if e then return e end
   local now = now_ms()
+  if elig == nil then
+    -- 'cancel': a budget it draws on is breached under the cancel policy.
+    make_terminal(nil, h.ek, h.tag, h.eid, h, 'cancelled', now, 'error', breach_reason(detail),
+      'att_state', 'cancelled', unpack(seal(h, 'block', 'cancelled', 0)))
+    return ok('cancelled', 0, 0)
+  end
   leave_live(h.ek, h.tag, h.eid, h)
   redis.call('HSET', h.ek, 'phase', 'runnable', 'elig', elig, 'due', '', 'att_state', 'released',
     'blocked_on', detail, unpack(seal(h, 'block', 'blocked', 0)))
   redis.call('ZADD', idx_key(h.tag, elig), now, h.eid)
+  announce_blocked(h.tag, now)
   return ok('blocked', 0, 0)
+end
+
+-- ff_breach_cancel (unblock scanner): a budget the given blocked executions
+-- draw on is breached under the cancel policy: cancelled (those still in
+-- this blocked index; a stale entry is dropped).
+-- KEYS: a blocked index of a partition  ARGV: budget, eid* -> {1, cancelled, repaired}
+local function ff_breach_cancel(keys, args)
+  local idx = keys[1]
+  local tag = tag_of(idx or '')
+  local elig = tag and string.match(idx, '^ff:idx:{fp:%d+}:(blocked_%a+)$')
+  if elig == nil or not UNBLOCKABLE[elig] then
+    return err('invalid_argument', 'index:KEYS[1] must be a blocked index of a partition')
+  end
+  if not name_ok(args[1]) then return err('invalid_argument', 'budget:expected a name') end
+  if #args - 1 > MAX_CLAIM_BATCH then return err('invalid_argument', 'ids:at most ' .. MAX_CLAIM_BATCH .. ' per call') end
+  local now = now_ms()
+  local cancelled, repaired = 0, 0
+  for i = 2, #args do
+    local eid = args[i]
+    if eid_ok(eid, tag) and redis.call('ZSCORE', idx, eid) then
+      local ek = exec_key(eid)
+      local h = read_state(ek)
+      if h.phase == 'runnable' and h.elig == elig then
+        make_terminal(nil, ek, tag, eid, h, 'cancelled', now, 'error', breach_reason(args[1]))
+        cancelled = cancelled + 1
+      else
+        redis.call('ZREM', idx, eid)
+        repaired = repaired + 1
+      end
+    end
+  end
+  return ok(cancelled, repaired)
 end
 
 -- ff_unblock (unblock scanner): the given executions were found admissible:
@@ -510,8 +626,10 @@ local function ff_block_route(keys, args)
   if h.phase == nil then return err('not_found', args[1]) end
   if h.phase ~= 'runnable' or h.elig ~= 'eligible' or not name_ok(h.lane) then return ok('skipped') end
   redis.call('ZREM', eligible_key(tag, h.lane), args[1])
+  local now = now_ms()
   redis.call('HSET', ek, 'elig', 'blocked_route')
-  redis.call('ZADD', idx_key(tag, 'blocked_route'), now_ms(), args[1])
+  redis.call('ZADD', idx_key(tag, 'blocked_route'), now, args[1])
+  announce_blocked(tag, now)
   return ok('blocked')
 end
 
@@ -527,8 +645,14 @@ local function ff_worker_register(keys, args)
   ttl, e = int_arg(args[2], 'ttl_ms', MIN_LEASE_MS, MAX_LEASE_MS); if e then return e end
   local _
   _, e = capabilities_arg(args[3] or ''); if e then return e end
-  local exp = now_ms() + ttl
-  redis.call('HSET', WORKERS_KEY, inst, exp .. ';' .. (args[3] or ''))
+  local now = now_ms()
+  local exp = now + ttl
+  local caps = args[3] or ''
+  -- A heartbeat changes nothing; a worker that is new, was expired, or now
+  -- has other capabilities may run work blocked for its route.
+  local prev_exp, prev_caps = string.match(redis.call('HGET', WORKERS_KEY, inst) or '', '^(%d+);(.*)$')
+  redis.call('HSET', WORKERS_KEY, inst, exp .. ';' .. caps)
+  if prev_exp == nil or tonumber(prev_exp) < now or prev_caps ~= caps then announce_admission() end
   return ok(exp)
 end
 
@@ -563,6 +687,8 @@ register('ff_quota_define', ff_quota_define)
 register('ff_admit', ff_admit)
 register('ff_quota_release', ff_quota_release)
 register_ro('ff_quota_get', ff_quota_get)
+register('ff_quota_watch', ff_quota_watch)
 register('ff_quota_reconcile', ff_quota_reconcile)
 register('ff_block', ff_block)
 register('ff_unblock', ff_unblock)
+register('ff_breach_cancel', ff_breach_cancel)

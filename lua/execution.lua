@@ -91,6 +91,8 @@ local flow_member_ended, flow_member_arg, flow_member_created, flow_member_purge
 local admission_arg, capabilities_arg, needed_capabilities, capable
 -- Executions needing capabilities a claimer lacks that one claim looks past.
 local ROUTE_LOOKAHEAD = 64
+-- How far past skipped executions a claim may start (core MAX_CLAIM_SKIP).
+local MAX_CLAIM_SKIP = 65536
 
 -- Into a terminal state (from any live state `h`): out of the live indexes,
 -- into the retention index; `...` are extra field/value pairs to store. With
@@ -305,12 +307,13 @@ end
 ---------------------------------------------------------------------------
 -- ff_claim: hand out up to n eligible executions of one lane of one partition.
 -- KEYS: eligible index of the lane
--- ARGV: lane, worker, worker_instance, lease_ttl_ms, n, lease_id * n [, capabilities]
+-- ARGV: lane, worker, worker_instance, lease_ttl_ms, n, lease_id * n [, capabilities [, skip]]
 -- -> {1, count, (eid, lease_id, epoch, attempt, lease_exp, kind, payload) * count,
 --     adm * count, nskipped, (eid, capabilities) * nskipped}
 -- adm: what it draws on (admission.lua; '' = none). An execution needing a
 -- capability the worker lacks is skipped (left eligible) and listed; up to
--- ROUTE_LOOKAHEAD of them are looked past.
+-- ROUTE_LOOKAHEAD of them are looked past. skip: start that far into the
+-- index (past those an earlier call of the same claim skipped).
 local function ff_claim(keys, args)
   local ek_idx = keys[1]
   local tag = tag_of(ek_idx or '')
@@ -323,9 +326,10 @@ local function ff_claim(keys, args)
   wi, e = name_arg(args[3], 'worker_instance'); if e then return e end
   ttl, e = int_arg(args[4], 'lease_ttl_ms', MIN_LEASE_MS, MAX_LEASE_MS); if e then return e end
   n, e = int_arg(args[5], 'count', 1, MAX_CLAIM_BATCH); if e then return e end
-  if #args ~= 5 + n and #args ~= 6 + n then return err('invalid_argument', 'count:expected ' .. n .. ' lease ids') end
-  local caps
+  if #args < 5 + n or #args > 7 + n then return err('invalid_argument', 'count:expected ' .. n .. ' lease ids') end
+  local caps, skip
   caps, e = capabilities_arg(args[6 + n] or ''); if e then return e end
+  skip, e = int_arg(args[7 + n] or '0', 'skip', 0, MAX_CLAIM_SKIP); if e then return e end
   for i = 1, n do
     if not hex32_ok(args[5 + i]) then return err('invalid_argument', 'lease_id:expected 32 hex digits') end
   end
@@ -336,7 +340,7 @@ local function ff_claim(keys, args)
   local exp = now + ttl
   -- Index moves are made once for the whole batch (the hot path of workers).
   local taken, leased, timed, adms, skipped = {}, {}, {}, {}, {}
-  local cands = redis.call('ZRANGE', ek_idx, 0, n - 1 + ROUTE_LOOKAHEAD)
+  local cands = redis.call('ZRANGE', ek_idx, skip, skip + n - 1 + ROUTE_LOOKAHEAD)
   -- Times as text once per batch (a number argument is formatted on every
   -- call; %.14g is exact for millisecond times).
   local now_s, exp_s = tostring(now), tostring(exp)

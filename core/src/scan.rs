@@ -193,7 +193,9 @@ mod tests {
 }
 
 /// A wake-up the data plane publishes when a member becomes the earliest of
-/// its index: `<index> {fp:N} <due ms>`.
+/// its index: `<index> {fp:N} <due ms>` (`{b:N}` for a budget partition's
+/// `resets`; `admission - 0` when a budget, quota or worker registration
+/// changed in a way that may admit blocked executions).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct WakeMessage {
     /// The index that got a new earliest member.
@@ -218,13 +220,24 @@ impl WakeMessage {
         if it.next().is_some() || index.is_empty() || index.len() > 32 {
             return None;
         }
-        let num = tag.strip_prefix("{fp:")?.strip_suffix('}')?;
-        if num.is_empty() || num.len() > 5 || !num.bytes().all(|b| b.is_ascii_digit()) {
-            return None;
-        }
+        // `-`: an announcement about no partition in particular (admission).
+        let partition = if tag == "-" {
+            0
+        } else {
+            let inner = tag.strip_prefix('{')?.strip_suffix('}')?;
+            let (family, num) = inner.split_once(':')?;
+            if !matches!(family, "fp" | "b" | "q")
+                || num.is_empty()
+                || num.len() > 5
+                || !num.bytes().all(|b| b.is_ascii_digit())
+            {
+                return None;
+            }
+            num.parse().ok()?
+        };
         Some(Self {
             index: index.to_owned(),
-            partition: num.parse().ok()?,
+            partition,
             due_ms: due.parse().ok()?,
         })
     }
@@ -295,10 +308,20 @@ mod wake_tests {
                 due_ms: 1795329852577
             })
         );
+        assert_eq!(
+            WakeMessage::parse(b"resets {b:3} 20").map(|w| (w.index, w.partition, w.due_ms)),
+            Some(("resets".into(), 3, 20))
+        );
+        assert_eq!(
+            WakeMessage::parse(b"admission - 0").map(|w| (w.index, w.partition)),
+            Some(("admission".into(), 0))
+        );
         for bad in [
             &b""[..],
             b"delayed",
             b"delayed {fp:x} 1",
+            b"delayed {zz:1} 1",
+            b"delayed {fp1} 1",
             b"delayed {fp:1} -1",
             b"a {fp:1} 1 extra",
             b"\xff {fp:1} 1",

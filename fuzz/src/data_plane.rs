@@ -57,6 +57,8 @@
 //! before it).
 
 use arbitrary::{Arbitrary, Unstructured};
+use ff_core::admission::{budget_key, quota_key};
+use ff_core::contract::admission as ad;
 use ff_core::contract::execution::ExecutionRecord;
 use ff_core::contract::execution::{self as ex, Lease};
 use ff_core::contract::flow as fl;
@@ -69,7 +71,9 @@ use ff_core::partition::PartitionConfig;
 use ff_core::reply::Reply;
 use ff_core::scan::{ReadyMessage, WakeMessage};
 use ff_core::state::PublicState;
-use ff_core::{ExecutionId, FfError, FlowId, LeaseId, Partition, PartitionFamily};
+use ff_core::{
+    BudgetId, ExecutionId, FfError, FlowId, LeaseId, Partition, PartitionFamily, QuotaId,
+};
 use ff_engine::error::StoreError;
 use ff_engine::store::{cmd, MemoryStore, Store, SubEvent};
 use futures::executor::block_on;
@@ -589,6 +593,14 @@ pub enum Key {
     Idempotency(u8, Text),
     Raw(Text),
     Flow(u8),
+    /// One of two budgets ([`budget_name`]).
+    Budget(u8),
+    /// One of two quotas ([`quota_name`]).
+    Quota(u8),
+    /// The worker registrations.
+    Workers,
+    /// A blocked index (budget, quota, route) of a partition.
+    Blocked(u8, u8),
 }
 
 /// An ARGV entry of a [`Op::Raw`] call.
@@ -601,6 +613,19 @@ pub enum Arg {
     Num(Num),
     Text(Text),
     Flow(u8),
+    /// A budget's name ([`budget_name`]).
+    Budget(u8),
+    /// A quota's name ([`quota_name`]).
+    Quota(u8),
+}
+
+/// The two budgets and two quotas raw calls name.
+fn budget_name(i: u8) -> BudgetId {
+    BudgetId::parse(["b0", "b1"][usize::from(i % 2)]).expect("a budget name")
+}
+
+fn quota_name(i: u8) -> QuotaId {
+    QuotaId::parse(["q0", "q1"][usize::from(i % 2)]).expect("a quota name")
 }
 
 /// Every function of the library.
@@ -629,6 +654,25 @@ pub const FUNCTIONS: &[&str] = &[
     "ff_flow_reconcile",
     "ff_reconcile_dependencies",
     "ff_project_flows",
+    "ff_block_route",
+    "ff_worker_register",
+    "ff_workers_live",
+    "ff_budget_define",
+    "ff_report_usage",
+    "ff_budget_reset",
+    "ff_budget_get",
+    "ff_budget_resets",
+    "ff_budget_reconcile",
+    "ff_quota_define",
+    "ff_admit",
+    "ff_quota_release",
+    "ff_quota_get",
+    "ff_quota_reconcile",
+    "ff_block",
+    "ff_unblock",
+    "ff_breach_cancel",
+    "ff_partition_heads",
+    "ff_quota_watch",
     "ff_create_many",
     "ff_end_many",
 ];
@@ -865,6 +909,7 @@ fn per_execution(function: &str) -> bool {
             | "ff_get"
             | "ff_version"
             | "ff_add_edge"
+            | "ff_block"
             | "ff_end_many"
             | "ff_create_many"
     )
@@ -925,6 +970,36 @@ fn decode(function: &'static str, reply: &Reply) -> Result<Option<Vec<Lease>>, C
         "ff_end_many" => {
             let n = batch_count(reply);
             first_failure(ex::decode_end_many(reply, n)?)?
+        }
+        "ff_block_route" => ad::decode_block_route(reply).map(|_| None)?,
+        "ff_worker_register" => ad::decode_register_worker(reply).map(|_| None)?,
+        "ff_workers_live" => ad::decode_live_workers(reply).map(|_| None)?,
+        "ff_budget_define" | "ff_quota_define" => {
+            ad::decode_define(function, reply).map(|_| None)?
+        }
+        "ff_report_usage" => ad::decode_report_usage(reply).map(|_| None)?,
+        "ff_budget_get" => ad::decode_get_budget(reply).map(|_| None)?,
+        "ff_budget_resets" => ad::decode_budget_resets(reply).map(|_| None)?,
+        "ff_budget_reconcile" => ad::decode_budget_reconcile(reply).map(|_| None)?,
+        "ff_admit" => ad::decode_admit(reply).map(|_| None)?,
+        "ff_quota_release" => ad::decode_release_slot(reply).map(|_| None)?,
+        "ff_quota_get" => ad::decode_get_quota(reply).map(|_| None)?,
+        "ff_quota_reconcile" => ad::decode_quota_reconcile(reply).map(|_| None)?,
+        "ff_block" => ad::decode_block(reply).map(|_| None)?,
+        "ff_unblock" => ad::decode_unblock(reply).map(|_| None)?,
+        "ff_breach_cancel" => ad::decode_breach_cancel(reply).map(|_| None)?,
+        "ff_quota_watch" => ad::decode_watch_quota(reply).map(|_| None)?,
+        "ff_budget_reset" | "ff_partition_heads" => {
+            // Only numbers after the status (the heads of the indexes asked for).
+            let mut f = ff_core::contract::ok_fields(function, reply)?;
+            while f.remaining() > 0 {
+                if function == "ff_budget_reset" {
+                    f.text("outcome")?;
+                } else {
+                    f.int("head")?;
+                }
+            }
+            None
         }
         f => {
             let out = decode_batch(f, reply)?;
@@ -1568,6 +1643,12 @@ impl Run {
             Key::Idempotency(p, t) => format!("ff:idem:{}:{}", partition(*p).hash_tag(), t.lossy()),
             Key::Raw(t) => t.lossy(),
             Key::Flow(f) => flow_keys(&flow_id(*f)).flow(),
+            Key::Budget(i) => budget_key(&config(), &budget_name(*i)),
+            Key::Quota(i) => quota_key(&config(), &quota_name(*i)),
+            Key::Workers => ad::WORKERS.to_owned(),
+            Key::Blocked(p, r) => ad::BlockReason::ALL
+                [usize::from(*r) % ad::BlockReason::ALL.len()]
+            .index(partition(*p)),
         }
     }
 
@@ -1580,6 +1661,8 @@ impl Run {
             Arg::Num(n) => n.render(),
             Arg::Text(t) => t.0.clone(),
             Arg::Flow(f) => flow_id(*f).to_string().into_bytes(),
+            Arg::Budget(i) => budget_name(*i).as_str().as_bytes().to_vec(),
+            Arg::Quota(i) => quota_name(*i).as_str().as_bytes().to_vec(),
         }
     }
 
@@ -1665,7 +1748,7 @@ impl Run {
                         problems.push((eid.to_owned(), format!("{k}: malformed record: {e}")))
                     }
                 }
-            } else if k.starts_with("ff:idx:") && ty == "set" {
+            } else if k.starts_with("ff:idx:{fp:") && ty == "set" {
                 alls.insert(
                     k.clone(),
                     texts(&read(&["SMEMBERS", &k])).into_iter().collect(),

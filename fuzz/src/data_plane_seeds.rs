@@ -310,7 +310,7 @@ impl Encode for MembershipOp {
     }
 }
 
-const KEYS: u32 = 5;
+const KEYS: u32 = 9;
 
 impl Encode for Key {
     fn encode(&self, out: &mut Vec<u8>) {
@@ -337,11 +337,25 @@ impl Encode for Key {
                 variant(out, 4, KEYS);
                 f.encode(out);
             }
+            Key::Budget(i) => {
+                variant(out, 5, KEYS);
+                i.encode(out);
+            }
+            Key::Quota(i) => {
+                variant(out, 6, KEYS);
+                i.encode(out);
+            }
+            Key::Workers => variant(out, 7, KEYS),
+            Key::Blocked(p, r) => {
+                variant(out, 8, KEYS);
+                p.encode(out);
+                r.encode(out);
+            }
         }
     }
 }
 
-const ARGS: u32 = 7;
+const ARGS: u32 = 9;
 
 impl Encode for Arg {
     fn encode(&self, out: &mut Vec<u8>) {
@@ -373,6 +387,14 @@ impl Encode for Arg {
             Arg::Flow(f) => {
                 variant(out, 6, ARGS);
                 f.encode(out);
+            }
+            Arg::Budget(i) => {
+                variant(out, 7, ARGS);
+                i.encode(out);
+            }
+            Arg::Quota(i) => {
+                variant(out, 8, ARGS);
+                i.encode(out);
             }
         }
     }
@@ -1176,5 +1198,111 @@ pub fn seeds() -> Vec<(&'static str, Vec<Op>)> {
                 Op::Get { exec: 0 },
             ],
         ),
+        (
+            "admission",
+            vec![
+                raw_call(
+                    "ff_quota_define",
+                    vec![Key::Quota(0)],
+                    vec![
+                        Arg::Quota(0),
+                        Arg::Num(Num::Thousands(60)),
+                        Arg::Num(Num::Zero),
+                        Arg::Num(Num::Small(1)),
+                    ],
+                ),
+                raw_call(
+                    "ff_budget_define",
+                    vec![Key::Budget(0)],
+                    vec![
+                        Arg::Budget(0),
+                        Arg::Num(Num::Zero),
+                        Arg::Num(Num::Small(1)),
+                        Arg::Text(Text::of("tokens")),
+                        Arg::Num(Num::Small(1)),
+                        Arg::Num(Num::Zero),
+                        Arg::Text(Text::of("cancel")),
+                    ],
+                ),
+                boxed(create(0)),
+                claim(0, 1),
+                raw_call(
+                    "ff_admit",
+                    vec![Key::Quota(0)],
+                    vec![Arg::Quota(0), Arg::Exec(0), Arg::Epoch(lease(0))],
+                ),
+                raw_call(
+                    "ff_report_usage",
+                    vec![Key::Budget(0)],
+                    vec![
+                        Arg::Budget(0),
+                        Arg::Exec(0),
+                        Arg::Num(Num::Small(1)),
+                        Arg::Num(Num::Small(1)),
+                        Arg::Num(Num::Small(1)),
+                        Arg::Text(Text::of("tokens")),
+                        Arg::Num(Num::Small(5)),
+                    ],
+                ),
+                raw_call(
+                    "ff_block",
+                    vec![Key::Exec(0)],
+                    vec![
+                        Arg::Exec(0),
+                        Arg::LeaseId(lease(0)),
+                        Arg::Epoch(lease(0)),
+                        Arg::Text(Text::of("budget")),
+                        Arg::Budget(0),
+                    ],
+                ),
+                raw_call(
+                    "ff_partition_heads",
+                    vec![Key::Index(0, IndexSel::All)],
+                    vec![
+                        Arg::Text(Text::of("blocked_budget")),
+                        Arg::Text(Text::of("delayed")),
+                    ],
+                ),
+                raw_call(
+                    "ff_breach_cancel",
+                    vec![Key::Blocked(0, 0)],
+                    vec![Arg::Budget(0), Arg::Exec(0)],
+                ),
+                raw_call(
+                    "ff_quota_release",
+                    vec![Key::Quota(0)],
+                    vec![
+                        Arg::Quota(0),
+                        Arg::Exec(0),
+                        Arg::Epoch(lease(0)),
+                        Arg::Num(Num::Zero),
+                    ],
+                ),
+                raw_call(
+                    "ff_worker_register",
+                    vec![Key::Workers],
+                    vec![
+                        Arg::Text(Text::of("w1")),
+                        Arg::Num(Num::Thousands(5)),
+                        Arg::Text(Text::of("gpu")),
+                    ],
+                ),
+                raw_call("ff_workers_live", vec![Key::Workers], vec![]),
+                raw_call("ff_budget_get", vec![Key::Budget(0)], vec![Arg::Budget(0)]),
+            ],
+        ),
     ]
+}
+
+/// A raw call of the named library function.
+fn raw_call(function: &str, keys: Vec<Key>, args: Vec<Arg>) -> Op {
+    let index = FUNCTIONS
+        .iter()
+        .position(|f| *f == function)
+        .expect("a library function");
+    Op::Raw {
+        function: u8::try_from(index).expect("fewer than 256 functions"),
+        keys: List(keys),
+        args: List(args),
+    }
 }

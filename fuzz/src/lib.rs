@@ -780,6 +780,15 @@ mod tests {
                     assert_eq!(ok(""), 0);
                     assert_eq!(stats.ok.len(), 0);
                 }
+                "admission" => {
+                    assert_eq!(ok("ff_admit"), 1);
+                    assert_eq!(ok("ff_report_usage"), 1);
+                    assert_eq!(ok("ff_block"), 1);
+                    assert_eq!(ok("ff_breach_cancel"), 1);
+                    assert_eq!(ok("ff_partition_heads"), 1);
+                    assert_eq!(ok("ff_quota_release"), 1);
+                    assert_eq!(refused(""), 0);
+                }
                 _ => {}
             }
             assert_eq!(stats.raised, 0, "{name} raised");

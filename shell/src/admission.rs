@@ -10,7 +10,10 @@
 //! When one refuses, the places already taken are given back and a fenced
 //! `ff_block` on the execution's own slot ends the lease (no retry used) and
 //! parks it in `blocked_budget` / `blocked_quota`; the engine's unblock
-//! scanner moves it back once admissible. A slot is given back when the lease
+//! scanner moves it back once admissible. A budget breached under the
+//! cancel policy ([`BreachPolicy::Cancel`]) makes that `ff_block` end the
+//! execution cancelled instead (and the unblock scanner cancels those
+//! already blocked). A slot is given back when the lease
 //! ends ([`Client::release_admission`], which the `Worker` calls) or, after a
 //! crash, cancel or expiry, by the quota reconciler.
 
@@ -19,10 +22,11 @@ use crate::error::{Error, Result};
 use crate::store::cmd;
 use ff_core::admission::{budget_key, capable, Admission, QuotaLimits};
 use ff_core::contract::admission::{
-    self as ad, Admitted, BlockReason, BudgetDef, BudgetRecord, QuotaRecord, UsageReport,
-    UsageReported,
+    self as ad, Admitted, BlockReason, BreachPolicy, BudgetDef, BudgetRecord, QuotaRecord,
+    UsageReport, UsageReported,
 };
 use ff_core::contract::execution::{Claimed, Lease, Unroutable};
+use ff_core::reply::Reply;
 use ff_core::{BudgetId, QuotaId, WorkerInstance};
 
 impl Client {
@@ -188,14 +192,37 @@ impl Client {
     /// checked (store error) is handed back eligible.
     pub(crate) async fn admit_claimed(&self, claimed: Vec<Claimed>) -> Vec<Claimed> {
         let mut out = Vec::with_capacity(claimed.len());
-        for c in claimed {
-            if !c.admission.needs_admission() {
+        // Every execution of the batch is checked at once (each check is a
+        // few single-slot calls; one batch's checks share the round trips).
+        let checks = futures::future::join_all(claimed.iter().map(|c| async move {
+            if c.admission.needs_admission() {
+                Some(self.admit_one(c).await)
+            } else {
+                None
+            }
+        }))
+        .await;
+        for (c, check) in claimed.into_iter().zip(checks) {
+            let Some(check) = check else {
                 out.push(c);
                 continue;
-            }
-            match self.admit_one(&c).await {
+            };
+            match check {
                 Ok(None) => out.push(c),
-                Ok(Some((reason, name))) => {
+                Ok(Some(Refusal::Cancel(budget))) => {
+                    tracing::debug!(execution = %c.lease.execution, on = %budget, "budget breached under the cancel policy: cancelled");
+                    match self.call(&ad::cancel_for_breach(&c.lease, &budget)).await {
+                        Ok(r) => {
+                            if let Err(e) = ad::decode_block(&r) {
+                                tracing::warn!(execution = %c.lease.execution, error = %e, "cancel refused");
+                            }
+                        }
+                        Err(e) => {
+                            tracing::warn!(execution = %c.lease.execution, error = %e, "cancel failed; the lease will expire")
+                        }
+                    }
+                }
+                Ok(Some(Refusal::Block(reason, name))) => {
                     tracing::debug!(execution = %c.lease.execution, reason = reason.as_str(), on = %name, "not admitted: blocked");
                     match self.call(&ad::block(&c.lease, reason, &name)).await {
                         Ok(r) => {
@@ -219,22 +246,45 @@ impl Client {
     }
 
     /// None when admitted (every quota slot taken); otherwise why not and on what.
-    async fn admit_one(&self, c: &Claimed) -> Result<Option<(BlockReason, String)>> {
+    async fn admit_one(&self, c: &Claimed) -> Result<Option<Refusal>> {
         let reads: Vec<_> = c
             .admission
             .budgets
             .iter()
-            .map(|b| cmd(["HGET", &budget_key(&self.config, b), "breached"]))
+            .map(|b| {
+                cmd([
+                    "HMGET",
+                    &budget_key(&self.config, b),
+                    "breached",
+                    "on_breach",
+                ])
+            })
             .collect();
+        let mut blocked_on = None;
         for (b, r) in c
             .admission
             .budgets
             .iter()
             .zip(self.store().command_many(&reads).await)
         {
-            if r?.text().as_deref() == Some("1") {
-                return Ok(Some((BlockReason::Budget, b.to_string())));
+            let (breached, policy) = match r? {
+                Reply::Array(v) => (
+                    v.first().and_then(Reply::text),
+                    v.get(1).and_then(Reply::text),
+                ),
+                _ => (None, None),
+            };
+            if breached.as_deref() != Some("1") {
+                continue;
             }
+            // A cancelling budget wins over one that only blocks.
+            if BreachPolicy::parse(policy.as_deref()) == BreachPolicy::Cancel {
+                return Ok(Some(Refusal::Cancel(b.clone())));
+            }
+            blocked_on.get_or_insert_with(|| b.to_string());
+        }
+        if let Some(b) = blocked_on {
+            return Ok(Some(Refusal::Block(BlockReason::Budget, b)));
         }
         let mut taken: Vec<&QuotaId> = Vec::new();
         for q in &c.admission.quotas {
@@ -260,10 +310,18 @@ impl Client {
                         .collect();
                     let _ = self.store().fcall_many(&undo).await;
                     admitted?;
-                    return Ok(Some((BlockReason::Quota, q.to_string())));
+                    return Ok(Some(Refusal::Block(BlockReason::Quota, q.to_string())));
                 }
             }
         }
         Ok(None)
     }
+}
+
+/// Why a claimed execution is not handed out.
+enum Refusal {
+    /// It waits in a blocked index (on this budget or quota).
+    Block(BlockReason, String),
+    /// A budget it draws on is breached under the cancel policy.
+    Cancel(BudgetId),
 }

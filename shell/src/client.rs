@@ -22,6 +22,11 @@ mod batch;
 mod suspension;
 pub use suspension::{PendingWaitpoint, Signal, Suspension};
 
+/// Most `ff_claim` calls one claim makes to get past executions needing
+/// capabilities the worker lacks (each looks past up to
+/// [`ex::ROUTE_LOOKAHEAD`] of them).
+const MAX_ROUTE_PAGES: usize = 16;
+
 /// A handle on the data plane. Cheap to clone; share one per process.
 ///
 /// Create an execution, claim it as a worker would, complete it, read it
@@ -334,18 +339,30 @@ impl Client {
                 reason: format!("{max} is outside 1..={}", limits::MAX_CLAIM_BATCH),
             });
         }
-        let args = ClaimArgs {
-            partition,
-            lane: lane.clone(),
-            worker: worker.clone(),
-            instance: instance.clone(),
-            lease_ttl_ms,
-            lease_ids: (0..max)
-                .map(|_| LeaseId::from_u128(random_u128()))
-                .collect(),
-            capabilities: capabilities.to_vec(),
-        };
-        let (claimed, skipped) = ex::decode_claim_routed(&self.call(&ex::claim(&args)).await?)?;
+        // A call that looked past a full lookahead of executions needing
+        // capabilities this worker lacks goes on behind them, page by page.
+        let (mut claimed, mut skipped) = (Vec::new(), Vec::new());
+        for _ in 0..MAX_ROUTE_PAGES {
+            let args = ClaimArgs {
+                partition,
+                lane: lane.clone(),
+                worker: worker.clone(),
+                instance: instance.clone(),
+                lease_ttl_ms,
+                lease_ids: (claimed.len()..max)
+                    .map(|_| LeaseId::from_u128(random_u128()))
+                    .collect(),
+                capabilities: capabilities.to_vec(),
+                skip: u32::try_from(skipped.len()).unwrap_or(ex::MAX_CLAIM_SKIP),
+            };
+            let (got, passed) = ex::decode_claim_routed(&self.call(&ex::claim(&args)).await?)?;
+            let more = passed.len() >= ex::ROUTE_LOOKAHEAD;
+            claimed.extend(got);
+            skipped.extend(passed);
+            if !more || claimed.len() >= max {
+                break;
+            }
+        }
         if !skipped.is_empty() {
             self.route_skipped(&skipped).await;
         }

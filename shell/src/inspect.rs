@@ -1,15 +1,19 @@
 //! `ff inspect`: what an operator looks at first when something seems stuck —
-//! executions per public state and per lane, members per index, and the oldest
-//! due item of each scanner's index, across every partition.
+//! executions per public state and per lane, members per index, the oldest
+//! due item of each scanner's index, blocked executions per reason, and every
+//! budget (usage against limits, breach, policy) and quota (holders against
+//! the cap, the window), across every partition.
 
 use crate::error::Result;
 use crate::store::{cmd, Store};
 use crate::Client;
+use ff_core::admission::{budgets_index, quota_holders_key, quotas_index};
+use ff_core::contract::admission::{self as ad, BlockReason, BudgetRecord, QuotaRecord};
 use ff_core::contract::execution::ExecutionRecord;
 use ff_core::contract::scan::BatchFunction;
 use ff_core::keys::PartitionKeys;
 use ff_core::reply::Reply;
-use ff_core::PartitionFamily;
+use ff_core::{BudgetId, PartitionFamily, QuotaId};
 use std::collections::BTreeMap;
 
 /// What `ff inspect` reports.
@@ -29,6 +33,85 @@ pub struct Inspection {
     pub oldest_due: BTreeMap<String, (String, u64)>,
     /// Records that could not be decoded (counted, skipped).
     pub malformed: u64,
+    /// Blocked executions per reason (`budget`, `quota`, `route`).
+    pub blocked: BTreeMap<String, u64>,
+    /// Per reason: (execution, blocked at ms) of the longest blocked.
+    pub oldest_blocked: BTreeMap<String, (String, u64)>,
+    /// Every budget, by name.
+    pub budgets: BTreeMap<String, BudgetRecord>,
+    /// Every quota, by name, with its slot holders (execution, lease epoch).
+    pub quotas: BTreeMap<String, (QuotaRecord, Vec<(String, u64)>)>,
+}
+
+/// Keep the earlier of two (member, ms) heads.
+fn keep_oldest(map: &mut BTreeMap<String, (String, u64)>, key: &str, member: &str, ms: u64) {
+    let entry = map.entry(key.to_owned()).or_insert((member.to_owned(), ms));
+    if ms < entry.1 {
+        *entry = (member.to_owned(), ms);
+    }
+}
+
+/// Every name in a set, walked with SSCAN.
+async fn set_members(store: &dyn Store, key: &str) -> Result<Vec<String>> {
+    let mut out = Vec::new();
+    let mut cursor = "0".to_owned();
+    loop {
+        let page = store
+            .command(&cmd(["SSCAN", key, &cursor, "COUNT", "500"]))
+            .await?;
+        let (next, names) = match &page {
+            Reply::Array(v) if v.len() == 2 => (v[0].text().unwrap_or_default(), texts(&v[1])),
+            _ => (String::from("0"), Vec::new()),
+        };
+        out.extend(names);
+        if next == "0" {
+            return Ok(out);
+        }
+        cursor = next;
+    }
+}
+
+/// Every budget and quota with its state (a name that no longer parses or
+/// reads is skipped: the reconcilers drop such names).
+async fn admission(client: &Client, out: &mut Inspection) -> Result<()> {
+    let store: &dyn Store = client.store().as_ref();
+    let config = client.config();
+    for p in config.partitions(PartitionFamily::Budget) {
+        for name in set_members(store, &budgets_index(p)).await? {
+            let Ok(b) = BudgetId::parse(&name) else {
+                continue;
+            };
+            let reply = store.fcall(&ad::get_budget(config, &b)).await?;
+            if let Ok(r) = ad::decode_get_budget(&reply) {
+                out.budgets.insert(name, r);
+            }
+        }
+    }
+    for p in config.partitions(PartitionFamily::Quota) {
+        for name in set_members(store, &quotas_index(p)).await? {
+            let Ok(q) = QuotaId::parse(&name) else {
+                continue;
+            };
+            let Ok(r) = ad::decode_get_quota(&store.fcall(&ad::get_quota(config, &q)).await?)
+            else {
+                continue;
+            };
+            let all = texts(
+                &store
+                    .command(&cmd(["HGETALL", &quota_holders_key(config, &q)]))
+                    .await?,
+            );
+            let holders = all
+                .chunks(2)
+                .filter_map(|c| match c {
+                    [eid, epoch] => Some((eid.clone(), epoch.parse().unwrap_or(0))),
+                    _ => None,
+                })
+                .collect();
+            out.quotas.insert(name, (r, holders));
+        }
+    }
+    Ok(())
 }
 
 fn texts(r: &Reply) -> Vec<String> {
@@ -56,6 +139,31 @@ pub async fn inspect(client: &Client) -> Result<Inspection> {
         for f in BatchFunction::ALL.iter().filter(|f| !f.is_sweep()) {
             sizes.push((f.index_name().to_owned(), f.index(&pk)));
         }
+        let blocked: Vec<Vec<Vec<u8>>> = BlockReason::ALL
+            .iter()
+            .flat_map(|r| {
+                let key = r.index(p);
+                [
+                    cmd(["ZCARD", &key]),
+                    cmd(["ZRANGE", &key, "0", "0", "WITHSCORES"]),
+                ]
+            })
+            .collect();
+        let replies = store.command_many(&blocked).await;
+        for (r, pair) in BlockReason::ALL.iter().zip(replies.chunks(2)) {
+            let [card, head] = pair else { continue };
+            let n = card
+                .as_ref()
+                .map_err(Clone::clone)?
+                .int()
+                .unwrap_or(0)
+                .max(0) as u64;
+            *out.blocked.entry(r.as_str().to_owned()).or_default() += n;
+            if let [member, score] = texts(head.as_ref().map_err(Clone::clone)?).as_slice() {
+                let at = score.parse::<f64>().unwrap_or(0.0) as u64;
+                keep_oldest(&mut out.oldest_blocked, r.as_str(), member, at);
+            }
+        }
         let cards: Vec<Vec<Vec<u8>>> = sizes.iter().map(|(_, k)| cmd(["ZCARD", k])).collect();
         for ((name, _), r) in sizes.iter().zip(store.command_many(&cards).await) {
             *out.index_sizes.entry(name.clone()).or_default() +=
@@ -69,13 +177,7 @@ pub async fn inspect(client: &Client) -> Result<Inspection> {
             );
             if let [member, score] = head.as_slice() {
                 let due = score.parse::<f64>().unwrap_or(0.0) as u64;
-                let entry = out
-                    .oldest_due
-                    .entry(f.index_name().to_owned())
-                    .or_insert((member.clone(), due));
-                if due < entry.1 {
-                    *entry = (member.clone(), due);
-                }
+                keep_oldest(&mut out.oldest_due, f.index_name(), member, due);
             }
         }
         let mut cursor = "0".to_owned();
@@ -121,6 +223,7 @@ pub async fn inspect(client: &Client) -> Result<Inspection> {
             cursor = next;
         }
     }
+    admission(client, &mut out).await?;
     Ok(out)
 }
 
@@ -143,6 +246,47 @@ impl Inspection {
         }
         if self.malformed > 0 {
             s += &format!("malformed records: {}\n", self.malformed);
+        }
+        s += &format!("blocked:    {:?}\n", self.blocked);
+        for (reason, (member, at)) in &self.oldest_blocked {
+            let age = self.now_ms.saturating_sub(*at);
+            s += &format!("oldest blocked on {reason:<7} {member} (for {age} ms)\n");
+        }
+        for (name, b) in &self.budgets {
+            let dims: Vec<String> = b
+                .limits
+                .iter()
+                .map(|(d, l)| {
+                    let used = b.usage.get(d).copied().unwrap_or(0);
+                    format!("{d} {used}/{} (soft {})", l.hard, l.soft)
+                })
+                .collect();
+            s += &format!(
+                "budget {name}: {}{} on breach {}; {}{}\n",
+                if b.breached { "BREACHED" } else { "ok" },
+                if b.soft_reached {
+                    ", soft limit reached"
+                } else {
+                    ""
+                },
+                b.on_breach.as_str(),
+                dims.join(", "),
+                b.next_reset_ms
+                    .map(|t| format!("; next reset in {} ms", t.saturating_sub(self.now_ms)))
+                    .unwrap_or_default(),
+            );
+        }
+        for (name, (q, holders)) in &self.quotas {
+            let holding: Vec<String> = holders.iter().map(|(e, ep)| format!("{e}@{ep}")).collect();
+            s += &format!(
+                "quota {name}: holders {}/{} [{}]; window {}/{} per {} ms\n",
+                q.holders,
+                q.limits.concurrency,
+                holding.join(", "),
+                q.admitted_at.len(),
+                q.limits.max_per_window,
+                q.limits.window_ms,
+            );
         }
         s
     }

@@ -39,6 +39,7 @@ fn tokens(hard: u64, every_ms: u64) -> BudgetDef {
     BudgetDef {
         limits: [("tokens".to_owned(), DimensionLimits { hard, soft: 0 })].into(),
         reset_every_ms: every_ms,
+        ..BudgetDef::default()
     }
 }
 

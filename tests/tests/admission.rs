@@ -7,13 +7,16 @@ mod common;
 
 use common::*;
 use ff_engine::core::admission::QuotaLimits;
-use ff_engine::core::contract::admission::{BudgetDef, DimensionLimits, UsageReport};
+use ff_engine::core::contract::admission::{BreachPolicy, BudgetDef, DimensionLimits, UsageReport};
 use ff_engine::core::contract::execution::Claimed;
+use ff_engine::core::flow::JoinPolicy;
+use ff_engine::core::keys::flow_partition;
 use ff_engine::core::keys::PartitionKeys;
+use ff_engine::core::scan::WakeMessage;
 use ff_engine::core::state::PublicState;
-use ff_engine::core::ExecutionId;
+use ff_engine::core::{ExecutionId, WorkerInstance};
 use ff_engine::engine::{scan_admission_once, AdmissionPass};
-use ff_engine::store::Store;
+use ff_engine::store::{Store, SubEvent};
 use ff_engine::{Client, ExecutionSpec};
 use std::sync::Arc;
 use std::time::Duration;
@@ -29,6 +32,7 @@ fn tokens(hard: u64, every_ms: u64) -> BudgetDef {
         )]
         .into(),
         reset_every_ms: every_ms,
+        ..BudgetDef::default()
     }
 }
 
@@ -355,6 +359,183 @@ async fn a_blocked_execution_can_be_cancelled(store: Arc<dyn Store>) {
     assert_eq!(state(&c, &a).await, PublicState::Completed);
 }
 
+fn cancelling(hard: u64) -> BudgetDef {
+    BudgetDef {
+        on_breach: BreachPolicy::Cancel,
+        ..tokens(hard, 0)
+    }
+}
+
+async fn cancelled_for_breach(c: &Client, id: &ExecutionId) -> bool {
+    let r = c.get(id).await.unwrap();
+    r.public_state == PublicState::Cancelled
+        && r.last_error.as_deref() == Some("budget breached: capped")
+}
+
+/// Under the cancel policy a hard breach cancels the pending executions that
+/// draw on the budget — those already blocked on it (the unblock scanner) and
+/// those a claim hands out (instead of blocking them) — while a running one
+/// finishes; a flow member cancelled so ends its dependents as usual.
+async fn a_breach_under_the_cancel_policy_cancels_pending_work(store: Arc<dyn Store>) {
+    let c = client_on(store).await;
+    assert!(c.define_budget("capped", &tokens(1, 0)).await.unwrap());
+    assert_eq!(
+        c.get_budget("capped").await.unwrap().on_breach,
+        BreachPolicy::Block
+    );
+    let running = c
+        .create(ExecutionSpec::new("x").budget("capped"))
+        .await
+        .unwrap()
+        .execution;
+    let got = claim_all(&c).await;
+    assert_eq!(got.len(), 1);
+    c.report_usage("capped", &usage(&got[0], 1, 1))
+        .await
+        .unwrap();
+    // Breached while the policy blocks: a new one waits.
+    let waiting = c
+        .create(ExecutionSpec::new("x").budget("capped"))
+        .await
+        .unwrap()
+        .execution;
+    assert!(claim_all(&c).await.is_empty());
+    assert!(blocked_in(&c, &waiting, false).await);
+
+    // The policy becomes cancel: the blocked one is cancelled by the scanner.
+    assert!(!c.define_budget("capped", &cancelling(1)).await.unwrap());
+    assert_eq!(
+        c.get_budget("capped").await.unwrap().on_breach,
+        BreachPolicy::Cancel
+    );
+    let p = pass(&c, false).await;
+    assert_eq!((p.cancelled, p.unblocked, p.still_blocked), (1, 0, 0));
+    assert!(cancelled_for_breach(&c, &waiting).await);
+    assert!(
+        !blocked_in(&c, &waiting, false).await,
+        "left the blocked index"
+    );
+
+    // A claim hands out one that draws on it: cancelled, not blocked; a
+    // flow child waiting on it is skipped; work without the budget runs.
+    let flow = c.create_flow("default").await.unwrap();
+    let parent = c.new_member_id(&flow);
+    let child = c.new_member_id(&flow);
+    c.create(
+        ExecutionSpec::new("x")
+            .id(parent.clone())
+            .in_flow(&flow, JoinPolicy::AllOf)
+            .budget("capped"),
+    )
+    .await
+    .unwrap();
+    c.create(
+        ExecutionSpec::new("x")
+            .id(child.clone())
+            .in_flow(&flow, JoinPolicy::AllOf),
+    )
+    .await
+    .unwrap();
+    c.add_edge(&flow, &parent, &child, false).await.unwrap();
+    let free = c
+        .create(ExecutionSpec::new("plain"))
+        .await
+        .unwrap()
+        .execution;
+    let got2 = claim_all(&c).await;
+    assert_eq!(
+        got2.iter().map(|g| &g.lease.execution).collect::<Vec<_>>(),
+        vec![&free]
+    );
+    assert!(cancelled_for_breach(&c, &parent).await);
+    assert!(!blocked_in(&c, &parent, false).await);
+    assert_eq!(state(&c, &child).await, PublicState::Skipped);
+
+    // The running one was not touched and finishes.
+    c.complete(&got[0].lease, b"").await.unwrap();
+    assert_eq!(state(&c, &running).await, PublicState::Completed);
+    // After a reset nothing is refused any more.
+    c.reset_budget("capped").await.unwrap();
+    let later = c
+        .create(ExecutionSpec::new("x").budget("capped"))
+        .await
+        .unwrap()
+        .execution;
+    let got3 = claim_all(&c).await;
+    assert_eq!(got3.len(), 1);
+    assert_eq!(got3[0].lease.execution, later);
+}
+
+/// Admission announcements seen on `ff:wake` since the last call.
+async fn admission_announced(rx: &mut tokio::sync::mpsc::UnboundedReceiver<SubEvent>) -> bool {
+    // (a publish is delivered within a moment on either store)
+    tokio::time::sleep(Duration::from_millis(100)).await;
+    let mut seen = false;
+    while let Ok(ev) = rx.try_recv() {
+        if let SubEvent::Message(m) = ev {
+            seen |= m == b"admission - 0";
+        }
+    }
+    seen
+}
+
+/// A quota slot given back is announced to the unblock scanner only when
+/// someone may wait for it (a refusal, or the scanner leaving executions
+/// blocked on the quota): a finished job with nobody waiting costs no message.
+async fn a_release_is_announced_only_when_someone_waits(store: Arc<dyn Store>) {
+    let mut rx = store.subscribe(WakeMessage::CHANNEL).await.unwrap();
+    let c = client_on(store).await;
+    c.define_quota(
+        "one",
+        &QuotaLimits {
+            window_ms: 60_000,
+            max_per_window: 0,
+            concurrency: 1,
+        },
+    )
+    .await
+    .unwrap();
+    admission_announced(&mut rx).await;
+    c.create(ExecutionSpec::new("x").quota("one"))
+        .await
+        .unwrap();
+    let got = claim_all(&c).await;
+    c.complete(&got[0].lease, b"").await.unwrap();
+    c.release_admission(&got[0].lease, &got[0].admission)
+        .await
+        .unwrap();
+    assert!(!admission_announced(&mut rx).await, "nobody waited");
+
+    // Now one waits: the release is announced (once), and the scanner's
+    // re-check arms the next one while executions still wait.
+    c.create(ExecutionSpec::new("x").quota("one"))
+        .await
+        .unwrap();
+    let a = claim_all(&c).await;
+    for _ in 0..2 {
+        c.create(ExecutionSpec::new("x").quota("one"))
+            .await
+            .unwrap();
+    }
+    assert!(claim_all(&c).await.is_empty(), "refused: blocked");
+    c.complete(&a[0].lease, b"").await.unwrap();
+    c.release_admission(&a[0].lease, &a[0].admission)
+        .await
+        .unwrap();
+    assert!(admission_announced(&mut rx).await, "a waiter is told");
+    assert_eq!(pass(&c, false).await.unblocked, 1);
+    let b = claim_all(&c).await;
+    assert_eq!(b.len(), 1);
+    c.complete(&b[0].lease, b"").await.unwrap();
+    c.release_admission(&b[0].lease, &b[0].admission)
+        .await
+        .unwrap();
+    assert!(
+        admission_announced(&mut rx).await,
+        "the one still waiting is told too"
+    );
+}
+
 async fn bad_admission_arguments_are_refused(store: Arc<dyn Store>) {
     let c = client_on(store).await;
     assert!(c
@@ -383,6 +564,58 @@ async fn bad_admission_arguments_are_refused(store: Arc<dyn Store>) {
         .await
         .unwrap();
     assert_eq!(claim_all(&c).await.len(), 1);
+}
+
+/// 200 executions needing a capability at the head of a lane (a capable
+/// worker is live, so they stay eligible for it), then plain ones: a worker
+/// without the capability still gets the plain ones, paging past the heads
+/// in bounded steps; the capable worker then gets the rest.
+async fn an_incapable_worker_gets_past_capability_heads(store: Arc<dyn Store>) {
+    let c = client_on(store).await;
+    let gpu_worker = WorkerInstance::new("gpu-1").unwrap();
+    c.register_worker(&gpu_worker, &["gpu".to_owned()], Duration::from_secs(60))
+        .await
+        .unwrap();
+    // Members of one flow share its partition: one lane's eligible index.
+    let flow = c.create_flow("default").await.unwrap();
+    for _ in 0..200 {
+        c.create(
+            ExecutionSpec::new("render")
+                .capability("gpu")
+                .id(c.new_member_id(&flow))
+                .in_flow(&flow, JoinPolicy::AllOf),
+        )
+        .await
+        .unwrap();
+    }
+    let mut plain = Vec::new();
+    for _ in 0..10 {
+        let id = c.new_member_id(&flow);
+        c.create(
+            ExecutionSpec::new("plain")
+                .id(id.clone())
+                .in_flow(&flow, JoinPolicy::AllOf),
+        )
+        .await
+        .unwrap();
+        plain.push(id.to_string());
+    }
+    let part = flow_partition(&flow, c.config());
+    let (lane, w, i) = worker();
+    let got = c
+        .claim_in_capable(part, &lane, &w, &i, LEASE, 10, &[])
+        .await
+        .unwrap();
+    let mut ids: Vec<String> = got.iter().map(|g| g.lease.execution.to_string()).collect();
+    ids.sort();
+    plain.sort();
+    assert_eq!(ids, plain, "the plain work behind the heads");
+    let gpu = c
+        .claim_in_capable(part, &lane, &w, &gpu_worker, LEASE, 50, &["gpu".to_owned()])
+        .await
+        .unwrap();
+    assert_eq!(gpu.len(), 50);
+    assert!(gpu.iter().all(|g| g.kind.as_str() == "render"));
 }
 
 async fn capability_routing_with_a_worker_joining_later(store: Arc<dyn Store>) {
@@ -493,6 +726,9 @@ on_both_stores!(
     concurrency_slot_given_back,
     a_blocked_execution_can_be_cancelled,
     bad_admission_arguments_are_refused,
+    a_breach_under_the_cancel_policy_cancels_pending_work,
+    an_incapable_worker_gets_past_capability_heads,
+    a_release_is_announced_only_when_someone_waits,
 );
 
 /// Workers and the engine together: a quota with 2 slots never has more than
@@ -508,7 +744,9 @@ async fn workers_respect_quota_and_budget_under_the_engine() {
     let c = client(&redis.url()).await;
     let engine = Engine::start(
         EngineConfig {
-            admission_interval: Duration::from_millis(50),
+            // Only announcements bring blocked executions back: the
+            // fallback re-check never comes within the test.
+            unblock_interval: Duration::from_secs(3600),
             ..EngineConfig::default()
         },
         c.store().clone(),
@@ -638,6 +876,13 @@ async fn workers_respect_quota_and_budget_under_the_engine() {
         },
     )
     .await;
+    let unblock = engine
+        .metrics()
+        .into_iter()
+        .find(|s| s.scanner == "unblock")
+        .expect("the unblock scanner's counters");
+    assert!(unblock.acted >= 2, "{unblock:?}");
+    assert!(unblock.cycles >= 1 && unblock.errors == 0, "{unblock:?}");
     worker.shutdown().await;
     engine.shutdown().await;
 }
@@ -698,6 +943,58 @@ async fn admission_on_a_cluster() {
     assert_eq!(c.get_quota("api").await.unwrap().holders, 1);
 }
 
+/// The cancel policy across slots: the budget on one node, executions on
+/// others; blocked ones are cancelled by the scanner's single-slot calls on
+/// their partitions, claimed ones by the claimer's fenced call.
+#[tokio::test]
+async fn cancel_on_breach_on_a_cluster() {
+    let cluster = ff_tests::RedisCluster::start();
+    let c = cluster_client(cluster.urls()).await;
+    c.define_budget("capped", &tokens(1, 0)).await.unwrap();
+    let first = c
+        .create(ExecutionSpec::new("x").budget("capped"))
+        .await
+        .unwrap()
+        .execution;
+    let got = claim_all(&c).await;
+    assert_eq!(got.len(), 1);
+    assert_eq!(got[0].lease.execution, first);
+    c.report_usage("capped", &usage(&got[0], 1, 1))
+        .await
+        .unwrap();
+    let mut blocked = Vec::new();
+    for _ in 0..6 {
+        blocked.push(
+            c.create(ExecutionSpec::new("x").budget("capped"))
+                .await
+                .unwrap()
+                .execution,
+        );
+    }
+    assert!(claim_all(&c).await.is_empty());
+    c.define_budget("capped", &cancelling(1)).await.unwrap();
+    let mut pending = Vec::new();
+    for _ in 0..6 {
+        pending.push(
+            c.create(ExecutionSpec::new("x").budget("capped"))
+                .await
+                .unwrap()
+                .execution,
+        );
+    }
+    assert!(claim_all(&c).await.is_empty(), "claimed ones are cancelled");
+    for id in &pending {
+        assert!(cancelled_for_breach(&c, id).await);
+    }
+    let p = pass(&c, true).await;
+    assert_eq!((p.cancelled, p.still_blocked), (6, 0));
+    for id in &blocked {
+        assert!(cancelled_for_breach(&c, id).await);
+    }
+    c.complete(&got[0].lease, b"").await.unwrap();
+    assert_eq!(state(&c, &first).await, PublicState::Completed);
+}
+
 /// Workers with capabilities under the engine: work for a GPU waits (blocked
 /// for its route) until a GPU worker joins, then runs there.
 #[tokio::test]
@@ -709,7 +1006,9 @@ async fn a_capable_worker_joining_later_runs_the_routed_work() {
     let c = client(&redis.url()).await;
     let engine = Engine::start(
         EngineConfig {
-            admission_interval: Duration::from_millis(50),
+            // Only announcements bring blocked executions back: the
+            // fallback re-check never comes within the test.
+            unblock_interval: Duration::from_secs(3600),
             ..EngineConfig::default()
         },
         c.store().clone(),

@@ -353,7 +353,7 @@ const MEMBERS: [&str; 4] = ["e-a", "e-b", "e-c", "bad member"];
 const OWN_PARTITIONS: u16 = 4;
 
 /// How many admission calls `Run::admission_call` knows.
-const ADMISSION_CALLS: usize = 16;
+const ADMISSION_CALLS: usize = 19;
 
 fn small_ms() -> impl Strategy<Value = u64> {
     prop_oneof![3 => Just(0u64), 3 => 1u64..6, 1 => Just(60_000u64)]
@@ -1137,6 +1137,8 @@ impl<'a> Run<'a> {
                     )]
                     .into(),
                     reset_every_ms: [0, 3, 60_000][n as usize % 3],
+                    on_breach: [ad::BreachPolicy::Block, ad::BreachPolicy::Cancel]
+                        [n as usize / 3 % 2],
                 },
             ),
             4 => ad::report_usage(
@@ -1149,6 +1151,7 @@ impl<'a> Run<'a> {
                     deltas: vec![("tokens".to_owned(), n)],
                 },
             ),
+            5 if n % 3 == 2 => ad::cancel_for_breach(&lease, &b),
             5 => ad::block(
                 &lease,
                 [BlockReason::Budget, BlockReason::Quota][n as usize % 2],
@@ -1171,6 +1174,14 @@ impl<'a> Run<'a> {
             ),
             13 => ad::live_workers(),
             14 => ad::get_budget(&cfg, &b),
+            15 => ff_engine::core::contract::scan::partition_heads(partition(target)),
+            17 => ad::watch_quota(&cfg, &q),
+            16 => ad::breach_cancel(
+                partition(target),
+                reason,
+                &b,
+                &[exec_id(target), exec_id(target + 1)],
+            ),
             _ => ad::get_quota(&cfg, &q),
         }
     }
@@ -1305,6 +1316,8 @@ impl<'a> Run<'a> {
                     } else {
                         Vec::new()
                     },
+                    // Now and then past the first entries (as after skipped ones).
+                    skip: u32::from(*ttl_ms == 100 && *n == 2),
                 }))
             }
             Op::Renew { lease, ttl_ms } => Step::Call(ex::renew(&self.lease(*lease), *ttl_ms)),
@@ -1489,6 +1502,7 @@ impl<'a> Run<'a> {
                     lease_ttl_ms: 30_000,
                     lease_ids: vec![LeaseId::from_u128(0x0001_ea5e_0000 + self.next_lease)],
                     capabilities: Vec::new(),
+                    skip: 0,
                 }));
                 let got = match self.step(claim).await? {
                     Ok(reply) => ex::decode_claim(&reply).unwrap_or_default(),

@@ -78,3 +78,92 @@ async fn inspect_counts_states_lanes_indexes_and_the_oldest_due() {
     assert_ne!(sooner, later);
     assert!(i.to_text().contains("malformed records: 1"));
 }
+
+/// Blocked executions per reason, budgets (usage vs limits, breach, policy)
+/// and quotas (holders vs cap, window) on a seeded database.
+#[tokio::test]
+async fn inspect_shows_blocked_work_budgets_and_quotas() {
+    use ff_engine::core::admission::QuotaLimits;
+    use ff_engine::core::contract::admission::{
+        BreachPolicy, BudgetDef, DimensionLimits, UsageReport,
+    };
+    let redis = TestRedis::standalone();
+    let c = client(&redis.url()).await;
+    let def = BudgetDef {
+        limits: [("tokens".to_owned(), DimensionLimits { hard: 10, soft: 5 })].into(),
+        reset_every_ms: 0,
+        on_breach: BreachPolicy::Block,
+    };
+    c.define_budget("spend", &def).await.unwrap();
+    c.define_quota(
+        "gpu",
+        &QuotaLimits {
+            window_ms: 60_000,
+            max_per_window: 100,
+            concurrency: 1,
+        },
+    )
+    .await
+    .unwrap();
+    let first = c
+        .create(ExecutionSpec::new("j").budget("spend").quota("gpu"))
+        .await
+        .unwrap()
+        .execution;
+    let held = claim_one(&c).await;
+    assert_eq!(held.lease.execution, first);
+    let report = UsageReport {
+        execution: first.clone(),
+        attempt: held.attempt,
+        seq: 1,
+        deltas: vec![("tokens".to_owned(), 10)],
+    };
+    c.report_usage("spend", &report).await.unwrap();
+    // Breached: the next one waits on the budget; another waits on the quota.
+    let on_budget = c
+        .create(ExecutionSpec::new("j").budget("spend"))
+        .await
+        .unwrap()
+        .execution;
+    let on_quota = c
+        .create(ExecutionSpec::new("j").quota("gpu"))
+        .await
+        .unwrap()
+        .execution;
+    let (lane, w, i) = worker();
+    assert!(c
+        .claim(&lane, &w, &i, Duration::from_secs(30), 10)
+        .await
+        .unwrap()
+        .is_empty());
+
+    let i = ff_engine::inspect::inspect(&c).await.unwrap();
+    assert_eq!(i.blocked.get("budget"), Some(&1));
+    assert_eq!(i.blocked.get("quota"), Some(&1));
+    assert_eq!(i.blocked.get("route"), Some(&0));
+    assert_eq!(
+        i.oldest_blocked.get("budget").map(|(m, _)| m.as_str()),
+        Some(on_budget.as_str())
+    );
+    assert_eq!(
+        i.oldest_blocked.get("quota").map(|(m, _)| m.as_str()),
+        Some(on_quota.as_str())
+    );
+    let b = &i.budgets["spend"];
+    assert!(b.breached && b.soft_reached);
+    assert_eq!(b.usage.get("tokens"), Some(&10));
+    assert_eq!(b.limits["tokens"].hard, 10);
+    let (q, holders) = &i.quotas["gpu"];
+    assert_eq!((q.holders, q.limits.concurrency), (1, 1));
+    assert_eq!(holders, &vec![(first.to_string(), held.lease.epoch)]);
+    assert_eq!(q.admitted_at.len(), 1);
+    let text = i.to_text();
+    assert!(
+        text.contains(
+            "budget spend: BREACHED, soft limit reached on breach block; tokens 10/10 (soft 5)"
+        ),
+        "{text}"
+    );
+    assert!(text.contains("quota gpu: holders 1/1"), "{text}");
+    assert!(text.contains("oldest blocked on budget"), "{text}");
+}

@@ -80,7 +80,7 @@ async fn the_metrics_endpoint_is_scraped_during_a_run_and_the_engine_stops_clean
         let backlog = format!(
             "ff_scanner_backlog{{scanner=\"{}\",index=\"{}\"}}",
             scanner.name,
-            scanner.function.index_name()
+            scanner.work.index_name()
         );
         assert!(sample(&text, &backlog).is_some(), "{text}");
     }

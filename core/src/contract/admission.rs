@@ -21,6 +21,36 @@ pub struct DimensionLimits {
     pub soft: u64,
 }
 
+/// What a hard breach does to the executions that draw on a budget.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum BreachPolicy {
+    /// They wait (blocked) until the breach clears (a reset, higher limits).
+    #[default]
+    Block,
+    /// The pending ones are cancelled: those blocked on it (by the unblock
+    /// scanner) and each one a claim hands out while it is breached (instead
+    /// of blocking it). Running ones finish.
+    Cancel,
+}
+
+impl BreachPolicy {
+    /// As stored and passed to `ff_budget_define`.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            BreachPolicy::Block => "block",
+            BreachPolicy::Cancel => "cancel",
+        }
+    }
+
+    /// As stored (`None` reads as the default, block).
+    pub fn parse(s: Option<&str>) -> Self {
+        match s {
+            Some("cancel") => BreachPolicy::Cancel,
+            _ => BreachPolicy::Block,
+        }
+    }
+}
+
 /// A budget's definition: limits per dimension, optional periodic reset.
 #[derive(Debug, Clone, PartialEq, Eq, Default)]
 pub struct BudgetDef {
@@ -28,6 +58,8 @@ pub struct BudgetDef {
     pub limits: BTreeMap<String, DimensionLimits>,
     /// 0: never reset.
     pub reset_every_ms: u64,
+    /// What a hard breach does to the executions drawing on it.
+    pub on_breach: BreachPolicy,
 }
 
 /// Create a budget or replace its limits.
@@ -39,7 +71,7 @@ pub fn define_budget(c: &PartitionConfig, b: &BudgetId, def: &BudgetDef) -> Call
     for (dim, l) in &def.limits {
         call = call.arg(dim).arg(l.hard).arg(l.soft);
     }
-    call
+    call.arg(def.on_breach.as_str())
 }
 
 /// True when created, false when an existing budget's limits were replaced.
@@ -132,6 +164,8 @@ pub struct BudgetRecord {
     pub reset_every_ms: u64,
     /// When the next periodic reset is due (server ms).
     pub next_reset_ms: Option<u64>,
+    /// What a hard breach does.
+    pub on_breach: BreachPolicy,
 }
 
 /// Decode `ff_budget_get`.
@@ -158,6 +192,7 @@ pub fn decode_get_budget(reply: &Reply) -> Result<BudgetRecord, CallError> {
                 "soft" => r.soft_reached = v == "1",
                 "every_ms" => r.reset_every_ms = n()?,
                 "next_reset" => r.next_reset_ms = Some(n()?),
+                "on_breach" => r.on_breach = BreachPolicy::parse(Some(&v)),
                 _ => {}
             }
         }
@@ -238,6 +273,17 @@ pub fn get_quota(c: &PartitionConfig, q: &QuotaId) -> Call {
     Call::new("ff_quota_get", vec![quota_key(c, q)])
         .arg(q)
         .read_only()
+}
+
+/// Executions are left blocked waiting for a place of `q`: make its next
+/// release announce itself (the unblock scanner).
+pub fn watch_quota(c: &PartitionConfig, q: &QuotaId) -> Call {
+    Call::new("ff_quota_watch", vec![quota_key(c, q)]).arg(q)
+}
+
+/// True when the quota has a place now.
+pub fn decode_watch_quota(reply: &Reply) -> Result<bool, CallError> {
+    Ok(ok_fields("ff_quota_watch", reply)?.int("room")? == 1)
 }
 
 /// A quota as stored, with the admissions still in its window.
@@ -377,15 +423,51 @@ pub fn block(lease: &Lease, reason: BlockReason, detail: &str) -> Call {
         .arg(detail)
 }
 
-/// True when blocked by this call, false for the repeat of an accepted one.
+/// A claimed execution draws on `budget`, breached under the cancel policy:
+/// its lease ends and it ends cancelled (fenced like [`block`]).
+pub fn cancel_for_breach(lease: &Lease, budget: &BudgetId) -> Call {
+    Call::new("ff_block", vec![keys::exec(&lease.execution)])
+        .arg(&lease.execution)
+        .arg(&lease.id)
+        .arg(lease.epoch)
+        .arg("cancel")
+        .arg(budget)
+}
+
+/// True when blocked (or cancelled) by this call, false for the repeat of
+/// an accepted one.
 pub fn decode_block(reply: &Reply) -> Result<bool, CallError> {
     let mut f = ok_fields("ff_block", reply)?;
     match f.text("outcome")?.as_str() {
-        "blocked" => {}
+        "blocked" | "cancelled" => {}
         o => return Err(f.error(format!("unknown outcome {o:?}")).into()),
     }
     let _ = f.int("due")?;
     Ok(f.int("replayed")? == 0)
+}
+
+/// Cancel blocked executions of one partition that draw on `budget`,
+/// breached under the cancel policy (the unblock scanner).
+pub fn breach_cancel(
+    p: Partition,
+    reason: BlockReason,
+    budget: &BudgetId,
+    ids: &[ExecutionId],
+) -> Call {
+    ids.iter().fold(
+        Call::new("ff_breach_cancel", vec![reason.index(p)]).arg(budget),
+        |c, id| c.arg(id),
+    )
+}
+
+/// (cancelled, stale entries dropped).
+pub fn decode_breach_cancel(reply: &Reply) -> Result<(u32, u32), CallError> {
+    let mut f = ok_fields("ff_breach_cancel", reply)?;
+    let mut n = |what: &str| -> Result<u32, CallError> {
+        let v = f.int(what)?;
+        Ok(u32::try_from(v).map_err(|_| f.error(format!("{what} out of range")))?)
+    };
+    Ok((n("cancelled")?, n("repaired")?))
 }
 
 /// Move blocked executions (found admissible) of one partition back to eligible.

@@ -197,7 +197,18 @@ pub struct ClaimArgs {
     /// What the claiming worker can run: executions needing a capability
     /// not listed are skipped (left eligible for a capable worker).
     pub capabilities: Vec<String>,
+    /// Start this many entries into the eligible index: past those an
+    /// earlier call of the same claim skipped (at most [`MAX_CLAIM_SKIP`]).
+    pub skip: u32,
 }
+
+/// Executions needing capabilities the claimer lacks that one `ff_claim`
+/// looks past (and lists); a claim that skipped this many may go on with
+/// [`ClaimArgs::skip`] (`ROUTE_LOOKAHEAD` in `lua/execution.lua`).
+pub const ROUTE_LOOKAHEAD: usize = 64;
+
+/// Largest [`ClaimArgs::skip`] (`MAX_CLAIM_SKIP` in `lua/execution.lua`).
+pub const MAX_CLAIM_SKIP: u32 = 65_536;
 
 /// One execution handed out by `ff_claim`.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -228,8 +239,11 @@ pub fn claim(a: &ClaimArgs) -> Call {
     for id in &a.lease_ids {
         call = call.arg(id);
     }
-    if !a.capabilities.is_empty() {
+    if !a.capabilities.is_empty() || a.skip > 0 {
         call = call.arg(a.capabilities.join(","));
+    }
+    if a.skip > 0 {
+        call = call.arg(a.skip);
     }
     call
 }

@@ -187,3 +187,50 @@ pub fn decode_batch(function: &'static str, reply: &Reply) -> Result<BatchOutcom
     }
     Ok(out)
 }
+
+/// The indexes of a flow partition whose heads [`partition_heads`] reads:
+/// every due-time index a scanner reads, and the blocked indexes the unblock
+/// scanner re-checks (its whitelist in `lua/heads.lua`).
+pub const HEAD_INDEXES: [&str; 13] = [
+    "delayed",
+    "lease_expiry",
+    "attempt_timeout",
+    "deadline",
+    "terminal",
+    "flow_work",
+    "waiting_children",
+    "flows",
+    "suspension_timeout",
+    "pending_waitpoints",
+    "blocked_budget",
+    "blocked_quota",
+    "blocked_route",
+];
+
+/// The earliest score of each of [`HEAD_INDEXES`] in one partition, in one
+/// read-only call (the engine's periodic rescan).
+pub fn partition_heads(partition: Partition) -> Call {
+    let keys = PartitionKeys::new(partition);
+    HEAD_INDEXES
+        .iter()
+        .fold(Call::new("ff_partition_heads", vec![keys.all()]), |c, n| {
+            c.arg(n)
+        })
+        .read_only()
+}
+
+/// Decode `ff_partition_heads`: per index of [`HEAD_INDEXES`], its earliest
+/// score (server ms), `None` when empty.
+pub fn decode_partition_heads(
+    reply: &Reply,
+) -> Result<Vec<(&'static str, Option<u64>)>, CallError> {
+    let mut f = ok_fields("ff_partition_heads", reply)?;
+    let mut out = Vec::with_capacity(HEAD_INDEXES.len());
+    for name in HEAD_INDEXES {
+        out.push((name, u64::try_from(f.int("head")?).ok()));
+    }
+    if f.remaining() > 0 {
+        return Err(f.error("more heads than asked for").into());
+    }
+    Ok(out)
+}

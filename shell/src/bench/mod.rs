@@ -15,12 +15,14 @@
 //! | `fanout` | `all_eligible_ms`: one parent's complete → its n children eligible | — |
 //! | `replicas` | per 1, 2, 4 replicas: idle `commands_per_sec`, drain `items_per_sec`, rebalance time | — (compared) |
 //! | `suspend-signal` | `round_trip_p50_ms` / `p99`: suspend → signal → claimed again, one at a time | — |
+//! | `admission` | `admitted_jobs_per_sec` (budget + quota in the path) vs `plain_jobs_per_sec`; `reset_to_all_eligible_ms` | — (compared) |
 //!
 //! **The bench wipes the server.** It starts only on a server whose databases
 //! hold no keys, or with `flush` set (FLUSHALL on every primary first); when it
 //! is done it runs FLUSHALL again (unless `keep` is set), so the next scenario
 //! starts clean. The function library is left loaded.
 
+mod admission;
 mod delayed_drain;
 mod e2e;
 mod flows;
@@ -69,11 +71,14 @@ pub enum Scenario {
     Replicas,
     /// Suspend → signal → claimed again, one at a time.
     SuspendSignal,
+    /// Claim throughput with a budget and a quota in the path; unblock
+    /// latency after a budget reset.
+    Admission,
 }
 
 impl Scenario {
     /// Every scenario.
-    pub const ALL: [Scenario; 10] = [
+    pub const ALL: [Scenario; 11] = [
         Scenario::DelayedDrain,
         Scenario::LeaseDrain,
         Scenario::Idle,
@@ -84,6 +89,7 @@ impl Scenario {
         Scenario::Fanout,
         Scenario::Replicas,
         Scenario::SuspendSignal,
+        Scenario::Admission,
     ];
 
     /// The scenario's command-line name.
@@ -99,6 +105,7 @@ impl Scenario {
             Scenario::Fanout => "fanout",
             Scenario::Replicas => "replicas",
             Scenario::SuspendSignal => "suspend-signal",
+            Scenario::Admission => "admission",
         }
     }
 
@@ -116,6 +123,7 @@ impl Scenario {
             Scenario::Lateness => 5_000,
             Scenario::Replicas => 50_000,
             Scenario::SuspendSignal => 2_000,
+            Scenario::Admission => 50_000,
             Scenario::Idle => 0,
             Scenario::DagChain => 200,
             Scenario::Fanout => 10_000,
@@ -236,6 +244,7 @@ pub async fn run(scenario: Scenario, opts: BenchOptions) -> BenchResult<Report> 
         Scenario::Fanout => flows::fanout(&ctx).await,
         Scenario::Replicas => replicas::run(&ctx).await,
         Scenario::SuspendSignal => suspend_signal::run(&ctx).await,
+        Scenario::Admission => admission::run(&ctx).await,
     };
     if !ctx.opts.keep {
         if let Err(e) = ctx.admin.flushall().await {

@@ -117,6 +117,8 @@ enum ScenarioArg {
     Replicas,
     /// p50/p99 of suspend → signal → claimed again, one at a time (default n 2000).
     SuspendSignal,
+    /// Jobs/s with a budget and a quota in the path vs without; unblock time after a budget reset (default n 50 000).
+    Admission,
 }
 
 #[derive(Debug, clap::Args)]
@@ -299,6 +301,25 @@ fn inspect(args: InspectArgs) -> i32 {
                 "index_sizes": i.index_sizes,
                 "oldest_due": oldest,
                 "malformed": i.malformed,
+                "blocked": i.blocked,
+                "oldest_blocked": i.oldest_blocked.iter().map(|(k, (m, at))| (k.clone(), serde_json::json!({"member": m, "blocked_at_ms": at, "age_ms": i.now_ms.saturating_sub(*at)}))).collect::<serde_json::Map<_, _>>(),
+                "budgets": i.budgets.iter().map(|(name, b)| (name.clone(), serde_json::json!({
+                    "breached": b.breached,
+                    "soft_reached": b.soft_reached,
+                    "on_breach": b.on_breach.as_str(),
+                    "usage": b.usage,
+                    "hard": b.limits.iter().map(|(d, l)| (d.clone(), l.hard)).collect::<std::collections::BTreeMap<_, _>>(),
+                    "soft": b.limits.iter().map(|(d, l)| (d.clone(), l.soft)).collect::<std::collections::BTreeMap<_, _>>(),
+                    "reset_every_ms": b.reset_every_ms,
+                    "next_reset_ms": b.next_reset_ms,
+                }))).collect::<serde_json::Map<_, _>>(),
+                "quotas": i.quotas.iter().map(|(name, (q, holders))| (name.clone(), serde_json::json!({
+                    "concurrency": q.limits.concurrency,
+                    "holders": holders.iter().map(|(e, ep)| serde_json::json!({"execution": e, "epoch": ep})).collect::<Vec<_>>(),
+                    "max_per_window": q.limits.max_per_window,
+                    "window_ms": q.limits.window_ms,
+                    "in_window": q.admitted_at.len(),
+                }))).collect::<serde_json::Map<_, _>>(),
             });
             println!("{v}");
             0
@@ -412,6 +433,7 @@ fn bench(args: BenchArgs) -> i32 {
         ScenarioArg::Fanout => Scenario::Fanout,
         ScenarioArg::Replicas => Scenario::Replicas,
         ScenarioArg::SuspendSignal => Scenario::SuspendSignal,
+        ScenarioArg::Admission => Scenario::Admission,
     };
     let opts = BenchOptions {
         urls: args.redis,

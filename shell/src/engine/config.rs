@@ -33,9 +33,18 @@ pub struct EngineConfig {
     pub dependency_reconciler_interval: Duration,
     /// Changed flows are recounted from their members.
     pub flow_projector_interval: Duration,
-    /// Budget resets and unblocking run this often (the budget and quota
-    /// reconcilers every tenth time).
-    pub admission_interval: Duration,
+    /// Longest sleep of the budget reset scanner (it wakes when a reset is
+    /// due or a new earliest one is announced).
+    pub budget_reset_interval: Duration,
+    /// The budget reconciler walks every budget once per interval.
+    pub budget_reconciler_interval: Duration,
+    /// The quota reconciler walks every quota once per interval (a crashed
+    /// holder's slot is given back within about this).
+    pub quota_reconciler_interval: Duration,
+    /// The unblock scanner re-checks blocked executions when the data plane
+    /// announces a change that may admit them; partitions still holding
+    /// blocked executions are re-checked at least this often regardless.
+    pub unblock_interval: Duration,
     /// The completion listener drains at most this many partitions at once.
     pub dispatch_concurrency: usize,
     /// Longest sleep of the suspension timeout scanner (a suspension past its
@@ -79,7 +88,10 @@ impl Default for EngineConfig {
             flow_reconciler_interval: Duration::from_secs(5),
             dependency_reconciler_interval: Duration::from_secs(15),
             flow_projector_interval: Duration::from_secs(15),
-            admission_interval: Duration::from_secs(1),
+            budget_reset_interval: Duration::from_secs(5),
+            budget_reconciler_interval: Duration::from_secs(60),
+            quota_reconciler_interval: Duration::from_secs(30),
+            unblock_interval: Duration::from_secs(60),
             dispatch_concurrency: 16,
             suspension_timeout_interval: Duration::from_secs(2),
             pending_waitpoint_interval: Duration::from_secs(5),
@@ -127,7 +139,13 @@ impl EngineConfig {
                 "pending_waitpoint_interval",
                 self.pending_waitpoint_interval,
             ),
-            ("admission_interval", self.admission_interval),
+            ("budget_reset_interval", self.budget_reset_interval),
+            (
+                "budget_reconciler_interval",
+                self.budget_reconciler_interval,
+            ),
+            ("quota_reconciler_interval", self.quota_reconciler_interval),
+            ("unblock_interval", self.unblock_interval),
             ("rescan_interval", self.rescan_interval),
             ("ownership_heartbeat", self.ownership_heartbeat),
         ] {

@@ -183,8 +183,20 @@ pub const FIELDS: &[Field] = &[
         "Longest sleep of the flow projector (changed flows recounted)."
     ),
     duration!(
-        admission_interval,
-        "Budget resets and unblocking run this often (the budget and quota reconcilers every tenth time)."
+        budget_reset_interval,
+        "Longest sleep of the budget reset scanner (due periodic resets)."
+    ),
+    duration!(
+        budget_reconciler_interval,
+        "The budget reconciler walks every budget once per interval."
+    ),
+    duration!(
+        quota_reconciler_interval,
+        "The quota reconciler walks every quota once per interval (dead holders' slots given back)."
+    ),
+    duration!(
+        unblock_interval,
+        "Partitions holding blocked executions are re-checked at least this often (announced changes re-check at once)."
     ),
     number!(
         dispatch_concurrency,

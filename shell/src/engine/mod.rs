@@ -6,6 +6,7 @@
 pub mod admission;
 pub mod config;
 pub mod config_source;
+mod heads;
 mod listener;
 pub mod metrics;
 #[cfg(not(madsim))]
@@ -16,17 +17,18 @@ pub mod runner;
 mod supervisor;
 mod wake;
 
-pub use admission::{scan_admission_once, AdmissionPass};
+pub use admission::{scan_admission_once, AdmissionPass, AdmissionScan};
 pub use config::EngineConfig;
 use listener::ListenerMetrics;
 pub use listener::ListenerStats;
 pub use metrics::{Histogram, HistogramSnapshot, ScannerMetrics, ScannerStats};
-pub use runner::{scan_once, ScannerSpec};
+pub use runner::{scan_once, ScanWork, ScannerSpec};
 
 use crate::error::{Error, Result};
 use crate::store::Store;
 use ff_core::contract::scan::BatchFunction;
 use runner::{Runner, Wake};
+use std::sync::atomic::{AtomicBool, Ordering::Relaxed};
 use std::sync::Arc;
 use std::time::Duration;
 use tokio::sync::{mpsc, watch, Mutex};
@@ -34,62 +36,84 @@ use tokio::task::JoinHandle;
 
 /// The scanners of this engine, as data.
 pub fn scanners(config: &EngineConfig) -> Vec<ScannerSpec> {
+    use AdmissionScan::*;
     use BatchFunction::*;
+    use ScanWork::{Admission, Batch};
     vec![
         ScannerSpec {
             name: "lease_expiry",
-            function: ReclaimExpired,
+            work: Batch(ReclaimExpired),
             interval: config.lease_expiry_interval,
         },
         ScannerSpec {
             name: "delayed_promoter",
-            function: PromoteDelayed,
+            work: Batch(PromoteDelayed),
             interval: config.delayed_promoter_interval,
         },
         ScannerSpec {
             name: "attempt_timeout",
-            function: ExpireAttempts,
+            work: Batch(ExpireAttempts),
             interval: config.attempt_timeout_interval,
         },
         ScannerSpec {
             name: "execution_deadline",
-            function: ExpireDeadlines,
+            work: Batch(ExpireDeadlines),
             interval: config.execution_deadline_interval,
         },
         ScannerSpec {
             name: "retention_trimmer",
-            function: PurgeRetained,
+            work: Batch(PurgeRetained),
             interval: config.retention_trimmer_interval,
         },
         ScannerSpec {
             name: "index_reconciler",
-            function: ReconcileIndexes,
+            work: Batch(ReconcileIndexes),
             interval: config.index_reconciler_interval,
         },
         ScannerSpec {
             name: "flow_reconciler",
-            function: ReconcileFlowWork,
+            work: Batch(ReconcileFlowWork),
             interval: config.flow_reconciler_interval,
         },
         ScannerSpec {
             name: "dependency_reconciler",
-            function: ReconcileDependencies,
+            work: Batch(ReconcileDependencies),
             interval: config.dependency_reconciler_interval,
         },
         ScannerSpec {
             name: "flow_projector",
-            function: ProjectFlows,
+            work: Batch(ProjectFlows),
             interval: config.flow_projector_interval,
         },
         ScannerSpec {
             name: "suspension_timeout",
-            function: ExpireSuspensions,
+            work: Batch(ExpireSuspensions),
             interval: config.suspension_timeout_interval,
         },
         ScannerSpec {
             name: "pending_waitpoint_expiry",
-            function: ExpireWaitpoints,
+            work: Batch(ExpireWaitpoints),
             interval: config.pending_waitpoint_interval,
+        },
+        ScannerSpec {
+            name: "budget_reset",
+            work: Admission(BudgetReset),
+            interval: config.budget_reset_interval,
+        },
+        ScannerSpec {
+            name: "budget_reconciler",
+            work: Admission(BudgetReconcile),
+            interval: config.budget_reconciler_interval,
+        },
+        ScannerSpec {
+            name: "quota_reconciler",
+            work: Admission(QuotaReconcile),
+            interval: config.quota_reconciler_interval,
+        },
+        ScannerSpec {
+            name: "unblock",
+            work: Admission(Unblock),
+            interval: config.unblock_interval,
         },
     ]
 }
@@ -174,12 +198,20 @@ impl Engine {
             let m = Arc::new(ScannerMetrics::default());
             metrics.push((spec.name, m.clone()));
             let (tx, rx) = mpsc::unbounded_channel::<Wake>();
-            routes.push((spec.function.index_name(), tx));
+            let index = spec.work.index_name();
+            // Told its heads by the shared rescan (otherwise it rescans itself).
+            let shared = heads::covers(index) && !spec.work.is_sweep();
+            routes.push((index, tx.clone()));
+            if spec.work == ScanWork::Admission(AdmissionScan::Unblock) {
+                routes.push((wake::ADMISSION, tx));
+            }
             // The receiver outlives a panicked runner: the restarted one takes it up.
             let rx = Arc::new(Mutex::new(rx));
             let (store, cfg, rx_shutdown) = (store.clone(), config.clone(), shutdown_rx.clone());
             // One subscription per scanner, kept across restarts.
             let owned = publisher.as_ref().map(ownership::Publisher::subscribe);
+            // A runner restarted after a panic reads everything it holds once.
+            let restarted = AtomicBool::new(false);
             let make = {
                 let m = m.clone();
                 move || -> futures::future::BoxFuture<'static, ()> {
@@ -192,6 +224,11 @@ impl Engine {
                         cfg.rescan_interval,
                         m.clone(),
                     );
+                    let runner = if shared && !restarted.swap(true, Relaxed) {
+                        runner.with_shared_rescan()
+                    } else {
+                        runner
+                    };
                     let runner = match &owned {
                         Some(o) => runner.with_ownership(o.clone()),
                         None => runner,
@@ -211,15 +248,22 @@ impl Engine {
                 make,
             ));
         }
+        let (rescan_tx, rescan_rx) = mpsc::unbounded_channel();
+        handles.push(tokio::spawn(heads::run(
+            store.clone(),
+            heads::Settings {
+                flow_partitions: config.partitions.flow_partitions,
+                every: config.rescan_interval,
+                owned: publisher.as_ref().map(ownership::Publisher::subscribe),
+            },
+            routes.clone(),
+            rescan_rx,
+            shutdown_rx.clone(),
+        )));
         handles.push(tokio::spawn(wake::listen(
             store.clone(),
             routes,
-            shutdown_rx.clone(),
-        )));
-        handles.push(tokio::spawn(admission::run(
-            store.clone(),
-            config.partitions,
-            config.admission_interval,
+            rescan_tx,
             shutdown_rx.clone(),
         )));
         let listener = Arc::new(ListenerMetrics::default());

@@ -247,7 +247,7 @@ pub fn scanners(e: &mut Exposition, stats: &[ScannerStats], specs: &[ScannerSpec
         .map(|s| {
             let index = specs.iter().find(|p| p.name == s.scanner);
             let mut l = vec![("scanner", s.scanner)];
-            l.extend(index.map(|p| ("index", p.function.index_name())));
+            l.extend(index.map(|p| ("index", p.work.index_name())));
             l
         })
         .collect();

@@ -1,11 +1,17 @@
 //! The one scanner runner. A scanner is a description ([`ScannerSpec`]: a
-//! name, a batch function and its index, an interval); the runner does for
-//! every scanner: read snapshots of the partitions that are due, ask core what
-//! to act on ([`ff_core::scan::plan`]), carry it out with one batch FCALL per
-//! partition (pipelined across partitions), feed the results back, loop until
-//! nothing is due, then sleep until the earliest known due time, a wake-up
-//! from the data plane, or the interval — whichever comes first.
+//! name, its work and index, an interval); the runner does for every scanner:
+//! read snapshots of the partitions that are due, ask core what to act on
+//! ([`ff_core::scan::plan`]), carry it out with one batch FCALL per partition
+//! (pipelined across partitions), feed the results back, loop until nothing
+//! is due, then sleep until the earliest known due time, a wake-up from the
+//! data plane, or the interval — whichever comes first.
+//!
+//! The admission scanners ([`ScanWork::Admission`]) need reads on other
+//! slots (budgets, quotas, executions) between their reads and their moves,
+//! so their cycle is [`super::admission::cycle`]; their schedule, wake-ups,
+//! ownership, metrics and tracing are the runner's, like every scanner's.
 
+use super::admission::{self, AdmissionScan};
 use super::metrics::ScannerMetrics;
 use super::ownership::Subscriber;
 use crate::error::StoreError;
@@ -30,10 +36,47 @@ use tracing::Instrument;
 pub struct ScannerSpec {
     /// Its name in logs and metrics.
     pub name: &'static str,
-    /// The batch function it calls (and so the index it reads).
-    pub function: BatchFunction,
+    /// What it does (and so the index it reads).
+    pub work: ScanWork,
     /// Its longest sleep.
     pub interval: Duration,
+}
+
+/// What a scanner does in a cycle.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ScanWork {
+    /// Batch calls of one function on the due members of one index of each
+    /// flow partition.
+    Batch(BatchFunction),
+    /// An admission scanner: partitions of its family, reads on other slots
+    /// before single-slot moves.
+    Admission(AdmissionScan),
+}
+
+impl ScanWork {
+    /// The index it reads, as in wake-up messages and metric labels.
+    pub fn index_name(self) -> &'static str {
+        match self {
+            ScanWork::Batch(f) => f.index_name(),
+            ScanWork::Admission(a) => a.index_name(),
+        }
+    }
+
+    /// Walks every partition each interval rather than following due times.
+    pub fn is_sweep(self) -> bool {
+        match self {
+            ScanWork::Batch(f) => f.is_sweep(),
+            ScanWork::Admission(a) => a.is_sweep(),
+        }
+    }
+
+    /// The partitions it walks.
+    pub fn family(self) -> PartitionFamily {
+        match self {
+            ScanWork::Batch(_) => PartitionFamily::Flow,
+            ScanWork::Admission(a) => a.family(),
+        }
+    }
 }
 
 /// A nudge from outside the runner's own schedule.
@@ -48,6 +91,10 @@ pub enum Wake {
     },
     /// Announcements may have been lost: re-read every partition.
     Rescan,
+    /// Something changed everywhere (admission: a breach cleared, a quota
+    /// place freed, a worker registered): re-read the partitions that had
+    /// something left at their last read.
+    Changed,
 }
 
 /// One batch call to make: the partition's slot, the member ids, and whether
@@ -69,9 +116,17 @@ pub(crate) struct Runner {
     spec: ScannerSpec,
     store: Arc<dyn Store>,
     partitions: Vec<Partition>,
+    config: PartitionConfig,
     filter: ScannerFilter,
     batch: usize,
     rescan: Duration,
+    /// Re-read every partition each `rescan` (off when the engine's shared
+    /// rescan tells this runner the heads of its index).
+    own_rescan: bool,
+    /// Admission has been used in this store (cached once seen).
+    admission_in_use: bool,
+    /// What the blocked executions seen draw on (the unblock scanner).
+    needs: admission::Needs,
     metrics: Arc<ScannerMetrics>,
     slots: Vec<Slot>,
     tracker: FailureTracker,
@@ -194,12 +249,17 @@ impl Runner {
         rescan: Duration,
         metrics: Arc<ScannerMetrics>,
     ) -> Self {
-        let partitions: Vec<Partition> = partitions.partitions(PartitionFamily::Flow).collect();
+        let config = *partitions;
+        let partitions: Vec<Partition> = partitions.partitions(spec.work.family()).collect();
         let partitions_len = partitions.len();
         let now = Instant::now();
         Self {
             spec,
             store,
+            config,
+            own_rescan: true,
+            admission_in_use: false,
+            needs: admission::Needs::default(),
             slots: vec![
                 Slot {
                     next_due: None,
@@ -223,7 +283,19 @@ impl Runner {
         }
     }
 
-    /// Scan only the partitions `owned` says this replica holds.
+    /// Leave rescans to the engine's shared one ([`super::heads`]): no own
+    /// periodic re-read, and no read at start (the shared rescan's first round
+    /// tells this runner where its due members are).
+    pub(crate) fn with_shared_rescan(mut self) -> Self {
+        self.own_rescan = false;
+        for s in &mut self.slots {
+            s.dirty = false;
+        }
+        self
+    }
+
+    /// Scan only the partitions `owned` says this replica holds (a budget
+    /// or quota partition goes with the flow partition of its number).
     pub(crate) fn with_ownership(mut self, owned: Subscriber) -> Self {
         self.held = vec![None; self.slots.len()];
         self.owned = Some(owned);
@@ -240,9 +312,10 @@ impl Runner {
         };
         let owned = rx.current();
         let now = Instant::now();
+        let flow = owned.0.len().max(1);
         let (mut gained, mut lost) = (0usize, 0usize);
         for (i, held) in self.held.iter_mut().enumerate() {
-            let epoch = owned.epoch(i, now);
+            let epoch = owned.epoch(i % flow, now);
             if epoch == *held {
                 continue;
             }
@@ -294,7 +367,7 @@ impl Runner {
     }
 
     fn has_work(&self) -> bool {
-        if self.spec.function.is_sweep() {
+        if self.spec.work.is_sweep() {
             return self
                 .last_sweep
                 .is_none_or(|t| t.elapsed() >= self.spec.interval);
@@ -310,7 +383,7 @@ impl Runner {
         // A lease lapsing locally (its renewal is late) must stop the scanning.
         let lapse = self.ownership_expiry();
         let interval_end = Instant::now() + self.spec.interval;
-        let wake = if self.spec.function.is_sweep() {
+        let wake = if self.spec.work.is_sweep() {
             self.last_sweep
                 .map_or(Instant::now(), |t| t + self.spec.interval)
         } else if (0..self.slots.len()).any(|i| self.is_held(i) && self.slots[i].dirty) {
@@ -358,6 +431,11 @@ impl Runner {
                 }
             }
             Wake::Rescan => self.mark_all_dirty(),
+            Wake::Changed => {
+                for (s, held) in self.slots.iter_mut().zip(&self.held) {
+                    s.dirty |= held.is_some() && s.next_due.is_some();
+                }
+            }
         }
     }
 
@@ -373,15 +451,21 @@ impl Runner {
                 break;
             }
             self.refresh_ownership();
-            if self.last_rescan.elapsed() >= self.rescan {
+            if self.own_rescan && self.last_rescan.elapsed() >= self.rescan {
                 self.mark_all_dirty();
+            }
+            // Wake-ups queued meanwhile (a burst of announcements) join one cycle.
+            if let Some(rx) = wakes.as_mut() {
+                while let Ok(w) = rx.try_recv() {
+                    self.on_wake(w);
+                }
             }
             if self.has_work() {
                 let span = tracing::info_span!("scanner_cycle", scanner = self.spec.name);
-                if self.spec.function.is_sweep() {
-                    self.sweep().instrument(span).await;
-                } else {
-                    self.cycle().instrument(span).await;
+                match self.spec.work {
+                    ScanWork::Batch(f) if f.is_sweep() => self.sweep(f).instrument(span).await,
+                    ScanWork::Batch(f) => self.cycle(f).instrument(span).await,
+                    ScanWork::Admission(a) => self.admission_cycle(a).instrument(span).await,
                 }
                 continue;
             }
@@ -432,11 +516,11 @@ impl Runner {
     /// run again at once.
     fn absorb(
         &mut self,
+        f: BatchFunction,
         now: u64,
         work: &[Work],
         results: Vec<Result<BatchOutcome, String>>,
     ) -> (Vec<usize>, Vec<Work>) {
-        let f = self.spec.function;
         let mut again = Vec::new();
         let mut split = Vec::new();
         for ((slot, ids, more), r) in work.iter().zip(results) {
@@ -510,8 +594,7 @@ impl Runner {
         (again, split)
     }
 
-    async fn call_all(&self, work: &[Work]) -> Vec<Result<BatchOutcome, String>> {
-        let f = self.spec.function;
+    async fn call_all(&self, f: BatchFunction, work: &[Work]) -> Vec<Result<BatchOutcome, String>> {
         let calls: Vec<Call> = work
             .iter()
             .map(|(slot, ids, _)| contract::batch(f, self.partitions[*slot], &self.filter, ids))
@@ -525,9 +608,9 @@ impl Runner {
     }
 
     /// Carry out `work`, splitting failed batches into single-member calls.
-    async fn execute(&mut self, now: u64, work: Vec<Work>) -> Vec<usize> {
-        let results = self.call_all(&work).await;
-        let (mut again, split) = self.absorb(now, &work, results);
+    async fn execute(&mut self, f: BatchFunction, now: u64, work: Vec<Work>) -> Vec<usize> {
+        let results = self.call_all(f, &work).await;
+        let (mut again, split) = self.absorb(f, now, &work, results);
         if !split.is_empty() {
             // The rest of a split partition is still due: keep it in the loop.
             again.extend(
@@ -540,21 +623,20 @@ impl Runner {
                 .into_iter()
                 .flat_map(|(slot, ids, _)| ids.into_iter().map(move |id| (slot, vec![id], false)))
                 .collect();
-            let results = self.call_all(&singles).await;
-            self.absorb(now, &singles, results);
+            let results = self.call_all(f, &singles).await;
+            self.absorb(f, now, &singles, results);
         }
         again
     }
 
     /// One cycle of a due-index scanner.
-    async fn cycle(&mut self) {
+    async fn cycle(&mut self, f: BatchFunction) {
         let started = Instant::now();
         let Some(now) = self.refresh_clock().await else {
             return;
         };
         self.tracker.advance_cycle();
         ScannerMetrics::add(&self.metrics.cycles, 1);
-        let f = self.spec.function;
         let mut selected: Vec<usize> = (0..self.slots.len())
             .filter(|&i| {
                 self.is_held(i)
@@ -612,14 +694,86 @@ impl Runner {
             selected = if work.is_empty() {
                 Vec::new()
             } else {
-                self.execute(now, work).await
+                self.execute(f, now, work).await
             };
         }
         self.finish_cycle(started, backlog, acted_before);
     }
 
+    /// One cycle of an admission scanner over the partitions due (all held
+    /// ones for a sweep). Until admission is used in this store, a cycle is
+    /// one `EXISTS`.
+    async fn admission_cycle(&mut self, scan: AdmissionScan) {
+        let started = Instant::now();
+        if scan.is_sweep() {
+            self.last_sweep = Some(started);
+        }
+        let Some(now) = self.refresh_clock().await else {
+            return;
+        };
+        ScannerMetrics::add(&self.metrics.cycles, 1);
+        let acted_before = self.metrics.acted.load(Relaxed);
+        let selected: Vec<usize> = (0..self.slots.len())
+            .filter(|&i| {
+                self.is_held(i)
+                    && (scan.is_sweep()
+                        || self.slots[i].dirty
+                        || self.slots[i].next_due.is_some_and(|d| d <= now))
+            })
+            .collect();
+        for &i in &selected {
+            self.slots[i] = Slot::default();
+        }
+        if !self.admission_in_use {
+            match admission::in_use(self.store.as_ref()).await {
+                Ok(used) => self.admission_in_use = used,
+                Err(e) => {
+                    ScannerMetrics::add(&self.metrics.errors, 1);
+                    tracing::warn!(scanner = self.spec.name, error = %e, "cannot tell whether admission is used");
+                    selected.iter().for_each(|&i| self.retry_soon(i, now));
+                }
+            }
+            if !self.admission_in_use {
+                self.finish_cycle(started, 0, acted_before);
+                return;
+            }
+        }
+        let parts: Vec<Partition> = selected.iter().map(|&i| self.partitions[i]).collect();
+        let result = admission::cycle(
+            scan,
+            &self.store,
+            &self.config,
+            &parts,
+            now,
+            self.batch,
+            self.spec.interval,
+            &mut self.needs,
+        )
+        .await;
+        let backlog = match result {
+            Ok(out) => {
+                let m = &self.metrics;
+                ScannerMetrics::add(&m.acted, out.acted + out.cancelled);
+                ScannerMetrics::add(&m.repaired, out.repaired);
+                for (k, &i) in selected.iter().enumerate() {
+                    let s = &mut self.slots[i];
+                    s.next_due = out.next_due[k];
+                    s.dirty = out.again[k];
+                }
+                out.backlog
+            }
+            Err(e) => {
+                ScannerMetrics::add(&self.metrics.errors, 1);
+                tracing::warn!(scanner = self.spec.name, partitions = parts.len(), error = %e, "admission cycle failed");
+                selected.iter().for_each(|&i| self.retry_soon(i, now));
+                0
+            }
+        };
+        self.finish_cycle(started, backlog, acted_before);
+    }
+
     /// One full walk of a sweep scanner's set in every partition.
-    async fn sweep(&mut self) {
+    async fn sweep(&mut self, f: BatchFunction) {
         let started = Instant::now();
         self.last_sweep = Some(started);
         if self.refresh_clock().await.is_none() {
@@ -629,7 +783,6 @@ impl Runner {
         self.tracker.advance_cycle();
         ScannerMetrics::add(&self.metrics.cycles, 1);
         let acted_before = self.metrics.acted.load(Relaxed);
-        let f = self.spec.function;
         let mut cursors: Vec<(usize, String)> = (0..self.partitions.len())
             .filter(|&i| self.is_held(i))
             .map(|i| (i, "0".to_owned()))
@@ -678,7 +831,7 @@ impl Runner {
                 }
             }
             if !work.is_empty() {
-                self.execute(now, work).await;
+                self.execute(f, now, work).await;
             }
             cursors = next;
         }

@@ -255,7 +255,7 @@ fn mock_store(world: &Shared) -> Arc<dyn Store> {
 fn spec(function: BatchFunction, interval: Duration) -> ScannerSpec {
     ScannerSpec {
         name: "test_scanner",
-        function,
+        work: ScanWork::Batch(function),
         interval,
     }
 }
@@ -367,7 +367,7 @@ async fn cycle_reads_every_partition_then_sends_one_pipelined_batch_per_due_part
         w.stale.insert("d".into());
     }
     let (mut runner, m) = Setup::default().build(mock_store(&w));
-    runner.cycle().await;
+    runner.test_cycle().await;
 
     let w = w.lock().unwrap();
     // One pipelined read of every partition (all start dirty), LIMIT batch + 1.
@@ -425,14 +425,14 @@ async fn a_cycle_with_nothing_due_reads_nothing() {
         .unwrap()
         .zadd(&key(DELAYED, 1), BASE + 60_000, "later");
     let (mut runner, m) = Setup::default().build(mock_store(&w));
-    runner.cycle().await;
+    runner.test_cycle().await;
     {
         let w = w.lock().unwrap();
         assert_eq!(w.reads.len(), 1);
         assert!(w.fcalls.is_empty(), "nothing was due");
     }
     // Second cycle: no partition is dirty or due, so no read at all.
-    runner.cycle().await;
+    runner.test_cycle().await;
     let w = w.lock().unwrap();
     assert_eq!(w.reads.len(), 1);
     let s = stats(&m);
@@ -445,9 +445,9 @@ async fn a_partition_whose_next_due_time_passed_is_read_again() {
     let w = world();
     w.lock().unwrap().zadd(&key(DELAYED, 1), BASE + 100, "x");
     let (mut runner, m) = Setup::default().build(mock_store(&w));
-    runner.cycle().await;
+    runner.test_cycle().await;
     w.lock().unwrap().fixed_now = Some(BASE + 100);
-    runner.cycle().await;
+    runner.test_cycle().await;
     let w = w.lock().unwrap();
     assert_eq!(w.reads.len(), 2);
     assert_eq!(w.reads[1].1, vec![read_cmd(DELAYED, 1, 11)]);
@@ -499,7 +499,7 @@ async fn cycle_makes_exactly_one_read_and_one_fcall_round_trip() {
         ..Setup::default()
     }
     .build(Arc::new(m));
-    runner.cycle().await;
+    runner.test_cycle().await;
     let s = stats(&metrics);
     assert_eq!((s.cycles, s.acted, s.backlog), (1, 2, 2));
     assert_eq!(runner.slots[0].next_due, Some(BASE + 1));
@@ -524,7 +524,7 @@ async fn more_than_a_batch_due_loops_within_the_cycle() {
         ..Setup::default()
     }
     .build(mock_store(&w));
-    runner.cycle().await;
+    runner.test_cycle().await;
 
     let w = w.lock().unwrap();
     // Round 1 reads both partitions; later rounds only the one with more due.
@@ -576,7 +576,7 @@ async fn a_failed_batch_is_retried_member_by_member_in_one_pipeline() {
         ..Setup::default()
     }
     .build(mock_store(&w));
-    runner.cycle().await;
+    runner.test_cycle().await;
 
     let w = w.lock().unwrap();
     let rounds: Vec<_> = w.fcalls.iter().map(|c| batches(c)).collect();
@@ -616,7 +616,7 @@ async fn per_member_failures_are_counted_as_errors() {
         ..Setup::default()
     }
     .build(mock_store(&w));
-    runner.cycle().await;
+    runner.test_cycle().await;
     let w = w.lock().unwrap();
     assert_eq!(w.fcalls.len(), 1, "a reply with exceptions is not split");
     let s = stats(&m);
@@ -639,7 +639,7 @@ async fn a_single_member_call_that_fails_is_looked_at_again_soon() {
         ..Setup::default()
     }
     .build(Arc::new(m));
-    runner.cycle().await;
+    runner.test_cycle().await;
     assert_eq!(stats(&metrics).errors, 1);
     // Looked at again soon (within a second), not at once: no spinning.
     assert!(runner.slots[0]
@@ -670,7 +670,7 @@ async fn a_reply_of_the_wrong_shape_counts_as_a_failed_call() {
         ..Setup::default()
     }
     .build(Arc::new(m));
-    runner.cycle().await;
+    runner.test_cycle().await;
     // The batch and then each single call failed to decode.
     assert_eq!(stats(&metrics).errors, 3);
     assert_eq!(sent.lock().unwrap()[1].len(), 2);
@@ -701,7 +701,7 @@ async fn due_members_after_a_failed_batch_are_not_stranded() {
         ..Setup::default()
     }
     .build(mock_store(&w));
-    runner.cycle().await;
+    runner.test_cycle().await;
     {
         let w = w.lock().unwrap();
         let rounds: Vec<_> = w.fcalls.iter().map(|c| batches(c)).collect();
@@ -715,7 +715,7 @@ async fn due_members_after_a_failed_batch_are_not_stranded() {
         );
     }
     // Give it another cycle: c is due and should be acted on by now.
-    runner.cycle().await;
+    runner.test_cycle().await;
     let w = w.lock().unwrap();
     assert!(
         w.zmembers(&key(DELAYED, 0)).is_empty(),
@@ -747,7 +747,7 @@ async fn backoff_cycle(
         }
         (w.reads.len(), w.fcalls.len())
     };
-    runner.cycle().await;
+    runner.test_cycle().await;
     let w = w.lock().unwrap();
     let rounds = w.fcalls[calls..]
         .iter()
@@ -922,9 +922,9 @@ async fn filtered_members_are_set_aside_at_once() {
         ..Setup::default()
     }
     .build(Arc::new(m));
-    runner.cycle().await;
+    runner.test_cycle().await;
     runner.on_wake(Wake::Rescan);
-    runner.cycle().await;
+    runner.test_cycle().await;
     assert_eq!(
         *sent.lock().unwrap(),
         [strs(&["theirs", "ours"]), strs(&["ours"])]
@@ -948,7 +948,7 @@ async fn a_failed_snapshot_read_is_counted_and_retried_soon() {
         w.malformed_reads.insert(key(DELAYED, 2));
     }
     let (mut runner, m) = Setup::default().build(mock_store(&w));
-    runner.cycle().await;
+    runner.test_cycle().await;
     {
         let w = w.lock().unwrap();
         assert_eq!(batches(&w.fcalls[0]), vec![(key(DELAYED, 0), strs(&["a"]))]);
@@ -971,7 +971,7 @@ async fn a_failed_snapshot_read_is_counted_and_retried_soon() {
         let later = w.now() + 1_000;
         w.fixed_now = Some(later);
     }
-    runner.cycle().await;
+    runner.test_cycle().await;
     let w = w.lock().unwrap();
     assert_eq!(
         w.reads[1].1,
@@ -996,7 +996,7 @@ async fn a_time_error_skips_the_cycle() {
     // No command_many / fcall_many expectation: calling either fails the test.
     let (mut runner, metrics) = Setup::default().build(Arc::new(m));
     let started = Instant::now();
-    runner.cycle().await;
+    runner.test_cycle().await;
     assert!(
         started.elapsed() >= Duration::from_millis(10),
         "pauses before the next try"
@@ -1202,6 +1202,23 @@ async fn wake_rescan_rereads_every_partition() {
     tokio::time::timeout(PATIENCE, task).await.unwrap().unwrap();
 }
 
+/// A change announced everywhere (admission) marks for a read only the
+/// partitions that had something left at their last read.
+#[test]
+fn a_change_rereads_the_partitions_with_something_left() {
+    let w = live_world();
+    let (mut runner, _m) = Setup::default().build(mock_store(&w));
+    runner = runner.with_shared_rescan();
+    assert!(
+        !runner.has_work(),
+        "a shared-rescan runner starts with nothing to read"
+    );
+    runner.slots[1].next_due = Some(u64::MAX);
+    runner.on_wake(Wake::Changed);
+    let dirty: Vec<bool> = runner.slots.iter().map(|s| s.dirty).collect();
+    assert_eq!(dirty, vec![false, true, false]);
+}
+
 #[tokio::test]
 async fn the_rescan_interval_rereads_every_partition() {
     let w = live_world();
@@ -1271,7 +1288,7 @@ async fn sweep_walks_every_partition_with_sscan_until_cursor_zero() {
     .build(mock_store(&w));
     // The first sweep waits one interval after start.
     assert!(!runner.has_work());
-    runner.sweep().await;
+    runner.test_sweep().await;
     let w = w.lock().unwrap();
     let sscan = |p: u16, c: &str| strs(&["SSCAN", &key(SWEEP, p), c, "COUNT", "2"]);
     let reads: Vec<&Vec<Vec<String>>> = w.reads.iter().map(|(_, r)| r).collect();
@@ -1320,7 +1337,7 @@ async fn sweep_chunks_a_large_sscan_page_by_batch_size() {
         ..Setup::default()
     }
     .build(mock_store(&w));
-    runner.sweep().await;
+    runner.test_sweep().await;
     let w = w.lock().unwrap();
     assert_eq!(w.reads.len(), 1);
     assert_eq!(w.fcalls.len(), 1, "all chunks in one pipeline");
@@ -1350,7 +1367,7 @@ async fn sweep_read_errors_are_counted_and_the_rest_goes_on() {
         ..Setup::default()
     }
     .build(mock_store(&w));
-    runner.sweep().await;
+    runner.test_sweep().await;
     let w = w.lock().unwrap();
     assert_eq!(batches(&w.fcalls[0]), vec![(key(SWEEP, 1), strs(&["b"]))]);
     let s = stats(&m);
@@ -1619,7 +1636,7 @@ async fn only_held_partitions_are_read_and_acted_on() {
     let (_tx, rx) = ownership::channel(owning(3, &[0], 1));
     let (runner, m) = Setup::default().build(mock_store(&w));
     let mut runner = runner.with_ownership(rx);
-    runner.cycle().await;
+    runner.test_cycle().await;
     let w = w.lock().unwrap();
     assert_eq!(w.reads[0].1, vec![read_cmd(DELAYED, 0, 11)]);
     assert_eq!(batches(&w.fcalls[0]), vec![(key(DELAYED, 0), strs(&["a"]))]);
@@ -1634,12 +1651,12 @@ async fn a_partition_gained_is_read_at_once_and_one_lost_is_dropped() {
     let (tx, rx) = ownership::channel(owning(3, &[0], 1));
     let (runner, _m) = Setup::default().build(mock_store(&w));
     let mut runner = runner.with_ownership(rx);
-    runner.cycle().await;
+    runner.test_cycle().await;
     w.lock().unwrap().zadd(&key(DELAYED, 2), 10, "c");
     tx.publish(owning(3, &[2], 1));
     runner.refresh_ownership();
     assert!(runner.has_work(), "the partition gained is read at once");
-    runner.cycle().await;
+    runner.test_cycle().await;
     let w = w.lock().unwrap();
     assert_eq!(w.reads[1].1, vec![read_cmd(DELAYED, 2, 11)]);
     assert_eq!(batches(&w.fcalls[0]), vec![(key(DELAYED, 2), strs(&["c"]))]);
@@ -1656,14 +1673,14 @@ async fn a_new_epoch_rereads_a_partition_held_all_along() {
     }
     .build(mock_store(&w));
     let mut runner = runner.with_ownership(rx);
-    runner.cycle().await;
+    runner.test_cycle().await;
     assert!(!runner.has_work());
     // Partition 1 was lost and claimed again: another replica may have changed it.
     let mut o = owning(2, &[0, 1], 1);
     o.0[1].as_mut().unwrap().epoch = 2;
     tx.publish(o);
     runner.refresh_ownership();
-    runner.cycle().await;
+    runner.test_cycle().await;
     assert_eq!(w.lock().unwrap().reads[1].1, vec![read_cmd(DELAYED, 1, 11)]);
 }
 
@@ -1673,7 +1690,7 @@ async fn wake_ups_and_rescans_of_unheld_partitions_are_ignored() {
     let (_tx, rx) = ownership::channel(owning(3, &[1], 1));
     let (runner, _m) = Setup::default().build(mock_store(&w));
     let mut runner = runner.with_ownership(rx);
-    runner.cycle().await;
+    runner.test_cycle().await;
     runner.on_wake(Wake::At {
         partition: 2,
         due_ms: 0,
@@ -1698,7 +1715,7 @@ async fn a_lease_that_lapsed_locally_is_not_scanned() {
     .build(mock_store(&w));
     let mut runner = runner.with_ownership(rx);
     assert!(!runner.has_work());
-    runner.cycle().await;
+    runner.test_cycle().await;
     assert!(w.lock().unwrap().fcalls.is_empty());
 }
 
@@ -1718,7 +1735,7 @@ async fn a_sweep_walks_only_held_partitions() {
     }
     .build(mock_store(&w));
     let mut runner = runner.with_ownership(rx);
-    runner.sweep().await;
+    runner.test_sweep().await;
     let w = w.lock().unwrap();
     assert_eq!(batches(&w.fcalls[0]), vec![(key(SWEEP, 1), strs(&["b"]))]);
 }
@@ -1747,4 +1764,22 @@ async fn a_running_runner_picks_up_a_gained_partition_promptly() {
     eventually("x acted", || stats(&m).acted == 1).await;
     tx.send(true).unwrap();
     tokio::time::timeout(PATIENCE, task).await.unwrap().unwrap();
+}
+
+impl Runner {
+    /// One cycle of this (batch) scanner, as `run` would make it.
+    async fn test_cycle(&mut self) {
+        let ScanWork::Batch(f) = self.spec.work else {
+            panic!("a batch scanner");
+        };
+        self.cycle(f).await
+    }
+
+    /// One sweep of this (batch) scanner, as `run` would make it.
+    async fn test_sweep(&mut self) {
+        let ScanWork::Batch(f) = self.spec.work else {
+            panic!("a batch scanner");
+        };
+        self.sweep(f).await
+    }
 }

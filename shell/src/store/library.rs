@@ -77,6 +77,11 @@ const PARTS: &[(&str, Scope, &str)] = &[
         Scope::Own,
         include_str!("../../../lua/admission.lua"),
     ),
+    (
+        "heads.lua",
+        Scope::Own,
+        include_str!("../../../lua/heads.lua"),
+    ),
 ];
 
 /// The library's name (`#!lua name=ff`).

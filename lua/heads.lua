@@ -1,0 +1,42 @@
+-- The engine's periodic rescan: one read-only call per partition tells every
+-- scanner where its index's earliest member is, instead of one read per
+-- scanner and partition (core/src/contract/scan.rs HEAD_INDEXES).
+
+-- The sorted sets whose heads may be asked for (never a set or hash: ZRANGE
+-- on one would raise).
+local HEADS = {
+  delayed = true, lease_expiry = true, attempt_timeout = true, deadline = true,
+  terminal = true, flow_work = true, waiting_children = true, flows = true,
+  suspension_timeout = true, pending_waitpoints = true,
+  blocked_budget = true, blocked_quota = true, blocked_route = true,
+}
+local MAX_HEADS = 32
+
+-- ff_partition_heads  KEYS: the partition's `all` index  ARGV: index names
+-- -> {1, (earliest score, or -1 when empty) per name}
+local function ff_partition_heads(keys, args)
+  local tag = tag_of(keys[1] or '')
+  if tag == nil or keys[1] ~= idx_key(tag, 'all') then
+    return err('invalid_argument', 'index:KEYS[1] must be the all index of a partition')
+  end
+  if #args < 1 or #args > MAX_HEADS then
+    return err('invalid_argument', 'indexes:expected 1..' .. MAX_HEADS .. ' index names')
+  end
+  for _, name in ipairs(args) do
+    if not HEADS[name] then return err('invalid_argument', 'index:not a due-time index: ' .. tostring(name)) end
+  end
+  local out, keys_of = {1}, {}
+  for i, name in ipairs(args) do
+    keys_of[i] = idx_key(tag, name)
+    out[i + 1] = -1
+  end
+  -- An idle partition's indexes are all empty: one EXISTS answers for them.
+  if redis.call('EXISTS', unpack(keys_of)) == 0 then return out end
+  for i, key in ipairs(keys_of) do
+    local head = redis.call('ZRANGE', key, 0, 0, 'WITHSCORES')
+    if head[2] then out[i + 1] = tonumber(head[2]) end
+  end
+  return out
+end
+
+register_ro('ff_partition_heads', ff_partition_heads)
