@@ -59,8 +59,10 @@ async fn complete_root(c: &Client, flow: &FlowId, root: &ExecutionId) {
 /// Eligible members of `flow` (other flows may share its partition).
 async fn eligible_count(c: &Client, flow: &FlowId) -> usize {
     let fk = keys::FlowKeys::new(flow, c.config());
-    let members: std::collections::HashSet<String> =
-        zmembers(&**c.store(), &fk.members()).await.into_iter().collect();
+    let members: std::collections::HashSet<String> = zmembers(&**c.store(), &fk.members())
+        .await
+        .into_iter()
+        .collect();
     let pk = PartitionKeys::new(flow_partition(flow, c.config()));
     zmembers(&**c.store(), &pk.eligible(&worker().0))
         .await
