@@ -12,6 +12,20 @@ local function eligible_score(priority, enqueued_ms)
   return (MAX_PRIORITY - priority) * PRIORITY_SCALE + enqueued_ms
 end
 
+-- eligible_score as text, formatted once per batch and priority (a batch has
+-- one `now`; a number argument would be formatted for every member).
+local function batch_eligible_score(mv, priority, now)
+  local s = mv.scores[priority]
+  if not s then
+    s = eligible_score(priority, now)
+    -- (a record's odd priority keeps the number: %d is exact for whole
+    -- numbers below 2^53 only)
+    if s == math.floor(s) and math.abs(s) < 9007199254740992 then s = string.format('%d', s) end
+    mv.scores[priority] = s
+  end
+  return s
+end
+
 -- The fields that say which indexes an execution is in, read by every
 -- transition first, with the transition's own `...` after them; absent
 -- fields read as nil. (Positional, without helper tables: this runs once per
@@ -56,7 +70,7 @@ end
 -- so is the announcement).
 local function index_eligible(tag, eid, lane, priority, now, mv)
   local key = eligible_key(tag, lane)
-  if mv then return defer_zadd(mv, key, eligible_score(priority, now), eid) end
+  if mv then return defer_zadd(mv, key, batch_eligible_score(mv, priority, now), eid) end
   if redis.call('ZCARD', key) == 0 then
     redis.call('PUBLISH', READY_CHANNEL, lane .. ' ' .. tag)
   end
@@ -371,7 +385,7 @@ local function ff_claim(keys, args)
       local lease_id = args[5 + claimed]
       att, epoch = att + 1, epoch + 1
       taken[#taken + 1] = eid
-      leased[#leased + 1] = exp
+      leased[#leased + 1] = exp_s
       leased[#leased + 1] = eid
       if att_timeout > 0 then
         redis.call('HSET', ek, 'phase', 'active', 'elig', '', 'lease_id', lease_id, 'epoch', epoch,

@@ -17,9 +17,11 @@ local function zadd_due_many(tag, name, entries)
   if #entries == 0 then return end
   local key = idx_key(tag, name)
   local head = redis.call('ZRANGE', key, 0, 0, 'WITHSCORES')
-  local earliest = entries[1]
+  -- (a due may come as text: formatted once for a whole batch)
+  local earliest = tonumber(entries[1])
   for i = 3, #entries, 2 do
-    if entries[i] < earliest then earliest = entries[i] end
+    local due = tonumber(entries[i])
+    if due < earliest then earliest = due end
   end
   redis.call('ZADD', key, unpack(entries))
   if head[2] == nil or earliest < tonumber(head[2]) then
@@ -33,7 +35,7 @@ local function zadd_due(tag, name, due, eid)
 end
 
 local function new_moves()
-  return {rem = {}, add = {}, order = {}, due = {}, due_order = {}, sadd = {}, keys = {}, lanes = {}}
+  return {rem = {}, add = {}, order = {}, due = {}, due_order = {}, sadd = {}, keys = {}, lanes = {}, scores = {}}
 end
 
 -- Per-batch caches: a key built once per batch, a lane name checked once.

@@ -112,7 +112,7 @@ local function promote(ek, tag, eid, now, mv)
     end
     defer_zrem(mv, batch_key(mv, tag, 'delayed'), eid)
     redis.call('HSET', ek, 'elig', 'eligible', 'due', '')
-    defer_zadd(mv, lane_key, eligible_score(pri, now), eid)
+    defer_zadd(mv, lane_key, batch_eligible_score(mv, pri, now), eid)
     return 'acted'
   end
   defer_zrem(mv, batch_key(mv, tag, 'delayed'), eid)
@@ -139,7 +139,7 @@ local function reclaim(ek, tag, eid, now, mv)
     -- (an active execution leaves its live indexes by phase and att_due alone)
     leave_live(ek, tag, eid, {phase = 'active', att_due = v[7] or nil}, mv)
     redis.call('HSET', ek, 'phase', 'runnable', 'elig', 'eligible', 'due', '', 'att_state', 'reclaimed', 'reclaims', reclaims + 1)
-    defer_zadd(mv, lane_key, eligible_score(pri, now), eid)
+    defer_zadd(mv, lane_key, batch_eligible_score(mv, pri, now), eid)
   else
     make_terminal(mv, ek, tag, eid, read_state(ek), 'failed', now, 'att_state', 'reclaimed',
       'error', 'lease expired; reclaim limit of ' .. max_reclaims .. ' spent')
