@@ -552,17 +552,25 @@ local function ff_block(keys, args)
   return ok('blocked', 0, 0)
 end
 
+-- Validate the KEYS[1] of the unblock scanner's calls: a blocked index of a
+-- partition, its tag and the eligibility it stands for, or a refusal.
+local function blocked_target(keys)
+  local idx = keys[1]
+  local tag = tag_of(idx or '')
+  local elig = tag and string.match(idx, '^ff:idx:{fp:%d+}:(blocked_%a+)$')
+  if elig == nil or not UNBLOCKABLE[elig] then
+    return nil, nil, nil, err('invalid_argument', 'index:KEYS[1] must be a blocked index of a partition')
+  end
+  return idx, tag, elig
+end
+
 -- ff_breach_cancel (unblock scanner): a budget the given blocked executions
 -- draw on is breached under the cancel policy: cancelled (those still in
 -- this blocked index; a stale entry is dropped).
 -- KEYS: a blocked index of a partition  ARGV: budget, eid* -> {1, cancelled, repaired}
 local function ff_breach_cancel(keys, args)
-  local idx = keys[1]
-  local tag = tag_of(idx or '')
-  local elig = tag and string.match(idx, '^ff:idx:{fp:%d+}:(blocked_%a+)$')
-  if elig == nil or not UNBLOCKABLE[elig] then
-    return err('invalid_argument', 'index:KEYS[1] must be a blocked index of a partition')
-  end
+  local idx, tag, elig, e = blocked_target(keys)
+  if e then return e end
   if not name_ok(args[1]) then return err('invalid_argument', 'budget:expected a name') end
   if #args - 1 > MAX_CLAIM_BATCH then return err('invalid_argument', 'ids:at most ' .. MAX_CLAIM_BATCH .. ' per call') end
   local now = now_ms()
@@ -590,12 +598,8 @@ end
 -- KEYS: blocked_budget or blocked_quota index of a partition  ARGV: eid*
 -- -> {1, moved, repaired}
 local function ff_unblock(keys, args)
-  local idx = keys[1]
-  local tag = tag_of(idx or '')
-  local elig = tag and string.match(idx, '^ff:idx:{fp:%d+}:(blocked_%a+)$')
-  if elig == nil or not UNBLOCKABLE[elig] then
-    return err('invalid_argument', 'index:KEYS[1] must be a blocked index of a partition')
-  end
+  local idx, tag, elig, e = blocked_target(keys)
+  if e then return e end
   if #args > MAX_CLAIM_BATCH then return err('invalid_argument', 'ids:at most ' .. MAX_CLAIM_BATCH .. ' per call') end
   local now = now_ms()
   local moved, repaired = 0, 0

@@ -165,6 +165,17 @@ local function exec_target(keys, eid)
   return ek, tag
 end
 
+-- Validate the KEYS[1] of a function anchored on an index of a partition:
+-- the index and its partition's tag, or a refusal.
+local function index_target(keys, name)
+  local idx = keys[1]
+  local tag = tag_of(idx or '')
+  if tag == nil or idx ~= idx_key(tag, name) then
+    return nil, nil, err('invalid_argument', 'index:KEYS[1] must be the ' .. name .. ' index of a partition')
+  end
+  return idx, tag
+end
+
 ---------------------------------------------------------------------------
 -- ff_create
 -- KEYS: exec [, idempotency record]
@@ -290,12 +301,10 @@ end
 -- ARGV: n, (k, idempotency record key ('' = none), ff_create's ARGV of k values) * n
 -- -> {1, n, reply * n}, each reply that of ff_create
 local function ff_create_many(keys, args)
-  local all = keys[1]
-  local tag = tag_of(all or '')
-  if tag == nil or all ~= idx_key(tag, 'all') then
-    return err('invalid_argument', 'index:KEYS[1] must be the all set of a partition')
-  end
-  local n, e = int_arg(args[1], 'count', 1, MAX_CLAIM_BATCH)
+  local _, tag, e = index_target(keys, 'all')
+  if e then return e end
+  local n
+  n, e = int_arg(args[1], 'count', 1, MAX_CLAIM_BATCH)
   if e then return e end
   local checked, at = {}, 2
   for i = 1, n do
@@ -526,12 +535,10 @@ end
 local END_OPS = {complete = true, fail = true}
 
 local function ff_end_many(keys, args)
-  local idx = keys[1]
-  local tag = tag_of(idx or '')
-  if tag == nil or idx ~= idx_key(tag, 'lease_expiry') then
-    return err('invalid_argument', 'index:KEYS[1] must be the lease_expiry index of a partition')
-  end
-  local n, e = int_arg(args[1], 'count', 1, MAX_CLAIM_BATCH)
+  local _, tag, e = index_target(keys, 'lease_expiry')
+  if e then return e end
+  local n
+  n, e = int_arg(args[1], 'count', 1, MAX_CLAIM_BATCH)
   if e then return e end
   if #args ~= 1 + 6 * n then return err('invalid_argument', 'count:expected ' .. n .. ' reports of 6 arguments') end
   local epochs = {}

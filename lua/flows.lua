@@ -404,12 +404,10 @@ end
 -- The completion listener's call: work the partition's queue, oldest first,
 -- whatever its due times. -> {1, units of work done, items still queued}
 local function ff_flow_drain(keys, args)
-  local idx = keys[1]
-  local tag = tag_of(idx or '')
-  if tag == nil or idx ~= idx_key(tag, 'flow_work') then
-    return err('invalid_argument', 'index:KEYS[1] must be the flow_work index of a partition')
-  end
-  local n, e = int_arg(args[1], 'budget', 1, MAX_CLAIM_BATCH); if e then return e end
+  local idx, tag, e = index_target(keys, 'flow_work')
+  if e then return e end
+  local n
+  n, e = int_arg(args[1], 'budget', 1, MAX_CLAIM_BATCH); if e then return e end
   budget = n
   for _, item in ipairs(redis.call('ZRANGE', idx, 0, n - 1)) do
     if work_item_ok(item, tag) then

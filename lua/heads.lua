@@ -15,10 +15,8 @@ local MAX_HEADS = 32
 -- ff_partition_heads  KEYS: the partition's `all` index  ARGV: index names
 -- -> {1, (earliest score, or -1 when empty) per name}
 local function ff_partition_heads(keys, args)
-  local tag = tag_of(keys[1] or '')
-  if tag == nil or keys[1] ~= idx_key(tag, 'all') then
-    return err('invalid_argument', 'index:KEYS[1] must be the all index of a partition')
-  end
+  local _, tag, e = index_target(keys, 'all')
+  if e then return e end
   if #args < 1 or #args > MAX_HEADS then
     return err('invalid_argument', 'indexes:expected 1..' .. MAX_HEADS .. ' index names')
   end

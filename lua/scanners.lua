@@ -32,11 +32,8 @@ end
 -- `owner(member, tag)` names the execution hash the filter reads: nil for a
 -- malformed member, false for none (default: the member is an execution id).
 local function run_batch(keys, args, index_name, act, owner)
-  local idx = keys[1]
-  local tag = tag_of(idx or '')
-  if tag == nil or idx ~= idx_key(tag, index_name) then
-    return err('invalid_argument', 'index:KEYS[1] must be the ' .. index_name .. ' index of a partition')
-  end
+  local idx, tag, e = index_target(keys, index_name)
+  if e then return e end
   local ns, tag_name, tag_value = args[1] or '', args[2] or '', args[3] or ''
   if (ns ~= '' and not name_ok(ns)) or (tag_name ~= '' and not name_ok(tag_name)) then
     return err('invalid_argument', 'filter:bad namespace or tag name')

@@ -22,6 +22,18 @@ mod batch;
 mod suspension;
 pub use suspension::{PendingWaitpoint, Signal, Suspension};
 
+/// A handler's result within the payload limit, refused before it is sent.
+fn result_fits(result: &[u8]) -> Result<()> {
+    if result.len() > limits::MAX_PAYLOAD_BYTES {
+        return Err(ff_core::FfError::PayloadTooLarge {
+            len: result.len() as u64,
+            max: limits::MAX_PAYLOAD_BYTES as u64,
+        }
+        .into());
+    }
+    Ok(())
+}
+
 /// Most `ff_claim` calls one claim makes to get past executions needing
 /// capabilities the worker lacks (each looks past up to
 /// [`ex::ROUTE_LOOKAHEAD`] of them).
@@ -382,13 +394,7 @@ impl Client {
 
     /// Finish successfully with `result`.
     pub async fn complete(&self, lease: &Lease, result: &[u8]) -> Result<Ended> {
-        if result.len() > limits::MAX_PAYLOAD_BYTES {
-            return Err(ff_core::FfError::PayloadTooLarge {
-                len: result.len() as u64,
-                max: limits::MAX_PAYLOAD_BYTES as u64,
-            }
-            .into());
-        }
+        result_fits(result)?;
         Ok(ex::decode_ended(
             "ff_complete",
             &self.call(&ex::complete(lease, result)).await?,

@@ -6,12 +6,12 @@
 mod common;
 
 use common::*;
-use ff_engine::core::contract::execution::{self as ex, CreateArgs, EndOutcome, Report};
+use ff_engine::core::contract::execution::{self as ex, EndOutcome, Report};
 use ff_engine::core::contract::{ok_fields, CallError};
 use ff_engine::core::keys::PartitionKeys;
 use ff_engine::core::retry::RetryPolicy;
 use ff_engine::core::state::{AttemptState, PublicState};
-use ff_engine::core::{ExecutionId, FfError, Kind, Lane, LeaseId, Namespace};
+use ff_engine::core::{ExecutionId, FfError, LeaseId};
 use ff_engine::store::Store;
 use ff_engine::{Error, ExecutionSpec};
 use std::collections::HashSet;
@@ -112,7 +112,7 @@ async fn batched_reports_answer_each_as_its_single_call(store: Arc<dyn Store>) {
             result: vec![0; ff_engine::core::contract::limits::MAX_PAYLOAD_BYTES + 1],
         },
     ];
-    let out = c.report_many(&reports).await;
+    let out = c.report_many(reports).await;
     assert_eq!(out.len(), 6);
     let ended = |k: usize| out[k].as_ref().expect("accepted").clone();
     assert_eq!(ended(0).outcome, EndOutcome::Completed);
@@ -182,27 +182,6 @@ on_both_stores!(
     bulk_submit_answers_each_spec_as_create_would,
     batched_reports_answer_each_as_its_single_call,
 );
-
-fn create_args(partition: u16, n: u128) -> CreateArgs {
-    CreateArgs {
-        execution: ExecutionId::new(partition, n),
-        namespace: Namespace::default_namespace(),
-        lane: Lane::default_lane(),
-        kind: Kind::new("k").unwrap(),
-        priority: 0,
-        payload: b"p".to_vec(),
-        delay_ms: 0,
-        attempt_timeout_ms: 0,
-        deadline_ms: 0,
-        retry: RetryPolicy::default(),
-        max_reclaims: 3,
-        retention_ms: 1000,
-        idempotency: None,
-        tags: vec![],
-        flow: None,
-        admission: Default::default(),
-    }
-}
 
 fn refusal(function: &'static str, reply: &ff_engine::core::reply::Reply) -> FfError {
     match ok_fields(function, reply) {
@@ -281,7 +260,7 @@ async fn batches_on_a_cluster() {
         }));
     }
     assert_eq!(reports.len(), 400);
-    for r in c.report_many(&reports).await {
+    for r in c.report_many(reports).await {
         assert_eq!(r.unwrap().outcome, EndOutcome::Completed);
     }
     let rec = c.get(&created[9]).await.unwrap();
@@ -289,67 +268,11 @@ async fn batches_on_a_cluster() {
     assert_eq!(rec.result.as_deref(), Some(&b"9"[..]));
 }
 
-/// Every store round trip a worker makes, by the function of its calls.
-struct Rounds {
-    inner: Arc<dyn Store>,
-    seen: std::sync::Mutex<Vec<(&'static str, usize)>>,
-}
-
-#[async_trait::async_trait]
-impl Store for Rounds {
-    async fn fcall(
-        &self,
-        call: &ff_engine::core::contract::Call,
-    ) -> Result<ff_engine::core::reply::Reply, ff_engine::error::StoreError> {
-        self.seen.lock().unwrap().push((call.function, 1));
-        self.inner.fcall(call).await
-    }
-    async fn fcall_many(
-        &self,
-        calls: &[ff_engine::core::contract::Call],
-    ) -> Vec<Result<ff_engine::core::reply::Reply, ff_engine::error::StoreError>> {
-        if let Some(c) = calls.first() {
-            self.seen.lock().unwrap().push((c.function, calls.len()));
-        }
-        self.inner.fcall_many(calls).await
-    }
-    async fn command(
-        &self,
-        args: &[Vec<u8>],
-    ) -> Result<ff_engine::core::reply::Reply, ff_engine::error::StoreError> {
-        self.inner.command(args).await
-    }
-    async fn command_many(
-        &self,
-        cmds: &[Vec<Vec<u8>>],
-    ) -> Vec<Result<ff_engine::core::reply::Reply, ff_engine::error::StoreError>> {
-        self.inner.command_many(cmds).await
-    }
-    async fn time_ms(&self) -> Result<u64, ff_engine::error::StoreError> {
-        self.inner.time_ms().await
-    }
-    async fn ensure_library(&self) -> Result<(), ff_engine::error::StoreError> {
-        self.inner.ensure_library().await
-    }
-    async fn subscribe(
-        &self,
-        channel: &str,
-    ) -> Result<
-        tokio::sync::mpsc::UnboundedReceiver<ff_engine::store::SubEvent>,
-        ff_engine::error::StoreError,
-    > {
-        self.inner.subscribe(channel).await
-    }
-}
-
 #[tokio::test]
 async fn a_busy_worker_batches_its_reports() {
     use ff_engine::worker::{Job, Worker};
     let redis = ff_tests::TestRedis::standalone();
-    let rounds = Arc::new(Rounds {
-        inner: store(&redis.url()).await,
-        seen: Default::default(),
-    });
+    let rounds = Arc::new(Flaky::new(store(&redis.url()).await, false));
     let c = client_on(rounds.clone()).await;
     let n = 600;
     for r in c
@@ -358,7 +281,7 @@ async fn a_busy_worker_batches_its_reports() {
     {
         r.unwrap();
     }
-    rounds.seen.lock().unwrap().clear();
+    rounds.fcalls.lock().unwrap().clear();
     let worker = Worker::builder(c.clone(), "batcher")
         .concurrency(n)
         .handle("noop", |_job: Job| async { Ok(Vec::new()) })
@@ -375,7 +298,7 @@ async fn a_busy_worker_batches_its_reports() {
     })
     .await;
     worker.shutdown().await;
-    let seen = rounds.seen.lock().unwrap().clone();
+    let seen = rounds.fcalls.lock().unwrap().clone();
     let ends: Vec<usize> = seen
         .iter()
         .filter(|(f, _)| *f == "ff_end_many")

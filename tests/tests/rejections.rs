@@ -8,7 +8,7 @@ use ff_engine::core::contract::execution::{self as ex, CreateArgs, Lease};
 use ff_engine::core::contract::{ok_fields, Call, CallError};
 use ff_engine::core::keys::IdempotencyKey;
 use ff_engine::core::retry::RetryPolicy;
-use ff_engine::core::{ExecutionId, FfError, Kind, Lane, LeaseId, Namespace, ParseError};
+use ff_engine::core::{ExecutionId, FfError, Lane, LeaseId, ParseError};
 use ff_engine::store::Store;
 use ff_engine::{Error, ExecutionSpec};
 use ff_tests::TestRedis;
@@ -17,24 +17,7 @@ use std::time::Duration;
 const YEAR: Duration = Duration::from_secs(366 * 24 * 3600);
 
 fn base_args() -> CreateArgs {
-    CreateArgs {
-        execution: ExecutionId::new(3, 77),
-        namespace: Namespace::default_namespace(),
-        lane: Lane::default_lane(),
-        kind: Kind::new("k").unwrap(),
-        priority: 0,
-        payload: b"p".to_vec(),
-        delay_ms: 0,
-        attempt_timeout_ms: 0,
-        deadline_ms: 0,
-        retry: RetryPolicy::default(),
-        max_reclaims: 3,
-        retention_ms: 1000,
-        idempotency: None,
-        tags: vec![],
-        flow: None,
-        admission: Default::default(),
-    }
+    create_args(3, 77)
 }
 
 /// Replace ARGV[i] (0-based) of a call.

@@ -44,21 +44,17 @@ impl Client {
 
     /// End many attempts at once. One result per report, in order, each what
     /// [`Client::complete`] or [`Client::fail`] would have returned for it.
-    pub async fn report_many(&self, reports: &[Report]) -> Vec<Result<Ended>> {
+    pub async fn report_many(&self, reports: Vec<Report>) -> Vec<Result<Ended>> {
         let mut results: Vec<Option<Result<Ended>>> = Vec::with_capacity(reports.len());
         let mut items = Vec::with_capacity(reports.len());
         for r in reports {
-            if let Report::Complete { result, .. } = r {
-                if result.len() > limits::MAX_PAYLOAD_BYTES {
-                    results.push(Some(Err(ff_core::FfError::PayloadTooLarge {
-                        len: result.len() as u64,
-                        max: limits::MAX_PAYLOAD_BYTES as u64,
-                    }
-                    .into())));
+            if let Report::Complete { result, .. } = &r {
+                if let Err(e) = super::result_fits(result) {
+                    results.push(Some(Err(e)));
                     continue;
                 }
             }
-            items.push((results.len(), r.lease().execution.partition(), r.clone()));
+            items.push((results.len(), r.lease().execution.partition(), r));
             results.push(None);
         }
         self.per_partition(items, &mut results, ex::end_many, ex::decode_end_many)

@@ -68,7 +68,7 @@ async fn run(client: Client, mut rx: mpsc::UnboundedReceiver<Pending>) {
             let (reports, replies): (Vec<Report>, Vec<_>) =
                 round.into_iter().map(|p| (p.report, p.reply)).unzip();
             tracing::debug!(reports = reports.len(), "report round");
-            let results = client.report_many(&reports).await;
+            let results = client.report_many(reports).await;
             for (reply, result) in replies.into_iter().zip(results) {
                 // The job may have been taken over by shutdown meanwhile.
                 let _ = reply.send(result);

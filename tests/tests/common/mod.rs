@@ -1,8 +1,9 @@
 //! Helpers shared by the integration tests.
 #![allow(dead_code)]
 
-use ff_engine::core::contract::execution::Claimed;
-use ff_engine::core::{Lane, WorkerInstance, WorkerName};
+use ff_engine::core::contract::execution::{Claimed, CreateArgs};
+use ff_engine::core::retry::RetryPolicy;
+use ff_engine::core::{ExecutionId, Kind, Lane, Namespace, WorkerInstance, WorkerName};
 use ff_engine::store::{cmd, RedisStore, RedisStoreOptions, Store};
 use ff_engine::Client;
 use std::sync::Arc;
@@ -141,11 +142,13 @@ pub async fn run_scan(
         .expect("scan")
 }
 
-/// A store that counts every call and, if asked, panics on its first TIME call.
+/// A store that counts every call, logs each FCALL round trip (the function
+/// of its calls and how many), and, if asked, panics on its first TIME call.
 pub struct Flaky {
     pub inner: Arc<dyn Store>,
     pub panic_once: std::sync::atomic::AtomicBool,
     pub calls: std::sync::atomic::AtomicU64,
+    pub fcalls: std::sync::Mutex<Vec<(&'static str, usize)>>,
 }
 
 impl Flaky {
@@ -154,6 +157,7 @@ impl Flaky {
             inner,
             panic_once: panic_once.into(),
             calls: 0.into(),
+            fcalls: Default::default(),
         }
     }
 
@@ -169,6 +173,7 @@ impl Store for Flaky {
         call: &ff_engine::core::contract::Call,
     ) -> Result<ff_engine::core::reply::Reply, ff_engine::error::StoreError> {
         self.count();
+        self.fcalls.lock().unwrap().push((call.function, 1));
         self.inner.fcall(call).await
     }
     async fn fcall_many(
@@ -176,6 +181,9 @@ impl Store for Flaky {
         calls: &[ff_engine::core::contract::Call],
     ) -> Vec<Result<ff_engine::core::reply::Reply, ff_engine::error::StoreError>> {
         self.count();
+        if let Some(c) = calls.first() {
+            self.fcalls.lock().unwrap().push((c.function, calls.len()));
+        }
         self.inner.fcall_many(calls).await
     }
     async fn command(
@@ -213,6 +221,29 @@ impl Store for Flaky {
         ff_engine::error::StoreError,
     > {
         self.inner.subscribe(channel).await
+    }
+}
+
+/// Valid `ff_create` arguments for execution `random` of `partition`
+/// (tests change the field under test).
+pub fn create_args(partition: u16, random: u128) -> CreateArgs {
+    CreateArgs {
+        execution: ExecutionId::new(partition, random),
+        namespace: Namespace::default_namespace(),
+        lane: Lane::default_lane(),
+        kind: Kind::new("k").unwrap(),
+        priority: 0,
+        payload: b"p".to_vec(),
+        delay_ms: 0,
+        attempt_timeout_ms: 0,
+        deadline_ms: 0,
+        retry: RetryPolicy::default(),
+        max_reclaims: 3,
+        retention_ms: 1000,
+        idempotency: None,
+        tags: vec![],
+        flow: None,
+        admission: Default::default(),
     }
 }
 
