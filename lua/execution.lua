@@ -184,48 +184,59 @@ end
 --       join, join_cancel (0|1), ntags, (tag, value)* [, budgets, quotas, capabilities]
 --       (names separated by commas; admission.lua)
 -- -> {1, 'created'|'duplicate', eid, phase, elig, outcome}
+--
+-- A creation is checked in two parts: its shape (everything but the id, the
+-- payload and the idempotency record, which a bulk submit shares between
+-- many creations and so checks once) and its own values.
 
--- Check one creation's arguments (`args` as ff_create's ARGV) for partition
--- `tag`: the creation to make, or nil and a refusal.
-local function create_check(tag, args, idem_key)
-  local c = {eid = args[1], idem_key = idem_key, args = args}
-  if not eid_ok(c.eid, tag) then
-    return nil, err('invalid_argument', 'execution:expected an execution id of the partition of KEYS[1]')
-  end
-  c.ek = exec_key(c.eid)
+-- Check a shape (ff_create's ARGV without eid and payload) for partition
+-- `tag`: the shape, or nil and a refusal. Its `fields` are the record's
+-- fields it decides, made once by shape_fields.
+local function shape_check(tag, s)
+  local c = {s = s}
   local e
-  c.ns, e = name_arg(args[2], 'namespace'); if e then return nil, e end
-  c.lane, e = name_arg(args[3], 'lane'); if e then return nil, e end
-  c.kind, e = name_arg(args[4], 'kind'); if e then return nil, e end
-  c.pri, e = int_arg(args[5], 'priority', 0, MAX_PRIORITY); if e then return nil, e end
-  c.payload = args[6] or ''
-  if #c.payload > MAX_PAYLOAD_BYTES then
-    return nil, err('payload_too_large', #c.payload .. ':' .. MAX_PAYLOAD_BYTES)
-  end
-  c.delay, e = int_arg(args[7], 'delay_ms', 0, MAX_DURATION_MS); if e then return nil, e end
-  c.att_timeout, e = int_arg(args[8], 'attempt_timeout_ms', 0, MAX_DURATION_MS); if e then return nil, e end
-  c.deadline, e = int_arg(args[9], 'deadline_ms', 0, MAX_DURATION_MS); if e then return nil, e end
-  c.retry = args[10]
+  c.ns, e = name_arg(s[1], 'namespace'); if e then return nil, e end
+  c.lane, e = name_arg(s[2], 'lane'); if e then return nil, e end
+  c.kind, e = name_arg(s[3], 'kind'); if e then return nil, e end
+  c.pri, e = int_arg(s[4], 'priority', 0, MAX_PRIORITY); if e then return nil, e end
+  c.delay, e = int_arg(s[5], 'delay_ms', 0, MAX_DURATION_MS); if e then return nil, e end
+  c.att_timeout, e = int_arg(s[6], 'attempt_timeout_ms', 0, MAX_DURATION_MS); if e then return nil, e end
+  c.deadline, e = int_arg(s[7], 'deadline_ms', 0, MAX_DURATION_MS); if e then return nil, e end
+  c.retry = s[8]
   if not policy_ok(c.retry) then
     return nil, err('invalid_argument', 'retry:expected <max>:f:<ms> or <max>:e:<initial>:<max> within bounds')
   end
-  c.max_reclaims, e = int_arg(args[11], 'max_reclaims', 0, MAX_RECLAIMS); if e then return nil, e end
-  c.retention, e = int_arg(args[12], 'retention_ms', 0, MAX_DURATION_MS); if e then return nil, e end
-  c.idem_ttl, e = int_arg(args[13], 'idempotency_ttl_ms', 0, MAX_DURATION_MS); if e then return nil, e end
-  c.member, e = flow_member_arg(tag, args[14], args[15], args[16]); if e then return nil, e end
+  c.max_reclaims, e = int_arg(s[9], 'max_reclaims', 0, MAX_RECLAIMS); if e then return nil, e end
+  c.retention, e = int_arg(s[10], 'retention_ms', 0, MAX_DURATION_MS); if e then return nil, e end
+  c.idem_ttl, e = int_arg(s[11], 'idempotency_ttl_ms', 0, MAX_DURATION_MS); if e then return nil, e end
+  c.member, e = flow_member_arg(tag, s[12], s[13], s[14]); if e then return nil, e end
   local ntags
-  ntags, e = int_arg(args[17], 'tags', 0, MAX_TAGS); if e then return nil, e end
-  if #args ~= 17 + 2 * ntags and #args ~= 20 + 2 * ntags then
+  ntags, e = int_arg(s[15], 'tags', 0, MAX_TAGS); if e then return nil, e end
+  if #s ~= 15 + 2 * ntags and #s ~= 18 + 2 * ntags then
     return nil, err('invalid_argument', 'tags:expected ' .. ntags .. ' name/value pairs')
   end
-  c.adm, e = admission_arg(args[18 + 2 * ntags], args[19 + 2 * ntags], args[20 + 2 * ntags]); if e then return nil, e end
-  c.fields = {}
+  c.adm, e = admission_arg(s[16 + 2 * ntags], s[17 + 2 * ntags], s[18 + 2 * ntags]); if e then return nil, e end
+  c.tags = {}
   for i = 0, ntags - 1 do
-    local tn, tv = args[18 + 2 * i], args[19 + 2 * i]
+    local tn, tv = s[16 + 2 * i], s[17 + 2 * i]
     if not name_ok(tn) then return nil, err('invalid_argument', 'tag:bad tag name') end
     if #tv > MAX_TAG_VALUE_BYTES then return nil, err('invalid_argument', 'tag:value of ' .. tn .. ' too long') end
-    c.fields[#c.fields + 1] = 'tag.' .. tn
-    c.fields[#c.fields + 1] = tv
+    c.tags[#c.tags + 1] = 'tag.' .. tn
+    c.tags[#c.tags + 1] = tv
+  end
+  return c
+end
+
+-- Check one creation of shape `c`: its id, payload and idempotency record.
+-- `joined` counts the members a batch adds to each flow so far (a flow's
+-- size limit holds for the whole batch). -> the creation, or nil and a refusal.
+local function item_check(tag, c, eid, payload, idem_key, joined)
+  if not eid_ok(eid, tag) then
+    return nil, err('invalid_argument', 'execution:expected an execution id of the partition of KEYS[1]')
+  end
+  payload = payload or ''
+  if #payload > MAX_PAYLOAD_BYTES then
+    return nil, err('payload_too_large', #payload .. ':' .. MAX_PAYLOAD_BYTES)
   end
   if c.idem_ttl > 0 then
     if idem_key == nil or string.sub(idem_key, 1, 8 + #tag + 1) ~= 'ff:idem:' .. tag .. ':' then
@@ -234,15 +245,38 @@ local function create_check(tag, args, idem_key)
   elseif idem_key ~= nil then
     return nil, err('invalid_argument', 'idempotency:a record key needs a positive TTL')
   end
-  return c
+  if c.member then
+    local n = (joined[c.member.flow] or 0) + 1
+    if c.member.n + n > MAX_FLOW_MEMBERS then
+      return nil, err('too_large', 'flow:at most ' .. MAX_FLOW_MEMBERS .. ' members')
+    end
+    joined[c.member.flow] = n
+  end
+  return {c = c, eid = eid, ek = exec_key(eid), payload = payload, idem_key = idem_key}
+end
+
+-- The record fields a shape decides, in the order hot paths read them
+-- (a small hash is searched from its start); made once per call (`now`
+-- is the call's).
+local function shape_fields(c, now)
+  if c.fields then return c.fields end
+  local s = c.s
+  local f = {'lane', c.lane, 'kind', c.kind, 'pri', int_text(s[4], c.pri),
+    'att_timeout', int_text(s[6], c.att_timeout), 'retry', c.retry, 'retention', int_text(s[10], c.retention),
+    'max_reclaims', int_text(s[9], c.max_reclaims), 'ns', c.ns}
+  if c.deadline > 0 then f[#f + 1] = 'deadline'; f[#f + 1] = now + c.deadline end
+  for _, v in ipairs(c.tags) do f[#f + 1] = v end
+  if c.adm then f[#f + 1] = 'adm'; f[#f + 1] = c.adm end
+  c.fields = f
+  return f
 end
 
 -- Make a checked creation (or answer its duplicate); with `mv` (a batch)
 -- its index moves are deferred.
-local function create_apply(tag, c, now, now_s, mv)
-  local ek, eid = c.ek, c.eid
+local function create_apply(tag, it, now, now_s, mv)
+  local c, ek, eid = it.c, it.ek, it.eid
   if c.idem_ttl > 0 then
-    local existing = redis.call('GET', c.idem_key)
+    local existing = redis.call('GET', it.idem_key)
     if existing and redis.call('EXISTS', exec_key(existing)) == 1 then
       return ok('duplicate', existing, state_of(exec_key(existing)))
     end
@@ -250,26 +284,23 @@ local function create_apply(tag, c, now, now_s, mv)
   if redis.call('EXISTS', ek) == 1 then
     return err('invalid_argument', 'execution:id already exists')
   end
-  -- One write of every field. The state comes first: every transition reads
-  -- it, and a hash this small is searched from its start. A flow member's
-  -- state is set by flows.lua from its dependencies. Counters (att, retries,
-  -- reclaims, epoch) start absent: absent reads as 0.
+  -- One write of every field, the state first: every transition reads it.
+  -- A flow member's state is set by flows.lua from its dependencies.
+  -- Counters (att, retries, reclaims, epoch) start absent: absent reads as 0.
   local elig, due = 'eligible', ''
   if c.member then
     elig = ''
   elseif c.delay > 0 then
     elig, due = 'delayed', now + c.delay
   end
-  local f = {'phase', 'runnable', 'elig', elig, 'due', due,
-    'id', eid, 'ns', c.ns, 'lane', c.lane, 'kind', c.kind, 'pri', int_text(c.args[5], c.pri), 'payload', c.payload,
-    'created', now_s, 'att_timeout', int_text(c.args[8], c.att_timeout), 'retry', c.retry,
-    'max_reclaims', int_text(c.args[11], c.max_reclaims), 'retention', int_text(c.args[12], c.retention)}
-  for _, v in ipairs(c.fields) do f[#f + 1] = v end
-  if c.adm then f[#f + 1] = 'adm'; f[#f + 1] = c.adm end
-  if c.idem_ttl > 0 then f[#f + 1] = 'idem'; f[#f + 1] = c.idem_key end
-  if c.deadline > 0 then f[#f + 1] = 'deadline'; f[#f + 1] = now + c.deadline end
-  redis.call('HSET', ek, unpack(f))
-  if c.idem_ttl > 0 then redis.call('SET', c.idem_key, eid, 'PX', c.idem_ttl) end
+  if c.idem_ttl > 0 then
+    redis.call('HSET', ek, 'phase', 'runnable', 'elig', elig, 'due', due, 'payload', it.payload,
+      'id', eid, 'created', now_s, 'idem', it.idem_key, unpack(shape_fields(c, now)))
+    redis.call('SET', it.idem_key, eid, 'PX', c.idem_ttl)
+  else
+    redis.call('HSET', ek, 'phase', 'runnable', 'elig', elig, 'due', due, 'payload', it.payload,
+      'id', eid, 'created', now_s, unpack(shape_fields(c, now)))
+  end
   idx_sadd(mv, idx_key(tag, 'all'), eid)
   if c.deadline > 0 then idx_due(mv, tag, 'deadline', now + c.deadline, eid) end
   if c.member then
@@ -284,45 +315,61 @@ local function create_apply(tag, c, now, now_s, mv)
 end
 
 local function ff_create(keys, args)
-  local ek, tag, e = exec_target(keys, args[1])
+  local _, tag, e = exec_target(keys, args[1])
   if e then return e end
+  local s = {unpack(args, 2, 5)}
+  for i = 7, #args do s[#s + 1] = args[i] end
   local c
-  c, e = create_check(tag, args, keys[2])
+  c, e = shape_check(tag, s)
+  if e then return e end
+  local it
+  it, e = item_check(tag, c, args[1], args[6], keys[2], {})
   if e then return e end
   local now = now_ms()
-  return create_apply(tag, c, now, tostring(now))
+  return create_apply(tag, it, now, tostring(now))
 end
 
 -- ff_create_many: many creations on one partition in one call (bulk submit:
--- the per-call costs and the index moves are paid once per batch). Every
--- creation is checked before anything is written (one bad one refuses the
--- call); each is then answered as its ff_create would be.
+-- the per-call costs, the checks of a shared shape and the index moves are
+-- paid once per batch). Every creation is checked before anything is written
+-- (one bad one refuses the call); each is then answered as its ff_create
+-- would be.
 -- KEYS: the partition's `all` set
--- ARGV: n, (k, idempotency record key ('' = none), ff_create's ARGV of k values) * n
+-- ARGV: n, nshapes, (k, shape of k values) * nshapes,
+--       (shape number (1-based), eid, payload, idempotency record key ('' = none)) * n
+--       (a shape: ff_create's ARGV without eid and payload)
 -- -> {1, n, reply * n}, each reply that of ff_create
 local function ff_create_many(keys, args)
   local _, tag, e = index_target(keys, 'all')
   if e then return e end
-  local n
-  n, e = int_arg(args[1], 'count', 1, MAX_CLAIM_BATCH)
-  if e then return e end
-  local checked, at = {}, 2
-  for i = 1, n do
+  local n, nshapes
+  n, e = int_arg(args[1], 'count', 1, MAX_CLAIM_BATCH); if e then return e end
+  nshapes, e = int_arg(args[2], 'shapes', 1, n); if e then return e end
+  local shapes, at = {}, 3
+  for i = 1, nshapes do
     local k
-    k, e = int_arg(args[at], 'argument count', 17, 20 + 2 * MAX_TAGS); if e then return e end
-    if at + 1 + k > #args then return err('invalid_argument', 'count:expected ' .. n .. ' creations') end
-    local idem_key = args[at + 1]
-    if idem_key == '' then idem_key = nil end
-    checked[i], e = create_check(tag, {unpack(args, at + 2, at + 1 + k)}, idem_key)
+    k, e = int_arg(args[at], 'shape length', 15, 18 + 2 * MAX_TAGS); if e then return e end
+    if at + k > #args then return err('invalid_argument', 'shapes:expected ' .. nshapes .. ' shapes') end
+    shapes[i], e = shape_check(tag, {unpack(args, at + 1, at + k)})
     if e then return e end
-    at = at + 2 + k
+    at = at + 1 + k
   end
-  if at ~= #args + 1 then return err('invalid_argument', 'count:expected ' .. n .. ' creations') end
+  if #args ~= at - 1 + 4 * n then return err('invalid_argument', 'count:expected ' .. n .. ' creations of 4 arguments') end
+  local items, joined = {}, {}
+  for i = 1, n do
+    local c = shapes[tonumber(args[at])]
+    if not c then return err('invalid_argument', 'shape:expected a shape number in 1..' .. nshapes) end
+    local idem_key = args[at + 3]
+    if idem_key == '' then idem_key = nil end
+    items[i], e = item_check(tag, c, args[at + 1], args[at + 2], idem_key, joined)
+    if e then return e end
+    at = at + 4
+  end
   local now = now_ms()
   local mv = new_moves()
   local out = {1, n}
   local now_s = tostring(now)
-  for i = 1, n do out[i + 2] = create_apply(tag, checked[i], now, now_s, mv) end
+  for i = 1, n do out[i + 2] = create_apply(tag, items[i], now, now_s, mv) end
   apply_moves(mv)
   return out
 end

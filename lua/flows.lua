@@ -237,8 +237,8 @@ flow_member_arg = function(tag, flow, join, jc)
   local f = redis.call('HMGET', fk, 'n', 'cancel')
   if not f[1] then return nil, err('not_found', 'flow ' .. flow) end
   if f[2] then return nil, err('flow_cancelled', flow) end
-  if tonumber(f[1]) >= MAX_FLOW_MEMBERS then return nil, err('too_large', 'flow:at most ' .. MAX_FLOW_MEMBERS .. ' members') end
-  return {flow = flow, join = join, jc = jc, fk = fk}
+  -- (its size limit is checked per new member: ff_create's item_check)
+  return {flow = flow, join = join, jc = jc, fk = fk, n = tonumber(f[1]) or 0}
 end
 
 -- Place a new member: waiting on the edges declared before it existed, or

@@ -1128,20 +1128,17 @@ impl Run {
             }
         }
         if call.function == "ff_create_many" {
-            // (k, idempotency record, k arguments) per creation: a duplicate
-            // reads the execution its record names.
-            let mut at = 1;
-            while let (Some(k), Some(idem)) = (call.args.get(at), call.args.get(at + 1)) {
+            // (shape, eid, payload, idempotency record) per creation, after
+            // the shapes: a duplicate reads the execution its record names.
+            let n = call.args.len();
+            let count = call.args.first().and_then(|a| std::str::from_utf8(a).ok());
+            let count = count.and_then(|c| c.parse::<usize>().ok()).unwrap_or(0);
+            for idem in call.args.iter().skip(n.saturating_sub(4 * count) + 3).step_by(4) {
                 if !idem.is_empty() {
                     if let Ok(r) = self.command(&[b"GET", idem]) {
                         reads.extend(r.text());
                     }
                 }
-                let Some(k) = std::str::from_utf8(k).ok().and_then(|k| k.parse::<usize>().ok())
-                else {
-                    break;
-                };
-                at = at.saturating_add(2).saturating_add(k);
             }
         }
         if call.function == "ff_end_many" {
@@ -1604,14 +1601,25 @@ impl Run {
             Op::CreateMany(cs) => {
                 let Some(first) = cs.0.first() else { return };
                 let all = PartitionKeys::new(exec_id(first.exec).partition()).all();
-                let mut call = Call::new("ff_create_many", vec![all]).arg(cs.0.len());
-                for c in &cs.0 {
+                // Each creation as its own shape (its ff_create ARGV without
+                // the id and the payload), so malformed ones stay malformed.
+                let mut call = Call::new("ff_create_many", vec![all])
+                    .arg(cs.0.len())
+                    .arg(cs.0.len());
+                let mut tail = Vec::new();
+                for (i, c) in cs.0.iter().enumerate() {
                     let one = create_call(c);
-                    call = call
-                        .arg(one.args.len())
-                        .arg(one.keys.get(1).map(String::as_str).unwrap_or(""));
-                    call.args.extend(one.args);
+                    let idem = one.keys.get(1).cloned().unwrap_or_default();
+                    let mut one = one.args.into_iter();
+                    let eid = one.next().unwrap_or_default();
+                    let mut shape: Vec<Vec<u8>> = one.by_ref().take(4).collect();
+                    let payload = one.next().unwrap_or_default();
+                    shape.extend(one);
+                    call = call.arg(shape.len());
+                    call.args.extend(shape);
+                    tail.extend([(i + 1).to_string().into_bytes(), eid, payload, idem.into_bytes()]);
                 }
+                call.args.extend(tail);
                 self.fcall(&call);
             }
             Op::EndMany(items) => {

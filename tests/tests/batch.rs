@@ -55,6 +55,42 @@ async fn bulk_submit_answers_each_spec_as_create_would(store: Arc<dyn Store>) {
     // Every created execution is claimable, once, with its own payload.
     let rec = c.get(&out[7].as_ref().unwrap().execution).await.unwrap();
     assert_eq!(rec.payload, b"p7");
+
+    // A batch of interleaved shapes (each sent once): every record has its own.
+    let other = ff_engine::core::Lane::new("other").unwrap();
+    c.register_lane(&other).await.unwrap();
+    let mixed: Vec<ExecutionSpec> = (0..40)
+        .map(|i| match i % 3 {
+            0 => ExecutionSpec::new("shape.a").payload(format!("a{i}")),
+            1 => ExecutionSpec::new("shape.b").priority(7).tag("team", "x"),
+            _ => ExecutionSpec::new("shape.c")
+                .lane("other")
+                .payload(format!("c{i}")),
+        })
+        .collect();
+    let made = c.create_many(mixed).await;
+    for (i, r) in made.iter().enumerate() {
+        let rec = c
+            .get(&r.as_ref().expect("created").execution)
+            .await
+            .unwrap();
+        let (kind, priority, lane, payload, tags) = match i % 3 {
+            0 => ("shape.a", 0, "default", format!("a{i}"), 0),
+            1 => ("shape.b", 7, "default", String::new(), 1),
+            _ => ("shape.c", 0, "other", format!("c{i}"), 0),
+        };
+        assert_eq!(rec.kind.as_str(), kind);
+        assert_eq!(rec.priority, priority);
+        assert_eq!(rec.lane.as_str(), lane);
+        assert_eq!(rec.payload, payload.as_bytes());
+        assert_eq!(rec.tags.len(), tags);
+    }
+    let got = c
+        .claim(&other, &worker().1, &worker().2, LEASE, 100)
+        .await
+        .unwrap();
+    assert_eq!(got.len(), 13, "the 13 of lane other");
+    assert!(got.iter().all(|g| g.kind.as_str() == "shape.c"));
     let (lane, w, i) = worker();
     let mut seen = HashSet::new();
     loop {
@@ -66,7 +102,7 @@ async fn bulk_submit_answers_each_spec_as_create_would(store: Arc<dyn Store>) {
             assert!(seen.insert(g.lease.execution.clone()), "claimed twice");
         }
     }
-    assert_eq!(seen.len(), 301, "300 plain + 1 idempotent");
+    assert_eq!(seen.len(), 301 + 27, "300 plain + 1 idempotent + 27 mixed");
 }
 
 async fn batched_reports_answer_each_as_its_single_call(store: Arc<dyn Store>) {

@@ -11,7 +11,7 @@ use crate::retry::RetryPolicy;
 use crate::state::{
     AttemptState, Eligibility, LifecyclePhase, PublicState, StateVector, TerminalOutcome,
 };
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashMap};
 
 /// The fencing token of one claim: the lease id and its epoch. Only the holder
 /// of the current lease may renew, complete, fail or delay the execution.
@@ -75,20 +75,32 @@ pub struct Created {
 
 /// `ff_create`: store a new execution, eligible or delayed.
 pub fn create(a: &CreateArgs) -> Call {
-    let pk = PartitionKeys::of(&a.execution);
     let mut keys = vec![keys::exec(&a.execution)];
-    let (idem_ttl, idem_key) = match &a.idempotency {
-        Some((k, ttl)) => (*ttl, Some(pk.idempotency(&a.namespace, k))),
-        None => (0, None),
-    };
-    keys.extend(idem_key);
-    let mut call = Call::new("ff_create", keys)
-        .arg(&a.execution)
+    keys.extend(idempotency_record(a));
+    let mut call = Call::new("ff_create", keys).arg(&a.execution);
+    let mut shape = shape(a).into_iter();
+    call.args.extend(shape.by_ref().take(4));
+    call.args.push(a.payload.clone());
+    call.args.extend(shape);
+    call
+}
+
+/// The key of a creation's idempotency record, if it has one.
+fn idempotency_record(a: &CreateArgs) -> Option<String> {
+    a.idempotency
+        .as_ref()
+        .map(|(k, _)| PartitionKeys::of(&a.execution).idempotency(&a.namespace, k))
+}
+
+/// A creation's shape: `ff_create`'s arguments but the id and the payload.
+/// A bulk submit sends each distinct shape once (most batches have one).
+fn shape(a: &CreateArgs) -> Vec<Vec<u8>> {
+    let idem_ttl = a.idempotency.as_ref().map_or(0, |(_, ttl)| *ttl);
+    let mut call = Call::new("", Vec::new())
         .arg(&a.namespace)
         .arg(&a.lane)
         .arg(&a.kind)
         .arg(a.priority)
-        .arg_bytes(&a.payload)
         .arg(a.delay_ms)
         .arg(a.attempt_timeout_ms)
         .arg(a.deadline_ms)
@@ -111,22 +123,35 @@ pub fn create(a: &CreateArgs) -> Call {
         let (budgets, quotas, caps) = a.admission.encode_parts();
         call = call.arg(budgets).arg(quotas).arg(caps);
     }
-    call
+    call.args
 }
 
 /// `ff_create_many`: many creations on one partition in one call (bulk
-/// submit), each answered as its `ff_create` would be. Every execution must
-/// be on `partition`, and there must be 1..=[`MAX_CLAIM_BATCH`](super::limits::MAX_CLAIM_BATCH) of them.
+/// submit). Each distinct shape is sent once, numbered in order of first use.
 pub fn create_many(partition: Partition, items: &[CreateArgs]) -> Call {
-    let mut call =
-        Call::new("ff_create_many", vec![PartitionKeys::new(partition).all()]).arg(items.len());
+    let mut shapes: Vec<Vec<Vec<u8>>> = Vec::new();
+    let mut numbers: HashMap<Vec<Vec<u8>>, usize> = HashMap::new();
+    let mut tail: Vec<Vec<u8>> = Vec::with_capacity(4 * items.len());
     for a in items {
-        let one = create(a);
-        call = call
-            .arg(one.args.len())
-            .arg(one.keys.get(1).map(String::as_str).unwrap_or(""));
-        call.args.extend(one.args);
+        let s = shape(a);
+        let next = shapes.len() + 1;
+        let number = *numbers.entry(s).or_insert_with_key(|s| {
+            shapes.push(s.clone());
+            next
+        });
+        tail.push(number.to_string().into_bytes());
+        tail.push(a.execution.to_string().into_bytes());
+        tail.push(a.payload.clone());
+        tail.push(idempotency_record(a).unwrap_or_default().into_bytes());
     }
+    let mut call = Call::new("ff_create_many", vec![PartitionKeys::new(partition).all()])
+        .arg(items.len())
+        .arg(shapes.len());
+    for s in shapes {
+        call.args.push(s.len().to_string().into_bytes());
+        call.args.extend(s);
+    }
+    call.args.extend(tail);
     call
 }
 
