@@ -541,12 +541,12 @@ local function ff_block(keys, args)
   if elig == nil then
     -- 'cancel': a budget it draws on is breached under the cancel policy.
     make_terminal(nil, h.ek, h.tag, h.eid, h, 'cancelled', now, 'error', breach_reason(detail),
-      'att_state', 'cancelled', unpack(seal(h, 'block', 'cancelled', 0)))
+      'att_state', 'cancelled', 'fence', seal(h, 'block', 'cancelled', 0))
     return ok('cancelled', 0, 0)
   end
   leave_live(h.ek, h.tag, h.eid, h)
   redis.call('HSET', h.ek, 'phase', 'runnable', 'elig', elig, 'due', '', 'att_state', 'released',
-    'blocked_on', detail, unpack(seal(h, 'block', 'blocked', 0)))
+    'blocked_on', detail, 'fence', seal(h, 'block', 'blocked', 0))
   redis.call('ZADD', idx_key(h.tag, elig), now, h.eid)
   announce_blocked(h.tag, now)
   return ok('blocked', 0, 0)

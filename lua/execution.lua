@@ -17,10 +17,7 @@ end
 local function batch_eligible_score(mv, priority, now)
   local s = mv.scores[priority]
   if not s then
-    s = eligible_score(priority, now)
-    -- (a record's odd priority keeps the number: %d is exact for whole
-    -- numbers below 2^53 only)
-    if s == math.floor(s) and math.abs(s) < 9007199254740992 then s = string.format('%d', s) end
+    s = ms_text(eligible_score(priority, now))
     mv.scores[priority] = s
   end
   return s
@@ -43,8 +40,8 @@ end
 -- Leave the index a live (non-terminal) state puts the execution in; the
 -- deadline index is left only on the way to terminal. With `mv` (a batch),
 -- the active state's index removals are deferred (moves.lua). `ending`: on
--- the way to terminal, where the last lease's fields stay as a record of who
--- ran it (nothing reads them once the phase is not active).
+-- the way to terminal, where even the lease id stays as a record of who ran
+-- it (a later call with it is answered from the fence).
 local function leave_live(ek, tag, eid, h, mv, ending)
   if h.phase == 'runnable' and h.elig == 'eligible' then
     redis.call('ZREM', eligible_key(tag, h.lane), eid)
@@ -57,8 +54,11 @@ local function leave_live(ek, tag, eid, h, mv, ending)
   elseif h.phase == 'active' then
     idx_rem(mv, tag, 'lease_expiry', eid)
     if h.att_due then idx_rem(mv, tag, 'attempt_timeout', eid) end
-    -- The epoch and the fence stay: later stale calls are checked against them.
-    if not ending then redis.call('HDEL', ek, 'lease_id', 'lease_exp', 'worker', 'wi', 'att_due') end
+    -- Only the lease id goes (a later call with it is a stale lease); the
+    -- epoch and the fence stay to check stale calls against, and the last
+    -- lease's other fields as a record (read only while active; the next
+    -- claim overwrites them in place, cheaper than deleting and re-adding).
+    if not ending then redis.call('HDEL', ek, 'lease_id') end
   elseif h.phase == 'suspended' then
     end_suspension(ek, tag, eid)
   end
@@ -114,8 +114,8 @@ local MAX_CLAIM_SKIP = 65536
 local function make_terminal(mv, ek, tag, eid, h, outcome, now, ...)
   leave_live(ek, tag, eid, h, mv, true)
   if h.deadline then idx_rem(mv, tag, 'deadline', eid) end
-  redis.call('HSET', ek, 'phase', 'terminal', 'elig', '', 'outcome', outcome, 'ended', now, 'due', '', ...)
-  idx_due(mv, tag, 'terminal', now + (num(h.retention) or 0), eid)
+  redis.call('HSET', ek, 'phase', 'terminal', 'elig', '', 'outcome', outcome, 'ended', mv and mv.now_s or now, 'due', '', ...)
+  idx_due(mv, tag, 'terminal', mv and batch_after(mv, h.retention) or now + (num(h.retention) or 0), eid)
   if h.flow then flow_member_ended(tag, eid, h.flow, outcome, now) end
 end
 
@@ -366,7 +366,7 @@ local function ff_create_many(keys, args)
     at = at + 4
   end
   local now = now_ms()
-  local mv = new_moves()
+  local mv = new_moves(now)
   local out = {1, n}
   local now_s = tostring(now)
   for i = 1, n do out[i + 2] = create_apply(tag, items[i], now, now_s, mv) end
@@ -477,26 +477,34 @@ end
 -- current lease of an active execution; a replay reply when this exact call
 -- (same lease, same operation) was accepted before; or a refusal.
 local function lease_check(ek, tag, eid, lease_id, epoch, op)
-  local h = read_state(ek, 'lease_id', 'epoch', 'retry', 'retries', 'fence')
-  if h.phase == nil then return nil, err('not_found', eid) end
+  -- read_state's fields, then the lease's; positional and one table
+  -- constructor (sized once): this runs for every report.
+  -- (The retry policy is read by end_fail alone: an absent field costs a
+  -- search of the whole record.)
+  local v = redis.call('HMGET', ek, 'phase', 'elig', 'lane', 'pri', 'att_due', 'deadline', 'retention', 'flow',
+    'lease_id', 'epoch', 'fence')
+  if not v[1] then return nil, err('not_found', eid) end
   local token = lease_id .. ':' .. epoch
   -- fence = '<lease id>:<epoch>|<operation>|<outcome>:<due>' of the last
   -- accepted lease-ending call (one field: it is stored on every execution).
-  local f_token, f_op, f_outcome, f_due = string.match(h.fence or '', '^([^|]+)|([%a_]+)|([%a_]+):(%d+)$')
-  if f_token == token then
-    if f_op == op then
-      return nil, ok(f_outcome, tonumber(f_due), 1)
+  if v[11] then
+    local f_token, f_op, f_outcome, f_due = string.match(v[11], '^([^|]+)|([%a_]+)|([%a_]+):(%d+)$')
+    if f_token == token then
+      if f_op == op then
+        return nil, ok(f_outcome, tonumber(f_due), 1)
+      end
+      return nil, err('not_active', 'this lease already ended with ' .. f_op)
     end
-    return nil, err('not_active', 'this lease already ended with ' .. f_op)
   end
-  if h.lease_id ~= lease_id or tonumber(h.epoch) ~= epoch then
-    return nil, err('stale_lease', 'current epoch ' .. (h.epoch or '0'))
+  if v[9] ~= lease_id or tonumber(v[10]) ~= epoch then
+    return nil, err('stale_lease', 'current epoch ' .. (v[10] or '0'))
   end
-  if h.phase ~= 'active' then
-    return nil, err('not_active', h.phase)
+  if v[1] ~= 'active' then
+    return nil, err('not_active', v[1])
   end
-  h.ek, h.tag, h.eid, h.token = ek, tag, eid, token
-  return h
+  return {phase = v[1], elig = v[2] or nil, lane = v[3] or nil, pri = v[4] or nil, att_due = v[5] or nil,
+    deadline = v[6] or nil, retention = v[7] or nil, flow = v[8] or nil, lease_id = v[9], epoch = v[10],
+    ek = ek, tag = tag, eid = eid, token = token}
 end
 
 local function fenced(keys, args, op)
@@ -509,10 +517,10 @@ local function fenced(keys, args, op)
   return lease_check(ek, tag, eid, lease_id, epoch, op)
 end
 
--- The fields that record an accepted lease-ending call, so that its repeat
--- is answered the same.
+-- The `fence` value that records an accepted lease-ending call, so that its
+-- repeat is answered the same.
 local function seal(h, op, outcome, due)
-  return {'fence', h.token .. '|' .. op .. '|' .. outcome .. ':' .. due}
+  return h.token .. '|' .. op .. '|' .. outcome .. ':' .. due
 end
 
 -- ff_renew  ARGV: eid, lease_id, epoch, ttl_ms -> {1, lease_exp}
@@ -532,23 +540,24 @@ end
 -- with `mv` (a batch of reports) index moves are deferred.
 local function end_complete(h, result, now, mv)
   make_terminal(mv, h.ek, h.tag, h.eid, h, 'success', now,
-    'result', result, 'att_state', 'succeeded', unpack(seal(h, 'complete', 'completed', 0)))
+    'result', result, 'att_state', 'succeeded', 'fence', seal(h, 'complete', 'completed', 0))
   return ok('completed', 0, 0)
 end
 
 local function end_fail(h, message, retryable, now, mv)
   if #message > MAX_REASON_BYTES then message = string.sub(message, 1, MAX_REASON_BYTES) end
-  local retries = tonumber(h.retries or '0')
-  local max_retries = tonumber(string.match(h.retry or '0', '^(%d+)')) or 0
+  local r = redis.call('HMGET', h.ek, 'retry', 'retries')
+  local retries = tonumber(r[2] or '0')
+  local max_retries = tonumber(string.match(r[1] or '0', '^(%d+)')) or 0
   if retryable and retries < max_retries then
-    local due = now + backoff_ms(h.retry, retries + 1)
+    local due = now + backoff_ms(r[1], retries + 1)
     leave_live(h.ek, h.tag, h.eid, h, mv)
     make_delayed(mv, h.ek, h.tag, h.eid, due, 'error', message, 'att_state', 'failed', 'retries', retries + 1,
-      unpack(seal(h, 'fail', 'retry_scheduled', due)))
+      'fence', seal(h, 'fail', 'retry_scheduled', due))
     return ok('retry_scheduled', due, 0)
   end
   make_terminal(mv, h.ek, h.tag, h.eid, h, 'failed', now,
-    'error', message, 'att_state', 'failed', unpack(seal(h, 'fail', 'failed', 0)))
+    'error', message, 'att_state', 'failed', 'fence', seal(h, 'fail', 'failed', 0))
   return ok('failed', 0, 0)
 end
 
@@ -605,7 +614,7 @@ local function ff_end_many(keys, args)
     end
   end
   local now = now_ms()
-  local mv = new_moves()
+  local mv = new_moves(now)
   local out = {1, n}
   for i = 1, n do
     local b = 6 * i - 4
@@ -634,7 +643,7 @@ local function ff_delay(keys, args)
   if e then return e end
   local due = now_ms() + delay
   leave_live(h.ek, h.tag, h.eid, h)
-  make_delayed(nil, h.ek, h.tag, h.eid, due, 'att_state', 'delayed', unpack(seal(h, 'delay', 'delayed', due)))
+  make_delayed(nil, h.ek, h.tag, h.eid, due, 'att_state', 'delayed', 'fence', seal(h, 'delay', 'delayed', due))
   return ok('delayed', due, 0)
 end
 
@@ -645,7 +654,7 @@ local function ff_release(keys, args)
   local h, e = fenced(keys, args, 'release')
   if e then return e end
   leave_live(h.ek, h.tag, h.eid, h)
-  redis.call('HSET', h.ek, 'att_state', 'released', unpack(seal(h, 'release', 'released', 0)))
+  redis.call('HSET', h.ek, 'att_state', 'released', 'fence', seal(h, 'release', 'released', 0))
   make_eligible(h.ek, h.tag, h.eid, h.lane, tonumber(h.pri) or 0, now_ms())
   return ok('released', 0, 0)
 end

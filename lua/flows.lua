@@ -23,6 +23,16 @@
 -- 'x:<eid>' cancel a decided child's remaining parents, 'f:<flow>' cancel a
 -- flow's members.
 
+-- Bounds (the same numbers as core/src/contract/limits.rs).
+local MAX_EDGES_PER_CHILD = 10000
+local MAX_QUORUM = 10000
+-- Flow work a call does itself before leaving the rest to the engine.
+local FLOW_INLINE_BUDGET = 64
+-- A flow whose members changed is recounted by the projector after this.
+local FLOW_PROJECT_DELAY_MS = 5000
+-- The projector recounts flows up to this size in one call.
+local FLOW_PROJECT_MAX = 1000
+
 local COMPLETION_CHANNEL = 'ff:done'
 
 -- The join rule (core/src/flow/join.rs): 'ready', 'impossible' or 'waiting'.

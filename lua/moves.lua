@@ -34,8 +34,29 @@ local function zadd_due(tag, name, due, eid)
   zadd_due_many(tag, name, {due, eid})
 end
 
-local function new_moves()
-  return {rem = {}, add = {}, order = {}, due = {}, due_order = {}, sadd = {}, keys = {}, lanes = {}, scores = {}}
+-- A batch's moves; `now` is the batch's time (one for all its members).
+local function new_moves(now)
+  return {rem = {}, add = {}, order = {}, due = {}, due_order = {}, sadd = {}, keys = {}, lanes = {}, scores = {},
+    now = now, now_s = tostring(now), after = {}}
+end
+
+-- A whole number of ms as text ('%d' is exact below 2^53; beyond, the number).
+local function ms_text(v)
+  if v == math.floor(v) and math.abs(v) < 9007199254740992 then return string.format('%d', v) end
+  return v
+end
+
+-- The batch's now + `ms` (a record's field, absent or unreadable = 0) as
+-- text, formatted once per batch and distinct value: a number argument to
+-- redis.call is formatted for every member.
+local function batch_after(mv, ms)
+  local key = ms or ''
+  local t = mv.after[key]
+  if not t then
+    t = ms_text(mv.now + (num(ms) or 0))
+    mv.after[key] = t
+  end
+  return t
 end
 
 -- Per-batch caches: a key built once per batch, a lane name checked once.

@@ -45,7 +45,7 @@ local function run_batch(keys, args, index_name, act, owner)
   local now = now_ms()
   local acted, repaired = 0, 0
   local out = {1, 0, 0, -1}
-  local mv = new_moves()
+  local mv = new_moves(now)
   local ids = {}
   for i = 4, #args do ids[#ids + 1] = args[i] end
   local present = {}

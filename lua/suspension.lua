@@ -7,6 +7,15 @@
 -- eligible again (the next claim is its next attempt); the timeout applies its
 -- behaviour. Every key is on the execution's partition: each call is one slot.
 
+-- Bounds (the same numbers as core/src/contract/limits.rs).
+local MAX_SUSPENSION_WAITPOINTS = 16
+local MAX_EXECUTION_WAITPOINTS = 256
+local MAX_EXECUTION_SIGNALS = 1000
+local MAX_SIGNAL_PAYLOAD_BYTES = 64 * 1024
+local MAX_CONDITION_NAMES = 16
+local MIN_SECRET_BYTES = 16
+local MAX_SECRET_BYTES = 64
+
 local TIMEOUT_BEHAVIOURS = {fail = true, cancel = true, expire = true, resume = true}
 
 -- A resume condition: 'any' | 'count:<n>' | 'any:<names>' | 'all:<names>'
@@ -206,7 +215,7 @@ local function ff_suspend(keys, args)
     -- Signals that came early already satisfy it: no need to wait.
     for _, wpid in ipairs(wpids) do redis.call('HSET', wp_key(tag, wpid), 'state', 'closed') end
     redis.call('HSET', ek, 'att_state', 'suspended', 'resumes', (tonumber(redis.call('HGET', ek, 'resumes')) or 0) + 1,
-      unpack(seal(h, 'suspend', 'resumed', 0)))
+      'fence', seal(h, 'suspend', 'resumed', 0))
     make_eligible(ek, tag, eid, h.lane, tonumber(h.pri) or 0, now)
     reply[2] = 'resumed'
     return reply
@@ -214,7 +223,7 @@ local function ff_suspend(keys, args)
   local due = timeout > 0 and now + timeout or 0
   redis.call('HSET', ek, 'phase', 'suspended', 'elig', '', 'due', '', 'att_state', 'suspended',
     'susp_wps', list, 'susp_cond', args[4], 'susp_tb', args[6], 'susp_at', now,
-    unpack(seal(h, 'suspend', 'suspended', due)))
+    'fence', seal(h, 'suspend', 'suspended', due))
   if due > 0 then
     redis.call('HSET', ek, 'susp_due', due)
     zadd_due(tag, 'suspension_timeout', due, eid)
