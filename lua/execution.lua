@@ -412,8 +412,9 @@ local function ff_claim(keys, args)
   local taken, leased, timed, adms, skipped = {}, {}, {}, {}, {}
   local cands = redis.call('ZRANGE', ek_idx, skip, skip + n - 1 + ROUTE_LOOKAHEAD)
   -- Times as text once per batch (a number argument is formatted on every
-  -- call; %.14g is exact for millisecond times).
-  local now_s, exp_s = tostring(now), tostring(exp)
+  -- call; %.14g is exact for millisecond times). `by`: who holds the lease,
+  -- one field '<worker> <instance>' (names have no spaces).
+  local exp_s, by = tostring(exp), worker .. ' ' .. wi
   for _, eid in ipairs(cands) do
     if claimed >= n then break end
     local ek = eid_ok(eid, tag) and exec_key(eid)
@@ -444,15 +445,13 @@ local function ff_claim(keys, args)
       leased[#leased + 1] = exp_s
       leased[#leased + 1] = eid
       if att_timeout > 0 then
-        redis.call('HSET', ek, 'phase', 'active', 'elig', '', 'lease_id', lease_id, 'epoch', epoch,
-          'lease_exp', exp_s, 'worker', worker, 'wi', wi, 'att', att, 'att_state', 'running',
-          'att_started', now_s, 'att_due', now + att_timeout)
+        redis.call('HSET', ek, 'phase', 'active', 'elig', '', 'lease_id', lease_id, 'epoch', count_text(epoch),
+          'lease_exp', exp_s, 'by', by, 'att', count_text(att), 'att_state', 'running', 'att_due', now + att_timeout)
         timed[#timed + 1] = now + att_timeout
         timed[#timed + 1] = eid
       else
-        redis.call('HSET', ek, 'phase', 'active', 'elig', '', 'lease_id', lease_id, 'epoch', epoch,
-          'lease_exp', exp_s, 'worker', worker, 'wi', wi, 'att', att, 'att_state', 'running',
-          'att_started', now_s)
+        redis.call('HSET', ek, 'phase', 'active', 'elig', '', 'lease_id', lease_id, 'epoch', count_text(epoch),
+          'lease_exp', exp_s, 'by', by, 'att', count_text(att), 'att_state', 'running')
       end
       local k = #out
       out[k + 1] = eid; out[k + 2] = lease_id; out[k + 3] = epoch; out[k + 4] = att
@@ -479,9 +478,9 @@ end
 local function lease_check(ek, tag, eid, lease_id, epoch, op)
   -- read_state's fields, then the lease's; positional and one table
   -- constructor (sized once): this runs for every report.
-  -- (The retry policy is read by end_fail alone: an absent field costs a
-  -- search of the whole record.)
-  local v = redis.call('HMGET', ek, 'phase', 'elig', 'lane', 'pri', 'att_due', 'deadline', 'retention', 'flow',
+  -- (Only fields most records have, but the optional ones: an absent field
+  -- costs a search of the whole record. end_fail reads the retry policy.)
+  local v = redis.call('HMGET', ek, 'phase', 'elig', 'lane', 'pri', 'att_timeout', 'deadline', 'retention', 'flow',
     'lease_id', 'epoch', 'fence')
   if not v[1] then return nil, err('not_found', eid) end
   local token = lease_id .. ':' .. epoch
@@ -502,7 +501,10 @@ local function lease_check(ek, tag, eid, lease_id, epoch, op)
   if v[1] ~= 'active' then
     return nil, err('not_active', v[1])
   end
-  return {phase = v[1], elig = v[2] or nil, lane = v[3] or nil, pri = v[4] or nil, att_due = v[5] or nil,
+  -- (An active execution has an attempt due exactly when it has an attempt
+  -- timeout: the timeout, read near the record's start, stands for att_due,
+  -- which leave_live only tests.)
+  return {phase = v[1], elig = v[2] or nil, lane = v[3] or nil, pri = v[4] or nil, att_due = v[5] ~= '0' and v[5] or nil,
     deadline = v[6] or nil, retention = v[7] or nil, flow = v[8] or nil, lease_id = v[9], epoch = v[10],
     ek = ek, tag = tag, eid = eid, token = token}
 end

@@ -43,6 +43,19 @@ local function int_text(v, n)
   return n
 end
 
+-- Small counts (attempts, epochs, reclaims) as text, each made once (at its
+-- first use: a library's load may not call tostring): a number argument to
+-- redis.call is formatted with %.17g on every call.
+local COUNT_TEXT = {}
+local function count_text(n)
+  local t = COUNT_TEXT[n]
+  if t then return t end
+  if n < 0 or n >= 1024 or n ~= math.floor(n) then return n end
+  t = tostring(n)
+  COUNT_TEXT[n] = t
+  return t
+end
+
 -- A number field of a record, or nil unless it reads as a finite number
 -- (tonumber also reads 'nan' and 'inf', which would make ZADD raise).
 local function num(v)

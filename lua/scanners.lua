@@ -120,7 +120,8 @@ end
 -- the next claim), or failed once the reclaim limit is spent.
 local function reclaim(ek, tag, eid, now, mv)
   -- (positional: this runs once per reclaimed execution)
-  local v = redis.call('HMGET', ek, 'phase', 'lease_exp', 'reclaims', 'max_reclaims', 'pri', 'lane', 'att_due')
+  -- (att_timeout stands for att_due, as in lease_check: it is present.)
+  local v = redis.call('HMGET', ek, 'phase', 'lease_exp', 'reclaims', 'max_reclaims', 'pri', 'lane', 'att_timeout')
   if v[1] ~= 'active' then
     defer_zrem(mv, batch_key(mv, tag, 'lease_expiry'), eid)
     return 'repaired'
@@ -134,8 +135,8 @@ local function reclaim(ek, tag, eid, now, mv)
   end
   if reclaims < max_reclaims then
     -- (an active execution leaves its live indexes by phase and att_due alone)
-    leave_live(ek, tag, eid, {phase = 'active', att_due = v[7] or nil}, mv)
-    redis.call('HSET', ek, 'phase', 'runnable', 'elig', 'eligible', 'due', '', 'att_state', 'reclaimed', 'reclaims', reclaims + 1)
+    leave_live(ek, tag, eid, {phase = 'active', att_due = v[7] ~= '0' and v[7] or nil}, mv)
+    redis.call('HSET', ek, 'phase', 'runnable', 'elig', 'eligible', 'due', '', 'att_state', 'reclaimed', 'reclaims', count_text(reclaims + 1))
     defer_zadd(mv, lane_key, batch_eligible_score(mv, pri, now), eid)
   else
     make_terminal(mv, ek, tag, eid, read_state(ek), 'failed', now, 'att_state', 'reclaimed',

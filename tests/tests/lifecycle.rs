@@ -50,6 +50,9 @@ async fn happy_path_create_claim_renew_complete(store: Arc<dyn Store>) {
     assert_eq!(rec.public_state, PublicState::Active);
     assert_eq!(rec.lease.as_ref(), Some(&claimed.lease));
     assert_eq!(rec.attempt_state, Some(AttemptState::Running));
+    let (_, w, i) = worker();
+    assert_eq!(rec.worker.as_deref(), Some(w.as_str()));
+    assert_eq!(rec.worker_instance.as_deref(), Some(i.as_str()));
     assert!(zmembers(&*store, &pk.eligible(&rec.lane)).await.is_empty());
     assert_eq!(
         zmembers(&*store, &pk.lease_expiry()).await,

@@ -669,6 +669,14 @@ impl ExecutionRecord {
             (LifecyclePhase::Active, None) => return Err(err("active without a lease".into())),
             _ => None,
         };
+        // `by`: '<worker> <instance>' of the lease (names have no spaces).
+        let (worker, worker_instance) = match (phase, nonempty("by")) {
+            (LifecyclePhase::Active, Some(by)) => match by.split_once(' ') {
+                Some((w, i)) => (Some(w.to_owned()), Some(i.to_owned())),
+                None => (Some(by), None),
+            },
+            _ => (None, None),
+        };
         let attempt_state = match nonempty("att_state") {
             None => None,
             Some(s) => Some(
@@ -709,16 +717,8 @@ impl ExecutionRecord {
             } else {
                 None
             },
-            worker: if phase == LifecyclePhase::Active {
-                nonempty("worker")
-            } else {
-                None
-            },
-            worker_instance: if phase == LifecyclePhase::Active {
-                nonempty("wi")
-            } else {
-                None
-            },
+            worker,
+            worker_instance,
             delayed_until_ms: if eligibility == Some(Eligibility::Delayed) {
                 num("due")?
             } else {
