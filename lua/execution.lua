@@ -39,10 +39,11 @@ end
 
 -- Leave the index a live (non-terminal) state puts the execution in; the
 -- deadline index is left only on the way to terminal. With `mv` (a batch),
--- the active state's index removals are deferred (moves.lua). `ending`: on
--- the way to terminal, where even the lease id stays as a record of who ran
--- it (a later call with it is answered from the fence).
-local function leave_live(ek, tag, eid, h, mv, ending)
+-- the active state's index removals are deferred (moves.lua). An ended
+-- lease's fields stay as a record of who ran the attempt (a lease is current
+-- only while its execution is active: lease_check), and the next claim
+-- overwrites them in place.
+local function leave_live(ek, tag, eid, h, mv)
   if h.phase == 'runnable' and h.elig == 'eligible' then
     redis.call('ZREM', eligible_key(tag, h.lane), eid)
   elseif h.phase == 'runnable' and h.elig == 'delayed' then
@@ -54,11 +55,6 @@ local function leave_live(ek, tag, eid, h, mv, ending)
   elseif h.phase == 'active' then
     idx_rem(mv, tag, 'lease_expiry', eid)
     if h.att_due then idx_rem(mv, tag, 'attempt_timeout', eid) end
-    -- Only the lease id goes (a later call with it is a stale lease); the
-    -- epoch and the fence stay to check stale calls against, and the last
-    -- lease's other fields as a record (read only while active; the next
-    -- claim overwrites them in place, cheaper than deleting and re-adding).
-    if not ending then redis.call('HDEL', ek, 'lease_id') end
   elseif h.phase == 'suspended' then
     end_suspension(ek, tag, eid)
   end
@@ -112,9 +108,14 @@ local MAX_CLAIM_SKIP = 65536
 -- into the retention index; `...` are extra field/value pairs to store. With
 -- `mv` (a batch), its index moves are deferred.
 local function make_terminal(mv, ek, tag, eid, h, outcome, now, ...)
-  leave_live(ek, tag, eid, h, mv, true)
+  leave_live(ek, tag, eid, h, mv)
   if h.deadline then idx_rem(mv, tag, 'deadline', eid) end
-  redis.call('HSET', ek, 'phase', 'terminal', 'elig', '', 'outcome', outcome, 'ended', mv and mv.now_s or now, 'due', '', ...)
+  if h.phase == 'active' then
+    -- (an active record's elig and due are already empty: the claim left them so)
+    redis.call('HSET', ek, 'phase', 'terminal', 'outcome', outcome, 'ended', mv and mv.now_s or now, ...)
+  else
+    redis.call('HSET', ek, 'phase', 'terminal', 'elig', '', 'outcome', outcome, 'ended', mv and mv.now_s or now, 'due', '', ...)
+  end
   idx_due(mv, tag, 'terminal', mv and batch_after(mv, h.retention) or now + (num(h.retention) or 0), eid)
   if h.flow then flow_member_ended(tag, eid, h.flow, outcome, now) end
 end
@@ -495,7 +496,9 @@ local function lease_check(ek, tag, eid, lease_id, epoch, op)
       return nil, err('not_active', 'this lease already ended with ' .. f_op)
     end
   end
-  if v[9] ~= lease_id or tonumber(v[10]) ~= epoch then
+  -- A lease is current only while its execution is active under it (an
+  -- ended lease's fields stay, leave_live): one that was taken back is stale.
+  if v[9] ~= lease_id or tonumber(v[10]) ~= epoch or (v[1] ~= 'active' and v[1] ~= 'terminal') then
     return nil, err('stale_lease', 'current epoch ' .. (v[10] or '0'))
   end
   if v[1] ~= 'active' then

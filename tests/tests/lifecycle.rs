@@ -314,6 +314,12 @@ async fn stale_lease_is_fenced_out_and_changes_nothing(store: Arc<dyn Store>) {
     // The first lease expires and is reclaimed; a second worker claims (epoch 2).
     tokio::time::sleep(Duration::from_millis(120)).await;
     assert_eq!(reclaim(&c, eid.partition()).await.acted, 1);
+    // Taken back but not yet claimed again: the lease's fields stay as a
+    // record, and the lease is stale all the same.
+    assert!(matches!(
+        c.renew(&first.lease, LEASE).await.unwrap_err(),
+        ff_engine::Error::Rejected(ff_engine::core::FfError::StaleLease)
+    ));
     let second = claim_one(&c).await;
     assert_eq!(second.lease.epoch, first.lease.epoch + 1);
     assert_eq!(second.attempt, 2);
