@@ -265,7 +265,7 @@ local function shape_fields(c, now)
   local f = {'lane', c.lane, 'kind', c.kind, 'pri', int_text(s[4], c.pri),
     'att_timeout', int_text(s[6], c.att_timeout), 'retry', c.retry, 'retention', int_text(s[10], c.retention),
     'max_reclaims', int_text(s[9], c.max_reclaims), 'ns', c.ns}
-  if c.deadline > 0 then f[#f + 1] = 'deadline'; f[#f + 1] = now + c.deadline end
+  if c.deadline > 0 then f[#f + 1] = 'deadline'; f[#f + 1] = ms_text(now + c.deadline) end
   for _, v in ipairs(c.tags) do f[#f + 1] = v end
   if c.adm then f[#f + 1] = 'adm'; f[#f + 1] = c.adm end
   c.fields = f
@@ -292,7 +292,7 @@ local function create_apply(tag, it, now, now_s, mv)
   if c.member then
     elig = ''
   elseif c.delay > 0 then
-    elig, due = 'delayed', now + c.delay
+    elig, due = 'delayed', mv and batch_after(mv, c.s[5]) or now + c.delay
   end
   if c.idem_ttl > 0 then
     redis.call('HSET', ek, 'phase', 'runnable', 'elig', elig, 'due', due, 'payload', it.payload,
@@ -303,7 +303,7 @@ local function create_apply(tag, it, now, now_s, mv)
       'id', eid, 'created', now_s, unpack(shape_fields(c, now)))
   end
   idx_sadd(mv, idx_key(tag, 'all'), eid)
-  if c.deadline > 0 then idx_due(mv, tag, 'deadline', now + c.deadline, eid) end
+  if c.deadline > 0 then idx_due(mv, tag, 'deadline', mv and batch_after(mv, c.s[7]) or now + c.deadline, eid) end
   if c.member then
     flow_member_created(ek, tag, eid, c.member, now, c.delay, c.lane, c.pri)
     return ok('created', eid, state_of(ek))
