@@ -385,6 +385,13 @@ end
 -- capability the worker lacks is skipped (left eligible) and listed; up to
 -- ROUTE_LOOKAHEAD of them are looked past. skip: start that far into the
 -- index (past those an earlier call of the same claim skipped).
+-- A kind read from a record is a name (checked once per claim call and kind).
+local function kind_ok(kinds, kind)
+  local good = name_ok(kind)
+  if good then kinds[kind] = true end
+  return good
+end
+
 local function ff_claim(keys, args)
   local ek_idx = keys[1]
   local tag = tag_of(ek_idx or '')
@@ -410,7 +417,7 @@ local function ff_claim(keys, args)
   local claimed = 0
   local exp = now + ttl
   -- Index moves are made once for the whole batch (the hot path of workers).
-  local taken, leased, timed, adms, skipped = {}, {}, {}, {}, {}
+  local taken, leased, timed, adms, skipped, kinds = {}, {}, {}, {}, {}, {}
   local cands = redis.call('ZRANGE', ek_idx, skip, skip + n - 1 + ROUTE_LOOKAHEAD)
   -- Times as text once per batch (a number argument is formatted on every
   -- call; %.14g is exact for millisecond times). `by`: who holds the lease,
@@ -431,7 +438,7 @@ local function ff_claim(keys, args)
       end
     elseif not v or v[1] ~= 'runnable' or v[2] ~= 'eligible' or v[3] ~= lane
         or att == nil or epoch == nil or att_timeout == nil
-        or (v[10] and deadline == nil) or not name_ok(v[7]) then
+        or (v[10] and deadline == nil) or not (kinds[v[7]] or kind_ok(kinds, v[7])) then
       -- The index disagrees with the record, or the record is unusable: drop
       -- the entry (the reconciler re-indexes a sound record; a broken one
       -- waits for an operator rather than failing every claim).

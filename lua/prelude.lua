@@ -67,7 +67,8 @@ end
 -- A counter field of a record (absent reads as 0), or nil unless it is a
 -- whole number >= 0.
 local function counter(v)
-  local n = num(v or '0')
+  if not v then return 0 end
+  local n = num(v)
   if n == nil or n < 0 or n ~= math.floor(n) then return nil end
   return n
 end
