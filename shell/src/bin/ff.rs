@@ -151,6 +151,13 @@ struct BenchArgs {
     json: bool,
 }
 
+// A worker allocates per job on its claim → report path; under glibc's
+// malloc the bench worker spent about 40% of its CPU in the allocator
+// (perf, `ff bench e2e`), and it shares the machine with Valkey.
+#[cfg(not(madsim))]
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 fn main() {
     let cli = Cli::parse();
     match cli.command {
