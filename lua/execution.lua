@@ -256,13 +256,21 @@ local function item_check(tag, c, eid, payload, idem_key, joined)
   return {c = c, eid = eid, ek = exec_key(eid), payload = payload, idem_key = idem_key}
 end
 
+-- `opt`: which optional fields a record has, from its creation on ('a'
+-- admission, 'd' deadline, 'f' flow; none: ''). Hot paths read an optional
+-- field only when the record has it: an absent field costs a search of the
+-- whole record.
+local function shape_opt(c)
+  return (c.adm and 'a' or '') .. (c.deadline > 0 and 'd' or '') .. (c.member and 'f' or '')
+end
+
 -- The record fields a shape decides, in the order hot paths read them
 -- (a small hash is searched from its start); made once per call (`now`
 -- is the call's).
 local function shape_fields(c, now)
   if c.fields then return c.fields end
   local s = c.s
-  local f = {'lane', c.lane, 'kind', c.kind, 'pri', int_text(s[4], c.pri),
+  local f = {'opt', shape_opt(c), 'lane', c.lane, 'kind', c.kind, 'pri', int_text(s[4], c.pri),
     'att_timeout', int_text(s[6], c.att_timeout), 'retry', c.retry, 'retention', int_text(s[10], c.retention),
     'max_reclaims', int_text(s[9], c.max_reclaims), 'ns', c.ns}
   if c.deadline > 0 then f[#f + 1] = 'deadline'; f[#f + 1] = ms_text(now + c.deadline) end
@@ -273,7 +281,8 @@ local function shape_fields(c, now)
 end
 
 -- Make a checked creation (or answer its duplicate); with `mv` (a batch)
--- its index moves are deferred.
+-- its index moves are deferred, and a creation eligible at once is answered
+-- by its id alone.
 local function create_apply(tag, it, now, now_s, mv)
   local c, ek, eid = it.c, it.ek, it.eid
   if c.idem_ttl > 0 then
@@ -312,6 +321,8 @@ local function create_apply(tag, it, now, now_s, mv)
     return ok('created', eid, 'runnable', 'delayed', '')
   end
   index_eligible(tag, eid, c.lane, c.pri, now, mv)
+  -- (a batch answers its common case short: ff_create_many)
+  if mv then return eid end
   return ok('created', eid, 'runnable', 'eligible', '')
 end
 
@@ -339,7 +350,8 @@ end
 -- ARGV: n, nshapes, (k, shape of k values) * nshapes,
 --       (shape number (1-based), eid, payload, idempotency record key ('' = none)) * n
 --       (a shape: ff_create's ARGV without eid and payload)
--- -> {1, n, reply * n}, each reply that of ff_create
+-- -> {1, n, reply * n}, each reply that of ff_create, but the common one,
+--    created and eligible, is the execution id alone (short to send)
 local function ff_create_many(keys, args)
   local _, tag, e = index_target(keys, 'all')
   if e then return e end
@@ -427,7 +439,11 @@ local function ff_claim(keys, args)
     if claimed >= n then break end
     local ek = eid_ok(eid, tag) and exec_key(eid)
     -- (positional: this runs once per claimed execution)
-    local v = ek and redis.call('HMGET', ek, 'phase', 'elig', 'lane', 'att', 'epoch', 'att_timeout', 'kind', 'payload', 'adm', 'deadline')
+    local v = ek and redis.call('HMGET', ek, 'phase', 'elig', 'lane', 'att', 'epoch', 'att_timeout', 'kind', 'payload', 'opt')
+    if v then
+      local o = optional_fields(ek, v[9], 'adm', 'deadline')
+      v[9], v[10] = o[1], o[2]
+    end
     local needs = v and v[9] and needed_capabilities(v[9])
     local att, epoch, att_timeout, deadline
     if v then att, epoch, att_timeout, deadline = counter(v[4] or nil), counter(v[5] or nil), counter(v[6] or nil), v[10] and num(v[10]) end
@@ -484,38 +500,40 @@ end
 -- current lease of an active execution; a replay reply when this exact call
 -- (same lease, same operation) was accepted before; or a refusal.
 local function lease_check(ek, tag, eid, lease_id, epoch, op)
-  -- read_state's fields, then the lease's; positional and one table
-  -- constructor (sized once): this runs for every report.
-  -- (Only fields most records have, but the optional ones: an absent field
-  -- costs a search of the whole record. end_fail reads the retry policy.)
-  local v = redis.call('HMGET', ek, 'phase', 'elig', 'lane', 'pri', 'att_timeout', 'deadline', 'retention', 'flow',
-    'lease_id', 'epoch', 'fence')
+  -- read_state's fields but the optional ones, then the lease's; positional
+  -- and one table constructor (sized once): this runs for every report. An
+  -- absent field costs a search of the whole record, so the optional fields
+  -- are read only when the record has some (`opt`), and end_fail reads the
+  -- retry policy itself.
+  local v = redis.call('HMGET', ek, 'phase', 'elig', 'lane', 'pri', 'att_timeout', 'retention', 'lease_id', 'epoch', 'opt')
   if not v[1] then return nil, err('not_found', eid) end
   local token = lease_id .. ':' .. epoch
-  -- fence = '<lease id>:<epoch>|<operation>|<outcome>:<due>' of the last
-  -- accepted lease-ending call (one field: it is stored on every execution).
-  if v[11] then
-    local f_token, f_op, f_outcome, f_due = string.match(v[11], '^([^|]+)|([%a_]+)|([%a_]+):(%d+)$')
+  if v[1] ~= 'active' or v[7] ~= lease_id or tonumber(v[8]) ~= epoch then
+    -- Not the current lease. A repeat of an accepted lease-ending call is
+    -- answered from the fence: '<lease id>:<epoch>|<operation>|<outcome>:<due>'
+    -- of the last one (an accepted call always leaves active, so the current
+    -- lease never matches the fence and need not read it).
+    local fence = redis.call('HGET', ek, 'fence')
+    local f_token, f_op, f_outcome, f_due = string.match(fence or '', '^([^|]+)|([%a_]+)|([%a_]+):(%d+)$')
     if f_token == token then
       if f_op == op then
         return nil, ok(f_outcome, tonumber(f_due), 1)
       end
       return nil, err('not_active', 'this lease already ended with ' .. f_op)
     end
-  end
-  -- A lease is current only while its execution is active under it (an
-  -- ended lease's fields stay, leave_live): one that was taken back is stale.
-  if v[9] ~= lease_id or tonumber(v[10]) ~= epoch or (v[1] ~= 'active' and v[1] ~= 'terminal') then
-    return nil, err('stale_lease', 'current epoch ' .. (v[10] or '0'))
-  end
-  if v[1] ~= 'active' then
+    -- A lease is current only while its execution is active under it (an
+    -- ended lease's fields stay, leave_live): one that was taken back is stale.
+    if v[7] ~= lease_id or tonumber(v[8]) ~= epoch or v[1] ~= 'terminal' then
+      return nil, err('stale_lease', 'current epoch ' .. (v[8] or '0'))
+    end
     return nil, err('not_active', v[1])
   end
+  local o = optional_fields(ek, v[9], 'deadline', 'flow')
   -- (An active execution has an attempt due exactly when it has an attempt
   -- timeout: the timeout, read near the record's start, stands for att_due,
   -- which leave_live only tests.)
   return {phase = v[1], elig = v[2] or nil, lane = v[3] or nil, pri = v[4] or nil, att_due = v[5] ~= '0' and v[5] or nil,
-    deadline = v[6] or nil, retention = v[7] or nil, flow = v[8] or nil, lease_id = v[9], epoch = v[10],
+    deadline = o[1] or nil, retention = v[6] or nil, flow = o[2] or nil, lease_id = v[7], epoch = v[8],
     ek = ek, tag = tag, eid = eid, token = token}
 end
 
@@ -599,7 +617,8 @@ end
 -- its single call would be; a malformed argument refuses the whole call.
 -- KEYS: the partition's lease_expiry index
 -- ARGV: n, (op ('complete'|'fail'), eid, lease_id, epoch, result or error, retryable (0|1)) * n
--- -> {1, n, reply * n}, each reply that of ff_complete or ff_fail
+-- -> {1, n, reply * n}, each reply that of ff_complete or ff_fail, but the
+--    common one, completed and not a replay, is the integer 1 (short to send)
 local END_OPS = {complete = true, fail = true}
 
 local function ff_end_many(keys, args)
@@ -635,7 +654,8 @@ local function ff_end_many(keys, args)
     if refusal then
       out[i + 2] = refusal
     elseif op == 'complete' then
-      out[i + 2] = end_complete(h, args[b + 4], now, mv)
+      end_complete(h, args[b + 4], now, mv)
+      out[i + 2] = 1
     else
       out[i + 2] = end_fail(h, args[b + 4], args[b + 5] == '1', now, mv)
     end

@@ -73,6 +73,15 @@ local function counter(v)
   return n
 end
 
+-- A record's optional fields `a`, `b` ({value or false, value or false}; read only),
+-- read only when its `opt` (execution.lua's shape_opt) says it has some; a
+-- record without `opt` (damaged) is read in full.
+local NO_OPTIONAL_FIELDS = {false, false}
+local function optional_fields(ek, opt, a, b)
+  if opt == '' then return NO_OPTIONAL_FIELDS end
+  return redis.call('HMGET', ek, a, b)
+end
+
 -- A name: 1..64 bytes of [A-Za-z0-9_.-] (core/src/name.rs).
 local function name_ok(v)
   return type(v) == 'string' and #v >= 1 and #v <= 64 and string.find(v, '^[%w_%.%-]+$') ~= nil

@@ -420,7 +420,58 @@ async fn idempotent_create_returns_the_first_execution(store: Arc<dyn Store>) {
 }
 
 // Each body runs twice: against its own redis-server and on a MemoryStore.
+/// Hot paths read a record's optional fields (here its deadline) only when
+/// its `opt` marker says it has some; a record that lost the marker is read
+/// in full, so either way a claim honours a deadline and a completion leaves
+/// the deadline index.
+async fn optional_fields_are_honoured_with_or_without_their_marker(store: Arc<dyn Store>) {
+    let c = client_on(store.clone()).await;
+    let (lane, w, i) = worker();
+    let lose_marker = |e: &ff_engine::core::ExecutionId| {
+        let key = ff_engine::core::keys::exec(e);
+        let store = store.clone();
+        async move {
+            store
+                .command(&ff_engine::store::cmd(["HDEL", &key, "opt"]))
+                .await
+                .unwrap();
+        }
+    };
+    for damaged in [false, true] {
+        let late = c
+            .create(ExecutionSpec::new("late").deadline(Duration::from_millis(50)))
+            .await
+            .unwrap()
+            .execution;
+        if damaged {
+            lose_marker(&late).await;
+        }
+        tokio::time::sleep(Duration::from_millis(80)).await;
+        assert!(c.claim(&lane, &w, &i, LEASE, 10).await.unwrap().is_empty());
+        assert_eq!(
+            c.get(&late).await.unwrap().public_state,
+            PublicState::Expired
+        );
+
+        let on_time = c
+            .create(ExecutionSpec::new("on-time").deadline(Duration::from_secs(60)))
+            .await
+            .unwrap()
+            .execution;
+        if damaged {
+            lose_marker(&on_time).await;
+        }
+        let job = claim_one(&c).await;
+        assert_eq!(job.lease.execution, on_time);
+        c.complete(&job.lease, b"").await.unwrap();
+        assert!(zmembers(&*store, &PartitionKeys::of(&on_time).deadline())
+            .await
+            .is_empty());
+    }
+}
+
 on_both_stores!(
+    optional_fields_are_honoured_with_or_without_their_marker,
     happy_path_create_claim_renew_complete,
     retry_with_backoff_then_success,
     retries_exhausted_and_non_retryable_fail,

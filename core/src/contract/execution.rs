@@ -155,12 +155,26 @@ pub fn create_many(partition: Partition, items: &[CreateArgs]) -> Call {
     call
 }
 
-/// Decode `ff_create_many`'s reply: one creation (or refusal) per item, in order.
+/// Decode `ff_create_many`'s reply: one creation (or refusal) per item, in
+/// order. The common answer, created and eligible at once, comes short: the
+/// execution id alone.
 pub fn decode_create_many(
     reply: &Reply,
     n: usize,
 ) -> Result<Vec<Result<Created, CallError>>, CallError> {
-    decode_each("ff_create_many", reply, n, decode_create)
+    decode_each("ff_create_many", reply, n, |r| match r {
+        Reply::Bulk(id) => Ok(Created {
+            execution: ExecutionId::parse(&String::from_utf8_lossy(id)).map_err(|e| {
+                DecodeError {
+                    function: "ff_create_many",
+                    reason: e.to_string(),
+                }
+            })?,
+            created: true,
+            state: PublicState::Waiting,
+        }),
+        _ => decode_create(r),
+    })
 }
 
 /// The replies of a batch function (`{1, n, reply * n}`), each decoded on its own.
@@ -471,7 +485,14 @@ pub fn decode_end_many(
     reply: &Reply,
     n: usize,
 ) -> Result<Vec<Result<Ended, CallError>>, CallError> {
-    decode_each("ff_end_many", reply, n, |r| decode_ended("ff_end_many", r))
+    decode_each("ff_end_many", reply, n, |r| match r {
+        // The common answer, short: completed, not a replay.
+        Reply::Int(1) => Ok(Ended {
+            outcome: EndOutcome::Completed,
+            replayed: false,
+        }),
+        _ => decode_ended("ff_end_many", r),
+    })
 }
 
 /// `ff_delay`: end the attempt and make it eligible again after `delay_ms`.
