@@ -130,4 +130,21 @@ mod tests {
         assert!(lib.source.contains(&lib.version));
         assert_eq!(lib.version.len(), 16);
     }
+
+    /// Lua allows 200 active locals in a chunk; the shared parts' locals are
+    /// active in every later part. One more than fits makes FUNCTION LOAD
+    /// fail outright, so keep room: a part that needs more moves its own
+    /// helpers or bounds into itself (limits.lua says how).
+    #[test]
+    fn the_library_leaves_room_for_more_locals() {
+        const ROOM: usize = 4;
+        let lib = super::library();
+        let body = lib.source.split_once('\n').expect("a header line").1;
+        let padding: String = (0..ROOM)
+            .map(|i| format!("local room_{i} = {i}\n"))
+            .collect();
+        let lua = mlua::Lua::new();
+        let compiled = lua.load(format!("{padding}{body}")).into_function();
+        assert!(compiled.is_ok(), "{:?}", compiled.err());
+    }
 }
