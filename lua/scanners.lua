@@ -42,12 +42,12 @@ local function run_batch(keys, args, index_name, act, owner)
     return err('invalid_argument', 'ids:at most ' .. MAX_CLAIM_BATCH .. ' per call')
   end
   local sweep = index_name == 'all'
+  local filtering = ns ~= '' or tag_name ~= ''
   local now = now_ms()
   local acted, repaired = 0, 0
   local out = {1, 0, 0, -1}
   local mv = new_moves(now)
-  local ids = {}
-  for i = 4, #args do ids[#ids + 1] = args[i] end
+  local ids = {unpack(args, 4)}
   local present = {}
   if #ids > 0 then
     present = redis.call(sweep and 'SMISMEMBER' or 'ZMSCORE', idx, unpack(ids))
@@ -70,7 +70,7 @@ local function run_batch(keys, args, index_name, act, owner)
       end
       if ek == nil then
         code = 'malformed'
-      elseif ek and not filter_ok(ek, ns, tag_name, tag_value) then
+      elseif ek and filtering and not filter_ok(ek, ns, tag_name, tag_value) then
         code = 'filtered'
       else
         code = act(ek, tag, eid, now, mv)
@@ -136,7 +136,8 @@ local function reclaim(ek, tag, eid, now, mv)
   if reclaims < max_reclaims then
     -- (an active execution leaves its live indexes by phase and att_due alone)
     leave_live(ek, tag, eid, {phase = 'active', att_due = v[7] ~= '0' and v[7] or nil}, mv)
-    redis.call('HSET', ek, 'phase', 'runnable', 'elig', 'eligible', 'due', '', 'att_state', 'reclaimed', 'reclaims', count_text(reclaims + 1))
+    -- (due is already empty: the claim left it so)
+    redis.call('HSET', ek, 'phase', 'runnable', 'elig', 'eligible', 'att_state', 'reclaimed', 'reclaims', count_text(reclaims + 1))
     defer_zadd(mv, lane_key, batch_eligible_score(mv, pri, now), eid)
   else
     make_terminal(mv, ek, tag, eid, read_state(ek), 'failed', now, 'att_state', 'reclaimed',
