@@ -228,6 +228,33 @@ fn refusal(function: &'static str, reply: &ff_engine::core::reply::Reply) -> FfE
 }
 
 #[tokio::test]
+async fn an_unknown_lane_is_asked_about_once_per_bulk_submit() {
+    let redis = ff_tests::TestRedis::standalone();
+    let store = store(&redis.url()).await;
+    let c = client(&redis.url()).await;
+    store
+        .command(&ff_engine::store::cmd(["CONFIG", "RESETSTAT"]))
+        .await
+        .unwrap();
+    let specs = (0..5)
+        .map(|_| ExecutionSpec::new("k").lane("nope"))
+        .collect();
+    for r in c.create_many(specs).await {
+        assert!(
+            matches!(r, Err(Error::Rejected(FfError::UnknownLane(ref l))) if l == "nope"),
+            "{r:?}"
+        );
+    }
+    let stats = store
+        .command(&ff_engine::store::cmd(["INFO", "commandstats"]))
+        .await
+        .unwrap()
+        .text()
+        .unwrap();
+    assert!(stats.contains("cmdstat_sismember:calls=1,"), "{stats}");
+}
+
+#[tokio::test]
 async fn a_malformed_batch_is_refused_whole_and_writes_nothing() {
     let redis = ff_tests::TestRedis::standalone();
     let store = store(&redis.url()).await;

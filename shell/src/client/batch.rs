@@ -9,7 +9,7 @@ use crate::spec::ExecutionSpec;
 use ff_core::contract::execution::{self as ex, Created, Ended, Report};
 use ff_core::contract::{limits, Call, CallError};
 use ff_core::reply::Reply;
-use ff_core::Partition;
+use ff_core::{Lane, Partition};
 use std::collections::HashMap;
 use tracing::Instrument;
 
@@ -22,6 +22,9 @@ impl Client {
     pub async fn create_many(&self, specs: Vec<ExecutionSpec>) -> Vec<Result<Created>> {
         let mut results: Vec<Option<Result<Created>>> = Vec::with_capacity(specs.len());
         let mut items = Vec::with_capacity(specs.len());
+        // Lanes found unknown in this call (asked once each: the lane cache
+        // only remembers known lanes).
+        let mut unknown: Vec<Lane> = Vec::new();
         for spec in specs {
             let args = match spec.into_args(&self.config, random_u128()) {
                 Ok(a) => a,
@@ -30,7 +33,17 @@ impl Client {
                     continue;
                 }
             };
+            if unknown.contains(&args.lane) {
+                results.push(Some(Err(ff_core::FfError::UnknownLane(
+                    args.lane.as_str().to_owned(),
+                )
+                .into())));
+                continue;
+            }
             if let Err(e) = self.check_lane(&args.lane).await {
+                if matches!(e, Error::Rejected(ff_core::FfError::UnknownLane(_))) {
+                    unknown.push(args.lane.clone());
+                }
                 results.push(Some(Err(e)));
                 continue;
             }
