@@ -17,8 +17,6 @@ use super::util::{self, progress, Report};
 use super::{BenchResult, Ctx, Scenario};
 use crate::engine::{Engine, EngineConfig};
 use crate::spec::ExecutionSpec;
-use crate::worker::{Job, Worker};
-use crate::Client;
 use ff_core::admission::QuotaLimits;
 use ff_core::contract::admission::{BudgetDef, DimensionLimits, UsageReport};
 use ff_core::keys::PartitionKeys;
@@ -37,20 +35,7 @@ const LIMIT: Duration = Duration::from_secs(600);
 
 /// One Worker runs everything eligible; returns (jobs/s, completed).
 async fn run_worker(ctx: &Ctx, n: u64) -> BenchResult<(f64, u64)> {
-    let client = Client::new(ctx.engine_store().await?, *ctx.client.config()).await?;
-    let t = Instant::now();
-    let worker = Worker::builder(client, "bench")
-        .concurrency(CONCURRENCY)
-        .claim_batch(128)
-        .fallback(|_job: Job| async move { Ok(Vec::new()) })
-        .start()?;
-    let bar = crate::progress::Progress::new("ff bench", "completed", n);
-    while worker.stats().completed.load(Relaxed) < n && t.elapsed() < LIMIT {
-        tokio::time::sleep(Duration::from_millis(20)).await;
-        bar.set(worker.stats().completed.load(Relaxed));
-    }
-    bar.finish();
-    let secs = t.elapsed().as_secs_f64();
+    let (worker, secs) = util::noop_worker_until(ctx, n, CONCURRENCY, LIMIT).await?;
     let completed = worker.stats().completed.load(Relaxed);
     worker.shutdown().await;
     Ok((util::rate(completed, secs), completed))

@@ -5,10 +5,9 @@
 use super::util::{self, progress, Report};
 use super::{BenchResult, Ctx, Scenario};
 use crate::spec::ExecutionSpec;
-use crate::worker::{Job, Worker};
 use ff_core::keys::PartitionKeys;
 use std::sync::atomic::Ordering::Relaxed;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 /// Figures to reach: completed jobs per second, and submits per second.
 const TARGET_JOBS: f64 = 45_000.0;
@@ -22,26 +21,13 @@ pub(crate) async fn run(ctx: &Ctx) -> BenchResult<Report> {
         util::create_many(ctx, n, |_| ExecutionSpec::new("bench.noop").payload("x")).await?;
     let submit_per_sec = util::rate(n, created.secs);
 
-    let engine_store = ctx.engine_store().await?;
-    let client = crate::Client::new(engine_store, *ctx.client.config()).await?;
     // No-op handlers finish at once, so the concurrency is the depth of the
     // claim → report pipeline: 2048 keeps the server busy (512 left it idle
     // about a fifth of the time).
     let concurrency = 2048;
     let cpu = ctx.admin.load_start().await?;
-    let t = Instant::now();
-    let worker = Worker::builder(client, "bench")
-        .concurrency(concurrency)
-        .claim_batch(128)
-        .fallback(|_job: Job| async move { Ok(Vec::new()) })
-        .start()?;
-    let bar = crate::progress::Progress::new("ff bench", "completed", n);
-    while worker.stats().completed.load(Relaxed) < n && t.elapsed() < Duration::from_secs(600) {
-        tokio::time::sleep(Duration::from_millis(20)).await;
-        bar.set(worker.stats().completed.load(Relaxed));
-    }
-    bar.finish();
-    let secs = t.elapsed().as_secs_f64();
+    let (worker, secs) =
+        util::noop_worker_until(ctx, n, concurrency, Duration::from_secs(600)).await?;
     let load = ctx.admin.load_since(cpu).await?;
     let completed = worker.stats().completed.load(Relaxed);
     let max_running = worker.stats().max_running.load(Relaxed);

@@ -6,6 +6,7 @@ use super::{BenchResult, Ctx};
 use crate::engine::{Engine, EngineConfig, ScannerStats};
 use crate::spec::ExecutionSpec;
 use crate::store::{cmd, Store};
+use crate::worker::{Job, Worker};
 use ff_core::keys::PartitionKeys;
 use ff_core::reply::Reply;
 use ff_core::{ExecutionId, Partition, PartitionConfig, PartitionFamily};
@@ -13,6 +14,7 @@ use futures::StreamExt;
 use redis::aio::MultiplexedConnection;
 use serde_json::{Map, Value};
 use std::collections::BTreeMap;
+use std::sync::atomic::Ordering::Relaxed;
 use std::time::Duration;
 use tokio::time::Instant;
 
@@ -676,6 +678,32 @@ impl Drain {
         r.set("clean_shutdown", self.clean_shutdown);
         self.load.report(r, ctx.admin.node_count(), secs, n);
     }
+}
+
+/// Start one no-op Worker (handlers return at once, batch claims) on a fresh
+/// client and wait until it has completed `n` jobs or `limit` passed. The
+/// worker is returned still running, with the seconds it took, so the caller
+/// reads its stats before shutting it down.
+pub(crate) async fn noop_worker_until(
+    ctx: &Ctx,
+    n: u64,
+    concurrency: usize,
+    limit: Duration,
+) -> BenchResult<(Worker, f64)> {
+    let client = crate::Client::new(ctx.engine_store().await?, *ctx.client.config()).await?;
+    let t = Instant::now();
+    let worker = Worker::builder(client, "bench")
+        .concurrency(concurrency)
+        .claim_batch(128)
+        .fallback(|_job: Job| async move { Ok(Vec::new()) })
+        .start()?;
+    let bar = crate::progress::Progress::new("ff bench", "completed", n);
+    while worker.stats().completed.load(Relaxed) < n && t.elapsed() < limit {
+        tokio::time::sleep(Duration::from_millis(20)).await;
+        bar.set(worker.stats().completed.load(Relaxed));
+    }
+    bar.finish();
+    Ok((worker, t.elapsed().as_secs_f64()))
 }
 
 #[cfg(test)]

@@ -30,6 +30,7 @@ use crate::error::Result;
 use crate::store::{cmd, Store};
 use ff_core::admission::{budget_key, capable, free_slots, in_window, Admission, IN_USE};
 use ff_core::contract::admission::{self as ad, BlockReason, BreachPolicy};
+use ff_core::contract::Call;
 use ff_core::keys;
 use ff_core::reply::Reply;
 use ff_core::{ExecutionId, Partition, PartitionConfig, PartitionFamily, QuotaId};
@@ -157,32 +158,46 @@ async fn budget_reset(store: &Arc<dyn Store>, parts: &[Partition], batch: u32) -
     Ok(out)
 }
 
-async fn reconcile_budgets(
+/// Walk every partition's cursor in step, one pipelined round per step,
+/// until each is back at "0"; `step` reads one call's reply and returns the
+/// partition's next cursor.
+async fn walk_cursors(
     store: &Arc<dyn Store>,
     parts: &[Partition],
-    batch: u32,
-) -> Result<Outcome> {
-    let mut out = Outcome::new(parts.len());
-    // Every partition's walk advances one step per round, pipelined.
+    call: impl Fn(Partition, &str) -> Call,
+    mut step: impl FnMut(&Reply) -> Result<String>,
+) -> Result<()> {
     let mut cursors: Vec<(Partition, String)> =
         parts.iter().map(|p| (*p, "0".to_owned())).collect();
     while !cursors.is_empty() {
-        let calls: Vec<_> = cursors
-            .iter()
-            .map(|(p, c)| ad::budget_reconcile(*p, c, batch))
-            .collect();
+        let calls: Vec<_> = cursors.iter().map(|(p, c)| call(*p, c)).collect();
         let mut next = Vec::new();
         for ((p, _), r) in cursors.iter().zip(store.fcall_many(&calls).await) {
-            let (cursor, checked, repaired) = ad::decode_budget_reconcile(&r?)?;
-            out.backlog += u64::from(checked);
-            out.repaired += u64::from(repaired);
-            out.acted += u64::from(checked.saturating_sub(repaired));
+            let cursor = step(&r?)?;
             if cursor != "0" {
                 next.push((*p, cursor));
             }
         }
         cursors = next;
     }
+    Ok(())
+}
+
+async fn reconcile_budgets(
+    store: &Arc<dyn Store>,
+    parts: &[Partition],
+    batch: u32,
+) -> Result<Outcome> {
+    let mut out = Outcome::new(parts.len());
+    let call = |p, c: &str| ad::budget_reconcile(p, c, batch);
+    walk_cursors(store, parts, call, |r| {
+        let (cursor, checked, repaired) = ad::decode_budget_reconcile(r)?;
+        out.backlog += u64::from(checked);
+        out.repaired += u64::from(repaired);
+        out.acted += u64::from(checked.saturating_sub(repaired));
+        Ok(cursor)
+    })
+    .await?;
     Ok(out)
 }
 
@@ -194,25 +209,15 @@ async fn reconcile_quotas(
 ) -> Result<Outcome> {
     let mut out = Outcome::new(parts.len());
     let mut holders = Vec::new();
-    let mut cursors: Vec<(Partition, String)> =
-        parts.iter().map(|p| (*p, "0".to_owned())).collect();
-    while !cursors.is_empty() {
-        let calls: Vec<_> = cursors
-            .iter()
-            .map(|(p, c)| ad::quota_reconcile(*p, c, batch))
-            .collect();
-        let mut next = Vec::new();
-        for ((p, _), r) in cursors.iter().zip(store.fcall_many(&calls).await) {
-            let step = ad::decode_quota_reconcile(&r?)?;
-            out.repaired += u64::from(step.trimmed);
-            out.backlog += step.holders.len() as u64;
-            holders.extend(step.holders);
-            if step.cursor != "0" {
-                next.push((*p, step.cursor));
-            }
-        }
-        cursors = next;
-    }
+    let call = |p, c: &str| ad::quota_reconcile(p, c, batch);
+    walk_cursors(store, parts, call, |r| {
+        let step = ad::decode_quota_reconcile(r)?;
+        out.repaired += u64::from(step.trimmed);
+        out.backlog += step.holders.len() as u64;
+        holders.extend(step.holders);
+        Ok(step.cursor)
+    })
+    .await?;
     if holders.is_empty() {
         return Ok(out);
     }
