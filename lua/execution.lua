@@ -470,12 +470,12 @@ local function ff_claim(keys, args)
       leased[#leased + 1] = eid
       if att_timeout > 0 then
         redis.call('HSET', ek, 'phase', 'active', 'elig', '', 'lease_id', lease_id, 'epoch', count_text(epoch),
-          'lease_exp', exp_s, 'by', by, 'att', count_text(att), 'att_state', 'running', 'att_due', now + att_timeout)
+          'lease_exp', exp_s, 'by', by, 'att', count_text(att), 'att_due', now + att_timeout)
         timed[#timed + 1] = now + att_timeout
         timed[#timed + 1] = eid
       else
         redis.call('HSET', ek, 'phase', 'active', 'elig', '', 'lease_id', lease_id, 'epoch', count_text(epoch),
-          'lease_exp', exp_s, 'by', by, 'att', count_text(att), 'att_state', 'running')
+          'lease_exp', exp_s, 'by', by, 'att', count_text(att))
       end
       local k = #out
       out[k + 1] = eid; out[k + 2] = lease_id; out[k + 3] = epoch; out[k + 4] = att
@@ -496,25 +496,34 @@ end
 ---------------------------------------------------------------------------
 -- Fenced calls: ARGV starts with eid, lease_id, epoch.
 --
--- lease_check returns the execution's fields when the caller holds the
--- current lease of an active execution; a replay reply when this exact call
--- (same lease, same operation) was accepted before; or a refusal.
-local function lease_check(ek, tag, eid, lease_id, epoch, op)
-  -- read_state's fields but the optional ones, then the lease's; positional
-  -- and one table constructor (sized once): this runs for every report. An
-  -- absent field costs a search of the whole record, so the optional fields
-  -- are read only when the record has some (`opt`), and end_fail reads the
-  -- retry policy itself.
-  local v = redis.call('HMGET', ek, 'phase', 'elig', 'lane', 'pri', 'att_timeout', 'retention', 'lease_id', 'epoch', 'opt')
+-- lease_check fills `h` with the execution's fields when the caller holds
+-- the current lease of an active execution; else it answers with a replay
+-- reply, when this exact call (same lease, same operation) was accepted
+-- before, or a refusal. `epoch` is the checked epoch as canonical text (as
+-- the record stores it).
+local function lease_check(ek, tag, eid, lease_id, epoch, op, h)
+  -- Only what an active execution's way out needs (an active record's elig
+  -- is empty; lane and priority are read by the calls that re-index it),
+  -- positional: this runs for every report. An absent field costs a search
+  -- of the whole record, so the optional fields are read only when the
+  -- record has some (`opt`), and end_fail reads the retry policy itself.
+  local v = redis.call('HMGET', ek, 'phase', 'lease_id', 'epoch', 'att_timeout', 'retention', 'opt')
   if not v[1] then return nil, err('not_found', eid) end
   local token = lease_id .. ':' .. epoch
-  if v[1] ~= 'active' or v[7] ~= lease_id or tonumber(v[8]) ~= epoch then
+  if v[1] ~= 'active' or v[2] ~= lease_id or v[3] ~= epoch then
     -- Not the current lease. A repeat of an accepted lease-ending call is
     -- answered from the fence: '<lease id>:<epoch>|<operation>|<outcome>:<due>'
     -- of the last one (an accepted call always leaves active, so the current
     -- lease never matches the fence and need not read it).
-    local fence = redis.call('HGET', ek, 'fence')
-    local f_token, f_op, f_outcome, f_due = string.match(fence or '', '^([^|]+)|([%a_]+)|([%a_]+):(%d+)$')
+    -- A completion leaves no fence: outcome success under this lease says
+    -- it (only the lease's complete ends in success, and nothing changes a
+    -- terminal record's lease fields).
+    local f = redis.call('HMGET', ek, 'fence', 'outcome')
+    local f_token, f_op, f_outcome, f_due = string.match(f[1] or '', '^([^|]+)|([%a_]+)|([%a_]+):(%d+)$')
+    local ours = v[2] == lease_id and v[3] == epoch
+    if ours and v[1] == 'terminal' and f[2] == 'success' then
+      f_token, f_op, f_outcome, f_due = token, 'complete', 'completed', '0'
+    end
     if f_token == token then
       if f_op == op then
         return nil, ok(f_outcome, tonumber(f_due), 1)
@@ -523,18 +532,26 @@ local function lease_check(ek, tag, eid, lease_id, epoch, op)
     end
     -- A lease is current only while its execution is active under it (an
     -- ended lease's fields stay, leave_live): one that was taken back is stale.
-    if v[7] ~= lease_id or tonumber(v[8]) ~= epoch or v[1] ~= 'terminal' then
-      return nil, err('stale_lease', 'current epoch ' .. (v[8] or '0'))
+    if not ours or v[1] ~= 'terminal' then
+      return nil, err('stale_lease', 'current epoch ' .. (v[3] or '0'))
     end
     return nil, err('not_active', v[1])
   end
-  local o = optional_fields(ek, v[9], 'deadline', 'flow')
-  -- (An active execution has an attempt due exactly when it has an attempt
-  -- timeout: the timeout, read near the record's start, stands for att_due,
-  -- which leave_live only tests.)
-  return {phase = v[1], elig = v[2] or nil, lane = v[3] or nil, pri = v[4] or nil, att_due = v[5] ~= '0' and v[5] or nil,
-    deadline = o[1] or nil, retention = v[6] or nil, flow = o[2] or nil, lease_id = v[7], epoch = v[8],
-    ek = ek, tag = tag, eid = eid, token = token}
+  local o = optional_fields(ek, v[6], 'deadline', 'flow')
+  -- (Assigned in place: a batch passes one table for all its reports. An
+  -- active execution has an attempt due exactly when it has an attempt
+  -- timeout: the timeout stands for att_due, which leave_live only tests.)
+  h.phase, h.elig, h.att_due, h.retention = 'active', nil, v[4] ~= '0' and v[4] or nil, v[5] or nil
+  h.deadline, h.flow = o[1] or nil, o[2] or nil
+  h.ek, h.tag, h.eid, h.token = ek, tag, eid, token
+  return h
+end
+
+-- A checked epoch argument as the record stores it (canonical text).
+local function epoch_text(v, n)
+  local t = int_text(v, n)
+  if type(t) == 'string' then return t end
+  return ms_text(t)
 end
 
 local function fenced(keys, args, op)
@@ -544,7 +561,7 @@ local function fenced(keys, args, op)
   if not hex32_ok(lease_id) then return nil, err('invalid_argument', 'lease_id:expected 32 hex digits') end
   local epoch
   epoch, e = int_arg(args[3], 'epoch', 1, 9007199254740991); if e then return nil, e end
-  return lease_check(ek, tag, eid, lease_id, epoch, op)
+  return lease_check(ek, tag, eid, lease_id, epoch_text(args[3], epoch), op, {})
 end
 
 -- The `fence` value that records an accepted lease-ending call, so that its
@@ -568,10 +585,10 @@ end
 
 -- The two ways an attempt ends with a report, once its lease check passed;
 -- with `mv` (a batch of reports) index moves are deferred.
+-- (A completion writes neither an attempt state nor a fence: outcome success
+-- implies both; the decoder and lease_check read them so.)
 local function end_complete(h, result, now, mv)
-  make_terminal(mv, h.ek, h.tag, h.eid, h, 'success', now,
-    'result', result, 'att_state', 'succeeded', 'fence', seal(h, 'complete', 'completed', 0))
-  return ok('completed', 0, 0)
+  make_terminal(mv, h.ek, h.tag, h.eid, h, 'success', now, 'result', result)
 end
 
 local function end_fail(h, message, retryable, now, mv)
@@ -599,7 +616,8 @@ local function ff_complete(keys, args)
   end
   local h, e = fenced(keys, args, 'complete')
   if e then return e end
-  return end_complete(h, result, now_ms())
+  end_complete(h, result, now_ms())
+  return ok('completed', 0, 0)
 end
 
 -- ff_fail  ARGV: eid, lease_id, epoch, error, retryable(0|1)
@@ -647,10 +665,11 @@ local function ff_end_many(keys, args)
   local now = now_ms()
   local mv = new_moves(now)
   local out = {1, n}
+  local scratch = {}
   for i = 1, n do
     local b = 6 * i - 4
     local op, eid = args[b], args[b + 1]
-    local h, refusal = lease_check(exec_key(eid), tag, eid, args[b + 2], epochs[i], op)
+    local h, refusal = lease_check(exec_key(eid), tag, eid, args[b + 2], epoch_text(args[b + 3], epochs[i]), op, scratch)
     if refusal then
       out[i + 2] = refusal
     elseif op == 'complete' then
@@ -687,7 +706,8 @@ local function ff_release(keys, args)
   if e then return e end
   leave_live(h.ek, h.tag, h.eid, h)
   redis.call('HSET', h.ek, 'att_state', 'released', 'fence', seal(h, 'release', 'released', 0))
-  make_eligible(h.ek, h.tag, h.eid, h.lane, tonumber(h.pri) or 0, now_ms())
+  local lp = redis.call('HMGET', h.ek, 'lane', 'pri')
+  make_eligible(h.ek, h.tag, h.eid, lp[1], tonumber(lp[2]) or 0, now_ms())
   return ok('released', 0, 0)
 end
 

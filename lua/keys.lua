@@ -21,7 +21,7 @@ end
 -- (Without building strings: this runs for every member of every batch.)
 local function eid_ok(eid, tag)
   return type(eid) == 'string' and #eid == #tag + 33 and string.find(eid, tag, 1, true) == 1
-    and string.byte(eid, #tag + 1) == 58 and string.find(eid, '[^0-9a-f]', #tag + 2) == nil
+    and string.byte(eid, #tag + 1) == 58 and string.find(eid, '^[0-9a-f]+$', #tag + 2) ~= nil
 end
 
 -- A flow's hash and its members (a sorted set, score 0: read in id order).

@@ -216,7 +216,8 @@ local function ff_suspend(keys, args)
     for _, wpid in ipairs(wpids) do redis.call('HSET', wp_key(tag, wpid), 'state', 'closed') end
     redis.call('HSET', ek, 'att_state', 'suspended', 'resumes', (tonumber(redis.call('HGET', ek, 'resumes')) or 0) + 1,
       'fence', seal(h, 'suspend', 'resumed', 0))
-    make_eligible(ek, tag, eid, h.lane, tonumber(h.pri) or 0, now)
+    local lp = redis.call('HMGET', ek, 'lane', 'pri')
+    make_eligible(ek, tag, eid, lp[1], tonumber(lp[2]) or 0, now)
     reply[2] = 'resumed'
     return reply
   end

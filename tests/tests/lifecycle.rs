@@ -367,6 +367,32 @@ async fn repeated_terminal_calls_replay_the_same_outcome(store: Arc<dyn Store>) 
         .unwrap_err()
         .is_fenced_out());
 
+    // A completion leaves no fence of its own (its success says it): a
+    // completion after an earlier attempt's fenced call replays as such,
+    // and so does that earlier call.
+    c.create(ExecutionSpec::new("job")).await.unwrap();
+    let first_attempt = claim_one(&c).await;
+    let released = c.release(&first_attempt.lease).await.unwrap();
+    let second_attempt = claim_one(&c).await;
+    assert_eq!(
+        second_attempt.lease.execution,
+        first_attempt.lease.execution
+    );
+    let done = c.complete(&second_attempt.lease, b"r").await.unwrap();
+    let done_again = c.complete(&second_attempt.lease, b"r").await.unwrap();
+    assert_eq!(done.outcome, done_again.outcome);
+    assert!(done_again.replayed);
+    let released_again = c.release(&first_attempt.lease).await.unwrap();
+    assert_eq!(released.outcome, released_again.outcome);
+    assert!(released_again.replayed);
+    assert!(c
+        .complete(&first_attempt.lease, b"r")
+        .await
+        .unwrap_err()
+        .is_fenced_out());
+    let rec = c.get(&second_attempt.lease.execution).await.unwrap();
+    assert_eq!(rec.attempt_state, Some(AttemptState::Succeeded));
+
     c.create(ExecutionSpec::new("job").retry(RetryPolicy::fixed(3, 10_000)))
         .await
         .unwrap();

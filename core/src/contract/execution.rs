@@ -698,9 +698,14 @@ impl ExecutionRecord {
             },
             _ => (None, None),
         };
-        let attempt_state = match nonempty("att_state") {
-            None => None,
-            Some(s) => Some(
+        // A claim and a completion write no attempt state: an active
+        // execution's attempt is running, and one that ended in success
+        // succeeded (the hot paths write one field fewer each).
+        let attempt_state = match (phase, outcome, nonempty("att_state")) {
+            (LifecyclePhase::Active, _, _) => Some(AttemptState::Running),
+            (_, Some(TerminalOutcome::Success), _) => Some(AttemptState::Succeeded),
+            (_, _, None) => None,
+            (_, _, Some(s)) => Some(
                 AttemptState::parse(&s).ok_or_else(|| err(format!("bad attempt state {s:?}")))?,
             ),
         };
