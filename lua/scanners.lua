@@ -116,6 +116,10 @@ local function promote(ek, tag, eid, now, mv)
   return 'repaired'
 end
 
+-- What leave_live needs of an active execution: its phase, and whether it
+-- has an attempt due (shared, read only: no table per reclaimed execution).
+local ACTIVE_TIMED, ACTIVE_UNTIMED = {phase = 'active', att_due = true}, {phase = 'active'}
+
 -- An expired lease is taken back: eligible again (a new attempt and epoch at
 -- the next claim), or failed once the reclaim limit is spent.
 local function reclaim(ek, tag, eid, now, mv)
@@ -126,7 +130,7 @@ local function reclaim(ek, tag, eid, now, mv)
     defer_zrem(mv, batch_key(mv, tag, 'lease_expiry'), eid)
     return 'repaired'
   end
-  local exp, reclaims, max_reclaims, pri = num(v[2]), num(v[3] or '0'), num(v[4] or '0'), num(v[5])
+  local exp, reclaims, max_reclaims, pri = num(v[2]), counter(v[3] or nil), counter(v[4] or nil), num(v[5])
   local lane_key = v[6] and batch_lane_key(mv, tag, v[6])
   if exp == nil or reclaims == nil or max_reclaims == nil or pri == nil or not lane_key then return 'malformed' end
   if exp > now then
@@ -134,8 +138,7 @@ local function reclaim(ek, tag, eid, now, mv)
     return 'repaired'
   end
   if reclaims < max_reclaims then
-    -- (an active execution leaves its live indexes by phase and att_due alone)
-    leave_live(ek, tag, eid, {phase = 'active', att_due = v[7] ~= '0' and v[7] or nil}, mv)
+    leave_live(ek, tag, eid, v[7] ~= '0' and ACTIVE_TIMED or ACTIVE_UNTIMED, mv)
     -- (due is already empty: the claim left it so)
     redis.call('HSET', ek, 'phase', 'runnable', 'elig', 'eligible', 'att_state', 'reclaimed', 'reclaims', count_text(reclaims + 1))
     defer_zadd(mv, lane_key, batch_eligible_score(mv, pri, now), eid)
