@@ -9,6 +9,19 @@ local WAKE_CHANNEL = 'ff:wake'
 -- The channel workers follow to learn that a lane of a partition has work.
 local READY_CHANNEL = 'ff:ready'
 
+-- ZADD of {score, member, score, member, ...}, last pair first. A batch's
+-- pairs mostly come in ascending order (one score, members read in index
+-- order), and a small sorted set (a listpack) inserts each member by a scan
+-- from its head: in descending order each insert stops at once.
+local function zadd_pairs(key, entries)
+  local n = #entries
+  local rev = {}
+  for i = 1, n, 2 do
+    rev[i], rev[i + 1] = entries[n - i], entries[n - i + 1]
+  end
+  return redis.call('ZADD', key, unpack(rev))
+end
+
 -- zadd_due for many members at once: `entries` is {due, member, due, member, ...}.
 -- When the earliest of them becomes the index's earliest, the engine is told
 -- (message '<index> <tag> <due>') so its scanner wakes in time instead of at
@@ -23,7 +36,7 @@ local function zadd_due_many(tag, name, entries)
     local due = tonumber(entries[i])
     if due < earliest then earliest = due end
   end
-  redis.call('ZADD', key, unpack(entries))
+  zadd_pairs(key, entries)
   if head[2] == nil or earliest < tonumber(head[2]) then
     redis.call('PUBLISH', WAKE_CHANNEL, name .. ' ' .. tag .. ' ' .. earliest)
   end
@@ -138,7 +151,7 @@ local function apply_moves(mv)
       if lane_tag and redis.call('ZCARD', key) == 0 then
         redis.call('PUBLISH', READY_CHANNEL, string.sub(key, #('ff:idx:' .. lane_tag .. ':eligible:') + 1) .. ' ' .. lane_tag)
       end
-      redis.call('ZADD', key, unpack(mv.add[key]))
+      zadd_pairs(key, mv.add[key])
     end
   end
   if #mv.sadd > 0 then redis.call('SADD', mv.sadd_key, unpack(mv.sadd)) end
