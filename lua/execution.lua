@@ -305,11 +305,11 @@ local function create_apply(tag, it, now, now_s, mv)
   end
   if c.idem_ttl > 0 then
     redis.call('HSET', ek, 'phase', 'runnable', 'elig', elig, 'due', due, 'payload', it.payload,
-      'id', eid, 'created', now_s, 'idem', it.idem_key, unpack(shape_fields(c, now)))
+      'created', now_s, 'idem', it.idem_key, unpack(shape_fields(c, now)))
     redis.call('SET', it.idem_key, eid, 'PX', c.idem_ttl)
   else
     redis.call('HSET', ek, 'phase', 'runnable', 'elig', elig, 'due', due, 'payload', it.payload,
-      'id', eid, 'created', now_s, unpack(shape_fields(c, now)))
+      'created', now_s, unpack(shape_fields(c, now)))
   end
   idx_sadd(mv, idx_key(tag, 'all'), eid)
   if c.deadline > 0 then idx_due(mv, tag, 'deadline', mv and batch_after(mv, c.s[7]) or now + c.deadline, eid) end
@@ -391,9 +391,12 @@ end
 -- ff_claim: hand out up to n eligible executions of one lane of one partition.
 -- KEYS: eligible index of the lane
 -- ARGV: lane, worker, worker_instance, lease_ttl_ms, n, lease_id * n [, capabilities [, skip]]
--- -> {1, count, (eid, lease_id, epoch, attempt, lease_exp, kind, payload) * count,
---     adm * count, nskipped, (eid, capabilities) * nskipped}
--- adm: what it draws on (admission.lua; '' = none). An execution needing a
+-- -> {1, count, lease_exp, (eid, epoch, attempt, kind, payload) * count,
+--     nadm, adm * nadm, nskipped, (eid, capabilities) * nskipped}
+-- The k-th execution handed out holds the k-th lease id. adm: what it draws
+-- on (admission.lua; '' = none), listed (nadm = count) only when one of them
+-- draws on something (nadm = 0). (Short: the reply is most of what a claim
+-- costs the server after the record's reads and writes.) An execution needing a
 -- capability the worker lacks is skipped (left eligible) and listed; up to
 -- ROUTE_LOOKAHEAD of them are looked past. skip: start that far into the
 -- index (past those an earlier call of the same claim skipped).
@@ -425,9 +428,9 @@ local function ff_claim(keys, args)
   end
 
   local now = now_ms()
-  local out = {1, 0}
-  local claimed = 0
   local exp = now + ttl
+  local out = {1, 0, exp}
+  local claimed, admitted = 0, false
   -- Index moves are made once for the whole batch (the hot path of workers).
   local taken, leased, timed, adms, skipped, kinds = {}, {}, {}, {}, {}, {}
   local cands = redis.call('ZRANGE', ek_idx, skip, skip + n - 1 + ROUTE_LOOKAHEAD)
@@ -478,12 +481,17 @@ local function ff_claim(keys, args)
           'lease_exp', exp_s, 'by', by, 'att', count_text(att))
       end
       local k = #out
-      out[k + 1] = eid; out[k + 2] = lease_id; out[k + 3] = epoch; out[k + 4] = att
-      out[k + 5] = exp; out[k + 6] = v[7]; out[k + 7] = v[8] or ''
+      out[k + 1] = eid; out[k + 2] = epoch; out[k + 3] = att; out[k + 4] = v[7]; out[k + 5] = v[8] or ''
       adms[#adms + 1] = v[9] or ''
+      admitted = admitted or v[9] ~= false
     end
   end
-  for _, a in ipairs(adms) do out[#out + 1] = a end
+  if admitted then
+    out[#out + 1] = #adms
+    for _, a in ipairs(adms) do out[#out + 1] = a end
+  else
+    out[#out + 1] = 0
+  end
   out[#out + 1] = #skipped / 2
   for _, s in ipairs(skipped) do out[#out + 1] = s end
   if #taken > 0 then redis.call('ZREM', ek_idx, unpack(taken)) end
@@ -547,13 +555,6 @@ local function lease_check(ek, tag, eid, lease_id, epoch, op, h)
   return h
 end
 
--- A checked epoch argument as the record stores it (canonical text).
-local function epoch_text(v, n)
-  local t = int_text(v, n)
-  if type(t) == 'string' then return t end
-  return ms_text(t)
-end
-
 local function fenced(keys, args, op)
   local eid, lease_id = args[1], args[2]
   local ek, tag, e = exec_target(keys, eid)
@@ -561,7 +562,7 @@ local function fenced(keys, args, op)
   if not hex32_ok(lease_id) then return nil, err('invalid_argument', 'lease_id:expected 32 hex digits') end
   local epoch
   epoch, e = int_arg(args[3], 'epoch', 1, 9007199254740991); if e then return nil, e end
-  return lease_check(ek, tag, eid, lease_id, epoch_text(args[3], epoch), op, {})
+  return lease_check(ek, tag, eid, lease_id, int_text(args[3], epoch), op, {})
 end
 
 -- The `fence` value that records an accepted lease-ending call, so that its
@@ -669,7 +670,7 @@ local function ff_end_many(keys, args)
   for i = 1, n do
     local b = 6 * i - 4
     local op, eid = args[b], args[b + 1]
-    local h, refusal = lease_check(exec_key(eid), tag, eid, args[b + 2], epoch_text(args[b + 3], epochs[i]), op, scratch)
+    local h, refusal = lease_check(exec_key(eid), tag, eid, args[b + 2], int_text(args[b + 3], epochs[i]), op, scratch)
     if refusal then
       out[i + 2] = refusal
     elseif op == 'complete' then

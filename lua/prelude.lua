@@ -35,12 +35,12 @@ local function int_arg(v, name, lo, hi)
   return n
 end
 
--- The text to store for a checked integer argument: the argument itself when
--- it is already canonical (a number argument to redis.call is formatted with
--- %.17g on every call, a cost on the hot paths), else the number.
+-- A checked integer argument `v` (read as `n`, below 2^53) as canonical
+-- text: the argument itself when it already is (a number argument to
+-- redis.call is formatted with %.17g on every call, a cost on the hot paths).
 local function int_text(v, n)
   if v == '0' or string.find(v, '^[1-9]%d*$') then return v end
-  return n
+  return string.format('%d', n)
 end
 
 -- Small counts (attempts, epochs, reclaims) as text, each made once (at its

@@ -116,9 +116,10 @@ local function promote(ek, tag, eid, now, mv)
   return 'repaired'
 end
 
--- What leave_live needs of an active execution: its phase, and whether it
--- has an attempt due (shared, read only: no table per reclaimed execution).
-local ACTIVE_TIMED, ACTIVE_UNTIMED = {phase = 'active', att_due = true}, {phase = 'active'}
+-- What leave_live needs of an active execution, by whether it has an
+-- attempt timeout: its phase, and whether it has an attempt due (shared,
+-- read only: no table per reclaimed execution).
+local ACTIVE_BY_TIMEOUT = {[true] = {phase = 'active', att_due = true}, [false] = {phase = 'active'}}
 
 -- An expired lease is taken back: eligible again (a new attempt and epoch at
 -- the next claim), or failed once the reclaim limit is spent.
@@ -138,7 +139,7 @@ local function reclaim(ek, tag, eid, now, mv)
     return 'repaired'
   end
   if reclaims < max_reclaims then
-    leave_live(ek, tag, eid, v[7] ~= '0' and ACTIVE_TIMED or ACTIVE_UNTIMED, mv)
+    leave_live(ek, tag, eid, ACTIVE_BY_TIMEOUT[v[7] ~= '0'], mv)
     -- (due is already empty: the claim left it so)
     redis.call('HSET', ek, 'phase', 'runnable', 'elig', 'eligible', 'att_state', 'reclaimed', 'reclaims', count_text(reclaims + 1))
     defer_zadd(mv, lane_key, batch_eligible_score(mv, pri, now), eid)

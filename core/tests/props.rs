@@ -5,6 +5,7 @@
 use ff_core::contract::execution::{
     decode_claim, decode_create, decode_ended, decode_get, decode_renew, EndOutcome,
 };
+use ff_core::contract::limits::MAX_CLAIM_BATCH;
 use ff_core::contract::CallError;
 use ff_core::keys::{self, IdempotencyKey, PartitionKeys};
 use ff_core::name::MAX_NAME_LEN;
@@ -180,7 +181,6 @@ fn shaped_reply() -> impl Strategy<Value = Reply> {
 /// An `ff_get` reply built from plausible fields and values.
 fn get_reply() -> impl Strategy<Value = Reply> {
     const FIELDS: &[&str] = &[
-        "id",
         "phase",
         "elig",
         "outcome",
@@ -226,12 +226,25 @@ fn get_reply() -> impl Strategy<Value = Reply> {
 
 fn run_all_decoders(r: &Reply) {
     let _ = decode_create(r);
-    let _ = decode_claim(r);
+    let _ = decode_claim(r, &some_lease_ids());
     let _ = decode_renew(r);
     for f in ["ff_complete", "ff_fail", "ff_delay", "ff_cancel"] {
         let _ = decode_ended(f, r);
     }
-    let _ = decode_get(r);
+    let _ = decode_get(&some_execution(), r);
+}
+
+/// Lease ids a decoded `ff_claim` reply is taken to answer (as many as a
+/// claim may send).
+fn some_lease_ids() -> Vec<LeaseId> {
+    (0..MAX_CLAIM_BATCH as u128)
+        .map(LeaseId::from_u128)
+        .collect()
+}
+
+/// The execution a decoded `ff_get` reply is taken to be of.
+fn some_execution() -> ExecutionId {
+    ExecutionId::new(12, 99)
 }
 
 // ---------------------------------------------------------------------------
@@ -500,7 +513,7 @@ proptest! {
     #[test]
     fn decode_get_never_panics_on_plausible_records(r in get_reply()) {
         run_all_decoders(&r);
-        if let Ok(rec) = decode_get(&r) {
+        if let Ok(rec) = decode_get(&some_execution(), &r) {
             prop_assert_eq!(rec.public_state, rec.state.public_state().unwrap());
             prop_assert_eq!(rec.lease.is_some(), rec.state.phase == ff_core::state::LifecyclePhase::Active);
         }
@@ -512,10 +525,10 @@ proptest! {
         let r = Reply::Array(vec![Reply::Int(0), Reply::bulk(code.clone()), Reply::bulk(detail.clone())]);
         let want = FfError::from_code(&code, &detail);
         prop_assert_eq!(decode_create(&r).unwrap_err(), CallError::Rejected(want.clone()));
-        prop_assert_eq!(decode_claim(&r).unwrap_err(), CallError::Rejected(want.clone()));
+        prop_assert_eq!(decode_claim(&r, &some_lease_ids()).unwrap_err(), CallError::Rejected(want.clone()));
         prop_assert_eq!(decode_renew(&r).unwrap_err(), CallError::Rejected(want.clone()));
         prop_assert_eq!(decode_ended("ff_complete", &r).unwrap_err(), CallError::Rejected(want.clone()));
-        prop_assert_eq!(decode_get(&r).unwrap_err(), CallError::Rejected(want));
+        prop_assert_eq!(decode_get(&some_execution(), &r).unwrap_err(), CallError::Rejected(want));
     }
 }
 
@@ -536,22 +549,22 @@ fn well_formed_claim_decodes() {
     let reply = Reply::Array(vec![
         Reply::Int(1),
         Reply::Int(2),
+        Reply::Int(1_700_000_030_000),
         b(e1.as_str()),
-        b(l1.as_str()),
         Reply::Int(5),
         Reply::Int(1),
-        Reply::Int(1_700_000_030_000),
         b("email.send"),
         Reply::Bulk(vec![0, 1, 2, 255]),
         b(e2.as_str()),
-        b(l2.as_str()),
         b("9"),
         Reply::Int(3),
-        Reply::Int(1_700_000_031_000),
         Reply::Status("report".into()),
         Reply::Nil,
+        Reply::Int(0),
+        Reply::Int(0),
     ]);
-    let claimed = decode_claim(&reply).unwrap();
+    let unused = LeaseId::from_u128(3);
+    let claimed = decode_claim(&reply, &[l1.clone(), l2.clone(), unused]).unwrap();
     assert_eq!(claimed.len(), 2);
     let c = &claimed[0];
     assert_eq!(c.lease.execution, e1);
@@ -566,14 +579,30 @@ fn well_formed_claim_decodes() {
     assert_eq!(c.lease.id, l2);
     assert_eq!(c.lease.epoch, 9);
     assert_eq!(c.attempt, 3);
+    assert_eq!(c.lease_expires_at_ms, 1_700_000_030_000);
     assert_eq!(c.kind.as_str(), "report");
     assert!(c.payload.is_empty());
+    // More handed out than lease ids sent is a decode error.
+    assert!(matches!(
+        decode_claim(&reply, &[l1]),
+        Err(CallError::Decode(_))
+    ));
 }
 
 #[test]
 fn empty_claim_decodes() {
     assert_eq!(
-        decode_claim(&Reply::Array(vec![Reply::Int(1), Reply::Int(0)])).unwrap(),
+        decode_claim(
+            &Reply::Array(vec![
+                Reply::Int(1),
+                Reply::Int(0),
+                Reply::Int(9),
+                Reply::Int(0),
+                Reply::Int(0)
+            ]),
+            &some_lease_ids()
+        )
+        .unwrap(),
         vec![]
     );
 }
@@ -581,15 +610,26 @@ fn empty_claim_decodes() {
 #[test]
 fn claim_with_bad_count_or_truncated_fields_is_a_decode_error() {
     for n in [-1, 1001] {
-        let r = Reply::Array(vec![Reply::Int(1), Reply::Int(n)]);
+        let r = Reply::Array(vec![Reply::Int(1), Reply::Int(n), Reply::Int(9)]);
         assert!(
-            matches!(decode_claim(&r), Err(CallError::Decode(_))),
+            matches!(
+                decode_claim(&r, &some_lease_ids()),
+                Err(CallError::Decode(_))
+            ),
             "count {n}"
         );
     }
     let e = ExecutionId::new(1, 1);
-    let r = Reply::Array(vec![Reply::Int(1), Reply::Int(1), b(e.as_str())]);
-    assert!(matches!(decode_claim(&r), Err(CallError::Decode(_))));
+    let r = Reply::Array(vec![
+        Reply::Int(1),
+        Reply::Int(1),
+        Reply::Int(9),
+        b(e.as_str()),
+    ]);
+    assert!(matches!(
+        decode_claim(&r, &some_lease_ids()),
+        Err(CallError::Decode(_))
+    ));
 }
 
 #[test]
@@ -600,7 +640,7 @@ fn stale_lease_rejection_decodes() {
         Err(CallError::Rejected(FfError::StaleLease))
     );
     assert_eq!(
-        decode_claim(&r),
+        decode_claim(&r, &some_lease_ids()),
         Err(CallError::Rejected(FfError::StaleLease))
     );
     assert_eq!(
@@ -668,7 +708,6 @@ fn well_formed_get_decodes() {
     let l = LeaseId::from_u128(7);
     let mut items = vec![Reply::Int(1), Reply::Int(5_000)];
     for (k, v) in [
-        ("id", e.as_str()),
         ("phase", "active"),
         ("ns", "default"),
         ("lane", "default"),
@@ -687,7 +726,7 @@ fn well_formed_get_decodes() {
         items.push(b(k));
         items.push(b(v));
     }
-    let rec = decode_get(&Reply::Array(items)).unwrap();
+    let rec = decode_get(&e, &Reply::Array(items)).unwrap();
     assert_eq!(rec.execution, e);
     assert_eq!(rec.public_state, PublicState::Active);
     assert_eq!(rec.lease.as_ref().map(|x| (&x.id, x.epoch)), Some((&l, 4)));

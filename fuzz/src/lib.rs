@@ -429,14 +429,14 @@ pub fn decode_replies(data: &[u8]) {
     if refusal {
         let rejected = |e: Result<(), CallError>| matches!(e, Err(CallError::Rejected(_)));
         assert!(rejected(decode_create(&r).map(drop)), "{r:?}");
-        assert!(rejected(decode_claim(&r).map(drop)));
+        assert!(rejected(decode_claim(&r, &claim_lease_ids()).map(drop)));
         assert!(rejected(decode_renew(&r).map(drop)));
         assert!(rejected(decode_ended("ff_fail", &r).map(drop)));
-        assert!(rejected(decode_get(&r).map(drop)));
+        assert!(rejected(decode_get(&ExecutionId::new(7, 0xabcd), &r).map(drop)));
         assert!(rejected(decode_batch("ff_promote_delayed", &r).map(drop)));
     }
     let _ = decode_create(&r);
-    if let Ok(claimed) = decode_claim(&r) {
+    if let Ok(claimed) = decode_claim(&r, &claim_lease_ids()) {
         assert!(claimed.len() <= MAX_CLAIM_BATCH);
     }
     let _ = decode_renew(&r);
@@ -448,7 +448,7 @@ pub fn decode_replies(data: &[u8]) {
             assert!(out.malformed as usize <= out.exceptions.len());
         }
     }
-    if let Ok(rec) = decode_get(&r) {
+    if let Ok(rec) = decode_get(&ExecutionId::new(7, 0xabcd), &r) {
         assert_eq!(Some(rec.public_state), rec.state.public_state());
         assert_eq!(
             rec.lease.is_some(),
@@ -462,6 +462,12 @@ pub fn decode_replies(data: &[u8]) {
 }
 
 /// The seed replies `corpus/decode_replies/` was written from.
+/// The lease ids a decoded claim reply is taken to answer: the seed's lease
+/// first (`seed_replies`), then more up to a batch of 8.
+fn claim_lease_ids() -> Vec<LeaseId> {
+    (1..=8).map(LeaseId::from_u128).collect()
+}
+
 pub fn seed_replies() -> Vec<(&'static str, Reply)> {
     let b = Reply::bulk;
     let eid = "{fp:7}:0000000000000000000000000000abcd";
@@ -503,18 +509,25 @@ pub fn seed_replies() -> Vec<(&'static str, Reply)> {
             Reply::Array(vec![
                 Reply::Int(1),
                 Reply::Int(1),
-                b(eid),
-                b(lease),
-                Reply::Int(1),
-                Reply::Int(1),
                 Reply::Int(1_700_000_030_000),
+                b(eid),
+                Reply::Int(1),
+                Reply::Int(1),
                 b("email.send"),
                 b("payload"),
+                Reply::Int(0),
+                Reply::Int(0),
             ]),
         ),
         (
             "claim_empty",
-            Reply::Array(vec![Reply::Int(1), Reply::Int(0)]),
+            Reply::Array(vec![
+                Reply::Int(1),
+                Reply::Int(0),
+                Reply::Int(1_700_000_030_000),
+                Reply::Int(0),
+                Reply::Int(0),
+            ]),
         ),
         (
             "renew_ok",
@@ -807,12 +820,12 @@ mod tests {
         };
         assert!(decode_create(&decoded("create_ok").unwrap()).is_ok());
         assert_eq!(
-            decode_claim(&decoded("claim_one").unwrap()).unwrap().len(),
+            decode_claim(&decoded("claim_one").unwrap(), &claim_lease_ids()).unwrap().len(),
             1
         );
         assert!(decode_renew(&decoded("renew_ok").unwrap()).is_ok());
         assert!(decode_ended("ff_fail", &decoded("ended_retry").unwrap()).is_ok());
-        assert!(decode_get(&decoded("get_active").unwrap()).is_ok());
+        assert!(decode_get(&ExecutionId::new(7, 0xabcd), &decoded("get_active").unwrap()).is_ok());
         let batch =
             decode_batch("ff_promote_delayed", &decoded("batch_exceptions").unwrap()).unwrap();
         assert_eq!(

@@ -367,7 +367,8 @@ impl Client {
                 capabilities: capabilities.to_vec(),
                 skip: u32::try_from(skipped.len()).unwrap_or(ex::MAX_CLAIM_SKIP),
             };
-            let (got, passed) = ex::decode_claim_routed(&self.call(&ex::claim(&args)).await?)?;
+            let reply = self.call(&ex::claim(&args)).await?;
+            let (got, passed) = ex::decode_claim_routed(&reply, &args.lease_ids)?;
             let more = passed.len() >= ex::ROUTE_LOOKAHEAD;
             claimed.extend(got);
             skipped.extend(passed);
@@ -446,7 +447,10 @@ impl Client {
     /// Read one execution.
     pub async fn get(&self, execution: &ExecutionId) -> Result<ExecutionRecord> {
         self.check_partition(execution)?;
-        Ok(ex::decode_get(&self.call(&ex::get(execution)).await?)?)
+        Ok(ex::decode_get(
+            execution,
+            &self.call(&ex::get(execution)).await?,
+        )?)
     }
 
     pub(crate) fn check_partition(&self, execution: &ExecutionId) -> Result<()> {

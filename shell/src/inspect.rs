@@ -13,7 +13,7 @@ use ff_core::contract::execution::ExecutionRecord;
 use ff_core::contract::scan::BatchFunction;
 use ff_core::keys::PartitionKeys;
 use ff_core::reply::Reply;
-use ff_core::{BudgetId, PartitionFamily, QuotaId};
+use ff_core::{BudgetId, ExecutionId, PartitionFamily, QuotaId};
 use std::collections::BTreeMap;
 
 /// What `ff inspect` reports.
@@ -193,7 +193,7 @@ pub async fn inspect(client: &Client) -> Result<Inspection> {
                 .iter()
                 .map(|id| cmd(["HGETALL", &format!("ff:exec:{id}")]))
                 .collect();
-            for r in store.command_many(&reads).await {
+            for (id, r) in ids.iter().zip(store.command_many(&reads).await) {
                 let fields = texts(&r?);
                 let m: BTreeMap<String, Vec<u8>> = fields
                     .chunks(2)
@@ -203,7 +203,12 @@ pub async fn inspect(client: &Client) -> Result<Inspection> {
                 if m.is_empty() {
                     continue;
                 }
-                match ExecutionRecord::from_fields(&m, out.now_ms) {
+                let rec = ExecutionId::parse(id)
+                    .map_err(|e| e.to_string())
+                    .and_then(|id| {
+                        ExecutionRecord::from_fields(&id, &m, out.now_ms).map_err(|e| e.to_string())
+                    });
+                match rec {
                     Ok(rec) => {
                         out.executions += 1;
                         *out.by_state

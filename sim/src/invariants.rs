@@ -105,7 +105,12 @@ impl Checker {
                     .filter(|p| p.len() == 2)
                     .map(|p| (p[0].clone(), p[1].clone().into_bytes()))
                     .collect();
-                match ExecutionRecord::from_fields(&m, 0) {
+                let rec = ExecutionId::parse(eid)
+                    .map_err(|e| e.to_string())
+                    .and_then(|id| {
+                        ExecutionRecord::from_fields(&id, &m, 0).map_err(|e| e.to_string())
+                    });
+                match rec {
                     Ok(rec) => {
                         obs.records.insert(eid.to_owned(), rec);
                     }

@@ -770,6 +770,8 @@ struct Run<'a> {
     /// Leases handed out (current and stale ones), from the server's replies.
     leases: Vec<Lease>,
     next_lease: u128,
+    /// The lease ids the last claim sent (its reply hands them out in order).
+    claim_ids: Vec<LeaseId>,
     /// Waitpoint tokens handed out, from the server's replies.
     tokens: std::collections::BTreeMap<(usize, usize), WaitpointToken>,
     log: Vec<String>,
@@ -1298,12 +1300,13 @@ impl<'a> Run<'a> {
                 n,
                 ttl_ms,
             } => {
-                let lease_ids = (0..*n)
+                let lease_ids: Vec<LeaseId> = (0..*n)
                     .map(|_| {
                         self.next_lease += 1;
                         LeaseId::from_u128(0x0001_ea5e_0000 + self.next_lease)
                     })
                     .collect();
+                self.claim_ids = lease_ids.clone();
                 Step::Call(ex::claim(&ClaimArgs {
                     partition: partition(*p),
                     lane: Lane::new(LANES[*lane]).unwrap(),
@@ -1494,18 +1497,19 @@ impl<'a> Run<'a> {
                 });
                 let _ = self.step(Step::Call(create)).await?;
                 self.next_lease += 1;
+                let lease_ids = vec![LeaseId::from_u128(0x0001_ea5e_0000 + self.next_lease)];
                 let claim = Step::Call(ex::claim(&ClaimArgs {
                     partition: partition(*exec),
                     lane: Lane::new(LANES[0]).unwrap(),
                     worker: WorkerName::new("w").unwrap(),
                     instance: WorkerInstance::new("i1").unwrap(),
                     lease_ttl_ms: 30_000,
-                    lease_ids: vec![LeaseId::from_u128(0x0001_ea5e_0000 + self.next_lease)],
+                    lease_ids: lease_ids.clone(),
                     capabilities: Vec::new(),
                     skip: 0,
                 }));
                 let got = match self.step(claim).await? {
-                    Ok(reply) => ex::decode_claim(&reply).unwrap_or_default(),
+                    Ok(reply) => ex::decode_claim(&reply, &lease_ids).unwrap_or_default(),
                     Err(_) => Vec::new(),
                 };
                 let Some(c) = got.into_iter().next() else {
@@ -1555,7 +1559,7 @@ impl<'a> Run<'a> {
             _ => {}
         }
         if let (Op::Claim { .. }, Ok(reply)) = (op, &r) {
-            if let Ok(claimed) = ex::decode_claim(reply) {
+            if let Ok(claimed) = ex::decode_claim(reply, &self.claim_ids) {
                 self.leases.extend(claimed.into_iter().map(|c| c.lease));
             }
         }
@@ -1574,6 +1578,7 @@ async fn run_sequence(redis: &RedisStore, ops: &[Op]) -> Result<(), TestCaseErro
         history: Vec::new(),
         leases: Vec::new(),
         next_lease: 0,
+        claim_ids: Vec::new(),
         tokens: Default::default(),
         log: Vec::new(),
     };

@@ -287,9 +287,10 @@ pub fn claim(a: &ClaimArgs) -> Call {
     call
 }
 
-/// Decode `ff_claim`'s reply (possibly empty).
-pub fn decode_claim(reply: &Reply) -> Result<Vec<Claimed>, CallError> {
-    Ok(decode_claim_routed(reply)?.0)
+/// Decode `ff_claim`'s reply (possibly empty) to the call that sent
+/// `lease_ids`: the k-th execution handed out holds the k-th of them.
+pub fn decode_claim(reply: &Reply, lease_ids: &[LeaseId]) -> Result<Vec<Claimed>, CallError> {
+    Ok(decode_claim_routed(reply, lease_ids)?.0)
 }
 
 /// An eligible execution a claim skipped: it needs capabilities the claimer lacks.
@@ -301,27 +302,35 @@ pub struct Unroutable {
     pub capabilities: Vec<String>,
 }
 
-/// The executions handed out, and those skipped for their capabilities.
-pub fn decode_claim_routed(reply: &Reply) -> Result<(Vec<Claimed>, Vec<Unroutable>), CallError> {
+/// The executions handed out (the k-th holding the k-th of `lease_ids`), and
+/// those skipped for their capabilities.
+pub fn decode_claim_routed(
+    reply: &Reply,
+    lease_ids: &[LeaseId],
+) -> Result<(Vec<Claimed>, Vec<Unroutable>), CallError> {
     let mut f = ok_fields("ff_claim", reply)?;
     let n = f.int("count")?;
-    if n < 0 || n as usize > super::limits::MAX_CLAIM_BATCH {
-        return Err(f.error(format!("count {n} out of range")).into());
+    if n < 0 || n as usize > lease_ids.len() {
+        return Err(f
+            .error(format!(
+                "count {n} out of range for {} lease ids",
+                lease_ids.len()
+            ))
+            .into());
     }
+    let lease_expires_at_ms = non_negative(&mut f, "lease expiry")?;
     let mut out = Vec::with_capacity(n as usize);
-    for _ in 0..n {
+    for id in &lease_ids[..n as usize] {
         let execution = parse_eid(&mut f)?;
-        let id = LeaseId::parse(&f.text("lease id")?).map_err(|e| f.error(e.to_string()))?;
         let epoch = non_negative(&mut f, "epoch")?;
         let attempt =
             u32::try_from(f.int("attempt")?).map_err(|_| f.error("attempt out of range"))?;
-        let lease_expires_at_ms = non_negative(&mut f, "lease expiry")?;
         let kind = Kind::new(f.text("kind")?).map_err(|e| f.error(e.to_string()))?;
         let payload = f.bytes("payload")?;
         out.push(Claimed {
             lease: Lease {
                 execution,
-                id,
+                id: id.clone(),
                 epoch,
             },
             attempt,
@@ -331,25 +340,30 @@ pub fn decode_claim_routed(reply: &Reply) -> Result<(Vec<Claimed>, Vec<Unroutabl
             admission: Default::default(),
         });
     }
-    // Each execution's admission follows the items, then the skipped ones
-    // (both absent from older replies).
-    let mut skipped = Vec::new();
-    if f.remaining() > out.len() {
+    // The admissions, listed only when one is not empty; then the skipped.
+    let listed = f.int("admissions")?;
+    if listed != 0 && listed != n {
+        return Err(f
+            .error(format!("{listed} admissions for {n} executions"))
+            .into());
+    }
+    if listed == n {
         for c in &mut out {
             let a = f.text("admission")?;
             c.admission =
                 crate::admission::Admission::parse(&a).map_err(|e| f.error(e.to_string()))?;
         }
-        let k = f.int("skipped")?;
-        for _ in 0..k.max(0) {
-            let execution = parse_eid(&mut f)?;
-            let caps = f.text("capabilities")?;
-            skipped.push(Unroutable {
-                execution,
-                capabilities: crate::admission::parse_capabilities(&caps)
-                    .map_err(|e| f.error(e.to_string()))?,
-            });
-        }
+    }
+    let mut skipped = Vec::new();
+    let k = f.int("skipped")?;
+    for _ in 0..k.max(0) {
+        let execution = parse_eid(&mut f)?;
+        let caps = f.text("capabilities")?;
+        skipped.push(Unroutable {
+            execution,
+            capabilities: crate::admission::parse_capabilities(&caps)
+                .map_err(|e| f.error(e.to_string()))?,
+        });
     }
     Ok((out, skipped))
 }
@@ -614,8 +628,8 @@ pub struct ExecutionRecord {
     pub read_at_ms: u64,
 }
 
-/// Decode `ff_get`'s reply.
-pub fn decode_get(reply: &Reply) -> Result<ExecutionRecord, CallError> {
+/// Decode `ff_get`'s reply for `execution`.
+pub fn decode_get(execution: &ExecutionId, reply: &Reply) -> Result<ExecutionRecord, CallError> {
     let mut f = ok_fields("ff_get", reply)?;
     let read_at_ms = non_negative(&mut f, "server time")?;
     let mut m: BTreeMap<String, Vec<u8>> = BTreeMap::new();
@@ -624,13 +638,15 @@ pub fn decode_get(reply: &Reply) -> Result<ExecutionRecord, CallError> {
         let v = f.bytes("value")?;
         m.insert(k, v);
     }
-    ExecutionRecord::from_fields(&m, read_at_ms).map_err(Into::into)
+    ExecutionRecord::from_fields(execution, &m, read_at_ms).map_err(Into::into)
 }
 
 impl ExecutionRecord {
-    /// Decode the fields of an execution hash. A record that breaks the state
-    /// model is reported, never guessed at.
+    /// Decode the fields of the hash of `execution` (the record holds no id
+    /// of its own: its key names it). A record that breaks the state model is
+    /// reported, never guessed at.
     pub fn from_fields(
+        execution: &ExecutionId,
         m: &BTreeMap<String, Vec<u8>>,
         read_at_ms: u64,
     ) -> Result<Self, DecodeError> {
@@ -658,7 +674,7 @@ impl ExecutionRecord {
         };
         let nonempty = |k: &str| text(k).filter(|s| !s.is_empty());
 
-        let execution = ExecutionId::parse(&req("id")?).map_err(|e| err(e.to_string()))?;
+        let execution = execution.clone();
         let phase = LifecyclePhase::parse(&req("phase")?).ok_or_else(|| err("bad phase".into()))?;
         let eligibility = match nonempty("elig") {
             None => None,
