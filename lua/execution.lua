@@ -296,7 +296,7 @@ local function create_apply(tag, it, now, now_s, mv)
   end
   -- One write of every field, the state first: every transition reads it.
   -- A flow member's state is set by flows.lua from its dependencies.
-  -- Counters (att, retries, reclaims, epoch) start absent: absent reads as 0.
+  -- Counters (epoch, retries, reclaims) start absent: absent reads as 0.
   local elig, due = 'eligible', ''
   if c.member then
     elig = ''
@@ -391,9 +391,10 @@ end
 -- ff_claim: hand out up to n eligible executions of one lane of one partition.
 -- KEYS: eligible index of the lane
 -- ARGV: lane, worker, worker_instance, lease_ttl_ms, n, lease_id * n [, capabilities [, skip]]
--- -> {1, count, lease_exp, (eid, epoch, attempt, kind, payload) * count,
+-- -> {1, count, lease_exp, (eid, epoch, kind, payload) * count,
 --     nadm, adm * nadm, nskipped, (eid, capabilities) * nskipped}
--- The k-th execution handed out holds the k-th lease id. adm: what it draws
+-- The k-th execution handed out holds the k-th lease id; its epoch is its
+-- attempt number too (one attempt per claim). adm: what it draws
 -- on (admission.lua; '' = none), listed (nadm = count) only when one of them
 -- draws on something (nadm = 0). (Short: the reply is most of what a claim
 -- costs the server after the record's reads and writes.) An execution needing a
@@ -442,22 +443,22 @@ local function ff_claim(keys, args)
     if claimed >= n then break end
     local ek = eid_ok(eid, tag) and exec_key(eid)
     -- (positional: this runs once per claimed execution)
-    local v = ek and redis.call('HMGET', ek, 'phase', 'elig', 'lane', 'att', 'epoch', 'att_timeout', 'kind', 'payload', 'opt')
+    local v = ek and redis.call('HMGET', ek, 'phase', 'elig', 'lane', 'epoch', 'att_timeout', 'kind', 'payload', 'opt')
     if v then
-      local o = optional_fields(ek, v[9], 'adm', 'deadline')
-      v[9], v[10] = o[1], o[2]
+      local o = optional_fields(ek, v[8], 'adm', 'deadline')
+      v[8], v[9] = o[1], o[2]
     end
-    local needs = v and v[9] and needed_capabilities(v[9])
-    local att, epoch, att_timeout, deadline
-    if v then att, epoch, att_timeout, deadline = counter(v[4] or nil), counter(v[5] or nil), counter(v[6] or nil), v[10] and num(v[10]) end
+    local needs = v and v[8] and needed_capabilities(v[8])
+    local epoch, att_timeout, deadline
+    if v then epoch, att_timeout, deadline = counter(v[4] or nil), counter(v[5] or nil), v[9] and num(v[9]) end
     if needs and needs ~= '' and v[1] == 'runnable' and v[2] == 'eligible' and not capable(needs, caps) then
       if #skipped < 2 * ROUTE_LOOKAHEAD then
         skipped[#skipped + 1] = eid
         skipped[#skipped + 1] = needs
       end
     elseif not v or v[1] ~= 'runnable' or v[2] ~= 'eligible' or v[3] ~= lane
-        or att == nil or epoch == nil or att_timeout == nil
-        or (v[10] and deadline == nil) or not (kinds[v[7]] or kind_ok(kinds, v[7])) then
+        or epoch == nil or att_timeout == nil
+        or (v[9] and deadline == nil) or not (kinds[v[6]] or kind_ok(kinds, v[6])) then
       -- The index disagrees with the record, or the record is unusable: drop
       -- the entry (the reconciler re-indexes a sound record; a broken one
       -- waits for an operator rather than failing every claim).
@@ -465,25 +466,27 @@ local function ff_claim(keys, args)
     elseif deadline and deadline <= now then
       make_terminal(nil, ek, tag, eid, read_state(ek), 'expired', now, 'error', 'execution deadline passed')
     else
+      -- Each claim starts one attempt under one new lease: the epoch counts
+      -- both (the attempt number is the epoch).
       claimed = claimed + 1
       local lease_id = args[5 + claimed]
-      att, epoch = att + 1, epoch + 1
+      epoch = epoch + 1
       taken[#taken + 1] = eid
       leased[#leased + 1] = exp_s
       leased[#leased + 1] = eid
       if att_timeout > 0 then
         redis.call('HSET', ek, 'phase', 'active', 'elig', '', 'lease_id', lease_id, 'epoch', count_text(epoch),
-          'lease_exp', exp_s, 'by', by, 'att', count_text(att), 'att_due', now + att_timeout)
+          'lease_exp', exp_s, 'by', by, 'att_due', now + att_timeout)
         timed[#timed + 1] = now + att_timeout
         timed[#timed + 1] = eid
       else
         redis.call('HSET', ek, 'phase', 'active', 'elig', '', 'lease_id', lease_id, 'epoch', count_text(epoch),
-          'lease_exp', exp_s, 'by', by, 'att', count_text(att))
+          'lease_exp', exp_s, 'by', by)
       end
       local k = #out
-      out[k + 1] = eid; out[k + 2] = epoch; out[k + 3] = att; out[k + 4] = v[7]; out[k + 5] = v[8] or ''
-      adms[#adms + 1] = v[9] or ''
-      admitted = admitted or v[9] ~= false
+      out[k + 1] = eid; out[k + 2] = epoch; out[k + 3] = v[6]; out[k + 4] = v[7] or ''
+      adms[#adms + 1] = v[8] or ''
+      admitted = admitted or v[8] ~= false
     end
   end
   if admitted then

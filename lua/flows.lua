@@ -342,11 +342,11 @@ local function ff_add_edge(keys, args)
   local p = redis.call('HMGET', exec_key(parent), 'flow', 'phase', 'outcome')
   if p[1] ~= flow then return err('not_found', 'parent ' .. parent .. ' in flow ' .. flow) end
   local ck = exec_key(child)
-  local c = read_state(ck, 'att')
+  local c = read_state(ck, 'epoch')
   if c.phase ~= nil then
     if c.flow ~= flow then return err('invalid_argument', 'child:a member of another flow or of none') end
     local fresh = c.phase == 'runnable' and (c.elig == 'eligible' or c.elig == 'delayed' or c.elig == 'waiting_children')
-    if not fresh or (counter(c.att) or 1) > 0 then return err('invalid_state', 'child:already started or decided') end
+    if not fresh or (counter(c.epoch) or 1) > 0 then return err('invalid_state', 'child:already started or decided') end
   end
   local dk = deps_key(child)
   local d = redis.call('HMGET', dk, parent, '#n')

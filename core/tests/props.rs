@@ -552,12 +552,10 @@ fn well_formed_claim_decodes() {
         Reply::Int(1_700_000_030_000),
         b(e1.as_str()),
         Reply::Int(5),
-        Reply::Int(1),
         b("email.send"),
         Reply::Bulk(vec![0, 1, 2, 255]),
         b(e2.as_str()),
         b("9"),
-        Reply::Int(3),
         Reply::Status("report".into()),
         Reply::Nil,
         Reply::Int(0),
@@ -570,7 +568,7 @@ fn well_formed_claim_decodes() {
     assert_eq!(c.lease.execution, e1);
     assert_eq!(c.lease.id, l1);
     assert_eq!(c.lease.epoch, 5);
-    assert_eq!(c.attempt, 1);
+    assert_eq!(c.attempt, 5);
     assert_eq!(c.lease_expires_at_ms, 1_700_000_030_000);
     assert_eq!(c.kind, Kind::new("email.send").unwrap());
     assert_eq!(c.payload, vec![0, 1, 2, 255]);
@@ -578,7 +576,7 @@ fn well_formed_claim_decodes() {
     assert_eq!(c.lease.execution, e2);
     assert_eq!(c.lease.id, l2);
     assert_eq!(c.lease.epoch, 9);
-    assert_eq!(c.attempt, 3);
+    assert_eq!(c.attempt, 9);
     assert_eq!(c.lease_expires_at_ms, 1_700_000_030_000);
     assert_eq!(c.kind.as_str(), "report");
     assert!(c.payload.is_empty());
@@ -713,8 +711,6 @@ fn well_formed_get_decodes() {
         ("lane", "default"),
         ("kind", "k"),
         ("pri", "10"),
-        ("att", "2"),
-        ("att_state", "running"),
         ("epoch", "4"),
         ("lease_id", l.as_str()),
         ("lease_exp", "6000"),
@@ -732,7 +728,7 @@ fn well_formed_get_decodes() {
     assert_eq!(rec.lease.as_ref().map(|x| (&x.id, x.epoch)), Some((&l, 4)));
     assert_eq!(rec.lease_expires_at_ms, Some(6000));
     assert_eq!(rec.priority, 10);
-    assert_eq!(rec.attempt, 2);
+    assert_eq!(rec.attempt, 4);
     assert_eq!(rec.tags.get("team").map(String::as_str), Some("infra"));
     assert_eq!(rec.read_at_ms, 5_000);
 }

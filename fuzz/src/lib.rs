@@ -512,7 +512,6 @@ pub fn seed_replies() -> Vec<(&'static str, Reply)> {
                 Reply::Int(1_700_000_030_000),
                 b(eid),
                 Reply::Int(1),
-                Reply::Int(1),
                 b("email.send"),
                 b("payload"),
                 Reply::Int(0),

@@ -323,8 +323,8 @@ pub fn decode_claim_routed(
     for id in &lease_ids[..n as usize] {
         let execution = parse_eid(&mut f)?;
         let epoch = non_negative(&mut f, "epoch")?;
-        let attempt =
-            u32::try_from(f.int("attempt")?).map_err(|_| f.error("attempt out of range"))?;
+        // (one attempt per claim: the epoch is the attempt number)
+        let attempt = u32::try_from(epoch).map_err(|_| f.error("epoch out of range"))?;
         let kind = Kind::new(f.text("kind")?).map_err(|e| f.error(e.to_string()))?;
         let payload = f.bytes("payload")?;
         out.push(Claimed {
@@ -748,7 +748,8 @@ impl ExecutionRecord {
             priority: small("pri")?,
             state,
             public_state,
-            attempt: small("att")?,
+            // (one attempt per claim: the epoch is the attempt number)
+            attempt: small("epoch")?,
             attempt_state,
             retries: small("retries")?,
             reclaims: small("reclaims")?,
