@@ -590,9 +590,14 @@ end
 -- The two ways an attempt ends with a report, once its lease check passed;
 -- with `mv` (a batch of reports) index moves are deferred.
 -- (A completion writes neither an attempt state nor a fence: outcome success
--- implies both; the decoder and lease_check read them so.)
+-- implies both; the decoder and lease_check read them so. An empty result,
+-- the common one, is not written either: absent reads as empty.)
 local function end_complete(h, result, now, mv)
-  make_terminal(mv, h.ek, h.tag, h.eid, h, 'success', now, 'result', result)
+  if result == '' then
+    make_terminal(mv, h.ek, h.tag, h.eid, h, 'success', now)
+  else
+    make_terminal(mv, h.ek, h.tag, h.eid, h, 'success', now, 'result', result)
+  end
 end
 
 local function end_fail(h, message, retryable, now, mv)

@@ -378,8 +378,8 @@ async fn repeated_terminal_calls_replay_the_same_outcome(store: Arc<dyn Store>) 
         second_attempt.lease.execution,
         first_attempt.lease.execution
     );
-    let done = c.complete(&second_attempt.lease, b"r").await.unwrap();
-    let done_again = c.complete(&second_attempt.lease, b"r").await.unwrap();
+    let done = c.complete(&second_attempt.lease, b"").await.unwrap();
+    let done_again = c.complete(&second_attempt.lease, b"").await.unwrap();
     assert_eq!(done.outcome, done_again.outcome);
     assert!(done_again.replayed);
     let released_again = c.release(&first_attempt.lease).await.unwrap();
@@ -392,6 +392,9 @@ async fn repeated_terminal_calls_replay_the_same_outcome(store: Arc<dyn Store>) 
         .is_fenced_out());
     let rec = c.get(&second_attempt.lease.execution).await.unwrap();
     assert_eq!(rec.attempt_state, Some(AttemptState::Succeeded));
+    assert_eq!(rec.attempt, 2);
+    // (an empty result is stored as none, and reads back empty)
+    assert_eq!(rec.result.as_deref(), Some(&b""[..]));
 
     c.create(ExecutionSpec::new("job").retry(RetryPolicy::fixed(3, 10_000)))
         .await

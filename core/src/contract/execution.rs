@@ -778,7 +778,11 @@ impl ExecutionRecord {
             max_reclaims: small("max_reclaims")?,
             retention_ms: num0("retention")?,
             payload: m.get("payload").cloned().unwrap_or_default(),
-            result: m.get("result").cloned(),
+            // (a completion with an empty result stores none)
+            result: m
+                .get("result")
+                .cloned()
+                .or_else(|| (outcome == Some(TerminalOutcome::Success)).then(Vec::new)),
             last_error: nonempty("error"),
             created_at_ms: num0("created")?,
             ended_at_ms: num("ended")?,
