@@ -821,9 +821,7 @@ fn create_call(c: &CreateOp) -> Call {
             flow: FlowSel::Known(f),
             place,
             ..
-        }) if place % 4 != 0 => {
-            local_exec(c.exec, flow_partition(&flow_id(*f), &config()).index)
-        }
+        }) if place % 4 != 0 => local_exec(c.exec, flow_partition(&flow_id(*f), &config()).index),
         _ => exec_id(c.exec),
     };
     let pk = PartitionKeys::of(&eid);
@@ -945,7 +943,11 @@ fn called_lease_ids(call: &Call) -> Vec<LeaseId> {
     call.args
         .iter()
         .skip(5)
-        .map_while(|a| std::str::from_utf8(a).ok().and_then(|s| LeaseId::parse(s).ok()))
+        .map_while(|a| {
+            std::str::from_utf8(a)
+                .ok()
+                .and_then(|s| LeaseId::parse(s).ok())
+        })
         .collect()
 }
 
@@ -1151,7 +1153,12 @@ impl Run {
             let n = call.args.len();
             let count = call.args.first().and_then(|a| std::str::from_utf8(a).ok());
             let count = count.and_then(|c| c.parse::<usize>().ok()).unwrap_or(0);
-            for idem in call.args.iter().skip(n.saturating_sub(4 * count) + 3).step_by(4) {
+            for idem in call
+                .args
+                .iter()
+                .skip(n.saturating_sub(4 * count) + 3)
+                .step_by(4)
+            {
                 if !idem.is_empty() {
                     if let Ok(r) = self.command(&[b"GET", idem]) {
                         reads.extend(r.text());
@@ -1214,7 +1221,7 @@ impl Run {
             Err(_) => self.stats.raised += 1,
         }
         match result {
-            Ok(reply) => match decode(&call, &reply) {
+            Ok(reply) => match decode(call, &reply) {
                 Ok(leases) => {
                     if let Some(leases) = leases {
                         let n = call.args.get(4).and_then(|a| {
@@ -1635,7 +1642,12 @@ impl Run {
                     shape.extend(one);
                     call = call.arg(shape.len());
                     call.args.extend(shape);
-                    tail.extend([(i + 1).to_string().into_bytes(), eid, payload, idem.into_bytes()]);
+                    tail.extend([
+                        (i + 1).to_string().into_bytes(),
+                        eid,
+                        payload,
+                        idem.into_bytes(),
+                    ]);
                 }
                 call.args.extend(tail);
                 self.fcall(&call);
@@ -1764,7 +1776,9 @@ impl Run {
                     .collect();
                 let rec = ExecutionId::parse(eid)
                     .map_err(|e| e.to_string())
-                    .and_then(|id| ExecutionRecord::from_fields(&id, &m, 0).map_err(|e| e.to_string()));
+                    .and_then(|id| {
+                        ExecutionRecord::from_fields(&id, &m, 0).map_err(|e| e.to_string())
+                    });
                 match rec {
                     Ok(rec) => {
                         records.insert(eid.to_owned(), rec);

@@ -432,7 +432,9 @@ pub fn decode_replies(data: &[u8]) {
         assert!(rejected(decode_claim(&r, &claim_lease_ids()).map(drop)));
         assert!(rejected(decode_renew(&r).map(drop)));
         assert!(rejected(decode_ended("ff_fail", &r).map(drop)));
-        assert!(rejected(decode_get(&ExecutionId::new(7, 0xabcd), &r).map(drop)));
+        assert!(rejected(
+            decode_get(&ExecutionId::new(7, 0xabcd), &r).map(drop)
+        ));
         assert!(rejected(decode_batch("ff_promote_delayed", &r).map(drop)));
     }
     let _ = decode_create(&r);
@@ -819,12 +821,18 @@ mod tests {
         };
         assert!(decode_create(&decoded("create_ok").unwrap()).is_ok());
         assert_eq!(
-            decode_claim(&decoded("claim_one").unwrap(), &claim_lease_ids()).unwrap().len(),
+            decode_claim(&decoded("claim_one").unwrap(), &claim_lease_ids())
+                .unwrap()
+                .len(),
             1
         );
         assert!(decode_renew(&decoded("renew_ok").unwrap()).is_ok());
         assert!(decode_ended("ff_fail", &decoded("ended_retry").unwrap()).is_ok());
-        assert!(decode_get(&ExecutionId::new(7, 0xabcd), &decoded("get_active").unwrap()).is_ok());
+        assert!(decode_get(
+            &ExecutionId::new(7, 0xabcd),
+            &decoded("get_active").unwrap()
+        )
+        .is_ok());
         let batch =
             decode_batch("ff_promote_delayed", &decoded("batch_exceptions").unwrap()).unwrap();
         assert_eq!(
