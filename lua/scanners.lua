@@ -1,9 +1,10 @@
 -- Batch functions the engine's scanners call. The scanner reads a snapshot of
 -- one index of one partition, picks the due members to act on, and passes
--- their ids here; each member is re-checked against the index (still there,
--- still due) and against its record, so a stale snapshot, a second engine, or a
--- repeat is harmless. An index entry that disagrees with its record is
--- repaired on the spot.
+-- their ids here; each member is re-checked against its record, and, for an
+-- index whose record holds no due time of its own, against the index (still
+-- there, still due), so a stale snapshot, a second engine, or a repeat is
+-- harmless. An index entry that disagrees with its record is repaired on the
+-- spot.
 --
 -- KEYS: the index (or the partition's `all` set for the reconciler)
 -- ARGV: filter namespace ('' = any), filter tag name ('' = none), filter tag
@@ -27,11 +28,15 @@ local function filter_ok(ek, ns, tag_name, tag_value)
 end
 
 -- Validate the batch arguments; `act(record, tag, member, now, moves)` returns
--- 'acted', 'repaired', 'malformed' (the record is unusable: its entry leaves
--- the index, so it is not read again) or an error code for each due member.
+-- 'acted', 'repaired', 'gone' (nothing to do: another engine or the owner
+-- acted first), 'malformed' (the record is unusable: its entry leaves the
+-- index, so it is not read again) or an error code for each due member.
 -- `owner(member, tag)` names the execution hash the filter reads: nil for a
 -- malformed member, false for none (default: the member is an execution id).
-local function run_batch(keys, args, index_name, act, owner)
+-- `by_record`: the record holds the member's due time and `act` checks it
+-- (settle), so the index is not read first (a read per member, most of the
+-- cost of a drain after the record's own reads and writes).
+local function run_batch(keys, args, index_name, act, owner, by_record)
   local idx, tag, e = index_target(keys, index_name)
   if e then return e end
   local ns, tag_name, tag_value = args[1] or '', args[2] or '', args[3] or ''
@@ -49,12 +54,14 @@ local function run_batch(keys, args, index_name, act, owner)
   local mv = new_moves(now)
   local ids = {unpack(args, 4)}
   local present = {}
-  if #ids > 0 then
+  if #ids > 0 and not by_record then
     present = redis.call(sweep and 'SMISMEMBER' or 'ZMSCORE', idx, unpack(ids))
   end
   for i, eid in ipairs(ids) do
     local score
-    if sweep then
+    if by_record then
+      score = now
+    elseif sweep then
       score = present[i] == 1 and now or nil
     else
       score = tonumber(present[i])
@@ -83,7 +90,7 @@ local function run_batch(keys, args, index_name, act, owner)
         acted = acted + 1
       elseif code == 'repaired' then
         repaired = repaired + 1
-      else
+      elseif code ~= 'gone' then
         out[#out + 1] = eid
         out[#out + 1] = code
       end
@@ -95,6 +102,27 @@ local function run_batch(keys, args, index_name, act, owner)
   return out
 end
 
+-- For an index whose record holds the due time (run_batch's `by_record`): a
+-- member its record says is not due now leaves the index (`due` nil) or moves
+-- to the record's due time. 'repaired' when that changed the index, 'gone'
+-- when the index already agreed (a stale snapshot).
+local function settle(tag, name, eid, due)
+  local key = idx_key(tag, name)
+  if due == nil then
+    return redis.call('ZREM', key, eid) == 1 and 'repaired' or 'gone'
+  end
+  if tonumber(redis.call('ZSCORE', key, eid)) == due then return 'gone' end
+  zadd_due(tag, name, due, eid)
+  return 'repaired'
+end
+
+local function batch_function(index_name, act, by_record)
+  return function(keys, args) return run_batch(keys, args, index_name, act, nil, by_record) end
+end
+
+-- The engine's own batch functions (their helpers are local to this block).
+do
+
 -- delayed -> eligible; the eligible score records when (FIFO from promotion).
 -- (Fields are read positionally: this runs once per promoted execution.)
 local function promote(ek, tag, eid, now, mv)
@@ -103,17 +131,13 @@ local function promote(ek, tag, eid, now, mv)
     local pri, due = num(h[4]), num(h[5])
     local lane_key = h[3] and batch_lane_key(mv, tag, h[3])
     if due == nil or pri == nil or not lane_key then return 'malformed' end
-    if due > now then
-      zadd_due(tag, 'delayed', due, eid)
-      return 'repaired'
-    end
+    if due > now then return settle(tag, 'delayed', eid, due) end
     defer_zrem(mv, batch_key(mv, tag, 'delayed'), eid)
     redis.call('HSET', ek, 'elig', 'eligible', 'due', '')
     defer_zadd(mv, lane_key, batch_eligible_score(mv, pri, now), eid)
     return 'acted'
   end
-  defer_zrem(mv, batch_key(mv, tag, 'delayed'), eid)
-  return 'repaired'
+  return settle(tag, 'delayed', eid, nil)
 end
 
 -- What leave_live needs of an active execution, by whether it has an
@@ -127,17 +151,11 @@ local function reclaim(ek, tag, eid, now, mv)
   -- (positional: this runs once per reclaimed execution)
   -- (att_timeout stands for att_due, as in lease_check: it is present.)
   local v = redis.call('HMGET', ek, 'phase', 'lease_exp', 'reclaims', 'max_reclaims', 'pri', 'lane', 'att_timeout')
-  if v[1] ~= 'active' then
-    defer_zrem(mv, batch_key(mv, tag, 'lease_expiry'), eid)
-    return 'repaired'
-  end
+  if v[1] ~= 'active' then return settle(tag, 'lease_expiry', eid, nil) end
   local exp, reclaims, max_reclaims, pri = num(v[2]), counter(v[3] or nil), counter(v[4] or nil), num(v[5])
   local lane_key = v[6] and batch_lane_key(mv, tag, v[6])
   if exp == nil or reclaims == nil or max_reclaims == nil or pri == nil or not lane_key then return 'malformed' end
-  if exp > now then
-    zadd_due(tag, 'lease_expiry', exp, eid)
-    return 'repaired'
-  end
+  if exp > now then return settle(tag, 'lease_expiry', eid, exp) end
   if reclaims < max_reclaims then
     leave_live(ek, tag, eid, ACTIVE_BY_TIMEOUT[v[7] ~= '0'], mv)
     -- (due is already empty: the claim left it so)
@@ -153,16 +171,10 @@ end
 -- An attempt that ran past its timeout: the execution expires, lease released.
 local function expire_attempt(ek, tag, eid, now, mv)
   local h = read_state(ek)
-  if h.phase ~= 'active' or h.att_due == nil then
-    redis.call('ZREM', idx_key(tag, 'attempt_timeout'), eid)
-    return 'repaired'
-  end
+  if h.phase ~= 'active' or h.att_due == nil then return settle(tag, 'attempt_timeout', eid, nil) end
   local due = num(h.att_due)
   if due == nil then return 'malformed' end
-  if due > now then
-    zadd_due(tag, 'attempt_timeout', due, eid)
-    return 'repaired'
-  end
+  if due > now then return settle(tag, 'attempt_timeout', eid, due) end
   make_terminal(mv, ek, tag, eid, h, 'expired', now, 'att_state', 'timed_out', 'error', 'attempt timed out')
   return 'acted'
 end
@@ -170,19 +182,13 @@ end
 -- An execution past its deadline expires, whatever its phase.
 local function expire_deadline(ek, tag, eid, now, mv)
   local h = read_state(ek)
-  if h.phase == nil or h.phase == 'terminal' or h.deadline == nil then
-    redis.call('ZREM', idx_key(tag, 'deadline'), eid)
-    return 'repaired'
-  end
+  if h.phase == nil or h.phase == 'terminal' or h.deadline == nil then return settle(tag, 'deadline', eid, nil) end
   local deadline = num(h.deadline)
   -- (leave_live needs the lane of an eligible execution)
   if deadline == nil or (h.phase == 'runnable' and h.elig == 'eligible' and not name_ok(h.lane)) then
     return 'malformed'
   end
-  if deadline > now then
-    zadd_due(tag, 'deadline', deadline, eid)
-    return 'repaired'
-  end
+  if deadline > now then return settle(tag, 'deadline', eid, deadline) end
   if h.phase == 'active' then
     make_terminal(mv, ek, tag, eid, h, 'expired', now, 'att_state', 'timed_out', 'error', 'execution deadline passed')
   else
@@ -305,13 +311,12 @@ local function reconcile(ek, tag, eid, now)
   return fixed and 'repaired' or 'acted'
 end
 
-local function batch_function(index_name, act)
-  return function(keys, args) return run_batch(keys, args, index_name, act) end
-end
-
-register('ff_promote_delayed', batch_function('delayed', promote))
-register('ff_reclaim_expired', batch_function('lease_expiry', reclaim))
-register('ff_expire_attempts', batch_function('attempt_timeout', expire_attempt))
-register('ff_expire_deadlines', batch_function('deadline', expire_deadline))
+register('ff_promote_delayed', batch_function('delayed', promote, true))
+register('ff_reclaim_expired', batch_function('lease_expiry', reclaim, true))
+register('ff_expire_attempts', batch_function('attempt_timeout', expire_attempt, true))
+register('ff_expire_deadlines', batch_function('deadline', expire_deadline, true))
+-- (a terminal record's purge time is its index score: read first)
 register('ff_purge_retained', batch_function('terminal', purge))
 register('ff_reconcile_indexes', batch_function('all', reconcile))
+
+end

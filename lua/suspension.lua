@@ -353,16 +353,10 @@ end
 -- A suspension past its timeout: its behaviour applies.
 local function expire_suspension(ek, tag, eid, now)
   local h = read_state(ek, 'susp_due', 'susp_tb')
-  if h.phase ~= 'suspended' or h.susp_due == nil then
-    redis.call('ZREM', idx_key(tag, 'suspension_timeout'), eid)
-    return 'repaired'
-  end
+  if h.phase ~= 'suspended' or h.susp_due == nil then return settle(tag, 'suspension_timeout', eid, nil) end
   local due = num(h.susp_due)
   if due == nil or not TIMEOUT_BEHAVIOURS[h.susp_tb or ''] or not name_ok(h.lane) then return 'malformed' end
-  if due > now then
-    zadd_due(tag, 'suspension_timeout', due, eid)
-    return 'repaired'
-  end
+  if due > now then return settle(tag, 'suspension_timeout', eid, due) end
   if h.susp_tb == 'resume' then
     resume(ek, tag, eid, now)
   else
@@ -405,7 +399,7 @@ register('ff_suspend', ff_suspend)
 register('ff_signal', ff_signal)
 register_ro('ff_get_waitpoint', ff_get_waitpoint)
 register('ff_rotate_secret', ff_rotate_secret)
-register('ff_expire_suspensions', batch_function('suspension_timeout', expire_suspension))
+register('ff_expire_suspensions', batch_function('suspension_timeout', expire_suspension, true))
 register('ff_expire_waitpoints', function(keys, args)
   return run_batch(keys, args, 'pending_waitpoints', expire_waitpoint, waitpoint_owner)
 end)

@@ -8,9 +8,12 @@ use std::sync::Arc;
 
 use common::*;
 use ff_engine::core::contract::execution::EndOutcome;
+use ff_engine::core::contract::scan::{self, BatchFunction, BatchOutcome, ScannerFilter};
 use ff_engine::core::keys::PartitionKeys;
 use ff_engine::core::retry::RetryPolicy;
 use ff_engine::core::state::{AttemptState, PublicState};
+use ff_engine::core::ExecutionId;
+use ff_engine::store::cmd;
 use ff_engine::ExecutionSpec;
 use std::time::Duration;
 
@@ -269,6 +272,71 @@ async fn delayed_create_is_not_claimable_until_promoted(store: Arc<dyn Store>) {
     assert_eq!(claim_one(&c).await.lease.execution, eid.execution);
 }
 
+/// One call of a scanner's batch function on exactly `ids` (as a stale
+/// snapshot would pass them).
+async fn batch_on(
+    store: &dyn Store,
+    f: BatchFunction,
+    eid: &ExecutionId,
+    ids: &[&ExecutionId],
+) -> BatchOutcome {
+    let ids: Vec<String> = ids.iter().map(|e| e.to_string()).collect();
+    let call = scan::batch(f, eid.partition(), &ScannerFilter::default(), &ids);
+    scan::decode_batch(f.function(), &store.fcall(&call).await.unwrap()).unwrap()
+}
+
+async fn a_stale_snapshot_is_neither_acted_on_nor_repaired(store: Arc<dyn Store>) {
+    let c = client_on(store.clone()).await;
+    let due = c
+        .create(ExecutionSpec::new("j").delay(Duration::from_millis(30)))
+        .await
+        .unwrap()
+        .execution;
+    let later = c
+        .create(ExecutionSpec::new("j").delay(Duration::from_secs(60)))
+        .await
+        .unwrap()
+        .execution;
+    tokio::time::sleep(Duration::from_millis(40)).await;
+    let f = BatchFunction::PromoteDelayed;
+    let first = batch_on(&*store, f, &due, &[&due]).await;
+    assert_eq!((first.acted, first.repaired), (1, 0), "{first:?}");
+    // Passed again (another engine's snapshot): already promoted, nothing to do.
+    let again = batch_on(&*store, f, &due, &[&due]).await;
+    assert_eq!((again.acted, again.repaired), (0, 0), "{again:?}");
+    assert!(again.exceptions.is_empty(), "{again:?}");
+    // Not due by its record, and its index entry agrees: nothing to do.
+    let early = batch_on(&*store, f, &later, &[&later]).await;
+    assert_eq!((early.acted, early.repaired), (0, 0), "{early:?}");
+    assert_eq!(
+        c.get(&later).await.unwrap().public_state,
+        PublicState::Delayed
+    );
+    // An entry that disagrees with its record is repaired: an eligible
+    // execution in the delayed index, and one due there too early.
+    let pk = PartitionKeys::of(&due);
+    store
+        .command(&cmd(["ZADD", &pk.delayed(), "1", due.as_str()]))
+        .await
+        .unwrap();
+    let fixed = batch_on(&*store, f, &due, &[&due]).await;
+    assert_eq!((fixed.acted, fixed.repaired), (0, 1), "{fixed:?}");
+    assert!(!zmembers(&*store, &pk.delayed())
+        .await
+        .contains(&due.to_string()));
+    let lk = PartitionKeys::of(&later);
+    store
+        .command(&cmd(["ZADD", &lk.delayed(), "1", later.as_str()]))
+        .await
+        .unwrap();
+    let moved = batch_on(&*store, f, &later, &[&later]).await;
+    assert_eq!((moved.acted, moved.repaired), (0, 1), "{moved:?}");
+    assert_eq!(
+        c.get(&later).await.unwrap().public_state,
+        PublicState::Delayed
+    );
+}
+
 async fn priority_orders_claims_within_a_partition_and_across(store: Arc<dyn Store>) {
     let c = client_on(store.clone()).await;
     let low = c
@@ -511,4 +579,5 @@ on_both_stores!(
     stale_lease_is_fenced_out_and_changes_nothing,
     repeated_terminal_calls_replay_the_same_outcome,
     idempotent_create_returns_the_first_execution,
+    a_stale_snapshot_is_neither_acted_on_nor_repaired,
 );
