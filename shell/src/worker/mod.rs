@@ -37,6 +37,7 @@ use ff_core::keys::PartitionKeys;
 use ff_core::reply::Reply;
 use ff_core::scan::ReadyMessage;
 use ff_core::{Kind, Lane, Partition, PartitionFamily, WorkerInstance, WorkerName};
+use futures::stream::{FuturesUnordered, StreamExt};
 use handler::SharedHandler;
 use job::{JobSlot, Running};
 use ready::{lane_index, ReadySet};
@@ -224,7 +225,6 @@ impl WorkerBuilder {
             handlers: self.handlers,
             fallback: self.fallback,
             permits: Arc::new(Semaphore::new(self.concurrency)),
-            concurrency: self.concurrency,
             stats: Arc::new(WorkerStats::default()),
             running: Mutex::new(HashMap::new()),
             slot_freed: Notify::new(),
@@ -257,7 +257,6 @@ pub(crate) struct Inner {
     handlers: HashMap<String, SharedHandler>,
     fallback: Option<SharedHandler>,
     permits: Arc<Semaphore>,
-    concurrency: usize,
     pub(crate) stats: Arc<WorkerStats>,
     /// Jobs in flight, by execution id.
     pub(crate) running: Mutex<HashMap<String, Running>>,
@@ -397,10 +396,14 @@ impl Inner {
 
     fn start_job(self: &Arc<Self>, claimed: Claimed, permit: tokio::sync::OwnedSemaphorePermit) {
         self.stats.claimed.fetch_add(1, Relaxed);
-        let running = (self.concurrency - self.permits.available_permits()) as u64;
-        self.stats.max_running.fetch_max(running, Relaxed);
         match self.handler_for(&claimed.kind) {
-            Some(h) => JobSlot::start(self.clone(), claimed, h, permit),
+            Some(h) => {
+                JobSlot::start(self.clone(), claimed, h, permit);
+                // (counted from the jobs, not the permits: a claim round in
+                // flight holds permits for what it may hand out)
+                let running = self.running.lock().expect("running jobs lock").len() as u64;
+                self.stats.max_running.fetch_max(running, Relaxed);
+            }
             None => {
                 // Claimed a kind nobody here handles: give it straight back.
                 let client = self.client.clone();
@@ -446,18 +449,29 @@ async fn claim_loop(inner: Arc<Inner>, mut stop: watch::Receiver<bool>) {
     };
     inner.look_everywhere(&mut ready).await;
     let mut last_look = tokio::time::Instant::now();
+    let mut rounds = FuturesUnordered::new();
     loop {
         if *stop.borrow() {
+            // Rounds on their way still start what they claimed (shutdown
+            // then hands it back at once).
+            while rounds.next().await.is_some() {}
             return;
         }
         let free = inner.permits.available_permits();
-        if free > 0 && !ready.is_empty() {
-            claim_round(&inner, &mut ready, free).await;
-            continue;
+        if free > 0 && !ready.is_empty() && rounds.len() < CLAIM_ROUNDS_IN_FLIGHT {
+            if let Some(round) = claim_round(&inner, &mut ready, free) {
+                rounds.push(round);
+                continue;
+            }
         }
         let poll_at = last_look + inner.poll_interval;
         tokio::select! {
             biased;
+            Some(exhausted) = rounds.next(), if !rounds.is_empty() => {
+                for (li, p) in exhausted {
+                    ready.remove(li, p);
+                }
+            }
             _ = inner.slot_freed.notified(), if free == 0 => {}
             ev = async {
                 match announcements.as_mut() {
@@ -487,8 +501,19 @@ async fn claim_loop(inner: Arc<Inner>, mut stop: watch::Receiver<bool>) {
     }
 }
 
-/// Claim up to `free` executions from the ready partitions, one pipelined round.
-async fn claim_round(inner: &Arc<Inner>, ready: &mut ReadySet, free: usize) {
+/// Claim rounds on their way at once: the next round is sent while the
+/// server answers the last (one at a time left the server waiting between
+/// rounds).
+const CLAIM_ROUNDS_IN_FLIGHT: usize = 2;
+
+/// One pipelined round claiming up to `free` executions from the ready
+/// partitions, holding a permit for each it may hand out; it answers the
+/// partitions found exhausted (or failing). `None`: no permits left.
+fn claim_round(
+    inner: &Arc<Inner>,
+    ready: &mut ReadySet,
+    free: usize,
+) -> Option<impl std::future::Future<Output = Vec<(usize, u16)>>> {
     let picks = ready.next(free.div_ceil(inner.claim_batch).clamp(1, 32));
     let share = free.div_ceil(picks.len()).min(inner.claim_batch);
     let mut budget = free;
@@ -501,39 +526,49 @@ async fn claim_round(inner: &Arc<Inner>, ready: &mut ReadySet, free: usize) {
         budget -= n;
         asks.push((li, p, n));
     }
-    let calls = asks.iter().map(|&(li, p, n)| {
-        let partition = Partition::new(PartitionFamily::Flow, p);
-        inner.client.claim_in_capable(
-            partition,
-            &inner.lanes[li],
-            &inner.name,
-            &inner.instance,
-            inner.lease_ttl,
-            n,
-            &inner.capabilities,
-        )
-    });
-    let results = futures::future::join_all(calls).await;
-    for (&(li, p, n), r) in asks.iter().zip(results) {
-        match r {
-            Ok(claimed) => {
-                if claimed.len() < n {
-                    ready.remove(li, p);
+    let asked: usize = asks.iter().map(|a| a.2).sum();
+    let mut held = inner
+        .permits
+        .clone()
+        .try_acquire_many_owned(u32::try_from(asked).ok()?)
+        .ok()?;
+    let inner = inner.clone();
+    Some(async move {
+        let calls = asks.iter().map(|&(li, p, n)| {
+            let partition = Partition::new(PartitionFamily::Flow, p);
+            inner.client.claim_in_capable(
+                partition,
+                &inner.lanes[li],
+                &inner.name,
+                &inner.instance,
+                inner.lease_ttl,
+                n,
+                &inner.capabilities,
+            )
+        });
+        let results = futures::future::join_all(calls).await;
+        let mut exhausted = Vec::new();
+        for (&(li, p, n), r) in asks.iter().zip(results) {
+            match r {
+                Ok(claimed) => {
+                    if claimed.len() < n {
+                        exhausted.push((li, p));
+                    }
+                    for c in claimed {
+                        let permit = held
+                            .split(1)
+                            .expect("a claim hands out at most what it asked for");
+                        inner.start_job(c, permit);
+                    }
                 }
-                for c in claimed {
-                    let permit = inner
-                        .permits
-                        .clone()
-                        .try_acquire_owned()
-                        .expect("claims never exceed free permits");
-                    inner.start_job(c, permit);
+                Err(e) => {
+                    tracing::warn!(partition = p, error = %e, "claim failed");
+                    exhausted.push((li, p));
+                    tokio::time::sleep(Duration::from_millis(50)).await;
                 }
-            }
-            Err(e) => {
-                tracing::warn!(partition = p, error = %e, "claim failed");
-                ready.remove(li, p);
-                tokio::time::sleep(Duration::from_millis(50)).await;
             }
         }
-    }
+        // (the permits of what was not handed out go back as `held` drops)
+        exhausted
+    })
 }
