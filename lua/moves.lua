@@ -12,14 +12,15 @@ local READY_CHANNEL = 'ff:ready'
 -- ZADD of {score, member, score, member, ...}, last pair first. A batch's
 -- pairs mostly come in ascending order (one score, members read in index
 -- order), and a small sorted set (a listpack) inserts each member by a scan
--- from its head: in descending order each insert stops at once.
+-- from its head: in descending order each insert stops at once. (Reversed
+-- in place: the caller's list is spent.)
 local function zadd_pairs(key, entries)
-  local n = #entries
-  local rev = {}
-  for i = 1, n, 2 do
-    rev[i], rev[i + 1] = entries[n - i], entries[n - i + 1]
+  local i, j = 1, #entries - 1
+  while i < j do
+    entries[i], entries[i + 1], entries[j], entries[j + 1] = entries[j], entries[j + 1], entries[i], entries[i + 1]
+    i, j = i + 2, j - 2
   end
-  return redis.call('ZADD', key, unpack(rev))
+  return redis.call('ZADD', key, unpack(entries))
 end
 
 -- zadd_due for many members at once: `entries` is {due, member, due, member, ...}.

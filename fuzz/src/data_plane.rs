@@ -1774,12 +1774,7 @@ impl Run {
                         _ => None,
                     })
                     .collect();
-                let rec = ExecutionId::parse(eid)
-                    .map_err(|e| e.to_string())
-                    .and_then(|id| {
-                        ExecutionRecord::from_fields(&id, &m, 0).map_err(|e| e.to_string())
-                    });
-                match rec {
+                match ExecutionRecord::from_hash(eid, &m, 0) {
                     Ok(rec) => {
                         records.insert(eid.to_owned(), rec);
                     }

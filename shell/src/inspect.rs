@@ -13,7 +13,7 @@ use ff_core::contract::execution::ExecutionRecord;
 use ff_core::contract::scan::BatchFunction;
 use ff_core::keys::PartitionKeys;
 use ff_core::reply::Reply;
-use ff_core::{BudgetId, ExecutionId, PartitionFamily, QuotaId};
+use ff_core::{BudgetId, PartitionFamily, QuotaId};
 use std::collections::BTreeMap;
 
 /// What `ff inspect` reports.
@@ -203,12 +203,7 @@ pub async fn inspect(client: &Client) -> Result<Inspection> {
                 if m.is_empty() {
                     continue;
                 }
-                let rec = ExecutionId::parse(id)
-                    .map_err(|e| e.to_string())
-                    .and_then(|id| {
-                        ExecutionRecord::from_fields(&id, &m, out.now_ms).map_err(|e| e.to_string())
-                    });
-                match rec {
+                match ExecutionRecord::from_hash(id, &m, out.now_ms) {
                     Ok(rec) => {
                         out.executions += 1;
                         *out.by_state

@@ -105,12 +105,7 @@ impl Checker {
                     .filter(|p| p.len() == 2)
                     .map(|p| (p[0].clone(), p[1].clone().into_bytes()))
                     .collect();
-                let rec = ExecutionId::parse(eid)
-                    .map_err(|e| e.to_string())
-                    .and_then(|id| {
-                        ExecutionRecord::from_fields(&id, &m, 0).map_err(|e| e.to_string())
-                    });
-                match rec {
+                match ExecutionRecord::from_hash(eid, &m, 0) {
                     Ok(rec) => {
                         obs.records.insert(eid.to_owned(), rec);
                     }

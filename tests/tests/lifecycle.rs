@@ -285,6 +285,16 @@ async fn batch_on(
     scan::decode_batch(f.function(), &store.fcall(&call).await.unwrap()).unwrap()
 }
 
+/// Put `eid` in its delayed index as due long ago, then promote it alone.
+async fn promote_misindexed(store: &dyn Store, eid: &ExecutionId) -> BatchOutcome {
+    let key = PartitionKeys::of(eid).delayed();
+    store
+        .command(&cmd(["ZADD", &key, "1", eid.as_str()]))
+        .await
+        .unwrap();
+    batch_on(store, BatchFunction::PromoteDelayed, eid, &[eid]).await
+}
+
 async fn a_stale_snapshot_is_neither_acted_on_nor_repaired(store: Arc<dyn Store>) {
     let c = client_on(store.clone()).await;
     let due = c
@@ -314,22 +324,12 @@ async fn a_stale_snapshot_is_neither_acted_on_nor_repaired(store: Arc<dyn Store>
     );
     // An entry that disagrees with its record is repaired: an eligible
     // execution in the delayed index, and one due there too early.
-    let pk = PartitionKeys::of(&due);
-    store
-        .command(&cmd(["ZADD", &pk.delayed(), "1", due.as_str()]))
-        .await
-        .unwrap();
-    let fixed = batch_on(&*store, f, &due, &[&due]).await;
+    let fixed = promote_misindexed(&*store, &due).await;
     assert_eq!((fixed.acted, fixed.repaired), (0, 1), "{fixed:?}");
-    assert!(!zmembers(&*store, &pk.delayed())
+    assert!(!zmembers(&*store, &PartitionKeys::of(&due).delayed())
         .await
         .contains(&due.to_string()));
-    let lk = PartitionKeys::of(&later);
-    store
-        .command(&cmd(["ZADD", &lk.delayed(), "1", later.as_str()]))
-        .await
-        .unwrap();
-    let moved = batch_on(&*store, f, &later, &[&later]).await;
+    let moved = promote_misindexed(&*store, &later).await;
     assert_eq!((moved.acted, moved.repaired), (0, 1), "{moved:?}");
     assert_eq!(
         c.get(&later).await.unwrap().public_state,

@@ -642,6 +642,20 @@ pub fn decode_get(execution: &ExecutionId, reply: &Reply) -> Result<ExecutionRec
 }
 
 impl ExecutionRecord {
+    /// Decode a stored execution hash read by its key's id (`ff:exec:<id>`):
+    /// an id that does not parse is a decode error like any other.
+    pub fn from_hash(
+        id: &str,
+        m: &BTreeMap<String, Vec<u8>>,
+        read_at_ms: u64,
+    ) -> Result<Self, DecodeError> {
+        let execution = ExecutionId::parse(id).map_err(|e| DecodeError {
+            function: "ff_get",
+            reason: format!("execution id {id:?}: {e}"),
+        })?;
+        Self::from_fields(&execution, m, read_at_ms)
+    }
+
     /// Decode the fields of the hash of `execution` (the record holds no id
     /// of its own: its key names it). A record that breaks the state model is
     /// reported, never guessed at.

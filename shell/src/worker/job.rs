@@ -56,14 +56,23 @@ impl JobSlot {
         // every runtime (the simulator's JoinError carries no payload).
         let mut task = tokio::spawn(std::panic::AssertUnwindSafe(handler.run(job)).catch_unwind());
         let key = lease.execution.to_string();
-        inner.running.lock().expect("running jobs lock").insert(
-            key.clone(),
-            Running {
-                lease: lease.clone(),
-                lost: lost_tx.clone(),
-                handler: task.abort_handle(),
-            },
-        );
+        {
+            let mut running = inner.running.lock().expect("running jobs lock");
+            running.insert(
+                key.clone(),
+                Running {
+                    lease: lease.clone(),
+                    lost: lost_tx.clone(),
+                    handler: task.abort_handle(),
+                },
+            );
+            // (counted from the jobs, not the permits: a claim round on its
+            // way holds permits for what it may hand out)
+            inner
+                .stats
+                .max_running
+                .fetch_max(running.len() as u64, Relaxed);
+        }
         tokio::spawn(async move {
             let renew_every = inner.lease_ttl / 3;
             let mut lost = false;

@@ -397,13 +397,7 @@ impl Inner {
     fn start_job(self: &Arc<Self>, claimed: Claimed, permit: tokio::sync::OwnedSemaphorePermit) {
         self.stats.claimed.fetch_add(1, Relaxed);
         match self.handler_for(&claimed.kind) {
-            Some(h) => {
-                JobSlot::start(self.clone(), claimed, h, permit);
-                // (counted from the jobs, not the permits: a claim round in
-                // flight holds permits for what it may hand out)
-                let running = self.running.lock().expect("running jobs lock").len() as u64;
-                self.stats.max_running.fetch_max(running, Relaxed);
-            }
+            Some(h) => JobSlot::start(self.clone(), claimed, h, permit),
             None => {
                 // Claimed a kind nobody here handles: give it straight back.
                 let client = self.client.clone();
