@@ -510,8 +510,10 @@ end
 -- lease_check fills `h` with the execution's fields when the caller holds
 -- the current lease of an active execution; else it answers with a replay
 -- reply, when this exact call (same lease, same operation) was accepted
--- before, or a refusal. `epoch` is the checked epoch as canonical text (as
--- the record stores it).
+-- before, or a refusal. `epoch` is the epoch argument as sent: a lease id
+-- and epoch equal to the record's current ones are well formed (a claim
+-- wrote them so), so only an argument that differs is checked, here, and
+-- refused as invalid when it is not a lease id or an epoch.
 local function lease_check(ek, tag, eid, lease_id, epoch, op, h)
   -- Only what an active execution's way out needs (an active record's elig
   -- is empty; lane and priority are read by the calls that re-index it),
@@ -519,34 +521,44 @@ local function lease_check(ek, tag, eid, lease_id, epoch, op, h)
   -- of the whole record, so the optional fields are read only when the
   -- record has some (`opt`), and end_fail reads the retry policy itself.
   local v = redis.call('HMGET', ek, 'phase', 'lease_id', 'epoch', 'att_timeout', 'retention', 'opt')
-  if not v[1] then return nil, err('not_found', eid) end
-  local token = lease_id .. ':' .. epoch
   if v[1] ~= 'active' or v[2] ~= lease_id or v[3] ~= epoch then
-    -- Not the current lease. A repeat of an accepted lease-ending call is
-    -- answered from the fence: '<lease id>:<epoch>|<operation>|<outcome>:<due>'
-    -- of the last one (an accepted call always leaves active, so the current
-    -- lease never matches the fence and need not read it).
-    -- A completion leaves no fence: outcome success under this lease says
-    -- it (only the lease's complete ends in success, and nothing changes a
-    -- terminal record's lease fields).
-    local f = redis.call('HMGET', ek, 'fence', 'outcome')
-    local f_token, f_op, f_outcome, f_due = string.match(f[1] or '', '^([^|]+)|([%a_]+)|([%a_]+):(%d+)$')
-    local ours = v[2] == lease_id and v[3] == epoch
-    if ours and v[1] == 'terminal' and f[2] == 'success' then
-      f_token, f_op, f_outcome, f_due = token, 'complete', 'completed', '0'
+    if not eid_ok(eid, tag) then
+      return nil, err('invalid_argument', 'execution:expected an execution id of the partition of KEYS[1]')
     end
-    if f_token == token then
-      if f_op == op then
-        return nil, ok(f_outcome, tonumber(f_due), 1)
+    if not hex32_ok(lease_id) then return nil, err('invalid_argument', 'lease_id:expected 32 hex digits') end
+    local n, e = int_arg(epoch, 'epoch', 1, 9007199254740991)
+    if e then return nil, e end
+    epoch = int_text(epoch, n)
+    if not v[1] then return nil, err('not_found', eid) end
+    -- (the epoch may have been sent in another form: '07')
+    if v[1] ~= 'active' or v[2] ~= lease_id or v[3] ~= epoch then
+      -- Not the current lease. A repeat of an accepted lease-ending call is
+      -- answered from the fence: '<lease id>:<epoch>|<operation>|<outcome>:<due>'
+      -- of the last one (an accepted call always leaves active, so the
+      -- current lease never matches the fence and need not read it).
+      -- A completion leaves no fence: outcome success under this lease says
+      -- it (only the lease's complete ends in success, and nothing changes a
+      -- terminal record's lease fields).
+      local token = lease_id .. ':' .. epoch
+      local f = redis.call('HMGET', ek, 'fence', 'outcome')
+      local f_token, f_op, f_outcome, f_due = string.match(f[1] or '', '^([^|]+)|([%a_]+)|([%a_]+):(%d+)$')
+      local ours = v[2] == lease_id and v[3] == epoch
+      if ours and v[1] == 'terminal' and f[2] == 'success' then
+        f_token, f_op, f_outcome, f_due = token, 'complete', 'completed', '0'
       end
-      return nil, err('not_active', 'this lease already ended with ' .. f_op)
+      if f_token == token then
+        if f_op == op then
+          return nil, ok(f_outcome, tonumber(f_due), 1)
+        end
+        return nil, err('not_active', 'this lease already ended with ' .. f_op)
+      end
+      -- A lease is current only while its execution is active under it (an
+      -- ended lease's fields stay, leave_live): one that was taken back is stale.
+      if not ours or v[1] ~= 'terminal' then
+        return nil, err('stale_lease', 'current epoch ' .. (v[3] or '0'))
+      end
+      return nil, err('not_active', v[1])
     end
-    -- A lease is current only while its execution is active under it (an
-    -- ended lease's fields stay, leave_live): one that was taken back is stale.
-    if not ours or v[1] ~= 'terminal' then
-      return nil, err('stale_lease', 'current epoch ' .. (v[3] or '0'))
-    end
-    return nil, err('not_active', v[1])
   end
   local o = optional_fields(ek, v[6], 'deadline', 'flow')
   -- (Assigned in place: a batch passes one table for all its reports. An
@@ -554,24 +566,20 @@ local function lease_check(ek, tag, eid, lease_id, epoch, op, h)
   -- timeout: the timeout stands for att_due, which leave_live only tests.)
   h.phase, h.elig, h.att_due, h.retention = 'active', nil, v[4] ~= '0' and v[4] or nil, v[5] or nil
   h.deadline, h.flow = o[1] or nil, o[2] or nil
-  h.ek, h.tag, h.eid, h.token = ek, tag, eid, token
+  h.ek, h.tag, h.eid, h.lease_id, h.epoch = ek, tag, eid, lease_id, epoch
   return h
 end
 
 local function fenced(keys, args, op)
-  local eid, lease_id = args[1], args[2]
-  local ek, tag, e = exec_target(keys, eid)
+  local ek, tag, e = exec_target(keys, args[1])
   if e then return nil, e end
-  if not hex32_ok(lease_id) then return nil, err('invalid_argument', 'lease_id:expected 32 hex digits') end
-  local epoch
-  epoch, e = int_arg(args[3], 'epoch', 1, 9007199254740991); if e then return nil, e end
-  return lease_check(ek, tag, eid, lease_id, int_text(args[3], epoch), op, {})
+  return lease_check(ek, tag, args[1], args[2] or '', args[3] or '', op, {})
 end
 
 -- The `fence` value that records an accepted lease-ending call, so that its
 -- repeat is answered the same.
 local function seal(h, op, outcome, due)
-  return h.token .. '|' .. op .. '|' .. outcome .. ':' .. due
+  return h.lease_id .. ':' .. h.epoch .. '|' .. op .. '|' .. outcome .. ':' .. due
 end
 
 -- ff_renew  ARGV: eid, lease_id, epoch, ttl_ms -> {1, lease_exp}
@@ -641,7 +649,9 @@ end
 -- ff_end_many: complete or fail many attempts of one partition in one call
 -- (a worker's reports, batched: the per-call costs and the index moves are
 -- paid once per batch). Each report is checked and answered on its own, as
--- its single call would be; a malformed argument refuses the whole call.
+-- its single call would be (a lease id or epoch that is not one is refused
+-- on its own, by lease_check); a malformed batch (count, operation, an id
+-- of another partition, flag, size) refuses the whole call.
 -- KEYS: the partition's lease_expiry index
 -- ARGV: n, (op ('complete'|'fail'), eid, lease_id, epoch, result or error, retryable (0|1)) * n
 -- -> {1, n, reply * n}, each reply that of ff_complete or ff_fail, but the
@@ -655,17 +665,16 @@ local function ff_end_many(keys, args)
   n, e = int_arg(args[1], 'count', 1, MAX_CLAIM_BATCH)
   if e then return e end
   if #args ~= 1 + 6 * n then return err('invalid_argument', 'count:expected ' .. n .. ' reports of 6 arguments') end
-  local epochs = {}
+  -- (the id's partition only: its key must be in this slot; the rest of it
+  -- is checked with the lease, by lease_check)
+  local prefix = tag .. ':'
   for i = 1, n do
     local b = 6 * i - 4
-    local op, eid, lease_id, data, flag = args[b], args[b + 1], args[b + 2], args[b + 4], args[b + 5]
+    local op, eid, data, flag = args[b], args[b + 1], args[b + 4], args[b + 5]
     if not END_OPS[op] then return err('invalid_argument', 'op:expected complete or fail') end
-    if not eid_ok(eid, tag) then
+    if #eid ~= #prefix + 32 or string.sub(eid, 1, #prefix) ~= prefix then
       return err('invalid_argument', 'execution:expected an execution id of the partition of KEYS[1]')
     end
-    if not hex32_ok(lease_id) then return err('invalid_argument', 'lease_id:expected 32 hex digits') end
-    epochs[i], e = int_arg(args[b + 3], 'epoch', 1, 9007199254740991)
-    if e then return e end
     if flag ~= '0' and flag ~= '1' then return err('invalid_argument', 'retryable:expected 0 or 1') end
     if op == 'complete' and #data > MAX_PAYLOAD_BYTES then
       return err('payload_too_large', #data .. ':' .. MAX_PAYLOAD_BYTES)
@@ -678,7 +687,7 @@ local function ff_end_many(keys, args)
   for i = 1, n do
     local b = 6 * i - 4
     local op, eid = args[b], args[b + 1]
-    local h, refusal = lease_check(exec_key(eid), tag, eid, args[b + 2], int_text(args[b + 3], epochs[i]), op, scratch)
+    local h, refusal = lease_check(exec_key(eid), tag, eid, args[b + 2], args[b + 3], op, scratch)
     if refusal then
       out[i + 2] = refusal
     elseif op == 'complete' then

@@ -214,9 +214,42 @@ async fn batched_reports_answer_each_as_its_single_call(store: Arc<dyn Store>) {
     }
 }
 
+/// A lease id or epoch that is not one is refused as invalid on its own
+/// report, writing nothing for it; the others in the batch go on. (An epoch
+/// sent in another form of the same number is that epoch.)
+async fn a_malformed_lease_in_a_batch_is_refused_alone(store: Arc<dyn Store>) {
+    let c = client_on(store.clone()).await;
+    c.create(ExecutionSpec::new("k")).await.unwrap();
+    let lease = claim_one(&c).await.lease;
+    let complete = Report::Complete {
+        lease: lease.clone(),
+        result: vec![],
+    };
+    let reports = [complete.clone(), complete.clone(), complete];
+    let mut call = ex::end_many(lease.execution.partition(), &reports);
+    // (report k's lease id and epoch are arguments 3 + 6k and 4 + 6k)
+    call.args[3] = b"not-a-lease".to_vec();
+    call.args[10] = b"x".to_vec();
+    call.args[16] = format!("0{}", lease.epoch).into_bytes();
+    let out = ex::decode_end_many(&store.fcall(&call).await.unwrap(), 3).unwrap();
+    for r in &out[..2] {
+        assert!(
+            matches!(r, Err(CallError::Rejected(FfError::InvalidArgument { .. }))),
+            "{r:?}"
+        );
+    }
+    let last = out[2].as_ref().expect("the well-formed report is accepted");
+    assert_eq!(last.outcome, EndOutcome::Completed);
+    assert!(!last.replayed);
+    let rec = c.get(&lease.execution).await.unwrap();
+    assert_eq!(rec.public_state, PublicState::Completed);
+    assert_eq!(u64::from(rec.attempt), lease.epoch);
+}
+
 on_both_stores!(
     bulk_submit_answers_each_spec_as_create_would,
     batched_reports_answer_each_as_its_single_call,
+    a_malformed_lease_in_a_batch_is_refused_alone,
 );
 
 fn refusal(function: &'static str, reply: &ff_engine::core::reply::Reply) -> FfError {
