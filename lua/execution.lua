@@ -67,10 +67,13 @@ end
 local function index_eligible(tag, eid, lane, priority, now, mv)
   local key = eligible_key(tag, lane)
   if mv then return defer_zadd(mv, key, batch_eligible_score(mv, priority, now), eid) end
+  local score = eligible_score(priority, now)
   if redis.call('ZCARD', key) == 0 then
     redis.call('PUBLISH', READY_CHANNEL, lane .. ' ' .. tag)
+    zadd_new_index(key, {score, eid}, score)
+  else
+    redis.call('ZADD', key, score, eid)
   end
-  redis.call('ZADD', key, eligible_score(priority, now), eid)
 end
 
 -- runnable/eligible (index_eligible).

@@ -287,6 +287,47 @@ async fn an_unknown_lane_is_asked_about_once_per_bulk_submit() {
     assert!(stats.contains("cmdstat_sismember:calls=1,"), "{stats}");
 }
 
+/// The hot indexes are created as skiplists (moves.lua, SKIPLIST_SEED): a
+/// listpack finds its tail, where they take their members, by a scan of the
+/// whole. The member that makes Redis choose one is gone when the call ends.
+#[tokio::test]
+async fn hot_indexes_are_created_as_skiplists() {
+    let redis = ff_tests::TestRedis::standalone();
+    let store = store(&redis.url()).await;
+    let c = client(&redis.url()).await;
+    let created = c.create(ExecutionSpec::new("k")).await.unwrap().execution;
+    let pk = PartitionKeys::of(&created);
+    let encoding = |key: String| {
+        let store = store.clone();
+        async move {
+            store
+                .command(&ff_engine::store::cmd(["OBJECT", "ENCODING", key.as_str()]))
+                .await
+                .unwrap()
+                .text()
+                .unwrap()
+        }
+    };
+    let eligible = pk.eligible(&ff_engine::core::Lane::default_lane());
+    assert_eq!(encoding(eligible.clone()).await, "skiplist");
+    assert_eq!(
+        zmembers(&*store, &eligible).await,
+        vec![created.to_string()]
+    );
+    let lease = claim_one(&c).await.lease;
+    assert_eq!(encoding(pk.lease_expiry()).await, "skiplist");
+    assert_eq!(
+        zmembers(&*store, &pk.lease_expiry()).await,
+        vec![created.to_string()]
+    );
+    c.complete(&lease, b"").await.unwrap();
+    assert_eq!(encoding(pk.terminal()).await, "skiplist");
+    assert_eq!(
+        zmembers(&*store, &pk.terminal()).await,
+        vec![created.to_string()]
+    );
+}
+
 #[tokio::test]
 async fn a_malformed_batch_is_refused_whole_and_writes_nothing() {
     let redis = ff_tests::TestRedis::standalone();
