@@ -447,13 +447,13 @@ local function ff_claim(keys, args)
     local ek = eid_ok(eid, tag) and exec_key(eid)
     -- (positional: this runs once per claimed execution)
     local v = ek and redis.call('HMGET', ek, 'phase', 'elig', 'lane', 'epoch', 'att_timeout', 'kind', 'payload', 'opt')
+    local adm, deadline_s, needs, epoch, att_timeout, deadline
     if v then
       local o = optional_fields(ek, v[8], 'adm', 'deadline')
-      v[8], v[9] = o[1], o[2]
+      adm, deadline_s = o[1], o[2]
+      needs = adm and needed_capabilities(adm)
+      epoch, att_timeout, deadline = counter(v[4] or nil), counter(v[5] or nil), deadline_s and num(deadline_s)
     end
-    local needs = v and v[8] and needed_capabilities(v[8])
-    local epoch, att_timeout, deadline
-    if v then epoch, att_timeout, deadline = counter(v[4] or nil), counter(v[5] or nil), v[9] and num(v[9]) end
     if needs and needs ~= '' and v[1] == 'runnable' and v[2] == 'eligible' and not capable(needs, caps) then
       if #skipped < 2 * ROUTE_LOOKAHEAD then
         skipped[#skipped + 1] = eid
@@ -461,7 +461,7 @@ local function ff_claim(keys, args)
       end
     elseif not v or v[1] ~= 'runnable' or v[2] ~= 'eligible' or v[3] ~= lane
         or epoch == nil or att_timeout == nil
-        or (v[9] and deadline == nil) or not (kinds[v[6]] or kind_ok(kinds, v[6])) then
+        or (deadline_s and deadline == nil) or not (kinds[v[6]] or kind_ok(kinds, v[6])) then
       -- The index disagrees with the record, or the record is unusable: drop
       -- the entry (the reconciler re-indexes a sound record; a broken one
       -- waits for an operator rather than failing every claim).
@@ -488,8 +488,8 @@ local function ff_claim(keys, args)
       end
       local k = #out
       out[k + 1] = eid; out[k + 2] = epoch; out[k + 3] = v[6]; out[k + 4] = v[7] or ''
-      adms[#adms + 1] = v[8] or ''
-      admitted = admitted or v[8] ~= false
+      adms[#adms + 1] = adm or ''
+      admitted = admitted or adm ~= false
     end
   end
   if admitted then
