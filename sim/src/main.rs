@@ -35,11 +35,12 @@ fn main() {
         simulated_ms += report.simulated_ms;
         let status = if report.passed() { "ok" } else { "FAILED" };
         eprintln!(
-            "seed {seed}: {status} — {} created, outcomes {:?}, faults {:?}, {} engines, crashes e{}/w{}, engine cuts {}, store restarts {}, clock jumps {}, zombies {}, resumes {} ({} by signal), trace {:016x} ({} events), {} s simulated",
+            "seed {seed}: {status} — {} created, outcomes {:?}, faults {:?}, {} engines (ownership {}), crashes e{}/w{}, engine cuts {}, store restarts {}, clock jumps {}, zombies {}, resumes {} ({} by signal), trace {:016x} ({} events), {} s simulated",
             report.created,
             report.outcomes.iter().map(|(s, n)| format!("{s}={n}")).collect::<Vec<_>>(),
             report.faults,
             report.engines,
+            if report.ownership { "on" } else { "off" },
             report.engine_crashes,
             report.worker_crashes,
             report.engine_cuts,

@@ -177,6 +177,44 @@ async fn with_ownership_off_an_engine_scans_everything_and_writes_no_lease() {
     e.shutdown().await;
 }
 
+/// Engines with ownership off each scan every partition, and together they
+/// do the work: delayed executions come due and are promoted.
+#[tokio::test]
+async fn engines_with_ownership_off_promote_what_comes_due() {
+    let redis = TestRedis::standalone();
+    let url = redis.url();
+    let s = store(&url).await;
+    let mut engines = Vec::new();
+    for _ in 0..2 {
+        let cfg = EngineConfig {
+            ownership: false,
+            ..config()
+        };
+        engines.push(Engine::start(cfg, s.clone()).await.unwrap());
+    }
+    let c = client(&url).await;
+    let mut ids = Vec::new();
+    for _ in 0..20 {
+        let spec = ExecutionSpec::new("k").delay(Duration::from_millis(300));
+        ids.push(c.create(spec).await.unwrap().execution);
+    }
+    wait_for("promotion", Duration::from_secs(10), || {
+        let (c, ids) = (c.clone(), ids.clone());
+        async move {
+            for id in &ids {
+                if c.get(id).await.unwrap().public_state != PublicState::Waiting {
+                    return false;
+                }
+            }
+            true
+        }
+    })
+    .await;
+    for e in engines {
+        e.shutdown().await;
+    }
+}
+
 #[tokio::test]
 async fn a_bad_ownership_config_is_refused() {
     let redis = TestRedis::standalone();
