@@ -160,11 +160,12 @@ local function state_of(ek)
 end
 
 -- Validate the (eid, KEYS[1]) pair every per-execution function receives.
+local NOT_EXEC_TARGET = 'execution:KEYS[1] must be ff:exec:<execution id> and match ARGV[1]'
 local function exec_target(keys, eid)
   local ek = keys[1]
   local tag = tag_of(ek or '')
   if tag == nil or not eid_ok(eid, tag) or ek ~= exec_key(eid) then
-    return nil, nil, err('invalid_argument', 'execution:KEYS[1] must be ff:exec:<execution id> and match ARGV[1]')
+    return nil, nil, err('invalid_argument', NOT_EXEC_TARGET)
   end
   return ek, tag
 end
@@ -330,16 +331,17 @@ local function create_apply(tag, it, now, now_s, mv)
 end
 
 local function ff_create(keys, args)
-  local _, tag, e = exec_target(keys, args[1])
-  if e then return e end
+  -- (item_check checks the id; KEYS[1] must then be its record)
+  local tag = tag_of(keys[1] or '')
+  if tag == nil then return err('invalid_argument', NOT_EXEC_TARGET) end
   local s = {unpack(args, 2, 5)}
   for i = 7, #args do s[#s + 1] = args[i] end
-  local c
-  c, e = shape_check(tag, s)
+  local c, e = shape_check(tag, s)
   if e then return e end
   local it
   it, e = item_check(tag, c, args[1], args[6], keys[2], {})
   if e then return e end
+  if it.ek ~= keys[1] then return err('invalid_argument', NOT_EXEC_TARGET) end
   local now = now_ms()
   return create_apply(tag, it, now, tostring(now))
 end
