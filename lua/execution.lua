@@ -159,8 +159,11 @@ local function state_of(ek)
   return s.phase or '', s.elig or '', s.outcome or ''
 end
 
--- Validate the (eid, KEYS[1]) pair every per-execution function receives.
+-- The refusals of an execution id that is not one of the call's partition.
 local NOT_EXEC_TARGET = 'execution:KEYS[1] must be ff:exec:<execution id> and match ARGV[1]'
+local NOT_PARTITION_EID = 'execution:expected an execution id of the partition of KEYS[1]'
+
+-- Validate the (eid, KEYS[1]) pair every per-execution function receives.
 local function exec_target(keys, eid)
   local ek = keys[1]
   local tag = tag_of(ek or '')
@@ -237,7 +240,7 @@ end
 -- size limit holds for the whole batch). -> the creation, or nil and a refusal.
 local function item_check(tag, c, eid, payload, idem_key, joined)
   if not eid_ok(eid, tag) then
-    return nil, err('invalid_argument', 'execution:expected an execution id of the partition of KEYS[1]')
+    return nil, err('invalid_argument', NOT_PARTITION_EID)
   end
   payload = payload or ''
   if #payload > MAX_PAYLOAD_BYTES then
@@ -528,7 +531,7 @@ local function lease_check(ek, tag, eid, lease_id, epoch, op, h)
   local v = redis.call('HMGET', ek, 'phase', 'lease_id', 'epoch', 'att_timeout', 'retention', 'opt')
   if v[1] ~= 'active' or v[2] ~= lease_id or v[3] ~= epoch then
     if not eid_ok(eid, tag) then
-      return nil, err('invalid_argument', 'execution:expected an execution id of the partition of KEYS[1]')
+      return nil, err('invalid_argument', NOT_PARTITION_EID)
     end
     if not hex32_ok(lease_id) then return nil, err('invalid_argument', 'lease_id:expected 32 hex digits') end
     local n, e = int_arg(epoch, 'epoch', 1, 9007199254740991)
@@ -672,14 +675,11 @@ local function ff_end_many(keys, args)
   if #args ~= 1 + 6 * n then return err('invalid_argument', 'count:expected ' .. n .. ' reports of 6 arguments') end
   -- (the id's partition only: its key must be in this slot; the rest of it
   -- is checked with the lease, by lease_check)
-  local prefix = tag .. ':'
   for i = 1, n do
     local b = 6 * i - 4
     local op, eid, data, flag = args[b], args[b + 1], args[b + 4], args[b + 5]
     if not END_OPS[op] then return err('invalid_argument', 'op:expected complete or fail') end
-    if #eid ~= #prefix + 32 or string.sub(eid, 1, #prefix) ~= prefix then
-      return err('invalid_argument', 'execution:expected an execution id of the partition of KEYS[1]')
-    end
+    if not eid_in_partition(eid, tag) then return err('invalid_argument', NOT_PARTITION_EID) end
     if flag ~= '0' and flag ~= '1' then return err('invalid_argument', 'retryable:expected 0 or 1') end
     if op == 'complete' and #data > MAX_PAYLOAD_BYTES then
       return err('payload_too_large', #data .. ':' .. MAX_PAYLOAD_BYTES)

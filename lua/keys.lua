@@ -17,11 +17,17 @@ local function eligible_key(tag, lane)
   return 'ff:idx:' .. tag .. ':eligible:' .. lane
 end
 
--- An execution id '{fp:N}:<32 hex>' whose tag is `tag`.
+-- Shaped as an execution id of the partition `tag` ('{fp:N}:' and 32 more
+-- bytes): enough to know its key is in the partition's slot.
 -- (Without building strings: this runs for every member of every batch.)
-local function eid_ok(eid, tag)
+local function eid_in_partition(eid, tag)
   return type(eid) == 'string' and #eid == #tag + 33 and string.find(eid, tag, 1, true) == 1
-    and string.byte(eid, #tag + 1) == 58 and string.find(eid, '^[0-9a-f]+$', #tag + 2) ~= nil
+    and string.byte(eid, #tag + 1) == 58
+end
+
+-- An execution id '{fp:N}:<32 hex>' whose tag is `tag`.
+local function eid_ok(eid, tag)
+  return eid_in_partition(eid, tag) and string.find(eid, '^[0-9a-f]+$', #tag + 2) ~= nil
 end
 
 -- A flow's hash and its members (a sorted set, score 0: read in id order).

@@ -353,11 +353,7 @@ async fn a_corrupted_index_is_repaired() {
     let store = store(&redis.url()).await;
     let c = client(&redis.url()).await;
     let waiting = c.create(ExecutionSpec::new("j")).await.unwrap().execution;
-    let delayed = c
-        .create(ExecutionSpec::new("j").delay(Duration::from_secs(3600)))
-        .await
-        .unwrap()
-        .execution;
+    let delayed = create_delayed(&c, "j", Duration::from_secs(3600)).await;
     let pk = PartitionKeys::of(&waiting);
     let lane = ff_engine::core::Lane::default_lane();
     // Drift: one missing from its index, one in an index it does not belong to,
@@ -450,11 +446,7 @@ async fn a_panicking_scanner_is_restarted_and_shutdown_is_bounded() {
             .all(|s| s.cycles >= 1 || SWEEPS.contains(&s.scanner))
     })
     .await;
-    let eid = c
-        .create(ExecutionSpec::new("j").delay(Duration::from_millis(50)))
-        .await
-        .unwrap()
-        .execution;
+    let eid = create_delayed(&c, "j", Duration::from_millis(50)).await;
     wait_for(
         "promotion after restart",
         Duration::from_secs(3),

@@ -24,16 +24,8 @@ async fn inspect_counts_states_lanes_indexes_and_the_oldest_due() {
     c.create(ExecutionSpec::new("j").lane("mail"))
         .await
         .unwrap();
-    let later = c
-        .create(ExecutionSpec::new("j").delay(Duration::from_secs(60)))
-        .await
-        .unwrap()
-        .execution;
-    let sooner = c
-        .create(ExecutionSpec::new("j").delay(Duration::from_secs(30)))
-        .await
-        .unwrap()
-        .execution;
+    let later = create_delayed(&c, "j", Duration::from_secs(60)).await;
+    let sooner = create_delayed(&c, "j", Duration::from_secs(30)).await;
     let claimed = claim_one(&c).await;
     c.complete(&claimed.lease, b"").await.unwrap();
     claim_one(&c).await;

@@ -297,16 +297,8 @@ async fn promote_misindexed(store: &dyn Store, eid: &ExecutionId) -> BatchOutcom
 
 async fn a_stale_snapshot_is_neither_acted_on_nor_repaired(store: Arc<dyn Store>) {
     let c = client_on(store.clone()).await;
-    let due = c
-        .create(ExecutionSpec::new("j").delay(Duration::from_millis(30)))
-        .await
-        .unwrap()
-        .execution;
-    let later = c
-        .create(ExecutionSpec::new("j").delay(Duration::from_secs(60)))
-        .await
-        .unwrap()
-        .execution;
+    let due = create_delayed(&c, "j", Duration::from_millis(30)).await;
+    let later = create_delayed(&c, "j", Duration::from_secs(60)).await;
     tokio::time::sleep(Duration::from_millis(40)).await;
     let f = BatchFunction::PromoteDelayed;
     let first = batch_on(&*store, f, &due, &[&due]).await;

@@ -213,11 +213,7 @@ async fn a_restart_that_loses_the_library_heals_on_the_next_call() {
     assert_eq!(wake.recv().await, Some(SubEvent::Subscribed));
     store.restart();
     assert_eq!(wake.recv().await, Some(SubEvent::Subscribed));
-    let eid = c
-        .create(ExecutionSpec::new("j").delay(Duration::from_secs(5)))
-        .await
-        .unwrap()
-        .execution;
+    let eid = create_delayed(&c, "j", Duration::from_secs(5)).await;
     // The data plane announced the new earliest delayed member.
     let Some(SubEvent::Message(m)) = wake.recv().await else {
         panic!("no wake-up")
@@ -249,11 +245,7 @@ async fn the_engine_runs_on_memory_store() {
         state(&c, &eid).await == PublicState::Waiting
     })
     .await;
-    let delayed = c
-        .create(ExecutionSpec::new("job").delay(Duration::from_millis(100)))
-        .await
-        .unwrap()
-        .execution;
+    let delayed = create_delayed(&c, "job", Duration::from_millis(100)).await;
     wait_for("promotion", Duration::from_secs(5), || async {
         state(&c, &delayed).await == PublicState::Waiting
     })

@@ -130,8 +130,8 @@ pub(crate) struct Runner {
     metrics: Arc<ScannerMetrics>,
     slots: Vec<Slot>,
     tracker: FailureTracker,
-    /// Server time at a local instant, to turn due times into sleeps
-    /// (`(0, _)` until the first read, at the run's start).
+    /// Server time at a local instant, to turn due times into sleeps (first
+    /// read when the run starts).
     clock: (u64, Instant),
     last_rescan: Instant,
     last_sweep: Option<Instant>,
@@ -447,16 +447,14 @@ impl Runner {
         mut shutdown: watch::Receiver<bool>,
     ) {
         tracing::info!(scanner = self.spec.name, interval = ?self.spec.interval, partitions = self.partitions.len(), "scanner started");
+        // Due times are server times: the server's clock is read before
+        // anything is judged due (a runner the shared rescan tells its heads
+        // has no read of its own to make until one is due, and with the clock
+        // unread every due time seemed decades away). A failed read pauses.
+        while !*shutdown.borrow() && self.refresh_clock().await.is_none() {}
         loop {
             if *shutdown.borrow() {
                 break;
-            }
-            // Due times are server times: the server's clock is read before
-            // anything is judged due (a runner the shared rescan tells its
-            // heads has no read of its own to make until one is due, and
-            // with the clock unread every due time seemed decades away).
-            if self.clock.0 == 0 && self.refresh_clock().await.is_none() {
-                continue;
             }
             self.refresh_ownership();
             if self.own_rescan && self.last_rescan.elapsed() >= self.rescan {

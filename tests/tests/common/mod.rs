@@ -53,6 +53,14 @@ pub fn worker() -> (Lane, WorkerName, WorkerInstance) {
     )
 }
 
+/// Create an execution of `kind` due after `delay`; its id.
+pub async fn create_delayed(c: &Client, kind: &str, delay: Duration) -> ExecutionId {
+    c.create(ff_engine::ExecutionSpec::new(kind).delay(delay))
+        .await
+        .expect("create")
+        .execution
+}
+
 /// Claim exactly one execution from the default lane.
 pub async fn claim_one(c: &Client) -> Claimed {
     let (lane, w, i) = worker();
