@@ -9,8 +9,12 @@
 use super::*;
 use crate::engine::supervisor::supervise;
 use crate::engine::ScannerStats;
+use crate::error::StoreError;
 use crate::store::MockStore;
+use ff_core::contract::Call;
+use ff_core::reply::Reply;
 use ff_core::tracker::{BACKOFF_CYCLES, FAILURE_THRESHOLD};
+use ff_core::PartitionFamily;
 use std::collections::{BTreeMap, BTreeSet};
 use std::sync::atomic::AtomicUsize;
 use std::sync::Mutex;
@@ -313,10 +317,8 @@ fn key(f: BatchFunction, p: u16) -> String {
 }
 
 fn read_cmd(f: BatchFunction, p: u16, limit: usize) -> Vec<String> {
-    read_due(f, Partition::new(PartitionFamily::Flow, p), limit)
-        .iter()
-        .map(|a| text(a))
-        .collect()
+    let keys = PartitionKeys::new(Partition::new(PartitionFamily::Flow, p));
+    read_heads(f, &keys, limit)
 }
 
 /// The member ids a batch call carries (after the three filter arguments).
@@ -413,8 +415,8 @@ async fn cycle_reads_every_partition_then_sends_one_pipelined_batch_per_due_part
         (1, 3, 1, 4, 0, 0)
     );
     // The runner now knows partition 0's next due time and nothing is dirty.
-    assert_eq!(runner.slots[0].next_due, Some(BASE + 5_000));
-    assert!(runner.slots.iter().all(|s| !s.dirty));
+    assert_eq!(runner.slots()[0].next_due, Some(BASE + 5_000));
+    assert!(runner.slots().iter().all(|s| !s.dirty));
     assert!(!runner.has_work());
 }
 
@@ -437,7 +439,7 @@ async fn a_cycle_with_nothing_due_reads_nothing() {
     assert_eq!(w.reads.len(), 1);
     let s = stats(&m);
     assert_eq!((s.cycles, s.acted, s.backlog), (2, 0, 0));
-    assert_eq!(runner.slots[1].next_due, Some(BASE + 60_000));
+    assert_eq!(runner.slots()[1].next_due, Some(BASE + 60_000));
 }
 
 #[tokio::test]
@@ -454,7 +456,7 @@ async fn a_partition_whose_next_due_time_passed_is_read_again() {
     assert_eq!(w.fcalls.len(), 1);
     assert_eq!(batches(&w.fcalls[0]), vec![(key(DELAYED, 1), strs(&["x"]))]);
     assert_eq!(stats(&m).acted, 1);
-    assert_eq!(runner.slots[1].next_due, None);
+    assert_eq!(runner.slots()[1].next_due, None);
 }
 
 /// The same contract with plain mockall expectations: exactly one TIME, one
@@ -502,7 +504,7 @@ async fn cycle_makes_exactly_one_read_and_one_fcall_round_trip() {
     runner.test_cycle().await;
     let s = stats(&metrics);
     assert_eq!((s.cycles, s.acted, s.backlog), (1, 2, 2));
-    assert_eq!(runner.slots[0].next_due, Some(BASE + 1));
+    assert_eq!(runner.slots()[0].next_due, Some(BASE + 1));
 }
 
 // ---------------------------------------------------------------------------
@@ -642,7 +644,7 @@ async fn a_single_member_call_that_fails_is_looked_at_again_soon() {
     runner.test_cycle().await;
     assert_eq!(stats(&metrics).errors, 1);
     // Looked at again soon (within a second), not at once: no spinning.
-    assert!(runner.slots[0]
+    assert!(runner.slots()[0]
         .next_due
         .is_some_and(|d| d > BASE && d <= BASE + 1_000));
 }
@@ -721,8 +723,8 @@ async fn due_members_after_a_failed_batch_are_not_stranded() {
         w.zmembers(&key(DELAYED, 0)).is_empty(),
         "c is still in the index: {:?}, and the runner sees no work: dirty={} next_due={:?}",
         w.zmembers(&key(DELAYED, 0)),
-        runner.slots[0].dirty,
-        runner.slots[0].next_due
+        runner.slots()[0].dirty,
+        runner.slots()[0].next_due
     );
 }
 
@@ -955,11 +957,11 @@ async fn a_failed_snapshot_read_is_counted_and_retried_soon() {
     }
     let s = stats(&m);
     assert_eq!((s.errors, s.acted), (2, 1));
-    assert!(!runner.slots[0].dirty);
+    assert!(!runner.slots()[0].dirty);
     // The failed partitions are looked at again soon (within a second), not at once.
     for i in [1, 2] {
         let now = w.lock().unwrap().now();
-        assert!(runner.slots[i]
+        assert!(runner.slots()[i]
             .next_due
             .is_some_and(|d| d > now && d <= now + 1_000));
     }
@@ -1005,7 +1007,7 @@ async fn a_time_error_skips_the_cycle() {
     let s = stats(&metrics);
     assert_eq!((s.errors, s.cycles), (1, 0));
     assert!(
-        runner.slots.iter().all(|s| s.dirty),
+        runner.slots().iter().all(|s| s.dirty),
         "everything still to read"
     );
 }
@@ -1202,23 +1204,6 @@ async fn wake_rescan_rereads_every_partition() {
     tokio::time::timeout(PATIENCE, task).await.unwrap().unwrap();
 }
 
-/// A change announced everywhere (admission) marks for a read only the
-/// partitions that had something left at their last read.
-#[test]
-fn a_change_rereads_the_partitions_with_something_left() {
-    let w = live_world();
-    let (mut runner, _m) = Setup::default().build(mock_store(&w));
-    runner = runner.with_shared_rescan();
-    assert!(
-        !runner.has_work(),
-        "a shared-rescan runner starts with nothing to read"
-    );
-    runner.slots[1].next_due = Some(u64::MAX);
-    runner.on_wake(Wake::Changed);
-    let dirty: Vec<bool> = runner.slots.iter().map(|s| s.dirty).collect();
-    assert_eq!(dirty, vec![false, true, false]);
-}
-
 #[tokio::test]
 async fn the_rescan_interval_rereads_every_partition() {
     let w = live_world();
@@ -1235,34 +1220,6 @@ async fn the_rescan_interval_rereads_every_partition() {
     assert!(w.lock().unwrap().reads.iter().all(|(_, r)| r.len() == 2));
     tx.send(true).unwrap();
     tokio::time::timeout(PATIENCE, task).await.unwrap().unwrap();
-}
-
-#[test]
-fn on_wake_keeps_the_earliest_due_time() {
-    let (mut runner, _m) = Setup::default().build(Arc::new(MockStore::new()));
-    for s in &mut runner.slots {
-        s.dirty = false;
-    }
-    runner.on_wake(Wake::At {
-        partition: 2,
-        due_ms: 500,
-    });
-    runner.on_wake(Wake::At {
-        partition: 2,
-        due_ms: 900,
-    });
-    runner.on_wake(Wake::At {
-        partition: 2,
-        due_ms: 300,
-    });
-    runner.on_wake(Wake::At {
-        partition: 7,
-        due_ms: 1,
-    });
-    assert_eq!(runner.slots[2].next_due, Some(300));
-    assert_eq!(runner.slots[0].next_due, None);
-    runner.on_wake(Wake::Rescan);
-    assert!(runner.slots.iter().all(|s| s.dirty));
 }
 
 // ---------------------------------------------------------------------------
@@ -1660,7 +1617,7 @@ async fn a_partition_gained_is_read_at_once_and_one_lost_is_dropped() {
     let w = w.lock().unwrap();
     assert_eq!(w.reads[1].1, vec![read_cmd(DELAYED, 2, 11)]);
     assert_eq!(batches(&w.fcalls[0]), vec![(key(DELAYED, 2), strs(&["c"]))]);
-    assert_eq!(runner.held, [None, None, Some(1)]);
+    assert_eq!(runner.schedule.held(), [None, None, Some(1)]);
 }
 
 #[tokio::test]
@@ -1695,10 +1652,10 @@ async fn wake_ups_and_rescans_of_unheld_partitions_are_ignored() {
         partition: 2,
         due_ms: 0,
     });
-    assert_eq!(runner.slots[2].next_due, None);
+    assert_eq!(runner.slots()[2].next_due, None);
     runner.on_wake(Wake::Rescan);
-    assert!(!runner.slots[0].dirty && !runner.slots[2].dirty);
-    assert!(runner.slots[1].dirty);
+    assert!(!runner.slots()[0].dirty && !runner.slots()[2].dirty);
+    assert!(runner.slots()[1].dirty);
 }
 
 #[tokio::test]
@@ -1769,17 +1726,20 @@ async fn a_running_runner_picks_up_a_gained_partition_promptly() {
 impl Runner {
     /// One cycle of this (batch) scanner, as `run` would make it.
     async fn test_cycle(&mut self) {
-        let ScanWork::Batch(f) = self.spec.work else {
-            panic!("a batch scanner");
-        };
-        self.cycle(f).await
+        assert!(!self.spec.work.is_sweep(), "a due-time scanner");
+        self.cycle().await
     }
 
     /// One sweep of this (batch) scanner, as `run` would make it.
     async fn test_sweep(&mut self) {
-        let ScanWork::Batch(f) = self.spec.work else {
-            panic!("a batch scanner");
-        };
-        self.sweep(f).await
+        assert!(self.spec.work.is_sweep(), "a sweep");
+        self.cycle().await
+    }
+
+    /// What the schedule knows of each partition.
+    fn slots(&self) -> Vec<ff_core::scan::Slot> {
+        (0..self.schedule.held().len())
+            .map(|i| self.schedule.slot(i))
+            .collect()
     }
 }
