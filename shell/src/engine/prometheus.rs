@@ -284,7 +284,7 @@ mod tests {
 
     #[test]
     fn the_readme_lists_every_family() {
-        let readme = include_str!("../../../README.md");
+        let readme = include_str!("../../../docs/metrics.md");
         let m = ScannerMetrics::default();
         let text = render(&[m.snapshot("s")], &[], &Default::default());
         for family in text.lines().filter_map(|l| l.strip_prefix("# TYPE ")) {
@@ -292,7 +292,7 @@ mod tests {
             let row = format!("| `{name}` | {kind} |");
             assert!(
                 readme.contains(&row),
-                "README's metrics table lacks {row:?}"
+                "docs/metrics.md's metrics table lacks {row:?}"
             );
         }
     }
