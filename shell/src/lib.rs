@@ -27,3 +27,8 @@ pub use engine::{Engine, EngineConfig};
 pub use error::Error;
 pub use ff_core as core;
 pub use spec::ExecutionSpec;
+
+/// The README's example, compiled as a doctest so it stays true.
+#[cfg(doctest)]
+#[doc = include_str!("../../README.md")]
+struct Readme;
