@@ -6,7 +6,7 @@
 
 use super::metrics::ScannerMetrics;
 use super::ownership::Subscriber;
-use crate::error::Error;
+use crate::error::{Error, StoreError};
 use crate::store::{cmd, Store};
 use ff_core::contract::scan::{self as contract, BatchFunction, BatchOutcome, ScannerFilter};
 use ff_core::keys::PartitionKeys;
@@ -45,31 +45,25 @@ fn millis(d: Duration) -> u64 {
 /// Send what `schedule` asks for until its cycle is done; `between` runs
 /// before each round (a long drain re-checks ownership between rounds).
 async fn drive(store: &dyn Store, schedule: &mut Schedule, mut between: impl FnMut(&mut Schedule)) {
+    let text = |replies: Vec<Result<_, StoreError>>| -> Vec<_> {
+        replies
+            .into_iter()
+            .map(|r| r.map_err(|e| e.to_string()))
+            .collect()
+    };
     loop {
         between(schedule);
         let reads = schedule.poll_reads();
         if !reads.is_empty() {
             let cmds: Vec<Vec<Vec<u8>>> = reads.iter().map(cmd).collect();
-            let replies = store.command_many(&cmds).await;
-            schedule.handle_reads(
-                replies
-                    .into_iter()
-                    .map(|r| r.map_err(|e| e.to_string()))
-                    .collect(),
-            );
+            schedule.handle_reads(text(store.command_many(&cmds).await));
             continue;
         }
         let calls = schedule.poll_calls();
         if calls.is_empty() {
             return;
         }
-        let replies = store.fcall_many(&calls).await;
-        schedule.handle_results(
-            replies
-                .into_iter()
-                .map(|r| r.map_err(|e| e.to_string()))
-                .collect(),
-        );
+        schedule.handle_results(text(store.fcall_many(&calls).await));
     }
 }
 
