@@ -9,11 +9,16 @@
 
 use super::*;
 use crate::contract::scan::BatchFunction;
-use crate::keys::PartitionKeys;
 use proptest::prelude::*;
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::BTreeSet;
+use test_world::*;
 
-const F: BatchFunction = BatchFunction::PromoteDelayed;
+#[path = "cycle_tests.rs"]
+mod cycle_tests;
+#[path = "test_world.rs"]
+mod test_world;
+
+const F: BatchFunction = DELAYED;
 const INTERVAL: u64 = 500;
 
 fn settings(partitions: u16, batch: usize, work: ScanWork) -> Settings {
@@ -28,123 +33,6 @@ fn settings(partitions: u16, batch: usize, work: ScanWork) -> Settings {
         },
         filter: ScannerFilter::default(),
     }
-}
-
-/// What the model store holds: per partition, (score, member).
-#[derive(Debug, Default)]
-struct World {
-    sets: BTreeMap<u16, BTreeSet<(u64, String)>>,
-    /// Partitions whose reads fail.
-    failing: BTreeSet<u16>,
-    /// Every partition a read or call touched, per cycle.
-    touched: Vec<BTreeSet<u16>>,
-    next_id: u64,
-}
-
-impl World {
-    fn partition_of(&self, key: &str, n: u16) -> u16 {
-        (0..n)
-            .find(|&p| {
-                F.index(&PartitionKeys::new(Partition::new(
-                    PartitionFamily::Flow,
-                    p,
-                ))) == key
-            })
-            .expect("a key of the scanner's index")
-    }
-
-    fn earliest(&self, p: u16) -> Option<u64> {
-        self.sets.get(&p).and_then(|s| s.first()).map(|(s, _)| *s)
-    }
-
-    /// Add a member; returns the wake-up the data plane would publish.
-    fn add(&mut self, p: u16, score: u64) -> Option<Wake> {
-        self.next_id += 1;
-        let before = self.earliest(p);
-        self.sets
-            .entry(p)
-            .or_default()
-            .insert((score, format!("m{}", self.next_id)));
-        (before.is_none_or(|b| score < b)).then_some(Wake::At {
-            partition: p,
-            due_ms: score,
-        })
-    }
-
-    fn read(&mut self, cmd: &[String], n: u16) -> Result<Reply, String> {
-        let p = self.partition_of(&cmd[1], n);
-        self.touched.last_mut().unwrap().insert(p);
-        if self.failing.contains(&p) {
-            return Err("connection reset".into());
-        }
-        assert_eq!(cmd[0], "ZRANGEBYSCORE");
-        let limit: usize = cmd[7].parse().unwrap();
-        let items = self
-            .sets
-            .get(&p)
-            .into_iter()
-            .flatten()
-            .take(limit)
-            .flat_map(|(s, m)| [Reply::bulk(m.as_str()), Reply::bulk(s.to_string())])
-            .collect();
-        Ok(Reply::Array(items))
-    }
-
-    /// A batch call: acts on the members that are due, reports the rest.
-    fn call(&mut self, call: &Call, n: u16, now: u64, batch: usize) -> Result<Reply, String> {
-        let p = self.partition_of(&call.keys[0], n);
-        self.touched.last_mut().unwrap().insert(p);
-        let ids: Vec<String> = call.args[3..]
-            .iter()
-            .map(|a| String::from_utf8(a.clone()).unwrap())
-            .collect();
-        assert!(
-            !ids.is_empty() && ids.len() <= batch,
-            "a batch of 1..=batch"
-        );
-        let set = self.sets.entry(p).or_default();
-        let mut acted = 0;
-        for id in &ids {
-            let (score, _) = set
-                .iter()
-                .find(|(_, m)| m == id)
-                .cloned()
-                .expect("only members read are sent");
-            assert!(score <= now, "only due members are sent");
-            set.remove(&(score, id.clone()));
-            acted += 1;
-        }
-        let next = set.first().map_or(-1, |(s, _)| *s as i64);
-        Ok(Reply::Array(vec![
-            Reply::Int(1),
-            Reply::Int(acted),
-            Reply::Int(0),
-            Reply::Int(next),
-        ]))
-    }
-}
-
-/// Run one cycle at `now` the way the shell's runner does.
-fn cycle(s: &mut Schedule, w: &mut World, now: u64) -> CycleReport {
-    let n = s.partitions().len() as u16;
-    let batch = s.settings().batch;
-    w.touched.push(BTreeSet::new());
-    s.begin_cycle(now);
-    for _ in 0..10_000 {
-        let reads = s.poll_reads();
-        if !reads.is_empty() {
-            let replies = reads.iter().map(|r| w.read(r, n)).collect();
-            s.handle_reads(replies);
-            continue;
-        }
-        let calls = s.poll_calls();
-        if calls.is_empty() {
-            return s.end_cycle();
-        }
-        let replies = calls.iter().map(|c| w.call(c, n, now, batch)).collect();
-        s.handle_results(replies);
-    }
-    panic!("a cycle that does not end");
 }
 
 #[derive(Debug, Clone)]
@@ -186,7 +74,7 @@ proptest! {
             match op {
                 Op::Add { p, delay } => {
                     if p < partitions {
-                        if let Some(wake) = w.add(p, now + delay) {
+                        if let (_, Some(wake)) = w.add(p, now + delay) {
                             s.handle_wake(wake, now);
                         }
                     }
@@ -200,9 +88,9 @@ proptest! {
                     s.handle_ownership(&held);
                 }
                 Op::Fail { p } => {
-                    w.failing.insert(p);
+                    w.read_errors.insert(key(F, p));
                 }
-                Op::Heal => w.failing.clear(),
+                Op::Heal => w.read_errors.clear(),
                 Op::Advance(dt) => {
                     now += dt;
                     let mut cycles = 0;
@@ -219,7 +107,7 @@ proptest! {
                     }
                     let wake = s.poll_timeout(now);
                     prop_assert!(wake > now && wake <= now + INTERVAL);
-                    if w.failing.is_empty() && now > failed_until {
+                    if w.read_errors.is_empty() && now > failed_until {
                         for p in 0..partitions {
                             let due = w.earliest(p).filter(|&e| e <= now);
                             prop_assert!(
