@@ -745,3 +745,61 @@ fn a_sweep_walks_only_held_partitions() {
     cycle(&mut s, &mut w, BASE);
     assert_eq!(batches(&w.calls[0]), vec![(key(SWEEP, 1), strs(&["b"]))]);
 }
+
+#[test]
+fn a_partition_lost_mid_cycle_is_left_to_its_new_owner() {
+    let mut w = World::default();
+    for p in 0..2 {
+        for i in 0..5u64 {
+            w.zadd(&key(DELAYED, p), 10 + i, &format!("p{p}m{i}"));
+        }
+    }
+    let mut s = Setup {
+        partitions: 2,
+        batch: 2,
+        ..Setup::default()
+    }
+    .build();
+    // Partition 1 is lost after the first round of calls (rounds 0: read, 1: calls).
+    cycle_with(&mut s, &mut w, BASE, |s, round| {
+        if round == 2 {
+            s.handle_ownership(&[Some(0), None]);
+        }
+    });
+    assert_eq!(
+        w.reads[0],
+        vec![read_cmd(DELAYED, 0, 3), read_cmd(DELAYED, 1, 3)]
+    );
+    assert!(
+        w.reads[1..]
+            .iter()
+            .flatten()
+            .all(|r| r[1] == key(DELAYED, 0)),
+        "{:?}",
+        w.reads
+    );
+    assert!(w.calls[1..]
+        .iter()
+        .flatten()
+        .all(|c| c.keys[0] == key(DELAYED, 0)));
+    assert!(w.zmembers(&key(DELAYED, 0)).is_empty());
+    assert_eq!(w.zmembers(&key(DELAYED, 1)).len(), 3, "the new owner's");
+}
+
+#[test]
+fn a_clock_failure_makes_a_sweep_wait_its_interval_again() {
+    let mut s = Setup {
+        function: SWEEP,
+        partitions: 1,
+        interval_ms: 30_000,
+        ..Setup::default()
+    }
+    .build();
+    assert_eq!(s.poll_timeout(BASE), BASE + 30_000);
+    s.handle_clock_failure(BASE + 30_000);
+    assert_eq!(s.poll_timeout(BASE + 30_000), BASE + 60_000, "no spin");
+    // A due-time scanner keeps what it had to do.
+    let mut s = Setup::default().build();
+    s.handle_clock_failure(BASE);
+    assert!(has_work(&mut s, BASE));
+}

@@ -485,3 +485,51 @@ fn a_member_behind_one_in_backoff_is_not_stranded() {
         s.slot(0)
     );
 }
+
+proptest! {
+    /// Ownership: at each change, the partitions gained or held again under
+    /// a new epoch (someone else may have had them) are read at the next
+    /// cycle, and only they (nothing else is due here); a partition lost is
+    /// never read, whatever wake-ups or rescans say.
+    #[test]
+    fn ownership_changes_are_read_at_once_and_lost_partitions_never(
+        partitions in 1u16..6,
+        changes in prop::collection::vec(
+            (prop::collection::vec(prop::option::of(0u64..3), 6), any::<bool>()),
+            1..30,
+        ),
+    ) {
+        let mut s = Schedule::new(settings(partitions, 4, ScanWork::Batch(F)));
+        let mut w = World::default();
+        for p in 0..partitions {
+            // Something in every index, due long after the test.
+            w.add(p, u64::MAX / 2);
+        }
+        let now = 1_000u64;
+        cycle(&mut s, &mut w, now);
+        let mut held = vec![Some(0u64); partitions as usize];
+        for (epochs, rescan) in changes {
+            let next: Vec<Option<u64>> = epochs[..partitions as usize].to_vec();
+            let gained: BTreeSet<u16> = (0..partitions)
+                .filter(|&p| next[p as usize].is_some() && next[p as usize] != held[p as usize])
+                .collect();
+            let lost = (0..partitions)
+                .filter(|&p| next[p as usize].is_none() && held[p as usize].is_some())
+                .count();
+            prop_assert_eq!(s.handle_ownership(&next), (gained.len(), lost));
+            prop_assert_eq!(s.held(), &next[..]);
+            held = next;
+            for p in 0..partitions {
+                s.handle_wake(Wake::At { partition: p, due_ms: u64::MAX / 4 }, now);
+            }
+            let mut expect = gained.clone();
+            if rescan {
+                s.handle_wake(Wake::Rescan, now);
+                expect.extend((0..partitions).filter(|&p| held[p as usize].is_some()));
+            }
+            prop_assert_eq!(s.poll_timeout(now) <= now, !expect.is_empty());
+            cycle(&mut s, &mut w, now);
+            prop_assert_eq!(w.touched.last().unwrap(), &expect);
+        }
+    }
+}

@@ -269,11 +269,23 @@ impl World {
 /// rounds of reads and calls until both are empty, then end. Every round is
 /// recorded in the world.
 pub fn cycle(s: &mut Schedule, w: &mut World, now: u64) -> CycleReport {
+    cycle_with(s, w, now, |_, _| {})
+}
+
+/// [`cycle`], with `between(schedule, round)` before each round (numbered
+/// from 0), as the runner re-checks ownership between rounds.
+pub fn cycle_with(
+    s: &mut Schedule,
+    w: &mut World,
+    now: u64,
+    mut between: impl FnMut(&mut Schedule, usize),
+) -> CycleReport {
     let batch = s.settings().batch;
     w.now = now;
     w.touched.push(BTreeSet::new());
     s.begin_cycle(now);
-    for _ in 0..10_000 {
+    for round in 0..10_000 {
+        between(s, round);
         let reads = s.poll_reads();
         if !reads.is_empty() {
             let replies = reads.iter().map(|r| w.read(r)).collect();
