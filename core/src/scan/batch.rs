@@ -237,6 +237,13 @@ impl BatchCycle {
             let slot = &mut st.slots[i];
             slot.dirty = false;
             slot.next_due = plan.next_due_ms;
+            if plan.skipped > 0 {
+                // Due members in backoff: look again after an interval (each
+                // look is a cycle of their backoff). No wake-up would come
+                // for what is behind them: they stay the index's earliest.
+                let at = st.now_ms + st.settings.interval_ms.max(1);
+                slot.next_due = Some(slot.next_due.map_or(at, |d| d.min(at)));
+            }
             if self.first {
                 st.report.backlog += plan.due as u64;
                 st.report.skipped += plan.skipped as u64;

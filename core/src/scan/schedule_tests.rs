@@ -443,14 +443,14 @@ proptest! {
     }
 }
 
-/// A member whose action keeps failing enters backoff while it is its
-/// index's earliest. A member added behind it gets no wake-up (the data
+/// Regression test (this was a bug, in the runner before the schedule moved
+/// to core): a member whose action keeps failing enters backoff while it is
+/// its index's earliest. A member added behind it gets no wake-up (the data
 /// plane announces only a new earliest), and the schedule, having read a
-/// head of only skipped members, forgets the partition (`next_due` = the
-/// plan's, `None`): the new member waits for the rescan interval, and so
-/// does the failing member after its backoff.
+/// head of only skipped members, forgot the partition (`next_due` = the
+/// plan's, `None`): the new member waited for the rescan interval, and so
+/// did the failing member after its backoff.
 #[test]
-#[ignore = "bug: a member in failure backoff at the head of its index strands the members behind it (and itself after the backoff) until the rescan interval: Schedule sets next_due to the plan's (None) when every due member read is skipped, and the data plane sends no wake-up for a member that is not the new earliest"]
 fn a_member_behind_one_in_backoff_is_not_stranded() {
     let mut s = Schedule::new(settings(1, 10, ScanWork::Batch(F)));
     let mut w = World::default();
@@ -474,10 +474,9 @@ fn a_member_behind_one_in_backoff_is_not_stranded() {
     assert_eq!(wake, None, "{bad} is still the earliest");
     // Well within the rescan interval (an hour here).
     run_until(&mut s, &mut w, &mut now, 60_000);
-    assert_eq!(
-        errors,
-        u64::from(crate::tracker::FAILURE_THRESHOLD),
-        "{bad} failed into backoff, and was not tried again"
+    assert!(
+        errors > u64::from(crate::tracker::FAILURE_THRESHOLD),
+        "{bad} failed into backoff and was tried again after it ({errors} errors)"
     );
     assert!(
         !w.zmembers(&key(F, 0)).contains(&good),
