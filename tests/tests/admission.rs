@@ -717,6 +717,73 @@ async fn capability_routing_with_a_worker_joining_later(store: Arc<dyn Store>) {
         .any(|(i, _)| i == "short"));
 }
 
+/// The reconcilers repair what drifted: a breach marker lost while usage is
+/// over the hard limit is restored, and admissions that left their window are
+/// trimmed from it.
+async fn the_reconcilers_repair_what_drifted(store: Arc<dyn Store>) {
+    let c = client_on(store).await;
+    c.define_budget("drift", &tokens(100, 0)).await.unwrap();
+    c.create(ExecutionSpec::new("llm").budget("drift"))
+        .await
+        .unwrap();
+    let got = claim_all(&c).await;
+    assert!(
+        c.report_usage("drift", &usage(&got[0], 1, 100))
+            .await
+            .unwrap()
+            .breached
+    );
+    let key = ff_engine::core::admission::budget_key(
+        c.config(),
+        &ff_engine::core::BudgetId::parse("drift").unwrap(),
+    );
+    c.store()
+        .command(&ff_engine::store::cmd(["HDEL", key.as_str(), "breached"]))
+        .await
+        .unwrap();
+    assert!(
+        !c.get_budget("drift").await.unwrap().breached,
+        "marker lost"
+    );
+    assert_eq!(pass(&c, true).await.budgets_repaired, 1);
+    assert!(
+        c.get_budget("drift").await.unwrap().breached,
+        "marker restored"
+    );
+    assert_eq!(
+        pass(&c, true).await.budgets_repaired,
+        0,
+        "nothing left to repair"
+    );
+
+    let limits = QuotaLimits {
+        window_ms: 200,
+        max_per_window: 5,
+        concurrency: 0,
+    };
+    c.define_quota("win", &limits).await.unwrap();
+    for _ in 0..2 {
+        c.create(ExecutionSpec::new("call").quota("win"))
+            .await
+            .unwrap();
+    }
+    let got = claim_all(&c).await;
+    assert_eq!(got.len(), 2);
+    for g in &got {
+        c.complete(&g.lease, b"").await.unwrap();
+        c.release_admission(&g.lease, &g.admission).await.unwrap();
+    }
+    let q = c.get_quota("win").await.unwrap();
+    assert_eq!(q.admitted_at.len(), 2);
+    until_server(
+        &c,
+        q.admitted_at.iter().max().unwrap() + limits.window_ms + 1,
+    )
+    .await;
+    assert_eq!(pass(&c, true).await.windows_trimmed, 2);
+    assert!(c.get_quota("win").await.unwrap().admitted_at.is_empty());
+}
+
 on_both_stores!(
     capability_routing_with_a_worker_joining_later,
     breach_blocks_and_reset_unblocks,
@@ -729,6 +796,7 @@ on_both_stores!(
     a_breach_under_the_cancel_policy_cancels_pending_work,
     an_incapable_worker_gets_past_capability_heads,
     a_release_is_announced_only_when_someone_waits,
+    the_reconcilers_repair_what_drifted,
 );
 
 /// Workers and the engine together: a quota with 2 slots never has more than

@@ -385,8 +385,46 @@ async fn cancelling_a_flow_cancels_every_live_member_in_bounded_steps(store: Arc
     assert_eq!(f.cancel_reason.as_deref(), Some("stop"));
 }
 
+/// The flow projector recounts a flow whose counters drifted and repairs
+/// them; a second look finds them right.
+async fn the_projector_repairs_drifted_counters(store: Arc<dyn Store>) {
+    use ff_engine::core::contract::scan::BatchFunction::ProjectFlows;
+    use ff_engine::core::keys::FlowKeys;
+    use ff_engine::store::cmd;
+    let d = Dag::new(store).await;
+    let [a, b] = [d.id(), d.id()];
+    d.create(&a, JoinPolicy::AllOf).await;
+    d.create(&b, JoinPolicy::AllOf).await;
+    d.succeed(&a, "ok").await;
+    let fk = FlowKeys::new(&d.flow, d.c.config());
+    let p = flow_partition(&d.flow, d.c.config());
+    let flows = PartitionKeys::new(p).flows();
+    let store = d.c.store();
+    let drift = cmd([
+        "HSET",
+        fk.flow().as_str(),
+        "n",
+        "7",
+        "done",
+        "0",
+        "success",
+        "0",
+    ]);
+    store.command(&drift).await.unwrap();
+    let due_now = cmd(["ZADD", flows.as_str(), "0", d.flow.as_str()]);
+    store.command(&due_now).await.unwrap();
+    let out = run_scan(&d.c, ProjectFlows, p).await;
+    assert_eq!((out.acted, out.repaired), (0, 1));
+    let s = d.c.get_flow(&d.flow).await.unwrap().summary;
+    assert_eq!((s.members, s.done, s.success), (2, 1, 1));
+    store.command(&due_now).await.unwrap();
+    let out = run_scan(&d.c, ProjectFlows, p).await;
+    assert_eq!((out.acted, out.repaired), (1, 0));
+}
+
 on_both_stores!(
     diamond_runs_each_child_once_its_parents_succeed,
+    the_projector_repairs_drifted_counters,
     a_fifty_level_chain_advances_one_call_per_level,
     a_failure_skips_the_subtree_and_nothing_else,
     any_of_with_cancel_remaining_cancels_the_losers,
