@@ -43,8 +43,13 @@ fn millis(d: Duration) -> u64 {
 }
 
 /// Send what `schedule` asks for until its cycle is done; `between` runs
-/// before each round (a long drain re-checks ownership between rounds).
-async fn drive(store: &dyn Store, schedule: &mut Schedule, mut between: impl FnMut(&mut Schedule)) {
+/// before each round (a long drain re-checks ownership between rounds) and
+/// ends the cycle there when it answers false (shutdown).
+async fn drive(
+    store: &dyn Store,
+    schedule: &mut Schedule,
+    mut between: impl FnMut(&mut Schedule) -> bool,
+) {
     let text = |replies: Vec<Result<_, StoreError>>| -> Vec<_> {
         replies
             .into_iter()
@@ -52,7 +57,9 @@ async fn drive(store: &dyn Store, schedule: &mut Schedule, mut between: impl FnM
             .collect()
     };
     loop {
-        between(schedule);
+        if !between(schedule) {
+            return;
+        }
         let reads = schedule.poll_reads();
         if !reads.is_empty() {
             let cmds: Vec<Vec<Vec<u8>>> = reads.iter().map(cmd).collect();
@@ -109,7 +116,7 @@ pub(crate) async fn cycle_once(
     let now = store.time_ms().await?;
     let mut schedule = Schedule::new(settings);
     schedule.begin_cycle(now);
-    drive(store, &mut schedule, |_| {}).await;
+    drive(store, &mut schedule, |_| true).await;
     let report = schedule.end_cycle();
     match report.notices.iter().find_map(failure) {
         Some(e) => Err(Error::Cycle(e)),
@@ -253,7 +260,7 @@ impl Runner {
             let at = self.schedule.poll_timeout(now);
             if at <= now {
                 let span = tracing::info_span!("scanner_cycle", scanner = self.spec.name);
-                self.cycle().instrument(span).await;
+                self.cycle(Some(&shutdown)).instrument(span).await;
                 continue;
             }
             // A lease lapsing locally (its renewal is late) must stop the scanning.
@@ -302,8 +309,10 @@ impl Runner {
         }
     }
 
-    /// One cycle, as the schedule asks for it.
-    pub(super) async fn cycle(&mut self) {
+    /// One cycle, as the schedule asks for it; a shutdown signalled meanwhile
+    /// ends it between rounds (what was done is done: every call is fenced or
+    /// idempotent, and what is left stays due).
+    pub(super) async fn cycle(&mut self, shutdown: Option<&watch::Receiver<bool>>) {
         let started = Instant::now();
         let Some(now) = self.refresh_clock().await else {
             let now = self.server_now();
@@ -313,8 +322,10 @@ impl Runner {
         ScannerMetrics::add(&self.metrics.cycles, 1);
         self.schedule.begin_cycle(now);
         let (owned, name) = (&self.owned, self.spec.name);
+        let stopping = || shutdown.is_some_and(|rx| *rx.borrow());
         drive(self.store.as_ref(), &mut self.schedule, |s| {
-            refresh(owned, s, name)
+            refresh(owned, s, name);
+            !stopping()
         })
         .await;
         let report = self.schedule.end_cycle();

@@ -445,6 +445,72 @@ async fn run_stops_when_shutdown_is_signalled() {
         .expect("run does not panic");
 }
 
+/// A long drain looks at shutdown between its rounds: it stops at once,
+/// leaving what is not done yet due.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_long_drain_stops_between_rounds_on_shutdown() {
+    let w = world();
+    {
+        let members = (0..50_000u64).map(|i| (1 + i, format!("m{i:05}")));
+        w.lock()
+            .unwrap()
+            .zsets
+            .insert(key(DELAYED, 0), members.collect());
+    }
+    let (runner, _m) = Setup {
+        partitions: 1,
+        batch: 2,
+        ..Setup::default()
+    }
+    .build(mock_store(&w));
+    let (tx, rx) = watch::channel(false);
+    let task = tokio::spawn(runner.run(None, rx));
+    eventually("the drain under way", || {
+        w.lock().unwrap().fcalls.len() >= 3
+    })
+    .await;
+    tx.send(true).unwrap();
+    tokio::time::timeout(Duration::from_millis(500), task)
+        .await
+        .expect("run returns between rounds")
+        .expect("run does not panic");
+    let left = w.lock().unwrap().zsets[&key(DELAYED, 0)].len();
+    assert!(left > 40_000, "stopped early, {left} left due");
+}
+
+/// When the shutdown bound runs out and the supervisor is aborted, the task
+/// it runs goes with it: nothing of the engine runs on.
+#[tokio::test]
+async fn aborting_a_supervisor_stops_its_task() {
+    /// Dropped when the task's future is dropped.
+    struct Alive(Arc<AtomicUsize>);
+    impl Drop for Alive {
+        fn drop(&mut self) {
+            self.0.fetch_sub(1, Relaxed);
+        }
+    }
+    let alive = Arc::new(AtomicUsize::new(0));
+    let metrics = Arc::new(ScannerMetrics::default());
+    let (_tx, rx) = watch::channel(false);
+    let make = {
+        let alive = alive.clone();
+        move || -> futures::future::BoxFuture<'static, ()> {
+            alive.fetch_add(1, Relaxed);
+            let guard = Alive(alive.clone());
+            // Stuck, as a runner in a call that never answers.
+            Box::pin(async move {
+                let _guard = guard;
+                std::future::pending::<()>().await
+            })
+        }
+    };
+    let handle = supervise("stuck", metrics, Duration::ZERO, rx, make);
+    eventually("the task running", || alive.load(Relaxed) == 1).await;
+    handle.abort();
+    let _ = handle.await;
+    eventually("the task gone", || alive.load(Relaxed) == 0).await;
+}
+
 #[tokio::test]
 async fn run_stops_when_the_engine_is_dropped() {
     let w = live_world();
@@ -892,7 +958,7 @@ impl Runner {
     /// One cycle of this (batch) scanner, as `run` would make it.
     async fn test_cycle(&mut self) {
         assert!(!self.spec.work.is_sweep(), "a due-time scanner");
-        self.cycle().await
+        self.cycle(None).await
     }
 
     /// What the schedule knows of each partition.

@@ -21,15 +21,17 @@ where
 {
     tokio::spawn(async move {
         loop {
-            let mut task = tokio::spawn(make());
+            // Aborted with the supervisor (a shutdown whose bound ran out):
+            // nothing of the engine runs on after `shutdown()` returns.
+            let mut task = AbortOnDrop(tokio::spawn(make()));
             let ended = loop {
                 tokio::select! {
                     biased;
-                    r = &mut task => break r,
+                    r = &mut task.0 => break r,
                     r = shutdown.changed() => {
                         if r.is_err() || *shutdown.borrow() {
                             // The task sees the same signal; let it finish its step.
-                            let _ = task.await;
+                            let _ = (&mut task.0).await;
                             return;
                         }
                     }
@@ -49,4 +51,13 @@ where
             }
         }
     })
+}
+
+/// A task handle that aborts its task when dropped.
+struct AbortOnDrop(JoinHandle<()>);
+
+impl Drop for AbortOnDrop {
+    fn drop(&mut self) {
+        self.0.abort();
+    }
 }
