@@ -10,6 +10,8 @@
 --     partition are derived here from KEYS[1]'s hash tag (keys.lua);
 --   * time comes from the server (TIME).
 
+
+
 local function ok(...)
   return {1, ...}
 end
@@ -123,13 +125,13 @@ end
 -- Hooks run around every writing function: flows.lua sets them to settle what
 -- the call left for flows (a member that ended: its dependents resolved, its
 -- completion announced) whichever function ended it.
-local before_write, after_write = function() end, function() end
+local WRITE_HOOKS = {before = function() end, after = function() end}
 
 local function register(name, fn)
   redis.register_function(name, function(keys, args)
-    before_write()
+    WRITE_HOOKS.before()
     local reply = fn(keys, args)
-    after_write()
+    WRITE_HOOKS.after()
     return reply
   end)
 end
@@ -143,3 +145,6 @@ redis.register_function{
   callback = function() return {FF_VERSION} end,
   flags = {'no-writes'},
 }
+
+--- @export ok, err, now_ms, int_arg, int_text, count_text, num, counter, optional_fields, name_ok,
+--- @export name_arg, hex32_ok, hash_reply, hmget, WRITE_HOOKS, register, register_ro
