@@ -1,5 +1,7 @@
--- Admission: budgets ({b:M} partitions), quotas ({q:K} partitions), and the
--- two execution-side moves admission needs (block, unblock).
+-- Admission: budgets ({b:M} partitions, budgets.lua), quotas ({q:K}
+-- partitions, quotas.lua), and the execution-side moves admission needs
+-- (block, unblock: blocking.lua). This file holds what they share and fills
+-- in execution.lua's ADMISSION_HOOKS.
 --
 -- An execution names the budgets and quotas it draws on at create (field
 -- `adm` = '<budget,...>;<quota,...>'). Its own calls stay on its {fp:N} slot;

@@ -1,3 +1,5 @@
+-- Blocked executions (budget, quota, route) and worker registrations.
+--
 -- Execution side: blocked executions are runnable with elig
 -- 'blocked_budget' | 'blocked_quota', in the partition's index of that name
 -- scored by when they were blocked (the unblock scanner reads oldest first).

@@ -1,4 +1,6 @@
--- The execution lifecycle: create, claim, renew, complete, fail, delay, cancel, get.
+-- An execution's state and the index moves between states, which the
+-- lifecycle's calls (create.lua, claim.lua, lease.lua), the scanners, flows,
+-- suspension and admission share.
 --
 -- One hash per execution (core/src/keys.rs) holds its state dimensions
 -- (phase, elig, outcome), policy, payload, result, lease and current attempt.
