@@ -89,7 +89,7 @@ local function seal(h, op, outcome, due)
   return h.lease_id .. ':' .. h.epoch .. '|' .. op .. '|' .. outcome .. ':' .. due
 end
 
--- ff_renew  ARGV: eid, lease_id, epoch, ttl_ms -> {1, lease_exp}
+-- ff_renew  KEYS: exec  ARGV: eid, lease_id, epoch, ttl_ms -> {1, lease_exp}
 local function ff_renew(keys, args)
   local ttl, e = int_arg(args[4], 'lease_ttl_ms', MIN_LEASE_MS, MAX_LEASE_MS)
   if e then return e end
@@ -132,7 +132,7 @@ local function end_fail(h, message, retryable, now, mv)
   return ok('failed', 0, 0)
 end
 
--- ff_complete  ARGV: eid, lease_id, epoch, result -> {1, 'completed', 0, replayed}
+-- ff_complete  KEYS: exec  ARGV: eid, lease_id, epoch, result -> {1, 'completed', 0, replayed}
 local function ff_complete(keys, args)
   local result = args[4] or ''
   if #result > MAX_PAYLOAD_BYTES then
@@ -144,7 +144,7 @@ local function ff_complete(keys, args)
   return ok('completed', 0, 0)
 end
 
--- ff_fail  ARGV: eid, lease_id, epoch, error, retryable(0|1)
+-- ff_fail  KEYS: exec  ARGV: eid, lease_id, epoch, error, retryable(0|1)
 -- -> {1, 'retry_scheduled', due, replayed} | {1, 'failed', 0, replayed}
 local function ff_fail(keys, args)
   if args[5] ~= '0' and args[5] ~= '1' then return err('invalid_argument', 'retryable:expected 0 or 1') end
@@ -207,7 +207,7 @@ end
 
 -- ff_delay: the worker gives the execution back, due again after delay_ms
 -- (not a failure: no retry is used).
--- ARGV: eid, lease_id, epoch, delay_ms -> {1, 'delayed', due, replayed}
+-- KEYS: exec  ARGV: eid, lease_id, epoch, delay_ms -> {1, 'delayed', due, replayed}
 local function ff_delay(keys, args)
   local delay, e = int_arg(args[4], 'delay_ms', 0, MAX_DURATION_MS)
   if e then return e end
@@ -222,7 +222,7 @@ end
 
 -- ff_release: the worker hands the execution back unfinished (e.g. it is
 -- shutting down): eligible again at once, no retry or reclaim used.
--- ARGV: eid, lease_id, epoch -> {1, 'released', 0, replayed}
+-- KEYS: exec  ARGV: eid, lease_id, epoch -> {1, 'released', 0, replayed}
 local function ff_release(keys, args)
   local h, e = fenced(keys, args, 'release')
   if e then return e end
@@ -233,7 +233,7 @@ local function ff_release(keys, args)
   return ok('released', 0, 0)
 end
 
--- ff_cancel  ARGV: eid, reason -> {1, 'cancelled', 0, replayed}
+-- ff_cancel  KEYS: exec  ARGV: eid, reason -> {1, 'cancelled', 0, replayed}
 local function ff_cancel(keys, args)
   local eid = args[1]
   local ek, tag, e = exec_target(keys, eid)
@@ -254,7 +254,7 @@ local function ff_cancel(keys, args)
   return ok('cancelled', 0, 0)
 end
 
--- ff_get  ARGV: eid -> {1, now, field, value, ...}
+-- ff_get  KEYS: exec  ARGV: eid -> {1, now, field, value, ...}
 local function ff_get(keys, args)
   local ek, _, e = exec_target(keys, args[1])
   if e then return e end

@@ -196,6 +196,27 @@ mod tests {
         }
     }
 
+    /// Redis runs a library's load with no globals but `redis` (not even
+    /// `string` or `tostring`, which MemoryStore would give it): a file may
+    /// call library functions only inside the functions it registers.
+    #[test]
+    fn the_library_loads_with_redis_alone() {
+        let lua = mlua::Lua::new();
+        let env: mlua::Table = lua
+            .load(
+                "local redis = {register_function = function() end}
+                 return setmetatable({redis = redis}, {__index = function(_, name)
+                   error('the library reads the global ' .. name .. ' as it loads')
+                 end})",
+            )
+            .eval()
+            .unwrap();
+        let lib = super::library();
+        let body = lib.source.split_once('\n').expect("a header line").1;
+        let loaded = lua.load(body).set_environment(env).exec();
+        assert!(loaded.is_ok(), "{:?}", loaded.err());
+    }
+
     /// The Lua key builders (lua/keys.lua, over the prefixes of
     /// ff_core::lua_facts) spell every key as core/src/keys.rs does.
     #[test]
