@@ -4,16 +4,19 @@
 -- 'blocked_budget' | 'blocked_quota', in the partition's index of that name
 -- scored by when they were blocked (the unblock scanner reads oldest first).
 
-local MAX_CLAIM_BATCH, MAX_LEASE_MS, MAX_REASON_BYTES, MIN_LEASE_MS = F.MAX_CLAIM_BATCH, F.MAX_LEASE_MS, F.MAX_REASON_BYTES, F.MIN_LEASE_MS
+local MAX_CLAIM_BATCH, MAX_LEASE_MS = F.MAX_CLAIM_BATCH, F.MAX_LEASE_MS
+local MAX_REASON_BYTES, MIN_LEASE_MS = F.MAX_REASON_BYTES, F.MIN_LEASE_MS
 local WORKERS_KEY = F.WORKERS_KEY
 local err, hmget, int_arg, name_arg = P.err, P.hmget, P.int_arg, P.name_arg
 local name_ok, now_ms, ok, register = P.name_ok, P.now_ms, P.ok, P.register
 local eid_ok, eligible_key, exec_key, idx_key = K.eid_ok, K.eligible_key, K.exec_key, K.idx_key
 local tag_of = K.tag_of
-local exec_target, leave_live, make_eligible, make_terminal = EXEC.exec_target, EXEC.leave_live, EXEC.make_eligible, EXEC.make_terminal
+local exec_target, leave_live, make_eligible = EXEC.exec_target, EXEC.leave_live, EXEC.make_eligible
+local make_terminal = EXEC.make_terminal
 local read_state = EXEC.read_state
 local fenced, seal = LEASE.fenced, LEASE.seal
-local announce_admission, announce_blocked, capabilities_arg = ADM.announce_admission, ADM.announce_blocked, ADM.capabilities_arg
+local announce_admission, announce_blocked = ADM.announce_admission, ADM.announce_blocked
+local capabilities_arg = ADM.capabilities_arg
 
 local BLOCK_REASONS = {budget = 'blocked_budget', quota = 'blocked_quota'}
 local UNBLOCKABLE = {blocked_budget = true, blocked_quota = true, blocked_route = true}

@@ -6,8 +6,10 @@ local err, hmget, int_arg, name_ok = P.err, P.hmget, P.int_arg, P.name_ok
 local now_ms, ok, register, register_ro = P.now_ms, P.ok, P.register, P.register_ro
 local admission_key, eid_ok, idx_key = K.admission_key, K.eid_ok, K.idx_key
 local next_due = SCAN.next_due
-local MAX_DIMENSIONS, MAX_SCAN_COUNT, MAX_USAGE_DELTA, SEEN_TTL_MS = ADM.MAX_DIMENSIONS, ADM.MAX_SCAN_COUNT, ADM.MAX_USAGE_DELTA, ADM.SEEN_TTL_MS
-local announce_admission, named_target, part_tag = ADM.announce_admission, ADM.named_target, ADM.part_tag
+local MAX_DIMENSIONS, MAX_SCAN_COUNT = ADM.MAX_DIMENSIONS, ADM.MAX_SCAN_COUNT
+local MAX_USAGE_DELTA, SEEN_TTL_MS = ADM.MAX_USAGE_DELTA, ADM.SEEN_TTL_MS
+local announce_admission, named_target = ADM.announce_admission, ADM.named_target
+local part_tag = ADM.part_tag
 
 -- Does usage reach a hard limit (breached) / a soft limit (soft)?
 -- (core/src/admission.rs `breached`.)

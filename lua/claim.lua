@@ -1,13 +1,15 @@
 -- Claims: a worker takes eligible executions of one lane, each under a new lease.
 
-local MAX_CLAIM_BATCH, MAX_CLAIM_SKIP, MAX_LEASE_MS, MIN_LEASE_MS = F.MAX_CLAIM_BATCH, F.MAX_CLAIM_SKIP, F.MAX_LEASE_MS, F.MIN_LEASE_MS
+local MAX_CLAIM_BATCH, MAX_CLAIM_SKIP = F.MAX_CLAIM_BATCH, F.MAX_CLAIM_SKIP
+local MAX_LEASE_MS, MIN_LEASE_MS = F.MAX_LEASE_MS, F.MIN_LEASE_MS
 local ROUTE_LOOKAHEAD = F.ROUTE_LOOKAHEAD
 local count_text, counter, err, hex32_ok = P.count_text, P.counter, P.err, P.hex32_ok
 local int_arg, name_arg, name_ok, now_ms = P.int_arg, P.name_arg, P.name_ok, P.now_ms
 local num, optional_fields, register = P.num, P.optional_fields, P.register
 local eid_ok, eligible_key, exec_key, tag_of = K.eid_ok, K.eligible_key, K.exec_key, K.tag_of
 local zadd_due_many = MV.zadd_due_many
-local ADMISSION_HOOKS, make_terminal, read_state = EXEC.ADMISSION_HOOKS, EXEC.make_terminal, EXEC.read_state
+local ADMISSION_HOOKS, make_terminal = EXEC.ADMISSION_HOOKS, EXEC.make_terminal
+local read_state = EXEC.read_state
 
 -- ff_claim: hand out up to n eligible executions of one lane of one partition.
 -- KEYS: eligible index of the lane

@@ -1,16 +1,21 @@
 -- Creation: ff_create and ff_create_many (a bulk submit). Index moves and
 -- the state rule are execution.lua's.
 
-local MAX_CLAIM_BATCH, MAX_DURATION_MS, MAX_FLOW_MEMBERS, MAX_PAYLOAD_BYTES = F.MAX_CLAIM_BATCH, F.MAX_DURATION_MS, F.MAX_FLOW_MEMBERS, F.MAX_PAYLOAD_BYTES
-local MAX_PRIORITY, MAX_RECLAIMS, MAX_TAGS, MAX_TAG_VALUE_BYTES = F.MAX_PRIORITY, F.MAX_RECLAIMS, F.MAX_TAGS, F.MAX_TAG_VALUE_BYTES
+local MAX_CLAIM_BATCH, MAX_DURATION_MS = F.MAX_CLAIM_BATCH, F.MAX_DURATION_MS
+local MAX_FLOW_MEMBERS, MAX_PAYLOAD_BYTES = F.MAX_FLOW_MEMBERS, F.MAX_PAYLOAD_BYTES
+local MAX_PRIORITY, MAX_RECLAIMS, MAX_TAGS = F.MAX_PRIORITY, F.MAX_RECLAIMS, F.MAX_TAGS
+local MAX_TAG_VALUE_BYTES = F.MAX_TAG_VALUE_BYTES
 local err, int_arg, int_text, name_arg = P.err, P.int_arg, P.int_text, P.name_arg
 local name_ok, now_ms, ok, register = P.name_ok, P.now_ms, P.ok, P.register
 local eid_ok, exec_key, idem_prefix, idx_key = K.eid_ok, K.exec_key, K.idem_prefix, K.idx_key
 local tag_of = K.tag_of
-local apply_moves, batch_after, idx_due, idx_sadd = MV.apply_moves, MV.batch_after, MV.idx_due, MV.idx_sadd
+local apply_moves, batch_after, idx_due = MV.apply_moves, MV.batch_after, MV.idx_due
+local idx_sadd = MV.idx_sadd
 local ms_text, new_moves = MV.ms_text, MV.new_moves
-local ADMISSION_HOOKS, FLOW_HOOKS, NOT_EXEC_TARGET, NOT_PARTITION_EID = EXEC.ADMISSION_HOOKS, EXEC.FLOW_HOOKS, EXEC.NOT_EXEC_TARGET, EXEC.NOT_PARTITION_EID
-local index_eligible, index_target, policy_ok, state_of = EXEC.index_eligible, EXEC.index_target, EXEC.policy_ok, EXEC.state_of
+local ADMISSION_HOOKS, FLOW_HOOKS = EXEC.ADMISSION_HOOKS, EXEC.FLOW_HOOKS
+local NOT_EXEC_TARGET, NOT_PARTITION_EID = EXEC.NOT_EXEC_TARGET, EXEC.NOT_PARTITION_EID
+local index_eligible, index_target = EXEC.index_eligible, EXEC.index_target
+local policy_ok, state_of = EXEC.policy_ok, EXEC.state_of
 
 -- ff_create
 -- KEYS: exec [, idempotency record]

@@ -8,13 +8,15 @@
 -- that moves an execution between index sets, by the rule core states
 -- (core/src/invariant.rs state_index, read here as F.RUNNABLE_INDEX).
 
-local MAX_BACKOFF_MS, MAX_PRIORITY, MAX_RETRIES, READY_CHANNEL = F.MAX_BACKOFF_MS, F.MAX_PRIORITY, F.MAX_RETRIES, F.READY_CHANNEL
+local MAX_BACKOFF_MS, MAX_PRIORITY, MAX_RETRIES = F.MAX_BACKOFF_MS, F.MAX_PRIORITY, F.MAX_RETRIES
+local READY_CHANNEL = F.READY_CHANNEL
 local RUNNABLE_INDEX = F.RUNNABLE_INDEX
 local err, hmget, num = P.err, P.hmget, P.num
 local eid_ok, eligible_key, exec_key, idx_key = K.eid_ok, K.eligible_key, K.exec_key, K.idx_key
 local tag_of = K.tag_of
 local end_suspension = WP.end_suspension
-local batch_after, defer_zadd, idx_due, idx_rem = MV.batch_after, MV.defer_zadd, MV.idx_due, MV.idx_rem
+local batch_after, defer_zadd, idx_due = MV.batch_after, MV.defer_zadd, MV.idx_due
+local idx_rem = MV.idx_rem
 local ms_text, zadd_new_index = MV.ms_text, MV.zadd_new_index
 
 -- Queued flow work is due for the reconciler after this (the completion

@@ -1,13 +1,16 @@
 -- The flow calls (create, edges, cancel, read, drain) and what retention asks
 -- of flows. The resolution rules are flows.lua's.
 
-local MAX_CLAIM_BATCH, MAX_EDGES_PER_CHILD, MAX_FLOW_MEMBERS, MAX_REASON_BYTES = F.MAX_CLAIM_BATCH, F.MAX_EDGES_PER_CHILD, F.MAX_FLOW_MEMBERS, F.MAX_REASON_BYTES
+local MAX_CLAIM_BATCH, MAX_EDGES_PER_CHILD = F.MAX_CLAIM_BATCH, F.MAX_EDGES_PER_CHILD
+local MAX_FLOW_MEMBERS, MAX_REASON_BYTES = F.MAX_FLOW_MEMBERS, F.MAX_REASON_BYTES
 local counter, err, hash_reply, hex32_ok = P.counter, P.err, P.hash_reply, P.hex32_ok
 local int_arg, name_arg, now_ms, ok = P.int_arg, P.name_arg, P.now_ms, P.ok
 local register, register_ro = P.register, P.register_ro
 local deps_key, eid_ok, exec_key, flow_key = K.deps_key, K.eid_ok, K.exec_key, K.flow_key
-local flow_members_key, idx_key, out_key, tag_of = K.flow_members_key, K.idx_key, K.out_key, K.tag_of
-local FLOW_HOOKS, index_target, leave_live, make_waiting = EXEC.FLOW_HOOKS, EXEC.index_target, EXEC.leave_live, EXEC.make_waiting
+local flow_members_key, idx_key, out_key = K.flow_members_key, K.idx_key, K.out_key
+local tag_of = K.tag_of
+local FLOW_HOOKS, index_target, leave_live = EXEC.FLOW_HOOKS, EXEC.index_target, EXEC.leave_live
+local make_waiting = EXEC.make_waiting
 local read_state = EXEC.read_state
 local W, queue_work, resolve_edge, settle = FLOW.W, FLOW.queue_work, FLOW.resolve_edge, FLOW.settle
 

@@ -1,11 +1,13 @@
 -- The engine's flow scanners (run_batch, scanners.lua).
 
 local hex32_ok, register = P.hex32_ok, P.register
-local deps_key, exec_key, flow_key, flow_members_key = K.deps_key, K.exec_key, K.flow_key, K.flow_members_key
+local deps_key, exec_key, flow_key = K.deps_key, K.exec_key, K.flow_key
+local flow_members_key = K.flow_members_key
 local idx_key = K.idx_key
 local WAITING_RECHECK_MS = EXEC.WAITING_RECHECK_MS
 local run_batch = SCAN.run_batch
-local FLOW_INLINE_BUDGET, FLOW_PROJECT_MAX, W, queue_work = FLOW.FLOW_INLINE_BUDGET, FLOW.FLOW_PROJECT_MAX, FLOW.W, FLOW.queue_work
+local FLOW_INLINE_BUDGET, FLOW_PROJECT_MAX = FLOW.FLOW_INLINE_BUDGET, FLOW.FLOW_PROJECT_MAX
+local W, queue_work = FLOW.W, FLOW.queue_work
 local resolve_edge, settle = FLOW.resolve_edge, FLOW.settle
 local work_item_ok = FLOW_CALLS.work_item_ok
 

@@ -26,11 +26,14 @@
 local COMPLETION_CHANNEL, MAX_QUORUM = F.COMPLETION_CHANNEL, F.MAX_QUORUM
 local WRITE_HOOKS, err, hex32_ok, now_ms = P.WRITE_HOOKS, P.err, P.hex32_ok, P.now_ms
 local num = P.num
-local deps_key, exec_key, flow_key, flow_members_key = K.deps_key, K.exec_key, K.flow_key, K.flow_members_key
+local deps_key, exec_key, flow_key = K.deps_key, K.exec_key, K.flow_key
+local flow_members_key = K.flow_members_key
 local idx_key, out_key = K.idx_key, K.out_key
 local zadd_due = MV.zadd_due
-local FLOW_HOOKS, FLOW_RECONCILE_GRACE_MS, make_delayed, make_eligible = EXEC.FLOW_HOOKS, EXEC.FLOW_RECONCILE_GRACE_MS, EXEC.make_delayed, EXEC.make_eligible
-local make_terminal, make_waiting, read_state = EXEC.make_terminal, EXEC.make_waiting, EXEC.read_state
+local FLOW_HOOKS, FLOW_RECONCILE_GRACE_MS = EXEC.FLOW_HOOKS, EXEC.FLOW_RECONCILE_GRACE_MS
+local make_delayed, make_eligible = EXEC.make_delayed, EXEC.make_eligible
+local make_terminal, make_waiting = EXEC.make_terminal, EXEC.make_waiting
+local read_state = EXEC.read_state
 
 -- Flow work a call does itself before leaving the rest to the engine.
 local FLOW_INLINE_BUDGET = 64

@@ -1,15 +1,18 @@
 -- The lease holder's calls (renew, complete, fail, end_many, delay, release)
 -- and the operator's cancel and get.
 
-local MAX_CLAIM_BATCH, MAX_DURATION_MS, MAX_LEASE_MS, MAX_PAYLOAD_BYTES = F.MAX_CLAIM_BATCH, F.MAX_DURATION_MS, F.MAX_LEASE_MS, F.MAX_PAYLOAD_BYTES
+local MAX_CLAIM_BATCH, MAX_DURATION_MS = F.MAX_CLAIM_BATCH, F.MAX_DURATION_MS
+local MAX_LEASE_MS, MAX_PAYLOAD_BYTES = F.MAX_LEASE_MS, F.MAX_PAYLOAD_BYTES
 local MAX_REASON_BYTES, MIN_LEASE_MS = F.MAX_REASON_BYTES, F.MIN_LEASE_MS
 local err, hash_reply, hex32_ok, int_arg = P.err, P.hash_reply, P.hex32_ok, P.int_arg
 local int_text, now_ms, ok, optional_fields = P.int_text, P.now_ms, P.ok, P.optional_fields
 local register, register_ro = P.register, P.register_ro
 local eid_in_partition, eid_ok, exec_key = K.eid_in_partition, K.eid_ok, K.exec_key
 local apply_moves, new_moves, zadd_due = MV.apply_moves, MV.new_moves, MV.zadd_due
-local NOT_PARTITION_EID, backoff_ms, exec_target, index_target = EXEC.NOT_PARTITION_EID, EXEC.backoff_ms, EXEC.exec_target, EXEC.index_target
-local leave_live, make_delayed, make_eligible, make_terminal = EXEC.leave_live, EXEC.make_delayed, EXEC.make_eligible, EXEC.make_terminal
+local NOT_PARTITION_EID, backoff_ms = EXEC.NOT_PARTITION_EID, EXEC.backoff_ms
+local exec_target, index_target = EXEC.exec_target, EXEC.index_target
+local leave_live, make_delayed = EXEC.leave_live, EXEC.make_delayed
+local make_eligible, make_terminal = EXEC.make_eligible, EXEC.make_terminal
 local read_state = EXEC.read_state
 
 -- Fenced calls: ARGV starts with eid, lease_id, epoch.

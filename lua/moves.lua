@@ -6,7 +6,8 @@
 
 local READY_CHANNEL, WAKE_CHANNEL = F.READY_CHANNEL, F.WAKE_CHANNEL
 local name_ok, num = P.name_ok, P.num
-local SKIPLIST_SEED, eligible_key, eligible_of, idx_key = K.SKIPLIST_SEED, K.eligible_key, K.eligible_of, K.idx_key
+local SKIPLIST_SEED, eligible_key, eligible_of = K.SKIPLIST_SEED, K.eligible_key, K.eligible_of
+local idx_key = K.idx_key
 
 -- ZADD of {score, member, score, member, ...}, last pair first. A batch's
 -- pairs mostly come in ascending order (one score, members read in index

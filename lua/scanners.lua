@@ -12,16 +12,21 @@
 -- -> {1, acted, repaired, next_due_ms or -1, (id, code)*} listing only the
 --    members not acted on: code 'filtered', 'malformed' or 'error:<reason>'.
 
-local MAX_CLAIM_BATCH, PHASES, PHASE_INDEX, RUNNABLE_INDEX = F.MAX_CLAIM_BATCH, F.PHASES, F.PHASE_INDEX, F.RUNNABLE_INDEX
+local MAX_CLAIM_BATCH, PHASES, PHASE_INDEX = F.MAX_CLAIM_BATCH, F.PHASES, F.PHASE_INDEX
+local RUNNABLE_INDEX = F.RUNNABLE_INDEX
 local SCORED_INDEXES = F.SCORED_INDEXES
 local count_text, counter, err, hmget = P.count_text, P.counter, P.err, P.hmget
 local name_ok, now_ms, num, register = P.name_ok, P.now_ms, P.num, P.register
-local eid_ok, eligible_key, exec_key, idem_prefix = K.eid_ok, K.eligible_key, K.exec_key, K.idem_prefix
+local eid_ok, eligible_key, exec_key = K.eid_ok, K.eligible_key, K.exec_key
+local idem_prefix = K.idem_prefix
 local idx_key, wp_key = K.idx_key, K.wp_key
-local apply_moves, batch_key, batch_lane_key, defer_zadd = MV.apply_moves, MV.batch_key, MV.batch_lane_key, MV.defer_zadd
+local apply_moves, batch_key, batch_lane_key = MV.apply_moves, MV.batch_key, MV.batch_lane_key
+local defer_zadd = MV.defer_zadd
 local defer_zrem, new_moves, zadd_due = MV.defer_zrem, MV.new_moves, MV.zadd_due
-local FLOW_HOOKS, FLOW_RECONCILE_GRACE_MS, WAITING_RECHECK_MS, batch_eligible_score = EXEC.FLOW_HOOKS, EXEC.FLOW_RECONCILE_GRACE_MS, EXEC.WAITING_RECHECK_MS, EXEC.batch_eligible_score
-local eligible_score, index_target, leave_live, make_terminal = EXEC.eligible_score, EXEC.index_target, EXEC.leave_live, EXEC.make_terminal
+local FLOW_HOOKS, FLOW_RECONCILE_GRACE_MS = EXEC.FLOW_HOOKS, EXEC.FLOW_RECONCILE_GRACE_MS
+local WAITING_RECHECK_MS, batch_eligible_score = EXEC.WAITING_RECHECK_MS, EXEC.batch_eligible_score
+local eligible_score, index_target = EXEC.eligible_score, EXEC.index_target
+local leave_live, make_terminal = EXEC.leave_live, EXEC.make_terminal
 local read_state = EXEC.read_state
 
 -- The earliest remaining score of an index, or -1.
