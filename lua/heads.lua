@@ -1,15 +1,14 @@
 -- The engine's periodic rescan: one read-only call per partition tells every
 -- scanner where its index's earliest member is, instead of one read per
--- scanner and partition (core/src/contract/scan.rs HEAD_INDEXES).
+-- scanner and partition (core/src/contract/scan.rs HEAD_INDEXES, module F).
+
+local err, register_ro = P.err, P.register_ro
+local idx_key = K.idx_key
+local index_target = EXEC.index_target
 
 -- The sorted sets whose heads may be asked for (never a set or hash: ZRANGE
 -- on one would raise).
-local HEADS = {
-  delayed = true, lease_expiry = true, attempt_timeout = true, deadline = true,
-  terminal = true, flow_work = true, waiting_children = true, flows = true,
-  suspension_timeout = true, pending_waitpoints = true,
-  blocked_budget = true, blocked_quota = true, blocked_route = true,
-}
+local HEADS = F.HEAD_INDEXES
 local MAX_HEADS = 32
 
 -- ff_partition_heads  KEYS: the partition's `all` index  ARGV: index names

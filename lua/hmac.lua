@@ -8,6 +8,8 @@
 --
 -- Self-contained (only `bit` and `string`): tests load this file on its own.
 
+
+
 -- Redis gives functions `bit` at run time only: bound on first use.
 local band, bor, bxor, bnot, lshift, rshift, ror, tobit, tohex
 
@@ -131,3 +133,5 @@ local function hex_to_bytes(s)
   if type(s) ~= 'string' or #s % 2 ~= 0 or string.find(s, '[^0-9a-f]') then return nil end
   return (string.gsub(s, '..', function(h) return string.char(tonumber(h, 16)) end))
 end
+
+--- @export words_to_hex, hex_to_words, hmac_states, hmac_hex, hex_to_bytes

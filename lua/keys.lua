@@ -1,4 +1,11 @@
--- Key names: the mirror of core/src/keys.rs.
+-- Key names, built from the prefixes core/src/keys.rs defines (module F,
+-- generated from core): the one Lua file that builds key names.
+
+
+
+local EXEC_PREFIX, IDX_PREFIX, FLOW_PREFIX = F.EXEC_PREFIX, F.IDX_PREFIX, F.FLOW_PREFIX
+local DEPS_PREFIX, OUT_PREFIX, WAITPOINT_PREFIX = F.DEPS_PREFIX, F.OUT_PREFIX, F.WAITPOINT_PREFIX
+local SECRET_PREFIX, IDEMPOTENCY_PREFIX = F.SECRET_PREFIX, F.IDEMPOTENCY_PREFIX
 
 -- The partition hash tag of a key, e.g. '{fp:17}'.
 local function tag_of(key)
@@ -6,15 +13,21 @@ local function tag_of(key)
 end
 
 local function exec_key(eid)
-  return 'ff:exec:' .. eid
+  return EXEC_PREFIX .. eid
 end
 
 local function idx_key(tag, name)
-  return 'ff:idx:' .. tag .. ':' .. name
+  return IDX_PREFIX .. tag .. ':' .. name
 end
 
 local function eligible_key(tag, lane)
-  return 'ff:idx:' .. tag .. ':eligible:' .. lane
+  return IDX_PREFIX .. tag .. ':eligible:' .. lane
+end
+
+-- The tag and lane of a lane's eligible index, or nil for any other key.
+local function eligible_of(key)
+  if string.sub(key, 1, #IDX_PREFIX) ~= IDX_PREFIX then return nil end
+  return string.match(key, '^({fp:%d+}):eligible:(.*)$', #IDX_PREFIX + 1)
 end
 
 -- Shaped as an execution id of the partition `tag` ('{fp:N}:' and 32 more
@@ -32,28 +45,49 @@ end
 
 -- A flow's hash and its members (a sorted set, score 0: read in id order).
 local function flow_key(tag, flow)
-  return 'ff:flow:' .. tag .. ':' .. flow
+  return FLOW_PREFIX .. tag .. ':' .. flow
 end
 
 local function flow_members_key(tag, flow)
-  return 'ff:flow:' .. tag .. ':' .. flow .. ':members'
+  return FLOW_PREFIX .. tag .. ':' .. flow .. ':members'
 end
 
 -- A flow member's incoming edges (a hash) and its children (a sorted set).
 local function deps_key(eid)
-  return 'ff:deps:' .. eid
+  return DEPS_PREFIX .. eid
 end
 
 local function out_key(eid)
-  return 'ff:out:' .. eid
+  return OUT_PREFIX .. eid
 end
 
 -- A waitpoint (a hash on its execution's partition).
 local function wp_key(tag, wpid)
-  return 'ff:wp:' .. tag .. ':' .. wpid
+  return WAITPOINT_PREFIX .. tag .. ':' .. wpid
 end
 
 -- The partition's copy of the waitpoint-token keyring (a hash).
 local function secret_key(tag)
-  return 'ff:secret:' .. tag
+  return SECRET_PREFIX .. tag
 end
+
+-- What every idempotency record of partition `tag` starts with.
+local function idem_prefix(tag)
+  return IDEMPOTENCY_PREFIX .. tag .. ':'
+end
+
+-- A budget's or quota's hash (`kind`: 'budget' or 'quota') on its partition `tag`.
+local ADMISSION_PREFIX = {budget = F.BUDGET_PREFIX, quota = F.QUOTA_PREFIX}
+local function admission_key(kind, tag, name)
+  return ADMISSION_PREFIX[kind] .. tag .. ':' .. name
+end
+
+-- A member longer than a small sorted set (a listpack) may hold
+-- (zset-max-listpack-value, 64 bytes by default), and never an index's
+-- member: moves.lua creates an index with it as its first member, so that
+-- Redis makes a skiplist, whose inserts at the tail do not scan the whole.
+local SKIPLIST_SEED = 'ff:skiplist:----------------------------------------------------------------'
+
+--- @export tag_of, exec_key, idx_key, eligible_key, eligible_of, eid_in_partition, eid_ok,
+--- @export flow_key, flow_members_key, deps_key, out_key, wp_key, secret_key, idem_prefix,
+--- @export admission_key, SKIPLIST_SEED

@@ -4,10 +4,10 @@
 -- member, which is most of what a hot path costs. Hash writes are never
 -- deferred, so a later member of the same batch sees every earlier change.
 
--- The channel the engine listens on to wake a scanner early.
-local WAKE_CHANNEL = 'ff:wake'
--- The channel workers follow to learn that a lane of a partition has work.
-local READY_CHANNEL = 'ff:ready'
+local READY_CHANNEL, WAKE_CHANNEL = F.READY_CHANNEL, F.WAKE_CHANNEL
+local name_ok, num = P.name_ok, P.num
+local SKIPLIST_SEED, eligible_key, eligible_of = K.SKIPLIST_SEED, K.eligible_key, K.eligible_of
+local idx_key = K.idx_key
 
 -- ZADD of {score, member, score, member, ...}, last pair first. A batch's
 -- pairs mostly come in ascending order (one score, members read in index
@@ -23,20 +23,10 @@ local function zadd_pairs(key, entries)
   return redis.call('ZADD', key, unpack(entries))
 end
 
--- A member longer than a small sorted set (a listpack) may hold
--- (zset-max-listpack-value, 64 bytes by default), and never an index's
--- member: an index is created with it as its first member, which makes
--- Redis create a skiplist, and it is removed in the same call (a skiplist
--- stays one until its key is gone). Why: an index takes its members mostly
--- at its tail (a later due, or first in first out among equal priorities),
--- and a listpack finds the tail by a scan of the whole. At ~100 members (a
--- partition's leases under a busy worker) an insert measured 2.2-4 us
--- there, against 0.4-0.6 us in a skiplist; in `ff bench e2e`, ZADD's server
--- time went from 2.3 to 0.9 us per job.
-local SKIPLIST_SEED = 'ff:skiplist:----------------------------------------------------------------'
-
 -- zadd_pairs into an index that does not exist yet (`score`: any of theirs),
--- created as a skiplist (SKIPLIST_SEED).
+-- created as a skiplist (keys.lua SKIPLIST_SEED): an index takes its members
+-- mostly at its tail (a later due, or first in first out among equal
+-- priorities), where a listpack would scan the whole to insert.
 local function zadd_new_index(key, entries, score)
   -- (last: zadd_pairs sends the pairs last first)
   entries[#entries + 1] = score
@@ -175,9 +165,9 @@ local function apply_moves(mv)
     if mv.rem[key] then redis.call('ZREM', key, unpack(mv.rem[key])) end
     local add = mv.add[key]
     if add then
-      local lane_tag = string.match(key, '^ff:idx:({fp:%d+}):eligible:')
+      local lane_tag, lane = eligible_of(key)
       if lane_tag and redis.call('ZCARD', key) == 0 then
-        redis.call('PUBLISH', READY_CHANNEL, string.sub(key, #('ff:idx:' .. lane_tag .. ':eligible:') + 1) .. ' ' .. lane_tag)
+        redis.call('PUBLISH', READY_CHANNEL, lane .. ' ' .. lane_tag)
         zadd_new_index(key, add, add[1])
       else
         zadd_pairs(key, add)
@@ -189,3 +179,6 @@ local function apply_moves(mv)
     zadd_due_many(mv.due_tag, name, mv.due[name])
   end
 end
+
+--- @export zadd_new_index, zadd_due_many, zadd_due, new_moves, ms_text, batch_after, batch_key,
+--- @export batch_lane_key, defer_zrem, defer_zadd, idx_rem, idx_due, idx_sadd, apply_moves

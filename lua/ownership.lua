@@ -8,8 +8,11 @@
 -- slots): every scanner function re-checks its members, so two replicas that
 -- briefly both believe they own a partition do no harm (README, Ownership).
 
-local OWN_MEMBERS = 'ff:own:{ff-own}:members'
-local OWN_LEASES = 'ff:own:{ff-own}:leases'
+local MAX_LEASE_MS = F.MAX_LEASE_MS
+local err, int_arg, name_arg, name_ok = P.err, P.int_arg, P.name_arg, P.name_ok
+local now_ms, ok = P.now_ms, P.ok
+
+local OWN_MEMBERS, OWN_LEASES = F.OWN_MEMBERS_KEY, F.OWN_LEASES_KEY
 
 local function own_keys_ok(keys)
   if keys[1] ~= OWN_MEMBERS or keys[2] ~= OWN_LEASES then

@@ -1,7 +1,16 @@
 -- ff: the Valkey Functions library of ff (the data plane).
 --
 -- The shell loads these files, in the order listed in shell/src/store/library.rs,
--- as one library named `ff`, prefixed with `local FF_VERSION = "<hash of the text>"`.
+-- as one library named `ff`, prefixed with `local FF_VERSION = "<hash of the text>"`
+-- and the module F of facts shared with Rust (bounds, key prefixes, channels,
+-- the state -> index rule), generated from core (core/src/lua_facts.rs).
+--
+-- Each file is a module with a function of its own: it imports what it uses
+-- from earlier modules at its top (`local exec_key = K.exec_key`; in a hot
+-- function, a local read of an upvalue, never a table lookup per call) and
+-- lists what later files may import in `--- @export` lines. A domain calls a
+-- later one only through a hook table (WRITE_HOOKS here, FLOW_HOOKS and
+-- ADMISSION_HOOKS in execution.lua), which the later file fills in.
 --
 -- Conventions (see core/src/contract/mod.rs):
 --   * reply {1, ...} on success, {0, code, detail} for a refusal; a refusal has
@@ -9,6 +18,8 @@
 --   * KEYS[1] anchors the call to its partition's slot; other keys of the same
 --     partition are derived here from KEYS[1]'s hash tag (keys.lua);
 --   * time comes from the server (TIME).
+
+
 
 local function ok(...)
   return {1, ...}
@@ -74,7 +85,7 @@ local function counter(v)
 end
 
 -- A record's optional fields `a`, `b` ({value or false, value or false}; read only),
--- read only when its `opt` (execution.lua's shape_opt) says it has some; a
+-- read only when its `opt` (create.lua's shape_opt) says it has some; a
 -- record without `opt` (damaged) is read in full.
 local NO_OPTIONAL_FIELDS = {false, false}
 local function optional_fields(ek, opt, a, b)
@@ -123,13 +134,13 @@ end
 -- Hooks run around every writing function: flows.lua sets them to settle what
 -- the call left for flows (a member that ended: its dependents resolved, its
 -- completion announced) whichever function ended it.
-local before_write, after_write = function() end, function() end
+local WRITE_HOOKS = {before = function() end, after = function() end}
 
 local function register(name, fn)
   redis.register_function(name, function(keys, args)
-    before_write()
+    WRITE_HOOKS.before()
     local reply = fn(keys, args)
-    after_write()
+    WRITE_HOOKS.after()
     return reply
   end)
 end
@@ -143,3 +154,6 @@ redis.register_function{
   callback = function() return {FF_VERSION} end,
   flags = {'no-writes'},
 }
+
+--- @export ok, err, now_ms, int_arg, int_text, count_text, num, counter, optional_fields, name_ok,
+--- @export name_arg, hex32_ok, hash_reply, hmget, WRITE_HOOKS, register, register_ro

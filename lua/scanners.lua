@@ -12,6 +12,23 @@
 -- -> {1, acted, repaired, next_due_ms or -1, (id, code)*} listing only the
 --    members not acted on: code 'filtered', 'malformed' or 'error:<reason>'.
 
+local MAX_CLAIM_BATCH, PHASES, PHASE_INDEX = F.MAX_CLAIM_BATCH, F.PHASES, F.PHASE_INDEX
+local RUNNABLE_INDEX = F.RUNNABLE_INDEX
+local SCORED_INDEXES = F.SCORED_INDEXES
+local count_text, counter, err, hmget = P.count_text, P.counter, P.err, P.hmget
+local name_ok, now_ms, num, register = P.name_ok, P.now_ms, P.num, P.register
+local eid_ok, eligible_key, exec_key = K.eid_ok, K.eligible_key, K.exec_key
+local idem_prefix = K.idem_prefix
+local idx_key, wp_key = K.idx_key, K.wp_key
+local apply_moves, batch_key, batch_lane_key = MV.apply_moves, MV.batch_key, MV.batch_lane_key
+local defer_zadd = MV.defer_zadd
+local defer_zrem, new_moves, zadd_due = MV.defer_zrem, MV.new_moves, MV.zadd_due
+local FLOW_HOOKS, FLOW_RECONCILE_GRACE_MS = EXEC.FLOW_HOOKS, EXEC.FLOW_RECONCILE_GRACE_MS
+local WAITING_RECHECK_MS, batch_eligible_score = EXEC.WAITING_RECHECK_MS, EXEC.batch_eligible_score
+local eligible_score, index_target = EXEC.eligible_score, EXEC.index_target
+local leave_live, make_terminal = EXEC.leave_live, EXEC.make_terminal
+local read_state = EXEC.read_state
+
 -- The earliest remaining score of an index, or -1.
 local function next_due(index)
   local head = redis.call('ZRANGE', index, 0, 0, 'WITHSCORES')
@@ -34,8 +51,8 @@ end
 -- `owner(member, tag)` names the execution hash the filter reads: nil for a
 -- malformed member, false for none (default: the member is an execution id).
 -- `by_record`: the record holds the member's due time and `act` checks it
--- (settle), so the index is not read first (that read was ~0.6 us per
--- member, about 7% of a drain's server time).
+-- (settle), so the index is not read first (a read per member, which a
+-- drain would feel).
 local function run_batch(keys, args, index_name, act, owner, by_record)
   local idx, tag, e = index_target(keys, index_name)
   if e then return e end
@@ -207,14 +224,14 @@ local function purge(ek, tag, eid)
   end
   -- Not terminal: it never belonged here (the reconciler re-indexes it).
   if h.phase ~= 'terminal' then return 'repaired' end
-  if h.flow and flow_purge_blocked(tag, eid) then
+  if h.flow and FLOW_HOOKS.purge_blocked(tag, eid) then
     zadd_due(tag, 'terminal', now_ms() + FLOW_RECONCILE_GRACE_MS, eid)
     return 'error:dependents_pending'
   end
   -- (only a key of this partition's idempotency records: anything else is
   -- not ours to read, and may be of another type or slot)
-  local idem_prefix = 'ff:idem:' .. tag .. ':'
-  if h.idem and string.sub(h.idem, 1, #idem_prefix) == idem_prefix and redis.call('GET', h.idem) == eid then
+  local prefix = idem_prefix(tag)
+  if h.idem and string.sub(h.idem, 1, #prefix) == prefix and redis.call('GET', h.idem) == eid then
     redis.call('DEL', h.idem)
   end
   -- Its waitpoints (and their signals) go with it.
@@ -224,52 +241,48 @@ local function purge(ek, tag, eid)
   end
   redis.call('SREM', idx_key(tag, 'all'), eid)
   redis.call('DEL', ek)
-  if h.flow then flow_member_purged(tag, eid, h.flow, h.outcome) end
+  if h.flow then FLOW_HOOKS.member_purged(tag, eid, h.flow, h.outcome) end
   return 'acted'
 end
 
 -- The index memberships a record's state calls for: {index key = score}.
 local function expected_indexes(tag, h)
   local want = {}
-  if h.phase == 'runnable' and h.elig == 'eligible' then
+  local name
+  if h.phase == 'runnable' then name = RUNNABLE_INDEX[h.elig] else name = PHASE_INDEX[h.phase] end
+  if name == 'eligible' then
     want[eligible_key(tag, h.lane)] = true
-  elseif h.phase == 'runnable' and h.elig == 'delayed' then
-    want[idx_key(tag, 'delayed')] = num(h.due)
-  elseif h.phase == 'runnable' and h.elig == 'waiting_children' then
-    want[idx_key(tag, 'waiting_children')] = 'any'
-  elseif h.phase == 'runnable' and (h.elig == 'blocked_budget' or h.elig == 'blocked_quota' or h.elig == 'blocked_route') then
-    want[idx_key(tag, h.elig)] = 'any'
-  elseif h.phase == 'active' then
-    want[idx_key(tag, 'lease_expiry')] = num(h.lease_exp)
-    if h.att_due then want[idx_key(tag, 'attempt_timeout')] = num(h.att_due) end
-  elseif h.phase == 'suspended' then
-    if h.susp_due then want[idx_key(tag, 'suspension_timeout')] = num(h.susp_due) end
-  elseif h.phase == 'terminal' then
-    want[idx_key(tag, 'terminal')] = (num(h.ended) or 0) + (num(h.retention) or 0)
+  elseif name == 'delayed' then
+    want[idx_key(tag, name)] = num(h.due)
+  elseif name == 'lease_expiry' then
+    want[idx_key(tag, name)] = num(h.lease_exp)
+  elseif name == 'suspension_timeout' then
+    if h.susp_due then want[idx_key(tag, name)] = num(h.susp_due) end
+  elseif name == 'terminal' then
+    want[idx_key(tag, name)] = (num(h.ended) or 0) + (num(h.retention) or 0)
+  elseif name then
+    -- (waiting and blocked: scored by their next re-check or their block)
+    want[idx_key(tag, name)] = 'any'
   end
+  if h.phase == 'active' and h.att_due then want[idx_key(tag, 'attempt_timeout')] = num(h.att_due) end
   if h.phase ~= 'terminal' and h.deadline then
     want[idx_key(tag, 'deadline')] = num(h.deadline)
   end
   return want
 end
 
-local KNOWN_PHASES = {runnable = true, active = true, suspended = true, terminal = true}
-
--- The per-execution indexes other than the lane's eligible index.
-local TIME_INDEXES = {'delayed', 'waiting_children', 'lease_expiry', 'attempt_timeout', 'deadline', 'terminal',
-  'suspension_timeout', 'blocked_budget', 'blocked_quota', 'blocked_route'}
 
 -- Make one execution's index memberships match its state.
 local function reconcile(ek, tag, eid, now)
   local h = hmget(ek, 'phase', 'elig', 'lane', 'pri', 'due', 'lease_exp', 'att_due', 'deadline', 'ended', 'retention', 'created', 'susp_due', 'wps')
   if h.phase == nil then
     redis.call('SREM', idx_key(tag, 'all'), eid)
-    for _, name in ipairs(TIME_INDEXES) do
+    for _, name in ipairs(SCORED_INDEXES) do
       redis.call('ZREM', idx_key(tag, name), eid)
     end
     return 'repaired'
   end
-  if not KNOWN_PHASES[h.phase] or not name_ok(h.lane) then return 'malformed' end
+  if not PHASES[h.phase] or not name_ok(h.lane) then return 'malformed' end
   -- A number field that does not read as one: left to an operator.
   for _, f in ipairs({'pri', 'due', 'lease_exp', 'att_due', 'deadline', 'ended', 'retention', 'created', 'susp_due'}) do
     if h[f] and h[f] ~= '' and num(h[f]) == nil then return 'malformed' end
@@ -277,7 +290,7 @@ local function reconcile(ek, tag, eid, now)
   local want = expected_indexes(tag, h)
   local fixed = false
   local candidates = {eligible_key(tag, h.lane)}
-  for _, name in ipairs(TIME_INDEXES) do
+  for _, name in ipairs(SCORED_INDEXES) do
     candidates[#candidates + 1] = idx_key(tag, name)
   end
   for _, key in ipairs(candidates) do
@@ -320,3 +333,5 @@ register('ff_purge_retained', batch_function('terminal', purge))
 register('ff_reconcile_indexes', batch_function('all', reconcile))
 
 end
+
+--- @export next_due, run_batch, settle, batch_function

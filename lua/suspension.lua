@@ -7,14 +7,25 @@
 -- eligible again (the next claim is its next attempt); the timeout applies its
 -- behaviour. Every key is on the execution's partition: each call is one slot.
 
--- Bounds (the same numbers as core/src/contract/limits.rs).
-local MAX_SUSPENSION_WAITPOINTS = 16
-local MAX_EXECUTION_WAITPOINTS = 256
-local MAX_EXECUTION_SIGNALS = 1000
-local MAX_SIGNAL_PAYLOAD_BYTES = 64 * 1024
-local MAX_CONDITION_NAMES = 16
-local MIN_SECRET_BYTES = 16
-local MAX_SECRET_BYTES = 64
+local MAX_CONDITION_NAMES, MAX_DURATION_MS = F.MAX_CONDITION_NAMES, F.MAX_DURATION_MS
+local MAX_EXECUTION_SIGNALS = F.MAX_EXECUTION_SIGNALS
+local MAX_EXECUTION_WAITPOINTS = F.MAX_EXECUTION_WAITPOINTS
+local MAX_SECRET_BYTES, MAX_SIGNAL_PAYLOAD_BYTES = F.MAX_SECRET_BYTES, F.MAX_SIGNAL_PAYLOAD_BYTES
+local MAX_SUSPENSION_WAITPOINTS, MIN_SECRET_BYTES = F.MAX_SUSPENSION_WAITPOINTS, F.MIN_SECRET_BYTES
+local err, hash_reply, hex32_ok, hmget = P.err, P.hash_reply, P.hex32_ok, P.hmget
+local int_arg, name_arg, name_ok, now_ms = P.int_arg, P.name_arg, P.name_ok, P.now_ms
+local num, ok, register, register_ro = P.num, P.ok, P.register, P.register_ro
+local eid_ok, exec_key, idx_key, secret_key = K.eid_ok, K.exec_key, K.idx_key, K.secret_key
+local tag_of, wp_key = K.tag_of, K.wp_key
+local hex_to_bytes, hmac_states = HMAC.hex_to_bytes, HMAC.hmac_states
+local words_to_hex = HMAC.words_to_hex
+local check_token, end_suspension, make_token = WP.check_token, WP.end_suspension, WP.make_token
+local batch_key, defer_zrem, zadd_due = MV.batch_key, MV.defer_zrem, MV.zadd_due
+local exec_target, leave_live, make_eligible = EXEC.exec_target, EXEC.leave_live, EXEC.make_eligible
+local make_terminal = EXEC.make_terminal
+local read_state = EXEC.read_state
+local fenced, seal = LEASE.fenced, LEASE.seal
+local batch_function, run_batch, settle = SCAN.batch_function, SCAN.run_batch, SCAN.settle
 
 local TIMEOUT_BEHAVIOURS = {fail = true, cancel = true, expire = true, resume = true}
 

@@ -10,6 +10,10 @@
 -- A suspended execution holds susp_wps (comma list), susp_cond, susp_tb
 -- (timeout behaviour) and susp_due (absent: no timeout).
 
+local err, hmget, num = P.err, P.hmget, P.num
+local idx_key, secret_key, wp_key = K.idx_key, K.secret_key, K.wp_key
+local hex_to_bytes, hex_to_words, hmac_hex = HMAC.hex_to_bytes, HMAC.hex_to_words, HMAC.hmac_hex
+
 local SUSPENSION_FIELDS = {'susp_wps', 'susp_cond', 'susp_tb', 'susp_due', 'susp_at'}
 
 -- Leave the suspended phase: its waitpoints close, its timeout entry goes.
@@ -60,3 +64,5 @@ local function check_token(tag, eid, wpid, token, now)
   if mac_with(states, tag, eid, wpid) ~= mac then return err('invalid_token', 'mismatch') end
   return nil
 end
+
+--- @export end_suspension, make_token, check_token

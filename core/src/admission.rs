@@ -10,6 +10,7 @@
 
 use crate::error::ParseError;
 use crate::id::{BudgetId, QuotaId};
+use crate::keys::{BUDGET_PREFIX, IDX_PREFIX, QUOTA_PREFIX};
 use crate::partition::{Partition, PartitionConfig, PartitionFamily};
 use std::collections::BTreeMap;
 
@@ -99,7 +100,7 @@ pub const IN_USE: &str = "ff:admission";
 
 /// A budget's hash: limits, usage, breach marker, reset schedule.
 pub fn budget_key(config: &PartitionConfig, b: &BudgetId) -> String {
-    format!("ff:budget:{}:{b}", budget_partition(config, b))
+    format!("{BUDGET_PREFIX}{}:{b}", budget_partition(config, b))
 }
 
 /// Applied usage reports of a budget: `<execution>:<attempt>` → last sequence number.
@@ -114,17 +115,17 @@ pub fn budget_partition(config: &PartitionConfig, b: &BudgetId) -> Partition {
 
 /// The budgets of a partition (a set of names; the reconciler walks it).
 pub fn budgets_index(p: Partition) -> String {
-    format!("ff:idx:{p}:budgets")
+    format!("{IDX_PREFIX}{p}:budgets")
 }
 
 /// Budgets with a periodic reset, scored by when it is next due (ms).
 pub fn resets_index(p: Partition) -> String {
-    format!("ff:idx:{p}:resets")
+    format!("{IDX_PREFIX}{p}:resets")
 }
 
 /// A quota's hash: window, rate and concurrency limits.
 pub fn quota_key(config: &PartitionConfig, q: &QuotaId) -> String {
-    format!("ff:quota:{}:{q}", quota_partition(config, q))
+    format!("{QUOTA_PREFIX}{}:{q}", quota_partition(config, q))
 }
 
 /// Admissions inside the window: `<execution>:<epoch>` scored by admission time.
@@ -144,7 +145,7 @@ pub fn quota_partition(config: &PartitionConfig, q: &QuotaId) -> Partition {
 
 /// The quotas of a partition (a set of names; the reconciler walks it).
 pub fn quotas_index(p: Partition) -> String {
-    format!("ff:idx:{p}:quotas")
+    format!("{IDX_PREFIX}{p}:quotas")
 }
 
 /// A hard limit is breached once usage reaches it in any dimension: the next

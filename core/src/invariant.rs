@@ -1,7 +1,8 @@
 //! What a record's state says about its index memberships: the invariant the
 //! index reconciler restores, the simulator and the `data_plane` fuzz target
-//! check after every step ([`index_violations`]), and `ff inspect` reports on. The Lua mirror is `expected_indexes` in
-//! `lua/scanners.lua`.
+//! check after every step ([`index_violations`]), and `ff inspect` reports on.
+//! The Lua applies the same rule from the tables [`crate::lua_facts`] makes of
+//! [`state_index`] and [`SCORED_INDEXES`] (`expected_indexes` in `lua/scanners.lua`).
 
 use crate::contract::execution::ExecutionRecord;
 use crate::contract::suspension::{WaitpointRecord, WaitpointState};
@@ -19,22 +20,57 @@ pub struct Membership {
     pub score: Option<u64>,
 }
 
+/// The sorted-set indexes an execution can be in besides its lane's
+/// eligible index (the Lua's `SCORED_INDEXES`, from [`crate::lua_facts`]).
+pub const SCORED_INDEXES: [&str; 10] = [
+    "delayed",
+    "waiting_children",
+    "lease_expiry",
+    "attempt_timeout",
+    "deadline",
+    "terminal",
+    "suspension_timeout",
+    "blocked_budget",
+    "blocked_quota",
+    "blocked_route",
+];
+
+/// The one index a state puts an execution in (`eligible` meaning its lane's
+/// eligible index), besides the two a record's fields add: `attempt_timeout`
+/// while active with an attempt timeout, `deadline` while live with a
+/// deadline. A suspended execution is in `suspension_timeout` only when it
+/// has a timeout. The Lua reads this rule as a table ([`crate::lua_facts`]).
+pub fn state_index(
+    phase: LifecyclePhase,
+    eligibility: Option<Eligibility>,
+) -> Option<&'static str> {
+    match (phase, eligibility) {
+        (LifecyclePhase::Runnable, Some(e)) => Some(match e {
+            Eligibility::Eligible => "eligible",
+            Eligibility::Delayed => "delayed",
+            Eligibility::WaitingChildren => "waiting_children",
+            Eligibility::BlockedBudget => "blocked_budget",
+            Eligibility::BlockedQuota => "blocked_quota",
+            Eligibility::BlockedRoute => "blocked_route",
+        }),
+        (LifecyclePhase::Runnable, None) => None,
+        (LifecyclePhase::Active, _) => Some("lease_expiry"),
+        (LifecyclePhase::Suspended, _) => Some("suspension_timeout"),
+        (LifecyclePhase::Terminal, _) => Some("terminal"),
+    }
+}
+
 /// Every sorted-set index of an execution's partition that an execution of
 /// `lane` could be in.
 pub fn candidate_indexes(keys: &PartitionKeys, lane: &crate::Lane) -> Vec<String> {
-    vec![
-        keys.eligible(lane),
-        keys.delayed(),
-        keys.waiting_children(),
-        keys.lease_expiry(),
-        keys.attempt_timeout(),
-        keys.deadline(),
-        keys.terminal(),
-        keys.suspension_timeout(),
-        keys.blocked_budget(),
-        keys.blocked_quota(),
-        keys.blocked_route(),
-    ]
+    let mut out = vec![keys.eligible(lane)];
+    let tag = keys.tag();
+    out.extend(
+        SCORED_INDEXES
+            .iter()
+            .map(|name| format!("{}{tag}:{name}", crate::keys::IDX_PREFIX)),
+    );
+    out
 }
 
 /// The sorted-set indexes `rec` must be in; it must be in no other (and always
@@ -43,58 +79,36 @@ pub fn expected_memberships(rec: &ExecutionRecord) -> Vec<Membership> {
     let keys = PartitionKeys::of(&rec.execution);
     let mut out = Vec::new();
     let s = rec.state;
-    match (s.phase, s.eligibility) {
-        (LifecyclePhase::Runnable, Some(Eligibility::Eligible)) => out.push(Membership {
-            index: keys.eligible(&rec.lane),
-            score: None,
-        }),
-        (LifecyclePhase::Runnable, Some(Eligibility::Delayed)) => out.push(Membership {
-            index: keys.delayed(),
-            score: rec.delayed_until_ms,
-        }),
-        // (scored by its next dependency re-check: any score)
-        (LifecyclePhase::Runnable, Some(Eligibility::WaitingChildren)) => out.push(Membership {
-            index: keys.waiting_children(),
-            score: None,
-        }),
-        // (scored by when it was blocked: any score)
-        (LifecyclePhase::Runnable, Some(Eligibility::BlockedBudget)) => out.push(Membership {
-            index: keys.blocked_budget(),
-            score: None,
-        }),
-        (LifecyclePhase::Runnable, Some(Eligibility::BlockedQuota)) => out.push(Membership {
-            index: keys.blocked_quota(),
-            score: None,
-        }),
-        (LifecyclePhase::Runnable, Some(Eligibility::BlockedRoute)) => out.push(Membership {
-            index: keys.blocked_route(),
-            score: None,
-        }),
-        (LifecyclePhase::Active, _) => {
+    let index = |name: &str| match name {
+        "eligible" => keys.eligible(&rec.lane),
+        name => format!("{}{}:{name}", crate::keys::IDX_PREFIX, keys.tag()),
+    };
+    if let Some(name) = state_index(s.phase, s.eligibility) {
+        // The score each index must have: a due time, or any (the eligible
+        // index's is a priority order, the waiting and blocked indexes' when
+        // they are next re-checked or were blocked).
+        let score = match name {
+            "delayed" => Some(rec.delayed_until_ms),
+            "lease_expiry" => Some(rec.lease_expires_at_ms),
+            "suspension_timeout" => rec.suspension_due_ms.map(Some),
+            "terminal" => Some(Some(rec.ended_at_ms.unwrap_or(0) + rec.retention_ms)),
+            _ => Some(None),
+        };
+        // (suspended without a timeout: in no index)
+        if let Some(score) = score {
             out.push(Membership {
-                index: keys.lease_expiry(),
-                score: rec.lease_expires_at_ms,
+                index: index(name),
+                score,
             });
-            if let Some(d) = rec.attempt_due_ms {
-                out.push(Membership {
-                    index: keys.attempt_timeout(),
-                    score: Some(d),
-                });
-            }
         }
-        (LifecyclePhase::Suspended, _) => {
-            if let Some(d) = rec.suspension_due_ms {
-                out.push(Membership {
-                    index: keys.suspension_timeout(),
-                    score: Some(d),
-                });
-            }
+    }
+    if s.phase == LifecyclePhase::Active {
+        if let Some(d) = rec.attempt_due_ms {
+            out.push(Membership {
+                index: keys.attempt_timeout(),
+                score: Some(d),
+            });
         }
-        (LifecyclePhase::Terminal, _) => out.push(Membership {
-            index: keys.terminal(),
-            score: Some(rec.ended_at_ms.unwrap_or(0) + rec.retention_ms),
-        }),
-        _ => {}
     }
     if s.phase != LifecyclePhase::Terminal {
         if let Some(d) = rec.deadline_at_ms {

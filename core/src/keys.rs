@@ -12,9 +12,30 @@ use crate::id::{ExecutionId, FlowId, WaitpointId};
 use crate::name::{Lane, Namespace};
 use crate::partition::{Partition, PartitionConfig, PartitionFamily};
 
+/// The fixed part of an execution's hash: `ff:exec:<execution id>`.
+pub const EXEC_PREFIX: &str = "ff:exec:";
+/// The fixed part of a partition's indexes: `ff:idx:<tag>:<index>`.
+pub const IDX_PREFIX: &str = "ff:idx:";
+/// The fixed part of a flow's keys: `ff:flow:<tag>:<flow>`.
+pub const FLOW_PREFIX: &str = "ff:flow:";
+/// The fixed part of a flow member's incoming edges: `ff:deps:<execution id>`.
+pub const DEPS_PREFIX: &str = "ff:deps:";
+/// The fixed part of a flow member's children: `ff:out:<execution id>`.
+pub const OUT_PREFIX: &str = "ff:out:";
+/// The fixed part of a waitpoint's hash: `ff:wp:<tag>:<waitpoint id>`.
+pub const WAITPOINT_PREFIX: &str = "ff:wp:";
+/// The fixed part of a partition's keyring copy: `ff:secret:<tag>`.
+pub const SECRET_PREFIX: &str = "ff:secret:";
+/// The fixed part of an idempotency record: `ff:idem:<tag>:<namespace>:<key>`.
+pub const IDEMPOTENCY_PREFIX: &str = "ff:idem:";
+/// The fixed part of a budget's hash: `ff:budget:<tag>:<budget>`.
+pub const BUDGET_PREFIX: &str = "ff:budget:";
+/// The fixed part of a quota's hash: `ff:quota:<tag>:<quota>`.
+pub const QUOTA_PREFIX: &str = "ff:quota:";
+
 /// The hash holding one execution.
 pub fn exec(eid: &ExecutionId) -> String {
-    format!("ff:exec:{}", eid.as_str())
+    format!("{EXEC_PREFIX}{}", eid.as_str())
 }
 
 /// Deployment-wide settings (partition counts): `ff:config`.
@@ -48,7 +69,7 @@ impl PartitionKeys {
     }
 
     fn idx(&self, name: &str) -> String {
-        format!("ff:idx:{}:{name}", self.tag)
+        format!("{IDX_PREFIX}{}:{name}", self.tag)
     }
 
     /// Every execution of the partition (a set; the index reconciler walks it).
@@ -57,7 +78,7 @@ impl PartitionKeys {
     }
     /// Eligible executions of one lane, scored by priority then enqueue time.
     pub fn eligible(&self, lane: &Lane) -> String {
-        format!("ff:idx:{}:eligible:{lane}", self.tag)
+        format!("{IDX_PREFIX}{}:eligible:{lane}", self.tag)
     }
     /// Delayed executions of every lane, scored by due time (ms).
     pub fn delayed(&self) -> String {
@@ -116,15 +137,19 @@ impl PartitionKeys {
     }
     /// A waitpoint and its signals (a hash on its execution's partition).
     pub fn waitpoint(&self, wp: &WaitpointId) -> String {
-        format!("ff:wp:{}:{}", self.tag, wp.as_str())
+        format!("{WAITPOINT_PREFIX}{}:{}", self.tag, wp.as_str())
     }
     /// The partition's copy of the waitpoint-token keyring (a hash).
     pub fn secret(&self) -> String {
-        format!("ff:secret:{}", self.tag)
+        format!("{SECRET_PREFIX}{}", self.tag)
     }
     /// An idempotency key's record (a string holding the execution id, with TTL).
     pub fn idempotency(&self, namespace: &Namespace, key: &IdempotencyKey) -> String {
-        format!("ff:idem:{}:{namespace}:{}", self.tag, key.as_str())
+        format!(
+            "{IDEMPOTENCY_PREFIX}{}:{namespace}:{}",
+            self.tag,
+            key.as_str()
+        )
     }
 }
 
@@ -146,11 +171,11 @@ impl FlowKeys {
     }
     /// The flow's hash: namespace, creation time, exact member counters.
     pub fn flow(&self) -> String {
-        format!("ff:flow:{}:{}", self.tag, self.flow)
+        format!("{FLOW_PREFIX}{}:{}", self.tag, self.flow)
     }
     /// The flow's members (a sorted set, score 0).
     pub fn members(&self) -> String {
-        format!("ff:flow:{}:{}:members", self.tag, self.flow)
+        format!("{FLOW_PREFIX}{}:{}:members", self.tag, self.flow)
     }
 }
 
@@ -161,12 +186,12 @@ pub fn flow_partition(flow: &FlowId, config: &PartitionConfig) -> Partition {
 
 /// A flow member's incoming edges (a hash: parent → edge state).
 pub fn deps(eid: &ExecutionId) -> String {
-    format!("ff:deps:{}", eid.as_str())
+    format!("{DEPS_PREFIX}{}", eid.as_str())
 }
 
 /// A flow member's children (a sorted set, score 0).
 pub fn out(eid: &ExecutionId) -> String {
-    format!("ff:out:{}", eid.as_str())
+    format!("{OUT_PREFIX}{}", eid.as_str())
 }
 
 /// A caller's idempotency key: printable ASCII without spaces, at most 200 bytes.

@@ -1,4 +1,5 @@
-//! Contracts of the admission functions (`lua/admission.lua`): budgets and
+//! Contracts of the admission functions (`lua/budgets.lua`, `lua/quotas.lua`,
+//! `lua/blocking.lua`): budgets and
 //! quotas on their own partitions, and the execution-side block/unblock.
 
 use super::execution::Lease;

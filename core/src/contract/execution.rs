@@ -1,4 +1,5 @@
-//! Contracts of the execution lifecycle functions (`lua/execution.lua`).
+//! Contracts of the execution lifecycle functions (`lua/create.lua`,
+//! `lua/claim.lua`, `lua/lease.lua`; the state rules in `lua/execution.lua`).
 
 use super::{ok_fields, Call, CallError};
 use crate::error::FfError;
@@ -243,10 +244,10 @@ pub struct ClaimArgs {
 
 /// Executions needing capabilities the claimer lacks that one `ff_claim`
 /// looks past (and lists); a claim that skipped this many may go on with
-/// [`ClaimArgs::skip`] (`ROUTE_LOOKAHEAD` in `lua/execution.lua`).
+/// [`ClaimArgs::skip`] (the Lua reads it from [`crate::lua_facts`]).
 pub const ROUTE_LOOKAHEAD: usize = 64;
 
-/// Largest [`ClaimArgs::skip`] (`MAX_CLAIM_SKIP` in `lua/execution.lua`).
+/// Largest [`ClaimArgs::skip`] (the Lua reads it from [`crate::lua_facts`]).
 pub const MAX_CLAIM_SKIP: u32 = 65_536;
 
 /// One execution handed out by `ff_claim`.

@@ -1,4 +1,5 @@
-//! Contracts of the flow functions (`lua/flows.lua`).
+//! Contracts of the flow functions (`lua/flows.lua`, `lua/flow_calls.lua`,
+//! `lua/flow_scanners.lua`).
 
 use super::{ok_fields, Call, CallError};
 use crate::flow::{FlowSummary, JoinPolicy};

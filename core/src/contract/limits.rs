@@ -1,4 +1,4 @@
-//! Bounds the data plane enforces. `lua/limits.lua` holds the same numbers (the
+//! Bounds the data plane enforces. The Lua reads these numbers (`crate::lua_facts`: the
 //! server is the trust boundary); the client checks them first to fail fast.
 
 /// Largest payload or result, in bytes.
@@ -33,3 +33,9 @@ pub const MAX_CONDITION_NAMES: usize = 16;
 pub const MIN_SECRET_BYTES: usize = 16;
 /// Longest waitpoint-token secret, in bytes.
 pub const MAX_SECRET_BYTES: usize = 64;
+/// Most lease reclaims an execution may be given before it fails.
+pub const MAX_RECLAIMS: u32 = 10_000;
+/// Most members one flow may hold.
+pub const MAX_FLOW_MEMBERS: u32 = 100_000;
+/// Most parents (incoming edges) one flow member may have.
+pub const MAX_EDGES_PER_CHILD: u32 = 10_000;

@@ -7,8 +7,8 @@
 //!
 //! Keys: `KEYS[1]` is the call's anchor (the execution's hash, or a partition
 //! index) and routes the call to its slot. Further keys of the same partition
-//! are derived inside Lua from the anchor's hash tag (`lua/keys.lua`, the mirror
-//! of [`crate::keys`]), so they always share the slot; passing them all from the
+//! are derived inside Lua from the anchor's hash tag (`lua/keys.lua`, built on
+//! [`crate::keys`]' prefixes by way of [`crate::lua_facts`]), so they always share the slot; passing them all from the
 //! client would cost an extra read before calls like cancel (which index is the
 //! execution in?) and claim (which executions are eligible?).
 

@@ -190,7 +190,7 @@ pub fn decode_batch(function: &'static str, reply: &Reply) -> Result<BatchOutcom
 
 /// The indexes of a flow partition whose heads [`partition_heads`] reads:
 /// every due-time index a scanner reads, and the blocked indexes the unblock
-/// scanner re-checks (its whitelist in `lua/heads.lua`).
+/// scanner re-checks (the Lua's whitelist, from [`crate::lua_facts`]).
 pub const HEAD_INDEXES: [&str; 13] = [
     "delayed",
     "lease_expiry",

@@ -1,0 +1,132 @@
+-- Claims: a worker takes eligible executions of one lane, each under a new lease.
+
+local MAX_CLAIM_BATCH, MAX_CLAIM_SKIP = F.MAX_CLAIM_BATCH, F.MAX_CLAIM_SKIP
+local MAX_LEASE_MS, MIN_LEASE_MS = F.MAX_LEASE_MS, F.MIN_LEASE_MS
+local ROUTE_LOOKAHEAD = F.ROUTE_LOOKAHEAD
+local count_text, counter, err, hex32_ok = P.count_text, P.counter, P.err, P.hex32_ok
+local int_arg, name_arg, name_ok, now_ms = P.int_arg, P.name_arg, P.name_ok, P.now_ms
+local num, optional_fields, register = P.num, P.optional_fields, P.register
+local eid_ok, eligible_key, exec_key, tag_of = K.eid_ok, K.eligible_key, K.exec_key, K.tag_of
+local zadd_due_many = MV.zadd_due_many
+local ADMISSION_HOOKS, make_terminal = EXEC.ADMISSION_HOOKS, EXEC.make_terminal
+local read_state = EXEC.read_state
+
+-- ff_claim: hand out up to n eligible executions of one lane of one partition.
+-- KEYS: eligible index of the lane
+-- ARGV: lane, worker, worker_instance, lease_ttl_ms, n, lease_id * n [, capabilities [, skip]]
+-- -> {1, count, lease_exp, (eid, epoch, kind, payload) * count,
+--     nadm, adm * nadm, nskipped, (eid, capabilities) * nskipped}
+-- The k-th execution handed out holds the k-th lease id; its epoch is its
+-- attempt number too (one attempt per claim). adm: what it draws
+-- on (admission.lua; '' = none), listed (nadm = count) only when one of them
+-- draws on something (nadm = 0). (Short: each reply element costs the server
+-- time to send.) An execution needing a
+-- capability the worker lacks is skipped (left eligible) and listed; up to
+-- ROUTE_LOOKAHEAD of them are looked past. skip: start that far into the
+-- index (past those an earlier call of the same claim skipped).
+-- A kind read from a record is a name (checked once per claim call and kind).
+local function kind_ok(kinds, kind)
+  local good = name_ok(kind)
+  if good then kinds[kind] = true end
+  return good
+end
+
+local function ff_claim(keys, args)
+  local capabilities_arg, needed_capabilities, capable =
+    ADMISSION_HOOKS.capabilities_arg, ADMISSION_HOOKS.needed_capabilities, ADMISSION_HOOKS.capable
+  local ek_idx = keys[1]
+  local tag = tag_of(ek_idx or '')
+  local lane, worker, wi, ttl, n, e
+  lane, e = name_arg(args[1], 'lane'); if e then return e end
+  if tag == nil or ek_idx ~= eligible_key(tag, lane) then
+    return err('invalid_argument', 'lane:KEYS[1] must be the eligible index of the lane')
+  end
+  worker, e = name_arg(args[2], 'worker'); if e then return e end
+  wi, e = name_arg(args[3], 'worker_instance'); if e then return e end
+  ttl, e = int_arg(args[4], 'lease_ttl_ms', MIN_LEASE_MS, MAX_LEASE_MS); if e then return e end
+  n, e = int_arg(args[5], 'count', 1, MAX_CLAIM_BATCH); if e then return e end
+  if #args < 5 + n or #args > 7 + n then return err('invalid_argument', 'count:expected ' .. n .. ' lease ids') end
+  local caps, skip
+  caps, e = capabilities_arg(args[6 + n] or ''); if e then return e end
+  skip, e = int_arg(args[7 + n] or '0', 'skip', 0, MAX_CLAIM_SKIP); if e then return e end
+  for i = 1, n do
+    if not hex32_ok(args[5 + i]) then return err('invalid_argument', 'lease_id:expected 32 hex digits') end
+  end
+
+  local now = now_ms()
+  local exp = now + ttl
+  local out = {1, 0, exp}
+  local claimed, admitted = 0, false
+  -- Index moves are made once for the whole batch (the hot path of workers).
+  local taken, leased, timed, adms, skipped, kinds = {}, {}, {}, {}, {}, {}
+  local cands = redis.call('ZRANGE', ek_idx, skip, skip + n - 1 + ROUTE_LOOKAHEAD)
+  -- Times as text once per batch (a number argument is formatted on every
+  -- call; %.14g is exact for millisecond times). `by`: who holds the lease,
+  -- one field '<worker> <instance>' (names have no spaces).
+  local exp_s, by = tostring(exp), worker .. ' ' .. wi
+  for _, eid in ipairs(cands) do
+    if claimed >= n then break end
+    local ek = eid_ok(eid, tag) and exec_key(eid)
+    -- (positional: this runs once per claimed execution)
+    local v = ek and redis.call('HMGET', ek, 'phase', 'elig', 'lane', 'epoch', 'att_timeout', 'kind', 'payload', 'opt')
+    local adm, deadline_s, needs, epoch, att_timeout, deadline
+    if v then
+      local o = optional_fields(ek, v[8], 'adm', 'deadline')
+      adm, deadline_s = o[1], o[2]
+      needs = adm and needed_capabilities(adm)
+      epoch, att_timeout, deadline = counter(v[4] or nil), counter(v[5] or nil), deadline_s and num(deadline_s)
+    end
+    if needs and needs ~= '' and v[1] == 'runnable' and v[2] == 'eligible' and not capable(needs, caps) then
+      if #skipped < 2 * ROUTE_LOOKAHEAD then
+        skipped[#skipped + 1] = eid
+        skipped[#skipped + 1] = needs
+      end
+    elseif not v or v[1] ~= 'runnable' or v[2] ~= 'eligible' or v[3] ~= lane
+        or epoch == nil or att_timeout == nil
+        or (deadline_s and deadline == nil) or not (kinds[v[6]] or kind_ok(kinds, v[6])) then
+      -- The index disagrees with the record, or the record is unusable: drop
+      -- the entry (the reconciler re-indexes a sound record; a broken one
+      -- waits for an operator rather than failing every claim).
+      taken[#taken + 1] = eid
+    elseif deadline and deadline <= now then
+      make_terminal(nil, ek, tag, eid, read_state(ek), 'expired', now, 'error', 'execution deadline passed')
+    else
+      -- Each claim starts one attempt under one new lease: the epoch counts
+      -- both (the attempt number is the epoch).
+      claimed = claimed + 1
+      local lease_id = args[5 + claimed]
+      epoch = epoch + 1
+      taken[#taken + 1] = eid
+      leased[#leased + 1] = exp_s
+      leased[#leased + 1] = eid
+      if att_timeout > 0 then
+        redis.call('HSET', ek, 'phase', 'active', 'elig', '', 'lease_id', lease_id, 'epoch', count_text(epoch),
+          'lease_exp', exp_s, 'by', by, 'att_due', now + att_timeout)
+        timed[#timed + 1] = now + att_timeout
+        timed[#timed + 1] = eid
+      else
+        redis.call('HSET', ek, 'phase', 'active', 'elig', '', 'lease_id', lease_id, 'epoch', count_text(epoch),
+          'lease_exp', exp_s, 'by', by)
+      end
+      local k = #out
+      out[k + 1] = eid; out[k + 2] = epoch; out[k + 3] = v[6]; out[k + 4] = v[7] or ''
+      adms[#adms + 1] = adm or ''
+      admitted = admitted or adm ~= false
+    end
+  end
+  if admitted then
+    out[#out + 1] = #adms
+    for _, a in ipairs(adms) do out[#out + 1] = a end
+  else
+    out[#out + 1] = 0
+  end
+  out[#out + 1] = #skipped / 2
+  for _, s in ipairs(skipped) do out[#out + 1] = s end
+  if #taken > 0 then redis.call('ZREM', ek_idx, unpack(taken)) end
+  zadd_due_many(tag, 'lease_expiry', leased)
+  zadd_due_many(tag, 'attempt_timeout', timed)
+  out[2] = claimed
+  return out
+end
+
+register('ff_claim', ff_claim)

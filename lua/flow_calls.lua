@@ -1,0 +1,199 @@
+-- The flow calls (create, edges, cancel, read, drain) and what retention asks
+-- of flows. The resolution rules are flows.lua's.
+
+local MAX_CLAIM_BATCH, MAX_EDGES_PER_CHILD = F.MAX_CLAIM_BATCH, F.MAX_EDGES_PER_CHILD
+local MAX_FLOW_MEMBERS, MAX_REASON_BYTES = F.MAX_FLOW_MEMBERS, F.MAX_REASON_BYTES
+local counter, err, hash_reply, hex32_ok = P.counter, P.err, P.hash_reply, P.hex32_ok
+local int_arg, name_arg, now_ms, ok = P.int_arg, P.name_arg, P.now_ms, P.ok
+local register, register_ro = P.register, P.register_ro
+local deps_key, eid_ok, exec_key, flow_key = K.deps_key, K.eid_ok, K.exec_key, K.flow_key
+local flow_members_key, idx_key, out_key = K.flow_members_key, K.idx_key, K.out_key
+local tag_of = K.tag_of
+local FLOW_HOOKS, index_target, leave_live = EXEC.FLOW_HOOKS, EXEC.index_target, EXEC.leave_live
+local make_waiting = EXEC.make_waiting
+local read_state = EXEC.read_state
+local W, queue_work, resolve_edge, settle = FLOW.W, FLOW.queue_work, FLOW.resolve_edge, FLOW.settle
+
+-- Validate the (flow id, KEYS[1]) pair every flow function receives.
+local function flow_target(keys, flow)
+  local fk = keys[1]
+  local tag = tag_of(fk or '')
+  if tag == nil or not hex32_ok(flow) or fk ~= flow_key(tag, flow) then
+    return nil, nil, err('invalid_argument', 'flow:KEYS[1] must be ff:flow:{fp:N}:<flow id> and match ARGV[1]')
+  end
+  return fk, tag
+end
+
+-- ff_create_flow  KEYS: flow  ARGV: flow, ns -> {1, 'created'|'exists'}
+local function ff_create_flow(keys, args)
+  local flow = args[1]
+  local fk, tag, bad = flow_target(keys, flow)
+  if bad then return bad end
+  local ns, e = name_arg(args[2], 'namespace'); if e then return e end
+  local have = redis.call('HGET', fk, 'ns')
+  if have then
+    if have ~= ns then return err('invalid_argument', 'namespace:the flow exists in namespace ' .. have) end
+    return ok('exists')
+  end
+  redis.call('HSET', fk, 'ns', ns, 'created', now_ms(), 'n', 0, 'done', 0)
+  return ok('created')
+end
+
+-- Is `target` reachable from `from` along edges? (nil, refusal when the
+-- search would pass MAX_FLOW_MEMBERS members.)
+local function reaches(from, target)
+  local seen, stack, count = {[from] = true}, {from}, 0
+  while #stack > 0 do
+    local node = table.remove(stack)
+    for _, child in ipairs(redis.call('ZRANGE', out_key(node), 0, -1)) do
+      if child == target then return true end
+      if not seen[child] then
+        count = count + 1
+        if count > MAX_FLOW_MEMBERS then return nil, err('too_large', 'flow:cycle check passed ' .. MAX_FLOW_MEMBERS .. ' members') end
+        seen[child] = true
+        stack[#stack + 1] = child
+      end
+    end
+  end
+  return false
+end
+
+-- ff_add_edge  KEYS: flow  ARGV: flow, parent, child, pass_data (0|1)
+-- The parent must be a member; the child may not exist yet (it waits from its
+-- creation) or must not have started.
+-- -> {1, 'added'|'duplicate', decision: 'waiting'|'ready'|'impossible'|'recorded'}
+local function ff_add_edge(keys, args)
+  local flow, parent, child, data = args[1], args[2], args[3], args[4]
+  local fk, tag, bad = flow_target(keys, flow)
+  if bad then return bad end
+  if not eid_ok(parent, tag) then return err('invalid_argument', 'parent:expected an execution id of the flow\'s partition') end
+  if not eid_ok(child, tag) then return err('invalid_argument', 'child:expected an execution id of the flow\'s partition') end
+  if parent == child then return err('cycle', 'an execution cannot depend on itself') end
+  if data ~= '0' and data ~= '1' then return err('invalid_argument', 'pass_data:expected 0 or 1') end
+  local f = redis.call('HMGET', fk, 'n', 'cancel')
+  if not f[1] then return err('not_found', 'flow ' .. flow) end
+  if f[2] then return err('flow_cancelled', flow) end
+  local p = redis.call('HMGET', exec_key(parent), 'flow', 'phase', 'outcome')
+  if p[1] ~= flow then return err('not_found', 'parent ' .. parent .. ' in flow ' .. flow) end
+  local ck = exec_key(child)
+  local c = read_state(ck, 'epoch')
+  if c.phase ~= nil then
+    if c.flow ~= flow then return err('invalid_argument', 'child:a member of another flow or of none') end
+    local fresh = c.phase == 'runnable' and (c.elig == 'eligible' or c.elig == 'delayed' or c.elig == 'waiting_children')
+    if not fresh or (counter(c.epoch) or 1) > 0 then return err('invalid_state', 'child:already started or decided') end
+  end
+  local dk = deps_key(child)
+  local d = redis.call('HMGET', dk, parent, '#n')
+  if d[1] then return ok('duplicate', 'unchanged') end
+  if (tonumber(d[2]) or 0) >= MAX_EDGES_PER_CHILD then
+    return err('too_large', 'child:at most ' .. MAX_EDGES_PER_CHILD .. ' parents')
+  end
+  local cyc, e = reaches(child, parent)
+  if e then return e end
+  if cyc then return err('cycle', parent .. ' depends on ' .. child) end
+
+  local now = now_ms()
+  redis.call('ZADD', out_key(parent), 0, child)
+  redis.call('HSET', dk, parent, data == '1' and 'P' or 'p')
+  redis.call('HINCRBY', dk, '#n', 1)
+  if c.phase ~= nil and c.elig ~= 'waiting_children' then
+    -- Not started yet: held back until the join decides again.
+    leave_live(ck, tag, child, c)
+    if c.elig == 'delayed' then
+      redis.call('HSET', ck, 'ready_at', redis.call('HGET', ck, 'due'))
+    end
+    make_waiting(ck, tag, child, now)
+  end
+  local decision = 'waiting'
+  if p[2] == 'terminal' then
+    decision = resolve_edge(tag, parent, child, p[3], now)
+  elseif c.phase == nil then
+    decision = 'recorded'
+  end
+  return ok('added', decision)
+end
+
+-- ff_cancel_flow  KEYS: flow  ARGV: flow, reason -> {1, 'cancelling'|'already'}
+-- Durable: the flow is marked at once (no new members or edges), its members
+-- are cancelled in bounded steps (here, then by the engine).
+local function ff_cancel_flow(keys, args)
+  local flow, reason = args[1], args[2] or ''
+  local fk, tag, bad = flow_target(keys, flow)
+  if bad then return bad end
+  if #reason > MAX_REASON_BYTES then return err('invalid_argument', 'reason:too long') end
+  local f = redis.call('HMGET', fk, 'n', 'cancel')
+  if not f[1] then return err('not_found', 'flow ' .. flow) end
+  if f[2] then return ok('already') end
+  if reason == '' then reason = 'flow cancelled' end
+  redis.call('HSET', fk, 'cancel', reason)
+  queue_work(tag, 'f:' .. flow)
+  return ok('cancelling')
+end
+
+-- ff_flow_get  KEYS: flow  ARGV: flow -> {1, field, value, ...}
+local function ff_flow_get(keys, args)
+  local fk, _, bad = flow_target(keys, args[1])
+  if bad then return bad end
+  return hash_reply(fk) or err('not_found', 'flow ' .. args[1])
+end
+
+-- A flow_work member: 'd:'/'x:' and an execution id, or 'f:' and a flow id.
+local function work_item_ok(item, tag)
+  local kind, id = string.sub(item, 1, 2), string.sub(item, 3)
+  if kind == 'f:' then return hex32_ok(id) end
+  return (kind == 'd:' or kind == 'x:') and eid_ok(id, tag)
+end
+
+-- ff_flow_drain  KEYS: flow_work index  ARGV: budget
+-- The completion listener's call: work the partition's queue, oldest first,
+-- whatever its due times. -> {1, units of work done, items still queued}
+local function ff_flow_drain(keys, args)
+  local idx, tag, e = index_target(keys, 'flow_work')
+  if e then return e end
+  local n
+  n, e = int_arg(args[1], 'budget', 1, MAX_CLAIM_BATCH); if e then return e end
+  W.budget = n
+  for _, item in ipairs(redis.call('ZRANGE', idx, 0, n - 1)) do
+    if work_item_ok(item, tag) then
+      queue_work(tag, item)
+    else
+      redis.call('ZREM', idx, item)
+    end
+  end
+  settle()
+  return ok(n - W.budget, redis.call('ZCARD', idx))
+end
+
+---------------------------------------------------------------------------
+-- Retention: a purged member leaves its flow (the last one takes the flow).
+FLOW_HOOKS.member_purged = function(tag, eid, flow, outcome)
+  local fk = flow_key(tag, flow)
+  redis.call('ZREM', flow_members_key(tag, flow), eid)
+  redis.call('DEL', deps_key(eid), out_key(eid))
+  local left = redis.call('HINCRBY', fk, 'n', -1)
+  redis.call('HINCRBY', fk, 'done', -1)
+  if outcome then redis.call('HINCRBY', fk, outcome, -1) end
+  if left <= 0 then
+    redis.call('DEL', fk, flow_members_key(tag, flow))
+    redis.call('ZREM', idx_key(tag, 'flows'), flow)
+    redis.call('ZREM', idx_key(tag, 'flow_work'), 'f:' .. flow)
+  end
+end
+
+-- Before a member is purged its outgoing edges must be resolved: 'blocked'
+-- while that work is still queued.
+FLOW_HOOKS.purge_blocked = function(tag, eid)
+  local item = 'd:' .. eid
+  if not redis.call('ZSCORE', idx_key(tag, 'flow_work'), item) then return false end
+  queue_work(tag, item)
+  settle()
+  return redis.call('ZSCORE', idx_key(tag, 'flow_work'), item) ~= false
+end
+
+register('ff_create_flow', ff_create_flow)
+register('ff_add_edge', ff_add_edge)
+register('ff_cancel_flow', ff_cancel_flow)
+register_ro('ff_flow_get', ff_flow_get)
+register('ff_flow_drain', ff_flow_drain)
+
+--- @export work_item_ok
