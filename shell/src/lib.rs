@@ -7,17 +7,11 @@
 #![warn(missing_docs)]
 
 pub mod admission;
-#[cfg(not(madsim))]
-pub mod bench;
 pub mod client;
-pub mod demo;
 pub mod engine;
 pub mod error;
 pub mod flows;
 pub mod inspect;
-mod progress;
-#[cfg(not(madsim))]
-pub mod serve;
 pub mod spec;
 pub mod store;
 pub mod worker;

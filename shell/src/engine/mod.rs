@@ -5,7 +5,6 @@
 
 pub mod admission;
 pub mod config;
-pub mod config_source;
 mod heads;
 mod listener;
 pub mod metrics;

@@ -11,13 +11,13 @@
 
 use super::util::{progress, round, Report};
 use super::{BenchResult, Ctx, Scenario};
-use crate::engine::{Engine, EngineConfig};
-use crate::spec::ExecutionSpec;
 use ff_core::contract::execution::Claimed;
 use ff_core::flow::JoinPolicy;
 use ff_core::keys::{flow_partition, PartitionKeys};
 use ff_core::reply::Reply;
 use ff_core::{ExecutionId, FlowId, Lane, Partition, WorkerInstance, WorkerName};
+use ff_engine::engine::{Engine, EngineConfig};
+use ff_engine::ExecutionSpec;
 use std::time::Duration;
 use tokio::time::Instant;
 
@@ -114,7 +114,7 @@ pub(crate) async fn dag_chain(ctx: &Ctx) -> BenchResult<Report> {
 async fn eligible_now(ctx: &Ctx, key: &str) -> BenchResult<u64> {
     match ctx
         .store
-        .command(&crate::store::cmd(["ZCARD", key]))
+        .command(&ff_engine::store::cmd(["ZCARD", key]))
         .await?
     {
         Reply::Int(n) => Ok(n.max(0) as u64),

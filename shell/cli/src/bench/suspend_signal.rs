@@ -6,10 +6,10 @@
 
 use super::util::{self, progress, Report};
 use super::{BenchResult, Ctx, Scenario};
-use crate::client::{Signal, Suspension};
-use crate::spec::ExecutionSpec;
 use ff_core::contract::suspension::{SecretKid, SignalEffect, SuspendOutcome};
 use ff_core::{Lane, WorkerInstance, WorkerName};
+use ff_engine::client::{Signal, Suspension};
+use ff_engine::ExecutionSpec;
 use std::time::{Duration, Instant};
 
 const LEASE: Duration = Duration::from_secs(300);
@@ -31,7 +31,7 @@ pub(crate) async fn run(ctx: &Ctx) -> BenchResult<Report> {
     let mut r = ctx.report(Scenario::SuspendSignal);
     c.rotate_waitpoint_secret(
         &SecretKid::new("bench")?,
-        &crate::Client::generate_waitpoint_secret(),
+        &ff_engine::Client::generate_waitpoint_secret(),
         Duration::ZERO,
     )
     .await?;

@@ -4,14 +4,14 @@
 //! delayed, and some are claimed by a "worker" that dies without a word, so
 //! their leases expire and the engine hands them to the live workers.
 
-use crate::engine::{Engine, EngineConfig};
-use crate::error::Result;
-use crate::store::Store;
-use crate::worker::{Job, JobError, Worker};
-use crate::{Client, ExecutionSpec};
 use ff_core::retry::RetryPolicy;
 use ff_core::state::PublicState;
 use ff_core::{ExecutionId, Lane, WorkerInstance, WorkerName};
+use ff_engine::engine::{Engine, EngineConfig};
+use ff_engine::error::Result;
+use ff_engine::store::Store;
+use ff_engine::worker::{Job, JobError, Worker};
+use ff_engine::{Client, ExecutionSpec};
 use std::collections::BTreeMap;
 use std::sync::Arc;
 use std::time::Duration;
@@ -55,7 +55,7 @@ pub struct DemoSummary {
 }
 
 /// The handlers of the demo's workers, by kind.
-async fn handle(job: Job) -> crate::worker::JobResult {
+async fn handle(job: Job) -> ff_engine::worker::JobResult {
     let n = job.payload.first().copied().unwrap_or(0) as u64;
     match job.kind.as_str() {
         "thumbnail" => {

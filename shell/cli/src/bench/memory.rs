@@ -4,9 +4,9 @@
 
 use super::util::{self, progress, round, Report};
 use super::{BenchResult, Ctx, Scenario};
-use crate::spec::ExecutionSpec;
-use crate::store::cmd;
 use ff_core::keys::{self, PartitionKeys};
+use ff_engine::store::cmd;
+use ff_engine::ExecutionSpec;
 use std::time::Duration;
 
 /// The figure not to exceed, in bytes per execution.

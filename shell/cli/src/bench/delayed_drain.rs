@@ -4,9 +4,9 @@
 
 use super::util::{self, progress, Report};
 use super::{BenchResult, Ctx, Scenario};
-use crate::spec::ExecutionSpec;
 use ff_core::keys::PartitionKeys;
 use ff_core::Lane;
+use ff_engine::ExecutionSpec;
 use std::time::Duration;
 
 /// The figure to reach, in items per second.

@@ -15,12 +15,12 @@
 
 use super::util::{self, progress, Report};
 use super::{BenchResult, Ctx, Scenario};
-use crate::engine::{Engine, EngineConfig};
-use crate::spec::ExecutionSpec;
 use ff_core::admission::QuotaLimits;
 use ff_core::contract::admission::{BudgetDef, DimensionLimits, UsageReport};
 use ff_core::keys::PartitionKeys;
 use ff_core::{Lane, WorkerInstance, WorkerName};
+use ff_engine::engine::{Engine, EngineConfig};
+use ff_engine::ExecutionSpec;
 use std::sync::atomic::Ordering::Relaxed;
 use std::time::{Duration, Instant};
 

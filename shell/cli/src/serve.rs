@@ -2,10 +2,10 @@
 //! the metrics endpoint if asked, wait for the stop signal, then stop the
 //! endpoint and shut the engine down within its bound.
 
-use crate::engine::metrics_http::{self, Render};
-use crate::engine::{prometheus, scanners, Engine, EngineConfig};
-use crate::error::Result;
-use crate::store::{RedisStore, RedisStoreOptions};
+use ff_engine::engine::metrics_http::{self, Render};
+use ff_engine::engine::{prometheus, scanners, Engine, EngineConfig};
+use ff_engine::error::Result;
+use ff_engine::store::{RedisStore, RedisStoreOptions};
 use std::future::Future;
 use std::sync::Arc;
 use std::time::Duration;

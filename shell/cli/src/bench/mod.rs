@@ -36,8 +36,8 @@ mod util;
 
 pub use util::{Admin, CommandStats, Report};
 
-use crate::store::{RedisStore, RedisStoreOptions, Store};
-use crate::Client;
+use ff_engine::store::{RedisStore, RedisStoreOptions, Store};
+use ff_engine::Client;
 use std::sync::Arc;
 use std::time::Duration;
 use util::progress;

@@ -5,10 +5,10 @@
 
 use super::util::{self, progress, round, Report};
 use super::{BenchResult, Ctx, Scenario};
-use crate::engine::{Engine, EngineConfig};
-use crate::spec::ExecutionSpec;
 use ff_core::contract::limits::MAX_PRIORITY;
 use ff_core::{ExecutionId, Lane};
+use ff_engine::engine::{Engine, EngineConfig};
+use ff_engine::ExecutionSpec;
 use futures::StreamExt;
 use std::collections::HashMap;
 use std::time::Duration;

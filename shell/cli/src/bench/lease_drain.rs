@@ -4,10 +4,10 @@
 
 use super::util::{self, progress, round, Report};
 use super::{BenchResult, Ctx, Scenario};
-use crate::spec::ExecutionSpec;
 use ff_core::contract::limits::{MAX_CLAIM_BATCH, MIN_LEASE_MS};
 use ff_core::keys::PartitionKeys;
 use ff_core::{Lane, WorkerInstance, WorkerName};
+use ff_engine::ExecutionSpec;
 use futures::StreamExt;
 use std::time::Duration;
 use tokio::time::Instant;

@@ -4,7 +4,7 @@
 
 use super::util::{self, progress, round, Report};
 use super::{BenchResult, Ctx, Scenario};
-use crate::engine::{Engine, EngineConfig};
+use ff_engine::engine::{Engine, EngineConfig};
 use std::time::Duration;
 use tokio::time::Instant;
 

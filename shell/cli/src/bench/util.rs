@@ -3,13 +3,13 @@
 //! sizes, waiting on engine metrics, percentiles and the report.
 
 use super::{BenchResult, Ctx};
-use crate::engine::{Engine, EngineConfig, ScannerStats};
-use crate::spec::ExecutionSpec;
-use crate::store::{cmd, Store};
-use crate::worker::{Job, Worker};
 use ff_core::keys::PartitionKeys;
 use ff_core::reply::Reply;
 use ff_core::{ExecutionId, Partition, PartitionConfig, PartitionFamily};
+use ff_engine::engine::{Engine, EngineConfig, ScannerStats};
+use ff_engine::store::{cmd, Store};
+use ff_engine::worker::{Job, Worker};
+use ff_engine::ExecutionSpec;
 use futures::StreamExt;
 use redis::aio::MultiplexedConnection;
 use serde_json::{Map, Value};
@@ -430,7 +430,7 @@ impl CreatedMany {
     }
 }
 
-/// Executions per bulk submit ([`Client::create_many`](crate::Client::create_many)):
+/// Executions per bulk submit ([`Client::create_many`](ff_engine::Client::create_many)):
 /// spread over 256 partitions, about 20 per partition call.
 pub const SUBMIT_BATCH: u64 = 5_000;
 /// Bulk submits in flight per task: one is built while others wait on the server.
@@ -472,7 +472,7 @@ pub async fn create_many(
                 }
                 bar.set(done.fetch_add(k, std::sync::atomic::Ordering::Relaxed) + k);
             }
-            Ok::<_, crate::Error>(ids)
+            Ok::<_, ff_engine::Error>(ids)
         }));
     }
     let mut ids = Vec::with_capacity(n as usize);
@@ -690,7 +690,7 @@ pub(crate) async fn noop_worker_until(
     concurrency: usize,
     limit: Duration,
 ) -> BenchResult<(Worker, f64)> {
-    let client = crate::Client::new(ctx.engine_store().await?, *ctx.client.config()).await?;
+    let client = ff_engine::Client::new(ctx.engine_store().await?, *ctx.client.config()).await?;
     let t = Instant::now();
     let worker = Worker::builder(client, "bench")
         .concurrency(concurrency)

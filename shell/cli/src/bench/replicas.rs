@@ -16,8 +16,8 @@
 
 use super::util::{self, progress, rate, round, Report};
 use super::{BenchResult, Ctx, Scenario};
-use crate::engine::{Engine, EngineConfig};
-use crate::spec::ExecutionSpec;
+use ff_engine::engine::{Engine, EngineConfig};
+use ff_engine::ExecutionSpec;
 use serde_json::{json, Value};
 use std::time::Duration;
 use tokio::time::Instant;

@@ -68,7 +68,7 @@ struct EngineArgs {
     #[arg(long)]
     print_config: bool,
     #[command(flatten)]
-    fields: ff_engine::engine::config_source::ConfigFlags,
+    fields: ff_cli::config_source::ConfigFlags,
 }
 
 #[derive(Debug, clap::Args)]
@@ -177,8 +177,8 @@ fn main() {
 
 #[cfg(not(madsim))]
 fn engine(args: EngineArgs) -> i32 {
-    use ff_engine::engine::config_source::{self, Sources};
-    use ff_engine::serve::{serve, stop_signal, ServeOptions};
+    use ff_cli::config_source::{self, Sources};
+    use ff_cli::serve::{serve, stop_signal, ServeOptions};
     let file = match &args.config {
         Some(path) => match std::fs::read_to_string(path) {
             Ok(text) => Some((path.display().to_string(), text)),
@@ -350,7 +350,7 @@ fn inspect(_: InspectArgs) -> i32 {
 
 #[cfg(not(madsim))]
 fn demo(args: DemoArgs) -> i32 {
-    use ff_engine::demo::{self, DemoOptions};
+    use ff_cli::demo::{self, DemoOptions};
     use ff_engine::store::{MemoryStore, RedisStore, RedisStoreOptions, Store};
     use std::sync::Arc;
     tracing_subscriber::fmt()
@@ -421,7 +421,7 @@ fn demo(_: DemoArgs) -> i32 {
 
 #[cfg(not(madsim))]
 fn bench(args: BenchArgs) -> i32 {
-    use ff_engine::bench::{self, BenchOptions, Scenario};
+    use ff_cli::bench::{self, BenchOptions, Scenario};
     tracing_subscriber::fmt()
         .with_writer(std::io::stderr)
         .with_env_filter(

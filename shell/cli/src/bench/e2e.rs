@@ -4,8 +4,8 @@
 
 use super::util::{self, progress, Report};
 use super::{BenchResult, Ctx, Scenario};
-use crate::spec::ExecutionSpec;
 use ff_core::keys::PartitionKeys;
+use ff_engine::ExecutionSpec;
 use std::sync::atomic::Ordering::Relaxed;
 use std::time::Duration;
 

@@ -14,7 +14,7 @@
 //!   for none.
 //!
 //! ```
-//! use ff_engine::engine::config_source::{load, Sources};
+//! use ff_cli::config_source::{load, Sources};
 //! use std::time::Duration;
 //!
 //! let file = "batch_size = 100\nlease_expiry_interval = \"2s\"\n";
@@ -25,8 +25,8 @@
 //! assert_eq!(config.lease_expiry_interval, Duration::from_millis(500));
 //! ```
 
-use super::EngineConfig;
 use ff_core::{Namespace, TagName};
+use ff_engine::EngineConfig;
 use std::time::Duration;
 
 /// Why a configuration could not be loaded. Every variant names where the

@@ -1,0 +1,17 @@
+//! ff-cli: the `ff` command's code, kept out of the library (`ff-engine`) so
+//! that embedding ff pulls neither clap, indicatif, toml, tracing-subscriber
+//! nor mimalloc.
+//!
+//! [`serve`] is `ff engine`'s process loop (engine + metrics endpoint),
+//! [`config_source`] loads its configuration from a file, `FF_` variables and
+//! flags, [`demo`] and [`bench`] are `ff demo` and `ff bench`.
+
+#![warn(missing_docs)]
+
+#[cfg(not(madsim))]
+pub mod bench;
+pub mod config_source;
+pub mod demo;
+mod progress;
+#[cfg(not(madsim))]
+pub mod serve;
