@@ -6,18 +6,15 @@
 
 #![warn(missing_docs)]
 
-pub mod admission;
 pub mod client;
 pub mod engine;
 pub mod error;
-pub mod flows;
 pub mod inspect;
-pub mod spec;
 pub mod store;
 pub mod worker;
 
+pub use client::spec::ExecutionSpec;
 pub use client::Client;
 pub use engine::{Engine, EngineConfig};
 pub use error::Error;
 pub use ff_core as core;
-pub use spec::ExecutionSpec;

@@ -5,7 +5,7 @@
 //! A flow's members live in the flow's partition, so the data plane resolves
 //! a finished parent's edges in the same atomic call that ended it.
 
-use crate::client::{random_u128, Client};
+use super::{random_u128, Client};
 use crate::error::{Error, Result};
 use ff_core::contract::flow::{self as fl, EdgeAdded, EdgeArgs, FlowRecord};
 use ff_core::contract::limits;

@@ -17,7 +17,7 @@
 //! ends ([`Client::release_admission`], which the `Worker` calls) or, after a
 //! crash, cancel or expiry, by the quota reconciler.
 
-use crate::client::Client;
+use super::Client;
 use crate::error::{Error, Result};
 use crate::store::cmd;
 use ff_core::admission::{budget_key, capable, Admission, QuotaLimits};
