@@ -18,3 +18,4 @@ pub use client::Client;
 pub use engine::{Engine, EngineConfig};
 pub use error::Error;
 pub use ff_core as core;
+pub use prometheus_client;

@@ -2,13 +2,12 @@
 //! the metrics endpoint if asked, wait for the stop signal, then stop the
 //! endpoint and shut the engine down within its bound.
 
-use ff_engine::engine::metrics_http::{self, Render};
-use ff_engine::engine::{prometheus, scanners, Engine, EngineConfig};
+use ff_engine::engine::{metrics_http, Engine, EngineConfig};
 use ff_engine::error::Result;
+use ff_engine::prometheus_client::registry::Registry;
 use ff_engine::store::{RedisStore, RedisStoreOptions};
 use std::future::Future;
 use std::sync::Arc;
-use std::time::Duration;
 use tokio::net::TcpListener;
 use tokio::sync::watch;
 
@@ -37,22 +36,17 @@ pub async fn serve(opts: ServeOptions, stop: impl Future<Output = ()>) -> Result
         },
     )
     .await?;
-    let specs = scanners(&opts.config);
-    let engine = Arc::new(Engine::start(opts.config, Arc::new(store)).await?);
+    let engine = Engine::start(opts.config, Arc::new(store)).await?;
     let (stop_tx, stop_rx) = watch::channel(false);
     let endpoint = opts.metrics.map(|listener| {
         if let Ok(addr) = listener.local_addr() {
             tracing::info!(%addr, "metrics endpoint listening on /metrics");
         }
-        // A scrape borrows the engine only while it renders, so shutdown can
-        // take it back once the endpoint is stopped.
-        let weak = Arc::downgrade(&engine);
-        let render: Render = Arc::new(move || {
-            weak.upgrade()
-                .map(|e| prometheus::render(&e.metrics(), &specs, &e.listener_metrics()))
-                .unwrap_or_default()
-        });
-        tokio::spawn(metrics_http::serve(listener, render, stop_rx))
+        // The registry reads the engine's counters, not the engine: shutdown
+        // needs nothing back from the endpoint.
+        let mut registry = Registry::default();
+        engine.register_metrics(&mut registry);
+        tokio::spawn(metrics_http::serve(listener, Arc::new(registry), stop_rx))
     });
     stop.await;
     tracing::info!("stop requested; shutting down");
@@ -60,17 +54,6 @@ pub async fn serve(opts: ServeOptions, stop: impl Future<Output = ()>) -> Result
     if let Some(endpoint) = endpoint {
         let _ = endpoint.await;
     }
-    let mut engine = engine;
-    let engine = loop {
-        match Arc::try_unwrap(engine) {
-            Ok(e) => break e,
-            // A scrape in flight is rendering: it lasts microseconds.
-            Err(shared) => {
-                engine = shared;
-                tokio::time::sleep(Duration::from_millis(1)).await;
-            }
-        }
-    };
     Ok(engine.shutdown().await)
 }
 
