@@ -4,7 +4,7 @@
 //!
 //! [`serve`] is `ff engine`'s process loop (engine + metrics endpoint),
 //! [`config_source`] loads its configuration from a file, `FF_` variables and
-//! flags, [`demo`] and [`bench`] are `ff demo` and `ff bench`.
+//! flags, [`demo`] and [`bench`](mod@bench) are `ff demo` and `ff bench`.
 
 #![warn(missing_docs)]
 

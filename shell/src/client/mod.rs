@@ -1,9 +1,10 @@
 //! Client: the typed async API over the data plane. This file holds the
 //! handle itself (attach to a store, the lane registry, the one way calls
-//! go out); each part of the API is a file beside it: [`execution`]
+//! go out); each part of the API is a file beside it: `execution`
 //! (create, claim, end, cancel, read), `batch` (bulk submit and batched
 //! reports), `suspension` (waitpoints and signals), `flows`, `admission`
-//! (budgets, quotas, worker registration) and `spec` ([`ExecutionSpec`]).
+//! (budgets, quotas, worker registration) and `spec`
+//! ([`ExecutionSpec`](crate::ExecutionSpec)).
 
 use crate::error::{Error, Result, StoreError};
 use crate::store::{cmd, Store};
