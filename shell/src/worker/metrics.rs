@@ -16,6 +16,36 @@ impl Worker {
     /// labels `worker` and `instance`), read at each scrape. Register one
     /// worker per registry (a family is written once): a second worker of
     /// the same process goes in a sub-registry with its own prefix.
+    ///
+    /// ```
+    /// use ff_engine::engine::prometheus;
+    /// use ff_engine::prometheus_client::registry::Registry;
+    /// use ff_engine::store::MemoryStore;
+    /// use ff_engine::worker::{Job, Worker};
+    /// use ff_engine::{Client, ExecutionSpec};
+    /// use std::sync::atomic::Ordering::Relaxed;
+    /// use std::sync::Arc;
+    /// use std::time::Duration;
+    ///
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() -> Result<(), Box<dyn std::error::Error>> {
+    /// let client = Client::new(Arc::new(MemoryStore::new()), Default::default()).await?;
+    /// let worker = Worker::builder(client.clone(), "mailer")
+    ///     .instance("mailer-1")
+    ///     .handle("email.send", |_job: Job| async move { Ok(b"sent".to_vec()) })
+    ///     .start()?;
+    /// let mut registry = Registry::default();
+    /// worker.register_metrics(&mut registry);
+    /// client.create(ExecutionSpec::new("email.send")).await?;
+    /// while worker.stats().completed.load(Relaxed) == 0 {
+    ///     tokio::time::sleep(Duration::from_millis(10)).await;
+    /// }
+    /// let text = prometheus::encode(&registry);
+    /// assert!(text.contains("ff_worker_completed_total{worker=\"mailer\",instance=\"mailer-1\"} 1\n"));
+    /// worker.shutdown().await;
+    /// # Ok(())
+    /// # }
+    /// ```
     pub fn register_metrics(&self, registry: &mut Registry) {
         registry.register_collector(Box::new(WorkerCollector {
             stats: self.inner.stats.clone(),
