@@ -737,7 +737,7 @@ fn raw(s: &str) -> Value {
 }
 
 /// The seeds, by file name. Those named `regress_*` reproduce findings (see
-/// the README's Fuzzing section).
+/// docs/fuzzing.md).
 pub fn seeds() -> Vec<(&'static str, Vec<Op>)> {
     let boxed = |c: CreateOp| Op::Create(Box::new(c));
     let neg_zero = || Num::Edge(at(EDGES, "-0"));

@@ -45,6 +45,9 @@ pub enum Error {
     /// The store failed (connection, timeout, configuration).
     #[error(transparent)]
     Store(#[from] StoreError),
+    /// A scanner cycle run by hand met a failure (the first one).
+    #[error("scanner cycle failed: {0}")]
+    Cycle(String),
     /// The partition counts recorded in Valkey differ from this process's.
     #[error("partition counts mismatch: Valkey has {stored}, this process is configured with {configured}")]
     PartitionMismatch {

@@ -19,3 +19,8 @@ pub use engine::{Engine, EngineConfig};
 pub use error::Error;
 pub use ff_core as core;
 pub use prometheus_client;
+
+/// The README's example, compiled as a doctest so it stays true.
+#[cfg(doctest)]
+#[doc = include_str!("../../README.md")]
+struct Readme;

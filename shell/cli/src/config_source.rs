@@ -559,7 +559,7 @@ mod tests {
 
     #[test]
     fn the_readme_lists_every_field_with_its_default() {
-        let readme = include_str!("../../../README.md");
+        let readme = include_str!("../../../docs/configuration.md");
         let default = EngineConfig::default();
         for f in FIELDS {
             let v = toml_value(f, &default);
@@ -571,7 +571,7 @@ mod tests {
             let row = format!("| `{}` | {v} ", f.name);
             assert!(
                 readme.contains(&row),
-                "README's configuration table lacks {row:?}"
+                "docs/configuration.md's configuration table lacks {row:?}"
             );
         }
     }

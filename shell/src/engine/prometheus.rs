@@ -311,14 +311,14 @@ mod tests {
 
     #[test]
     fn the_readme_lists_every_family() {
-        let readme = include_str!("../../../README.md");
+        let readme = include_str!("../../../docs/metrics.md");
         let text = encode(&registry(&[("s", Default::default())]));
         for family in text.lines().filter_map(|l| l.strip_prefix("# TYPE ")) {
             let (name, kind) = family.split_once(' ').unwrap();
             let row = format!("| `{name}` | {kind} |");
             assert!(
                 readme.contains(&row),
-                "README's metrics table lacks {row:?}"
+                "docs/metrics.md's metrics table lacks {row:?}"
             );
         }
     }

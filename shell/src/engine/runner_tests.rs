@@ -1,16 +1,23 @@
-//! Unit tests of the runner (and the supervisor) with a mocked Store.
+//! Unit tests of the runner as a driver (and of the supervisor) with a
+//! mocked Store. What a cycle reads and calls is core's schedule, tested there
+//! against a model world (`ff_core::scan`'s `schedule_tests`, `cycle_tests`);
+//! here: the round trips a cycle costs, server-time errors, no spinning,
+//! shutdown, wake-ups and rescans through `run`, sweeps on the clock, a lease
+//! that lapsed locally, and the supervisor.
 //!
 //! Most tests drive a [`MockStore`] whose expectations answer from a small
 //! in-memory [`World`] (sorted sets, sets, server time, failure injection) and
-//! record every pipelined read and FCALL, so the tests can assert what the
-//! runner sent. A few use plain mockall expectations (`times`, no expectation
-//! at all = the call must not happen).
+//! record every pipelined read and FCALL. A few use plain mockall expectations
+//! (`times`, no expectation at all = the call must not happen).
 
 use super::*;
 use crate::engine::supervisor::supervise;
 use crate::engine::ScannerStats;
+use crate::error::StoreError;
 use crate::store::MockStore;
-use ff_core::tracker::{BACKOFF_CYCLES, FAILURE_THRESHOLD};
+use ff_core::contract::Call;
+use ff_core::reply::Reply;
+use ff_core::PartitionFamily;
 use std::collections::{BTreeMap, BTreeSet};
 use std::sync::atomic::AtomicUsize;
 use std::sync::Mutex;
@@ -33,25 +40,12 @@ struct World {
     zsets: BTreeMap<String, Vec<(u64, String)>>,
     /// Sets walked by SSCAN: key → members (the cursor is an offset).
     sets: BTreeMap<String, Vec<String>>,
-    /// SSCAN returns this many members a page instead of COUNT.
-    sscan_page: Option<usize>,
     /// Every `command_many`: (server time, commands as text).
     reads: Vec<(u64, Vec<Vec<String>>)>,
     /// Every `fcall_many`, in order.
     fcalls: Vec<Vec<Call>>,
     /// Keys whose read fails with a store error.
     read_errors: BTreeSet<String>,
-    /// Keys whose read answers something that is not an array.
-    malformed_reads: BTreeSet<String>,
-    /// Members that make a batch of several fail as a whole (store error),
-    /// and fail with `error:x` when sent alone.
-    poison: BTreeSet<String>,
-    /// Members that fail with `error:x` (and stay in their index).
-    failing: BTreeSet<String>,
-    /// The next this many batch calls of several members fail as a whole.
-    batch_errors: usize,
-    /// Members found stale: counted as repaired, not acted.
-    stale: BTreeSet<String>,
     /// The next this many TIME calls fail.
     time_errors: usize,
 }
@@ -63,15 +57,9 @@ impl Default for World {
             start: std::time::Instant::now(),
             zsets: BTreeMap::new(),
             sets: BTreeMap::new(),
-            sscan_page: None,
             reads: Vec::new(),
             fcalls: Vec::new(),
             read_errors: BTreeSet::new(),
-            malformed_reads: BTreeSet::new(),
-            poison: BTreeSet::new(),
-            failing: BTreeSet::new(),
-            batch_errors: 0,
-            stale: BTreeSet::new(),
             time_errors: 0,
         }
     }
@@ -98,13 +86,6 @@ impl World {
         z.sort();
     }
 
-    fn zmembers(&self, key: &str) -> Vec<String> {
-        self.zsets
-            .get(key)
-            .map(|z| z.iter().map(|(_, m)| m.clone()).collect())
-            .unwrap_or_default()
-    }
-
     fn time_ms(&mut self) -> Result<u64, StoreError> {
         if self.time_errors > 0 {
             self.time_errors -= 1;
@@ -128,9 +109,6 @@ impl World {
         if self.read_errors.contains(key) {
             return Err(down());
         }
-        if self.malformed_reads.contains(key) {
-            return Ok(Reply::Int(7));
-        }
         match c[0].as_str() {
             "ZRANGEBYSCORE" => {
                 assert_eq!(
@@ -152,7 +130,7 @@ impl World {
             "SSCAN" => {
                 assert_eq!(c[3], "COUNT", "{c:?}");
                 let offset: usize = c[2].parse().unwrap();
-                let count = self.sscan_page.unwrap_or_else(|| c[4].parse().unwrap());
+                let count: usize = c[4].parse().unwrap();
                 let all = self.sets.get(key).cloned().unwrap_or_default();
                 let end = (offset + count).min(all.len());
                 let cursor = if end >= all.len() {
@@ -181,44 +159,23 @@ impl World {
         assert!(call.args.len() > 3, "a batch call without ids: {call:?}");
         let key = call.keys[0].clone();
         let ids: Vec<String> = call.args[3..].iter().map(|a| text(a)).collect();
-        if ids.len() > 1 && ids.iter().any(|id| self.poison.contains(id)) {
-            return Err(down());
-        }
-        if ids.len() > 1 && self.batch_errors > 0 {
-            self.batch_errors -= 1;
-            return Err(down());
-        }
         let sweep = call.function == SWEEP.function();
-        let (mut acted, mut repaired, mut exceptions) = (0, 0, Vec::new());
-        for id in &ids {
-            if self.poison.contains(id) || self.failing.contains(id) {
-                exceptions.push(Reply::bulk(id.as_str()));
-                exceptions.push(Reply::bulk("error:x"));
-                continue;
-            }
-            if self.stale.contains(id) {
-                repaired += 1;
-            } else {
-                acted += 1;
-            }
-            if !sweep {
-                if let Some(z) = self.zsets.get_mut(&key) {
-                    z.retain(|(_, m)| m != id);
-                }
+        let acted = ids.len() as i64;
+        if !sweep {
+            if let Some(z) = self.zsets.get_mut(&key) {
+                z.retain(|(_, m)| !ids.contains(m));
             }
         }
         let next = match (sweep, self.zsets.get(&key).and_then(|z| z.first())) {
             (false, Some((s, _))) => *s as i64,
             _ => -1,
         };
-        let mut reply = vec![
+        Ok(Reply::Array(vec![
             Reply::Int(1),
             Reply::Int(acted),
-            Reply::Int(repaired),
+            Reply::Int(0),
             Reply::Int(next),
-        ];
-        reply.extend(exceptions);
-        Ok(Reply::Array(reply))
+        ]))
     }
 }
 
@@ -313,10 +270,8 @@ fn key(f: BatchFunction, p: u16) -> String {
 }
 
 fn read_cmd(f: BatchFunction, p: u16, limit: usize) -> Vec<String> {
-    read_due(f, Partition::new(PartitionFamily::Flow, p), limit)
-        .iter()
-        .map(|a| text(a))
-        .collect()
+    let keys = PartitionKeys::new(Partition::new(PartitionFamily::Flow, p));
+    read_heads(f, &keys, limit)
 }
 
 /// The member ids a batch call carries (after the three filter arguments).
@@ -350,115 +305,11 @@ async fn eventually(what: &str, mut cond: impl FnMut() -> bool) {
 }
 
 // ---------------------------------------------------------------------------
-// 1. The batch path.
+// 1. One cycle's round trips.
 
-#[tokio::test]
-async fn cycle_reads_every_partition_then_sends_one_pipelined_batch_per_due_partition() {
-    let w = world();
-    {
-        let mut w = w.lock().unwrap();
-        let (k0, k2) = (key(DELAYED, 0), key(DELAYED, 2));
-        w.zadd(&k0, 100, "a");
-        w.zadd(&k0, 200, "b");
-        w.zadd(&k0, BASE, "c"); // due exactly now
-        w.zadd(&k0, BASE + 5_000, "future");
-        // partition 1 is empty
-        w.zadd(&k2, 50, "d");
-        w.stale.insert("d".into());
-    }
-    let (mut runner, m) = Setup::default().build(mock_store(&w));
-    runner.test_cycle().await;
-
-    let w = w.lock().unwrap();
-    // One pipelined read of every partition (all start dirty), LIMIT batch + 1.
-    assert_eq!(w.reads.len(), 1);
-    assert_eq!(
-        w.reads[0].1,
-        (0..3).map(|p| read_cmd(DELAYED, p, 11)).collect::<Vec<_>>()
-    );
-    assert_eq!(
-        w.reads[0].1[0],
-        strs(&[
-            "ZRANGEBYSCORE",
-            "ff:idx:{fp:0}:delayed",
-            "-inf",
-            "+inf",
-            "WITHSCORES",
-            "LIMIT",
-            "0",
-            "11"
-        ])
-    );
-    // One pipelined FCALL: a batch for partitions 0 and 2, none for the empty one.
-    assert_eq!(w.fcalls.len(), 1);
-    let calls = &w.fcalls[0];
-    assert_eq!(calls.len(), 2);
-    for c in calls {
-        assert_eq!(c.function, "ff_promote_delayed");
-        assert!(!c.read_only);
-        assert_eq!(&c.args[..3], [b"".to_vec(), b"".to_vec(), b"".to_vec()]);
-    }
-    assert_eq!(
-        batches(calls),
-        vec![
-            (key(DELAYED, 0), strs(&["a", "b", "c"])),
-            (key(DELAYED, 2), strs(&["d"])),
-        ]
-    );
-    assert_eq!(w.zmembers(&key(DELAYED, 0)), ["future"]);
-
-    let s = stats(&m);
-    assert_eq!(
-        (s.cycles, s.acted, s.repaired, s.backlog, s.errors, s.skipped),
-        (1, 3, 1, 4, 0, 0)
-    );
-    // The runner now knows partition 0's next due time and nothing is dirty.
-    assert_eq!(runner.slots[0].next_due, Some(BASE + 5_000));
-    assert!(runner.slots.iter().all(|s| !s.dirty));
-    assert!(!runner.has_work());
-}
-
-#[tokio::test]
-async fn a_cycle_with_nothing_due_reads_nothing() {
-    let w = world();
-    w.lock()
-        .unwrap()
-        .zadd(&key(DELAYED, 1), BASE + 60_000, "later");
-    let (mut runner, m) = Setup::default().build(mock_store(&w));
-    runner.test_cycle().await;
-    {
-        let w = w.lock().unwrap();
-        assert_eq!(w.reads.len(), 1);
-        assert!(w.fcalls.is_empty(), "nothing was due");
-    }
-    // Second cycle: no partition is dirty or due, so no read at all.
-    runner.test_cycle().await;
-    let w = w.lock().unwrap();
-    assert_eq!(w.reads.len(), 1);
-    let s = stats(&m);
-    assert_eq!((s.cycles, s.acted, s.backlog), (2, 0, 0));
-    assert_eq!(runner.slots[1].next_due, Some(BASE + 60_000));
-}
-
-#[tokio::test]
-async fn a_partition_whose_next_due_time_passed_is_read_again() {
-    let w = world();
-    w.lock().unwrap().zadd(&key(DELAYED, 1), BASE + 100, "x");
-    let (mut runner, m) = Setup::default().build(mock_store(&w));
-    runner.test_cycle().await;
-    w.lock().unwrap().fixed_now = Some(BASE + 100);
-    runner.test_cycle().await;
-    let w = w.lock().unwrap();
-    assert_eq!(w.reads.len(), 2);
-    assert_eq!(w.reads[1].1, vec![read_cmd(DELAYED, 1, 11)]);
-    assert_eq!(w.fcalls.len(), 1);
-    assert_eq!(batches(&w.fcalls[0]), vec![(key(DELAYED, 1), strs(&["x"]))]);
-    assert_eq!(stats(&m).acted, 1);
-    assert_eq!(runner.slots[1].next_due, None);
-}
-
-/// The same contract with plain mockall expectations: exactly one TIME, one
-/// pipelined read and one pipelined FCALL; nothing else is called.
+/// What one cycle costs the store, with plain mockall expectations: exactly
+/// one TIME, one pipelined read and one pipelined FCALL; nothing else is
+/// called.
 #[tokio::test]
 async fn cycle_makes_exactly_one_read_and_one_fcall_round_trip() {
     let mut m = MockStore::new();
@@ -502,492 +353,11 @@ async fn cycle_makes_exactly_one_read_and_one_fcall_round_trip() {
     runner.test_cycle().await;
     let s = stats(&metrics);
     assert_eq!((s.cycles, s.acted, s.backlog), (1, 2, 2));
-    assert_eq!(runner.slots[0].next_due, Some(BASE + 1));
+    assert_eq!(runner.slots()[0].next_due, Some(BASE + 1));
 }
 
 // ---------------------------------------------------------------------------
-// 2. More due than one batch takes.
-
-#[tokio::test]
-async fn more_than_a_batch_due_loops_within_the_cycle() {
-    let w = world();
-    {
-        let mut w = w.lock().unwrap();
-        for i in 0..5u64 {
-            w.zadd(&key(DELAYED, 0), 10 + i, &format!("m{i}"));
-        }
-        w.zadd(&key(DELAYED, 1), 5, "solo");
-    }
-    let (mut runner, m) = Setup {
-        partitions: 2,
-        batch: 2,
-        ..Setup::default()
-    }
-    .build(mock_store(&w));
-    runner.test_cycle().await;
-
-    let w = w.lock().unwrap();
-    // Round 1 reads both partitions; later rounds only the one with more due.
-    let reads: Vec<&Vec<Vec<String>>> = w.reads.iter().map(|(_, r)| r).collect();
-    assert_eq!(
-        reads,
-        [
-            &vec![read_cmd(DELAYED, 0, 3), read_cmd(DELAYED, 1, 3)],
-            &vec![read_cmd(DELAYED, 0, 3)],
-            &vec![read_cmd(DELAYED, 0, 3)],
-        ]
-    );
-    let rounds: Vec<_> = w.fcalls.iter().map(|c| batches(c)).collect();
-    assert_eq!(
-        rounds,
-        [
-            vec![
-                (key(DELAYED, 0), strs(&["m0", "m1"])),
-                (key(DELAYED, 1), strs(&["solo"])),
-            ],
-            vec![(key(DELAYED, 0), strs(&["m2", "m3"]))],
-            vec![(key(DELAYED, 0), strs(&["m4"]))],
-        ]
-    );
-    assert!(w.zmembers(&key(DELAYED, 0)).is_empty());
-    let s = stats(&m);
-    assert_eq!((s.cycles, s.acted, s.errors), (1, 6, 0));
-    // The backlog is what the first round's snapshots showed (capped by LIMIT).
-    assert_eq!(s.backlog, 4);
-    assert!(!runner.has_work());
-}
-
-// ---------------------------------------------------------------------------
-// 3. Errors from the batch calls.
-
-#[tokio::test]
-async fn a_failed_batch_is_retried_member_by_member_in_one_pipeline() {
-    let w = world();
-    {
-        let mut w = w.lock().unwrap();
-        for (s, id) in [(1, "a"), (2, "bad"), (3, "c")] {
-            w.zadd(&key(DELAYED, 0), s, id);
-        }
-        w.zadd(&key(DELAYED, 1), 1, "ok");
-        w.poison.insert("bad".into());
-    }
-    let (mut runner, m) = Setup {
-        partitions: 2,
-        ..Setup::default()
-    }
-    .build(mock_store(&w));
-    runner.test_cycle().await;
-
-    let w = w.lock().unwrap();
-    let rounds: Vec<_> = w.fcalls.iter().map(|c| batches(c)).collect();
-    assert_eq!(
-        rounds,
-        [
-            vec![
-                (key(DELAYED, 0), strs(&["a", "bad", "c"])),
-                (key(DELAYED, 1), strs(&["ok"])),
-            ],
-            // Only the failed batch is split, its members pipelined together.
-            vec![
-                (key(DELAYED, 0), strs(&["a"])),
-                (key(DELAYED, 0), strs(&["bad"])),
-                (key(DELAYED, 0), strs(&["c"])),
-            ],
-        ]
-    );
-    assert_eq!(w.zmembers(&key(DELAYED, 0)), ["bad"]);
-    let s = stats(&m);
-    // One failed call, one failed member.
-    assert_eq!((s.acted, s.errors), (3, 2));
-}
-
-#[tokio::test]
-async fn per_member_failures_are_counted_as_errors() {
-    let w = world();
-    {
-        let mut w = w.lock().unwrap();
-        for (s, id) in [(1, "a"), (2, "f1"), (3, "f2")] {
-            w.zadd(&key(DELAYED, 0), s, id);
-        }
-        w.failing.extend(["f1".to_owned(), "f2".to_owned()]);
-    }
-    let (mut runner, m) = Setup {
-        partitions: 1,
-        ..Setup::default()
-    }
-    .build(mock_store(&w));
-    runner.test_cycle().await;
-    let w = w.lock().unwrap();
-    assert_eq!(w.fcalls.len(), 1, "a reply with exceptions is not split");
-    let s = stats(&m);
-    assert_eq!((s.acted, s.errors), (1, 2));
-    assert_eq!(w.zmembers(&key(DELAYED, 0)), ["f1", "f2"]);
-}
-
-#[tokio::test]
-async fn a_single_member_call_that_fails_is_looked_at_again_soon() {
-    let mut m = MockStore::new();
-    m.expect_time_ms().returning(|| Ok(BASE));
-    m.expect_command_many()
-        .times(1)
-        .returning(|_| vec![Ok(Reply::Array(vec![Reply::bulk("x"), Reply::bulk("1")]))]);
-    m.expect_fcall_many()
-        .times(1)
-        .returning(|calls| calls.iter().map(|_| Err(down())).collect());
-    let (mut runner, metrics) = Setup {
-        partitions: 1,
-        ..Setup::default()
-    }
-    .build(Arc::new(m));
-    runner.test_cycle().await;
-    assert_eq!(stats(&metrics).errors, 1);
-    // Looked at again soon (within a second), not at once: no spinning.
-    assert!(runner.slots[0]
-        .next_due
-        .is_some_and(|d| d > BASE && d <= BASE + 1_000));
-}
-
-#[tokio::test]
-async fn a_reply_of_the_wrong_shape_counts_as_a_failed_call() {
-    let mut m = MockStore::new();
-    m.expect_time_ms().returning(|| Ok(BASE));
-    m.expect_command_many().times(1).returning(|_| {
-        vec![Ok(Reply::Array(vec![
-            Reply::bulk("x"),
-            Reply::bulk("1"),
-            Reply::bulk("y"),
-            Reply::bulk("2"),
-        ]))]
-    });
-    let sent = Arc::new(Mutex::new(Vec::new()));
-    let s = sent.clone();
-    m.expect_fcall_many().times(2).returning(move |calls| {
-        s.lock().unwrap().push(batches(calls));
-        calls.iter().map(|_| Ok(Reply::Int(1))).collect()
-    });
-    let (mut runner, metrics) = Setup {
-        partitions: 1,
-        ..Setup::default()
-    }
-    .build(Arc::new(m));
-    runner.test_cycle().await;
-    // The batch and then each single call failed to decode.
-    assert_eq!(stats(&metrics).errors, 3);
-    assert_eq!(sent.lock().unwrap()[1].len(), 2);
-}
-
-/// Regression test (this was a bug; runner.rs, `absorb`/`execute`/`cycle`): when a batch of a partition
-/// that had more due than one batch (`more` = true) fails as a whole and is
-/// split, the partition is neither pushed to `again` nor marked dirty, and
-/// its `next_due` is the plan's (`None` when every member read was due). The
-/// due members beyond the failed batch are then stranded until the rescan
-/// interval (60 s by default) or a wake-up, even if every single-member
-/// retry succeeded.
-#[tokio::test]
-
-async fn due_members_after_a_failed_batch_are_not_stranded() {
-    let w = world();
-    {
-        let mut w = w.lock().unwrap();
-        for (s, id) in [(1, "a"), (2, "b"), (3, "c")] {
-            w.zadd(&key(DELAYED, 0), s, id);
-        }
-        // A transient failure: the batch [a, b] fails, a and b alone succeed.
-        w.batch_errors = 1;
-    }
-    let (mut runner, _m) = Setup {
-        partitions: 1,
-        batch: 2,
-        ..Setup::default()
-    }
-    .build(mock_store(&w));
-    runner.test_cycle().await;
-    {
-        let w = w.lock().unwrap();
-        let rounds: Vec<_> = w.fcalls.iter().map(|c| batches(c)).collect();
-        assert_eq!(rounds[0], [(key(DELAYED, 0), strs(&["a", "b"]))]);
-        assert_eq!(
-            rounds[1],
-            [
-                (key(DELAYED, 0), strs(&["a"])),
-                (key(DELAYED, 0), strs(&["b"])),
-            ]
-        );
-    }
-    // Give it another cycle: c is due and should be acted on by now.
-    runner.test_cycle().await;
-    let w = w.lock().unwrap();
-    assert!(
-        w.zmembers(&key(DELAYED, 0)).is_empty(),
-        "c is still in the index: {:?}, and the runner sees no work: dirty={} next_due={:?}",
-        w.zmembers(&key(DELAYED, 0)),
-        runner.slots[0].dirty,
-        runner.slots[0].next_due
-    );
-}
-
-// ---------------------------------------------------------------------------
-// 4. Failure backoff.
-
-/// Mark the partition for a read (as a rescan would), add `goods` fresh due
-/// members, run one cycle; returns the ids sent in each FCALL round and the
-/// LIMIT of the first read.
-async fn backoff_cycle(
-    runner: &mut Runner,
-    w: &Shared,
-    n: &mut u32,
-    goods: u32,
-) -> (Vec<Vec<String>>, Option<String>) {
-    runner.on_wake(Wake::Rescan);
-    let (reads, calls) = {
-        let mut w = w.lock().unwrap();
-        for _ in 0..goods {
-            *n += 1;
-            w.zadd(&key(DELAYED, 0), 10 + u64::from(*n), &format!("g{n:03}"));
-        }
-        (w.reads.len(), w.fcalls.len())
-    };
-    runner.test_cycle().await;
-    let w = w.lock().unwrap();
-    let rounds = w.fcalls[calls..]
-        .iter()
-        .map(|c| c.iter().flat_map(ids_of).collect())
-        .collect();
-    let limit = w.reads[reads..].first().map(|(_, r)| r[0][7].clone());
-    (rounds, limit)
-}
-
-fn g(n: u32) -> String {
-    format!("g{n:03}")
-}
-
-#[tokio::test]
-async fn a_member_failing_three_times_is_skipped_without_crowding_out_others() {
-    let w = world();
-    {
-        let mut w = w.lock().unwrap();
-        w.zadd(&key(DELAYED, 0), 1, "bad");
-        w.failing.insert("bad".into());
-    }
-    let (mut runner, m) = Setup {
-        partitions: 1,
-        batch: 2,
-        ..Setup::default()
-    }
-    .build(mock_store(&w));
-    let bad = || "bad".to_owned();
-    let mut n = 0;
-    for cycle in 1..=FAILURE_THRESHOLD {
-        let (rounds, limit) = backoff_cycle(&mut runner, &w, &mut n, 1).await;
-        assert_eq!(rounds, [vec![bad(), g(n)]], "cycle {cycle}");
-        assert_eq!(limit.as_deref(), Some("3"), "cycle {cycle}");
-    }
-    assert_eq!(stats(&m).errors, u64::from(FAILURE_THRESHOLD));
-    // In backoff: not sent; the read widens by one, and the first round's
-    // batch is full of good members (the rest follow in a second round).
-    let skipped_cycles = BACKOFF_CYCLES - 1;
-    for cycle in 0..skipped_cycles {
-        let (rounds, limit) = backoff_cycle(&mut runner, &w, &mut n, 3).await;
-        assert_eq!(
-            rounds,
-            [vec![g(n - 2), g(n - 1)], vec![g(n)]],
-            "backoff cycle {cycle}"
-        );
-        assert_eq!(limit.as_deref(), Some("4"), "backoff cycle {cycle}");
-    }
-    let s = stats(&m);
-    assert_eq!(s.skipped, skipped_cycles);
-    assert_eq!(s.errors, u64::from(FAILURE_THRESHOLD));
-    assert_eq!(s.acted, u64::from(n));
-    // Its backoff over (by the next cycle or the one after), it is tried again.
-    let mut retried = false;
-    for _ in 0..2 {
-        let (rounds, _) = backoff_cycle(&mut runner, &w, &mut n, 1).await;
-        retried |= rounds.iter().flatten().any(|id| id == "bad");
-    }
-    assert!(retried, "bad is retried after its backoff");
-}
-
-/// Regression test (this was a bug; off by one, runner.rs `cycle` with core/src/tracker.rs): the tracker
-/// counts the cycle in which a member enters backoff as the first of its
-/// `BACKOFF_CYCLES` skipped cycles, but the runner has already acted in that
-/// cycle (it advances the cycle counter before acting). So a member that
-/// failed `FAILURE_THRESHOLD` times is skipped in only `BACKOFF_CYCLES - 1`
-/// (9) following cycles and sent again in the 10th.
-#[tokio::test]
-
-async fn a_member_in_backoff_is_skipped_for_backoff_cycles() {
-    let w = world();
-    {
-        let mut w = w.lock().unwrap();
-        w.zadd(&key(DELAYED, 0), 1, "bad");
-        w.failing.insert("bad".into());
-    }
-    let (mut runner, _m) = Setup {
-        partitions: 1,
-        batch: 2,
-        ..Setup::default()
-    }
-    .build(mock_store(&w));
-    let mut n = 0;
-    for _ in 0..FAILURE_THRESHOLD {
-        backoff_cycle(&mut runner, &w, &mut n, 0).await;
-    }
-    for cycle in 1..=BACKOFF_CYCLES {
-        let (sent, _) = backoff_cycle(&mut runner, &w, &mut n, 0).await;
-        assert!(sent.is_empty(), "sent {sent:?} in backoff cycle {cycle}");
-    }
-}
-
-/// Regression test (this was a suspected bug; runner.rs `absorb`): a member whose action fails
-/// (`error:<reason>` in an otherwise successful reply) stays due in its index,
-/// and the batch function reports it as the index's next due time (≤ now);
-/// `absorb` drops any next due time ≤ now and does not mark the partition
-/// dirty (unlike a failed single-member call), so the member is retried only
-/// when the partition is read for another reason — the rescan interval (60 s
-/// by default) or a wake-up for a new earliest member. A member therefore
-/// needs three rescans (minutes) to reach `FAILURE_THRESHOLD`, and "cycles"
-/// of backoff count cycles of unrelated partitions.
-#[tokio::test]
-
-async fn a_failed_member_is_retried_before_the_rescan_interval() {
-    let w = live_world();
-    {
-        let mut w = w.lock().unwrap();
-        w.zadd(&key(DELAYED, 0), 1, "bad");
-        w.failing.insert("bad".into());
-    }
-    let (runner, m) = Setup {
-        partitions: 1,
-        interval: Duration::from_millis(10),
-        ..Setup::default()
-    }
-    .build(mock_store(&w));
-    let (tx, rx) = watch::channel(false);
-    let task = tokio::spawn(runner.run(None, rx));
-    tokio::time::sleep(Duration::from_millis(150)).await;
-    tx.send(true).unwrap();
-    tokio::time::timeout(PATIENCE, task).await.unwrap().unwrap();
-    let attempts = w
-        .lock()
-        .unwrap()
-        .fcalls
-        .iter()
-        .flatten()
-        .filter(|c| ids_of(c).contains(&"bad".to_owned()))
-        .count();
-    assert!(
-        attempts >= 2,
-        "bad attempted {attempts} time(s) in 150 ms with a 10 ms interval ({} errors)",
-        stats(&m).errors
-    );
-}
-
-#[tokio::test]
-async fn filtered_members_are_set_aside_at_once() {
-    let mut m = MockStore::new();
-    m.expect_time_ms().returning(|| Ok(BASE));
-    m.expect_command_many().returning(|_| {
-        vec![Ok(Reply::Array(vec![
-            Reply::bulk("theirs"),
-            Reply::bulk("1"),
-            Reply::bulk("ours"),
-            Reply::bulk("2"),
-        ]))]
-    });
-    let sent = Arc::new(Mutex::new(Vec::new()));
-    let s = sent.clone();
-    m.expect_fcall_many().returning(move |calls| {
-        s.lock().unwrap().extend(calls.iter().map(ids_of));
-        calls
-            .iter()
-            .map(|c| {
-                let ids = ids_of(c);
-                let theirs = ids.contains(&"theirs".to_owned());
-                let mut r = vec![
-                    Reply::Int(1),
-                    Reply::Int(ids.len() as i64 - i64::from(theirs)),
-                    Reply::Int(0),
-                    Reply::Int(-1),
-                ];
-                if theirs {
-                    r.extend([Reply::bulk("theirs"), Reply::bulk("filtered")]);
-                }
-                Ok(Reply::Array(r))
-            })
-            .collect()
-    });
-    let (mut runner, metrics) = Setup {
-        partitions: 1,
-        ..Setup::default()
-    }
-    .build(Arc::new(m));
-    runner.test_cycle().await;
-    runner.on_wake(Wake::Rescan);
-    runner.test_cycle().await;
-    assert_eq!(
-        *sent.lock().unwrap(),
-        [strs(&["theirs", "ours"]), strs(&["ours"])]
-    );
-    let s = stats(&metrics);
-    assert_eq!((s.errors, s.skipped, s.acted), (0, 1, 2));
-}
-
-// ---------------------------------------------------------------------------
-// 5. Read and TIME errors.
-
-#[tokio::test]
-async fn a_failed_snapshot_read_is_counted_and_retried_soon() {
-    let w = world();
-    {
-        let mut w = w.lock().unwrap();
-        w.zadd(&key(DELAYED, 0), 1, "a");
-        w.zadd(&key(DELAYED, 1), 1, "b");
-        w.zadd(&key(DELAYED, 2), 1, "c");
-        w.read_errors.insert(key(DELAYED, 1));
-        w.malformed_reads.insert(key(DELAYED, 2));
-    }
-    let (mut runner, m) = Setup::default().build(mock_store(&w));
-    runner.test_cycle().await;
-    {
-        let w = w.lock().unwrap();
-        assert_eq!(batches(&w.fcalls[0]), vec![(key(DELAYED, 0), strs(&["a"]))]);
-    }
-    let s = stats(&m);
-    assert_eq!((s.errors, s.acted), (2, 1));
-    assert!(!runner.slots[0].dirty);
-    // The failed partitions are looked at again soon (within a second), not at once.
-    for i in [1, 2] {
-        let now = w.lock().unwrap().now();
-        assert!(runner.slots[i]
-            .next_due
-            .is_some_and(|d| d > now && d <= now + 1_000));
-    }
-
-    {
-        let mut w = w.lock().unwrap();
-        w.read_errors.clear();
-        w.malformed_reads.clear();
-        let later = w.now() + 1_000;
-        w.fixed_now = Some(later);
-    }
-    runner.test_cycle().await;
-    let w = w.lock().unwrap();
-    assert_eq!(
-        w.reads[1].1,
-        vec![read_cmd(DELAYED, 1, 11), read_cmd(DELAYED, 2, 11)],
-        "only the partitions that failed are read again"
-    );
-    assert_eq!(
-        batches(&w.fcalls[1]),
-        vec![
-            (key(DELAYED, 1), strs(&["b"])),
-            (key(DELAYED, 2), strs(&["c"])),
-        ]
-    );
-    let s = stats(&m);
-    assert_eq!((s.errors, s.acted, s.cycles), (2, 3, 2));
-}
+// 2. TIME and read errors.
 
 #[tokio::test]
 async fn a_time_error_skips_the_cycle() {
@@ -1005,7 +375,7 @@ async fn a_time_error_skips_the_cycle() {
     let s = stats(&metrics);
     assert_eq!((s.errors, s.cycles), (1, 0));
     assert!(
-        runner.slots.iter().all(|s| s.dirty),
+        runner.slots().iter().all(|s| s.dirty),
         "everything still to read"
     );
 }
@@ -1059,7 +429,7 @@ async fn a_failing_read_does_not_make_the_runner_spin() {
 }
 
 // ---------------------------------------------------------------------------
-// 6. Shutdown.
+// 3. Shutdown.
 
 #[tokio::test]
 async fn run_stops_when_shutdown_is_signalled() {
@@ -1124,7 +494,7 @@ async fn run_keeps_going_when_the_wake_channel_closes() {
 }
 
 // ---------------------------------------------------------------------------
-// 7. Wake-ups.
+// 4. Wake-ups and rescans.
 
 #[tokio::test]
 async fn wake_at_makes_the_runner_read_that_partition_when_due() {
@@ -1202,23 +572,6 @@ async fn wake_rescan_rereads_every_partition() {
     tokio::time::timeout(PATIENCE, task).await.unwrap().unwrap();
 }
 
-/// A change announced everywhere (admission) marks for a read only the
-/// partitions that had something left at their last read.
-#[test]
-fn a_change_rereads_the_partitions_with_something_left() {
-    let w = live_world();
-    let (mut runner, _m) = Setup::default().build(mock_store(&w));
-    runner = runner.with_shared_rescan();
-    assert!(
-        !runner.has_work(),
-        "a shared-rescan runner starts with nothing to read"
-    );
-    runner.slots[1].next_due = Some(u64::MAX);
-    runner.on_wake(Wake::Changed);
-    let dirty: Vec<bool> = runner.slots.iter().map(|s| s.dirty).collect();
-    assert_eq!(dirty, vec![false, true, false]);
-}
-
 #[tokio::test]
 async fn the_rescan_interval_rereads_every_partition() {
     let w = live_world();
@@ -1237,142 +590,8 @@ async fn the_rescan_interval_rereads_every_partition() {
     tokio::time::timeout(PATIENCE, task).await.unwrap().unwrap();
 }
 
-#[test]
-fn on_wake_keeps_the_earliest_due_time() {
-    let (mut runner, _m) = Setup::default().build(Arc::new(MockStore::new()));
-    for s in &mut runner.slots {
-        s.dirty = false;
-    }
-    runner.on_wake(Wake::At {
-        partition: 2,
-        due_ms: 500,
-    });
-    runner.on_wake(Wake::At {
-        partition: 2,
-        due_ms: 900,
-    });
-    runner.on_wake(Wake::At {
-        partition: 2,
-        due_ms: 300,
-    });
-    runner.on_wake(Wake::At {
-        partition: 7,
-        due_ms: 1,
-    });
-    assert_eq!(runner.slots[2].next_due, Some(300));
-    assert_eq!(runner.slots[0].next_due, None);
-    runner.on_wake(Wake::Rescan);
-    assert!(runner.slots.iter().all(|s| s.dirty));
-}
-
 // ---------------------------------------------------------------------------
-// 8. The sweep scanner.
-
-#[tokio::test]
-async fn sweep_walks_every_partition_with_sscan_until_cursor_zero() {
-    let w = world();
-    {
-        let mut w = w.lock().unwrap();
-        w.sets
-            .insert(key(SWEEP, 0), (0..5).map(|i| format!("a{i}")).collect());
-        w.sets.insert(key(SWEEP, 1), vec!["b0".into()]);
-        w.stale.insert("a3".into());
-    }
-    let (mut runner, m) = Setup {
-        function: SWEEP,
-        partitions: 3,
-        batch: 2,
-        interval: Duration::from_secs(30),
-        ..Setup::default()
-    }
-    .build(mock_store(&w));
-    // The first sweep waits one interval after start.
-    assert!(!runner.has_work());
-    runner.test_sweep().await;
-    let w = w.lock().unwrap();
-    let sscan = |p: u16, c: &str| strs(&["SSCAN", &key(SWEEP, p), c, "COUNT", "2"]);
-    let reads: Vec<&Vec<Vec<String>>> = w.reads.iter().map(|(_, r)| r).collect();
-    assert_eq!(
-        reads,
-        [
-            &vec![sscan(0, "0"), sscan(1, "0"), sscan(2, "0")],
-            &vec![sscan(0, "2")],
-            &vec![sscan(0, "4")],
-        ]
-    );
-    let rounds: Vec<_> = w.fcalls.iter().map(|c| batches(c)).collect();
-    assert_eq!(
-        rounds,
-        [
-            vec![
-                (key(SWEEP, 0), strs(&["a0", "a1"])),
-                (key(SWEEP, 1), strs(&["b0"])),
-            ],
-            vec![(key(SWEEP, 0), strs(&["a2", "a3"]))],
-            vec![(key(SWEEP, 0), strs(&["a4"]))],
-        ]
-    );
-    assert!(w.fcalls[0]
-        .iter()
-        .all(|c| c.function == "ff_reconcile_indexes"));
-    let s = stats(&m);
-    assert_eq!((s.cycles, s.acted, s.repaired, s.backlog), (1, 5, 1, 6));
-    // Not again before the interval.
-    assert!(!runner.has_work());
-}
-
-#[tokio::test]
-async fn sweep_chunks_a_large_sscan_page_by_batch_size() {
-    let w = world();
-    {
-        let mut w = w.lock().unwrap();
-        w.sets
-            .insert(key(SWEEP, 0), (0..5).map(|i| format!("a{i}")).collect());
-        w.sscan_page = Some(100); // COUNT is only a hint
-    }
-    let (mut runner, m) = Setup {
-        function: SWEEP,
-        partitions: 1,
-        batch: 2,
-        ..Setup::default()
-    }
-    .build(mock_store(&w));
-    runner.test_sweep().await;
-    let w = w.lock().unwrap();
-    assert_eq!(w.reads.len(), 1);
-    assert_eq!(w.fcalls.len(), 1, "all chunks in one pipeline");
-    assert_eq!(
-        batches(&w.fcalls[0]),
-        vec![
-            (key(SWEEP, 0), strs(&["a0", "a1"])),
-            (key(SWEEP, 0), strs(&["a2", "a3"])),
-            (key(SWEEP, 0), strs(&["a4"])),
-        ]
-    );
-    assert_eq!(stats(&m).acted, 5);
-}
-
-#[tokio::test]
-async fn sweep_read_errors_are_counted_and_the_rest_goes_on() {
-    let w = world();
-    {
-        let mut w = w.lock().unwrap();
-        w.sets.insert(key(SWEEP, 0), vec!["a".into()]);
-        w.sets.insert(key(SWEEP, 1), vec!["b".into()]);
-        w.read_errors.insert(key(SWEEP, 0));
-    }
-    let (mut runner, m) = Setup {
-        function: SWEEP,
-        partitions: 2,
-        ..Setup::default()
-    }
-    .build(mock_store(&w));
-    runner.test_sweep().await;
-    let w = w.lock().unwrap();
-    assert_eq!(batches(&w.fcalls[0]), vec![(key(SWEEP, 1), strs(&["b"]))]);
-    let s = stats(&m);
-    assert_eq!((s.errors, s.acted), (1, 1));
-}
+// 5. The sweep scanner, and one look outside any runner.
 
 #[tokio::test]
 async fn run_sweeps_once_per_interval() {
@@ -1444,7 +663,7 @@ async fn scan_once_acts_on_up_to_a_batch_of_due_members() {
 }
 
 // ---------------------------------------------------------------------------
-// 9. The supervisor.
+// 6. The supervisor.
 
 #[tokio::test]
 async fn supervisor_restarts_a_panicking_task_and_stops_on_shutdown() {
@@ -1626,82 +845,6 @@ fn owning(n: u16, held: &[u16], epoch: u64) -> Owned {
 }
 
 #[tokio::test]
-async fn only_held_partitions_are_read_and_acted_on() {
-    let w = world();
-    {
-        let mut w = w.lock().unwrap();
-        w.zadd(&key(DELAYED, 0), 10, "a");
-        w.zadd(&key(DELAYED, 2), 10, "c");
-    }
-    let (_tx, rx) = ownership::channel(owning(3, &[0], 1));
-    let (runner, m) = Setup::default().build(mock_store(&w));
-    let mut runner = runner.with_ownership(rx);
-    runner.test_cycle().await;
-    let w = w.lock().unwrap();
-    assert_eq!(w.reads[0].1, vec![read_cmd(DELAYED, 0, 11)]);
-    assert_eq!(batches(&w.fcalls[0]), vec![(key(DELAYED, 0), strs(&["a"]))]);
-    assert_eq!(stats(&m).acted, 1);
-    assert_eq!(w.zmembers(&key(DELAYED, 2)), ["c"], "another replica's");
-    assert!(!runner.has_work());
-}
-
-#[tokio::test]
-async fn a_partition_gained_is_read_at_once_and_one_lost_is_dropped() {
-    let w = world();
-    let (tx, rx) = ownership::channel(owning(3, &[0], 1));
-    let (runner, _m) = Setup::default().build(mock_store(&w));
-    let mut runner = runner.with_ownership(rx);
-    runner.test_cycle().await;
-    w.lock().unwrap().zadd(&key(DELAYED, 2), 10, "c");
-    tx.publish(owning(3, &[2], 1));
-    runner.refresh_ownership();
-    assert!(runner.has_work(), "the partition gained is read at once");
-    runner.test_cycle().await;
-    let w = w.lock().unwrap();
-    assert_eq!(w.reads[1].1, vec![read_cmd(DELAYED, 2, 11)]);
-    assert_eq!(batches(&w.fcalls[0]), vec![(key(DELAYED, 2), strs(&["c"]))]);
-    assert_eq!(runner.held, [None, None, Some(1)]);
-}
-
-#[tokio::test]
-async fn a_new_epoch_rereads_a_partition_held_all_along() {
-    let w = world();
-    let (tx, rx) = ownership::channel(owning(2, &[0, 1], 1));
-    let (runner, _m) = Setup {
-        partitions: 2,
-        ..Setup::default()
-    }
-    .build(mock_store(&w));
-    let mut runner = runner.with_ownership(rx);
-    runner.test_cycle().await;
-    assert!(!runner.has_work());
-    // Partition 1 was lost and claimed again: another replica may have changed it.
-    let mut o = owning(2, &[0, 1], 1);
-    o.0[1].as_mut().unwrap().epoch = 2;
-    tx.publish(o);
-    runner.refresh_ownership();
-    runner.test_cycle().await;
-    assert_eq!(w.lock().unwrap().reads[1].1, vec![read_cmd(DELAYED, 1, 11)]);
-}
-
-#[tokio::test]
-async fn wake_ups_and_rescans_of_unheld_partitions_are_ignored() {
-    let w = world();
-    let (_tx, rx) = ownership::channel(owning(3, &[1], 1));
-    let (runner, _m) = Setup::default().build(mock_store(&w));
-    let mut runner = runner.with_ownership(rx);
-    runner.test_cycle().await;
-    runner.on_wake(Wake::At {
-        partition: 2,
-        due_ms: 0,
-    });
-    assert_eq!(runner.slots[2].next_due, None);
-    runner.on_wake(Wake::Rescan);
-    assert!(!runner.slots[0].dirty && !runner.slots[2].dirty);
-    assert!(runner.slots[1].dirty);
-}
-
-#[tokio::test]
 async fn a_lease_that_lapsed_locally_is_not_scanned() {
     let w = world();
     w.lock().unwrap().zadd(&key(DELAYED, 0), 10, "a");
@@ -1717,27 +860,6 @@ async fn a_lease_that_lapsed_locally_is_not_scanned() {
     assert!(!runner.has_work());
     runner.test_cycle().await;
     assert!(w.lock().unwrap().fcalls.is_empty());
-}
-
-#[tokio::test]
-async fn a_sweep_walks_only_held_partitions() {
-    let w = world();
-    {
-        let mut w = w.lock().unwrap();
-        w.sets.insert(key(SWEEP, 0), vec!["a".into()]);
-        w.sets.insert(key(SWEEP, 1), vec!["b".into()]);
-    }
-    let (_tx, rx) = ownership::channel(owning(2, &[1], 1));
-    let (runner, _m) = Setup {
-        function: SWEEP,
-        partitions: 2,
-        ..Setup::default()
-    }
-    .build(mock_store(&w));
-    let mut runner = runner.with_ownership(rx);
-    runner.test_sweep().await;
-    let w = w.lock().unwrap();
-    assert_eq!(batches(&w.fcalls[0]), vec![(key(SWEEP, 1), strs(&["b"]))]);
 }
 
 #[tokio::test]
@@ -1769,17 +891,14 @@ async fn a_running_runner_picks_up_a_gained_partition_promptly() {
 impl Runner {
     /// One cycle of this (batch) scanner, as `run` would make it.
     async fn test_cycle(&mut self) {
-        let ScanWork::Batch(f) = self.spec.work else {
-            panic!("a batch scanner");
-        };
-        self.cycle(f).await
+        assert!(!self.spec.work.is_sweep(), "a due-time scanner");
+        self.cycle().await
     }
 
-    /// One sweep of this (batch) scanner, as `run` would make it.
-    async fn test_sweep(&mut self) {
-        let ScanWork::Batch(f) = self.spec.work else {
-            panic!("a batch scanner");
-        };
-        self.sweep(f).await
+    /// What the schedule knows of each partition.
+    fn slots(&self) -> Vec<ff_core::scan::Slot> {
+        (0..self.schedule.held().len())
+            .map(|i| self.schedule.slot(i))
+            .collect()
     }
 }
