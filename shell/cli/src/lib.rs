@@ -8,10 +8,8 @@
 
 #![warn(missing_docs)]
 
-#[cfg(not(madsim))]
 pub mod bench;
 pub mod config_source;
 pub mod demo;
 mod progress;
-#[cfg(not(madsim))]
 pub mod serve;

@@ -4,7 +4,6 @@
 
 use indicatif::{ProgressBar, ProgressStyle};
 use std::io::IsTerminal;
-#[cfg(not(madsim))]
 use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
 
 /// A bar on stderr with `prefix` and a message, or `None` when stderr is not
@@ -26,7 +25,6 @@ fn bar(prefix: &str, total: u64) -> ProgressBar {
 /// One step's progress towards a known total, a plain line per tenth when
 /// stderr is not a terminal. Shared by the tasks doing the step (`&self`
 /// everywhere); positions may come in any order.
-#[cfg(not(madsim))] // only `ff bench` uses it, and the bench needs a real server
 #[derive(Debug)]
 pub(crate) struct Progress {
     bar: Option<ProgressBar>,
@@ -37,7 +35,6 @@ pub(crate) struct Progress {
     seen: AtomicU64,
 }
 
-#[cfg(not(madsim))]
 impl Progress {
     /// A bar or plain lines, by whether stderr is a terminal.
     pub(crate) fn new(prefix: &'static str, label: impl Into<String>, total: u64) -> Self {
@@ -96,7 +93,7 @@ impl Progress {
     }
 }
 
-#[cfg(all(test, not(madsim)))]
+#[cfg(test)]
 mod tests {
     use super::*;
 

@@ -122,7 +122,6 @@ enum ScenarioArg {
 }
 
 #[derive(Debug, clap::Args)]
-#[cfg_attr(madsim, allow(dead_code))]
 struct BenchArgs {
     /// The scenario to run.
     scenario: ScenarioArg,
@@ -154,7 +153,6 @@ struct BenchArgs {
 // A worker allocates per job on its claim → report path; under glibc's
 // malloc the bench worker spent about 40% of its CPU in the allocator
 // (perf, `ff bench e2e`), and it shares the machine with Valkey.
-#[cfg(not(madsim))]
 #[global_allocator]
 static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
@@ -175,7 +173,6 @@ fn main() {
     }
 }
 
-#[cfg(not(madsim))]
 fn engine(args: EngineArgs) -> i32 {
     use ff_cli::config_source::{self, Sources};
     use ff_cli::serve::{serve, stop_signal, ServeOptions};
@@ -264,13 +261,6 @@ fn engine(args: EngineArgs) -> i32 {
     })
 }
 
-#[cfg(madsim)]
-fn engine(_: EngineArgs) -> i32 {
-    eprintln!("ff engine needs a real server; it is not built under madsim");
-    1
-}
-
-#[cfg(not(madsim))]
 fn inspect(args: InspectArgs) -> i32 {
     use ff_engine::store::{RedisStore, RedisStoreOptions};
     use std::sync::Arc;
@@ -342,13 +332,6 @@ fn inspect(args: InspectArgs) -> i32 {
     }
 }
 
-#[cfg(madsim)]
-fn inspect(_: InspectArgs) -> i32 {
-    eprintln!("ff inspect needs a real server; it is not built under madsim");
-    1
-}
-
-#[cfg(not(madsim))]
 fn demo(args: DemoArgs) -> i32 {
     use ff_cli::demo::{self, DemoOptions};
     use ff_engine::store::{MemoryStore, RedisStore, RedisStoreOptions, Store};
@@ -413,13 +396,6 @@ fn demo(args: DemoArgs) -> i32 {
     }
 }
 
-#[cfg(madsim)]
-fn demo(_: DemoArgs) -> i32 {
-    eprintln!("ff demo is not built under madsim");
-    1
-}
-
-#[cfg(not(madsim))]
 fn bench(args: BenchArgs) -> i32 {
     use ff_cli::bench::{self, BenchOptions, Scenario};
     tracing_subscriber::fmt()
@@ -479,10 +455,4 @@ fn bench(args: BenchArgs) -> i32 {
             1
         }
     }
-}
-
-#[cfg(madsim)]
-fn bench(_: BenchArgs) -> i32 {
-    eprintln!("ff bench needs a real server; it is not built under madsim");
-    1
 }
