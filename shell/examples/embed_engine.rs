@@ -9,7 +9,8 @@
 //! curl http://127.0.0.1:9464/metrics
 //! ```
 
-use ff_engine::engine::{metrics_http, prometheus, scanners};
+use ff_engine::engine::metrics_http;
+use ff_engine::prometheus_client::registry::Registry;
 use ff_engine::store::{MemoryStore, RedisStore, RedisStoreOptions, Store};
 use ff_engine::{Client, Engine, EngineConfig, ExecutionSpec};
 use std::sync::Arc;
@@ -32,20 +33,20 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
         batch_size: 500,
         ..EngineConfig::default()
     };
-    let specs = scanners(&config);
-    let engine = Arc::new(Engine::start(config, store.clone()).await?);
+    let engine = Engine::start(config, store.clone()).await?;
     let client = Client::new(store, Default::default()).await?;
     let (stop_tx, stop_rx) = watch::channel(false);
 
-    // The engine's counters on the service's metrics port.
+    // The engine's counters in the service's own registry (beside the
+    // service's metrics), served on its metrics port.
+    let mut registry = Registry::default();
+    engine.register_metrics(&mut registry);
     let listener = tokio::net::TcpListener::bind("127.0.0.1:9464").await?;
-    let weak = Arc::downgrade(&engine);
-    let render: metrics_http::Render = Arc::new(move || {
-        weak.upgrade()
-            .map(|e| prometheus::render(&e.metrics(), &specs, &e.listener_metrics()))
-            .unwrap_or_default()
-    });
-    let metrics = tokio::spawn(metrics_http::serve(listener, render, stop_rx.clone()));
+    let metrics = tokio::spawn(metrics_http::serve(
+        listener,
+        Arc::new(registry),
+        stop_rx.clone(),
+    ));
     println!("metrics on http://127.0.0.1:9464/metrics");
 
     // The service's own work: a delayed reminder every 100 ms.
@@ -79,15 +80,6 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
         .find(|s| s.scanner == "delayed_promoter")
         .map_or(0, |s| s.acted);
     println!("created {created} reminders; the engine promoted {promoted}");
-    // A scrape still rendering holds the engine for microseconds.
-    let mut engine = engine;
-    let engine = loop {
-        match Arc::try_unwrap(engine) {
-            Ok(e) => break e,
-            Err(shared) => engine = shared,
-        }
-        tokio::time::sleep(Duration::from_millis(1)).await;
-    };
     engine.shutdown().await;
     Ok(())
 }

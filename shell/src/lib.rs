@@ -6,27 +6,19 @@
 
 #![warn(missing_docs)]
 
-pub mod admission;
-#[cfg(not(madsim))]
-pub mod bench;
 pub mod client;
-pub mod demo;
 pub mod engine;
 pub mod error;
-pub mod flows;
 pub mod inspect;
-mod progress;
-#[cfg(not(madsim))]
-pub mod serve;
-pub mod spec;
 pub mod store;
 pub mod worker;
 
+pub use client::spec::ExecutionSpec;
 pub use client::Client;
 pub use engine::{Engine, EngineConfig};
 pub use error::Error;
 pub use ff_core as core;
-pub use spec::ExecutionSpec;
+pub use prometheus_client;
 
 /// The README's example, compiled as a doctest so it stays true.
 #[cfg(doctest)]

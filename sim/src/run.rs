@@ -2,7 +2,7 @@
 //! fault phase, then the liveness phase, and report.
 
 use crate::faults::{CutStore, Faults, FaultyStore};
-use crate::invariants::{ownership_violations, Checker};
+use crate::invariants::{ownership_violations, Checker, Observation};
 use crate::workload;
 use ff_core::state::PublicState;
 use ff_core::{ExecutionId, PartitionConfig};
@@ -10,6 +10,7 @@ use ff_engine::store::{MemoryStore, Store};
 use ff_engine::worker::Worker;
 use ff_engine::{Client, Engine, EngineConfig};
 use madsim::runtime::{Handle, NodeHandle, Runtime};
+use madsim::task::JoinHandle;
 use rand::rngs::StdRng;
 use rand::{Rng, SeedableRng};
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -138,9 +139,77 @@ fn engine_config(partitions: PartitionConfig, ownership: bool) -> EngineConfig {
 /// What each running engine replica believes it owns: (member id, partitions).
 type Beliefs = Arc<Mutex<Vec<Option<(String, Vec<u16>)>>>>;
 
+/// What every actor of a run shares: what the seed drew and the stores.
+struct World {
+    faults: Faults,
+    partitions: PartitionConfig,
+    replicas: usize,
+    ownership: bool,
+    memory: Arc<MemoryStore>,
+    faulty: Arc<FaultyStore>,
+    /// The faulty store every actor talks through.
+    store: Arc<dyn Store>,
+    model: Shared,
+    handle: Handle,
+    started: tokio::time::Instant,
+}
+
+/// The engine replicas, each on its own line to the store (which a fault can cut).
+struct Engines {
+    nodes: Vec<NodeHandle>,
+    cuts: Vec<Arc<AtomicBool>>,
+    beliefs: Beliefs,
+}
+
+/// The fault phase's tally.
+#[derive(Default)]
+struct FaultCounts {
+    engine_crashes: u32,
+    engine_cuts: u32,
+    worker_crashes: u32,
+    store_restarts: u32,
+    clock_jumps: u32,
+}
+
+/// One run: draw the world, start the engines, workers, client, signaller,
+/// zombie and checker, inject faults, then wait for liveness and judge.
+/// The order of the seed's draws and of the nodes' creation is part of the
+/// run: changing it changes what every seed replays.
 async fn scenario(cfg: SimConfig) -> SimReport {
     let mut rng = StdRng::seed_from_u64(cfg.seed);
-    let faults = cfg.faults.unwrap_or_else(|| Faults::random_mix(&mut rng));
+    let world = draw_world(&cfg, &mut rng).await;
+    let engines = start_engines(&world);
+    let mailbox: workload::Mailbox = Default::default();
+    let workers = start_workers(&world, cfg.workers, &mailbox);
+    // (The signaller rotates a second key only after the first is everywhere:
+    // a retry of the first after that would be refused as a reused key id.)
+    let first_key = Arc::new(AtomicBool::new(false));
+    let creator = start_client(&world, &cfg, rng.random(), first_key.clone());
+    let signaller = start_signaller(&world, rng.random(), mailbox.clone(), first_key.clone());
+    let zombie_on = Arc::new(AtomicBool::new(world.faults.zombies));
+    let zombie = world
+        .faults
+        .zombies
+        .then(|| start_zombie(&world, rng.random(), zombie_on.clone()));
+    let (checker, watcher) = start_watcher(&world);
+
+    let counts = fault_phase(&world, &cfg, &mut rng, &engines, &workers).await;
+    let _ = creator.await;
+    zombie_on.store(false, Ordering::SeqCst);
+
+    let (obs, owners) = liveness_phase(&world, &cfg, &checker, &engines.beliefs).await;
+    watcher.abort();
+    signaller.abort();
+    if let Some(z) = zombie {
+        z.abort();
+    }
+    judge(&world, &cfg, obs, owners, counts).await
+}
+
+/// What the seed draws first (faults, partition count, replicas, ownership)
+/// and the stores; returns once a client could connect.
+async fn draw_world(cfg: &SimConfig, rng: &mut StdRng) -> World {
+    let faults = cfg.faults.unwrap_or_else(|| Faults::random_mix(rng));
     let partitions = PartitionConfig {
         flow_partitions: [4u16, 16, 64][rng.random_range(0..3)],
         ..Default::default()
@@ -155,15 +224,31 @@ async fn scenario(cfg: SimConfig) -> SimReport {
     let handle = Handle::current();
     let started = tokio::time::Instant::now();
     connect(store.clone(), partitions).await;
+    World {
+        faults,
+        partitions,
+        replicas,
+        ownership,
+        memory,
+        faulty,
+        store,
+        model,
+        handle,
+        started,
+    }
+}
 
-    // The engine replicas, each on its own line to the store (which a fault can cut).
-    let cuts: Vec<Arc<AtomicBool>> = (0..replicas).map(|_| Arc::default()).collect();
-    let beliefs: Beliefs = Arc::new(Mutex::new(vec![None; replicas]));
-    let engines: Vec<NodeHandle> = (0..replicas)
+/// The engine replicas, each a node that (re)starts an engine and reports
+/// what it believes it owns every 250 ms.
+fn start_engines(w: &World) -> Engines {
+    let (partitions, ownership) = (w.partitions, w.ownership);
+    let cuts: Vec<Arc<AtomicBool>> = (0..w.replicas).map(|_| Arc::default()).collect();
+    let beliefs: Beliefs = Arc::new(Mutex::new(vec![None; w.replicas]));
+    let nodes: Vec<NodeHandle> = (0..w.replicas)
         .map(|i| {
-            let store: Arc<dyn Store> = Arc::new(CutStore::new(store.clone(), cuts[i].clone()));
+            let store: Arc<dyn Store> = Arc::new(CutStore::new(w.store.clone(), cuts[i].clone()));
             let beliefs = beliefs.clone();
-            handle
+            w.handle
                 .create_node()
                 .name(format!("engine-{i}"))
                 .init(move || {
@@ -191,11 +276,20 @@ async fn scenario(cfg: SimConfig) -> SimReport {
                 .build()
         })
         .collect();
-    let mailbox: workload::Mailbox = Default::default();
-    let workers: Vec<NodeHandle> = (0..cfg.workers)
+    Engines {
+        nodes,
+        cuts,
+        beliefs,
+    }
+}
+
+/// The workers, each a node running a [`Worker`] over the simulated workload.
+fn start_workers(w: &World, n: usize, mailbox: &workload::Mailbox) -> Vec<NodeHandle> {
+    let partitions = w.partitions;
+    (0..n)
         .map(|i| {
-            let (store, mailbox) = (store.clone(), mailbox.clone());
-            handle
+            let (store, mailbox) = (w.store.clone(), mailbox.clone());
+            w.handle
                 .create_node()
                 .name(format!("worker-{i}"))
                 .init(move || {
@@ -216,261 +310,274 @@ async fn scenario(cfg: SimConfig) -> SimReport {
                 })
                 .build()
         })
-        .collect();
+        .collect()
+}
 
-    // The client: creates executions over the first part of the fault window.
-    // (The signaller rotates a second key only after the first is everywhere:
-    // a retry of the first after that would be refused as a reused key id.)
-    let first_key = Arc::new(std::sync::atomic::AtomicBool::new(false));
-    let creator = {
-        let first_key = first_key.clone();
-        let (store, model, seed) = (store.clone(), model.clone(), rng.random::<u64>());
-        let (n, window, zombies) = (
-            cfg.executions,
-            cfg.fault_window.mul_f64(0.6),
-            faults.zombies,
-        );
-        handle
-            .create_node()
-            .name("client")
-            .build()
-            .spawn(async move {
-                let mut rng = StdRng::seed_from_u64(seed);
-                let client = connect(store, partitions).await;
-                while client.register_lane(&contested_lane()).await.is_err() {
-                    tokio::time::sleep(Duration::from_millis(50)).await;
-                }
-                rotate(&client, "k1").await;
-                first_key.store(true, std::sync::atomic::Ordering::SeqCst);
-                if let Err(e) = crate::admission::define(&client).await {
-                    violation(&model, format!("budget/quota definition refused: {e}"));
-                }
-                for i in 0..n {
-                    tokio::time::sleep(window.mul_f64(rng.random_range(0.0..2.0) / n as f64)).await;
-                    // Some of the work comes as small random DAGs.
-                    if rng.random_ratio(1, 8) {
-                        match crate::flows::build(&client, &mut rng, &format!("sim-{i}")).await {
-                            Ok(f) => {
-                                let mut m = model.lock().expect("model lock");
-                                m.created.extend(f.members.iter().cloned());
-                                m.flows.push(f);
-                            }
-                            Err(e) => violation(&model, format!("flow refused: {e}")),
+/// The client: creates executions over the first part of the fault window.
+fn start_client(
+    w: &World,
+    cfg: &SimConfig,
+    seed: u64,
+    first_key: Arc<AtomicBool>,
+) -> JoinHandle<()> {
+    let (store, model, partitions) = (w.store.clone(), w.model.clone(), w.partitions);
+    let (n, window, zombies) = (
+        cfg.executions,
+        cfg.fault_window.mul_f64(0.6),
+        w.faults.zombies,
+    );
+    w.handle
+        .create_node()
+        .name("client")
+        .build()
+        .spawn(async move {
+            let mut rng = StdRng::seed_from_u64(seed);
+            let client = connect(store, partitions).await;
+            while client.register_lane(&contested_lane()).await.is_err() {
+                tokio::time::sleep(Duration::from_millis(50)).await;
+            }
+            rotate(&client, "k1").await;
+            first_key.store(true, std::sync::atomic::Ordering::SeqCst);
+            if let Err(e) = crate::admission::define(&client).await {
+                violation(&model, format!("budget/quota definition refused: {e}"));
+            }
+            for i in 0..n {
+                tokio::time::sleep(window.mul_f64(rng.random_range(0.0..2.0) / n as f64)).await;
+                // Some of the work comes as small random DAGs.
+                if rng.random_ratio(1, 8) {
+                    match crate::flows::build(&client, &mut rng, &format!("sim-{i}")).await {
+                        Ok(f) => {
+                            let mut m = model.lock().expect("model lock");
+                            m.created.extend(f.members.iter().cloned());
+                            m.flows.push(f);
                         }
-                        continue;
+                        Err(e) => violation(&model, format!("flow refused: {e}")),
                     }
-                    let mut spec = workload::random_spec(&mut rng, format!("sim-{i}"));
-                    // Some work only the zombie takes: its stale reports are then certain.
-                    if rng.random_ratio(1, 8) && zombies {
-                        spec = spec.lane(contested_lane().as_str());
-                    }
-                    let (spec, tight) = crate::admission::draw(&mut rng, spec);
-                    let ledger = rng.random_ratio(1, 4).then(|| rng.random_range(1..100u64));
-                    // Retried under the same idempotency key: a lost reply makes no duplicate.
-                    loop {
-                        match client.create(spec.clone()).await {
-                            Ok(c) => {
-                                use crate::admission::{report, LEDGER, TIGHT};
-                                if tight {
-                                    if let Err(e) = report(&client, TIGHT, &c.execution, 1).await {
-                                        violation(&model, format!("usage report: {e}"));
-                                    }
-                                }
-                                if let Some(n) = ledger {
-                                    match report(&client, LEDGER, &c.execution, n).await {
-                                        Ok(()) => model.lock().expect("model lock").ledger += n,
-                                        Err(e) => violation(&model, format!("usage report: {e}")),
-                                    }
-                                }
-                                model.lock().expect("model lock").created.push(c.execution);
-                                break;
-                            }
-                            Err(ff_engine::Error::Store(_)) => {
-                                tokio::time::sleep(Duration::from_millis(50)).await
-                            }
-                            Err(e) => {
-                                violation(&model, format!("create refused: {e}"));
-                                break;
-                            }
-                        }
-                    }
+                    continue;
                 }
-            })
-    };
-
-    let signaller = {
-        let (store, model, seed, mailbox, first_key) = (
-            store.clone(),
-            model.clone(),
-            rng.random::<u64>(),
-            mailbox.clone(),
-            first_key.clone(),
-        );
-        handle
-            .create_node()
-            .name("signaller")
-            .build()
-            .spawn(async move {
-                let client = connect(store, partitions).await;
-                signal_loop(client, mailbox, model, seed, first_key).await
-            })
-    };
-
-    // A zombie: the only worker of the contested lane. While faults are on it
-    // often claims, sleeps past its lease (the engine reclaims it), then reports
-    // as if nothing happened — that report must be refused. Otherwise (and
-    // once faults stop) it finishes what it claims, so the lane drains.
-    let zombie_on = Arc::new(std::sync::atomic::AtomicBool::new(faults.zombies));
-    let zombie = faults.zombies.then(|| {
-        let (store, model, seed, on) = (
-            store.clone(),
-            model.clone(),
-            rng.random::<u64>(),
-            zombie_on.clone(),
-        );
-        handle
-            .create_node()
-            .name("zombie")
-            .build()
-            .spawn(async move {
-                let mut rng = StdRng::seed_from_u64(seed);
-                let client = connect(store, partitions).await;
-                let (lane, w, i) = (
-                    contested_lane(),
-                    ff_core::WorkerName::new("zombie").unwrap(),
-                    ff_core::WorkerInstance::new("z").unwrap(),
-                );
+                let mut spec = workload::random_spec(&mut rng, format!("sim-{i}"));
+                // Some work only the zombie takes: its stale reports are then certain.
+                if rng.random_ratio(1, 8) && zombies {
+                    spec = spec.lane(contested_lane().as_str());
+                }
+                let (spec, tight) = crate::admission::draw(&mut rng, spec);
+                let ledger = rng.random_ratio(1, 4).then(|| rng.random_range(1..100u64));
+                // Retried under the same idempotency key: a lost reply makes no duplicate.
                 loop {
-                    tokio::time::sleep(Duration::from_millis(rng.random_range(50..300))).await;
-                    let Ok(mut got) = client
-                        .claim(&lane, &w, &i, Duration::from_millis(100), 1)
-                        .await
-                    else {
-                        continue;
-                    };
-                    let Some(claimed) = got.pop() else { continue };
-                    let stale =
-                        on.load(std::sync::atomic::Ordering::SeqCst) && rng.random_ratio(2, 3);
-                    if !stale {
-                        let _ = client.complete(&claimed.lease, b"zombie, in time").await;
-                        continue;
-                    }
-                    tokio::time::sleep(Duration::from_millis(rng.random_range(300..1_500))).await;
-                    let Ok(rec) = client.get(&claimed.lease.execution).await else {
-                        continue;
-                    };
-                    if rec.lease.as_ref() == Some(&claimed.lease) {
-                        // Nobody reclaimed it yet (the engine may be down): still ours.
-                        let _ = client
-                            .complete(&claimed.lease, b"zombie, late but valid")
-                            .await;
-                        continue;
-                    }
-                    model.lock().expect("model lock").zombie_attempts += 1;
-                    let report = if rng.random_ratio(1, 2) {
-                        client.complete(&claimed.lease, b"zombie").await
-                    } else {
-                        client.fail(&claimed.lease, "zombie", false).await
-                    };
-                    if let Ok(ended) = report {
-                        if !ended.replayed {
-                            violation(
-                                &model,
-                                format!(
-                                    "{}: a fenced-out report was accepted: {ended:?}",
-                                    claimed.lease.execution
-                                ),
-                            );
+                    match client.create(spec.clone()).await {
+                        Ok(c) => {
+                            use crate::admission::{report, LEDGER, TIGHT};
+                            if tight {
+                                if let Err(e) = report(&client, TIGHT, &c.execution, 1).await {
+                                    violation(&model, format!("usage report: {e}"));
+                                }
+                            }
+                            if let Some(n) = ledger {
+                                match report(&client, LEDGER, &c.execution, n).await {
+                                    Ok(()) => model.lock().expect("model lock").ledger += n,
+                                    Err(e) => violation(&model, format!("usage report: {e}")),
+                                }
+                            }
+                            model.lock().expect("model lock").created.push(c.execution);
+                            break;
+                        }
+                        Err(ff_engine::Error::Store(_)) => {
+                            tokio::time::sleep(Duration::from_millis(50)).await
+                        }
+                        Err(e) => {
+                            violation(&model, format!("create refused: {e}"));
+                            break;
                         }
                     }
-                }
-            })
-    });
-
-    // The checker: invariants after every step (every 200 ms of simulated time).
-    let checker = Arc::new(tokio::sync::Mutex::new(Checker::default()));
-    let watcher = {
-        let (memory, model, checker) = (memory.clone(), model.clone(), checker.clone());
-        tokio::spawn(async move {
-            loop {
-                tokio::time::sleep(Duration::from_millis(200)).await;
-                let created = model.lock().expect("model lock").created.clone();
-                let obs = checker.lock().await.check(&*memory, &created).await;
-                for v in obs.violations {
-                    violation(
-                        &model,
-                        format!("t={}ms: {v}", started.elapsed().as_millis()),
-                    );
-                }
-                let held = crate::admission::holders(&*memory, &partitions).await;
-                if held > crate::admission::QUOTA_CAP {
-                    violation(
-                        &model,
-                        format!(
-                            "t={}ms: quota {} has {held} slot holders, cap {}",
-                            started.elapsed().as_millis(),
-                            crate::admission::QUOTA,
-                            crate::admission::QUOTA_CAP
-                        ),
-                    );
                 }
             }
         })
-    };
+}
 
-    // Fault phase.
-    faulty.set_active(true);
-    let (mut engine_crashes, mut worker_crashes, mut store_restarts, mut clock_jumps) =
-        (0, 0, 0, 0);
-    let mut engine_cuts = 0;
+/// The signaller: signals suspended executions (see [`signal_loop`]).
+fn start_signaller(
+    w: &World,
+    seed: u64,
+    mailbox: workload::Mailbox,
+    first_key: Arc<AtomicBool>,
+) -> JoinHandle<()> {
+    let (store, model, partitions) = (w.store.clone(), w.model.clone(), w.partitions);
+    w.handle
+        .create_node()
+        .name("signaller")
+        .build()
+        .spawn(async move {
+            let client = connect(store, partitions).await;
+            signal_loop(client, mailbox, model, seed, first_key).await
+        })
+}
+
+/// A zombie: the only worker of the contested lane. While faults are on it
+/// often claims, sleeps past its lease (the engine reclaims it), then reports
+/// as if nothing happened — that report must be refused. Otherwise (and
+/// once faults stop) it finishes what it claims, so the lane drains.
+fn start_zombie(w: &World, seed: u64, on: Arc<AtomicBool>) -> JoinHandle<()> {
+    let (store, model, partitions) = (w.store.clone(), w.model.clone(), w.partitions);
+    w.handle
+        .create_node()
+        .name("zombie")
+        .build()
+        .spawn(async move {
+            let mut rng = StdRng::seed_from_u64(seed);
+            let client = connect(store, partitions).await;
+            let (lane, w, i) = (
+                contested_lane(),
+                ff_core::WorkerName::new("zombie").unwrap(),
+                ff_core::WorkerInstance::new("z").unwrap(),
+            );
+            loop {
+                tokio::time::sleep(Duration::from_millis(rng.random_range(50..300))).await;
+                let Ok(mut got) = client
+                    .claim(&lane, &w, &i, Duration::from_millis(100), 1)
+                    .await
+                else {
+                    continue;
+                };
+                let Some(claimed) = got.pop() else { continue };
+                let stale = on.load(std::sync::atomic::Ordering::SeqCst) && rng.random_ratio(2, 3);
+                if !stale {
+                    let _ = client.complete(&claimed.lease, b"zombie, in time").await;
+                    continue;
+                }
+                tokio::time::sleep(Duration::from_millis(rng.random_range(300..1_500))).await;
+                let Ok(rec) = client.get(&claimed.lease.execution).await else {
+                    continue;
+                };
+                if rec.lease.as_ref() == Some(&claimed.lease) {
+                    // Nobody reclaimed it yet (the engine may be down): still ours.
+                    let _ = client
+                        .complete(&claimed.lease, b"zombie, late but valid")
+                        .await;
+                    continue;
+                }
+                model.lock().expect("model lock").zombie_attempts += 1;
+                let report = if rng.random_ratio(1, 2) {
+                    client.complete(&claimed.lease, b"zombie").await
+                } else {
+                    client.fail(&claimed.lease, "zombie", false).await
+                };
+                if let Ok(ended) = report {
+                    if !ended.replayed {
+                        violation(
+                            &model,
+                            format!(
+                                "{}: a fenced-out report was accepted: {ended:?}",
+                                claimed.lease.execution
+                            ),
+                        );
+                    }
+                }
+            }
+        })
+}
+
+/// The checker: invariants after every step (every 200 ms of simulated time).
+fn start_watcher(w: &World) -> (Arc<tokio::sync::Mutex<Checker>>, JoinHandle<()>) {
+    let checker = Arc::new(tokio::sync::Mutex::new(Checker::default()));
+    let (memory, model, checker2) = (w.memory.clone(), w.model.clone(), checker.clone());
+    let (partitions, started) = (w.partitions, w.started);
+    let watcher = tokio::spawn(async move {
+        let checker = checker2;
+        loop {
+            tokio::time::sleep(Duration::from_millis(200)).await;
+            let created = model.lock().expect("model lock").created.clone();
+            let obs = checker.lock().await.check(&*memory, &created).await;
+            for v in obs.violations {
+                violation(
+                    &model,
+                    format!("t={}ms: {v}", started.elapsed().as_millis()),
+                );
+            }
+            let held = crate::admission::holders(&*memory, &partitions).await;
+            if held > crate::admission::QUOTA_CAP {
+                violation(
+                    &model,
+                    format!(
+                        "t={}ms: quota {} has {held} slot holders, cap {}",
+                        started.elapsed().as_millis(),
+                        crate::admission::QUOTA,
+                        crate::admission::QUOTA_CAP
+                    ),
+                );
+            }
+        }
+    });
+    (checker, watcher)
+}
+
+/// Fault phase: for the fault window, one fault of the seed's mix every
+/// 0.5–3 s (engine crash, replica cut off, worker crash, store restart,
+/// clock jump), with the store's own faults on.
+async fn fault_phase(
+    w: &World,
+    cfg: &SimConfig,
+    rng: &mut StdRng,
+    engines: &Engines,
+    workers: &[NodeHandle],
+) -> FaultCounts {
+    let (faults, handle) = (w.faults, &w.handle);
+    let mut n = FaultCounts::default();
+    w.faulty.set_active(true);
     let fault_end = tokio::time::Instant::now() + cfg.fault_window;
     while tokio::time::Instant::now() < fault_end {
         tokio::time::sleep(Duration::from_millis(rng.random_range(500..3_000))).await;
         match rng.random_range(0..5) {
             0 if faults.engine_crash => {
-                let e = &engines[rng.random_range(0..engines.len())];
+                let e = &engines.nodes[rng.random_range(0..engines.nodes.len())];
                 handle.kill(e.id());
                 tokio::time::sleep(Duration::from_millis(rng.random_range(100..3_000))).await;
                 handle.restart(e.id());
-                engine_crashes += 1;
+                n.engine_crashes += 1;
             }
             // Cut one replica off, sometimes past its leases (6 s).
             4 if faults.partitions => {
-                let cut = &cuts[rng.random_range(0..cuts.len())];
+                let cut = &engines.cuts[rng.random_range(0..engines.cuts.len())];
                 cut.store(true, Ordering::SeqCst);
                 tokio::time::sleep(Duration::from_millis(rng.random_range(200..10_000))).await;
                 cut.store(false, Ordering::SeqCst);
-                engine_cuts += 1;
+                n.engine_cuts += 1;
             }
             1 if faults.worker_crash => {
-                let w = &workers[rng.random_range(0..workers.len())];
-                handle.kill(w.id());
+                let wk = &workers[rng.random_range(0..workers.len())];
+                handle.kill(wk.id());
                 tokio::time::sleep(Duration::from_millis(rng.random_range(100..3_000))).await;
-                handle.restart(w.id());
-                worker_crashes += 1;
+                handle.restart(wk.id());
+                n.worker_crashes += 1;
             }
             2 if faults.store_restart => {
-                memory.restart();
-                store_restarts += 1;
+                w.memory.restart();
+                n.store_restarts += 1;
             }
             3 if faults.clock_jumps => {
-                memory.advance_clock(rng.random_range(200..10_000));
-                clock_jumps += 1;
+                w.memory.advance_clock(rng.random_range(200..10_000));
+                n.clock_jumps += 1;
             }
             _ => {}
         }
     }
-    faulty.set_active(false);
-    let _ = creator.await;
-    zombie_on.store(false, Ordering::SeqCst);
+    w.faulty.set_active(false);
+    n
+}
 
-    // Liveness phase: no faults; everything must end, and the replicas must
-    // settle on exactly one owner per partition.
+/// Liveness phase: no faults; everything must end, and the replicas must
+/// settle on exactly one owner per partition. Returns the last observation
+/// and what is wrong with ownership (empty when settled).
+async fn liveness_phase(
+    w: &World,
+    cfg: &SimConfig,
+    checker: &tokio::sync::Mutex<Checker>,
+    beliefs: &Beliefs,
+) -> (Observation, Vec<String>) {
     let deadline = tokio::time::Instant::now() + cfg.liveness_bound;
-    let (obs, owners) = loop {
+    loop {
         tokio::time::sleep(Duration::from_millis(500)).await;
-        let created = model.lock().expect("model lock").created.clone();
-        let obs = checker.lock().await.check(&*memory, &created).await;
+        let created = w.model.lock().expect("model lock").created.clone();
+        let obs = checker.lock().await.check(&*w.memory, &created).await;
         let believed: Vec<(String, Vec<u16>)> = beliefs
             .lock()
             .expect("beliefs lock")
@@ -478,35 +585,42 @@ async fn scenario(cfg: SimConfig) -> SimReport {
             .flatten()
             .cloned()
             .collect();
-        let mut owners = if ownership {
-            ownership_violations(&*memory, partitions.flow_partitions, &believed).await
+        let mut owners = if w.ownership {
+            ownership_violations(&*w.memory, w.partitions.flow_partitions, &believed).await
         } else {
             Vec::new()
         };
-        if believed.len() < replicas {
+        if believed.len() < w.replicas {
             owners.push(format!(
-                "ownership: {} of {replicas} replicas running",
-                believed.len()
+                "ownership: {} of {} replicas running",
+                believed.len(),
+                w.replicas
             ));
         }
         if (obs.all_terminal() && !obs.records.is_empty() && owners.is_empty())
             || tokio::time::Instant::now() >= deadline
         {
-            break (obs, owners);
+            return (obs, owners);
         }
-    };
-    watcher.abort();
-    signaller.abort();
-    if let Some(z) = zombie {
-        z.abort();
     }
+}
+
+/// The end-of-run checks (flows, usage, liveness, signals, counters) and
+/// the report.
+async fn judge(
+    w: &World,
+    cfg: &SimConfig,
+    obs: Observation,
+    owners: Vec<String>,
+    counts: FaultCounts,
+) -> SimReport {
     // Flows: every member's end agrees with its join; counters are exact.
     let flow_violations = if obs.all_terminal() {
-        let flows = model.lock().expect("model lock").flows.clone();
-        let client = connect(memory.clone(), partitions).await;
+        let flows = w.model.lock().expect("model lock").flows.clone();
+        let client = connect(w.memory.clone(), w.partitions).await;
         let mut v = crate::flows::check(&client, &flows, &obs.records).await;
         // Usage: every distinct report counted exactly once.
-        let want = model.lock().expect("model lock").ledger;
+        let want = w.model.lock().expect("model lock").ledger;
         match crate::admission::ledger_usage(&client).await {
             Ok(got) if got == want => {}
             Ok(got) => v.push(format!(
@@ -518,7 +632,7 @@ async fn scenario(cfg: SimConfig) -> SimReport {
     } else {
         Vec::new()
     };
-    let mut model = model.lock().expect("model lock");
+    let mut model = w.model.lock().expect("model lock");
     if !obs.all_terminal() {
         let stuck: Vec<String> = obs
             .records
@@ -571,29 +685,29 @@ async fn scenario(cfg: SimConfig) -> SimReport {
             obs.records.len()
         ));
     }
-    let trace = faulty.trace();
+    let trace = w.faulty.trace();
     SimReport {
         seed: cfg.seed,
-        faults: faults.names(),
-        partitions: partitions.flow_partitions,
-        engines: replicas,
-        ownership,
+        faults: w.faults.names(),
+        partitions: w.partitions.flow_partitions,
+        engines: w.replicas,
+        ownership: w.ownership,
         created: model.created.len(),
         records: obs.records.len(),
         outcomes,
         violations: std::mem::take(&mut model.violations),
         trace_hash: trace.hash(),
         trace_events: trace.events,
-        simulated_ms: started.elapsed().as_millis() as u64,
-        engine_crashes,
-        engine_cuts,
-        worker_crashes,
-        store_restarts,
-        clock_jumps,
+        simulated_ms: w.started.elapsed().as_millis() as u64,
+        engine_crashes: counts.engine_crashes,
+        engine_cuts: counts.engine_cuts,
+        worker_crashes: counts.worker_crashes,
+        store_restarts: counts.store_restarts,
+        clock_jumps: counts.clock_jumps,
         zombie_attempts: model.zombie_attempts,
         resumes,
         resumed_by_signal: by_signal,
-        log: faulty.log(),
+        log: w.faulty.log(),
     }
 }
 

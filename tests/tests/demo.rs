@@ -2,12 +2,12 @@
 
 mod common;
 
-use ff_engine::demo::{run, DemoOptions};
+use ff_cli::demo::{run, DemoOptions};
 use ff_engine::store::MemoryStore;
 use ff_tests::TestRedis;
 use std::sync::Arc;
 
-fn check(s: &ff_engine::demo::DemoSummary, n: usize) {
+fn check(s: &ff_cli::demo::DemoSummary, n: usize) {
     assert!(s.all_terminal, "{s:?}");
     assert_eq!(s.states.values().sum::<usize>(), n);
     assert!(

@@ -1,12 +1,12 @@
-//! `ff engine`'s process loop (`ff_engine::serve`) on a real redis-server:
+//! `ff engine`'s process loop (`ff_cli::serve`) on a real redis-server:
 //! the metrics endpoint scraped over HTTP while the engine works, then a
 //! clean stop.
 
 mod common;
 
 use common::*;
+use ff_cli::serve::{serve, ServeOptions};
 use ff_engine::engine::EngineConfig;
-use ff_engine::serve::{serve, ServeOptions};
 use ff_engine::ExecutionSpec;
 use ff_tests::TestRedis;
 use std::net::SocketAddr;

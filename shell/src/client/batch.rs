@@ -5,7 +5,7 @@
 
 use super::{random_u128, Client};
 use crate::error::{Error, Result};
-use crate::spec::ExecutionSpec;
+use crate::ExecutionSpec;
 use ff_core::contract::execution::{self as ex, Created, Ended, Report};
 use ff_core::contract::{limits, Call, CallError};
 use ff_core::reply::Reply;

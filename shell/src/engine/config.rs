@@ -5,7 +5,7 @@ use ff_core::contract::scan::ScannerFilter;
 use ff_core::PartitionConfig;
 use std::time::Duration;
 
-/// How an [`Engine`](super::Engine) runs. [`Default`] gives the seed's defaults; [`super::config_source`] loads one from a file, the environment and flags.
+/// How an [`Engine`](super::Engine) runs. [`Default`] gives the seed's defaults; the `ff` command (ff-cli's `config_source`) loads one from a file, the environment and flags.
 #[derive(Debug, Clone)]
 pub struct EngineConfig {
     /// Partition counts (must match those recorded in Valkey).

@@ -1,18 +1,18 @@
 //! A minimal HTTP/1.1 responder for Prometheus scrapes: `GET /metrics`
-//! answers the text a render function returns; anything else is 404 (405 for
+//! answers a [`Registry`] in the Prometheus text format
+//! ([`super::prometheus::encode`]); anything else is 404 (405 for
 //! other methods). One request per connection (`Connection: close`), with
 //! a bound on the request's size and on how long a client may take, so a
 //! slow or hostile client costs one short-lived task. Real sockets: not built
 //! under madsim.
 
+use super::prometheus;
+use prometheus_client::registry::Registry;
 use std::sync::Arc;
 use std::time::Duration;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::watch;
-
-/// Produces the body of a scrape.
-pub type Render = Arc<dyn Fn() -> String + Send + Sync>;
 
 /// Longest request head read, in bytes.
 const MAX_REQUEST: usize = 8 * 1024;
@@ -21,16 +21,20 @@ const CLIENT_TIMEOUT: Duration = Duration::from_secs(5);
 
 /// Serve scrapes on `listener` until `shutdown` turns true (or its sender
 /// is dropped). Connections are answered on their own tasks.
-pub async fn serve(listener: TcpListener, render: Render, mut shutdown: watch::Receiver<bool>) {
+pub async fn serve(
+    listener: TcpListener,
+    registry: Arc<Registry>,
+    mut shutdown: watch::Receiver<bool>,
+) {
     loop {
         tokio::select! {
             biased;
             r = shutdown.changed() => if r.is_err() || *shutdown.borrow() { return },
             accepted = listener.accept() => match accepted {
                 Ok((stream, _)) => {
-                    let render = render.clone();
+                    let registry = registry.clone();
                     tokio::spawn(async move {
-                        if tokio::time::timeout(CLIENT_TIMEOUT, answer(stream, render)).await.is_err() {
+                        if tokio::time::timeout(CLIENT_TIMEOUT, answer(stream, &registry)).await.is_err() {
                             tracing::debug!("metrics client too slow; dropped");
                         }
                     });
@@ -45,7 +49,7 @@ pub async fn serve(listener: TcpListener, render: Render, mut shutdown: watch::R
     }
 }
 
-async fn answer(mut stream: TcpStream, render: Render) {
+async fn answer(mut stream: TcpStream, registry: &Registry) {
     let mut head = Vec::with_capacity(512);
     let mut buf = [0u8; 1024];
     while !head.windows(4).any(|w| w == b"\r\n\r\n") {
@@ -71,14 +75,8 @@ async fn answer(mut stream: TcpStream, render: Render) {
     let path = path.split('?').next().unwrap_or("");
     let result = match (method, path) {
         ("GET", "/metrics") => {
-            let body = render();
-            respond(
-                &mut stream,
-                "200 OK",
-                "text/plain; version=0.0.4; charset=utf-8",
-                &body,
-            )
-            .await
+            let body = prometheus::encode(registry);
+            respond(&mut stream, "200 OK", prometheus::CONTENT_TYPE, &body).await
         }
         ("GET", _) => {
             respond(

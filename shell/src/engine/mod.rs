@@ -5,7 +5,6 @@
 
 pub mod admission;
 pub mod config;
-pub mod config_source;
 mod heads;
 mod listener;
 pub mod metrics;
@@ -151,7 +150,8 @@ pub fn scanners(config: &EngineConfig) -> Vec<ScannerSpec> {
 pub struct Engine {
     shutdown_tx: watch::Sender<bool>,
     handles: Vec<JoinHandle<()>>,
-    metrics: Vec<(&'static str, Arc<ScannerMetrics>)>,
+    /// (scanner, the index it reads, its counters).
+    metrics: Vec<(&'static str, &'static str, Arc<ScannerMetrics>)>,
     listener: Arc<ListenerMetrics>,
     shutdown_timeout: Duration,
     /// This replica's member id and what it holds (ownership on).
@@ -196,9 +196,9 @@ impl Engine {
         let mut routes = Vec::new();
         for spec in scanners(&config) {
             let m = Arc::new(ScannerMetrics::default());
-            metrics.push((spec.name, m.clone()));
-            let (tx, rx) = mpsc::unbounded_channel::<Wake>();
             let index = spec.work.index_name();
+            metrics.push((spec.name, index, m.clone()));
+            let (tx, rx) = mpsc::unbounded_channel::<Wake>();
             // Told its heads by the shared rescan (otherwise it rescans itself).
             let shared = heads::covers(index) && !spec.work.is_sweep();
             routes.push((index, tx.clone()));
@@ -316,7 +316,7 @@ impl Engine {
     pub fn metrics(&self) -> Vec<ScannerStats> {
         self.metrics
             .iter()
-            .map(|(name, m)| m.snapshot(name))
+            .map(|(name, _, m)| m.snapshot(name))
             .collect()
     }
 

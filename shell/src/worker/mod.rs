@@ -23,6 +23,7 @@
 
 mod handler;
 mod job;
+mod metrics;
 mod ready;
 mod reporter;
 

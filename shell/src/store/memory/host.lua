@@ -266,7 +266,7 @@ end
 -- (`bit` is there at run time only, as in Redis 7.0.)
 local function api(redis, bit)
   return protected({
-    redis = redis, cjson = prims.cjson, bit = bit, _G = env, _VERSION = _VERSION,
+    redis = redis, bit = bit, _G = env, _VERSION = _VERSION,
     string = string, table = table, math = math, coroutine = coroutine,
     tonumber = tonumber, tostring = tostring, type = type, ipairs = ipairs,
     pairs = pairs, next = next, unpack = unpack, select = select, error = error,

@@ -5,9 +5,9 @@
 //! `redis.call` / `redis.pcall` bound to the store's commands for the length
 //! of the call, and converts values both ways as Redis does (RESP2).
 
+use super::bit;
 use super::commands::sanitize;
 use super::numbers::{fmt_g, fmt_g17, lua_number_to_i64};
-use super::{bit, cjson};
 use ff_core::reply::Reply;
 use mlua::{Function, Lua, LuaOptions, MultiValue, StdLib, Table, Value};
 use std::cell::RefCell;
@@ -231,7 +231,6 @@ impl FunctionEngine {
             )
         };
         let prims = lua.create_table()?;
-        prims.set("cjson", cjson::table(&lua)?)?;
         prims.set("bit", bit::table(&lua)?)?;
         prims.set(
             "log",

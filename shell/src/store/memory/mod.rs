@@ -16,13 +16,12 @@
 //! HGETALL) come in byte order, not hash order; SSCAN pages by COUNT exactly;
 //! a `-0` score reads back as `0`; expired keys disappear the moment they
 //! expire (no lazily-counted DBSIZE); a function reads the clock once (Redis
-//! reads it afresh for SET … PX inside a function); scripts get `cjson` and
-//! `bit` but not `struct`, `cmsgpack` or `redis.sha1hex`; tables the library
-//! code could reach (`string`, `math`, …) are not write-protected; ZRANGE …
-//! BYLEX is refused; RESP3 is not spoken.
+//! reads it afresh for SET … PX inside a function); scripts get `bit` but
+//! not `cjson`, `struct`, `cmsgpack` or `redis.sha1hex` (the library uses
+//! none of them); tables the library code could reach (`string`, `math`, …)
+//! are not write-protected; ZRANGE … BYLEX is refused; RESP3 is not spoken.
 
 mod bit;
-mod cjson;
 mod commands;
 mod data;
 mod glob;

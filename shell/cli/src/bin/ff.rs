@@ -1,0 +1,458 @@
+//! The `ff` command.
+
+use clap::{Parser, Subcommand, ValueEnum};
+use ff_engine::store::library::library;
+
+/// ff — an execution engine on Valkey / Redis 7+.
+#[derive(Debug, Parser)]
+#[command(name = "ff", version)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+enum Command {
+    /// Print the crate version and the function library version.
+    Version,
+    /// Run the engine (every scanner) against a server until SIGINT or
+    /// SIGTERM, then stop within the shutdown bound.
+    ///
+    /// Configuration: defaults, overridden by the TOML file (--config), then
+    /// by FF_<FIELD> environment variables, then by the flags below.
+    /// Durations take a unit: "1500ms", "2s", "1m", "1h". Logs go to stderr,
+    /// filtered by RUST_LOG (default info).
+    Engine(EngineArgs),
+    /// Run a realistic workload end to end — engine and in-process workers —
+    /// on the in-process store (no server needed), or on a server with --redis.
+    Demo(DemoArgs),
+    /// Counts per state, per lane and per index, and the oldest due item of
+    /// each scanner, across every partition: the first look when something
+    /// seems stuck.
+    Inspect(InspectArgs),
+    /// Run one measured scenario against a server and print its figures.
+    ///
+    /// THE BENCH WIPES THE SERVER: it refuses to start on a server that holds
+    /// keys unless --flush is given (then it runs FLUSHALL on every primary),
+    /// and it runs FLUSHALL again when done (unless --keep), so the next
+    /// scenario starts clean. Progress goes to stderr; the figures to stdout.
+    Bench(BenchArgs),
+}
+
+#[derive(Debug, clap::Args)]
+struct EngineArgs {
+    /// Server URL (redis://[user:pass@]host:port, rediss:// for TLS); repeat
+    /// (or separate with commas) for several cluster seeds.
+    #[arg(
+        long = "redis",
+        value_name = "URL",
+        env = "FF_REDIS",
+        value_delimiter = ',',
+        required_unless_present = "print_config"
+    )]
+    redis: Vec<String>,
+    /// The URLs are seeds of a Redis Cluster.
+    #[arg(long, env = "FF_CLUSTER")]
+    cluster: bool,
+    /// A TOML file of engine configuration fields (the flags' names with
+    /// `_` for `-`); an unknown key is an error.
+    #[arg(long, value_name = "PATH", env = "FF_CONFIG")]
+    config: Option<std::path::PathBuf>,
+    /// Answer Prometheus scrapes at http://ADDR/metrics (e.g. 127.0.0.1:9464).
+    #[arg(long, value_name = "ADDR", env = "FF_METRICS_ADDR")]
+    metrics_addr: Option<std::net::SocketAddr>,
+    /// Log JSON lines instead of text.
+    #[arg(long, env = "FF_LOG_JSON")]
+    log_json: bool,
+    /// Print the configuration the sources give, as TOML, and exit.
+    #[arg(long)]
+    print_config: bool,
+    #[command(flatten)]
+    fields: ff_cli::config_source::ConfigFlags,
+}
+
+#[derive(Debug, clap::Args)]
+struct InspectArgs {
+    /// Server URL; repeat for several cluster seeds.
+    #[arg(long = "redis", value_name = "URL", required = true)]
+    redis: Vec<String>,
+    /// The URLs are seeds of a Redis Cluster.
+    #[arg(long)]
+    cluster: bool,
+    /// Print one JSON object.
+    #[arg(long)]
+    json: bool,
+}
+
+#[derive(Debug, clap::Args)]
+struct DemoArgs {
+    /// Run against this server instead of the in-process store (it must be empty
+    /// of ff data you care about: the demo leaves its executions behind).
+    #[arg(long = "redis", value_name = "URL")]
+    redis: Option<String>,
+    /// Executions to create.
+    #[arg(long, default_value_t = 300)]
+    n: usize,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+enum ScenarioArg {
+    /// N due delayed executions made eligible (items/s; target >= 100 000).
+    DelayedDrain,
+    /// N expired leases reclaimed (items/s; target >= 80 000).
+    LeaseDrain,
+    /// Commands/s an idle engine sends (target <= 50).
+    Idle,
+    /// p50/p99 of promoted-at minus due-at for short delays (target p99 <= 50 ms).
+    Lateness,
+    /// Valkey bytes per delayed execution (target <= 1 000).
+    Memory,
+    /// N no-op executions submitted, then run by one Worker (jobs/s; target >= 45 000, submit >= 60 000).
+    E2e,
+    /// N chains of 10 flow levels: first complete to last level eligible (p50 target <= 5 ms).
+    DagChain,
+    /// One flow parent with N children (default 10 000): its complete to all children eligible.
+    Fanout,
+    /// 1, 2 and 4 engine replicas: rebalance time, idle commands/s, drain items/s (N: 50 000; idle SECONDS: 10).
+    Replicas,
+    /// p50/p99 of suspend → signal → claimed again, one at a time (default n 2000).
+    SuspendSignal,
+    /// Jobs/s with a budget and a quota in the path vs without; unblock time after a budget reset (default n 50 000).
+    Admission,
+}
+
+#[derive(Debug, clap::Args)]
+struct BenchArgs {
+    /// The scenario to run.
+    scenario: ScenarioArg,
+    /// Server URL (redis://[user:pass@]host:port, rediss:// for TLS); repeat
+    /// for several cluster seeds.
+    #[arg(long = "redis", value_name = "URL", required = true)]
+    redis: Vec<String>,
+    /// The URLs are seeds of a Redis Cluster.
+    #[arg(long)]
+    cluster: bool,
+    /// Executions to create (default: 100000; lateness 5000; idle none).
+    #[arg(long, value_name = "N")]
+    n: Option<u64>,
+    /// Length of the timed scenarios: idle (default 30), lateness's
+    /// creation period (default 10) and replicas' idle count (default 10).
+    #[arg(long, value_name = "SECONDS")]
+    seconds: Option<f64>,
+    /// FLUSHALL a server that holds keys instead of refusing to run.
+    #[arg(long)]
+    flush: bool,
+    /// Leave the scenario's data on the server (skip the final FLUSHALL).
+    #[arg(long)]
+    keep: bool,
+    /// Print the figures as one JSON line.
+    #[arg(long)]
+    json: bool,
+}
+
+// A worker allocates per job on its claim → report path; under glibc's
+// malloc the bench worker spent about 40% of its CPU in the allocator
+// (perf, `ff bench e2e`), and it shares the machine with Valkey.
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
+fn main() {
+    let cli = Cli::parse();
+    match cli.command {
+        Command::Version => {
+            println!(
+                "ff {} (function library {})",
+                env!("CARGO_PKG_VERSION"),
+                library().version
+            );
+        }
+        Command::Engine(args) => std::process::exit(engine(args)),
+        Command::Bench(args) => std::process::exit(bench(args)),
+        Command::Demo(args) => std::process::exit(demo(args)),
+        Command::Inspect(args) => std::process::exit(inspect(args)),
+    }
+}
+
+fn engine(args: EngineArgs) -> i32 {
+    use ff_cli::config_source::{self, Sources};
+    use ff_cli::serve::{serve, stop_signal, ServeOptions};
+    let file = match &args.config {
+        Some(path) => match std::fs::read_to_string(path) {
+            Ok(text) => Some((path.display().to_string(), text)),
+            Err(e) => {
+                eprintln!("ff engine: cannot read {}: {e}", path.display());
+                return 2;
+            }
+        },
+        None => None,
+    };
+    let env = |name: &str| std::env::var(name).ok();
+    let sources = Sources {
+        file: file.as_ref().map(|(p, t)| (p.as_str(), t.as_str())),
+        env: &env,
+        flags: &args.fields.0,
+    };
+    let config = match config_source::load(sources) {
+        Ok(c) => c,
+        Err(e) => {
+            eprintln!("ff engine: {e}");
+            return 2;
+        }
+    };
+    if args.print_config {
+        print!("{}", config_source::to_toml(&config));
+        return 0;
+    }
+    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
+    let logs = tracing_subscriber::fmt()
+        .with_writer(std::io::stderr)
+        .with_env_filter(filter);
+    if args.log_json {
+        logs.json().init();
+    } else {
+        logs.init();
+    }
+    let runtime = match tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+    {
+        Ok(rt) => rt,
+        Err(e) => {
+            eprintln!("ff engine: cannot start the runtime: {e}");
+            return 1;
+        }
+    };
+    runtime.block_on(async {
+        let metrics = match args.metrics_addr {
+            Some(addr) => match tokio::net::TcpListener::bind(addr).await {
+                Ok(l) => Some(l),
+                Err(e) => {
+                    eprintln!("ff engine: cannot listen on {addr} for metrics: {e}");
+                    return 1;
+                }
+            },
+            None => None,
+        };
+        let opts = ServeOptions {
+            urls: args.redis,
+            cluster: args.cluster,
+            config,
+            metrics,
+        };
+        let stop = match stop_signal() {
+            Ok(stop) => stop,
+            Err(e) => {
+                eprintln!("ff engine: cannot handle SIGINT/SIGTERM: {e}");
+                return 1;
+            }
+        };
+        match serve(opts, stop).await {
+            Ok(true) => 0,
+            Ok(false) => {
+                eprintln!("ff engine: the shutdown bound ran out; some tasks were abandoned");
+                1
+            }
+            Err(e) => {
+                eprintln!("ff engine: {e}");
+                1
+            }
+        }
+    })
+}
+
+fn inspect(args: InspectArgs) -> i32 {
+    use ff_engine::store::{RedisStore, RedisStoreOptions};
+    use std::sync::Arc;
+    let runtime = match tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+    {
+        Ok(rt) => rt,
+        Err(e) => {
+            eprintln!("ff inspect: cannot start the runtime: {e}");
+            return 1;
+        }
+    };
+    let result = runtime.block_on(async {
+        let opts = RedisStoreOptions {
+            cluster: args.cluster,
+            ..Default::default()
+        };
+        let store = RedisStore::connect(&args.redis, opts).await?;
+        let client = ff_engine::Client::new(Arc::new(store), Default::default()).await?;
+        ff_engine::inspect::inspect(&client).await
+    });
+    match result {
+        Ok(i) if args.json => {
+            let oldest: serde_json::Map<String, serde_json::Value> = i
+                .oldest_due
+                .iter()
+                .map(|(k, (m, due))| (k.clone(), serde_json::json!({"member": m, "due_ms": due, "age_ms": i.now_ms as i64 - *due as i64})))
+                .collect();
+            let v = serde_json::json!({
+                "now_ms": i.now_ms,
+                "executions": i.executions,
+                "by_state": i.by_state,
+                "by_lane": i.by_lane,
+                "index_sizes": i.index_sizes,
+                "oldest_due": oldest,
+                "malformed": i.malformed,
+                "blocked": i.blocked,
+                "oldest_blocked": i.oldest_blocked.iter().map(|(k, (m, at))| (k.clone(), serde_json::json!({"member": m, "blocked_at_ms": at, "age_ms": i.now_ms.saturating_sub(*at)}))).collect::<serde_json::Map<_, _>>(),
+                "budgets": i.budgets.iter().map(|(name, b)| (name.clone(), serde_json::json!({
+                    "breached": b.breached,
+                    "soft_reached": b.soft_reached,
+                    "on_breach": b.on_breach.as_str(),
+                    "usage": b.usage,
+                    "hard": b.limits.iter().map(|(d, l)| (d.clone(), l.hard)).collect::<std::collections::BTreeMap<_, _>>(),
+                    "soft": b.limits.iter().map(|(d, l)| (d.clone(), l.soft)).collect::<std::collections::BTreeMap<_, _>>(),
+                    "reset_every_ms": b.reset_every_ms,
+                    "next_reset_ms": b.next_reset_ms,
+                }))).collect::<serde_json::Map<_, _>>(),
+                "quotas": i.quotas.iter().map(|(name, (q, holders))| (name.clone(), serde_json::json!({
+                    "concurrency": q.limits.concurrency,
+                    "holders": holders.iter().map(|(e, ep)| serde_json::json!({"execution": e, "epoch": ep})).collect::<Vec<_>>(),
+                    "max_per_window": q.limits.max_per_window,
+                    "window_ms": q.limits.window_ms,
+                    "in_window": q.admitted_at.len(),
+                }))).collect::<serde_json::Map<_, _>>(),
+            });
+            println!("{v}");
+            0
+        }
+        Ok(i) => {
+            print!("{}", i.to_text());
+            0
+        }
+        Err(e) => {
+            eprintln!("ff inspect: {e}");
+            1
+        }
+    }
+}
+
+fn demo(args: DemoArgs) -> i32 {
+    use ff_cli::demo::{self, DemoOptions};
+    use ff_engine::store::{MemoryStore, RedisStore, RedisStoreOptions, Store};
+    use std::sync::Arc;
+    tracing_subscriber::fmt()
+        .with_writer(std::io::stderr)
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_default_env()
+                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("error")),
+        )
+        .init();
+    let runtime = match tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+    {
+        Ok(rt) => rt,
+        Err(e) => {
+            eprintln!("ff demo: cannot start the runtime: {e}");
+            return 1;
+        }
+    };
+    let result = runtime.block_on(async {
+        let store: Arc<dyn Store> = match &args.redis {
+            Some(url) => Arc::new(
+                RedisStore::connect(std::slice::from_ref(url), RedisStoreOptions::default())
+                    .await?,
+            ),
+            None => Arc::new(MemoryStore::new()),
+        };
+        demo::run(
+            store,
+            DemoOptions {
+                executions: args.n,
+                ..Default::default()
+            },
+        )
+        .await
+    });
+    match result {
+        Ok(s) => {
+            println!(
+                "ff demo: {} executions in {:.1}s on {}: {:?}; {} attempts, {} retries, {} lease reclaims",
+                s.created,
+                s.seconds,
+                args.redis.as_deref().unwrap_or("the in-process store"),
+                s.states,
+                s.attempts,
+                s.retries,
+                s.reclaims
+            );
+            if s.all_terminal {
+                0
+            } else {
+                eprintln!("ff demo: not every execution finished in time");
+                1
+            }
+        }
+        Err(e) => {
+            eprintln!("ff demo: {e}");
+            1
+        }
+    }
+}
+
+fn bench(args: BenchArgs) -> i32 {
+    use ff_cli::bench::{self, BenchOptions, Scenario};
+    tracing_subscriber::fmt()
+        .with_writer(std::io::stderr)
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_default_env()
+                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("warn")),
+        )
+        .init();
+    let scenario = match args.scenario {
+        ScenarioArg::DelayedDrain => Scenario::DelayedDrain,
+        ScenarioArg::LeaseDrain => Scenario::LeaseDrain,
+        ScenarioArg::Idle => Scenario::Idle,
+        ScenarioArg::Lateness => Scenario::Lateness,
+        ScenarioArg::Memory => Scenario::Memory,
+        ScenarioArg::E2e => Scenario::E2e,
+        ScenarioArg::DagChain => Scenario::DagChain,
+        ScenarioArg::Fanout => Scenario::Fanout,
+        ScenarioArg::Replicas => Scenario::Replicas,
+        ScenarioArg::SuspendSignal => Scenario::SuspendSignal,
+        ScenarioArg::Admission => Scenario::Admission,
+    };
+    let opts = BenchOptions {
+        urls: args.redis,
+        cluster: args.cluster,
+        n: args.n,
+        seconds: args.seconds,
+        flush: args.flush,
+        keep: args.keep,
+    };
+    let runtime = match tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+    {
+        Ok(rt) => rt,
+        Err(e) => {
+            eprintln!("ff bench: cannot start the runtime: {e}");
+            return 1;
+        }
+    };
+    match runtime.block_on(bench::run(scenario, opts)) {
+        Ok(report) => {
+            if args.json {
+                println!("{}", report.to_json_line());
+            } else {
+                print!("{}", report.to_text());
+            }
+            if report.ok() {
+                0
+            } else {
+                eprintln!("ff bench: {scenario} did not reach its expected end state (ok: false)");
+                1
+            }
+        }
+        Err(e) => {
+            eprintln!("ff bench: {scenario}: {e}");
+            1
+        }
+    }
+}

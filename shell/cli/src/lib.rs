@@ -1,0 +1,15 @@
+//! ff-cli: the `ff` command's code, kept out of the library (`ff-engine`) so
+//! that embedding ff pulls neither clap, indicatif, toml, tracing-subscriber
+//! nor mimalloc.
+//!
+//! [`serve`] is `ff engine`'s process loop (engine + metrics endpoint),
+//! [`config_source`] loads its configuration from a file, `FF_` variables and
+//! flags, [`demo`] and [`bench`](mod@bench) are `ff demo` and `ff bench`.
+
+#![warn(missing_docs)]
+
+pub mod bench;
+pub mod config_source;
+pub mod demo;
+mod progress;
+pub mod serve;

@@ -1,0 +1,248 @@
+//! Client: the typed async API over the data plane. This file holds the
+//! handle itself (attach to a store, the lane registry, the one way calls
+//! go out); each part of the API is a file beside it: `execution`
+//! (create, claim, end, cancel, read), `batch` (bulk submit and batched
+//! reports), `suspension` (waitpoints and signals), `flows`, `admission`
+//! (budgets, quotas, worker registration) and `spec`
+//! ([`ExecutionSpec`](crate::ExecutionSpec)).
+
+use crate::error::{Error, Result, StoreError};
+use crate::store::{cmd, Store};
+use ff_core::contract::{limits, Call};
+use ff_core::keys;
+use ff_core::reply::Reply;
+use ff_core::{ExecutionId, Lane, PartitionConfig};
+use std::collections::HashSet;
+use std::sync::{Arc, RwLock};
+use std::time::Duration;
+use tracing::Instrument;
+
+mod admission;
+mod batch;
+mod execution;
+mod flows;
+pub(crate) mod spec;
+mod suspension;
+pub use suspension::{PendingWaitpoint, Signal, Suspension};
+
+/// A handler's result within the payload limit, refused before it is sent.
+fn result_fits(result: &[u8]) -> Result<()> {
+    if result.len() > limits::MAX_PAYLOAD_BYTES {
+        return Err(ff_core::FfError::PayloadTooLarge {
+            len: result.len() as u64,
+            max: limits::MAX_PAYLOAD_BYTES as u64,
+        }
+        .into());
+    }
+    Ok(())
+}
+
+/// A handle on the data plane. Cheap to clone; share one per process.
+///
+/// Create an execution, claim it as a worker would, complete it, read it
+/// back (on the in-process store; [`crate::store::RedisStore`] for a server):
+///
+/// ```
+/// use ff_engine::core::state::PublicState;
+/// use ff_engine::core::{Lane, WorkerInstance, WorkerName};
+/// use ff_engine::store::MemoryStore;
+/// use ff_engine::{Client, ExecutionSpec};
+/// use std::sync::Arc;
+/// use std::time::Duration;
+///
+/// # #[tokio::main(flavor = "current_thread")]
+/// # async fn main() -> Result<(), Box<dyn std::error::Error>> {
+/// let client = Client::new(Arc::new(MemoryStore::new()), Default::default()).await?;
+/// let created = client.create(ExecutionSpec::new("email.send").payload("to: ada")).await?;
+/// assert_eq!(created.state, PublicState::Waiting);
+///
+/// let (worker, instance) = (WorkerName::new("mailer")?, WorkerInstance::new("mailer-1")?);
+/// let mut claimed = client
+///     .claim(&Lane::default_lane(), &worker, &instance, Duration::from_secs(30), 10)
+///     .await?;
+/// let job = claimed.pop().expect("one eligible execution");
+/// assert_eq!(job.payload, b"to: ada");
+/// client.complete(&job.lease, b"sent").await?;
+///
+/// let record = client.get(&created.execution).await?;
+/// assert_eq!(record.public_state, PublicState::Completed);
+/// assert_eq!(record.result.as_deref(), Some(&b"sent"[..]));
+/// # Ok(())
+/// # }
+/// ```
+#[derive(Clone)]
+pub struct Client {
+    store: Arc<dyn Store>,
+    pub(crate) config: PartitionConfig,
+    lanes: Arc<RwLock<HashSet<String>>>,
+}
+
+impl std::fmt::Debug for Client {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Client")
+            .field("config", &self.config)
+            .finish()
+    }
+}
+
+fn millis(field: &'static str, d: Duration, min: u64, max: u64) -> Result<u64> {
+    let v = u64::try_from(d.as_millis()).unwrap_or(u64::MAX);
+    if v < min || v > max {
+        return Err(Error::Invalid {
+            field,
+            reason: format!("{v} ms is outside {min}..={max} ms"),
+        });
+    }
+    Ok(v)
+}
+
+/// 128 random bits for a new id. Read from getrandom on every call (not a
+/// thread-local generator seeded once): under the simulator getrandom is the
+/// simulation's, so every run of a seed draws the same ids.
+pub(crate) fn random_u128() -> u128 {
+    let mut b = [0u8; 16];
+    getrandom::fill(&mut b).expect("the system random source is available");
+    u128::from_le_bytes(b)
+}
+
+/// Record the partition counts on first start; refuse counts that differ
+/// from the recorded ones (they would move every id's keys).
+pub(crate) async fn check_partition_config(store: &dyn Store, c: &PartitionConfig) -> Result<()> {
+    let configured = format!(
+        "{}/{}/{}",
+        c.flow_partitions, c.budget_partitions, c.quota_partitions
+    );
+    let fields = [
+        ("flow_partitions", c.flow_partitions),
+        ("budget_partitions", c.budget_partitions),
+        ("quota_partitions", c.quota_partitions),
+    ];
+    let mut stored = Vec::new();
+    for (field, value) in fields {
+        store
+            .command(&cmd(["HSETNX", keys::CONFIG, field, &value.to_string()]))
+            .await?;
+        let got = store.command(&cmd(["HGET", keys::CONFIG, field])).await?;
+        stored.push(got.text().unwrap_or_default());
+    }
+    let stored = stored.join("/");
+    if stored != configured {
+        return Err(Error::PartitionMismatch { stored, configured });
+    }
+    Ok(())
+}
+
+impl Client {
+    /// Attach to a store: record the partition counts on first start (and
+    /// refuse to run with counts that differ from the recorded ones), register
+    /// the `default` lane and load the lane registry.
+    pub async fn new(store: Arc<dyn Store>, config: PartitionConfig) -> Result<Self> {
+        config.validate().map_err(|reason| Error::Invalid {
+            field: "partition config",
+            reason,
+        })?;
+        let client = Self {
+            store,
+            config,
+            lanes: Arc::new(RwLock::new(HashSet::new())),
+        };
+        check_partition_config(client.store.as_ref(), &client.config).await?;
+        client.register_lane(&Lane::default_lane()).await?;
+        Ok(client)
+    }
+
+    /// The partition counts in use.
+    pub fn config(&self) -> &PartitionConfig {
+        &self.config
+    }
+
+    /// The store it talks to.
+    pub fn store(&self) -> &Arc<dyn Store> {
+        &self.store
+    }
+
+    /// Make a lane known: creates and claims name only registered lanes.
+    pub async fn register_lane(&self, lane: &Lane) -> Result<()> {
+        self.store
+            .command(&cmd(["SADD", keys::LANES, lane.as_str()]))
+            .await?;
+        self.lanes
+            .write()
+            .expect("lane cache lock")
+            .insert(lane.as_str().to_owned());
+        Ok(())
+    }
+
+    /// Lanes registered in Valkey (by any process).
+    pub async fn lanes(&self) -> Result<Vec<Lane>> {
+        let reply = self.store.command(&cmd(["SMEMBERS", keys::LANES])).await?;
+        let names: Vec<String> = match reply {
+            Reply::Array(items) => items.iter().filter_map(Reply::text).collect(),
+            _ => Vec::new(),
+        };
+        let mut cache = self.lanes.write().expect("lane cache lock");
+        let mut out = Vec::new();
+        for n in names {
+            match Lane::new(n.clone()) {
+                Ok(l) => {
+                    cache.insert(n);
+                    out.push(l);
+                }
+                Err(e) => {
+                    tracing::warn!(lane = %n, error = %e, "skipping malformed lane in the registry")
+                }
+            }
+        }
+        Ok(out)
+    }
+
+    async fn check_lane(&self, lane: &Lane) -> Result<()> {
+        if self
+            .lanes
+            .read()
+            .expect("lane cache lock")
+            .contains(lane.as_str())
+        {
+            return Ok(());
+        }
+        // Another process may have registered it since we last looked.
+        let reply = self
+            .store
+            .command(&cmd(["SISMEMBER", keys::LANES, lane.as_str()]))
+            .await?;
+        if reply.int() == Some(1) {
+            self.lanes
+                .write()
+                .expect("lane cache lock")
+                .insert(lane.as_str().to_owned());
+            return Ok(());
+        }
+        Err(ff_core::FfError::UnknownLane(lane.as_str().to_owned()).into())
+    }
+
+    pub(crate) async fn call(&self, call: &Call) -> Result<Reply> {
+        let span = tracing::debug_span!("fcall", function = call.function);
+        self.store
+            .fcall(call)
+            .instrument(span)
+            .await
+            .map_err(|e: StoreError| {
+                tracing::warn!(function = call.function, error = %e, "fcall failed");
+                Error::Store(e)
+            })
+    }
+
+    pub(crate) fn check_partition(&self, execution: &ExecutionId) -> Result<()> {
+        if execution.partition_index() >= self.config.flow_partitions {
+            return Err(Error::Invalid {
+                field: "execution id",
+                reason: format!(
+                    "partition {} is outside this deployment's {} partitions",
+                    execution.partition_index(),
+                    self.config.flow_partitions
+                ),
+            });
+        }
+        Ok(())
+    }
+}
