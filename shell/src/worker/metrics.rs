@@ -158,4 +158,20 @@ mod tests {
         assert!(text.contains("ff_worker_max_running{worker=\"mailer\",instance=\"mailer-1\"} 3\n"));
         assert_eq!(text.matches("# TYPE ").count(), COUNTERS.len() + 1);
     }
+
+    #[test]
+    fn the_metrics_page_lists_every_worker_family() {
+        let page = include_str!("../../../docs/metrics.md");
+        let mut r = Registry::default();
+        r.register_collector(Box::new(WorkerCollector {
+            stats: Arc::default(),
+            worker: "w".into(),
+            instance: "i".into(),
+        }));
+        for family in encode(&r).lines().filter_map(|l| l.strip_prefix("# TYPE ")) {
+            let (name, kind) = family.split_once(' ').unwrap();
+            let row = format!("| `{name}` | {kind} |");
+            assert!(page.contains(&row), "docs/metrics.md lacks {row:?}");
+        }
+    }
 }
