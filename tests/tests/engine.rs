@@ -3,6 +3,8 @@
 
 mod common;
 
+use ff_engine::core::scan::WakeMessage;
+
 use common::*;
 use ff_engine::core::contract::execution::EndOutcome;
 use ff_engine::core::contract::scan::BatchFunction;
@@ -460,6 +462,38 @@ async fn a_panicking_scanner_is_restarted_and_shutdown_is_bounded() {
         "shutdown took {:?}",
         t.elapsed()
     );
+}
+
+/// The tasks that are not scanners run under the supervisor too: a wake
+/// listener that panics is restarted (and counted), and wake-ups work again.
+#[tokio::test]
+async fn a_panicking_wake_listener_is_restarted() {
+    let redis = TestRedis::standalone();
+    let c = client(&redis.url()).await;
+    let flaky = Arc::new(Flaky::new(c.store().clone(), false));
+    *flaky.panic_on_subscribe.lock().unwrap() = Some(WakeMessage::CHANNEL);
+    let config = EngineConfig {
+        restart_backoff: Duration::from_millis(50),
+        // Promoted on time only through a wake-up.
+        delayed_promoter_interval: Duration::from_secs(60),
+        ..Default::default()
+    };
+    let engine = Engine::start(config, flaky.clone()).await.unwrap();
+    let mut registry = ff_engine::prometheus_client::registry::Registry::default();
+    engine.register_metrics(&mut registry);
+    wait_for("the restart counted", Duration::from_secs(3), || async {
+        ff_engine::engine::prometheus::encode(&registry)
+            .contains("ff_task_restarts_total{task=\"wake_listener\"} 1\n")
+    })
+    .await;
+    // The rescan after the new subscription settles first.
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    let eid = create_delayed(&c, "j", Duration::from_millis(200)).await;
+    wait_for("promotion by wake-up", Duration::from_secs(5), || async {
+        state(&c, &eid).await == PublicState::Waiting
+    })
+    .await;
+    assert!(engine.shutdown().await);
 }
 
 #[tokio::test]

@@ -39,6 +39,7 @@ pub(crate) fn covers(index: &str) -> bool {
     HEAD_INDEXES.iter().any(|h| route_of(h) == index)
 }
 
+#[derive(Clone)]
 pub(crate) struct Settings {
     pub flow_partitions: u16,
     pub every: Duration,
@@ -51,7 +52,7 @@ pub(crate) async fn run(
     store: Arc<dyn Store>,
     settings: Settings,
     routes: Routes,
-    mut now: UnboundedReceiver<()>,
+    now: &mut UnboundedReceiver<()>,
     mut shutdown: watch::Receiver<bool>,
 ) {
     let mut next = Instant::now() + FIRST_WAIT;

@@ -81,6 +81,7 @@ impl ListenerMetrics {
     }
 }
 
+#[derive(Clone)]
 pub(crate) struct ListenerConfig {
     pub partitions: u16,
     /// With partition ownership: what this replica holds. Every replica hears

@@ -1,7 +1,30 @@
 //! Per-scanner counters: updated by the runner, read by `Engine::metrics`.
 
 use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
+use std::sync::Arc;
 use std::time::Duration;
+
+/// Restarts after a panic of the engine's tasks that are not scanners.
+#[derive(Debug, Default)]
+pub(crate) struct TaskRestarts {
+    pub ownership: Arc<AtomicU64>,
+    pub shared_rescan: Arc<AtomicU64>,
+    pub wake_listener: Arc<AtomicU64>,
+    pub completion_listener: Arc<AtomicU64>,
+}
+
+impl TaskRestarts {
+    /// (task, restarts) of each.
+    pub fn snapshot(&self) -> [(&'static str, u64); 4] {
+        [
+            ("ownership", &self.ownership),
+            ("shared_rescan", &self.shared_rescan),
+            ("wake_listener", &self.wake_listener),
+            ("completion_listener", &self.completion_listener),
+        ]
+        .map(|(name, c)| (name, c.load(Relaxed)))
+    }
+}
 
 /// One scanner's live counters (atomics; the runner writes, anyone reads).
 #[derive(Debug, Default)]

@@ -18,8 +18,10 @@ mod wake;
 
 pub use admission::{scan_admission_once, AdmissionPass, AdmissionScan};
 pub use config::EngineConfig;
+use futures::future::BoxFuture;
 use listener::ListenerMetrics;
 pub use listener::ListenerStats;
+use metrics::TaskRestarts;
 pub use metrics::{Histogram, HistogramSnapshot, ScannerMetrics, ScannerStats};
 pub use runner::{scan_once, ScanWork, ScannerSpec};
 
@@ -153,6 +155,8 @@ pub struct Engine {
     /// (scanner, the index it reads, its counters).
     metrics: Vec<(&'static str, &'static str, Arc<ScannerMetrics>)>,
     listener: Arc<ListenerMetrics>,
+    /// Restarts of the tasks that are not scanners.
+    tasks: Arc<TaskRestarts>,
     shutdown_timeout: Duration,
     /// This replica's member id and what it holds (ownership on).
     ownership: Option<(String, ownership::Subscriber)>,
@@ -171,6 +175,7 @@ impl Engine {
         crate::client::check_partition_config(store.as_ref(), &config.partitions).await?;
         let (shutdown_tx, shutdown_rx) = watch::channel(false);
         let mut handles = Vec::new();
+        let tasks = Arc::new(TaskRestarts::default());
         let ownership = config.ownership.then(|| {
             let settings = ownership::Settings {
                 member: ownership::new_member_id(),
@@ -180,12 +185,25 @@ impl Engine {
             };
             let member = settings.member.clone();
             let (tx, rx) = ownership::channel(ownership::Owned::nothing(settings.partitions));
-            handles.push(tokio::spawn(ownership::maintain(
-                store.clone(),
-                settings,
-                tx.clone(),
+            let make = {
+                let (store, tx, shutdown) = (store.clone(), tx.clone(), shutdown_rx.clone());
+                move || -> BoxFuture<'static, ()> {
+                    let (store, s, tx, sd) = (
+                        store.clone(),
+                        settings.clone(),
+                        tx.clone(),
+                        shutdown.clone(),
+                    );
+                    Box::pin(ownership::maintain(store, s, tx, sd))
+                }
+            };
+            handles.push(supervisor::supervise(
+                "ownership",
+                supervisor::task_restarts(&tasks.ownership),
+                config.restart_backoff,
                 shutdown_rx.clone(),
-            )));
+                make,
+            ));
             (member, (tx, rx))
         });
         let (ownership, publisher) = match ownership {
@@ -214,7 +232,7 @@ impl Engine {
             let restarted = AtomicBool::new(false);
             let make = {
                 let m = m.clone();
-                move || -> futures::future::BoxFuture<'static, ()> {
+                move || -> BoxFuture<'static, ()> {
                     let runner = Runner::new(
                         spec,
                         store.clone(),
@@ -242,42 +260,90 @@ impl Engine {
             };
             handles.push(supervisor::supervise(
                 spec.name,
-                m,
+                supervisor::scanner_restarts(&m),
                 config.restart_backoff,
                 shutdown_rx.clone(),
                 make,
             ));
         }
         let (rescan_tx, rescan_rx) = mpsc::unbounded_channel();
-        handles.push(tokio::spawn(heads::run(
-            store.clone(),
-            heads::Settings {
-                flow_partitions: config.partitions.flow_partitions,
-                every: config.rescan_interval,
-                owned: publisher.as_ref().map(ownership::Publisher::subscribe),
-            },
-            routes.clone(),
-            rescan_rx,
-            shutdown_rx.clone(),
-        )));
-        handles.push(tokio::spawn(wake::listen(
-            store.clone(),
-            routes,
-            rescan_tx,
-            shutdown_rx.clone(),
-        )));
+        // The receiver outlives a panicked rescan task: the restarted one takes it up.
+        let rescan_rx = Arc::new(Mutex::new(rescan_rx));
+        let heads_settings = heads::Settings {
+            flow_partitions: config.partitions.flow_partitions,
+            every: config.rescan_interval,
+            owned: publisher.as_ref().map(ownership::Publisher::subscribe),
+        };
+        let make = {
+            let (store, routes, sd) = (store.clone(), routes.clone(), shutdown_rx.clone());
+            move || -> BoxFuture<'static, ()> {
+                let (store, s, routes, rx, sd) = (
+                    store.clone(),
+                    heads_settings.clone(),
+                    routes.clone(),
+                    rescan_rx.clone(),
+                    sd.clone(),
+                );
+                Box::pin(async move {
+                    let mut rx = rx.lock().await;
+                    heads::run(store, s, routes, &mut rx, sd).await
+                })
+            }
+        };
+        let restarts = supervisor::task_restarts(&tasks.shared_rescan);
+        let sd = shutdown_rx.clone();
+        let backoff = config.restart_backoff;
+        handles.push(supervisor::supervise(
+            "shared_rescan",
+            restarts,
+            backoff,
+            sd,
+            make,
+        ));
+        let make = {
+            let (store, sd) = (store.clone(), shutdown_rx.clone());
+            move || -> BoxFuture<'static, ()> {
+                let (store, routes, tx, sd) =
+                    (store.clone(), routes.clone(), rescan_tx.clone(), sd.clone());
+                Box::pin(wake::listen(store, routes, tx, sd))
+            }
+        };
+        let restarts = supervisor::task_restarts(&tasks.wake_listener);
+        let sd = shutdown_rx.clone();
+        handles.push(supervisor::supervise(
+            "wake_listener",
+            restarts,
+            backoff,
+            sd,
+            make,
+        ));
         let listener = Arc::new(ListenerMetrics::default());
-        handles.push(tokio::spawn(listener::listen(
-            store,
-            listener::ListenerConfig {
-                partitions: config.partitions.flow_partitions,
-                owned: publisher.as_ref().map(ownership::Publisher::subscribe),
-                concurrency: config.dispatch_concurrency,
-                budget: config.batch_size,
-            },
-            listener.clone(),
+        let listener_config = listener::ListenerConfig {
+            partitions: config.partitions.flow_partitions,
+            owned: publisher.as_ref().map(ownership::Publisher::subscribe),
+            concurrency: config.dispatch_concurrency,
+            budget: config.batch_size,
+        };
+        let make = {
+            let (m, sd) = (listener.clone(), shutdown_rx.clone());
+            move || -> BoxFuture<'static, ()> {
+                let (store, c, m, sd) = (
+                    store.clone(),
+                    listener_config.clone(),
+                    m.clone(),
+                    sd.clone(),
+                );
+                Box::pin(listener::listen(store, c, m, sd))
+            }
+        };
+        let restarts = supervisor::task_restarts(&tasks.completion_listener);
+        handles.push(supervisor::supervise(
+            "completion_listener",
+            restarts,
+            backoff,
             shutdown_rx,
-        )));
+            make,
+        ));
         tracing::info!(
             scanners = metrics.len(),
             partitions = config.partitions.flow_partitions,
@@ -289,6 +355,7 @@ impl Engine {
             handles,
             metrics,
             listener,
+            tasks,
             shutdown_timeout: config.shutdown_timeout,
             ownership,
             partition_count: config.partitions.flow_partitions,

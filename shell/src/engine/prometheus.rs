@@ -31,6 +31,7 @@
 //! ```
 
 use super::listener::{ListenerMetrics, ListenerStats};
+use super::metrics::TaskRestarts;
 use super::metrics::{HistogramSnapshot, ScannerMetrics, ScannerStats};
 use super::Engine;
 use prometheus_client::collector::Collector;
@@ -66,6 +67,7 @@ impl Engine {
                 .map(|(name, index, m)| (*name, *index, m.clone()))
                 .collect(),
             listener: self.listener.clone(),
+            tasks: self.tasks.clone(),
         }));
     }
 }
@@ -76,6 +78,7 @@ struct EngineCollector {
     /// (scanner, the index it reads, its counters).
     scanners: Vec<(&'static str, &'static str, Arc<ScannerMetrics>)>,
     listener: Arc<ListenerMetrics>,
+    tasks: Arc<TaskRestarts>,
 }
 
 impl Collector for EngineCollector {
@@ -86,7 +89,15 @@ impl Collector for EngineCollector {
             .map(|(name, index, m)| (m.snapshot(name), *index))
             .collect();
         scanners(&mut e, &stats)?;
-        completion_listener(&mut e, &self.listener.snapshot())
+        completion_listener(&mut e, &self.listener.snapshot())?;
+        counter(
+            &mut e,
+            "ff_task_restarts",
+            "Restarts after a panic of the engine's tasks that are not scanners.",
+            self.tasks
+                .snapshot()
+                .map(|(task, n)| (vec![("task", task)], n)),
+        )
     }
 }
 
@@ -305,6 +316,7 @@ mod tests {
                 })
                 .collect(),
             listener: Default::default(),
+            tasks: Default::default(),
         }));
         r
     }

@@ -11,7 +11,7 @@
 //! (`times`, no expectation at all = the call must not happen).
 
 use super::*;
-use crate::engine::supervisor::supervise;
+use crate::engine::supervisor::{scanner_restarts, supervise};
 use crate::engine::ScannerStats;
 use crate::error::StoreError;
 use crate::store::MockStore;
@@ -504,7 +504,13 @@ async fn aborting_a_supervisor_stops_its_task() {
             })
         }
     };
-    let handle = supervise("stuck", metrics, Duration::ZERO, rx, make);
+    let handle = supervise(
+        "stuck",
+        scanner_restarts(&metrics),
+        Duration::ZERO,
+        rx,
+        make,
+    );
     eventually("the task running", || alive.load(Relaxed) == 1).await;
     handle.abort();
     let _ = handle.await;
@@ -755,7 +761,7 @@ async fn supervisor_restarts_a_panicking_task_and_stops_on_shutdown() {
     };
     let handle = supervise(
         "test_scanner",
-        metrics.clone(),
+        scanner_restarts(&metrics),
         Duration::from_millis(5),
         rx,
         make,
@@ -786,7 +792,7 @@ async fn supervisor_stops_during_its_restart_pause() {
     };
     let handle = supervise(
         "test_scanner",
-        metrics.clone(),
+        scanner_restarts(&metrics),
         Duration::from_secs(3600),
         rx,
         make,
@@ -812,7 +818,13 @@ async fn supervisor_ends_with_a_task_that_returns() {
             Box::pin(async {})
         }
     };
-    let handle = supervise("test_scanner", metrics.clone(), Duration::ZERO, rx, make);
+    let handle = supervise(
+        "test_scanner",
+        scanner_restarts(&metrics),
+        Duration::ZERO,
+        rx,
+        make,
+    );
     tokio::time::timeout(Duration::from_millis(500), handle)
         .await
         .expect("returns")
@@ -846,7 +858,13 @@ async fn supervisor_does_not_restart_a_task_that_returned_after_a_spurious_chang
             })
         }
     };
-    let handle = supervise("test_scanner", metrics, Duration::ZERO, rx, make);
+    let handle = supervise(
+        "test_scanner",
+        scanner_restarts(&metrics),
+        Duration::ZERO,
+        rx,
+        make,
+    );
     eventually("the first start", || starts.load(Relaxed) == 1).await;
     tx.send(false).unwrap();
     tokio::time::sleep(Duration::from_millis(50)).await;
@@ -883,7 +901,13 @@ async fn supervised_runner_stops_on_shutdown() {
             Box::pin(runner.run(None, rx.clone()))
         }
     };
-    let handle = supervise("test_scanner", metrics.clone(), Duration::ZERO, rx, make);
+    let handle = supervise(
+        "test_scanner",
+        scanner_restarts(&metrics),
+        Duration::ZERO,
+        rx,
+        make,
+    );
     eventually("a cycle", || metrics.cycles.load(Relaxed) >= 1).await;
     tx.send(true).unwrap();
     tokio::time::timeout(Duration::from_millis(500), handle)

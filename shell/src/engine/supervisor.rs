@@ -1,17 +1,33 @@
 //! The supervisor: runs a task, restarts it after a pause when it panics
 //! (counting restarts), and stops when shutdown is signalled or the engine is
-//! dropped.
+//! dropped. Every long-lived task of the engine runs under one: the scanners,
+//! the listeners, the shared rescan and the ownership heartbeat.
 
 use super::metrics::ScannerMetrics;
 use futures::future::BoxFuture;
+use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
 use std::sync::Arc;
 use std::time::Duration;
 use tokio::sync::watch;
 use tokio::task::JoinHandle;
 
+/// Count a scanner's restarts in its metrics.
+pub(crate) fn scanner_restarts(m: &Arc<ScannerMetrics>) -> Arc<dyn Fn() + Send + Sync> {
+    let m = m.clone();
+    Arc::new(move || ScannerMetrics::add(&m.restarts, 1))
+}
+
+/// Count a task's restarts in `counter`.
+pub(crate) fn task_restarts(counter: &Arc<AtomicU64>) -> Arc<dyn Fn() + Send + Sync> {
+    let c = counter.clone();
+    Arc::new(move || {
+        c.fetch_add(1, Relaxed);
+    })
+}
+
 pub(crate) fn supervise<F>(
     name: &'static str,
-    metrics: Arc<ScannerMetrics>,
+    on_restart: Arc<dyn Fn() + Send + Sync>,
     backoff: Duration,
     mut shutdown: watch::Receiver<bool>,
     make: F,
@@ -39,8 +55,8 @@ where
             };
             match ended {
                 Err(e) if e.is_panic() => {
-                    ScannerMetrics::add(&metrics.restarts, 1);
-                    tracing::error!(scanner = name, ?backoff, "scanner panicked; restarting");
+                    on_restart();
+                    tracing::error!(task = name, ?backoff, "task panicked; restarting");
                 }
                 _ => return,
             }

@@ -151,10 +151,12 @@ pub async fn run_scan(
 }
 
 /// A store that counts every call, logs each FCALL round trip (the function
-/// of its calls and how many), and, if asked, panics on its first TIME call.
+/// of its calls and how many), and, if asked, panics on its first TIME call
+/// or its first subscription to one channel.
 pub struct Flaky {
     pub inner: Arc<dyn Store>,
     pub panic_once: std::sync::atomic::AtomicBool,
+    pub panic_on_subscribe: std::sync::Mutex<Option<&'static str>>,
     pub calls: std::sync::atomic::AtomicU64,
     pub fcalls: std::sync::Mutex<Vec<(&'static str, usize)>>,
 }
@@ -164,6 +166,7 @@ impl Flaky {
         Self {
             inner,
             panic_once: panic_once.into(),
+            panic_on_subscribe: Default::default(),
             calls: 0.into(),
             fcalls: Default::default(),
         }
@@ -228,6 +231,13 @@ impl Store for Flaky {
         tokio::sync::mpsc::UnboundedReceiver<ff_engine::store::SubEvent>,
         ff_engine::error::StoreError,
     > {
+        let panic_now = {
+            let mut once = self.panic_on_subscribe.lock().unwrap();
+            once.take_if(|c| *c == channel).is_some()
+        };
+        if panic_now {
+            panic!("injected subscriber panic");
+        }
         self.inner.subscribe(channel).await
     }
 }
