@@ -31,18 +31,27 @@ local function trim_window(qk, window, now)
   redis.call('ZREMRANGEBYSCORE', qk .. ':win', '-inf', now - window)
 end
 
+-- A quota and one of its holders, from KEYS {quota} and ARGV {name, eid, epoch}.
+local function quota_holder(keys, args)
+  local qk, _, _, e = named_target(keys, args, 'quota', 'q')
+  if e then return nil, nil, nil, e end
+  local eid = args[2]
+  local etag = string.match(eid or '', '^({fp:%d+}):')
+  if etag == nil or not eid_ok(eid, etag) then
+    return nil, nil, nil, err('invalid_argument', 'execution:expected an execution id')
+  end
+  local epoch
+  epoch, e = int_arg(args[3], 'epoch', 1, 9007199254740991)
+  return qk, eid, epoch, e
+end
+
 -- ff_admit: admit one claimed execution (holder = eid at its lease epoch).
 -- KEYS: quota  ARGV: name, eid, epoch
 -- -> {1, 'admitted'|'held'|'unlimited', 0} | {1, 'rate', retry_at} | {1, 'concurrency', 0}
 -- 'held': this holder was admitted before (a retried call); 'unlimited': no such quota.
 local function ff_admit(keys, args)
-  local qk, _, _, e = named_target(keys, args, 'quota', 'q')
+  local qk, eid, epoch, e = quota_holder(keys, args)
   if e then return e end
-  local eid = args[2]
-  local etag = string.match(eid or '', '^({fp:%d+}):')
-  if etag == nil or not eid_ok(eid, etag) then return err('invalid_argument', 'execution:expected an execution id') end
-  local epoch
-  epoch, e = int_arg(args[3], 'epoch', 1, 9007199254740991); if e then return e end
   local q = hmget(qk, 'window_ms', 'max', 'conc')
   local window, max, conc = counter(q.window_ms), counter(q.max), counter(q.conc)
   if q.window_ms == nil then return ok('unlimited', 0) end
@@ -78,13 +87,8 @@ end
 -- also leaves the window (admission refused elsewhere: it never ran).
 -- KEYS: quota  ARGV: name, eid, epoch, undo (0|1) -> {1, released (0|1)}
 local function ff_quota_release(keys, args)
-  local qk, _, _, e = named_target(keys, args, 'quota', 'q')
+  local qk, eid, epoch, e = quota_holder(keys, args)
   if e then return e end
-  local eid = args[2]
-  local etag = string.match(eid or '', '^({fp:%d+}):')
-  if etag == nil or not eid_ok(eid, etag) then return err('invalid_argument', 'execution:expected an execution id') end
-  local epoch
-  epoch, e = int_arg(args[3], 'epoch', 1, 9007199254740991); if e then return e end
   if args[4] ~= '0' and args[4] ~= '1' then return err('invalid_argument', 'undo:expected 0 or 1') end
   local released, freed = 0, 0
   if redis.call('HGET', qk .. ':holders', eid) == tostring(epoch) then
