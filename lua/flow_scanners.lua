@@ -14,13 +14,13 @@ local work_item_ok = FLOW_CALLS.work_item_ok
 -- run_batch owners (the record the filter reads; nil: malformed).
 local function work_owner(item, tag)
   if not work_item_ok(item, tag) then return nil end
-  if string.sub(item, 1, 2) == 'f:' then return flow_key(tag, string.sub(item, 3)) end
+  if string.sub(item, 1, 2) == 'f:' then return flow_key(tag, string.sub(item, 3)), true end
   return exec_key(string.sub(item, 3))
 end
 
 local function flow_owner(flow, tag)
   if not hex32_ok(flow) then return nil end
-  return flow_key(tag, flow)
+  return flow_key(tag, flow), true
 end
 
 -- Flow reconciler: queued flow work whose announcement nobody acted on.

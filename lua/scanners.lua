@@ -48,8 +48,10 @@ end
 -- 'acted', 'repaired', 'gone' (nothing to do: another engine or the owner
 -- acted first), 'malformed' (the record is unusable: its entry leaves the
 -- index, so it is not read again) or an error code for each due member.
--- `owner(member, tag)` names the execution hash the filter reads: nil for a
--- malformed member, false for none (default: the member is an execution id).
+-- `owner(member, tag)` names the hash the filter reads: nil for a malformed
+-- member, false for none (default: the member is an execution id); a second
+-- result true says the hash carries no tags (a flow's), so only the
+-- namespace filters it (an instance-tag filter would leave it to nobody).
 -- `by_record`: the record holds the member's due time and `act` checks it
 -- (settle), so the index is not read first (a read per member, which a
 -- drain would feel).
@@ -86,15 +88,15 @@ local function run_batch(keys, args, index_name, act, owner, by_record)
     -- Gone (another engine or the owner acted) or no longer due: nothing to do.
     if score ~= nil and score <= now then
       local code
-      local ek
+      local ek, untagged
       if owner then
-        ek = owner(eid, tag)
+        ek, untagged = owner(eid, tag)
       elseif eid_ok(eid, tag) then
         ek = exec_key(eid)
       end
       if ek == nil then
         code = 'malformed'
-      elseif ek and filtering and not filter_ok(ek, ns, tag_name, tag_value) then
+      elseif ek and filtering and not filter_ok(ek, ns, untagged and '' or tag_name, tag_value) then
         code = 'filtered'
       else
         code = act(ek, tag, eid, now, mv)

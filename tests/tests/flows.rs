@@ -386,10 +386,12 @@ async fn cancelling_a_flow_cancels_every_live_member_in_bounded_steps(store: Arc
 }
 
 /// The flow projector recounts a flow whose counters drifted and repairs
-/// them; a second look finds them right.
+/// them; a second look finds them right. Under an instance-tag filter too: a
+/// flow carries no tags, so only a namespace filter leaves it to others.
 async fn the_projector_repairs_drifted_counters(store: Arc<dyn Store>) {
-    use ff_engine::core::contract::scan::BatchFunction::ProjectFlows;
+    use ff_engine::core::contract::scan::{BatchFunction::ProjectFlows, ScannerFilter};
     use ff_engine::core::keys::FlowKeys;
+    use ff_engine::core::TagName;
     use ff_engine::store::cmd;
     let d = Dag::new(store).await;
     let [a, b] = [d.id(), d.id()];
@@ -410,16 +412,23 @@ async fn the_projector_repairs_drifted_counters(store: Arc<dyn Store>) {
         "success",
         "0",
     ]);
-    store.command(&drift).await.unwrap();
     let due_now = cmd(["ZADD", flows.as_str(), "0", d.flow.as_str()]);
-    store.command(&due_now).await.unwrap();
-    let out = run_scan(&d.c, ProjectFlows, p).await;
-    assert_eq!((out.acted, out.repaired), (0, 1));
-    let s = d.c.get_flow(&d.flow).await.unwrap().summary;
-    assert_eq!((s.members, s.done, s.success), (2, 1, 1));
-    store.command(&due_now).await.unwrap();
-    let out = run_scan(&d.c, ProjectFlows, p).await;
-    assert_eq!((out.acted, out.repaired), (1, 0));
+    let tagged = ScannerFilter {
+        namespace: None,
+        instance_tag: Some((TagName::new("region").unwrap(), "eu".to_owned())),
+    };
+    for filter in [ScannerFilter::default(), tagged] {
+        store.command(&drift).await.unwrap();
+        store.command(&due_now).await.unwrap();
+        let project = ff_engine::engine::scan_once(&**store, ProjectFlows, p, &filter, 100);
+        let out = project.await.unwrap();
+        assert_eq!((out.acted, out.repaired), (0, 1), "{filter:?}: {out:?}");
+        let s = d.c.get_flow(&d.flow).await.unwrap().summary;
+        assert_eq!((s.members, s.done, s.success), (2, 1, 1));
+        store.command(&due_now).await.unwrap();
+        let out = run_scan(&d.c, ProjectFlows, p).await;
+        assert_eq!((out.acted, out.repaired), (1, 0));
+    }
 }
 
 on_both_stores!(
