@@ -6,6 +6,7 @@
 local EXEC_PREFIX, IDX_PREFIX, FLOW_PREFIX = F.EXEC_PREFIX, F.IDX_PREFIX, F.FLOW_PREFIX
 local DEPS_PREFIX, OUT_PREFIX, WAITPOINT_PREFIX = F.DEPS_PREFIX, F.OUT_PREFIX, F.WAITPOINT_PREFIX
 local SECRET_PREFIX, IDEMPOTENCY_PREFIX = F.SECRET_PREFIX, F.IDEMPOTENCY_PREFIX
+local OWN_RING_PREFIX = F.OWN_RING_PREFIX
 
 -- The partition hash tag of a key, e.g. '{fp:17}'.
 local function tag_of(key)
@@ -88,6 +89,18 @@ end
 -- Redis makes a skiplist, whose inserts at the tail do not scan the whole.
 local SKIPLIST_SEED = 'ff:skiplist:----------------------------------------------------------------'
 
+-- The two KEYS of one ownership ring: '<prefix>members' and '<prefix>leases'
+-- (the unfiltered engines'), or with '<16 hex>:' after the prefix (a filter's).
+local function own_ring_ok(members, leases)
+  if type(members) ~= 'string' or type(leases) ~= 'string' then return false end
+  if string.sub(members, 1, #OWN_RING_PREFIX) ~= OWN_RING_PREFIX then return false end
+  local ring = string.match(members, '^(.*)members$', #OWN_RING_PREFIX + 1)
+  if ring == nil or (ring ~= '' and not string.match(ring, '^' .. string.rep('%x', 16) .. ':$')) then
+    return false
+  end
+  return leases == OWN_RING_PREFIX .. ring .. 'leases'
+end
+
 --- @export tag_of, exec_key, idx_key, eligible_key, eligible_of, eid_in_partition, eid_ok,
 --- @export flow_key, flow_members_key, deps_key, out_key, wp_key, secret_key, idem_prefix,
---- @export admission_key, SKIPLIST_SEED
+--- @export admission_key, SKIPLIST_SEED, own_ring_ok

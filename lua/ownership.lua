@@ -1,22 +1,22 @@
 -- Partition ownership between engine replicas (core/src/contract/ownership.rs,
--- decisions in core/src/ownership.rs). Two keys under one fixed hash tag:
---   ff:own:{ff-own}:members  hash  member id -> heartbeat expiry (server ms)
---   ff:own:{ff-own}:leases   hash  partition -> '<owner> <epoch> <expires_ms>'
+-- decisions in core/src/ownership.rs). A ring (the engines of one scanner
+-- filter) has two keys under one fixed hash tag (keys.lua, own_ring_ok):
+--   members  hash  member id -> heartbeat expiry (server ms)
+--   leases   hash  partition -> '<owner> <epoch> <expires_ms>'
 -- A lease is free when its owner is empty (released) or it expired. A claim
 -- takes a free lease and bumps its epoch; only the owner renews or releases a
 -- live lease. Scanner calls are not fenced by these leases (they live on other
 -- slots): every scanner function re-checks its members, so two replicas that
--- briefly both believe they own a partition do no harm (README, Ownership).
+-- briefly both believe they own a partition do no harm (docs/architecture.md, ownership).
 
 local MAX_LEASE_MS = F.MAX_LEASE_MS
 local err, int_arg, name_arg, name_ok = P.err, P.int_arg, P.name_arg, P.name_ok
 local now_ms, ok = P.now_ms, P.ok
-
-local OWN_MEMBERS, OWN_LEASES = F.OWN_MEMBERS_KEY, F.OWN_LEASES_KEY
+local own_ring_ok = K.own_ring_ok
 
 local function own_keys_ok(keys)
-  if keys[1] ~= OWN_MEMBERS or keys[2] ~= OWN_LEASES then
-    return err('invalid_argument', 'keys:expected ' .. OWN_MEMBERS .. ' and ' .. OWN_LEASES)
+  if not own_ring_ok(keys[1], keys[2]) then
+    return err('invalid_argument', 'keys:expected the members and leases of one ownership ring')
   end
 end
 
@@ -39,8 +39,8 @@ local function hset_all(key, flat)
 end
 
 -- All leases as {partition -> lease}, skipping entries that are not leases.
-local function read_leases()
-  local flat = redis.call('HGETALL', OWN_LEASES)
+local function read_leases(leases_key)
+  local flat = redis.call('HGETALL', leases_key)
   local leases = {}
   for i = 1, #flat, 2 do
     local p = tonumber(flat[i])
@@ -96,10 +96,11 @@ local function own_sync(keys, args)
     if not p then return e5 end
     if i - 4 <= nclaim then claims[#claims + 1] = p else releases[#releases + 1] = p end
   end
+  local members_key, leases_key = keys[1], keys[2]
   local now = now_ms()
-  redis.call('HSET', OWN_MEMBERS, me, string.format('%.0f', now + ttl))
+  redis.call('HSET', members_key, me, string.format('%.0f', now + ttl))
   -- Forget members whose heartbeat ran out.
-  local flat = redis.call('HGETALL', OWN_MEMBERS)
+  local flat = redis.call('HGETALL', members_key)
   local dead, gone = {}, {}
   for i = 1, #flat, 2 do
     local exp = tonumber(flat[i + 1])
@@ -108,8 +109,8 @@ local function own_sync(keys, args)
       gone[flat[i]] = true
     end
   end
-  if #dead > 0 then redis.call('HDEL', OWN_MEMBERS, unpack(dead)) end
-  local leases = read_leases()
+  if #dead > 0 then redis.call('HDEL', members_key, unpack(dead)) end
+  local leases = read_leases(leases_key)
   local changed = {}
   for _, p in ipairs(releases) do
     local l = leases[p]
@@ -140,14 +141,14 @@ local function own_sync(keys, args)
     writes[#writes + 1] = p
     writes[#writes + 1] = lease_text(l.owner, l.epoch, l.exp)
   end
-  hset_all(OWN_LEASES, writes)
+  hset_all(leases_key, writes)
   return own_view_reply(now, flat, gone, leases)
 end
 
 local function own_view(keys, args)
   local bad = own_keys_ok(keys)
   if bad then return bad end
-  return own_view_reply(now_ms(), redis.call('HGETALL', OWN_MEMBERS), {}, read_leases())
+  return own_view_reply(now_ms(), redis.call('HGETALL', keys[1]), {}, read_leases(keys[2]))
 end
 
 -- ARGV: member. Releases its live leases and removes its heartbeat.
@@ -158,14 +159,14 @@ local function own_leave(keys, args)
   if not me then return e end
   local now = now_ms()
   local writes = {}
-  for p, l in pairs(read_leases()) do
+  for p, l in pairs(read_leases(keys[2])) do
     if l.owner == me and l.exp > now then
       writes[#writes + 1] = p
       writes[#writes + 1] = lease_text('', l.epoch, now)
     end
   end
-  hset_all(OWN_LEASES, writes)
-  redis.call('HDEL', OWN_MEMBERS, me)
+  hset_all(keys[2], writes)
+  redis.call('HDEL', keys[1], me)
   return ok(#writes / 2)
 end
 

@@ -57,7 +57,7 @@ pub fn lua_facts() -> String {
     num("ROUTE_LOOKAHEAD", exec_contract::ROUTE_LOOKAHEAD as u64);
     num("MAX_CLAIM_SKIP", exec_contract::MAX_CLAIM_SKIP.into());
 
-    let strings: [(&str, &str); 16] = [
+    let strings: [(&str, &str); 15] = [
         ("WAKE_CHANNEL", scan::WakeMessage::CHANNEL),
         ("READY_CHANNEL", scan::ReadyMessage::CHANNEL),
         ("COMPLETION_CHANNEL", flow::COMPLETION_CHANNEL),
@@ -72,8 +72,7 @@ pub fn lua_facts() -> String {
         ("BUDGET_PREFIX", keys::BUDGET_PREFIX),
         ("QUOTA_PREFIX", keys::QUOTA_PREFIX),
         ("WORKERS_KEY", crate::contract::admission::WORKERS),
-        ("OWN_MEMBERS_KEY", crate::contract::ownership::MEMBERS_KEY),
-        ("OWN_LEASES_KEY", crate::contract::ownership::LEASES_KEY),
+        ("OWN_RING_PREFIX", crate::contract::ownership::RING_PREFIX),
     ];
     for (name, v) in strings {
         let _ = writeln!(out, "  {name} = {},", lua_string(v));

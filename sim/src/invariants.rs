@@ -179,7 +179,7 @@ pub async fn ownership_violations(
     beliefs: &[(String, Vec<u16>)],
 ) -> Vec<String> {
     use ff_core::contract::ownership as own;
-    let view = match store.fcall(&own::view()).await {
+    let view = match store.fcall(&own::view(&own::Ring::default())).await {
         Ok(r) => match own::decode_view(own::VIEW, &r) {
             Ok(v) => v,
             Err(e) => return vec![format!("ownership view: {e}")],

@@ -270,7 +270,11 @@ async fn clients_paused_past_a_lease_leases_are_reclaimed_and_the_late_worker_fe
         .await;
         // ...ownership is re-established, one live owner per partition...
         wait_for("ownership re-established", Duration::from_secs(10), split).await;
-        let v = own::decode_view(own::VIEW, &s.fcall(&own::view()).await.unwrap()).unwrap();
+        let v = own::decode_view(
+            own::VIEW,
+            &s.fcall(&own::view(&own::Ring::default())).await.unwrap(),
+        )
+        .unwrap();
         assert!((0..256).all(|p| v.owner_of(p).is_some()));
         // ...and the late worker is fenced out.
         match c.complete(&claimed.lease, b"late").await {

@@ -37,7 +37,10 @@ async fn start(url: &str) -> Engine {
 }
 
 async fn view(store: &dyn Store) -> View {
-    let r = store.fcall(&own::view()).await.expect("view");
+    let r = store
+        .fcall(&own::view(&own::Ring::default()))
+        .await
+        .expect("view");
     own::decode_view(own::VIEW, &r).expect("decode view")
 }
 
@@ -122,12 +125,26 @@ async fn a_replica_that_dies_silently_is_replaced_within_its_lease() {
     let deadline = Instant::now() + REBALANCE;
     loop {
         let r = s
-            .fcall(&own::sync(ghost, ttl_ms, PARTITIONS, &[], &[]))
+            .fcall(&own::sync(
+                &own::Ring::default(),
+                ghost,
+                ttl_ms,
+                PARTITIONS,
+                &[],
+                &[],
+            ))
             .await;
         let v = own::decode_view(own::SYNC, &r.unwrap()).unwrap();
         let d = decide(&v, ghost, PARTITIONS);
         let r = s
-            .fcall(&own::sync(ghost, ttl_ms, PARTITIONS, &d.claim, &d.release))
+            .fcall(&own::sync(
+                &own::Ring::default(),
+                ghost,
+                ttl_ms,
+                PARTITIONS,
+                &d.claim,
+                &d.release,
+            ))
             .await;
         let v = own::decode_view(own::SYNC, &r.unwrap()).unwrap();
         if v.held_by(ghost, PARTITIONS).len() == PARTITIONS as usize / 2 {
@@ -278,4 +295,57 @@ async fn two_replicas_together_do_all_the_work_each_on_its_own_partitions() {
     worker.shutdown().await;
     a.shutdown().await;
     b.shutdown().await;
+}
+
+/// Engines with different filters act on different executions, so each
+/// filter's engines split the partitions in a ring of their own: two engines
+/// filtered by namespace on one server each hold every partition and handle
+/// every execution of their namespace (with one shared ring, each skipped the
+/// other's executions in its half, and those were never promoted).
+#[tokio::test]
+async fn engines_with_different_filters_each_handle_all_their_work() {
+    use ff_engine::core::contract::scan::ScannerFilter;
+    use ff_engine::core::Namespace;
+    let redis = TestRedis::standalone();
+    let c = client(&redis.url()).await;
+    let filtered = |ns: &str| EngineConfig {
+        filter: ScannerFilter {
+            namespace: Some(Namespace::new(ns).unwrap()),
+            instance_tag: None,
+        },
+        ..config()
+    };
+    let a = Engine::start(filtered("alpha"), store(&redis.url()).await)
+        .await
+        .unwrap();
+    let b = Engine::start(filtered("beta"), store(&redis.url()).await)
+        .await
+        .unwrap();
+    wait_for("each ring held whole", REBALANCE, || async {
+        a.owned_partitions().len() == PARTITIONS as usize
+            && b.owned_partitions().len() == PARTITIONS as usize
+    })
+    .await;
+    let mut ids = Vec::new();
+    for i in 0..200 {
+        let ns = if i % 2 == 0 { "alpha" } else { "beta" };
+        let spec = ExecutionSpec::new("j")
+            .namespace(ns)
+            .delay(Duration::from_millis(100));
+        ids.push(c.create(spec).await.unwrap().execution);
+    }
+    wait_for(
+        "every execution promoted",
+        Duration::from_secs(10),
+        || async {
+            for id in &ids {
+                if c.get(id).await.unwrap().public_state != PublicState::Waiting {
+                    return false;
+                }
+            }
+            true
+        },
+    )
+    .await;
+    assert!(a.shutdown().await && b.shutdown().await);
 }

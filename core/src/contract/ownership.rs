@@ -1,18 +1,73 @@
 //! Contracts of partition ownership (`lua/ownership.lua`): engine replicas
 //! heartbeat, claim, renew and release partition leases held in Valkey.
 //!
-//! Ownership belongs to the engine cluster, not to a partition: its two keys
-//! share one fixed hash tag, so each call is a single-slot FCALL wherever that
-//! slot lives in a Redis Cluster.
+//! Ownership belongs to a ring of engines, not to a partition: a ring's two
+//! keys share one fixed hash tag, so each call is a single-slot FCALL wherever
+//! that slot lives in a Redis Cluster. Engines with different scanner filters
+//! act on different executions, so each filter has a ring of its own, and each
+//! ring covers every partition ([`Ring::of`]).
 
+use super::scan::ScannerFilter;
 use super::{ok_fields, Call, CallError};
 use crate::ownership::{Lease, View};
 use crate::reply::{Fields, Reply};
 
-/// Member id → heartbeat expiry (server ms).
+/// What every ring's keys start with (one fixed hash tag: one slot).
+pub const RING_PREFIX: &str = "ff:own:{ff-own}:";
+/// The unfiltered ring's member id → heartbeat expiry (server ms).
 pub const MEMBERS_KEY: &str = "ff:own:{ff-own}:members";
-/// Partition index → `"<owner> <epoch> <expires_ms>"` (owner empty once released).
+/// The unfiltered ring's partition index → `"<owner> <epoch> <expires_ms>"`
+/// (owner empty once released).
 pub const LEASES_KEY: &str = "ff:own:{ff-own}:leases";
+
+/// The ring of engines that split the partitions between them: those with one
+/// scanner filter. Its keys: `MEMBERS_KEY` / `LEASES_KEY` unfiltered, else
+/// `<RING_PREFIX><16 hex of the filter>:members` / `…:leases`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Ring {
+    members: String,
+    leases: String,
+}
+
+impl Ring {
+    /// The ring of the engines with `filter`.
+    pub fn of(filter: &ScannerFilter) -> Self {
+        if *filter == ScannerFilter::default() {
+            return Self {
+                members: MEMBERS_KEY.to_owned(),
+                leases: LEASES_KEY.to_owned(),
+            };
+        }
+        let (tag, value) = filter
+            .instance_tag
+            .as_ref()
+            .map_or(("", ""), |(n, v)| (n.as_str(), v.as_str()));
+        let ns = filter.namespace.as_ref().map_or("", |n| n.as_str());
+        // FNV-1a 64 over the three parts, each ended by a NUL (no part holds
+        // one): stable across builds and processes, unlike std's hasher.
+        let mut h: u64 = 0xcbf2_9ce4_8422_2325;
+        for part in [ns, tag, value] {
+            for b in part.bytes().chain([0]) {
+                h = (h ^ u64::from(b)).wrapping_mul(0x0000_0100_0000_01b3);
+            }
+        }
+        Self {
+            members: format!("{RING_PREFIX}{h:016x}:members"),
+            leases: format!("{RING_PREFIX}{h:016x}:leases"),
+        }
+    }
+
+    fn keys(&self) -> Vec<String> {
+        vec![self.members.clone(), self.leases.clone()]
+    }
+}
+
+impl Default for Ring {
+    /// The unfiltered engines' ring.
+    fn default() -> Self {
+        Self::of(&ScannerFilter::default())
+    }
+}
 
 /// Heartbeat, claim and release leases, read the result (one call).
 pub const SYNC: &str = "ff_own_sync";
@@ -21,16 +76,19 @@ pub const VIEW: &str = "ff_own_view";
 /// Leave: drop the heartbeat and hand every lease back.
 pub const LEAVE: &str = "ff_own_leave";
 
-fn keys() -> Vec<String> {
-    vec![MEMBERS_KEY.to_owned(), LEASES_KEY.to_owned()]
-}
-
 /// Heartbeat `member` (alive for `ttl_ms`), release `release`, claim `claim`
 /// (each only if free or expired at the server's time), renew every live
 /// lease `member` holds to `ttl_ms`; answers the view after these changes.
 /// ARGV: member, ttl_ms, partition count, number of claims, claims…, releases….
-pub fn sync(member: &str, ttl_ms: u64, partitions: u16, claim: &[u16], release: &[u16]) -> Call {
-    let mut call = Call::new(SYNC, keys())
+pub fn sync(
+    ring: &Ring,
+    member: &str,
+    ttl_ms: u64,
+    partitions: u16,
+    claim: &[u16],
+    release: &[u16],
+) -> Call {
+    let mut call = Call::new(SYNC, ring.keys())
         .arg(member)
         .arg(ttl_ms)
         .arg(partitions)
@@ -42,13 +100,13 @@ pub fn sync(member: &str, ttl_ms: u64, partitions: u16, claim: &[u16], release: 
 }
 
 /// The current view, changing nothing (FCALL_RO).
-pub fn view() -> Call {
-    Call::new(VIEW, keys()).read_only()
+pub fn view(ring: &Ring) -> Call {
+    Call::new(VIEW, ring.keys()).read_only()
 }
 
 /// `member` leaves: its live leases are released and its heartbeat removed.
-pub fn leave(member: &str) -> Call {
-    Call::new(LEAVE, keys()).arg(member)
+pub fn leave(ring: &Ring, member: &str) -> Call {
+    Call::new(LEAVE, ring.keys()).arg(member)
 }
 
 /// `{1, now_ms, member count, (member, expires_ms)*, (partition, owner, epoch, expires_ms)*}`.
@@ -100,7 +158,7 @@ mod tests {
 
     #[test]
     fn sync_lists_claims_then_releases() {
-        let c = sync("e-1", 6_000, 16, &[1, 2], &[7]);
+        let c = sync(&Ring::default(), "e-1", 6_000, 16, &[1, 2], &[7]);
         let args: Vec<String> = c
             .args
             .iter()
@@ -108,6 +166,39 @@ mod tests {
             .collect();
         assert_eq!(args, ["e-1", "6000", "16", "2", "1", "2", "7"]);
         assert_eq!(c.keys, [MEMBERS_KEY, LEASES_KEY]);
+    }
+
+    #[test]
+    fn each_filter_has_a_ring_of_its_own() {
+        use crate::name::{Namespace, TagName};
+        assert_eq!(MEMBERS_KEY, format!("{RING_PREFIX}members"));
+        assert_eq!(LEASES_KEY, format!("{RING_PREFIX}leases"));
+        let ns = |n: &str| ScannerFilter {
+            namespace: Some(Namespace::new(n).unwrap()),
+            instance_tag: None,
+        };
+        let tagged = ScannerFilter {
+            namespace: None,
+            instance_tag: Some((TagName::new("region").unwrap(), "eu".to_owned())),
+        };
+        let rings = [
+            Ring::default(),
+            Ring::of(&ns("a")),
+            Ring::of(&ns("b")),
+            Ring::of(&tagged),
+        ];
+        for (i, a) in rings.iter().enumerate() {
+            assert!(a.members.starts_with(RING_PREFIX) && a.leases.starts_with(RING_PREFIX));
+            assert_eq!(a.members.replace(":members", ":leases"), a.leases);
+            for b in &rings[i + 1..] {
+                assert_ne!(a, b);
+            }
+        }
+        // Stable: a filter names the same ring in every process.
+        assert_eq!(
+            Ring::of(&ns("a")).members,
+            "ff:own:{ff-own}:ac804b820e4fe984:members"
+        );
     }
 
     #[test]

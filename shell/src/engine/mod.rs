@@ -178,6 +178,9 @@ impl Engine {
         let tasks = Arc::new(TaskRestarts::default());
         let ownership = config.ownership.then(|| {
             let settings = ownership::Settings {
+                // Engines with another filter act on other executions: they
+                // split the partitions in a ring of their own.
+                ring: ff_core::contract::ownership::Ring::of(&config.filter),
                 member: ownership::new_member_id(),
                 partitions: config.partitions.flow_partitions,
                 lease_ttl: config.ownership_lease_ttl,

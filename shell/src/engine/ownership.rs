@@ -114,6 +114,8 @@ impl Subscriber {
 /// Settings of the ownership task.
 #[derive(Debug, Clone)]
 pub(crate) struct Settings {
+    /// The ring of engines with this engine's filter.
+    pub ring: contract::Ring,
     pub member: String,
     pub partitions: u16,
     pub lease_ttl: Duration,
@@ -145,6 +147,7 @@ async fn sync(
 ) -> Result<(View, Instant), String> {
     let sent = Instant::now();
     let call = contract::sync(
+        &s.ring,
         &s.member,
         s.lease_ttl.as_millis() as u64,
         s.partitions,
@@ -218,7 +221,7 @@ pub(crate) async fn maintain(
     }
     // Stop scanning first, then hand the leases back.
     tx.publish(Owned::nothing(s.partitions));
-    match store.fcall(&contract::leave(&s.member)).await {
+    match store.fcall(&contract::leave(&s.ring, &s.member)).await {
         Ok(r) => match contract::decode_leave(&r) {
             Ok(n) => tracing::info!(member = %s.member, released = n, "left partition ownership"),
             Err(e) => tracing::warn!(member = %s.member, error = %e, "leave refused"),

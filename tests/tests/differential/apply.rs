@@ -443,14 +443,17 @@ impl Run<'_> {
                 claim,
                 release,
             } => Step::Call(own::sync(
+                &own::Ring::default(),
                 MEMBERS[*member],
                 *ttl_ms,
                 OWN_PARTITIONS,
                 claim,
                 release,
             )),
-            Op::OwnLeave { member } => Step::Call(own::leave(MEMBERS[*member])),
-            Op::OwnView => Step::Call(own::view()),
+            Op::OwnLeave { member } => {
+                Step::Call(own::leave(&own::Ring::default(), MEMBERS[*member]))
+            }
+            Op::OwnView => Step::Call(own::view(&own::Ring::default())),
             Op::Rotate {
                 partition,
                 kid,
