@@ -1,6 +1,7 @@
 //! The `ff` command.
 
-use clap::{Parser, Subcommand, ValueEnum};
+use clap::{Parser, Subcommand};
+use ff_cli::bench::Scenario;
 use ff_engine::store::library::library;
 
 /// ff — an execution engine on Valkey / Redis 7+.
@@ -95,36 +96,10 @@ struct DemoArgs {
     n: usize,
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
-enum ScenarioArg {
-    /// N due delayed executions made eligible (items/s; target >= 100 000).
-    DelayedDrain,
-    /// N expired leases reclaimed (items/s; target >= 80 000).
-    LeaseDrain,
-    /// Commands/s an idle engine sends (target <= 50).
-    Idle,
-    /// p50/p99 of promoted-at minus due-at for short delays (target p99 <= 50 ms).
-    Lateness,
-    /// Valkey bytes per delayed execution (target <= 1 000).
-    Memory,
-    /// N no-op executions submitted, then run by one Worker (jobs/s; target >= 45 000, submit >= 60 000).
-    E2e,
-    /// N chains of 10 flow levels: first complete to last level eligible (p50 target <= 5 ms).
-    DagChain,
-    /// One flow parent with N children (default 10 000): its complete to all children eligible.
-    Fanout,
-    /// 1, 2 and 4 engine replicas: rebalance time, idle commands/s, drain items/s (N: 50 000; idle SECONDS: 10).
-    Replicas,
-    /// p50/p99 of suspend → signal → claimed again, one at a time (default n 2000).
-    SuspendSignal,
-    /// Jobs/s with a budget and a quota in the path vs without; unblock time after a budget reset (default n 50 000).
-    Admission,
-}
-
 #[derive(Debug, clap::Args)]
 struct BenchArgs {
     /// The scenario to run.
-    scenario: ScenarioArg,
+    scenario: Scenario,
     /// Server URL (redis://[user:pass@]host:port, rediss:// for TLS); repeat
     /// for several cluster seeds.
     #[arg(long = "redis", value_name = "URL", required = true)]
@@ -397,7 +372,7 @@ fn demo(args: DemoArgs) -> i32 {
 }
 
 fn bench(args: BenchArgs) -> i32 {
-    use ff_cli::bench::{self, BenchOptions, Scenario};
+    use ff_cli::bench::{self, BenchOptions};
     tracing_subscriber::fmt()
         .with_writer(std::io::stderr)
         .with_env_filter(
@@ -405,19 +380,7 @@ fn bench(args: BenchArgs) -> i32 {
                 .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("warn")),
         )
         .init();
-    let scenario = match args.scenario {
-        ScenarioArg::DelayedDrain => Scenario::DelayedDrain,
-        ScenarioArg::LeaseDrain => Scenario::LeaseDrain,
-        ScenarioArg::Idle => Scenario::Idle,
-        ScenarioArg::Lateness => Scenario::Lateness,
-        ScenarioArg::Memory => Scenario::Memory,
-        ScenarioArg::E2e => Scenario::E2e,
-        ScenarioArg::DagChain => Scenario::DagChain,
-        ScenarioArg::Fanout => Scenario::Fanout,
-        ScenarioArg::Replicas => Scenario::Replicas,
-        ScenarioArg::SuspendSignal => Scenario::SuspendSignal,
-        ScenarioArg::Admission => Scenario::Admission,
-    };
+    let scenario = args.scenario;
     let opts = BenchOptions {
         urls: args.redis,
         cluster: args.cluster,
