@@ -9,4 +9,4 @@
 
 pub mod harness;
 
-pub use harness::{RedisCluster, RedisServer, TestRedis};
+pub use harness::{LossyProxy, RedisCluster, RedisServer, TestRedis};

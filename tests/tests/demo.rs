@@ -49,3 +49,34 @@ async fn the_demo_runs_on_redis() {
     .unwrap();
     check(&s, 100);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_demo_finishes_across_a_sigkill_restart() {
+    let server = std::sync::Arc::new(std::sync::Mutex::new(
+        ff_tests::RedisServer::start_with_aof(),
+    ));
+    let url = server.lock().unwrap().url();
+    let s = server.clone();
+    let fault = std::thread::spawn(move || {
+        std::thread::sleep(std::time::Duration::from_millis(1_000));
+        let mut s = s.lock().unwrap();
+        s.kill();
+        std::thread::sleep(std::time::Duration::from_millis(300));
+        s.restart();
+    });
+    let summary = run(
+        common::store(&url).await,
+        DemoOptions {
+            executions: 1_000,
+            ..Default::default()
+        },
+    )
+    .await
+    .expect("the demo rides through the restart");
+    fault.join().unwrap();
+    assert!(
+        summary.seconds > 1.0,
+        "the restart came during the run: {summary:?}"
+    );
+    check(&summary, 1_000);
+}

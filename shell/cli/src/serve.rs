@@ -28,15 +28,17 @@ pub struct ServeOptions {
 /// Run until `stop` completes. Returns whether the engine stopped within
 /// its shutdown bound.
 pub async fn serve(opts: ServeOptions, stop: impl Future<Output = ()>) -> Result<bool> {
-    let store = RedisStore::connect(
-        &opts.urls,
-        RedisStoreOptions {
-            cluster: opts.cluster,
-            ..Default::default()
-        },
-    )
-    .await?;
-    let engine = Engine::start(opts.config, Arc::new(store)).await?;
+    let store = Arc::new(
+        RedisStore::connect(
+            &opts.urls,
+            RedisStoreOptions {
+                cluster: opts.cluster,
+                ..Default::default()
+            },
+        )
+        .await?,
+    );
+    let engine = Engine::start(opts.config, store.clone()).await?;
     let (stop_tx, stop_rx) = watch::channel(false);
     let endpoint = opts.metrics.map(|listener| {
         if let Ok(addr) = listener.local_addr() {
@@ -46,6 +48,7 @@ pub async fn serve(opts: ServeOptions, stop: impl Future<Output = ()>) -> Result
         // needs nothing back from the endpoint.
         let mut registry = Registry::default();
         engine.register_metrics(&mut registry);
+        store.register_metrics(&mut registry);
         tokio::spawn(metrics_http::serve(listener, Arc::new(registry), stop_rx))
     });
     stop.await;

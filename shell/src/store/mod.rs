@@ -4,6 +4,8 @@ pub mod library;
 pub mod memory;
 #[cfg(not(madsim))]
 pub mod redis;
+#[cfg(not(madsim))]
+pub mod retry;
 
 #[cfg(not(madsim))]
 pub use self::redis::{RedisStore, RedisStoreOptions};

@@ -6,18 +6,21 @@
 //! pipelined by the driver, so `fcall_many` is one round of writes per node.
 
 use super::library::library;
+use super::retry::{Retry, RetryStats};
 use super::{Store, SubEvent};
 use crate::error::StoreError;
 use ff_core::contract::Call;
 use ff_core::reply::Reply;
 use futures::future::join_all;
 use futures::StreamExt;
+use prometheus_client::registry::Registry;
 use redis::aio::ConnectionLike;
 use redis::aio::{ConnectionManager, ConnectionManagerConfig};
 use redis::cluster::ClusterClient;
 use redis::cluster_async::ClusterConnection;
 use redis::cluster_routing::{MultipleNodeRoutingInfo, ResponsePolicy, RoutingInfo};
-use redis::{Cmd, RedisError, Value};
+use redis::{Cmd, ErrorKind, RedisError, Value};
+use std::sync::Arc;
 use std::time::Duration;
 use tokio::sync::mpsc::{unbounded_channel, UnboundedReceiver, UnboundedSender};
 
@@ -30,6 +33,11 @@ pub struct RedisStoreOptions {
     pub response_timeout: Duration,
     /// Give up connecting after this long.
     pub connection_timeout: Duration,
+    /// How long a request keeps being sent again while the store is
+    /// unavailable (a restart, a failover, a dropped connection), with
+    /// jittered exponential backoff; after it the caller sees `Unavailable`.
+    /// Zero sends every request once.
+    pub retry_window: Duration,
 }
 
 impl Default for RedisStoreOptions {
@@ -38,6 +46,7 @@ impl Default for RedisStoreOptions {
             cluster: false,
             response_timeout: Duration::from_secs(5),
             connection_timeout: Duration::from_secs(5),
+            retry_window: Duration::from_secs(30),
         }
     }
 }
@@ -52,6 +61,7 @@ enum Conn {
 #[derive(Clone)]
 pub struct RedisStore {
     conn: Conn,
+    retry: Retry,
     /// For pub/sub, which runs on its own connection. In a cluster PUBLISH is
     /// broadcast to every node, so one node's subscription sees everything.
     urls: Vec<String>,
@@ -68,17 +78,38 @@ impl std::fmt::Debug for RedisStore {
 }
 
 fn classify(e: RedisError) -> StoreError {
-    if e.is_io_error() || e.is_timeout() || e.is_connection_dropped() || e.is_unrecoverable_error()
+    if e.kind() == ErrorKind::AuthenticationFailed {
+        StoreError::Config(e.to_string())
+    } else if e.is_io_error()
+        || e.is_timeout()
+        || e.is_connection_dropped()
+        || e.is_connection_refusal()
+        || e.is_unrecoverable_error()
     {
         StoreError::Unavailable(e.to_string())
     } else {
-        classify_text(e.to_string())
+        classify_reply(e.code().unwrap_or_default(), e.to_string())
     }
 }
 
-fn classify_text(text: String) -> StoreError {
+/// Error replies that say "not now" rather than "no": a server loading its
+/// data after a restart, a cluster changing hands, a write reaching a node
+/// just demoted to replica, a long script still running.
+const TRANSIENT_CODES: &[&str] = &[
+    "LOADING",
+    "TRYAGAIN",
+    "MASTERDOWN",
+    "CLUSTERDOWN",
+    "READONLY",
+    "BUSY",
+];
+
+/// An error reply by its code (its first word) and whole text.
+fn classify_reply(code: &str, text: String) -> StoreError {
     if text.contains("Function not found") {
         StoreError::FunctionNotFound(text)
+    } else if TRANSIENT_CODES.contains(&code) {
+        StoreError::Unavailable(text)
     } else {
         StoreError::Server(text)
     }
@@ -165,24 +196,40 @@ impl RedisStore {
         };
         let store = Self {
             conn,
+            retry: Retry::new(opts.retry_window),
             urls: urls.to_vec(),
         };
         store.ensure_library().await?;
         Ok(store)
     }
 
-    async fn raw(&self, cmd: &Cmd) -> Result<Value, StoreError> {
+    /// How this store's requests fared with the retry window.
+    pub fn retry_stats(&self) -> &Arc<RetryStats> {
+        self.retry.stats()
+    }
+
+    /// Put the store's counters (`ff_store_*`) into `registry`.
+    pub fn register_metrics(&self, registry: &mut Registry) {
+        self.retry.register_metrics(registry);
+    }
+
+    /// Send `cmd` (`what` names it in logs), again while the store is
+    /// unavailable (see [`Retry`]).
+    async fn raw(&self, what: &str, cmd: &Cmd) -> Result<Value, StoreError> {
+        self.retry.run(what, || self.send(cmd)).await
+    }
+
+    async fn send(&self, cmd: &Cmd) -> Result<Value, StoreError> {
         let r = match &self.conn {
             Conn::Single(c) => c.clone().req_packed_command(cmd).await,
             Conn::Cluster(c) => c.clone().req_packed_command(cmd).await,
         };
         match r.map_err(classify)? {
             // An error reply can arrive as a value; it is an error all the same.
-            Value::ServerError(e) => Err(classify_text(format!(
-                "{} {}",
+            Value::ServerError(e) => Err(classify_reply(
                 e.code(),
-                e.details().unwrap_or_default()
-            ))),
+                format!("{} {}", e.code(), e.details().unwrap_or_default()),
+            )),
             v => Ok(v),
         }
     }
@@ -190,14 +237,18 @@ impl RedisStore {
     /// Send to every primary; `policy` says how their answers combine.
     async fn all_primaries(&self, cmd: &Cmd, policy: ResponsePolicy) -> Result<Value, StoreError> {
         match &self.conn {
-            Conn::Single(_) => self.raw(cmd).await,
+            Conn::Single(_) => self.raw("all primaries", cmd).await,
             Conn::Cluster(c) => {
                 let routing =
                     RoutingInfo::MultiNode((MultipleNodeRoutingInfo::AllMasters, Some(policy)));
-                c.clone()
-                    .route_command(cmd.clone(), routing)
+                self.retry
+                    .run("all primaries", || async {
+                        c.clone()
+                            .route_command(cmd.clone(), routing.clone())
+                            .await
+                            .map_err(classify)
+                    })
                     .await
-                    .map_err(classify)
             }
         }
     }
@@ -214,11 +265,11 @@ impl RedisStore {
 
     async fn run_fcall(&self, call: &Call) -> Result<Reply, StoreError> {
         let cmd = fcall_cmd(call);
-        match self.raw(&cmd).await {
+        match self.raw(call.function, &cmd).await {
             Err(StoreError::FunctionNotFound(e)) => {
                 tracing::warn!(function = call.function, error = %e, "function library missing; reloading and retrying once");
                 self.load_library().await?;
-                self.raw(&cmd).await.map(to_reply)
+                self.raw(call.function, &cmd).await.map(to_reply)
             }
             r => r.map(to_reply),
         }
@@ -240,7 +291,11 @@ impl Store for RedisStore {
     }
 
     async fn command(&self, args: &[Vec<u8>]) -> Result<Reply, StoreError> {
-        self.raw(&plain_cmd(args)).await.map(to_reply)
+        let what = args
+            .first()
+            .map(|a| String::from_utf8_lossy(a))
+            .unwrap_or_default();
+        self.raw(&what, &plain_cmd(args)).await.map(to_reply)
     }
 
     async fn command_many(&self, cmds: &[Vec<Vec<u8>>]) -> Vec<Result<Reply, StoreError>> {
@@ -248,7 +303,7 @@ impl Store for RedisStore {
     }
 
     async fn time_ms(&self) -> Result<u64, StoreError> {
-        let v = self.raw(&redis::cmd("TIME")).await?;
+        let v = self.raw("TIME", &redis::cmd("TIME")).await?;
         let parts: Vec<u64> = match to_reply(v) {
             Reply::Array(items) => items
                 .iter()

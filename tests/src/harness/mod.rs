@@ -7,6 +7,9 @@
 //! * [`RedisCluster::start`] starts a 3-master cluster (no replicas);
 //!   [`RedisCluster::start_with_replicas`] one with a replica per master, and
 //!   [`RedisCluster::failover`] hands a master over to its replica.
+//! * [`LossyProxy`] sits in front of a server and loses the reply to a
+//!   chosen request after the server applied it (then closes the client's
+//!   connection), the fault a retried call must be safe against.
 //! * [`TestRedis::standalone`] picks the standalone target for a test:
 //!   `FF_TEST_REDIS_URL` if set, otherwise an owned [`RedisServer`].
 //!
@@ -19,8 +22,10 @@
 
 mod cluster;
 mod process;
+mod proxy;
 mod resp;
 mod server;
 
 pub use cluster::RedisCluster;
+pub use proxy::LossyProxy;
 pub use server::{RedisServer, TestRedis, FF_TEST_REDIS_URL};

@@ -53,7 +53,13 @@ impl RedisServer {
     /// Sends one command on a fresh connection (e.g. `CLIENT PAUSE`); the
     /// reply as text, or the server's error.
     pub fn command(&self, args: &[&str]) -> Result<String, String> {
-        match resp::command(self.port(), args).map_err(|e| e.to_string())? {
+        Self::command_on(self.port(), args)
+    }
+
+    /// [`RedisServer::command`] to the server on `port` (for a thread that
+    /// does not hold the server).
+    pub fn command_on(port: u16, args: &[&str]) -> Result<String, String> {
+        match resp::command(port, args).map_err(|e| e.to_string())? {
             resp::Reply::Status(s) | resp::Reply::Bulk(Some(s)) => Ok(s),
             resp::Reply::Integer(i) => Ok(i.to_string()),
             resp::Reply::Bulk(None) => Ok(String::new()),
