@@ -326,3 +326,60 @@ async fn a_program_rides_through_a_client_kill_storm() {
     assert!(retried > 0);
     assert_eq!(gave_up, 0);
 }
+
+#[tokio::test]
+async fn a_wake_up_lost_while_the_engine_resubscribes_is_found_at_once() {
+    use ff_engine::core::contract::execution as ex;
+    let server = RedisServer::start();
+    let url = server.url();
+    let c = client(&url).await;
+    let config = EngineConfig {
+        // Promoted in time only by a wake-up or the rescan on resubscribe.
+        delayed_promoter_interval: Duration::from_secs(60),
+        ..Default::default()
+    };
+    let engine = Engine::start(config, store(&url).await).await.unwrap();
+    // Past the first shared rescan (2 s after start); the next is a minute
+    // away (`rescan_interval`).
+    tokio::time::sleep(Duration::from_millis(2_500)).await;
+
+    // One transaction cuts every subscriber, then creates a delayed
+    // execution: its wake-up is published to a connection already closing,
+    // so it reaches nobody (as one published during a restart would).
+    let mut args = create_args(3, 0x5ca1ab1e);
+    args.delay_ms = 300;
+    let call = ex::create(&args);
+    let mut fcall = redis::cmd("FCALL");
+    fcall.arg(call.function).arg(call.keys.len());
+    for k in &call.keys {
+        fcall.arg(k);
+    }
+    for a in &call.args {
+        fcall.arg(a.as_slice());
+    }
+    let mut conn = redis::Client::open(url.as_str())
+        .unwrap()
+        .get_multiplexed_async_connection()
+        .await
+        .unwrap();
+    let (killed, _): (u64, redis::Value) = redis::pipe()
+        .atomic()
+        .cmd("CLIENT")
+        .arg("KILL")
+        .arg("TYPE")
+        .arg("pubsub")
+        .add_command(fcall)
+        .query_async(&mut conn)
+        .await
+        .unwrap();
+    assert!(killed >= 1, "the engine's subscriptions were cut");
+    let started = Instant::now();
+    wait_for(
+        "promoted after the rescan",
+        Duration::from_secs(10),
+        || async { c.get(&args.execution).await.unwrap().public_state == PublicState::Waiting },
+    )
+    .await;
+    eprintln!("promoted {:?} after the lost wake-up", started.elapsed());
+    assert!(engine.shutdown().await);
+}
