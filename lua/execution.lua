@@ -9,7 +9,7 @@
 -- (core/src/invariant.rs state_index, read here as F.RUNNABLE_INDEX).
 
 local MAX_BACKOFF_MS, MAX_PRIORITY, MAX_RETRIES = F.MAX_BACKOFF_MS, F.MAX_PRIORITY, F.MAX_RETRIES
-local READY_CHANNEL = F.READY_CHANNEL
+local DONE_CHANNEL, READY_CHANNEL = F.DONE_CHANNEL, F.READY_CHANNEL
 local RUNNABLE_INDEX = F.RUNNABLE_INDEX
 local err, hmget, num = P.err, P.hmget, P.num
 local eid_ok, eligible_key, exec_key, idx_key = K.eid_ok, K.eligible_key, K.exec_key, K.idx_key
@@ -18,6 +18,10 @@ local end_suspension = WP.end_suspension
 local batch_after, defer_zadd, idx_due = MV.batch_after, MV.defer_zadd, MV.idx_due
 local idx_rem = MV.idx_rem
 local ms_text, zadd_new_index = MV.ms_text, MV.zadd_new_index
+
+-- The `opt` flag of a watched execution (create.lua's flags say which
+-- optional fields a record has; this one has no field).
+local WATCHED = 'w'
 
 -- Queued flow work is due for the reconciler after this (the completion
 -- listener drains it at once; the reconciler is the net under lost messages).
@@ -47,12 +51,19 @@ end
 -- transition first, with the transition's own `...` after them; absent
 -- fields read as nil. (Positional, without helper tables: this runs once per
 -- execution on every hot path.)
+-- Someone waits for this execution's end (ff_watch marked its `opt`).
+local function watched(opt)
+  return opt and string.find(opt, WATCHED, 1, true) ~= nil or nil
+end
+
 local function read_state(ek, ...)
-  local v = redis.call('HMGET', ek, 'phase', 'elig', 'lane', 'pri', 'att_due', 'deadline', 'retention', 'flow', ...)
+  local v = redis.call('HMGET', ek, 'phase', 'elig', 'lane', 'pri', 'att_due', 'deadline', 'retention', 'flow',
+    'opt', ...)
   local h = {phase = v[1] or nil, elig = v[2] or nil, lane = v[3] or nil, pri = v[4] or nil,
-    att_due = v[5] or nil, deadline = v[6] or nil, retention = v[7] or nil, flow = v[8] or nil}
+    att_due = v[5] or nil, deadline = v[6] or nil, retention = v[7] or nil, flow = v[8] or nil,
+    watch = watched(v[9])}
   for i = 1, select('#', ...) do
-    if v[8 + i] then h[select(i, ...)] = v[8 + i] end
+    if v[9 + i] then h[select(i, ...)] = v[9 + i] end
   end
   return h
 end
@@ -139,6 +150,7 @@ local function make_terminal(mv, ek, tag, eid, h, outcome, now, ...)
   end
   idx_due(mv, tag, 'terminal', mv and batch_after(mv, h.retention) or now + (num(h.retention) or 0), eid)
   if h.flow then FLOW_HOOKS.member_ended(tag, eid, h.flow, outcome, now) end
+  if h.watch then redis.call('PUBLISH', DONE_CHANNEL, eid) end
 end
 
 -- Delay before retry number n (1-based), from the stored policy (core/src/retry.rs).
@@ -202,7 +214,7 @@ local function index_target(keys, name)
   return idx, tag
 end
 
---- @export FLOW_RECONCILE_GRACE_MS, WAITING_RECHECK_MS, eligible_score, batch_eligible_score,
+--- @export WATCHED, watched, FLOW_RECONCILE_GRACE_MS, WAITING_RECHECK_MS, eligible_score, batch_eligible_score,
 --- @export read_state, leave_live, index_eligible, make_eligible, make_delayed, make_waiting,
 --- @export FLOW_HOOKS, ADMISSION_HOOKS, make_terminal, backoff_ms, policy_ok, state_of,
 --- @export NOT_EXEC_TARGET, NOT_PARTITION_EID, exec_target, index_target

@@ -13,7 +13,7 @@ local NOT_PARTITION_EID, backoff_ms = EXEC.NOT_PARTITION_EID, EXEC.backoff_ms
 local exec_target, index_target = EXEC.exec_target, EXEC.index_target
 local leave_live, make_delayed = EXEC.leave_live, EXEC.make_delayed
 local make_eligible, make_terminal = EXEC.make_eligible, EXEC.make_terminal
-local read_state = EXEC.read_state
+local read_state, watched = EXEC.read_state, EXEC.watched
 
 -- Fenced calls: ARGV starts with eid, lease_id, epoch.
 --
@@ -75,7 +75,7 @@ local function lease_check(ek, tag, eid, lease_id, epoch, op, h)
   -- active execution has an attempt due exactly when it has an attempt
   -- timeout: the timeout stands for att_due, which leave_live only tests.)
   h.phase, h.elig, h.att_due, h.retention = 'active', nil, v[4] ~= '0' and v[4] or nil, v[5] or nil
-  h.deadline, h.flow = o[1] or nil, o[2] or nil
+  h.deadline, h.flow, h.watch = o[1] or nil, o[2] or nil, watched(v[6])
   h.ek, h.tag, h.eid, h.lease_id, h.epoch = ek, tag, eid, lease_id, epoch
   return h
 end

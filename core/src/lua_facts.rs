@@ -28,6 +28,7 @@ pub fn lua_facts() -> String {
     num("MAX_TAG_VALUE_BYTES", limits::MAX_TAG_VALUE_BYTES as u64);
     num("MAX_CLAIM_BATCH", limits::MAX_CLAIM_BATCH as u64);
     num("MAX_REASON_BYTES", limits::MAX_REASON_BYTES as u64);
+    num("MAX_PROGRESS_BYTES", limits::MAX_PROGRESS_BYTES as u64);
     num(
         "MAX_SUSPENSION_WAITPOINTS",
         limits::MAX_SUSPENSION_WAITPOINTS as u64,
@@ -57,8 +58,9 @@ pub fn lua_facts() -> String {
     num("ROUTE_LOOKAHEAD", exec_contract::ROUTE_LOOKAHEAD as u64);
     num("MAX_CLAIM_SKIP", exec_contract::MAX_CLAIM_SKIP.into());
 
-    let strings: [(&str, &str); 15] = [
+    let strings: [(&str, &str); 16] = [
         ("WAKE_CHANNEL", scan::WakeMessage::CHANNEL),
+        ("DONE_CHANNEL", crate::contract::watch::DONE_CHANNEL),
         ("READY_CHANNEL", scan::ReadyMessage::CHANNEL),
         ("COMPLETION_CHANNEL", flow::COMPLETION_CHANNEL),
         ("EXEC_PREFIX", keys::EXEC_PREFIX),

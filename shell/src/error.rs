@@ -45,6 +45,15 @@ pub enum Error {
     /// The store failed (connection, timeout, configuration).
     #[error(transparent)]
     Store(#[from] StoreError),
+    /// A wait ran out before the execution ended.
+    #[error("{execution} did not end in time")]
+    TimedOut {
+        /// The execution waited on.
+        execution: ff_core::ExecutionId,
+    },
+    /// A typed job's arguments or output did not encode or decode.
+    #[error(transparent)]
+    Codec(#[from] crate::job_type::CodecError),
     /// A scanner cycle run by hand met a failure (the first one).
     #[error("scanner cycle failed: {0}")]
     Cycle(String),

@@ -9,15 +9,19 @@
 pub mod client;
 pub mod engine;
 pub mod error;
+pub mod failure;
 pub mod inspect;
+pub mod job_type;
 pub mod store;
 pub mod worker;
 
 pub use client::spec::ExecutionSpec;
-pub use client::Client;
+pub use client::{Client, JobHandle, Outcome};
 pub use engine::{Engine, EngineConfig};
 pub use error::Error;
+pub use failure::Failure;
 pub use ff_core as core;
+pub use job_type::{Codec, CodecError, JobType};
 pub use prometheus_client;
 
 /// The README's example, compiled as a doctest so it stays true.

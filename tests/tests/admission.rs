@@ -858,9 +858,7 @@ async fn workers_respect_quota_and_budget_under_the_engine() {
                     seq: 1,
                     deltas: vec![("tokens".to_owned(), 1)],
                 };
-                c.report_usage("spend", &report)
-                    .await
-                    .map_err(|e| ff_engine::worker::JobError::Retry(e.to_string()))?;
+                c.report_usage("spend", &report).await?;
                 Ok(Vec::new())
             }
         })

@@ -607,6 +607,8 @@ pub struct ExecutionRecord {
     pub result: Option<Vec<u8>>,
     /// The latest failure's message.
     pub last_error: Option<String>,
+    /// The latest progress a running attempt reported (kept once terminal).
+    pub progress: Option<Vec<u8>>,
     /// Creation time (server ms).
     pub created_at_ms: u64,
     /// When it became terminal (server ms).
@@ -799,6 +801,7 @@ impl ExecutionRecord {
                 .cloned()
                 .or_else(|| (outcome == Some(TerminalOutcome::Success)).then(Vec::new)),
             last_error: nonempty("error"),
+            progress: m.get("progress").cloned(),
             created_at_ms: num0("created")?,
             ended_at_ms: num("ended")?,
             tags,

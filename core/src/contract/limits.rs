@@ -39,3 +39,5 @@ pub const MAX_RECLAIMS: u32 = 10_000;
 pub const MAX_FLOW_MEMBERS: u32 = 100_000;
 /// Most parents (incoming edges) one flow member may have.
 pub const MAX_EDGES_PER_CHILD: u32 = 10_000;
+/// Largest progress value a running attempt stores, in bytes.
+pub const MAX_PROGRESS_BYTES: usize = 1024;

@@ -19,6 +19,7 @@ pub mod limits;
 pub mod ownership;
 pub mod scan;
 pub mod suspension;
+pub mod watch;
 
 use crate::error::FfError;
 use crate::reply::{DecodeError, Fields, Reply};

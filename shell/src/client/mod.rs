@@ -23,7 +23,11 @@ mod execution;
 mod flows;
 pub(crate) mod spec;
 mod suspension;
+mod typed;
+mod wait;
 pub use suspension::{PendingWaitpoint, Signal, Suspension};
+pub use typed::JobHandle;
+pub use wait::Outcome;
 
 /// A handler's result within the payload limit, refused before it is sent.
 fn result_fits(result: &[u8]) -> Result<()> {
@@ -75,6 +79,8 @@ pub struct Client {
     store: Arc<dyn Store>,
     pub(crate) config: PartitionConfig,
     lanes: Arc<RwLock<HashSet<String>>>,
+    /// Started by the first `wait`.
+    waiters: Arc<tokio::sync::OnceCell<wait::Waiters>>,
 }
 
 impl std::fmt::Debug for Client {
@@ -145,6 +151,7 @@ impl Client {
             store,
             config,
             lanes: Arc::new(RwLock::new(HashSet::new())),
+            waiters: Arc::default(),
         };
         check_partition_config(client.store.as_ref(), &client.config).await?;
         client.register_lane(&Lane::default_lane()).await?;

@@ -50,6 +50,7 @@ const PARTS: &[(&str, Option<&str>, &str)] = &[
         Some("LEASE"),
         include_str!("../../../lua/lease.lua"),
     ),
+    ("watch.lua", None, include_str!("../../../lua/watch.lua")),
     (
         "scanners.lua",
         Some("SCAN"),

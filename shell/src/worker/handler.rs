@@ -1,6 +1,9 @@
 //! What a worker runs: handlers by kind, the job they receive, and how they
 //! say how it went.
 
+use super::data::Data;
+use super::progress::Progress;
+use crate::failure::Failure;
 use ff_core::contract::execution::Lease;
 use ff_core::{ExecutionId, Kind};
 use futures::future::BoxFuture;
@@ -23,21 +26,48 @@ pub struct Job {
     /// The lease the worker holds for it.
     pub lease: Lease,
     lost: watch::Receiver<bool>,
+    progress: Arc<Progress>,
+    data: Arc<Data>,
 }
 
 impl Job {
     pub(crate) fn new(
         claimed: ff_core::contract::execution::Claimed,
         lost: watch::Receiver<bool>,
+        client: &crate::Client,
+        data: Arc<Data>,
     ) -> Self {
         Self {
             execution: claimed.lease.execution.clone(),
             kind: claimed.kind,
             payload: claimed.payload,
             attempt: claimed.attempt,
+            progress: Arc::new(Progress::new(client.clone(), claimed.lease.clone())),
             lease: claimed.lease,
             lost,
+            data,
         }
+    }
+
+    /// Report progress: a number or a small JSON value (at most
+    /// [`MAX_PROGRESS_BYTES`](ff_core::contract::limits::MAX_PROGRESS_BYTES)
+    /// encoded), stored on the record where `get`, a
+    /// [`JobHandle`](crate::JobHandle) and `ff inspect` see it. Throttled:
+    /// at most one write every 250 ms; the latest value always lands.
+    pub fn progress(&self, value: impl serde::Serialize) {
+        match serde_json::to_vec(&value) {
+            Ok(v) => Progress::report(&self.progress, v),
+            Err(e) => {
+                tracing::warn!(execution = %self.execution, error = %e, "progress is not JSON; dropped")
+            }
+        }
+    }
+
+    /// The application state of type `T` given to the worker
+    /// ([`WorkerBuilder::data`](super::WorkerBuilder::data)), e.g. a
+    /// database pool. `None` when none of that type was given.
+    pub fn data<T: Send + Sync + 'static>(&self) -> Option<&T> {
+        self.data.get::<T>()
     }
 
     /// True once the lease is gone (taken over, cancelled, expired, or the
@@ -59,13 +89,14 @@ impl Job {
     }
 }
 
-/// How a handler says an attempt failed.
+/// How a handler says an attempt did not succeed. `?` on any
+/// `std::error::Error` makes a retryable failure that keeps the error's type
+/// and chain of causes ([`Failure`]).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum JobError {
-    /// Try again under the execution's retry policy.
-    Retry(String),
-    /// Fail for good, whatever retries are left.
-    Fatal(String),
+    /// The attempt failed: tried again under the execution's retry policy
+    /// when the failure is retryable, failed for good otherwise.
+    Failed(Failure),
     /// Not a failure: run it again after this delay (uses no retry).
     Delay(Duration),
     /// Not a failure: wait for signals (the next claim after it resumes is
@@ -77,11 +108,29 @@ pub enum JobError {
 impl JobError {
     /// A failure that may be retried (per the execution's policy).
     pub fn retry(msg: impl std::fmt::Display) -> Self {
-        JobError::Retry(msg.to_string())
+        JobError::Failed(Failure::message(Failure::MESSAGE, msg, true))
     }
-    /// A failure that is final.
+    /// A failure that is final, whatever retries are left.
     pub fn fatal(msg: impl std::fmt::Display) -> Self {
-        JobError::Fatal(msg.to_string())
+        JobError::Failed(Failure::message(Failure::MESSAGE, msg, false))
+    }
+    /// An error that is final, kept with its type and causes.
+    pub fn fatal_error<E: std::error::Error>(e: E) -> Self {
+        JobError::Failed(Failure::from_error(std::any::type_name::<E>(), &e, false))
+    }
+    /// Run it again after `d`, using no retry.
+    pub fn delay(d: Duration) -> Self {
+        JobError::Delay(d)
+    }
+    /// Wait for signals.
+    pub fn suspend(how: crate::client::Suspension) -> Self {
+        JobError::Suspend(how)
+    }
+}
+
+impl<E: std::error::Error + Send + Sync + 'static> From<E> for JobError {
+    fn from(e: E) -> Self {
+        JobError::Failed(Failure::from_error(std::any::type_name::<E>(), &e, true))
     }
 }
 

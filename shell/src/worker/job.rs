@@ -5,6 +5,7 @@
 
 use super::handler::{Job, JobError, SharedHandler};
 use super::Inner;
+use crate::failure::Failure;
 use ff_core::contract::execution::{Claimed, Lease, Report};
 use futures::FutureExt;
 use std::sync::atomic::Ordering::Relaxed;
@@ -51,7 +52,7 @@ impl JobSlot {
         let lease = claimed.lease.clone();
         let admission = claimed.admission.clone();
         let mut expires = Instant::now() + inner.lease_ttl;
-        let job = Job::new(claimed, lost_rx);
+        let job = Job::new(claimed, lost_rx, &inner.client, inner.data.clone());
         // Panics are caught inside the task, so they come back as values under
         // every runtime (the simulator's JoinError carries no payload).
         let mut task = tokio::spawn(std::panic::AssertUnwindSafe(handler.run(job)).catch_unwind());
@@ -152,8 +153,7 @@ async fn report(inner: &Inner, lease: &Lease, outcome: Ended) {
             })
             .await
             .map(|_| s.completed.fetch_add(1, Relaxed)),
-        Ok(Ok(Err(JobError::Retry(msg)))) => fail(inner, lease, msg, true).await,
-        Ok(Ok(Err(JobError::Fatal(msg)))) => fail(inner, lease, msg, false).await,
+        Ok(Ok(Err(JobError::Failed(f)))) => fail(inner, lease, f).await,
         Ok(Ok(Err(JobError::Delay(d)))) => client
             .delay(lease, d)
             .await
@@ -166,7 +166,7 @@ async fn report(inner: &Inner, lease: &Lease, outcome: Ended) {
             let msg = panic_message(payload);
             s.panicked.fetch_add(1, Relaxed);
             tracing::error!(execution = %lease.execution, panic = %msg, "handler panicked; failing the attempt");
-            fail(inner, lease, format!("handler panicked: {msg}"), true).await
+            fail(inner, lease, Failure::message(Failure::PANIC, msg, true)).await
         }
         Err(e) => {
             // Stopped from outside (shutdown took it over): nothing to report.
@@ -183,18 +183,13 @@ async fn report(inner: &Inner, lease: &Lease, outcome: Ended) {
     }
 }
 
-async fn fail(
-    inner: &Inner,
-    lease: &Lease,
-    error: String,
-    retryable: bool,
-) -> crate::error::Result<u64> {
+async fn fail(inner: &Inner, lease: &Lease, f: Failure) -> crate::error::Result<u64> {
     inner
         .reporter
         .send(Report::Fail {
             lease: lease.clone(),
-            error,
-            retryable,
+            error: f.encode(),
+            retryable: f.retryable,
         })
         .await
         .map(|_| inner.stats.failed.fetch_add(1, Relaxed))

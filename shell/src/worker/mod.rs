@@ -21,15 +21,20 @@
 //! # Ok(()) }
 //! ```
 
+mod data;
 mod handler;
 mod job;
 mod metrics;
+mod progress;
 mod ready;
 mod reporter;
+mod typed;
 
+pub use data::Data;
 pub use handler::{Handler, Job, JobError, JobResult};
 
 use crate::error::{Error, Result};
+use crate::job_type::JobType;
 use crate::store::{cmd, SubEvent};
 use crate::Client;
 use ff_core::contract::execution::Claimed;
@@ -102,6 +107,7 @@ pub struct WorkerBuilder {
     handlers: HashMap<String, SharedHandler>,
     fallback: Option<SharedHandler>,
     capabilities: Vec<String>,
+    data: Data,
 }
 
 impl WorkerBuilder {
@@ -152,6 +158,38 @@ impl WorkerBuilder {
     /// Run executions of `kind` with `handler`.
     pub fn handle(mut self, kind: impl Into<String>, handler: impl Handler) -> Self {
         self.handlers.insert(kind.into(), Arc::new(handler));
+        self
+    }
+    /// Run jobs of type `J` with `handler`, given the decoded arguments;
+    /// its output is encoded as the result (`J::CODEC`).
+    ///
+    /// ```
+    /// # use ff_engine::{worker::{Job, JobError, Worker}, JobType, Client};
+    /// # struct Add;
+    /// # impl JobType for Add { const KIND: &'static str = "add"; type Args = (i64, i64); type Output = i64; }
+    /// # fn build(client: Client) -> ff_engine::error::Result<Worker> {
+    /// Worker::builder(client, "calc")
+    ///     .job(Add, |_job: Job, (a, b)| async move { Ok::<_, JobError>(a + b) })
+    ///     .start()
+    /// # }
+    /// ```
+    pub fn job<J, F, Fut>(mut self, _job: J, handler: F) -> Self
+    where
+        J: JobType,
+        F: Fn(Job, J::Args) -> Fut + Send + Sync + 'static,
+        Fut:
+            std::future::Future<Output = std::result::Result<J::Output, JobError>> + Send + 'static,
+    {
+        self.handlers.insert(
+            J::KIND.to_owned(),
+            Arc::new(typed::Typed::<J, F>::new(handler)),
+        );
+        self
+    }
+    /// Give handlers `value`, found by its type with [`Job::data`] (one
+    /// value per type; a database pool, an HTTP client...).
+    pub fn data<T: Send + Sync + 'static>(mut self, value: T) -> Self {
+        self.data.insert(value);
         self
     }
     /// Run executions of every kind without its own handler.
@@ -225,6 +263,7 @@ impl WorkerBuilder {
             poll_interval: self.poll_interval,
             handlers: self.handlers,
             fallback: self.fallback,
+            data: Arc::new(self.data),
             permits: Arc::new(Semaphore::new(self.concurrency)),
             stats: Arc::new(WorkerStats::default()),
             running: Mutex::new(HashMap::new()),
@@ -257,6 +296,7 @@ pub(crate) struct Inner {
     poll_interval: Duration,
     handlers: HashMap<String, SharedHandler>,
     fallback: Option<SharedHandler>,
+    pub(crate) data: Arc<Data>,
     permits: Arc<Semaphore>,
     pub(crate) stats: Arc<WorkerStats>,
     /// Jobs in flight, by execution id.
@@ -291,6 +331,7 @@ impl Worker {
             handlers: HashMap::new(),
             fallback: None,
             capabilities: Vec::new(),
+            data: Data::default(),
         }
     }
 
