@@ -129,6 +129,12 @@ impl Collector for WorkerCollector {
             "ff_worker_max_running",
             "Largest number of handlers seen running at once.",
             [(labels(), self.stats.max_running.load(Relaxed))],
+        )?;
+        gauge(
+            &mut e,
+            "ff_worker_engine_unseen",
+            "1 while no engine has been seen alive for a minute.",
+            [(labels(), self.stats.engine_unseen.load(Relaxed))],
         )
     }
 }
@@ -156,7 +162,7 @@ mod tests {
             "{text}"
         );
         assert!(text.contains("ff_worker_max_running{worker=\"mailer\",instance=\"mailer-1\"} 3\n"));
-        assert_eq!(text.matches("# TYPE ").count(), COUNTERS.len() + 1);
+        assert_eq!(text.matches("# TYPE ").count(), COUNTERS.len() + 2);
     }
 
     #[test]

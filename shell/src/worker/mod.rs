@@ -22,6 +22,7 @@
 //! ```
 
 mod data;
+mod engine_watch;
 mod handler;
 mod job;
 mod metrics;
@@ -82,6 +83,9 @@ pub struct WorkerStats {
     pub report_errors: AtomicU64,
     /// Largest number of handlers seen running at once.
     pub max_running: AtomicU64,
+    /// 1 while no engine has been seen alive for a minute (a worker that
+    /// runs its own engine does not look).
+    pub engine_unseen: AtomicU64,
 }
 
 /// What graceful shutdown did.
@@ -198,8 +202,25 @@ impl WorkerBuilder {
         self
     }
 
-    /// Check the settings and start claiming.
+    /// Start an [`Engine`](crate::Engine) with `config` on the worker's
+    /// store, then the worker: one process with everything a single-process
+    /// service needs (retries, delays, timeouts, lease expiry). The engine
+    /// stops with the worker's [`shutdown`](Worker::shutdown).
+    pub async fn start_with_engine(self, config: crate::EngineConfig) -> Result<Worker> {
+        let engine = crate::Engine::start(config, self.client.store().clone()).await?;
+        let mut worker = self.start_worker(false)?;
+        worker.engine = Some(engine);
+        Ok(worker)
+    }
+
+    /// Check the settings and start claiming. Without an engine running
+    /// somewhere (`ff engine`, or [`start_with_engine`](Self::start_with_engine))
+    /// nothing is retried or promoted: the worker warns when it sees none.
     pub fn start(self) -> Result<Worker> {
+        self.start_worker(true)
+    }
+
+    fn start_worker(self, watch_engines: bool) -> Result<Worker> {
         let invalid = |field: &'static str, reason: String| Error::Invalid { field, reason };
         let name = WorkerName::new(self.name)?;
         let instance = WorkerInstance::new(
@@ -274,6 +295,9 @@ impl WorkerBuilder {
         if !inner.capabilities.is_empty() {
             tokio::spawn(heartbeat(inner.clone(), stop_rx.clone()));
         }
+        if watch_engines {
+            tokio::spawn(engine_watch::run(inner.clone(), stop_rx.clone()));
+        }
         let claimer = tokio::spawn(claim_loop(inner.clone(), stop_rx));
         tracing::info!(worker = %inner.name, instance = %inner.instance, concurrency = self.concurrency, "worker started");
         Ok(Worker {
@@ -281,6 +305,7 @@ impl WorkerBuilder {
             stop_tx,
             claimer: Some(claimer),
             grace: self.shutdown_grace,
+            engine: None,
         })
     }
 }
@@ -313,6 +338,8 @@ pub struct Worker {
     stop_tx: watch::Sender<bool>,
     claimer: Option<JoinHandle<()>>,
     grace: Duration,
+    /// Started with it by `start_with_engine`, stopped with it.
+    engine: Option<crate::Engine>,
 }
 
 impl Worker {
@@ -384,6 +411,9 @@ impl Worker {
             }
         });
         futures::future::join_all(calls).await;
+        if let Some(engine) = self.engine.take() {
+            engine.shutdown().await;
+        }
         tracing::info!(worker = %self.inner.name, finished = at_start - released, released, "worker stopped");
         ShutdownReport {
             finished: at_start - released,
