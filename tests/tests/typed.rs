@@ -303,3 +303,31 @@ async fn a_wait_rides_through_a_server_restart() {
     );
     w.shutdown().await;
 }
+
+#[tokio::test]
+async fn a_worker_says_when_no_engine_runs_and_when_one_does() {
+    let redis = TestRedis::standalone();
+    let s = store(&redis.url()).await;
+    let c = client_on(s.clone()).await;
+    let w = Worker::builder(c.clone(), "lonely")
+        .warn_without_engine_after(Duration::from_secs(1))
+        .job(
+            Divide,
+            |_job: Job, (a, b): (i64, i64)| async move { Ok(a / b) },
+        )
+        .start()
+        .unwrap();
+    wait_for("no engine seen", Duration::from_secs(5), || async {
+        w.stats().engine_unseen.load(Relaxed) == 1
+    })
+    .await;
+    let engine = ff_engine::Engine::start(Default::default(), s)
+        .await
+        .unwrap();
+    wait_for("an engine seen", Duration::from_secs(5), || async {
+        w.stats().engine_unseen.load(Relaxed) == 0
+    })
+    .await;
+    w.shutdown().await;
+    assert!(engine.shutdown().await);
+}

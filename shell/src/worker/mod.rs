@@ -112,6 +112,7 @@ pub struct WorkerBuilder {
     fallback: Option<SharedHandler>,
     capabilities: Vec<String>,
     data: Data,
+    warn_without_engine_after: Duration,
 }
 
 impl WorkerBuilder {
@@ -190,6 +191,12 @@ impl WorkerBuilder {
         );
         self
     }
+    /// Warn (log and `ff_worker_engine_unseen`) when no engine has been
+    /// seen alive for this long (default a minute; at least 1 s).
+    pub fn warn_without_engine_after(mut self, d: Duration) -> Self {
+        self.warn_without_engine_after = d;
+        self
+    }
     /// Give handlers `value`, found by its type with [`Job::data`] (one
     /// value per type; a database pool, an HTTP client...).
     pub fn data<T: Send + Sync + 'static>(mut self, value: T) -> Self {
@@ -240,6 +247,12 @@ impl WorkerBuilder {
         }
         if self.handlers.is_empty() && self.fallback.is_none() {
             return Err(invalid("handlers", "register at least one handler".into()));
+        }
+        if self.warn_without_engine_after < Duration::from_secs(1) {
+            return Err(invalid(
+                "warn_without_engine_after",
+                format!("{:?} is under 1 s", self.warn_without_engine_after),
+            ));
         }
         if self.concurrency == 0 || self.concurrency > 100_000 {
             return Err(invalid(
@@ -296,7 +309,11 @@ impl WorkerBuilder {
             tokio::spawn(heartbeat(inner.clone(), stop_rx.clone()));
         }
         if watch_engines {
-            tokio::spawn(engine_watch::run(inner.clone(), stop_rx.clone()));
+            tokio::spawn(engine_watch::run(
+                inner.clone(),
+                self.warn_without_engine_after,
+                stop_rx.clone(),
+            ));
         }
         let claimer = tokio::spawn(claim_loop(inner.clone(), stop_rx));
         tracing::info!(worker = %inner.name, instance = %inner.instance, concurrency = self.concurrency, "worker started");
@@ -359,6 +376,7 @@ impl Worker {
             fallback: None,
             capabilities: Vec::new(),
             data: Data::default(),
+            warn_without_engine_after: engine_watch::GRACE,
         }
     }
 
