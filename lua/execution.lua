@@ -9,7 +9,7 @@
 -- (core/src/invariant.rs state_index, read here as F.RUNNABLE_INDEX).
 
 local MAX_BACKOFF_MS, MAX_PRIORITY, MAX_RETRIES = F.MAX_BACKOFF_MS, F.MAX_PRIORITY, F.MAX_RETRIES
-local DONE_CHANNEL, READY_CHANNEL = F.DONE_CHANNEL, F.READY_CHANNEL
+local ENDED_CHANNEL, READY_CHANNEL = F.ENDED_CHANNEL, F.READY_CHANNEL
 local RUNNABLE_INDEX = F.RUNNABLE_INDEX
 local err, hmget, num = P.err, P.hmget, P.num
 local eid_ok, eligible_key, exec_key, idx_key = K.eid_ok, K.eligible_key, K.exec_key, K.idx_key
@@ -150,7 +150,7 @@ local function make_terminal(mv, ek, tag, eid, h, outcome, now, ...)
   end
   idx_due(mv, tag, 'terminal', mv and batch_after(mv, h.retention) or now + (num(h.retention) or 0), eid)
   if h.flow then FLOW_HOOKS.member_ended(tag, eid, h.flow, outcome, now) end
-  if h.watch then redis.call('PUBLISH', DONE_CHANNEL, eid) end
+  if h.watch then redis.call('PUBLISH', ENDED_CHANNEL, eid) end
 end
 
 -- Delay before retry number n (1-based), from the stored policy (core/src/retry.rs).

@@ -1,6 +1,6 @@
 -- Waiting for an end, and progress on the way.
 --
--- ff_watch marks an execution so that its end is announced on DONE_CHANNEL
+-- ff_watch marks an execution so that its end is announced on ENDED_CHANNEL
 -- (make_terminal publishes for marked records only: nobody pays for
 -- announcements nobody waits for). ff_progress stores a running attempt's
 -- progress on its record, fenced by the lease.

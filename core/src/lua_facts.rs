@@ -60,7 +60,7 @@ pub fn lua_facts() -> String {
 
     let strings: [(&str, &str); 16] = [
         ("WAKE_CHANNEL", scan::WakeMessage::CHANNEL),
-        ("DONE_CHANNEL", crate::contract::watch::DONE_CHANNEL),
+        ("ENDED_CHANNEL", crate::contract::watch::ENDED_CHANNEL),
         ("READY_CHANNEL", scan::ReadyMessage::CHANNEL),
         ("COMPLETION_CHANNEL", flow::COMPLETION_CHANNEL),
         ("EXEC_PREFIX", keys::EXEC_PREFIX),

@@ -1,7 +1,7 @@
 //! Waiting for an execution's end (`ff_watch`, announced on
-//! [`DONE_CHANNEL`]) and a running attempt's progress (`ff_progress`).
+//! [`ENDED_CHANNEL`]) and a running attempt's progress (`ff_progress`).
 //!
-//! A waiter subscribes to [`DONE_CHANNEL`] first, then marks the execution;
+//! A waiter subscribes to [`ENDED_CHANNEL`] first, then marks the execution;
 //! its end is then published (the execution id) to every subscriber. Only
 //! marked executions are announced, so nobody pays for ends nobody waits for.
 
@@ -12,9 +12,9 @@ use crate::keys;
 use crate::reply::Reply;
 
 /// Where the end of a watched execution is announced (message: its id).
-pub const DONE_CHANNEL: &str = "ff:done";
+pub const ENDED_CHANNEL: &str = "ff:ended";
 
-/// `ff_watch`: announce this execution's end on [`DONE_CHANNEL`].
+/// `ff_watch`: announce this execution's end on [`ENDED_CHANNEL`].
 ///
 /// Repeat: idempotent (the mark is set once; a repeat finds it, or the end).
 pub fn watch(execution: &ExecutionId) -> Call {

@@ -1,5 +1,5 @@
 //! Waiting for an execution's end, event-driven: one subscription to
-//! [`DONE_CHANNEL`] per client (started by the first wait), one entry per
+//! [`ENDED_CHANNEL`] per client (started by the first wait), one entry per
 //! execution waited on, and a re-read of the record whenever an
 //! announcement may have been missed (the subscription was re-established)
 //! or a slow net timer fires.
@@ -9,7 +9,7 @@ use crate::error::{Error, Result};
 use crate::failure::Failure;
 use crate::store::SubEvent;
 use ff_core::contract::execution::ExecutionRecord;
-use ff_core::contract::watch::{self, DONE_CHANNEL};
+use ff_core::contract::watch::{self, ENDED_CHANNEL};
 use ff_core::state::PublicState;
 use ff_core::ExecutionId;
 use std::collections::HashMap;
@@ -122,7 +122,7 @@ pub(crate) struct Waiters {
 impl Waiters {
     /// Subscribe and wait until the subscription is live.
     async fn start(client: &Client) -> Result<Waiters> {
-        let mut rx = client.store.subscribe(DONE_CHANNEL).await?;
+        let mut rx = client.store.subscribe(ENDED_CHANNEL).await?;
         let (subscribed, mut live) = tw::channel(0u64);
         let shared = Arc::new(Shared {
             entries: Mutex::new(HashMap::new()),
