@@ -31,6 +31,7 @@ mod lateness;
 mod lease_drain;
 mod memory;
 mod replicas;
+mod results;
 mod suspend_signal;
 mod util;
 
@@ -74,6 +75,8 @@ pub enum Scenario {
     SuspendSignal,
     /// Jobs/s with a budget and a quota in the path vs without; unblock time after a budget reset (default n 50 000).
     Admission,
+    /// Enqueue → awaited result: p50/p99 one at a time, then results/s and p50/p99 with 1 000 callers waiting at once (default n 20 000).
+    Results,
 }
 
 impl Scenario {
@@ -93,6 +96,7 @@ impl Scenario {
             Scenario::Lateness => 5_000,
             Scenario::Replicas => 50_000,
             Scenario::SuspendSignal => 2_000,
+            Scenario::Results => 20_000,
             Scenario::Admission => 50_000,
             Scenario::Idle => 0,
             Scenario::DagChain => 200,
@@ -214,6 +218,7 @@ pub async fn run(scenario: Scenario, opts: BenchOptions) -> BenchResult<Report> 
         Scenario::Fanout => flows::fanout(&ctx).await,
         Scenario::Replicas => replicas::run(&ctx).await,
         Scenario::SuspendSignal => suspend_signal::run(&ctx).await,
+        Scenario::Results => results::run(&ctx).await,
         Scenario::Admission => admission::run(&ctx).await,
     };
     if !ctx.opts.keep {
