@@ -1,8 +1,9 @@
 -- Budgets. Hash fields: every_ms, next_reset, breached (0|1), soft (0|1),
--- breached_at, hard.<dim>, soft.<dim>, use.<dim>.
+-- breached_at, hard.<dim>, soft.<dim>, use.<dim>, reset_id (the last ff_budget_reset's id).
 
 local MAX_DURATION_MS, WAKE_CHANNEL = F.MAX_DURATION_MS, F.WAKE_CHANNEL
-local err, hmget, int_arg, name_ok = P.err, P.hmget, P.int_arg, P.name_ok
+local err, hex32_ok, hmget, int_arg = P.err, P.hex32_ok, P.hmget, P.int_arg
+local name_ok = P.name_ok
 local now_ms, ok, register, register_ro = P.now_ms, P.ok, P.register, P.register_ro
 local admission_key, eid_ok, idx_key = K.admission_key, K.eid_ok, K.idx_key
 local next_due = SCAN.next_due
@@ -146,23 +147,34 @@ local function ff_report_usage(keys, args)
   return ok('applied', tonumber(h.breached) or 0, tonumber(h.soft) or 0)
 end
 
--- Zero a budget's usage and clear its markers.
-local function reset_budget(bk)
+-- Zero a budget's usage and clear its markers; `...`: more field/value pairs to store.
+local function reset_budget(bk, ...)
   local was = redis.call('HGET', bk, 'breached')
   local names = redis.call('HKEYS', bk)
   for _, k in ipairs(names) do
     if string.find(k, '^use%.') then redis.call('HDEL', bk, k) end
   end
-  redis.call('HSET', bk, 'breached', '0', 'soft', '0')
+  redis.call('HSET', bk, 'breached', '0', 'soft', '0', ...)
   if was == '1' then announce_admission() end
 end
 
--- ff_budget_reset: reset now (usage to zero).  KEYS: budget  ARGV: name -> {1, 'reset'}
+-- ff_budget_reset: reset now (usage to zero).
+-- KEYS: budget  ARGV: name [, reset id (32 hex)] -> {1, 'reset'|'repeat'}
+-- The reset id (the caller's, fresh per reset) is kept as `reset_id`: the
+-- same reset sent again (its reply lost) is answered 'repeat' and does not
+-- zero the usage reported since.
 local function ff_budget_reset(keys, args)
   local bk, _, _, e = named_target(keys, args, 'budget', 'b')
   if e then return e end
+  local rid = args[2] or ''
+  if rid ~= '' and not hex32_ok(rid) then return err('invalid_argument', 'reset_id:expected 32 hex digits') end
   if redis.call('EXISTS', bk) == 0 then return err('not_found', args[1]) end
-  reset_budget(bk)
+  if rid == '' then
+    reset_budget(bk)
+  else
+    if redis.call('HGET', bk, 'reset_id') == rid then return ok('repeat') end
+    reset_budget(bk, 'reset_id', rid)
+  end
   return ok('reset')
 end
 

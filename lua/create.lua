@@ -24,6 +24,9 @@ local policy_ok, state_of = EXEC.policy_ok, EXEC.state_of
 --       join, join_cancel (0|1), ntags, (tag, value)* [, budgets, quotas, capabilities]
 --       (names separated by commas; admission.lua)
 -- -> {1, 'created'|'duplicate', eid, phase, elig, outcome}
+-- 'duplicate': the idempotency record names another execution (an earlier
+-- creation with the key). The same call sent again (same id) is answered
+-- 'created', with the execution's state now (same_creation).
 --
 -- A creation is checked in two parts: its shape (everything but the id, the
 -- payload and the idempotency record, which a bulk submit shares between
@@ -86,14 +89,21 @@ local function item_check(tag, c, eid, payload, idem_key, joined)
   elseif idem_key ~= nil then
     return nil, err('invalid_argument', 'idempotency:a record key needs a positive TTL')
   end
+  local ek = exec_key(eid)
   if c.member then
     local n = (joined[c.member.flow] or 0) + 1
-    if c.member.n + n > MAX_FLOW_MEMBERS then
-      return nil, err('too_large', 'flow:at most ' .. MAX_FLOW_MEMBERS .. ' members')
+    if c.member.cancelled or c.member.n + n > MAX_FLOW_MEMBERS then
+      -- (a record under this id is counted already, and create_apply answers
+      -- it: the repeat of a creation whose reply was lost, or a refusal)
+      if redis.call('EXISTS', ek) == 0 then
+        if c.member.cancelled then return nil, err('flow_cancelled', c.member.flow) end
+        return nil, err('too_large', 'flow:at most ' .. MAX_FLOW_MEMBERS .. ' members')
+      end
+    else
+      joined[c.member.flow] = n
     end
-    joined[c.member.flow] = n
   end
-  return {c = c, eid = eid, ek = exec_key(eid), payload = payload, idem_key = idem_key}
+  return {c = c, eid = eid, ek = ek, payload = payload, idem_key = idem_key}
 end
 
 -- `opt`: which optional fields a record has, from its creation on ('a'
@@ -120,6 +130,32 @@ local function shape_fields(c, now)
   return f
 end
 
+-- Is the record under the creation's id this creation, made by an earlier
+-- send of the same call (its reply lost)? Every field a creation fixes, which
+-- nothing changes later, is as sent (but the deadline, a time: its presence
+-- is in `opt`); so is the payload, but a flow member's, which a parent's
+-- result may replace. (Read only when the id is taken: not a hot path.)
+local function same_creation(it, now)
+  local c = it.c
+  local m = c.member or {}
+  local names = {'idem', 'flow', 'join', 'jc'}
+  local want = {it.idem_key or false, m.flow or false, m.join or false, m.jc or false}
+  if not c.member then
+    names[5], want[5] = 'payload', it.payload
+  end
+  local f = shape_fields(c, now)
+  for i = 1, #f, 2 do
+    if f[i] ~= 'deadline' then
+      names[#names + 1], want[#want + 1] = f[i], f[i + 1]
+    end
+  end
+  local have = redis.call('HMGET', it.ek, unpack(names))
+  for i = 1, #names do
+    if have[i] ~= want[i] then return false end
+  end
+  return true
+end
+
 -- Make a checked creation (or answer its duplicate); with `mv` (a batch)
 -- its index moves are deferred, and a creation eligible at once is answered
 -- by its id alone.
@@ -127,11 +163,16 @@ local function create_apply(tag, it, now, now_s, mv)
   local c, ek, eid = it.c, it.ek, it.eid
   if c.idem_ttl > 0 then
     local existing = redis.call('GET', it.idem_key)
-    if existing and redis.call('EXISTS', exec_key(existing)) == 1 then
+    -- (a record naming this very id is this call's own: answered below)
+    if existing and existing ~= eid and redis.call('EXISTS', exec_key(existing)) == 1 then
       return ok('duplicate', existing, state_of(exec_key(existing)))
     end
   end
   if redis.call('EXISTS', ek) == 1 then
+    -- The call sent again after its reply was lost is answered as the first
+    -- was (in the state the execution is in now); another creation under a
+    -- taken id is refused.
+    if same_creation(it, now) then return ok('created', eid, state_of(ek)) end
     return err('invalid_argument', 'execution:id already exists')
   end
   -- One write of every field, the state first: every transition reads it.

@@ -62,6 +62,9 @@ end
 -- The parent must be a member; the child may not exist yet (it waits from its
 -- creation) or must not have started.
 -- -> {1, 'added'|'duplicate', decision: 'waiting'|'ready'|'impossible'|'recorded'}
+-- An existing edge is answered 'duplicate' whatever happened since (the
+-- child started, the flow was cancelled): the call sent again after its
+-- reply was lost is not refused for what the first send allowed.
 local function ff_add_edge(keys, args)
   local flow, parent, child, data = args[1], args[2], args[3], args[4]
   local fk, tag, bad = flow_target(keys, flow)
@@ -72,9 +75,12 @@ local function ff_add_edge(keys, args)
   if data ~= '0' and data ~= '1' then return err('invalid_argument', 'pass_data:expected 0 or 1') end
   local f = redis.call('HMGET', fk, 'n', 'cancel')
   if not f[1] then return err('not_found', 'flow ' .. flow) end
-  if f[2] then return err('flow_cancelled', flow) end
   local p = redis.call('HMGET', exec_key(parent), 'flow', 'phase', 'outcome')
   if p[1] ~= flow then return err('not_found', 'parent ' .. parent .. ' in flow ' .. flow) end
+  local dk = deps_key(child)
+  local d = redis.call('HMGET', dk, parent, '#n')
+  if d[1] then return ok('duplicate', 'unchanged') end
+  if f[2] then return err('flow_cancelled', flow) end
   local ck = exec_key(child)
   local c = read_state(ck, 'epoch')
   if c.phase ~= nil then
@@ -82,9 +88,6 @@ local function ff_add_edge(keys, args)
     local fresh = c.phase == 'runnable' and (c.elig == 'eligible' or c.elig == 'delayed' or c.elig == 'waiting_children')
     if not fresh or (counter(c.epoch) or 1) > 0 then return err('invalid_state', 'child:already started or decided') end
   end
-  local dk = deps_key(child)
-  local d = redis.call('HMGET', dk, parent, '#n')
-  if d[1] then return ok('duplicate', 'unchanged') end
   if (tonumber(d[2]) or 0) >= MAX_EDGES_PER_CHILD then
     return err('too_large', 'child:at most ' .. MAX_EDGES_PER_CHILD .. ' parents')
   end

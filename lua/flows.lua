@@ -252,9 +252,10 @@ FLOW_HOOKS.member_arg = function(tag, flow, join, jc)
   local fk = flow_key(tag, flow)
   local f = redis.call('HMGET', fk, 'n', 'cancel')
   if not f[1] then return nil, err('not_found', 'flow ' .. flow) end
-  if f[2] then return nil, err('flow_cancelled', flow) end
-  -- (its size limit is checked per new member: ff_create's item_check)
-  return {flow = flow, join = join, jc = jc, fk = fk, n = tonumber(f[1]) or 0}
+  -- (a cancelled flow and its size limit refuse a new member, checked per
+  -- creation by ff_create's item_check: the repeat of one already made is
+  -- answered as made)
+  return {flow = flow, join = join, jc = jc, fk = fk, n = tonumber(f[1]) or 0, cancelled = f[2] ~= false}
 end
 
 -- Place a new member: waiting on the edges declared before it existed, or

@@ -61,6 +61,11 @@ local function ff_admit(keys, args)
   if held == tostring(epoch) then return ok('held', 0) end
   local now = now_ms()
   trim_window(qk, window, now)
+  -- Without a concurrency cap no slot records the holder: its admission in
+  -- the window does (else a repeat would find the window full of itself).
+  if conc == 0 and max > 0 and redis.call('ZSCORE', qk .. ':win', eid .. ':' .. epoch) then
+    return ok('held', 0)
+  end
   if max > 0 then
     local n = redis.call('ZCARD', qk .. ':win')
     if n >= max then

@@ -291,8 +291,12 @@ local function ff_signal(keys, args)
   local i = (tonumber(w.n) or 0) + 1
   local names = w.names or ','
   if not string.find(names, ',' .. name .. ',', 1, true) then names = names .. name .. ',' end
-  redis.call('HSET', wk, 'n', i, 'names', names, 's' .. i, name, 'p' .. i, payload)
-  if idem ~= '' then redis.call('HSET', wk, 'i:' .. idem, i) end
+  -- (one write: Client::signal gives every signal a key)
+  if idem ~= '' then
+    redis.call('HSET', wk, 'n', i, 'names', names, 's' .. i, name, 'p' .. i, payload, 'i:' .. idem, i)
+  else
+    redis.call('HSET', wk, 'n', i, 'names', names, 's' .. i, name, 'p' .. i, payload)
+  end
   redis.call('HSET', ek, 'sigs', sigs + 1)
   local effect = 'buffered'
   if w.state == 'active' and x.phase == 'suspended' then

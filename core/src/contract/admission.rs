@@ -64,6 +64,9 @@ pub struct BudgetDef {
 }
 
 /// Create a budget or replace its limits.
+///
+/// Repeat: the same limits are written again (usage kept); answered `updated`
+/// (false) where the first said created.
 pub fn define_budget(c: &PartitionConfig, b: &BudgetId, def: &BudgetDef) -> Call {
     let mut call = Call::new("ff_budget_define", vec![budget_key(c, b)])
         .arg(b)
@@ -99,6 +102,9 @@ pub struct UsageReport {
 }
 
 /// Add an attempt's usage to a budget, once per (execution, attempt, seq).
+///
+/// Repeat: answered `duplicate` (`applied: false`) with the markers now: the
+/// (execution, attempt, seq) was counted once.
 pub fn report_usage(c: &PartitionConfig, b: &BudgetId, r: &UsageReport) -> Call {
     let mut call = Call::new("ff_report_usage", vec![budget_key(c, b)])
         .arg(b)
@@ -138,12 +144,31 @@ pub fn decode_report_usage(reply: &Reply) -> Result<UsageReported, CallError> {
     })
 }
 
-/// Reset a budget's usage to zero now.
-pub fn reset_budget(c: &PartitionConfig, b: &BudgetId) -> Call {
-    Call::new("ff_budget_reset", vec![budget_key(c, b)]).arg(b)
+/// Reset a budget's usage to zero now. `reset` identifies this reset (a
+/// fresh random number per reset): the budget keeps the last one's, so the
+/// same reset sent again is told from a new one.
+///
+/// Repeat: answered `repeat` (false) while `reset` is the budget's last reset:
+/// the usage reported since is kept.
+pub fn reset_budget(c: &PartitionConfig, b: &BudgetId, reset: u128) -> Call {
+    Call::new("ff_budget_reset", vec![budget_key(c, b)])
+        .arg(b)
+        .arg(format!("{reset:032x}"))
+}
+
+/// True when the call reset the budget, false for a repeat of the last reset.
+pub fn decode_reset_budget(reply: &Reply) -> Result<bool, CallError> {
+    let mut f = ok_fields("ff_budget_reset", reply)?;
+    match f.text("outcome")?.as_str() {
+        "reset" => Ok(true),
+        "repeat" => Ok(false),
+        o => Err(f.error(format!("unknown outcome {o:?}")).into()),
+    }
 }
 
 /// Read a budget.
+///
+/// Repeat: read-only: the budget as it is now.
 pub fn get_budget(c: &PartitionConfig, b: &BudgetId) -> Call {
     Call::new("ff_budget_get", vec![budget_key(c, b)])
         .arg(b)
@@ -202,6 +227,8 @@ pub fn decode_get_budget(reply: &Reply) -> Result<BudgetRecord, CallError> {
 }
 
 /// Create a quota or replace its limits.
+///
+/// Repeat: the same limits are written again; answered `updated` (false).
 pub fn define_quota(c: &PartitionConfig, q: &QuotaId, l: &QuotaLimits) -> Call {
     Call::new("ff_quota_define", vec![quota_key(c, q)])
         .arg(q)
@@ -211,6 +238,10 @@ pub fn define_quota(c: &PartitionConfig, q: &QuotaId, l: &QuotaLimits) -> Call {
 }
 
 /// Admit a claimed execution: the holder is the execution at its lease epoch.
+///
+/// Repeat: answered `held` ([`Admitted::Yes`]): the holder's slot, or without a
+/// concurrency cap its place in the window, records the first admission;
+/// nothing is taken twice.
 pub fn admit(c: &PartitionConfig, q: &QuotaId, lease: &Lease) -> Call {
     Call::new("ff_admit", vec![quota_key(c, q)])
         .arg(q)
@@ -249,6 +280,9 @@ pub fn decode_admit(reply: &Reply) -> Result<Admitted, CallError> {
 
 /// Give back the slot the execution holds at `epoch`; `undo` also takes its
 /// admission out of the window (it was refused elsewhere and never ran).
+///
+/// Repeat: the slot was given back: answered false, nothing changes (an `undo`
+/// does not take a second place out of the window).
 pub fn release_slot(
     c: &PartitionConfig,
     q: &QuotaId,
@@ -270,6 +304,8 @@ pub fn decode_release_slot(reply: &Reply) -> Result<bool, CallError> {
 }
 
 /// Read a quota with the admissions still in its window.
+///
+/// Repeat: read-only: the quota as it is now.
 pub fn get_quota(c: &PartitionConfig, q: &QuotaId) -> Call {
     Call::new("ff_quota_get", vec![quota_key(c, q)])
         .arg(q)
@@ -278,6 +314,8 @@ pub fn get_quota(c: &PartitionConfig, q: &QuotaId) -> Call {
 
 /// Executions are left blocked waiting for a place of `q`: make its next
 /// release announce itself (the unblock scanner).
+///
+/// Repeat: sets the watch again and answers whether there is room now.
 pub fn watch_quota(c: &PartitionConfig, q: &QuotaId) -> Call {
     Call::new("ff_quota_watch", vec![quota_key(c, q)]).arg(q)
 }
@@ -363,6 +401,10 @@ impl BlockReason {
 }
 
 /// An eligible execution needs capabilities no live worker has: into blocked_route.
+///
+/// Repeat: answered false: the execution is blocked already. Moved back in
+/// between by the unblock scanner, it would be blocked again and announced, so
+/// the scanner looks at it again at once.
 pub fn block_route(execution: &ExecutionId) -> Call {
     Call::new("ff_block_route", vec![keys::exec(execution)]).arg(execution)
 }
@@ -381,6 +423,8 @@ pub fn decode_block_route(reply: &Reply) -> Result<bool, CallError> {
 pub const WORKERS: &str = "ff:workers";
 
 /// Register a worker instance with its capabilities, or renew it (heartbeat).
+///
+/// Repeat: a heartbeat: the expiry moves to the second send's time.
 pub fn register_worker(instance: &str, ttl_ms: u64, capabilities: &[String]) -> Call {
     Call::new("ff_worker_register", vec![WORKERS.to_owned()])
         .arg(instance)
@@ -396,6 +440,8 @@ pub fn decode_register_worker(reply: &Reply) -> Result<u64, CallError> {
 }
 
 /// The live registrations (expired ones are dropped by the call).
+///
+/// Repeat: drops expired registrations (none are left) and lists the same.
 pub fn live_workers() -> Call {
     Call::new("ff_workers_live", vec![WORKERS.to_owned()])
 }
@@ -415,6 +461,9 @@ pub fn decode_live_workers(reply: &Reply) -> Result<Vec<(String, Vec<String>)>, 
 
 /// The claimer found the execution not admissible: its lease ends (no retry
 /// used) and it waits in the blocked index. `detail` names the budget or quota.
+///
+/// Repeat: answered from the fence as the first was, `replayed` (decoded
+/// false); same limit as [`fail`](super::execution::fail)'s.
 pub fn block(lease: &Lease, reason: BlockReason, detail: &str) -> Call {
     Call::new("ff_block", vec![keys::exec(&lease.execution)])
         .arg(&lease.execution)
@@ -426,6 +475,8 @@ pub fn block(lease: &Lease, reason: BlockReason, detail: &str) -> Call {
 
 /// A claimed execution draws on `budget`, breached under the cancel policy:
 /// its lease ends and it ends cancelled (fenced like [`block`]).
+///
+/// Repeat: as [`block`]'s.
 pub fn cancel_for_breach(lease: &Lease, budget: &BudgetId) -> Call {
     Call::new("ff_block", vec![keys::exec(&lease.execution)])
         .arg(&lease.execution)
@@ -449,6 +500,9 @@ pub fn decode_block(reply: &Reply) -> Result<bool, CallError> {
 
 /// Cancel blocked executions of one partition that draw on `budget`,
 /// breached under the cancel policy (the unblock scanner).
+///
+/// Repeat: those cancelled have left the blocked index: nothing is done, (0,
+/// 0).
 pub fn breach_cancel(
     p: Partition,
     reason: BlockReason,
@@ -472,6 +526,10 @@ pub fn decode_breach_cancel(reply: &Reply) -> Result<(u32, u32), CallError> {
 }
 
 /// Move blocked executions (found admissible) of one partition back to eligible.
+///
+/// Repeat: those moved have left the blocked index: nothing is done, (0, 0).
+/// One blocked again in between (claimed and refused) would be moved back once
+/// more, and refused again at its next claim.
 pub fn unblock(p: Partition, reason: BlockReason, ids: &[ExecutionId]) -> Call {
     let mut call = Call::new("ff_unblock", vec![reason.index(p)]);
     for id in ids {
@@ -491,6 +549,9 @@ pub fn decode_unblock(reply: &Reply) -> Result<(u32, u32), CallError> {
 }
 
 /// Reset the due budgets of a budget partition (the reset scanner).
+///
+/// Repeat: the budgets the first send reset were rescheduled: none is due, (0,
+/// next due).
 pub fn budget_resets(p: Partition, limit: u32) -> Call {
     Call::new("ff_budget_resets", vec![resets_index(p)]).arg(limit)
 }
@@ -503,6 +564,9 @@ pub fn decode_budget_resets(reply: &Reply) -> Result<(u32, Option<u64>), CallErr
 }
 
 /// One SSCAN step of the budget reconciler over a budget partition.
+///
+/// Repeat: the same step again: its repairs are made once, so it answers the
+/// same cursor with fewer repaired.
 pub fn budget_reconcile(p: Partition, cursor: &str, count: u32) -> Call {
     Call::new("ff_budget_reconcile", vec![budgets_index(p)])
         .arg(cursor)
@@ -521,6 +585,9 @@ pub fn decode_budget_reconcile(reply: &Reply) -> Result<(String, u32, u32), Call
 }
 
 /// One SSCAN step of the quota reconciler over a quota partition.
+///
+/// Repeat: the same step again: windows are trimmed already; the same cursor
+/// and holders.
 pub fn quota_reconcile(p: Partition, cursor: &str, count: u32) -> Call {
     Call::new("ff_quota_reconcile", vec![quotas_index(p)])
         .arg(cursor)

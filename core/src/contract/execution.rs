@@ -75,6 +75,12 @@ pub struct Created {
 }
 
 /// `ff_create`: store a new execution, eligible or delayed.
+///
+/// Repeat: answered `created` again, with the execution's state now: the record
+/// under the same id is recognised as this creation (every field a creation
+/// fixes is as sent), and nothing is written; with an idempotency key too (its
+/// record names this very id). A repeat after retention purged the execution
+/// would create it again: retention must outlast the store's retry window.
 pub fn create(a: &CreateArgs) -> Call {
     let mut keys = vec![keys::exec(&a.execution)];
     keys.extend(idempotency_record(a));
@@ -129,6 +135,9 @@ fn shape(a: &CreateArgs) -> Vec<Vec<u8>> {
 
 /// `ff_create_many`: many creations on one partition in one call (bulk
 /// submit). Each distinct shape is sent once, numbered in order of first use.
+///
+/// Repeat: each item is answered as the repeat of its [`create`]: `created`
+/// with its state now (in full, not the short id), nothing written.
 pub fn create_many(partition: Partition, items: &[CreateArgs]) -> Call {
     let mut shapes: Vec<Vec<Vec<u8>>> = Vec::new();
     let mut numbers: HashMap<Vec<Vec<u8>>, usize> = HashMap::new();
@@ -268,6 +277,14 @@ pub struct Claimed {
 }
 
 /// `ff_claim`: lease up to `lease_ids.len()` eligible executions, highest priority first.
+///
+/// Repeat: not idempotent, but harmless: the second send claims a fresh batch
+/// (the same lease ids, on other executions), and its reply is the one the
+/// worker gets. The first batch's leases are held by nobody: they expire after
+/// `lease_ttl_ms` and the lease-expiry scanner reclaims them (one of each
+/// execution's `max_reclaims`; with none left it fails, as after any lost
+/// worker). Not sending again would not save them: the first send applied
+/// either way.
 pub fn claim(a: &ClaimArgs) -> Call {
     let pk = PartitionKeys::new(a.partition);
     let mut call = Call::new("ff_claim", vec![pk.eligible(&a.lane)])
@@ -377,6 +394,9 @@ fn fenced(function: &'static str, lease: &Lease) -> Call {
 }
 
 /// `ff_renew`: extend the lease by `ttl_ms` from now.
+///
+/// Repeat: extends the lease again, from the second send's time (a later expiry
+/// than the first answer; same lease).
 pub fn renew(lease: &Lease, ttl_ms: u64) -> Call {
     fenced("ff_renew", lease).arg(ttl_ms)
 }
@@ -422,11 +442,21 @@ pub enum EndOutcome {
 }
 
 /// `ff_complete`: finish the attempt with `result`.
+///
+/// Repeat: answered `Completed`, `replayed` (the record ended in success under
+/// this lease); nothing changes.
 pub fn complete(lease: &Lease, result: &[u8]) -> Call {
     fenced("ff_complete", lease).arg_bytes(result)
 }
 
 /// `ff_fail`: fail the attempt; retried per the policy when `retryable`.
+///
+/// Repeat: answered from the execution's `fence` as the first was
+/// (`RetryScheduled` at the same due time, or `Failed`), `replayed`; no second
+/// retry is counted. Once a later lease of the execution has ended by fail,
+/// delay, release, suspend or block, the fence is that one's and the repeat is
+/// refused `stale_lease` (fenced out, as callers treat it); the first send's
+/// effect stands.
 pub fn fail(lease: &Lease, error: &str, retryable: bool) -> Call {
     fenced("ff_fail", lease).arg(error).arg(u8::from(retryable))
 }
@@ -464,6 +494,10 @@ impl Report {
 /// `ff_end_many`: many reports of one partition in one call (each answered
 /// as its `ff_complete`/`ff_fail` would be). Every report must be on
 /// `partition`, and there must be 1..=[`MAX_CLAIM_BATCH`](super::limits::MAX_CLAIM_BATCH) of them.
+///
+/// Repeat: each report is answered as the repeat of its [`complete`] or
+/// [`fail`] (a completion as `Completed`, `replayed`: in full, not the short
+/// `1`); nothing changes.
 pub fn end_many(partition: Partition, reports: &[Report]) -> Call {
     let mut call = Call::new(
         "ff_end_many",
@@ -511,16 +545,25 @@ pub fn decode_end_many(
 }
 
 /// `ff_delay`: end the attempt and make it eligible again after `delay_ms`.
+///
+/// Repeat: answered from the fence as the first was (`Delayed` at the same due
+/// time), `replayed`; same limit as [`fail`]'s.
 pub fn delay(lease: &Lease, delay_ms: u64) -> Call {
     fenced("ff_delay", lease).arg(delay_ms)
 }
 
 /// `ff_release`: hand the execution back unfinished, eligible at once.
+///
+/// Repeat: answered from the fence (`Released`), `replayed`; same limit as
+/// [`fail`]'s.
 pub fn release(lease: &Lease) -> Call {
     fenced("ff_release", lease)
 }
 
 /// `ff_cancel`: cancel a non-terminal execution, whoever holds it.
+///
+/// Repeat: answered `Cancelled`, `replayed` (it is cancelled already); nothing
+/// changes.
 pub fn cancel(execution: &ExecutionId, reason: &str) -> Call {
     Call::new("ff_cancel", vec![keys::exec(execution)])
         .arg(execution)
@@ -546,6 +589,8 @@ pub fn decode_ended(function: &'static str, reply: &Reply) -> Result<Ended, Call
 }
 
 /// `ff_get`: read one execution (read-only).
+///
+/// Repeat: read-only: the record as it is now.
 pub fn get(execution: &ExecutionId) -> Call {
     Call::new("ff_get", vec![keys::exec(execution)])
         .arg(execution)

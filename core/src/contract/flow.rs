@@ -22,6 +22,8 @@ pub struct Membership {
 }
 
 /// `ff_create_flow`: a new, empty flow (idempotent for the same namespace).
+///
+/// Repeat: answered `exists` (false); nothing changes.
 pub fn create_flow(keys: &FlowKeys, flow: &FlowId, namespace: &Namespace) -> Call {
     Call::new("ff_create_flow", vec![keys.flow()])
         .arg(flow)
@@ -52,6 +54,9 @@ pub struct EdgeArgs {
 }
 
 /// `ff_add_edge`: make `child` wait on `parent`.
+///
+/// Repeat: answered `duplicate` / [`EdgeDecision::Unchanged`] whatever happened
+/// since (the child started, the flow was cancelled); nothing changes.
 pub fn add_edge(keys: &FlowKeys, a: &EdgeArgs) -> Call {
     Call::new("ff_add_edge", vec![keys.flow()])
         .arg(&a.flow)
@@ -104,6 +109,8 @@ pub fn decode_add_edge(reply: &Reply) -> Result<EdgeAdded, CallError> {
 }
 
 /// `ff_cancel_flow`: cancel every live member, durably and in bounded steps.
+///
+/// Repeat: answered `already` (false); the members are cancelled once.
 pub fn cancel_flow(keys: &FlowKeys, flow: &FlowId, reason: &str) -> Call {
     Call::new("ff_cancel_flow", vec![keys.flow()])
         .arg(flow)
@@ -121,6 +128,8 @@ pub fn decode_cancel_flow(reply: &Reply) -> Result<bool, CallError> {
 }
 
 /// `ff_flow_get` (read-only): the flow's hash.
+///
+/// Repeat: read-only: the flow as it is now.
 pub fn get_flow(keys: &FlowKeys, flow: &FlowId) -> Call {
     Call::new("ff_flow_get", vec![keys.flow()])
         .arg(flow)
@@ -184,6 +193,10 @@ pub fn decode_get_flow(flow: &FlowId, reply: &Reply) -> Result<FlowRecord, CallE
 }
 
 /// The completion listener's call: work one partition's queued flow work.
+///
+/// Repeat: works what is still queued; the first send's work is not redone (a
+/// resolved edge stays resolved, a cancelled member cancelled); the counts are
+/// the second send's.
 pub fn drain(partition: Partition, budget: usize) -> Call {
     Call::new(
         "ff_flow_drain",

@@ -11,6 +11,12 @@
 //! [`crate::keys`]' prefixes by way of [`crate::lua_facts`]), so they always share the slot; passing them all from the
 //! client would cost an extra read before calls like cancel (which index is the
 //! execution in?) and claim (which executions are eligible?).
+//!
+//! Repeats: a store may send a call again when its connection dropped before
+//! the reply came, so the first send may have applied ("applied, reply
+//! lost"). Every function validates state before it writes, and each
+//! contract function's `Repeat:` paragraph says what the second send does;
+//! the few that would act twice are built [`Call::not_repeatable`].
 
 pub mod admission;
 pub mod execution;
@@ -36,6 +42,11 @@ pub struct Call {
     pub args: Vec<Vec<u8>>,
     /// Sent as FCALL_RO (may run on a replica; never writes).
     pub read_only: bool,
+    /// The store may send it again when the connection dropped before the
+    /// reply came (the first send may have applied): true for every call but
+    /// the few whose repeat would act twice (each contract's `Repeat:` says
+    /// what a repeat does; docs/architecture.md has the table).
+    pub repeatable: bool,
 }
 
 impl Call {
@@ -46,6 +57,7 @@ impl Call {
             keys,
             args: Vec::new(),
             read_only: false,
+            repeatable: true,
         }
     }
 
@@ -64,6 +76,13 @@ impl Call {
     /// Mark it read-only (sent as FCALL_RO).
     pub fn read_only(mut self) -> Self {
         self.read_only = true;
+        self
+    }
+
+    /// Mark it not to be sent again after a lost reply: a repeat would act
+    /// twice (the caller decides whether to retry, knowing it may have applied).
+    pub fn not_repeatable(mut self) -> Self {
+        self.repeatable = false;
         self
     }
 }

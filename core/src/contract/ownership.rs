@@ -80,6 +80,10 @@ pub const LEAVE: &str = "ff_own_leave";
 /// (each only if free or expired at the server's time), renew every live
 /// lease `member` holds to `ttl_ms`; answers the view after these changes.
 /// ARGV: member, ttl_ms, partition count, number of claims, claims…, releases….
+///
+/// Repeat: a heartbeat and renewal at the second send's time: a partition the
+/// first claimed is the member's own (renewed, same epoch), one it released
+/// stays free (or another's); the same view but for the expiries.
 pub fn sync(
     ring: &Ring,
     member: &str,
@@ -100,11 +104,15 @@ pub fn sync(
 }
 
 /// The current view, changing nothing (FCALL_RO).
+///
+/// Repeat: read-only: the view as it is now.
 pub fn view(ring: &Ring) -> Call {
     Call::new(VIEW, ring.keys()).read_only()
 }
 
 /// `member` leaves: its live leases are released and its heartbeat removed.
+///
+/// Repeat: nothing is left to release: answered 0.
 pub fn leave(ring: &Ring, member: &str) -> Call {
     Call::new(LEAVE, ring.keys()).arg(member)
 }

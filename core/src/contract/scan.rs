@@ -120,6 +120,10 @@ impl BatchFunction {
 }
 
 /// One batch call of `f` on the given members of one partition's index.
+///
+/// Repeat: every member is re-checked against its record and index: those the
+/// first send acted on are no longer due, so nothing acts twice; the second
+/// answers smaller counts.
 pub fn batch(
     f: BatchFunction,
     partition: Partition,
@@ -209,6 +213,8 @@ pub const HEAD_INDEXES: [&str; 13] = [
 
 /// The earliest score of each of [`HEAD_INDEXES`] in one partition, in one
 /// read-only call (the engine's periodic rescan).
+///
+/// Repeat: read-only: the heads as they are now.
 pub fn partition_heads(partition: Partition) -> Call {
     let keys = PartitionKeys::new(partition);
     HEAD_INDEXES

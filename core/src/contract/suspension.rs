@@ -189,6 +189,9 @@ impl TimeoutBehaviour {
 
 /// Create a pending waitpoint for an execution; it expires after `ttl_ms`
 /// unless a suspension takes it up.
+///
+/// Repeat: answered `existing` (`created: false`) with the same token and
+/// expiry (0 once a suspension took it up); nothing written.
 pub fn create_waitpoint(execution: &ExecutionId, waitpoint: &WaitpointId, ttl_ms: u64) -> Call {
     Call::new("ff_create_waitpoint", vec![keys::exec(execution)])
         .arg(execution)
@@ -249,6 +252,10 @@ pub struct SuspendArgs {
 }
 
 /// The `ff_suspend` call for `a`; decode its reply with [`decode_suspend`].
+///
+/// Repeat: answered from the fence as the first was (suspended with the same
+/// timeout, or resumed), `replayed`, with the tokens again; nothing changes.
+/// Same limit as [`fail`](super::execution::fail)'s.
 pub fn suspend(a: &SuspendArgs) -> Call {
     let mut call = Call::new("ff_suspend", vec![keys::exec(&a.lease.execution)])
         .arg(&a.lease.execution)
@@ -329,9 +336,15 @@ pub struct SignalArgs {
 }
 
 /// The `ff_signal` call for `a`; decode its reply with [`decode_signal`].
+///
+/// Repeat: with an idempotency key, answered `duplicate` with the first
+/// delivery's index and effect; nothing written. Without one nothing tells the
+/// repeat from a second signal (which would count again towards a `count:`
+/// condition): the call is built [`Call::not_repeatable`]. `Client::signal`
+/// always sends a key.
 pub fn signal(a: &SignalArgs) -> Call {
     let pk = PartitionKeys::of(&a.execution);
-    Call::new(
+    let call = Call::new(
         "ff_signal",
         vec![keys::exec(&a.execution), pk.waitpoint(&a.waitpoint)],
     )
@@ -340,7 +353,13 @@ pub fn signal(a: &SignalArgs) -> Call {
     .arg(a.token.expose())
     .arg(&a.name)
     .arg_bytes(&a.payload)
-    .arg(a.idempotency.as_ref().map_or("", |k| k.as_str()))
+    .arg(a.idempotency.as_ref().map_or("", |k| k.as_str()));
+    // Nothing else tells a repeat from a second signal.
+    if a.idempotency.is_none() {
+        call.not_repeatable()
+    } else {
+        call
+    }
 }
 
 /// What a signal did.
@@ -396,6 +415,8 @@ pub fn decode_signal(reply: &Reply) -> Result<SignalAccepted, CallError> {
 }
 
 /// Read a waitpoint and its signals (read-only); decode with [`decode_get_waitpoint`].
+///
+/// Repeat: read-only: the waitpoint as it is now.
 pub fn get_waitpoint(execution: &ExecutionId, waitpoint: &WaitpointId) -> Call {
     Call::new(
         "ff_get_waitpoint",
@@ -563,6 +584,9 @@ impl WaitpointRecord {
 /// Make `kid` the key new tokens use, on one partition (every partition holds
 /// a copy so that a signal is verified in its own slot). The key it replaces
 /// is accepted for `grace_ms` more.
+///
+/// Repeat: answered `current` (false): the key is current already; nothing
+/// changes.
 pub fn rotate_secret(
     partition: Partition,
     kid: &SecretKid,

@@ -124,15 +124,12 @@ pub(crate) fn decode(call: &Call, reply: &Reply) -> Result<Option<Vec<Lease>>, C
         "ff_unblock" => ad::decode_unblock(reply).map(|_| None)?,
         "ff_breach_cancel" => ad::decode_breach_cancel(reply).map(|_| None)?,
         "ff_quota_watch" => ad::decode_watch_quota(reply).map(|_| None)?,
-        "ff_budget_reset" | "ff_partition_heads" => {
+        "ff_budget_reset" => ad::decode_reset_budget(reply).map(|_| None)?,
+        "ff_partition_heads" => {
             // Only numbers after the status (the heads of the indexes asked for).
             let mut f = ff_core::contract::ok_fields(function, reply)?;
             while f.remaining() > 0 {
-                if function == "ff_budget_reset" {
-                    f.text("outcome")?;
-                } else {
-                    f.int("head")?;
-                }
+                f.int("head")?;
             }
             None
         }

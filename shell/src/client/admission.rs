@@ -17,7 +17,7 @@
 //! ends ([`Client::release_admission`], which the `Worker` calls) or, after a
 //! crash, cancel or expiry, by the quota reconciler.
 
-use super::Client;
+use super::{random_u128, Client};
 use crate::error::{Error, Result};
 use crate::store::cmd;
 use ff_core::admission::{budget_key, capable, Admission, QuotaLimits};
@@ -55,11 +55,14 @@ impl Client {
     }
 
     /// Reset a budget's usage now (a periodic reset does this on schedule).
+    /// Each call is one reset: sent again by the store after a lost reply, it
+    /// does not zero the usage reported in between.
     pub async fn reset_budget(&self, budget: &str) -> Result<()> {
         let b = BudgetId::parse(budget)?;
-        ff_core::contract::ok_fields(
-            "ff_budget_reset",
-            &self.call(&ad::reset_budget(&self.config, &b)).await?,
+        ad::decode_reset_budget(
+            &self
+                .call(&ad::reset_budget(&self.config, &b, random_u128()))
+                .await?,
         )?;
         Ok(())
     }

@@ -57,7 +57,8 @@ pub struct Signal {
     pub name: String,
     /// Opaque bytes kept with the signal (at most 64 KiB).
     pub payload: Vec<u8>,
-    /// A repeat with the same key is answered as the first delivery was.
+    /// A repeat with the same key is answered as the first delivery was
+    /// (`None`: [`Client::signal`] makes a key for the one call).
     pub idempotency_key: Option<String>,
 }
 
@@ -183,7 +184,10 @@ impl Client {
         Ok(out)
     }
 
-    /// Deliver a signal to a waitpoint, proven by its token.
+    /// Deliver a signal to a waitpoint, proven by its token. A signal sent
+    /// without an idempotency key is given one (`auto-<32 hex>`, shown in the
+    /// waitpoint's record), so each call delivers once even when the store
+    /// sends it again after a lost reply.
     pub async fn signal(
         &self,
         execution: &ExecutionId,
@@ -205,10 +209,12 @@ impl Client {
             token: token.clone(),
             name: SignalName::new(signal.name)?,
             payload: signal.payload,
-            idempotency: signal
-                .idempotency_key
-                .map(IdempotencyKey::new)
-                .transpose()?,
+            // A signal without a key of the caller's gets one, so the store
+            // may send it again after a lost reply without delivering twice.
+            idempotency: Some(match signal.idempotency_key {
+                Some(k) => IdempotencyKey::new(k)?,
+                None => IdempotencyKey::new(format!("auto-{:032x}", random_u128()))?,
+            }),
         };
         let out = sp::decode_signal(&self.call(&sp::signal(&args)).await?)?;
         tracing::debug!(execution = %execution, waitpoint = %waitpoint, effect = ?out.effect, duplicate = out.duplicate, "signal");

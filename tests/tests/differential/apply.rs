@@ -194,7 +194,8 @@ impl Run<'_> {
                 reason,
                 &[exec_id(target), exec_id(target + 1)],
             ),
-            7 => ad::reset_budget(&cfg, &b),
+            // (a few reset ids: some resets repeat the last one)
+            7 => ad::reset_budget(&cfg, &b, u128::from(n % 3)),
             8 => ad::budget_resets(budget_partition(&cfg, &b), 10),
             9 => ad::budget_reconcile(budget_partition(&cfg, &b), "0", 1000),
             10 => ad::quota_reconcile(quota_partition(&cfg, &q), "0", 1000),
