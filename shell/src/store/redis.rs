@@ -219,6 +219,15 @@ impl RedisStore {
         self.retry.run(what, || self.send(cmd)).await
     }
 
+    /// An FCALL, sent again only when its contract says a repeat is safe.
+    async fn raw_fcall(&self, call: &Call, cmd: &Cmd) -> Result<Value, StoreError> {
+        if call.repeatable {
+            self.raw(call.function, cmd).await
+        } else {
+            self.send(cmd).await
+        }
+    }
+
     async fn send(&self, cmd: &Cmd) -> Result<Value, StoreError> {
         let r = match &self.conn {
             Conn::Single(c) => c.clone().req_packed_command(cmd).await,
@@ -265,11 +274,11 @@ impl RedisStore {
 
     async fn run_fcall(&self, call: &Call) -> Result<Reply, StoreError> {
         let cmd = fcall_cmd(call);
-        match self.raw(call.function, &cmd).await {
+        match self.raw_fcall(call, &cmd).await {
             Err(StoreError::FunctionNotFound(e)) => {
                 tracing::warn!(function = call.function, error = %e, "function library missing; reloading and retrying once");
                 self.load_library().await?;
-                self.raw(call.function, &cmd).await.map(to_reply)
+                self.raw_fcall(call, &cmd).await.map(to_reply)
             }
             r => r.map(to_reply),
         }

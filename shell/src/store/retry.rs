@@ -9,7 +9,9 @@
 //! the reply. That is safe because every data-plane function answers its
 //! own repeat (each contract in `ff_core::contract` says how: replayed from
 //! a fence, deduplicated by id or sequence, or idempotent by nature), and
-//! the plain commands the shell sends are reads or idempotent writes.
+//! the plain commands the shell sends are reads or idempotent writes. A
+//! call built `not_repeatable` (nothing tells its repeat from a second
+//! call) is sent once.
 //!
 //! [`RedisStore`]: super::RedisStore
 
