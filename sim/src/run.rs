@@ -8,7 +8,7 @@ use ff_core::state::PublicState;
 use ff_core::{ExecutionId, PartitionConfig};
 use ff_engine::store::{MemoryStore, Store};
 use ff_engine::worker::Worker;
-use ff_engine::{Client, Engine, EngineConfig};
+use ff_engine::{Client, Engine, EngineConfig, Outcome};
 use madsim::runtime::{Handle, NodeHandle, Runtime};
 use madsim::task::JoinHandle;
 use rand::rngs::StdRng;
@@ -72,6 +72,9 @@ pub struct SimReport {
     /// and how many of those a signal resumed.
     pub resumes: u32,
     pub resumed_by_signal: u32,
+    /// Callers that awaited an execution's end, and how many resolved.
+    pub waiters: usize,
+    pub waited: usize,
     /// The first store events, readable (to find where two runs diverge).
     pub log: Vec<String>,
 }
@@ -93,6 +96,10 @@ struct Model {
     resumed_by_signal: u32,
     /// Tokens reported (once each) to the ledger budget.
     ledger: u64,
+    /// Waiters started on executions (`Client::wait`).
+    waiters: usize,
+    /// What each waiter resolved to.
+    waited: Vec<(ExecutionId, Outcome<Vec<u8>>)>,
 }
 
 type Shared = Arc<Mutex<Model>>;
@@ -378,7 +385,16 @@ fn start_client(
                                     Err(e) => violation(&model, format!("usage report: {e}")),
                                 }
                             }
-                            model.lock().expect("model lock").created.push(c.execution);
+                            model
+                                .lock()
+                                .expect("model lock")
+                                .created
+                                .push(c.execution.clone());
+                            // Some callers await the end.
+                            if rng.random_ratio(1, 4) {
+                                model.lock().expect("model lock").waiters += 1;
+                                tokio::spawn(await_end(client.clone(), c.execution, model.clone()));
+                            }
                             break;
                         }
                         Err(ff_engine::Error::Store(_)) => {
@@ -392,6 +408,26 @@ fn start_client(
                 }
             }
         })
+}
+
+/// A caller awaiting an execution's end, through store errors (a wait
+/// that fails is simply waited again).
+async fn await_end(client: Client, id: ExecutionId, model: Shared) {
+    loop {
+        match client.wait(&id, Duration::from_secs(3_600)).await {
+            Ok(o) => {
+                model.lock().expect("model lock").waited.push((id, o));
+                return;
+            }
+            Err(ff_engine::Error::Store(_)) | Err(ff_engine::Error::TimedOut { .. }) => {
+                tokio::time::sleep(Duration::from_millis(100)).await
+            }
+            Err(e) => {
+                violation(&model, format!("wait on {id}: {e}"));
+                return;
+            }
+        }
+    }
 }
 
 /// The signaller: signals suspended executions (see [`signal_loop`]).
@@ -632,7 +668,41 @@ async fn judge(
     } else {
         Vec::new()
     };
+    // Every waiter resolves to the record's outcome (a missed announcement
+    // is caught by the re-read every 30 s).
+    if obs.all_terminal() {
+        let deadline = tokio::time::Instant::now() + Duration::from_secs(40);
+        loop {
+            let (started, done) = {
+                let m = w.model.lock().expect("model lock");
+                (m.waiters, m.waited.len())
+            };
+            if done >= started || tokio::time::Instant::now() >= deadline {
+                break;
+            }
+            tokio::time::sleep(Duration::from_millis(500)).await;
+        }
+    }
     let mut model = w.model.lock().expect("model lock");
+    if obs.all_terminal() {
+        let mut wrong = Vec::new();
+        if model.waited.len() < model.waiters {
+            wrong.push(format!(
+                "waiters: {} of {} resolved 40 s after every execution ended",
+                model.waited.len(),
+                model.waiters
+            ));
+        }
+        for (id, got) in &model.waited {
+            let want = obs.records.get(id.as_str()).and_then(Outcome::of);
+            if want.as_ref() != Some(got) {
+                wrong.push(format!(
+                    "waiter on {id} resolved to {got:?}, the record ends {want:?}"
+                ));
+            }
+        }
+        model.violations.extend(wrong);
+    }
     if !obs.all_terminal() {
         let stuck: Vec<String> = obs
             .records
@@ -707,6 +777,8 @@ async fn judge(
         zombie_attempts: model.zombie_attempts,
         resumes,
         resumed_by_signal: by_signal,
+        waiters: model.waiters,
+        waited: model.waited.len(),
         log: w.faulty.log(),
     }
 }
