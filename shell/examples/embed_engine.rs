@@ -12,10 +12,18 @@
 use ff_engine::engine::metrics_http;
 use ff_engine::prometheus_client::registry::Registry;
 use ff_engine::store::{MemoryStore, RedisStore, RedisStoreOptions, Store};
-use ff_engine::{Client, Engine, EngineConfig, ExecutionSpec};
+use ff_engine::{Client, Engine, EngineConfig, JobType};
 use std::sync::Arc;
 use std::time::Duration;
 use tokio::sync::watch;
+
+/// A reminder to send later; its handler runs in another service.
+struct Remind;
+impl JobType for Remind {
+    const KIND: &'static str = "reminder";
+    type Args = u64;
+    type Output = ();
+}
 
 #[tokio::main]
 async fn main() -> Result<(), Box<dyn std::error::Error>> {
@@ -59,8 +67,8 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
                 _ = producer_stop.changed() => return n,
                 _ = tokio::time::sleep(Duration::from_millis(100)) => {}
             }
-            let spec = ExecutionSpec::new("reminder").delay(Duration::from_millis(250));
-            if client.create(spec).await.is_ok() {
+            let later = |s: ff_engine::ExecutionSpec| s.delay(Duration::from_millis(250));
+            if client.enqueue_with(Remind, &n, later).await.is_ok() {
                 n += 1;
             }
         }

@@ -1,4 +1,5 @@
-//! A worker loop: handlers by kind, a retry, a delay, then a graceful stop.
+//! A worker loop on the typed API: job types, a retry, a delay, a failure
+//! you can match, results awaited, then a graceful stop.
 //!
 //! ```text
 //! cargo run -p ff-engine --example worker_loop                          # in-process store
@@ -6,33 +7,57 @@
 //! ```
 //!
 //! The `Worker` runtime claims executions of its lanes, runs the handler of
-//! each execution's kind on its own task, renews the lease while it runs and
-//! reports the outcome. An engine runs beside it: retries with backoff and
-//! delays come back through its delayed promoter.
+//! each job type on its own task, renews the lease while it runs and reports
+//! the outcome. Started with its engine, retries with backoff and delays come
+//! back through the engine's delayed promoter in the same process.
 
 use ff_engine::core::retry::RetryPolicy;
 use ff_engine::store::{MemoryStore, RedisStore, RedisStoreOptions, Store};
 use ff_engine::worker::{Job, JobError, Worker};
-use ff_engine::{Client, Engine, EngineConfig, ExecutionSpec};
+use ff_engine::{Client, EngineConfig, JobType, Outcome};
+use serde::{Deserialize, Serialize};
 use std::sync::atomic::Ordering::Relaxed;
 use std::sync::Arc;
 use std::time::Duration;
 
-async fn send_email(job: Job) -> Result<Vec<u8>, JobError> {
-    let to = String::from_utf8_lossy(&job.payload).into_owned();
-    // The first attempt to this domain times out; the retry goes through.
-    if to.ends_with("@slow.example") && job.attempt == 1 {
-        return Err(JobError::retry("smtp timeout"));
-    }
-    Ok(format!("sent to {to}").into_bytes())
+#[derive(Debug, Serialize, Deserialize)]
+struct Email {
+    to: String,
 }
 
-async fn render_report(job: Job) -> Result<Vec<u8>, JobError> {
+struct SendEmail;
+impl JobType for SendEmail {
+    const KIND: &'static str = "email.send";
+    type Args = Email;
+    type Output = String;
+}
+
+struct RenderReport;
+impl JobType for RenderReport {
+    const KIND: &'static str = "report.render";
+    type Args = u32; // the month
+    type Output = String;
+}
+
+async fn send_email(job: Job, email: Email) -> Result<String, JobError> {
+    if email.to.ends_with("@bounce.example") {
+        // `?` on any std error: a retryable failure that keeps its type.
+        std::fs::read("/nonexistent/smtp.conf")?;
+    }
+    // The first attempt to this domain times out; the retry goes through.
+    if email.to.ends_with("@slow.example") && job.attempt == 1 {
+        return Err(JobError::retry("smtp timeout"));
+    }
+    Ok(format!("sent to {}", email.to))
+}
+
+async fn render_report(job: Job, month: u32) -> Result<String, JobError> {
+    job.progress(serde_json::json!({ "month": month, "step": "render" }));
     // Not ready yet on the first attempt: come back in 200 ms.
     if job.attempt == 1 {
-        return Err(JobError::Delay(Duration::from_millis(200)));
+        return Err(JobError::delay(Duration::from_millis(200)));
     }
-    Ok(b"report.pdf".to_vec())
+    Ok(format!("report-{month}.pdf"))
 }
 
 #[tokio::main]
@@ -41,54 +66,39 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
         Some(url) => Arc::new(RedisStore::connect(&[url], RedisStoreOptions::default()).await?),
         None => Arc::new(MemoryStore::new()),
     };
-    let client = Client::new(store.clone(), Default::default()).await?;
-    let engine = Engine::start(EngineConfig::default(), store).await?;
+    let client = Client::new(store, Default::default()).await?;
     let worker = Worker::builder(client.clone(), "example")
         .concurrency(8)
-        .handle("email.send", send_email)
-        .handle("report.render", render_report)
-        .fallback(
-            |job: Job| async move { Err(JobError::fatal(format!("no handler for {}", job.kind))) },
-        )
-        .start()?;
+        .job(SendEmail, send_email)
+        .job(RenderReport, render_report)
+        .start_with_engine(EngineConfig::default())
+        .await?;
 
-    let mut ids = Vec::new();
-    for to in ["ada@example.com", "bob@slow.example", "eve@example.com"] {
-        let spec = ExecutionSpec::new("email.send")
-            .payload(to)
-            .retry(RetryPolicy::exponential(3, 100, 1_000));
-        ids.push(client.create(spec).await?.execution);
+    let retry = RetryPolicy::exponential(2, 100, 1_000);
+    let mut mails = Vec::new();
+    for to in ["ada@example.com", "bob@slow.example", "eve@bounce.example"] {
+        let email = Email { to: to.into() };
+        mails.push(
+            client
+                .enqueue_with(SendEmail, &email, |s| s.retry(retry))
+                .await?,
+        );
     }
-    ids.push(
-        client
-            .create(ExecutionSpec::new("report.render"))
-            .await?
-            .execution,
-    );
-    ids.push(
-        client
-            .create(ExecutionSpec::new("unknown.kind"))
-            .await?
-            .execution,
-    );
+    let report = client.enqueue(RenderReport, &11).await?;
 
-    // Wait until every execution is terminal (bounded).
-    for _ in 0..200 {
-        let mut done = 0;
-        for id in &ids {
-            if client.get(id).await?.public_state.is_terminal() {
-                done += 1;
+    for mail in &mails {
+        match mail.result_within(Duration::from_secs(10)).await? {
+            Outcome::Succeeded(said) => println!("{}: {said}", mail.id()),
+            Outcome::Failed { failure, attempt } => {
+                println!("{}: failed after {attempt} attempts: {failure}", mail.id())
             }
+            other => println!("{}: {other:?}", mail.id()),
         }
-        if done == ids.len() {
-            break;
-        }
-        tokio::time::sleep(Duration::from_millis(50)).await;
     }
-    for id in &ids {
-        let r = client.get(id).await?;
-        println!("{id}: {} after {} attempt(s)", r.public_state, r.attempt);
-    }
+    println!(
+        "report: {:?}",
+        report.result_within(Duration::from_secs(10)).await?
+    );
     let stats = worker.stats();
     println!(
         "worker: {} completed, {} failed, {} delayed",
@@ -97,8 +107,7 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
         stats.delayed.load(Relaxed)
     );
     // Stop claiming, let running handlers finish (or hand them back), then
-    // stop the engine within its bound.
+    // the engine within its bound.
     worker.shutdown().await;
-    engine.shutdown().await;
     Ok(())
 }
