@@ -40,7 +40,7 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
         Some(url) => Arc::new(RedisStore::connect(&[url], RedisStoreOptions::default()).await?),
         None => Arc::new(MemoryStore::new()),
     };
-    let client = Client::new(store.clone(), Default::default()).await?;
+    let client = Client::new(store.clone()).await?;
     let engine = Engine::start(EngineConfig::default(), store).await?;
     let flow = client.create_flow("default").await?;
 

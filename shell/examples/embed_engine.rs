@@ -42,7 +42,7 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
         ..EngineConfig::default()
     };
     let engine = Engine::start(config, store.clone()).await?;
-    let client = Client::new(store, Default::default()).await?;
+    let client = Client::new(store).await?;
     let (stop_tx, stop_rx) = watch::channel(false);
 
     // The engine's counters in the service's own registry (beside the

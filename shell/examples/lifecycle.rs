@@ -21,7 +21,7 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
         .unwrap_or_else(|| "redis://127.0.0.1:6379".into());
     let store =
         RedisStore::connect(std::slice::from_ref(&url), RedisStoreOptions::default()).await?;
-    let client = Client::new(Arc::new(store), Default::default()).await?;
+    let client = Client::new(Arc::new(store)).await?;
     println!("connected to {url}");
 
     let mut ids = Vec::new();

@@ -24,7 +24,7 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
         Some(url) => Arc::new(RedisStore::connect(&[url], RedisStoreOptions::default()).await?),
         None => Arc::new(MemoryStore::new()),
     };
-    let client = Client::new(store, Default::default()).await?;
+    let client = Client::new(store).await?;
     // Once per deployment (and again to rotate): the key tokens are made with.
     client
         .rotate_waitpoint_secret(

@@ -66,7 +66,7 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
         Some(url) => Arc::new(RedisStore::connect(&[url], RedisStoreOptions::default()).await?),
         None => Arc::new(MemoryStore::new()),
     };
-    let client = Client::new(store, Default::default()).await?;
+    let client = Client::new(store).await?;
     let worker = Worker::builder(client.clone(), "example")
         .concurrency(8)
         .job(SendEmail, send_email)

@@ -120,7 +120,7 @@ pub fn run_seed(cfg: SimConfig) -> SimReport {
 /// A client that retries until the store answers (faults may be on).
 async fn connect(store: Arc<dyn Store>, partitions: PartitionConfig) -> Client {
     loop {
-        match Client::new(store.clone(), partitions).await {
+        match Client::with_partitions(store.clone(), partitions).await {
             Ok(c) => return c,
             Err(_) => tokio::time::sleep(Duration::from_millis(100)).await,
         }
@@ -136,7 +136,7 @@ fn contested_lane() -> ff_core::Lane {
 /// (every replica scans every partition).
 fn engine_config(partitions: PartitionConfig, ownership: bool) -> EngineConfig {
     EngineConfig {
-        partitions,
+        partitions: Some(partitions),
         rescan_interval: Duration::from_secs(20),
         ownership,
         ..Default::default()

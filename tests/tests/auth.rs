@@ -26,9 +26,7 @@ async fn acl_user_and_password_in_the_url() {
     let store = RedisStore::connect(&[url], RedisStoreOptions::default())
         .await
         .expect("ACL user connects");
-    let c = Client::new(Arc::new(store), Default::default())
-        .await
-        .unwrap();
+    let c = Client::new(Arc::new(store)).await.unwrap();
     let eid = c.create(ExecutionSpec::new("job")).await.unwrap().execution;
     c.get(&eid).await.unwrap();
 

@@ -153,9 +153,7 @@ async fn a_cluster_master_failed_over_mid_workload_and_the_work_completes() {
             Engine::start(config(), connect().await).await.unwrap(),
             Engine::start(config(), connect().await).await.unwrap(),
         );
-        let c = Client::new(connect().await, Default::default())
-            .await
-            .unwrap();
+        let c = Client::new(connect().await).await.unwrap();
         let w = worker(&c);
         let acked = Arc::new(Mutex::new(Vec::new()));
         let creator = create_all(c.clone(), n, acked.clone());

@@ -54,19 +54,19 @@ async fn another_version_is_replaced_on_connect() {
 async fn partition_counts_are_recorded_and_checked() {
     let redis = TestRedis::standalone();
     let store = store(&redis.url()).await;
-    Client::new(store.clone(), PartitionConfig::default())
-        .await
-        .unwrap();
+    Client::new(store.clone()).await.unwrap();
     let other = PartitionConfig {
         flow_partitions: 64,
         ..Default::default()
     };
-    let err = Client::new(store.clone(), other).await.unwrap_err();
+    let err = Client::with_partitions(store.clone(), other)
+        .await
+        .unwrap_err();
     assert!(matches!(err, Error::PartitionMismatch { .. }), "{err:?}");
     assert!(err.to_string().contains("256/32/32"), "{err}");
     // The engine refuses to start with other counts too.
     let config = ff_engine::EngineConfig {
-        partitions: other,
+        partitions: Some(other),
         ..Default::default()
     };
     let err = ff_engine::Engine::start(config, store.clone())
@@ -75,7 +75,33 @@ async fn partition_counts_are_recorded_and_checked() {
         .expect("refused");
     assert!(matches!(err, Error::PartitionMismatch { .. }), "{err:?}");
     // The recorded counts are unchanged and the right config still works.
-    Client::new(store, PartitionConfig::default())
+    Client::new(store).await.unwrap();
+}
+
+#[tokio::test]
+async fn a_deployment_made_with_other_counts_is_joined_without_repeating_them() {
+    let redis = TestRedis::standalone();
+    let store = store(&redis.url()).await;
+    let other = PartitionConfig {
+        flow_partitions: 16,
+        budget_partitions: 4,
+        quota_partitions: 2,
+    };
+    Client::with_partitions(store.clone(), other).await.unwrap();
+    // Later clients and engines read the recorded counts.
+    let c = Client::new(store.clone()).await.unwrap();
+    assert_eq!(*c.config(), other);
+    let engine = ff_engine::Engine::start(Default::default(), store.clone())
         .await
         .unwrap();
+    let mut held = 0;
+    for _ in 0..100 {
+        held = engine.owned_partitions().len();
+        if held == 16 {
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    }
+    assert_eq!(held, 16, "the engine scans the recorded 16 flow partitions");
+    assert!(engine.shutdown().await);
 }

@@ -230,9 +230,7 @@ async fn a_restart_that_loses_the_library_heals_on_the_next_call() {
 #[tokio::test]
 async fn the_engine_runs_on_memory_store() {
     let store = Arc::new(MemoryStore::new());
-    let c = Client::new(store.clone(), Default::default())
-        .await
-        .unwrap();
+    let c = Client::new(store.clone()).await.unwrap();
     let engine = Engine::start(EngineConfig::default(), c.store().clone())
         .await
         .unwrap();

@@ -116,7 +116,9 @@ async fn recorded(store: Arc<dyn Store>) -> (Arc<Recorder>, Client) {
         flow_partitions: 8,
         ..Default::default()
     };
-    let c = Client::new(rec.clone(), config).await.expect("client");
+    let c = Client::with_partitions(rec.clone(), config)
+        .await
+        .expect("client");
     (rec, c)
 }
 

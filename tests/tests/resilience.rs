@@ -34,7 +34,7 @@ async fn store_at(url: &str) -> Arc<RedisStore> {
 async fn lossy(server: &RedisServer) -> (LossyProxy, Arc<RedisStore>, Client) {
     let proxy = LossyProxy::start(server.port());
     let s = store_at(&proxy.url()).await;
-    let c = Client::new(s.clone(), Default::default()).await.unwrap();
+    let c = Client::new(s.clone()).await.unwrap();
     (proxy, s, c)
 }
 
@@ -204,9 +204,7 @@ async fn run_through(
     let engine = Engine::start(EngineConfig::default(), engine_store.clone())
         .await
         .unwrap();
-    let c = Client::new(client_store.clone(), Default::default())
-        .await
-        .unwrap();
+    let c = Client::new(client_store.clone()).await.unwrap();
     let w = echo_worker(&c, kind);
     let mut run = Run::default();
     let mut fault = Some(fault);

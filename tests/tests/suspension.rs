@@ -36,7 +36,7 @@ async fn small(store: Arc<dyn Store>) -> Client {
         flow_partitions: 8,
         ..Default::default()
     };
-    Client::new(store, config).await.unwrap()
+    Client::with_partitions(store, config).await.unwrap()
 }
 
 /// A client with a waitpoint secret rotated in.

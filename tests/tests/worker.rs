@@ -339,9 +339,7 @@ async fn an_idle_worker_waits_quietly_and_wakes_promptly() {
     let redis = TestRedis::standalone();
     let c = client(&redis.url()).await;
     let counting = Arc::new(Flaky::new(c.store().clone(), false));
-    let wc = Client::new(counting.clone(), Default::default())
-        .await
-        .unwrap();
+    let wc = Client::new(counting.clone()).await.unwrap();
     let worker = Worker::builder(wc, "w")
         .handle("job", |_job: Job| async move { Ok(Vec::new()) })
         .start()

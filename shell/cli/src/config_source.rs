@@ -127,6 +127,31 @@ macro_rules! number {
     };
 }
 
+/// A partition count: setting one sets the counts (the others at their
+/// defaults unless set too); unset (empty), the recorded counts are used.
+macro_rules! partitions {
+    ($field:ident, $help:expr) => {
+        Field {
+            name: stringify!($field),
+            help: $help,
+            set: |c, v| {
+                if v.trim().is_empty() {
+                    return Ok(());
+                }
+                c.partitions.get_or_insert_with(Default::default).$field = v
+                    .trim()
+                    .parse()
+                    .map_err(|e| format!("expected an integer, got {v:?} ({e})"))?;
+                Ok(())
+            },
+            get: |c| {
+                c.partitions
+                    .map_or_else(String::new, |p| p.$field.to_string())
+            },
+        }
+    };
+}
+
 macro_rules! last {
     ($first:ident) => { stringify!($first) };
     ($first:ident $($rest:ident)+) => { last!($($rest)+) };
@@ -134,17 +159,17 @@ macro_rules! last {
 
 /// Every field, in the order of [`EngineConfig`].
 pub const FIELDS: &[Field] = &[
-    number!(
-        partitions.flow_partitions,
-        "Flow partitions (recorded at first start, checked at every start)."
+    partitions!(
+        flow_partitions,
+        "Flow partitions of a new deployment (default: those recorded in Valkey; 256 on first start)."
     ),
-    number!(
-        partitions.budget_partitions,
-        "Budget partitions (recorded at first start, checked at every start)."
+    partitions!(
+        budget_partitions,
+        "Budget partitions of a new deployment (default: those recorded in Valkey; 32 on first start)."
     ),
-    number!(
-        partitions.quota_partitions,
-        "Quota partitions (recorded at first start, checked at every start)."
+    partitions!(
+        quota_partitions,
+        "Quota partitions of a new deployment (default: those recorded in Valkey; 32 on first start)."
     ),
     duration!(
         lease_expiry_interval,

@@ -94,7 +94,7 @@ fn spec(i: usize) -> ExecutionSpec {
 /// Run the demo on `store`, printing progress lines to stderr.
 pub async fn run(store: Arc<dyn Store>, opts: DemoOptions) -> Result<DemoSummary> {
     let started = Instant::now();
-    let client = Client::new(store.clone(), Default::default()).await?;
+    let client = Client::new(store.clone()).await?;
     let engine = Engine::start(EngineConfig::default(), store.clone()).await?;
     // A worker that claims a few and dies without a word: their leases expire
     // and the engine hands them to the live workers.

@@ -56,7 +56,7 @@ fn result_fits(result: &[u8]) -> Result<()> {
 ///
 /// # #[tokio::main(flavor = "current_thread")]
 /// # async fn main() -> Result<(), Box<dyn std::error::Error>> {
-/// let client = Client::new(Arc::new(MemoryStore::new()), Default::default()).await?;
+/// let client = Client::new(Arc::new(MemoryStore::new())).await?;
 /// let created = client.create(ExecutionSpec::new("email.send").payload("to: ada")).await?;
 /// assert_eq!(created.state, PublicState::Waiting);
 ///
@@ -111,49 +111,93 @@ pub(crate) fn random_u128() -> u128 {
     u128::from_le_bytes(b)
 }
 
-/// Record the partition counts on first start; refuse counts that differ
-/// from the recorded ones (they would move every id's keys).
-pub(crate) async fn check_partition_config(store: &dyn Store, c: &PartitionConfig) -> Result<()> {
-    let configured = format!(
-        "{}/{}/{}",
-        c.flow_partitions, c.budget_partitions, c.quota_partitions
-    );
+/// The partition counts of the deployment: those recorded in Valkey, after
+/// recording `wanted` (or the defaults) if none are yet. Counts that differ
+/// from the recorded ones are refused: they would move every id's keys.
+pub(crate) async fn resolve_partitions(
+    store: &dyn Store,
+    wanted: Option<&PartitionConfig>,
+) -> Result<PartitionConfig> {
+    let first = wanted.copied().unwrap_or_default();
     let fields = [
-        ("flow_partitions", c.flow_partitions),
-        ("budget_partitions", c.budget_partitions),
-        ("quota_partitions", c.quota_partitions),
+        ("flow_partitions", first.flow_partitions),
+        ("budget_partitions", first.budget_partitions),
+        ("quota_partitions", first.quota_partitions),
     ];
-    let mut stored = Vec::new();
     for (field, value) in fields {
         store
             .command(&cmd(["HSETNX", keys::CONFIG, field, &value.to_string()]))
             .await?;
-        let got = store.command(&cmd(["HGET", keys::CONFIG, field])).await?;
-        stored.push(got.text().unwrap_or_default());
     }
-    let stored = stored.join("/");
-    if stored != configured {
-        return Err(Error::PartitionMismatch { stored, configured });
+    let got = store
+        .command(&cmd([
+            "HMGET",
+            keys::CONFIG,
+            "flow_partitions",
+            "budget_partitions",
+            "quota_partitions",
+        ]))
+        .await?;
+    let texts: Vec<String> = match &got {
+        Reply::Array(items) => items.iter().map(|r| r.text().unwrap_or_default()).collect(),
+        _ => Vec::new(),
+    };
+    let show = |c: &PartitionConfig| {
+        format!(
+            "{}/{}/{}",
+            c.flow_partitions, c.budget_partitions, c.quota_partitions
+        )
+    };
+    let stored = match texts.iter().map(|t| t.parse::<u16>()).collect::<Vec<_>>()[..] {
+        [Ok(flow_partitions), Ok(budget_partitions), Ok(quota_partitions)] => PartitionConfig {
+            flow_partitions,
+            budget_partitions,
+            quota_partitions,
+        },
+        _ => {
+            return Err(Error::PartitionMismatch {
+                stored: texts.join("/"),
+                configured: show(&first),
+            })
+        }
+    };
+    if let Some(w) = wanted {
+        if *w != stored {
+            return Err(Error::PartitionMismatch {
+                stored: show(&stored),
+                configured: show(w),
+            });
+        }
     }
-    Ok(())
+    Ok(stored)
 }
 
 impl Client {
-    /// Attach to a store: record the partition counts on first start (and
-    /// refuse to run with counts that differ from the recorded ones), register
-    /// the `default` lane and load the lane registry.
-    pub async fn new(store: Arc<dyn Store>, config: PartitionConfig) -> Result<Self> {
+    /// Attach to a store: use the partition counts recorded in it (the
+    /// defaults, 256 / 32 / 32, are recorded on first start), register the
+    /// `default` lane and load the lane registry.
+    pub async fn new(store: Arc<dyn Store>) -> Result<Self> {
+        Self::attach(store, None).await
+    }
+
+    /// Attach to a store with these partition counts: recorded if the
+    /// store has none yet (a new deployment), refused if it has others.
+    pub async fn with_partitions(store: Arc<dyn Store>, config: PartitionConfig) -> Result<Self> {
         config.validate().map_err(|reason| Error::Invalid {
             field: "partition config",
             reason,
         })?;
+        Self::attach(store, Some(config)).await
+    }
+
+    async fn attach(store: Arc<dyn Store>, wanted: Option<PartitionConfig>) -> Result<Self> {
+        let config = resolve_partitions(store.as_ref(), wanted.as_ref()).await?;
         let client = Self {
             store,
             config,
             lanes: Arc::new(RwLock::new(HashSet::new())),
             waiters: Arc::default(),
         };
-        check_partition_config(client.store.as_ref(), &client.config).await?;
         client.register_lane(&Lane::default_lane()).await?;
         Ok(client)
     }

@@ -8,8 +8,10 @@ use std::time::Duration;
 /// How an [`Engine`](super::Engine) runs. [`Default`] gives the seed's defaults; the `ff` command (ff-cli's `config_source`) loads one from a file, the environment and flags.
 #[derive(Debug, Clone)]
 pub struct EngineConfig {
-    /// Partition counts (must match those recorded in Valkey).
-    pub partitions: PartitionConfig,
+    /// Partition counts: `None` uses those recorded in Valkey (the defaults
+    /// are recorded on first start); set them only to create a deployment
+    /// with other counts (refused where others are recorded).
+    pub partitions: Option<PartitionConfig>,
     /// Longest sleep of each scanner (seed defaults). A scanner wakes at the
     /// earliest due time it knows of, when the data plane announces an earlier
     /// one, or after this interval; a wake-up reads only the partitions known
@@ -78,7 +80,7 @@ pub struct EngineConfig {
 impl Default for EngineConfig {
     fn default() -> Self {
         Self {
-            partitions: PartitionConfig::default(),
+            partitions: None,
             lease_expiry_interval: Duration::from_millis(1500),
             delayed_promoter_interval: Duration::from_millis(750),
             attempt_timeout_interval: Duration::from_secs(2),
@@ -110,7 +112,9 @@ impl Default for EngineConfig {
 impl EngineConfig {
     /// Check every field; the error names the field.
     pub fn validate(&self) -> Result<(), String> {
-        self.partitions.validate()?;
+        if let Some(p) = &self.partitions {
+            p.validate()?;
+        }
         let min = Duration::from_millis(10);
         for (name, d) in [
             ("lease_expiry_interval", self.lease_expiry_interval),

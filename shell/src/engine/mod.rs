@@ -135,7 +135,7 @@ pub fn scanners(config: &EngineConfig) -> Vec<ScannerSpec> {
 /// # #[tokio::main(flavor = "current_thread")]
 /// # async fn main() -> Result<(), Box<dyn std::error::Error>> {
 /// let store: Arc<dyn Store> = Arc::new(MemoryStore::new());
-/// let client = Client::new(store.clone(), Default::default()).await?;
+/// let client = Client::new(store.clone()).await?;
 /// let engine = Engine::start(EngineConfig::default(), store).await?;
 ///
 /// let spec = ExecutionSpec::new("reminder").delay(Duration::from_millis(50));
@@ -172,7 +172,8 @@ impl Engine {
             field: "engine config",
             reason,
         })?;
-        crate::client::check_partition_config(store.as_ref(), &config.partitions).await?;
+        let partitions =
+            crate::client::resolve_partitions(store.as_ref(), config.partitions.as_ref()).await?;
         let (shutdown_tx, shutdown_rx) = watch::channel(false);
         let mut handles = Vec::new();
         let tasks = Arc::new(TaskRestarts::default());
@@ -182,7 +183,7 @@ impl Engine {
                 // split the partitions in a ring of their own.
                 ring: ff_core::contract::ownership::Ring::of(&config.filter),
                 member: ownership::new_member_id(),
-                partitions: config.partitions.flow_partitions,
+                partitions: partitions.flow_partitions,
                 lease_ttl: config.ownership_lease_ttl,
                 heartbeat: config.ownership_heartbeat,
             };
@@ -239,7 +240,7 @@ impl Engine {
                     let runner = Runner::new(
                         spec,
                         store.clone(),
-                        &cfg.partitions,
+                        &partitions,
                         cfg.filter.clone(),
                         cfg.batch_size,
                         cfg.rescan_interval,
@@ -273,7 +274,7 @@ impl Engine {
         // The receiver outlives a panicked rescan task: the restarted one takes it up.
         let rescan_rx = Arc::new(Mutex::new(rescan_rx));
         let heads_settings = heads::Settings {
-            flow_partitions: config.partitions.flow_partitions,
+            flow_partitions: partitions.flow_partitions,
             every: config.rescan_interval,
             owned: publisher.as_ref().map(ownership::Publisher::subscribe),
         };
@@ -322,7 +323,7 @@ impl Engine {
         ));
         let listener = Arc::new(ListenerMetrics::default());
         let listener_config = listener::ListenerConfig {
-            partitions: config.partitions.flow_partitions,
+            partitions: partitions.flow_partitions,
             owned: publisher.as_ref().map(ownership::Publisher::subscribe),
             concurrency: config.dispatch_concurrency,
             budget: config.batch_size,
@@ -349,7 +350,7 @@ impl Engine {
         ));
         tracing::info!(
             scanners = metrics.len(),
-            partitions = config.partitions.flow_partitions,
+            partitions = partitions.flow_partitions,
             member = ownership.as_ref().map(|(m, _)| m.as_str()),
             "engine started"
         );
@@ -361,7 +362,7 @@ impl Engine {
             tasks,
             shutdown_timeout: config.shutdown_timeout,
             ownership,
-            partition_count: config.partitions.flow_partitions,
+            partition_count: partitions.flow_partitions,
         })
     }
 

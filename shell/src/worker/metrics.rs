@@ -29,7 +29,7 @@ impl Worker {
     ///
     /// # #[tokio::main(flavor = "current_thread")]
     /// # async fn main() -> Result<(), Box<dyn std::error::Error>> {
-    /// let client = Client::new(Arc::new(MemoryStore::new()), Default::default()).await?;
+    /// let client = Client::new(Arc::new(MemoryStore::new())).await?;
     /// let worker = Worker::builder(client.clone(), "mailer")
     ///     .instance("mailer-1")
     ///     .handle("email.send", |_job: Job| async move { Ok(b"sent".to_vec()) })

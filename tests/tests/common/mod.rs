@@ -20,16 +20,12 @@ pub async fn store(url: &str) -> Arc<RedisStore> {
 }
 
 pub async fn client(url: &str) -> Client {
-    Client::new(store(url).await, Default::default())
-        .await
-        .expect("client")
+    Client::new(store(url).await).await.expect("client")
 }
 
 /// A client on any store.
 pub async fn client_on(store: Arc<dyn Store>) -> Client {
-    Client::new(store, Default::default())
-        .await
-        .expect("client")
+    Client::new(store).await.expect("client")
 }
 
 pub async fn cluster_client(urls: Vec<String>) -> Client {
@@ -40,9 +36,7 @@ pub async fn cluster_client(urls: Vec<String>) -> Client {
     let store = RedisStore::connect(&urls, opts)
         .await
         .expect("connect cluster");
-    Client::new(Arc::new(store), Default::default())
-        .await
-        .expect("client")
+    Client::new(Arc::new(store)).await.expect("client")
 }
 
 pub fn worker() -> (Lane, WorkerName, WorkerInstance) {
@@ -283,7 +277,7 @@ where
 /// A client on a fresh in-process MemoryStore, and the store (to move its clock).
 pub async fn memory_client() -> (Arc<ff_engine::store::MemoryStore>, Client) {
     let store = Arc::new(ff_engine::store::MemoryStore::new());
-    let c = Client::new(store.clone(), Default::default())
+    let c = Client::new(store.clone())
         .await
         .expect("client on MemoryStore");
     (store, c)

@@ -279,10 +279,10 @@ pub(crate) async fn run_sequence(redis: &RedisStore, ops: &[Op]) -> Result<(), T
     let (ms, _) = run.redis_time().await;
     run.clock.store(ms, Ordering::SeqCst);
     let redis_arc: Arc<dyn Store> = Arc::new(redis.clone());
-    Client::new(redis_arc, config())
+    Client::with_partitions(redis_arc, config())
         .await
         .expect("client on redis");
-    Client::new(Arc::new(run.mem.clone()), config())
+    Client::with_partitions(Arc::new(run.mem.clone()), config())
         .await
         .expect("client on memory");
     for (k, v) in [

@@ -193,7 +193,7 @@ pub async fn run(scenario: Scenario, opts: BenchOptions) -> BenchResult<Report> 
     }
     let version = admin.info_text("server", "redis_version").await?;
     let store: Arc<dyn Store> = Arc::new(connect(&opts).await?);
-    let client = Client::new(store.clone(), Default::default()).await?;
+    let client = Client::new(store.clone()).await?;
     let ctx = Ctx {
         n: opts.n.unwrap_or(scenario.default_n()),
         seconds: opts.seconds.unwrap_or(scenario.default_seconds()),

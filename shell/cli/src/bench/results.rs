@@ -42,7 +42,7 @@ async fn round_trip(c: &Client, i: u64) -> BenchResult<i64> {
 pub(crate) async fn run(ctx: &Ctx) -> BenchResult<Report> {
     let n = ctx.n;
     let mut r = ctx.report(Scenario::Results);
-    let worker_client = Client::new(ctx.engine_store().await?, *ctx.client.config()).await?;
+    let worker_client = Client::new(ctx.engine_store().await?).await?;
     let worker = Worker::builder(worker_client, "bench")
         .concurrency(4096)
         .job(

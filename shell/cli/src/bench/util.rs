@@ -690,7 +690,7 @@ pub(crate) async fn noop_worker_until(
     concurrency: usize,
     limit: Duration,
 ) -> BenchResult<(Worker, f64)> {
-    let client = ff_engine::Client::new(ctx.engine_store().await?, *ctx.client.config()).await?;
+    let client = ff_engine::Client::new(ctx.engine_store().await?).await?;
     let t = Instant::now();
     let worker = Worker::builder(client, "bench")
         .concurrency(concurrency)

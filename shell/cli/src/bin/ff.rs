@@ -255,7 +255,7 @@ fn inspect(args: InspectArgs) -> i32 {
             ..Default::default()
         };
         let store = RedisStore::connect(&args.redis, opts).await?;
-        let client = ff_engine::Client::new(Arc::new(store), Default::default()).await?;
+        let client = ff_engine::Client::new(Arc::new(store)).await?;
         ff_engine::inspect::inspect(&client).await
     });
     match result {
