@@ -7,11 +7,13 @@ local count_text, counter, err, hex32_ok = P.count_text, P.counter, P.err, P.hex
 local int_arg, name_arg, name_ok, now_ms = P.int_arg, P.name_arg, P.name_ok, P.now_ms
 local num, optional_fields, register = P.num, P.optional_fields, P.register
 local eid_ok, eligible_key, exec_key, tag_of = K.eid_ok, K.eligible_key, K.exec_key, K.tag_of
+local paused_key = K.paused_key
 local zadd_due_many = MV.zadd_due_many
 local ADMISSION_HOOKS, make_terminal = EXEC.ADMISSION_HOOKS, EXEC.make_terminal
 local read_state = EXEC.read_state
 
--- ff_claim: hand out up to n eligible executions of one lane of one partition.
+-- ff_claim: hand out up to n eligible executions of one lane of one partition
+-- (none of a paused lane: refused 'lane_paused').
 -- KEYS: eligible index of the lane
 -- ARGV: lane, worker, worker_instance, lease_ttl_ms, n, lease_id * n [, capabilities [, skip]]
 -- -> {1, count, lease_exp, (eid, epoch, kind, payload) * count,
@@ -52,6 +54,7 @@ local function ff_claim(keys, args)
   for i = 1, n do
     if not hex32_ok(args[5 + i]) then return err('invalid_argument', 'lease_id:expected 32 hex digits') end
   end
+  if redis.call('SISMEMBER', paused_key(tag), lane) == 1 then return err('lane_paused', lane) end
 
   local now = now_ms()
   local exp = now + ttl

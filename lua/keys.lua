@@ -6,7 +6,7 @@
 local EXEC_PREFIX, IDX_PREFIX, FLOW_PREFIX = F.EXEC_PREFIX, F.IDX_PREFIX, F.FLOW_PREFIX
 local DEPS_PREFIX, OUT_PREFIX, WAITPOINT_PREFIX = F.DEPS_PREFIX, F.OUT_PREFIX, F.WAITPOINT_PREFIX
 local SECRET_PREFIX, IDEMPOTENCY_PREFIX = F.SECRET_PREFIX, F.IDEMPOTENCY_PREFIX
-local OWN_RING_PREFIX = F.OWN_RING_PREFIX
+local OWN_RING_PREFIX, PAUSED_PREFIX = F.OWN_RING_PREFIX, F.PAUSED_PREFIX
 
 -- The partition hash tag of a key, e.g. '{fp:17}'.
 local function tag_of(key)
@@ -15,6 +15,11 @@ end
 
 local function exec_key(eid)
   return EXEC_PREFIX .. eid
+end
+
+-- The lanes paused in a partition (a set).
+local function paused_key(tag)
+  return PAUSED_PREFIX .. tag
 end
 
 local function idx_key(tag, name)
@@ -103,4 +108,4 @@ end
 
 --- @export tag_of, exec_key, idx_key, eligible_key, eligible_of, eid_in_partition, eid_ok,
 --- @export flow_key, flow_members_key, deps_key, out_key, wp_key, secret_key, idem_prefix,
---- @export admission_key, SKIPLIST_SEED, own_ring_ok
+--- @export admission_key, SKIPLIST_SEED, own_ring_ok, paused_key

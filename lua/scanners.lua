@@ -139,6 +139,9 @@ local function batch_function(index_name, act, by_record)
   return function(keys, args) return run_batch(keys, args, index_name, act, nil, by_record) end
 end
 
+-- Purge one terminal execution (retention's batch below, and ff_delete).
+local purge
+
 -- The engine's own batch functions (their helpers are local to this block).
 do
 
@@ -217,7 +220,7 @@ local function expire_deadline(ek, tag, eid, now, mv)
 end
 
 -- A terminal execution past its retention: every key of it goes, at once.
-local function purge(ek, tag, eid)
+function purge(ek, tag, eid)
   local h = hmget(ek, 'phase', 'idem', 'wps', 'flow', 'outcome')
   redis.call('ZREM', idx_key(tag, 'terminal'), eid)
   if h.phase == nil then
@@ -336,4 +339,4 @@ register('ff_reconcile_indexes', batch_function('all', reconcile))
 
 end
 
---- @export next_due, run_batch, settle, batch_function
+--- @export next_due, run_batch, settle, batch_function, purge

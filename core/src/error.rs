@@ -79,6 +79,9 @@ pub enum FfError {
     /// A lane that was never registered (`unknown_lane`).
     #[error("unknown lane {0:?}")]
     UnknownLane(String),
+    /// The lane is paused: its claims hand out nothing (`lane_paused`).
+    #[error("lane {0:?} is paused")]
+    LanePaused(String),
     /// The execution cannot be claimed in its state (`not_eligible`).
     #[error("execution is not eligible (state: {0})")]
     NotEligible(String),
@@ -158,6 +161,7 @@ impl FfError {
                 }
             }
             "unknown_lane" => FfError::UnknownLane(detail.to_owned()),
+            "lane_paused" => FfError::LanePaused(detail.to_owned()),
             "cycle" => FfError::Cycle(detail.to_owned()),
             "flow_cancelled" => FfError::FlowCancelled(detail.to_owned()),
             "invalid_state" => FfError::InvalidState(detail.to_owned()),

@@ -32,6 +32,9 @@ pub const IDEMPOTENCY_PREFIX: &str = "ff:idem:";
 pub const BUDGET_PREFIX: &str = "ff:budget:";
 /// The fixed part of a quota's hash: `ff:quota:<tag>:<quota>`.
 pub const QUOTA_PREFIX: &str = "ff:quota:";
+/// The fixed part of a partition's paused lanes: `ff:paused:<tag>` (a set;
+/// claims of a lane in it hand out nothing).
+pub const PAUSED_PREFIX: &str = "ff:paused:";
 
 /// The hash holding one execution.
 pub fn exec(eid: &ExecutionId) -> String {
@@ -42,6 +45,9 @@ pub fn exec(eid: &ExecutionId) -> String {
 pub const CONFIG: &str = "ff:config";
 /// Registered lanes: `ff:lanes` (a set).
 pub const LANES: &str = "ff:lanes";
+/// Paused lanes, deployment-wide: `ff:lanes:paused` (a set; what operators
+/// and workers read; each partition's [`PartitionKeys::paused`] enforces it).
+pub const PAUSED_LANES: &str = "ff:lanes:paused";
 
 /// The per-partition indexes of the flow/execution family.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -70,6 +76,11 @@ impl PartitionKeys {
 
     fn idx(&self, name: &str) -> String {
         format!("{IDX_PREFIX}{}:{name}", self.tag)
+    }
+
+    /// The lanes paused in this partition (a set; `ff_claim` reads it).
+    pub fn paused(&self) -> String {
+        format!("{PAUSED_PREFIX}{}", self.tag)
     }
 
     /// Every execution of the partition (a set; the index reconciler walks it).

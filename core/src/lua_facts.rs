@@ -58,7 +58,7 @@ pub fn lua_facts() -> String {
     num("ROUTE_LOOKAHEAD", exec_contract::ROUTE_LOOKAHEAD as u64);
     num("MAX_CLAIM_SKIP", exec_contract::MAX_CLAIM_SKIP.into());
 
-    let strings: [(&str, &str); 16] = [
+    let strings: [(&str, &str); 17] = [
         ("WAKE_CHANNEL", scan::WakeMessage::CHANNEL),
         ("ENDED_CHANNEL", crate::contract::watch::ENDED_CHANNEL),
         ("READY_CHANNEL", scan::ReadyMessage::CHANNEL),
@@ -73,6 +73,7 @@ pub fn lua_facts() -> String {
         ("IDEMPOTENCY_PREFIX", keys::IDEMPOTENCY_PREFIX),
         ("BUDGET_PREFIX", keys::BUDGET_PREFIX),
         ("QUOTA_PREFIX", keys::QUOTA_PREFIX),
+        ("PAUSED_PREFIX", keys::PAUSED_PREFIX),
         ("WORKERS_KEY", crate::contract::admission::WORKERS),
         ("OWN_RING_PREFIX", crate::contract::ownership::RING_PREFIX),
     ];

@@ -22,6 +22,7 @@ pub mod admission;
 pub mod execution;
 pub mod flow;
 pub mod limits;
+pub mod operator;
 pub mod ownership;
 pub mod scan;
 pub mod suspension;

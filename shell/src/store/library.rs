@@ -57,6 +57,11 @@ const PARTS: &[(&str, Option<&str>, &str)] = &[
         include_str!("../../../lua/scanners.lua"),
     ),
     (
+        "operator.lua",
+        None,
+        include_str!("../../../lua/operator.lua"),
+    ),
+    (
         "flows.lua",
         Some("FLOW"),
         include_str!("../../../lua/flows.lua"),

@@ -461,9 +461,14 @@ impl Inner {
             .config()
             .partitions(PartitionFamily::Flow)
             .collect();
+        // Paused lanes are not looked at; their resume announces them.
+        let paused = self.client.paused_lanes().await.unwrap_or_default();
         let mut cmds = Vec::new();
         let mut at = Vec::new();
         for (li, lane) in self.lanes.iter().enumerate() {
+            if paused.iter().any(|l| l == lane.as_str()) {
+                continue;
+            }
             for p in &partitions {
                 cmds.push(cmd(["ZCARD", &PartitionKeys::new(*p).eligible(lane)]));
                 at.push((li, p.index));
@@ -644,6 +649,10 @@ fn claim_round(
                             .expect("a claim hands out at most what it asked for");
                         inner.start_job(c, permit);
                     }
+                }
+                Err(Error::Rejected(ff_core::FfError::LanePaused(lane))) => {
+                    tracing::debug!(partition = p, %lane, "lane paused");
+                    exhausted.push((li, p));
                 }
                 Err(e) => {
                     tracing::warn!(partition = p, error = %e, "claim failed");

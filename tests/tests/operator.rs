@@ -1,0 +1,199 @@
+//! An operator's calls on both stores: pause and resume a lane, requeue
+//! what ended badly, delete a terminal execution now.
+
+mod common;
+
+use common::*;
+use ff_engine::core::state::PublicState;
+use ff_engine::core::{FfError, Lane};
+use ff_engine::store::{MemoryStore, Store};
+use ff_engine::worker::{Job, JobError, Worker};
+use ff_engine::{Engine, Error, ExecutionSpec, Requeued};
+use ff_sim::invariants::Checker;
+use ff_tests::TestRedis;
+use std::sync::atomic::Ordering::Relaxed;
+use std::sync::Arc;
+use std::time::Duration;
+
+fn refused(e: Error) -> FfError {
+    match e {
+        Error::Rejected(r) => r,
+        other => panic!("expected a refusal, got {other:?}"),
+    }
+}
+
+async fn pause_and_resume(store: Arc<dyn Store>) {
+    let engine = Engine::start(Default::default(), store.clone())
+        .await
+        .unwrap();
+    let c = client_on(store).await;
+    let mail = Lane::new("mail").unwrap();
+    c.register_lane(&mail).await.unwrap();
+    assert!(matches!(
+        refused(c.pause_lane("nolane").await.unwrap_err()),
+        FfError::UnknownLane(_)
+    ));
+    c.pause_lane("mail").await.unwrap();
+    c.pause_lane("mail").await.unwrap(); // a repeat changes nothing
+    assert_eq!(c.paused_lanes().await.unwrap(), vec!["mail".to_owned()]);
+
+    let mut ids = Vec::new();
+    for i in 0..6 {
+        let spec = ExecutionSpec::new("send")
+            .lane("mail")
+            .payload(format!("{i}"));
+        ids.push(c.create(spec).await.unwrap().execution);
+    }
+    // Delayed work is still made eligible while paused.
+    let later = c
+        .create(
+            ExecutionSpec::new("send")
+                .lane("mail")
+                .delay(Duration::from_millis(100)),
+        )
+        .await
+        .unwrap()
+        .execution;
+    ids.push(later.clone());
+    let (_, wn, wi) = worker();
+    assert!(matches!(
+        refused(
+            c.claim(&mail, &wn, &wi, LEASE, 10)
+                .await
+                .unwrap_err()
+        ),
+        FfError::LanePaused(l) if l == "mail"
+    ));
+    let w = Worker::builder(c.clone(), "mailer")
+        .lanes(["mail"])
+        .poll_interval(Duration::from_millis(100))
+        .fallback(|job: Job| async move { Ok::<_, JobError>(job.payload) })
+        .start()
+        .unwrap();
+    wait_for(
+        "the delayed one promoted",
+        Duration::from_secs(5),
+        || async { c.get(&later).await.unwrap().public_state == PublicState::Waiting },
+    )
+    .await;
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    assert_eq!(
+        w.stats().claimed.load(Relaxed),
+        0,
+        "a paused lane handed out work"
+    );
+
+    // Resumed: the worker starts at once (announced), everything completes.
+    c.resume_lane("mail").await.unwrap();
+    assert!(c.paused_lanes().await.unwrap().is_empty());
+    wait_for(
+        "all completed after the resume",
+        Duration::from_secs(5),
+        || async {
+            let mut done = true;
+            for id in &ids {
+                done &= c.get(id).await.unwrap().public_state == PublicState::Completed;
+            }
+            done
+        },
+    )
+    .await;
+    w.shutdown().await;
+    assert!(engine.shutdown().await);
+}
+
+async fn requeue_and_delete(store: Arc<dyn Store>) {
+    let c = client_on(store.clone()).await;
+    // A failure for good, requeued: a new attempt, history kept.
+    let id = c
+        .create(ExecutionSpec::new("flaky"))
+        .await
+        .unwrap()
+        .execution;
+    let cl = claim_one(&c).await;
+    c.fail(&cl.lease, "upstream down", false).await.unwrap();
+    assert_eq!(c.get(&id).await.unwrap().public_state, PublicState::Failed);
+    assert_eq!(c.requeue(&id).await.unwrap(), Requeued::Requeued);
+    assert_eq!(
+        c.requeue(&id).await.unwrap(),
+        Requeued::Live,
+        "a repeat changes nothing"
+    );
+    let r = c.get(&id).await.unwrap();
+    assert_eq!(r.public_state, PublicState::Waiting);
+    assert_eq!(
+        (r.attempt, r.last_error.as_deref()),
+        (1, Some("upstream down"))
+    );
+    let again = claim_one(&c).await;
+    assert_eq!(
+        (again.lease.execution.clone(), again.attempt),
+        (id.clone(), 2)
+    );
+    c.complete(&again.lease, b"ok").await.unwrap();
+    assert_eq!(
+        c.get(&id).await.unwrap().public_state,
+        PublicState::Completed
+    );
+    // A completed one is not requeued; a cancelled one is.
+    assert!(matches!(
+        refused(c.requeue(&id).await.unwrap_err()),
+        FfError::InvalidState(_)
+    ));
+    let gone = c.create(ExecutionSpec::new("x")).await.unwrap().execution;
+    c.cancel(&gone, "by hand").await.unwrap();
+    assert_eq!(c.requeue(&gone).await.unwrap(), Requeued::Requeued);
+    c.cancel(&gone, "again").await.unwrap();
+    // A flow member is refused: its end decided its dependents.
+    let flow = c.create_flow("default").await.unwrap();
+    let member = c
+        .create(ExecutionSpec::new("m").in_flow(&flow, ff_engine::core::flow::JoinPolicy::AllOf))
+        .await
+        .unwrap()
+        .execution;
+    c.cancel(&member, "stop").await.unwrap();
+    assert!(matches!(
+        refused(c.requeue(&member).await.unwrap_err()),
+        FfError::InvalidState(m) if m.contains("flow member")
+    ));
+
+    // Delete: terminal only; a repeat finds nothing; the indexes agree.
+    let live = c.create(ExecutionSpec::new("x")).await.unwrap().execution;
+    assert!(matches!(
+        refused(c.delete(&live).await.unwrap_err()),
+        FfError::InvalidState(_)
+    ));
+    assert!(c.delete(&id).await.unwrap());
+    assert!(!c.delete(&id).await.unwrap());
+    assert!(matches!(
+        c.get(&id).await,
+        Err(Error::Rejected(FfError::NotFound))
+    ));
+    let obs = Checker::default()
+        .check(&*store, &[gone.clone(), live.clone(), member.clone()])
+        .await;
+    assert!(obs.violations.is_empty(), "{:#?}", obs.violations);
+    assert!(!obs.records.contains_key(id.as_str()));
+}
+
+#[tokio::test]
+async fn a_paused_lane_hands_out_nothing_until_resumed_on_redis() {
+    let redis = TestRedis::standalone();
+    pause_and_resume(store(&redis.url()).await).await;
+}
+
+#[tokio::test]
+async fn a_paused_lane_hands_out_nothing_until_resumed_in_process() {
+    pause_and_resume(Arc::new(MemoryStore::new())).await;
+}
+
+#[tokio::test]
+async fn requeue_and_delete_on_redis() {
+    let redis = TestRedis::standalone();
+    requeue_and_delete(store(&redis.url()).await).await;
+}
+
+#[tokio::test]
+async fn requeue_and_delete_in_process() {
+    requeue_and_delete(Arc::new(MemoryStore::new())).await;
+}
