@@ -74,7 +74,9 @@ impl PartitionKeys {
         &self.tag
     }
 
-    fn idx(&self, name: &str) -> String {
+    /// The partition's sorted-set index `name` (one of
+    /// [`crate::invariant::SCORED_INDEXES`] or the other named indexes below).
+    pub fn idx(&self, name: &str) -> String {
         format!("{IDX_PREFIX}{}:{name}", self.tag)
     }
 

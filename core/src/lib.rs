@@ -14,6 +14,7 @@ pub mod flow;
 pub mod id;
 pub mod invariant;
 pub mod keys;
+pub mod listing;
 pub mod lua_facts;
 pub mod name;
 pub mod ownership;

@@ -8,7 +8,7 @@ use ff_engine::core::state::PublicState;
 use ff_engine::core::{FfError, Lane};
 use ff_engine::store::{MemoryStore, Store};
 use ff_engine::worker::{Job, JobError, Worker};
-use ff_engine::{Engine, Error, ExecutionSpec, Requeued};
+use ff_engine::{Engine, Error, ExecutionSpec, ListQuery, Requeued};
 use ff_sim::invariants::Checker;
 use ff_tests::TestRedis;
 use std::sync::atomic::Ordering::Relaxed;
@@ -196,4 +196,105 @@ async fn requeue_and_delete_on_redis() {
 #[tokio::test]
 async fn requeue_and_delete_in_process() {
     requeue_and_delete(Arc::new(MemoryStore::new())).await;
+}
+
+async fn listing(store: Arc<dyn Store>) {
+    let c = client_on(store).await;
+    let (lane, wn, wi) = worker();
+    // 450 waiting, 120 failed (60 of kind "a" with error "boom …"), 30 completed.
+    let mut specs = Vec::new();
+    for i in 0..600 {
+        specs.push(ExecutionSpec::new(if i % 2 == 0 { "a" } else { "b" }).payload(format!("{i}")));
+    }
+    for r in c.create_many(specs).await {
+        r.unwrap();
+    }
+    let claimed = c.claim(&lane, &wn, &wi, LEASE, 150).await.unwrap();
+    assert_eq!(claimed.len(), 150);
+    for (i, cl) in claimed.iter().enumerate() {
+        if i < 120 {
+            let msg = if i % 2 == 0 {
+                format!("boom {i}")
+            } else {
+                format!("other {i}")
+            };
+            c.fail(&cl.lease, &msg, false).await.unwrap();
+        } else {
+            c.complete(&cl.lease, b"").await.unwrap();
+        }
+    }
+    // Every page complete and stable: the waiting ones, 7 per page.
+    let all_pages = |q: ListQuery| {
+        let c = c.clone();
+        async move {
+            let (mut seen, mut cursor, mut pages) = (Vec::new(), None::<String>, 0);
+            loop {
+                let page = c.list(&q, cursor.as_deref()).await.unwrap();
+                assert!(page.items.len() <= 7);
+                seen.extend(page.items.into_iter().map(|r| r.execution.to_string()));
+                pages += 1;
+                match page.next {
+                    Some(n) => cursor = Some(n),
+                    None => return (seen, pages),
+                }
+            }
+        }
+    };
+    let (waiting, pages) =
+        all_pages(ListQuery::new(lane.clone(), PublicState::Waiting).limit(7)).await;
+    assert_eq!(waiting.len(), 450);
+    assert!(pages >= 450 / 7);
+    let unique: std::collections::BTreeSet<_> = waiting.iter().collect();
+    assert_eq!(unique.len(), 450, "no execution listed twice");
+    let (failed, _) = all_pages(ListQuery::new(lane.clone(), PublicState::Failed).limit(7)).await;
+    assert_eq!(failed.len(), 120);
+    let (booms, _) = all_pages(
+        ListQuery::new(lane.clone(), PublicState::Failed)
+            .error_prefix("boom")
+            .limit(7),
+    )
+    .await;
+    assert_eq!(booms.len(), 60);
+    let (completed, _) =
+        all_pages(ListQuery::new(lane.clone(), PublicState::Completed).limit(7)).await;
+    assert_eq!(completed.len(), 30);
+    let first = c
+        .list(
+            &ListQuery::new(lane.clone(), PublicState::Waiting).kind("a"),
+            None,
+        )
+        .await
+        .unwrap();
+    assert!(first.items.iter().all(|r| r.kind.as_str() == "a"));
+    // Bad input: a cursor not made here, an unknown lane.
+    assert!(matches!(
+        c.list(
+            &ListQuery::new(lane.clone(), PublicState::Waiting),
+            Some("x.y")
+        )
+        .await,
+        Err(Error::Invalid {
+            field: "cursor",
+            ..
+        })
+    ));
+    assert!(matches!(
+        c.list(
+            &ListQuery::new(Lane::new("nope").unwrap(), PublicState::Waiting),
+            None
+        )
+        .await,
+        Err(Error::Rejected(FfError::UnknownLane(_)))
+    ));
+}
+
+#[tokio::test]
+async fn listing_pages_are_complete_and_stable_on_redis() {
+    let redis = TestRedis::standalone();
+    listing(store(&redis.url()).await).await;
+}
+
+#[tokio::test]
+async fn listing_pages_are_complete_and_stable_in_process() {
+    listing(Arc::new(MemoryStore::new())).await;
 }
