@@ -298,3 +298,96 @@ async fn listing_pages_are_complete_and_stable_on_redis() {
 async fn listing_pages_are_complete_and_stable_in_process() {
     listing(Arc::new(MemoryStore::new())).await;
 }
+
+#[tokio::test]
+async fn the_operator_verbs_of_the_ff_command() {
+    use ff_cli::ops;
+    let redis = TestRedis::standalone();
+    let c = client(&redis.url()).await;
+    let mut failed = Vec::new();
+    for i in 0..5 {
+        c.create(ExecutionSpec::new("job").payload(format!("{i}")))
+            .await
+            .unwrap();
+    }
+    for _ in 0..5 {
+        let cl = claim_one(&c).await;
+        c.fail(&cl.lease, "<script>alert(1)</script> smtp down", false)
+            .await
+            .unwrap();
+        failed.push(cl.lease.execution.to_string());
+    }
+    // get: text and JSON; an unknown id and a malformed one are clear errors.
+    let text = ops::get(&c, &failed[0], false).await.unwrap();
+    assert!(
+        text.contains("state     failed") && text.contains("smtp down"),
+        "{text}"
+    );
+    let v: serde_json::Value =
+        serde_json::from_str(&ops::get(&c, &failed[0], true).await.unwrap()).unwrap();
+    assert_eq!(v["state"], "failed");
+    assert_eq!(
+        v["failure"]["message"],
+        "<script>alert(1)</script> smtp down"
+    );
+    let unknown = ff_engine::core::ExecutionId::new(3, 42).to_string();
+    assert_eq!(
+        ops::get(&c, &unknown, false).await.unwrap_err().to_string(),
+        format!("no execution {unknown}")
+    );
+    assert!(ops::get(&c, "not-an-id", false).await.is_err());
+    // list --json, then retry every failed one by filter.
+    let args = ops::ListArgs {
+        lane: "default".into(),
+        state: "failed".into(),
+        kind: None,
+        error_prefix: Some("<script>".into()),
+        limit: 50,
+        cursor: None,
+    };
+    let v: serde_json::Value =
+        serde_json::from_str(&ops::list(&c, &args, true).await.unwrap()).unwrap();
+    assert_eq!(v["items"].as_array().unwrap().len(), 5);
+    assert!(v["next"].is_null());
+    let bad_state = ops::ListArgs {
+        state: "sleeping".into(),
+        ..args.clone()
+    };
+    assert!(ops::list(&c, &bad_state, false)
+        .await
+        .unwrap_err()
+        .to_string()
+        .starts_with("unknown state \"sleeping\""));
+    assert_eq!(
+        ops::retry_all(&c, &args).await.unwrap(),
+        "5 requeued, 0 refused"
+    );
+    assert_eq!(
+        c.get(&ff_engine::core::ExecutionId::parse(&failed[0]).unwrap())
+            .await
+            .unwrap()
+            .public_state,
+        PublicState::Waiting
+    );
+    assert_eq!(
+        ops::pause(&c, "default", true).await.unwrap(),
+        "lane default: paused"
+    );
+    assert!(ops::pause(&c, "ghost", true)
+        .await
+        .unwrap_err()
+        .to_string()
+        .contains("unknown lane"));
+    assert_eq!(
+        ops::pause(&c, "default", false).await.unwrap(),
+        "lane default: resumed"
+    );
+    assert!(ops::cancel(&c, &failed[1], "no longer needed")
+        .await
+        .unwrap()
+        .ends_with("Cancelled"));
+    assert_eq!(
+        ops::delete(&c, &failed[1]).await.unwrap(),
+        format!("{}: deleted", failed[1])
+    );
+}

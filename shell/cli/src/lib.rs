@@ -11,5 +11,6 @@
 pub mod bench;
 pub mod config_source;
 pub mod demo;
+pub mod ops;
 mod progress;
 pub mod serve;

@@ -38,6 +38,121 @@ enum Command {
     /// and it runs FLUSHALL again when done (unless --keep), so the next
     /// scenario starts clean. Progress goes to stderr; the figures to stdout.
     Bench(BenchArgs),
+    /// One execution: state, attempts, worker, failure, progress, payload.
+    Get {
+        /// The execution id.
+        id: String,
+        #[command(flatten)]
+        conn: ConnArgs,
+        /// Print one JSON object.
+        #[arg(long)]
+        json: bool,
+    },
+    /// A page of a lane's executions in one state (newest first when ended).
+    List {
+        #[command(flatten)]
+        filter: FilterArgs,
+        #[command(flatten)]
+        conn: ConnArgs,
+        /// Print one JSON object ({"items": [...], "next": cursor}).
+        #[arg(long)]
+        json: bool,
+    },
+    /// Run a failed, cancelled or expired execution again (its next
+    /// attempt), or every match of a filter (--lane, --state ...).
+    Retry {
+        /// The execution id; without it, every execution the filter matches.
+        id: Option<String>,
+        #[command(flatten)]
+        filter: FilterArgs,
+        #[command(flatten)]
+        conn: ConnArgs,
+    },
+    /// Cancel an execution that has not ended.
+    Cancel {
+        /// The execution id.
+        id: String,
+        /// Why (kept as its failure).
+        #[arg(long, default_value = "cancelled by an operator")]
+        reason: String,
+        #[command(flatten)]
+        conn: ConnArgs,
+    },
+    /// Delete a terminal execution now (before its retention ends).
+    Delete {
+        /// The execution id.
+        id: String,
+        #[command(flatten)]
+        conn: ConnArgs,
+    },
+    /// Pause a lane: its claims hand out nothing until it is resumed.
+    Pause {
+        /// The lane.
+        lane: String,
+        #[command(flatten)]
+        conn: ConnArgs,
+    },
+    /// Resume a paused lane (its workers start at once).
+    Resume {
+        /// The lane.
+        lane: String,
+        #[command(flatten)]
+        conn: ConnArgs,
+    },
+}
+
+/// Where the server is.
+#[derive(Debug, Clone, clap::Args)]
+struct ConnArgs {
+    /// Server URL; repeat (or separate with commas) for cluster seeds.
+    #[arg(
+        long = "redis",
+        value_name = "URL",
+        env = "FF_REDIS",
+        value_delimiter = ',',
+        required = true
+    )]
+    redis: Vec<String>,
+    /// The URLs are seeds of a Redis Cluster.
+    #[arg(long, env = "FF_CLUSTER")]
+    cluster: bool,
+}
+
+/// Which executions (`list`, and `retry` without an id).
+#[derive(Debug, Clone, clap::Args)]
+struct FilterArgs {
+    /// The lane.
+    #[arg(long, default_value = "default")]
+    lane: String,
+    /// The state: waiting, delayed, active, suspended, waiting_children,
+    /// rate_limited, completed, failed, cancelled, expired, skipped.
+    #[arg(long, default_value = "failed")]
+    state: String,
+    /// Only this kind.
+    #[arg(long)]
+    kind: Option<String>,
+    /// Only failures whose message starts with this.
+    #[arg(long)]
+    error_prefix: Option<String>,
+    /// Executions per page (1..=1000).
+    #[arg(long, default_value_t = 50)]
+    limit: usize,
+    /// Start at this cursor (printed by the previous page).
+    #[arg(long)]
+    cursor: Option<String>,
+}
+
+impl FilterArgs {
+    fn list_args(&self) -> ff_cli::ops::ListArgs {
+        ff_cli::ops::ListArgs {
+            lane: self.lane.clone(),
+            state: self.state.clone(),
+            kind: self.kind.clone(),
+            error_prefix: self.error_prefix.clone(),
+            limit: self.limit,
+            cursor: self.cursor.clone(),
+        }
+    }
 }
 
 #[derive(Debug, clap::Args)]
@@ -145,6 +260,75 @@ fn main() {
         Command::Bench(args) => std::process::exit(bench(args)),
         Command::Demo(args) => std::process::exit(demo(args)),
         Command::Inspect(args) => std::process::exit(inspect(args)),
+        Command::Get { id, conn, json } => std::process::exit(op(&conn, "get", |c| async move {
+            ff_cli::ops::get(&c, &id, json).await
+        })),
+        Command::List { filter, conn, json } => {
+            std::process::exit(op(&conn, "list", |c| async move {
+                ff_cli::ops::list(&c, &filter.list_args(), json).await
+            }))
+        }
+        Command::Retry { id, filter, conn } => {
+            std::process::exit(op(&conn, "retry", |c| async move {
+                match id {
+                    Some(id) => ff_cli::ops::retry(&c, &id).await,
+                    None => ff_cli::ops::retry_all(&c, &filter.list_args()).await,
+                }
+            }))
+        }
+        Command::Cancel { id, reason, conn } => {
+            std::process::exit(op(&conn, "cancel", |c| async move {
+                ff_cli::ops::cancel(&c, &id, &reason).await
+            }))
+        }
+        Command::Delete { id, conn } => std::process::exit(op(&conn, "delete", |c| async move {
+            ff_cli::ops::delete(&c, &id).await
+        })),
+        Command::Pause { lane, conn } => std::process::exit(op(&conn, "pause", |c| async move {
+            ff_cli::ops::pause(&c, &lane, true).await
+        })),
+        Command::Resume { lane, conn } => std::process::exit(op(&conn, "resume", |c| async move {
+            ff_cli::ops::pause(&c, &lane, false).await
+        })),
+    }
+}
+
+/// Connect, run one operator verb, print its answer; 0, or 1 with the
+/// error on stderr.
+fn op<F, Fut>(conn: &ConnArgs, verb: &str, f: F) -> i32
+where
+    F: FnOnce(ff_engine::Client) -> Fut,
+    Fut: std::future::Future<Output = Result<String, ff_cli::ops::OpsError>>,
+{
+    use ff_engine::store::{RedisStore, RedisStoreOptions};
+    let runtime = match tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+    {
+        Ok(rt) => rt,
+        Err(e) => {
+            eprintln!("ff {verb}: cannot start the runtime: {e}");
+            return 1;
+        }
+    };
+    let result = runtime.block_on(async {
+        let opts = RedisStoreOptions {
+            cluster: conn.cluster,
+            ..Default::default()
+        };
+        let store = RedisStore::connect(&conn.redis, opts).await?;
+        let client = ff_engine::Client::new(std::sync::Arc::new(store)).await?;
+        f(client).await
+    });
+    match result {
+        Ok(text) => {
+            println!("{}", text.trim_end());
+            0
+        }
+        Err(e) => {
+            eprintln!("ff {verb}: {e}");
+            1
+        }
     }
 }
 
