@@ -57,6 +57,12 @@ async fn read(store: &dyn Store, parts: &[&str]) -> Result<Reply, String> {
 }
 
 impl Checker {
+    /// Forget an execution's terminal state: an operator is requeueing it
+    /// (its one legitimate way back from terminal).
+    pub fn forget(&mut self, eid: &str) {
+        self.terminal.remove(eid);
+    }
+
     /// Look at everything; `created` are the executions the client knows it made.
     pub async fn check(&mut self, store: &dyn Store, created: &[ExecutionId]) -> Observation {
         let mut obs = Observation::default();

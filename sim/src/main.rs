@@ -35,7 +35,7 @@ fn main() {
         simulated_ms += report.simulated_ms;
         let status = if report.passed() { "ok" } else { "FAILED" };
         eprintln!(
-            "seed {seed}: {status} — {} created, outcomes {:?}, faults {:?}, {} engines (ownership {}), crashes e{}/w{}, engine cuts {}, store restarts {}, clock jumps {}, zombies {}, resumes {} ({} by signal), waiters {}/{}, trace {:016x} ({} events), {} s simulated",
+            "seed {seed}: {status} — {} created, outcomes {:?}, faults {:?}, {} engines (ownership {}), crashes e{}/w{}, engine cuts {}, store restarts {}, clock jumps {}, zombies {}, resumes {} ({} by signal), waiters {}/{}, operator requeued {} deleted {} paused {}, trace {:016x} ({} events), {} s simulated",
             report.created,
             report.outcomes.iter().map(|(s, n)| format!("{s}={n}")).collect::<Vec<_>>(),
             report.faults,
@@ -51,6 +51,9 @@ fn main() {
             report.resumed_by_signal,
             report.waited,
             report.waiters,
+            report.requeued,
+            report.deleted,
+            report.pauses,
             report.trace_hash,
             report.trace_events,
             report.simulated_ms / 1000

@@ -75,6 +75,10 @@ pub struct SimReport {
     /// Callers that awaited an execution's end, and how many resolved.
     pub waiters: usize,
     pub waited: usize,
+    /// What the operator did: requeues, deletes, lane pauses.
+    pub requeued: usize,
+    pub deleted: usize,
+    pub pauses: u32,
     /// The first store events, readable (to find where two runs diverge).
     pub log: Vec<String>,
 }
@@ -100,6 +104,16 @@ struct Model {
     waiters: usize,
     /// What each waiter resolved to.
     waited: Vec<(ExecutionId, Outcome<Vec<u8>>)>,
+    /// Executions some caller waits on (the operator leaves them alone).
+    waited_on: std::collections::BTreeSet<ExecutionId>,
+    /// Executions an operator requeued, with their attempt before.
+    requeued: Vec<(ExecutionId, u32)>,
+    /// Executions an operator deleted.
+    deleted: Vec<ExecutionId>,
+    /// Lane pauses an operator made (each resumed).
+    pauses: u32,
+    /// Resumes the deleted executions had counted.
+    deleted_resumes: u32,
 }
 
 type Shared = Arc<Mutex<Model>>;
@@ -199,8 +213,11 @@ async fn scenario(cfg: SimConfig) -> SimReport {
         .zombies
         .then(|| start_zombie(&world, rng.random(), zombie_on.clone()));
     let (checker, watcher) = start_watcher(&world);
+    let operator = start_operator(&world, rng.random(), checker.clone());
 
     let counts = fault_phase(&world, &cfg, &mut rng, &engines, &workers).await;
+    operator.abort();
+    resume_default_lane(&world).await;
     let _ = creator.await;
     zombie_on.store(false, Ordering::SeqCst);
 
@@ -392,7 +409,10 @@ fn start_client(
                                 .push(c.execution.clone());
                             // Some callers await the end.
                             if rng.random_ratio(1, 4) {
-                                model.lock().expect("model lock").waiters += 1;
+                                let mut m = model.lock().expect("model lock");
+                                m.waiters += 1;
+                                m.waited_on.insert(c.execution.clone());
+                                drop(m);
                                 tokio::spawn(await_end(client.clone(), c.execution, model.clone()));
                             }
                             break;
@@ -427,6 +447,113 @@ async fn await_end(client: Client, id: ExecutionId, model: Shared) {
                 return;
             }
         }
+    }
+}
+
+/// An operator, while faults are on: requeues an execution that ended
+/// badly, deletes a terminal one, or pauses the `default` lane for a while
+/// (then resumes it). It holds the checker while it acts, so the checker
+/// never sees half of it: a requeued execution's terminal state is
+/// forgotten, a deleted one leaves the executions that must not be lost.
+/// Executions someone waits on and flow members are left alone.
+fn start_operator(
+    w: &World,
+    seed: u64,
+    checker: Arc<tokio::sync::Mutex<Checker>>,
+) -> JoinHandle<()> {
+    let (store, model, partitions) = (w.store.clone(), w.model.clone(), w.partitions);
+    w.handle
+        .create_node()
+        .name("operator")
+        .build()
+        .spawn(async move {
+            let mut rng = StdRng::seed_from_u64(seed);
+            let client = connect(store, partitions).await;
+            loop {
+                tokio::time::sleep(Duration::from_millis(rng.random_range(500..2_500))).await;
+                let pick = {
+                    let m = model.lock().expect("model lock");
+                    let flows: std::collections::BTreeSet<&ExecutionId> =
+                        m.flows.iter().flat_map(|f| f.members.iter()).collect();
+                    let free: Vec<ExecutionId> = m
+                        .created
+                        .iter()
+                        .filter(|e| !m.waited_on.contains(*e) && !flows.contains(e))
+                        .cloned()
+                        .collect();
+                    (!free.is_empty()).then(|| free[rng.random_range(0..free.len())].clone())
+                };
+                match rng.random_range(0..3) {
+                    0 => {
+                        let Some(id) = pick else { continue };
+                        let mut checker = checker.lock().await;
+                        let before = match client.get(&id).await {
+                            Ok(r)
+                                if matches!(
+                                    r.public_state,
+                                    PublicState::Failed
+                                        | PublicState::Cancelled
+                                        | PublicState::Expired
+                                ) =>
+                            {
+                                r.attempt
+                            }
+                            _ => continue,
+                        };
+                        checker.forget(id.as_str());
+                        loop {
+                            match client.requeue(&id).await {
+                                Ok(_) => break,
+                                Err(ff_engine::Error::Store(_)) => {
+                                    tokio::time::sleep(Duration::from_millis(50)).await
+                                }
+                                Err(_) => break,
+                            }
+                        }
+                        model
+                            .lock()
+                            .expect("model lock")
+                            .requeued
+                            .push((id, before));
+                    }
+                    1 => {
+                        let Some(id) = pick else { continue };
+                        let _checker = checker.lock().await;
+                        let resumes = match client.get(&id).await {
+                            Ok(r) if r.public_state.is_terminal() => r.resumes,
+                            _ => continue,
+                        };
+                        // Sent until answered (a lost reply may hide that it
+                        // applied; a repeat answers absent): then it is gone.
+                        while client.delete(&id).await.is_err() {
+                            tokio::time::sleep(Duration::from_millis(50)).await;
+                        }
+                        let mut m = model.lock().expect("model lock");
+                        m.created.retain(|e| *e != id);
+                        m.deleted.push(id);
+                        m.deleted_resumes += resumes;
+                    }
+                    _ => {
+                        if client.pause_lane("default").await.is_ok() {
+                            model.lock().expect("model lock").pauses += 1;
+                        }
+                        tokio::time::sleep(Duration::from_millis(rng.random_range(200..2_000)))
+                            .await;
+                        while client.resume_lane("default").await.is_err() {
+                            tokio::time::sleep(Duration::from_millis(50)).await;
+                        }
+                    }
+                }
+            }
+        })
+}
+
+/// After the operator stops: the `default` lane must not stay paused (it
+/// may have been stopped between a pause and its resume).
+async fn resume_default_lane(w: &World) {
+    let client = connect(w.memory.clone(), w.partitions).await;
+    while client.resume_lane("default").await.is_err() {
+        tokio::time::sleep(Duration::from_millis(50)).await;
     }
 }
 
@@ -521,8 +648,12 @@ fn start_watcher(w: &World) -> (Arc<tokio::sync::Mutex<Checker>>, JoinHandle<()>
         let checker = checker2;
         loop {
             tokio::time::sleep(Duration::from_millis(200)).await;
+            // (what must exist is read under the checker: the operator
+            // deletes while it holds it)
+            let mut checker = checker.lock().await;
             let created = model.lock().expect("model lock").created.clone();
-            let obs = checker.lock().await.check(&*memory, &created).await;
+            let obs = checker.check(&*memory, &created).await;
+            drop(checker);
             for v in obs.violations {
                 violation(
                     &model,
@@ -701,6 +832,24 @@ async fn judge(
                 ));
             }
         }
+        // A requeued execution that ran again did so as a new attempt; a
+        // deleted one is gone.
+        for (id, before) in &model.requeued {
+            if let Some(r) = obs.records.get(id.as_str()) {
+                let ran = matches!(r.public_state, PublicState::Completed | PublicState::Failed);
+                if ran && r.attempt <= *before {
+                    wrong.push(format!(
+                        "requeued {id} ended {} at attempt {}, not after attempt {before}",
+                        r.public_state, r.attempt
+                    ));
+                }
+            }
+        }
+        for id in &model.deleted {
+            if obs.records.contains_key(id.as_str()) {
+                wrong.push(format!("deleted {id} is still there"));
+            }
+        }
         model.violations.extend(wrong);
     }
     if !obs.all_terminal() {
@@ -726,7 +875,7 @@ async fn judge(
     // Every resume a signal reported is one the executions counted.
     let resumes: u32 = obs.records.values().map(|r| r.resumes).sum();
     let by_signal = model.resumed_by_signal;
-    if by_signal > resumes {
+    if by_signal > resumes + model.deleted_resumes {
         model.violations.push(format!(
             "signals report {by_signal} resumes, executions count {resumes}"
         ));
@@ -779,6 +928,9 @@ async fn judge(
         resumed_by_signal: by_signal,
         waiters: model.waiters,
         waited: model.waited.len(),
+        requeued: model.requeued.len(),
+        deleted: model.deleted.len(),
+        pauses: model.pauses,
         log: w.faulty.log(),
     }
 }
