@@ -6,7 +6,7 @@ pub mod memory;
 pub mod redis;
 
 #[cfg(not(madsim))]
-pub use self::redis::{RedisStore, RedisStoreOptions};
+pub use self::redis::{ClientIdentity, RedisStore, RedisStoreOptions, TlsOptions};
 use crate::error::StoreError;
 use ff_core::contract::Call;
 use ff_core::reply::Reply;
