@@ -6,6 +6,8 @@
 mod common;
 
 use common::*;
+use ff_cli::serve::{serve, ServeOptions};
+use ff_cli::tls::TlsArgs;
 use ff_engine::core::reply::Reply;
 use ff_engine::core::scan::{ReadyMessage, WakeMessage};
 use ff_engine::core::state::PublicState;
@@ -255,4 +257,48 @@ async fn tls_options_with_a_plain_url_are_a_configuration_error() {
         matches!(&r, Err(StoreError::Config(msg)) if msg.contains("rediss://")),
         "{r:?}"
     );
+}
+
+/// `ff engine`'s loop with what its `--tls-ca/--tls-cert/--tls-key` flags
+/// give, on a server that requires client certificates.
+#[tokio::test]
+async fn ff_engine_runs_over_mutual_tls_with_the_flags_options() {
+    let Some(server) = TlsRedisServer::start_or_skip(ClientAuth::Required) else {
+        return;
+    };
+    assert!(TlsArgs::default().options().unwrap().is_none());
+    let pki = server.pki();
+    let flags = TlsArgs {
+        tls_ca: Some(pki.ca_cert()),
+        tls_cert: Some(pki.client_cert()),
+        tls_key: Some(pki.client_key()),
+    };
+    let tls = flags.options().unwrap();
+    let opts = RedisStoreOptions {
+        tls: tls.clone(),
+        ..Default::default()
+    };
+    let c = client_on(Arc::new(connect(&server.url(), opts).await.unwrap())).await;
+    let (stop_tx, stop_rx) = tokio::sync::oneshot::channel::<()>();
+    let run = tokio::spawn(serve(
+        ServeOptions {
+            urls: vec![server.url()],
+            cluster: false,
+            tls,
+            config: EngineConfig::default(),
+            metrics: None,
+        },
+        async {
+            let _ = stop_rx.await;
+        },
+    ));
+    let eid = create_delayed(&c, "later", Duration::from_millis(100)).await;
+    wait_for(
+        "promotion by ff engine's loop",
+        Duration::from_secs(5),
+        || async { c.get(&eid).await.unwrap().public_state == PublicState::Waiting },
+    )
+    .await;
+    stop_tx.send(()).unwrap();
+    assert!(run.await.unwrap().unwrap(), "stopped within its bound");
 }
