@@ -5,8 +5,12 @@
 //! them when the handle is dropped. Tests live in `tests/tests/`.
 //!
 //! `redis-server` and `redis-cli` (Redis/Valkey 7+) must be installed; the
-//! harness panics with an explanation when they are not, it never skips.
+//! harness panics with an explanation when they are not. It skips only the
+//! TLS tests, and only on a binary from `FF_REDIS_SERVER_BIN` built without
+//! TLS, saying so; their certificates need the `openssl` command.
 
 pub mod harness;
 
-pub use harness::{LossyProxy, RedisCluster, RedisServer, TestRedis};
+pub use harness::{
+    ClientAuth, LossyProxy, RedisCluster, RedisServer, TestPki, TestRedis, TlsRedisServer,
+};

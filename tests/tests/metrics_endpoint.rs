@@ -46,6 +46,7 @@ async fn the_metrics_endpoint_is_scraped_during_a_run_and_the_engine_stops_clean
     let opts = ServeOptions {
         urls: vec![redis.url()],
         cluster: false,
+        tls: None,
         config: EngineConfig::default(),
         metrics: Some(listener),
     };

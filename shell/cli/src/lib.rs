@@ -4,7 +4,8 @@
 //!
 //! [`serve`] is `ff engine`'s process loop (engine + metrics endpoint),
 //! [`config_source`] loads its configuration from a file, `FF_` variables and
-//! flags, [`demo`] and [`bench`](mod@bench) are `ff demo` and `ff bench`.
+//! flags, [`demo`] and [`bench`](mod@bench) are `ff demo` and `ff bench`,
+//! [`tls`] the certificate flags of `ff engine` and `ff inspect`.
 
 #![warn(missing_docs)]
 
@@ -14,3 +15,4 @@ pub mod demo;
 pub mod ops;
 mod progress;
 pub mod serve;
+pub mod tls;

@@ -5,7 +5,7 @@
 use ff_engine::engine::{metrics_http, Engine, EngineConfig};
 use ff_engine::error::Result;
 use ff_engine::prometheus_client::registry::Registry;
-use ff_engine::store::{RedisStore, RedisStoreOptions};
+use ff_engine::store::{RedisStore, RedisStoreOptions, TlsOptions};
 use std::future::Future;
 use std::sync::Arc;
 use tokio::net::TcpListener;
@@ -18,6 +18,8 @@ pub struct ServeOptions {
     pub urls: Vec<String>,
     /// The URLs are seeds of a Redis Cluster.
     pub cluster: bool,
+    /// Certificates for `rediss://` URLs (None: the system's trust store).
+    pub tls: Option<TlsOptions>,
     /// The engine's configuration.
     pub config: EngineConfig,
     /// Where to answer Prometheus scrapes (`GET /metrics`), already bound so
@@ -33,6 +35,7 @@ pub async fn serve(opts: ServeOptions, stop: impl Future<Output = ()>) -> Result
             &opts.urls,
             RedisStoreOptions {
                 cluster: opts.cluster,
+                tls: opts.tls,
                 ..Default::default()
             },
         )

@@ -8,7 +8,7 @@ pub mod redis;
 pub mod retry;
 
 #[cfg(not(madsim))]
-pub use self::redis::{RedisStore, RedisStoreOptions};
+pub use self::redis::{ClientIdentity, RedisStore, RedisStoreOptions, TlsOptions};
 use crate::error::StoreError;
 use ff_core::contract::Call;
 use ff_core::reply::Reply;

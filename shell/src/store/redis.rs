@@ -24,6 +24,10 @@ use std::sync::Arc;
 use std::time::Duration;
 use tokio::sync::mpsc::{unbounded_channel, UnboundedReceiver, UnboundedSender};
 
+mod tls;
+use self::tls::{check_handshake, classify_connect, client, prepare_tls};
+pub use self::tls::{ClientIdentity, TlsOptions};
+
 /// How to reach the server(s).
 #[derive(Debug, Clone)]
 pub struct RedisStoreOptions {
@@ -38,6 +42,9 @@ pub struct RedisStoreOptions {
     /// jittered exponential backoff; after it the caller sees `Unavailable`.
     /// Zero sends every request once.
     pub retry_window: Duration,
+    /// Certificates for `rediss://` URLs: a private CA, a client certificate.
+    /// None: the system's trust store, no client certificate.
+    pub tls: Option<TlsOptions>,
 }
 
 impl Default for RedisStoreOptions {
@@ -47,6 +54,7 @@ impl Default for RedisStoreOptions {
             response_timeout: Duration::from_secs(5),
             connection_timeout: Duration::from_secs(5),
             retry_window: Duration::from_secs(30),
+            tls: None,
         }
     }
 }
@@ -65,6 +73,8 @@ pub struct RedisStore {
     /// For pub/sub, which runs on its own connection. In a cluster PUBLISH is
     /// broadcast to every node, so one node's subscription sees everything.
     urls: Vec<String>,
+    /// Pub/sub connects with the same certificates.
+    tls: Option<TlsOptions>,
 }
 
 impl std::fmt::Debug for RedisStore {
@@ -163,16 +173,25 @@ fn plain_cmd(args: &[Vec<u8>]) -> Cmd {
 impl RedisStore {
     /// Connect to `urls` (one URL standalone; any seeds for a cluster) and make
     /// sure the function library of this build is loaded. URLs may carry an ACL
-    /// user and password (`redis://user:pass@host:port`) and use TLS (`rediss://`).
+    /// user and password (`redis://user:pass@host:port`) and use TLS (`rediss://`;
+    /// certificates in [`RedisStoreOptions::tls`]).
     pub async fn connect(urls: &[String], opts: RedisStoreOptions) -> Result<Self, StoreError> {
         let cfg = |e: RedisError| StoreError::Config(e.to_string());
+        prepare_tls(urls, opts.tls.as_ref())?;
         let conn = if opts.cluster {
-            let client = ClusterClient::builder(urls.iter().map(String::as_str))
+            let mut builder = ClusterClient::builder(urls.iter().map(String::as_str))
                 .connection_timeout(opts.connection_timeout)
-                .response_timeout(opts.response_timeout)
-                .build()
-                .map_err(cfg)?;
-            Conn::Cluster(client.get_async_connection().await.map_err(classify)?)
+                .response_timeout(opts.response_timeout);
+            if let Some(tls) = &opts.tls {
+                builder = builder.certs(tls.certificates());
+            }
+            let client = builder.build().map_err(cfg)?;
+            Conn::Cluster(
+                client
+                    .get_async_connection()
+                    .await
+                    .map_err(classify_connect)?,
+            )
         } else {
             let url = match urls {
                 [one] => one,
@@ -183,7 +202,10 @@ impl RedisStore {
                     )))
                 }
             };
-            let client = redis::Client::open(url.as_str()).map_err(cfg)?;
+            let client = client(url, opts.tls.as_ref())?;
+            if url.starts_with("rediss://") {
+                check_handshake(&client, &opts).await?;
+            }
             let config = ConnectionManagerConfig::new()
                 .set_response_timeout(Some(opts.response_timeout))
                 .set_connection_timeout(Some(opts.connection_timeout));
@@ -191,13 +213,14 @@ impl RedisStore {
                 client
                     .get_connection_manager_with_config(config)
                     .await
-                    .map_err(classify)?,
+                    .map_err(classify_connect)?,
             )
         };
         let store = Self {
             conn,
             retry: Retry::new(opts.retry_window),
             urls: urls.to_vec(),
+            tls: opts.tls,
         };
         store.ensure_library().await?;
         Ok(store)
@@ -361,7 +384,7 @@ impl Store for RedisStore {
         let clients = self
             .urls
             .iter()
-            .map(|u| redis::Client::open(u.as_str()).map_err(|e| StoreError::Config(e.to_string())))
+            .map(|u| client(u, self.tls.as_ref()))
             .collect::<Result<Vec<_>, _>>()?;
         let (tx, rx) = unbounded_channel();
         tokio::spawn(follow(clients, channel.to_owned(), tx));

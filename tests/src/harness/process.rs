@@ -87,18 +87,40 @@ pub(crate) fn log_tail(dir: &Path, lines: usize) -> String {
     out
 }
 
+/// What a server listens on.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Listen {
+    /// Plain TCP on the port.
+    Plain,
+    /// TLS only on the port (`--port 0 --tls-port PORT`); the TLS settings
+    /// come in the extra arguments.
+    Tls,
+}
+
+/// The line a server logs once it listens (Redis 7.0 ends it there, Valkey 8
+/// adds the connection types).
+const READY_LINE: &str = "Ready to accept connections";
+
+/// What a server built without TLS logs when given `--tls-port` (Valkey 8,
+/// Redis 7.2+), then exits.
+pub(crate) const NO_TLS_LINE: &str = "Failed finding TLS support";
+
 /// Spawns `redis-server` on `port` in `dir` (no persistence unless `extra`
 /// turns it on: later arguments override earlier ones).
-fn spawn(bin: &str, dir: &Path, port: u16, extra: &[String]) -> io::Result<Child> {
+fn spawn(bin: &str, dir: &Path, listen: Listen, port: u16, extra: &[String]) -> io::Result<Child> {
     let stdio = File::options()
         .create(true)
         .append(true)
         .open(dir.join(STDIO_FILE))?;
     let stderr = stdio.try_clone()?;
-    Command::new(bin)
-        .arg("--port")
-        .arg(port.to_string())
-        .args(["--bind", "127.0.0.1", "--daemonize", "no"])
+    let mut cmd = Command::new(bin);
+    match listen {
+        Listen::Plain => cmd.arg("--port").arg(port.to_string()),
+        Listen::Tls => cmd
+            .args(["--port", "0", "--tls-port"])
+            .arg(port.to_string()),
+    };
+    cmd.args(["--bind", "127.0.0.1", "--daemonize", "no"])
         .args(["--save", "", "--appendonly", "no"])
         .arg("--dir")
         .arg(dir)
@@ -118,6 +140,7 @@ pub(crate) struct RedisProcess {
     child: Child,
     dir: PathBuf,
     port: u16,
+    listen: Listen,
     /// The extra arguments it was started with (a restart reuses them).
     extra: Vec<String>,
 }
@@ -128,18 +151,38 @@ enum Start {
     TimedOut,
 }
 
+/// Why [`RedisProcess::try_start`] gave up without panicking.
+#[derive(Debug)]
+pub(crate) enum StartError {
+    /// The binary was built without TLS; its log's tail.
+    NoTls(String),
+}
+
 impl RedisProcess {
     /// Starts `redis-server` on a free port with `extra` arguments appended
     /// and waits until it answers `PING`. `extra` receives a fresh free port
     /// per attempt for arguments that need one (the cluster bus port).
     pub(crate) fn start(extra: impl Fn(u16) -> Vec<String>) -> RedisProcess {
+        match Self::try_start(Listen::Plain, |_, bus_port| extra(bus_port)) {
+            Ok(process) => process,
+            Err(StartError::NoTls(tail)) => panic!("TLS refused without TLS asked\n{tail}"),
+        }
+    }
+
+    /// As [`RedisProcess::start`], listening as `listen` says; `extra` also
+    /// gets the fresh directory (to write certificates into). A server built
+    /// without TLS is an error, not a panic, so callers can report it.
+    pub(crate) fn try_start(
+        listen: Listen,
+        extra: impl Fn(&Path, u16) -> Vec<String>,
+    ) -> Result<RedisProcess, StartError> {
         let bin = server_bin();
         let mut last_failure = String::new();
         for _ in 0..BIND_ATTEMPTS {
             let dir = unique_temp_dir();
             let port = free_port();
-            let extra = extra(free_port());
-            let child = match spawn(&bin, &dir, port, &extra) {
+            let extra = extra(&dir, free_port());
+            let child = match spawn(&bin, &dir, listen, port, &extra) {
                 Ok(child) => child,
                 Err(e) => {
                     let _ = fs::remove_dir_all(&dir);
@@ -151,16 +194,20 @@ impl RedisProcess {
                 child,
                 dir,
                 port,
+                listen,
                 extra,
             };
-            match process.wait_ready() {
-                Start::Ready => return process,
+            match process.wait_ready(0) {
+                Start::Ready => return Ok(process),
                 Start::TimedOut => panic!(
-                    "redis-server on port {port} did not answer PING within {START_TIMEOUT:?}\n{}",
+                    "redis-server on port {port} was not ready (PING, or with TLS its ready log line) within {START_TIMEOUT:?}\n{}",
                     log_tail(&process.dir, 30)
                 ),
                 Start::Exited(status) => {
                     let tail = log_tail(&process.dir, 30);
+                    if listen == Listen::Tls && tail.contains(NO_TLS_LINE) {
+                        return Err(StartError::NoTls(tail));
+                    }
                     if !tail.contains("Address already in use") {
                         panic!("redis-server on port {port} exited early ({status})\n{tail}");
                     }
@@ -186,12 +233,13 @@ impl RedisProcess {
     pub(crate) fn restart(&mut self) {
         self.kill();
         let bin = server_bin();
-        self.child = spawn(&bin, &self.dir, self.port, &self.extra)
+        let ready_lines = self.ready_lines();
+        self.child = spawn(&bin, &self.dir, self.listen, self.port, &self.extra)
             .unwrap_or_else(|e| spawn_failed(&bin, &e));
-        match self.wait_ready() {
+        match self.wait_ready(ready_lines) {
             Start::Ready => {}
             Start::TimedOut => panic!(
-                "restarted redis-server on port {} did not answer PING within {START_TIMEOUT:?}\n{}",
+                "restarted redis-server on port {} was not ready (PING, or with TLS its ready log line) within {START_TIMEOUT:?}\n{}",
                 self.port,
                 log_tail(&self.dir, 30)
             ),
@@ -203,7 +251,18 @@ impl RedisProcess {
         }
     }
 
-    fn wait_ready(&mut self) -> Start {
+    /// How often the log says the server is ready (once per start: a
+    /// restart appends to the same log).
+    fn ready_lines(&self) -> usize {
+        fs::read_to_string(self.dir.join(LOG_FILE))
+            .unwrap_or_default()
+            .matches(READY_LINE)
+            .count()
+    }
+
+    /// Waits until the server answers (plain) or logs its ready line for the
+    /// `(before + 1)`th time (TLS).
+    fn wait_ready(&mut self, before: usize) -> Start {
         let deadline = Instant::now() + START_TIMEOUT;
         let pid = self.child.id().to_string();
         loop {
@@ -212,7 +271,13 @@ impl RedisProcess {
                 Ok(None) => {}
                 Err(e) => panic!("cannot poll redis-server: {e}"),
             }
-            if let Ok(Reply::Status(s)) = resp::command(self.port, &["PING"]) {
+            // No plain port to PING: the log is our child's own, so its
+            // ready line means it bound the TLS port.
+            if self.listen == Listen::Tls {
+                if self.ready_lines() > before {
+                    return Start::Ready;
+                }
+            } else if let Ok(Reply::Status(s)) = resp::command(self.port, &["PING"]) {
                 // Make sure the answer comes from our child, not from another
                 // server that already owns the port (ours will exit then).
                 if s == "PONG"

@@ -184,6 +184,8 @@ struct EngineArgs {
     #[arg(long)]
     print_config: bool,
     #[command(flatten)]
+    tls: ff_cli::tls::TlsArgs,
+    #[command(flatten)]
     fields: ff_cli::config_source::ConfigFlags,
 }
 
@@ -198,6 +200,8 @@ struct InspectArgs {
     /// Print one JSON object.
     #[arg(long)]
     json: bool,
+    #[command(flatten)]
+    tls: ff_cli::tls::TlsArgs,
 }
 
 #[derive(Debug, clap::Args)]
@@ -393,9 +397,17 @@ fn engine(args: EngineArgs) -> i32 {
             },
             None => None,
         };
+        let tls = match args.tls.options() {
+            Ok(tls) => tls,
+            Err(e) => {
+                eprintln!("ff engine: {e}");
+                return 2;
+            }
+        };
         let opts = ServeOptions {
             urls: args.redis,
             cluster: args.cluster,
+            tls,
             config,
             metrics,
         };
@@ -436,6 +448,7 @@ fn inspect(args: InspectArgs) -> i32 {
     let result = runtime.block_on(async {
         let opts = RedisStoreOptions {
             cluster: args.cluster,
+            tls: args.tls.options()?,
             ..Default::default()
         };
         let store = RedisStore::connect(&args.redis, opts).await?;
