@@ -116,6 +116,8 @@ struct ConnArgs {
     /// The URLs are seeds of a Redis Cluster.
     #[arg(long, env = "FF_CLUSTER")]
     cluster: bool,
+    #[command(flatten)]
+    tls: ff_cli::tls::TlsArgs,
 }
 
 /// Which executions (`list`, and `retry` without an id).
@@ -318,6 +320,7 @@ where
     let result = runtime.block_on(async {
         let opts = RedisStoreOptions {
             cluster: conn.cluster,
+            tls: conn.tls.options()?,
             ..Default::default()
         };
         let store = RedisStore::connect(&conn.redis, opts).await?;
