@@ -118,7 +118,7 @@ async fn reclaim_limit_spent_fails_the_execution() {
 }
 
 #[tokio::test]
-async fn a_delayed_execution_is_eligible_within_100ms_of_its_due_time() {
+async fn a_delayed_execution_is_promoted_by_its_wake_up_not_the_interval() {
     let redis = TestRedis::standalone();
     let store = store(&redis.url()).await;
     let c = client(&redis.url()).await;
@@ -156,8 +156,11 @@ async fn a_delayed_execution_is_eligible_within_100ms_of_its_due_time() {
         };
         let promoted = enqueued_ms(score, 0);
         assert!(promoted >= due, "promoted at {promoted} before due {due}");
+        // Well inside the promoter's 750 ms interval: the wake-up did it.
+        // (How late, measured: `ff bench lateness`; a loaded test machine
+        // adds its own delay, so the bound here is loose.)
         assert!(
-            promoted - due <= 100,
+            promoted - due <= 400,
             "promoted {} ms after due",
             promoted - due
         );

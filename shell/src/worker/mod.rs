@@ -557,8 +557,8 @@ async fn claim_loop(inner: Arc<Inner>, mut stop: watch::Receiver<bool>) {
         tokio::select! {
             biased;
             Some(exhausted) = rounds.next(), if !rounds.is_empty() => {
-                for (li, p) in exhausted {
-                    ready.remove(li, p);
+                for pick in exhausted {
+                    ready.exhausted(pick);
                 }
             }
             _ = inner.slot_freed.notified(), if free == 0 => {}
@@ -602,20 +602,20 @@ fn claim_round(
     inner: &Arc<Inner>,
     ready: &mut ReadySet,
     free: usize,
-) -> Option<impl std::future::Future<Output = Vec<(usize, u16)>>> {
+) -> Option<impl std::future::Future<Output = Vec<ready::Pick>>> {
     let picks = ready.next(free.div_ceil(inner.claim_batch).clamp(1, 32));
     let share = free.div_ceil(picks.len()).min(inner.claim_batch);
     let mut budget = free;
     let mut asks = Vec::new();
-    for (li, p) in picks {
+    for (li, p, seen) in picks {
         let n = share.min(budget);
         if n == 0 {
             break;
         }
         budget -= n;
-        asks.push((li, p, n));
+        asks.push((li, p, seen, n));
     }
-    let asked: usize = asks.iter().map(|a| a.2).sum();
+    let asked: usize = asks.iter().map(|a| a.3).sum();
     let mut held = inner
         .permits
         .clone()
@@ -623,7 +623,7 @@ fn claim_round(
         .ok()?;
     let inner = inner.clone();
     Some(async move {
-        let calls = asks.iter().map(|&(li, p, n)| {
+        let calls = asks.iter().map(|&(li, p, _, n)| {
             let partition = Partition::new(PartitionFamily::Flow, p);
             inner.client.claim_in_capable(
                 partition,
@@ -637,11 +637,11 @@ fn claim_round(
         });
         let results = futures::future::join_all(calls).await;
         let mut exhausted = Vec::new();
-        for (&(li, p, n), r) in asks.iter().zip(results) {
+        for (&(li, p, seen, n), r) in asks.iter().zip(results) {
             match r {
                 Ok(claimed) => {
                     if claimed.len() < n {
-                        exhausted.push((li, p));
+                        exhausted.push((li, p, seen));
                     }
                     for c in claimed {
                         let permit = held
@@ -652,11 +652,11 @@ fn claim_round(
                 }
                 Err(Error::Rejected(ff_core::FfError::LanePaused(lane))) => {
                     tracing::debug!(partition = p, %lane, "lane paused");
-                    exhausted.push((li, p));
+                    exhausted.push((li, p, seen));
                 }
                 Err(e) => {
                     tracing::warn!(partition = p, error = %e, "claim failed");
-                    exhausted.push((li, p));
+                    exhausted.push((li, p, seen));
                     tokio::time::sleep(Duration::from_millis(50)).await;
                 }
             }

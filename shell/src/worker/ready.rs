@@ -5,23 +5,34 @@
 //! start, after a resubscribe, and as a slow fallback).
 
 use ff_core::Lane;
-use std::collections::BTreeSet;
+use std::collections::BTreeMap;
 
 /// The partitions to claim from next, per lane, in a rotating order so no
-/// partition starves.
+/// partition starves. Each entry counts its announcements: a claim round
+/// that found a partition exhausted removes it only if no announcement came
+/// meanwhile (the work announced may have arrived just after the claim ran
+/// on the server, its message just before the claim's reply).
 #[derive(Debug, Default)]
 pub(crate) struct ReadySet {
-    set: BTreeSet<(usize, u16)>,
+    set: BTreeMap<(usize, u16), u64>,
     cursor: Option<(usize, u16)>,
 }
 
+/// A (lane, partition) handed out by [`ReadySet::next`], with the count of
+/// announcements it had then.
+pub(crate) type Pick = (usize, u16, u64);
+
 impl ReadySet {
     pub(crate) fn insert(&mut self, lane: usize, partition: u16) {
-        self.set.insert((lane, partition));
+        *self.set.entry((lane, partition)).or_default() += 1;
     }
 
-    pub(crate) fn remove(&mut self, lane: usize, partition: u16) {
-        self.set.remove(&(lane, partition));
+    /// Forget an entry a claim round found exhausted, unless it was
+    /// announced again since it was picked.
+    pub(crate) fn exhausted(&mut self, (lane, partition, seen): Pick) {
+        if self.set.get(&(lane, partition)) == Some(&seen) {
+            self.set.remove(&(lane, partition));
+        }
     }
 
     pub(crate) fn is_empty(&self) -> bool {
@@ -29,7 +40,7 @@ impl ReadySet {
     }
 
     /// Up to `n` entries, continuing after the last one handed out.
-    pub(crate) fn next(&mut self, n: usize) -> Vec<(usize, u16)> {
+    pub(crate) fn next(&mut self, n: usize) -> Vec<Pick> {
         let start = self.cursor;
         let after = start.map_or_else(
             || self.set.range(..),
@@ -38,16 +49,16 @@ impl ReadySet {
                     .range((std::ops::Bound::Excluded(c), std::ops::Bound::Unbounded))
             },
         );
-        let mut out: Vec<(usize, u16)> = after.take(n).copied().collect();
+        let mut out: Vec<Pick> = after.take(n).map(|(&(l, p), &g)| (l, p, g)).collect();
         if out.len() < n {
-            for e in self.set.iter() {
-                if out.len() >= n || out.contains(e) {
+            for (&(l, p), &g) in self.set.iter() {
+                if out.len() >= n || out.iter().any(|o| (o.0, o.1) == (l, p)) {
                     break;
                 }
-                out.push(*e);
+                out.push((l, p, g));
             }
         }
-        self.cursor = out.last().copied();
+        self.cursor = out.last().map(|&(l, p, _)| (l, p));
         out
     }
 }
@@ -66,9 +77,23 @@ mod tests {
         for p in [1, 2, 3] {
             r.insert(0, p);
         }
-        assert_eq!(r.next(2), vec![(0, 1), (0, 2)]);
-        assert_eq!(r.next(2), vec![(0, 3), (0, 1)]);
-        r.remove(0, 1);
-        assert_eq!(r.next(5), vec![(0, 2), (0, 3)]);
+        assert_eq!(r.next(2), vec![(0, 1, 1), (0, 2, 1)]);
+        assert_eq!(r.next(2), vec![(0, 3, 1), (0, 1, 1)]);
+        r.exhausted((0, 1, 1));
+        assert_eq!(r.next(5), vec![(0, 2, 1), (0, 3, 1)]);
+    }
+
+    /// Found exhausted by a claim that ran before new work arrived, whose
+    /// announcement came in before the claim's reply: it stays.
+    #[test]
+    fn an_announcement_during_a_claim_keeps_the_partition() {
+        let mut r = ReadySet::default();
+        r.insert(0, 7);
+        let picked = r.next(1)[0];
+        r.insert(0, 7);
+        r.exhausted(picked);
+        assert_eq!(r.next(1), vec![(0, 7, 2)]);
+        r.exhausted((0, 7, 2));
+        assert!(r.is_empty());
     }
 }
