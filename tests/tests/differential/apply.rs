@@ -364,6 +364,7 @@ impl Run<'_> {
             Op::Release { lease } => Step::Call(ex::release(&self.lease(*lease))),
             Op::Cancel { exec } => Step::Call(ex::cancel(&exec_id(*exec), "stop")),
             Op::Get { exec } => Step::Call(ex::get(&exec_id(*exec))),
+            Op::ParentResults { exec } => Step::Call(fl::parent_results(&exec_id(*exec))),
             Op::CreateFlow { flow } => {
                 let f = flow_id(*flow);
                 Step::Call(fl::create_flow(

@@ -73,6 +73,10 @@ pub(crate) enum Op {
     Get {
         exec: usize,
     },
+    /// What an execution's data-passing parents passed it.
+    ParentResults {
+        exec: usize,
+    },
     Scan {
         function: usize,
         partition: usize,
@@ -336,6 +340,7 @@ pub(crate) fn op() -> impl Strategy<Value = Op> {
         1 => lease.prop_map(|lease| Op::Release { lease }),
         1 => (0..EXECS).prop_map(|exec| Op::Cancel { exec }),
         2 => (0..EXECS).prop_map(|exec| Op::Get { exec }),
+        1 => (0..EXECS).prop_map(|exec| Op::ParentResults { exec }),
         4 => suspension_op(),
         6 => (0..BatchFunction::ALL.len(), 0..2usize, prop_oneof![4 => Just(0usize), 1 => 1..3usize], prop_oneof![Just(1usize), Just(3), Just(100)])
             .prop_map(|(function, partition, filter, batch)| Op::Scan { function, partition, filter, batch }),
