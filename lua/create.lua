@@ -47,7 +47,7 @@ local function shape_check(tag, s)
   c.deadline, e = int_arg(s[7], 'deadline_ms', 0, MAX_DURATION_MS); if e then return nil, e end
   c.retry = s[8]
   if not policy_ok(c.retry) then
-    return nil, err('invalid_argument', 'retry:expected <max>:f:<ms> or <max>:e:<initial>:<max> within bounds')
+    return nil, err('invalid_argument', 'retry:expected <max>:f:<ms> or <max>:e:<initial>:<max> within bounds, optionally then :full or :equal')
   end
   c.max_reclaims, e = int_arg(s[9], 'max_reclaims', 0, MAX_RECLAIMS); if e then return nil, e end
   c.retention, e = int_arg(s[10], 'retention_ms', 0, MAX_DURATION_MS); if e then return nil, e end

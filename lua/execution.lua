@@ -153,34 +153,70 @@ local function make_terminal(mv, ek, tag, eid, h, outcome, now, ...)
   if h.watch then redis.call('PUBLISH', ENDED_CHANNEL, eid) end
 end
 
--- Delay before retry number n (1-based), from the stored policy (core/src/retry.rs).
-local function backoff_ms(policy, n)
-  local kind, a, b = string.match(policy, '^%d+:(%a):(%d+):?(%d*)$')
-  a = tonumber(a) or 0
-  if kind == 'f' then return a end
-  local cap = tonumber(b) or a
-  local d = a
+-- A stored retry policy (core/src/retry.rs): '<max>:f:<ms>' or
+-- '<max>:e:<initial>:<cap>', then ':full' or ':equal' when jittered.
+-- -> max, first delay, cap (the delay itself for 'f'), jitter ('' | 'full' |
+-- 'equal'); nil when malformed.
+local function parse_policy(p)
+  if type(p) ~= 'string' then return nil end
+  local body, jitter = string.match(p, '^(.*):(%a+)$')
+  if body == nil then
+    body, jitter = p, ''
+  elseif jitter ~= 'full' and jitter ~= 'equal' then
+    return nil
+  end
+  local max, a = string.match(body, '^(%d+):f:(%d+)$')
+  if max then return tonumber(max), tonumber(a), tonumber(a), jitter end
+  local b
+  max, a, b = string.match(body, '^(%d+):e:(%d+):(%d+)$')
+  if max then return tonumber(max), tonumber(a), tonumber(b), jitter end
+  return nil
+end
+
+local function policy_ok(p)
+  local max, a, cap = parse_policy(p)
+  return max ~= nil and max <= MAX_RETRIES and a <= cap and cap <= MAX_BACKOFF_MS
+end
+
+-- a * b modulo 2^32 (as `bit` returns it, signed) for a 32-bit `a` and an
+-- unsigned 32-bit constant `b`: b split into 16-bit halves keeps every
+-- product below 2^48, exact in a double.
+local function mul32(a, b)
+  local hi, lo = math.floor(b / 65536), b % 65536
+  return bit.tobit(bit.lshift(bit.tobit(a * hi), 16) + a * lo)
+end
+
+-- The jitter fraction of retry n of `eid`, in [0, 2^21): FNV-1a 32 over
+-- '<eid>:<n>', murmur3's finalizer, the top 21 bits (core/src/retry.rs,
+-- jitter_fraction: the same bits).
+local function jitter_fraction(eid, n)
+  local s = eid .. ':' .. n
+  local h = 0x811c9dc5
+  for i = 1, #s do
+    h = mul32(bit.bxor(h, string.byte(s, i)), 0x01000193)
+  end
+  h = mul32(bit.bxor(h, bit.rshift(h, 16)), 0x85ebca6b)
+  h = mul32(bit.bxor(h, bit.rshift(h, 13)), 0xc2b2ae35)
+  return bit.rshift(bit.bxor(h, bit.rshift(h, 16)), 11)
+end
+
+-- Delay before retry number n (1-based) of `eid` under its stored policy:
+-- RetryPolicy::delay_ms (core/src/retry.rs); the integration tests compare
+-- them. A malformed policy (only a damaged record has one) waits 0.
+local function retry_delay_ms(eid, policy, n)
+  local _, d, cap, jitter = parse_policy(policy)
+  if d == nil then return 0 end
   for _ = 2, n do
     if d == 0 or d >= cap then break end
     d = d * 2
   end
   if d > cap then d = cap end
-  return d
-end
-
-local function policy_ok(p)
-  if type(p) ~= 'string' then return false end
-  local max, d = string.match(p, '^(%d+):f:(%d+)$')
-  if max then
-    return tonumber(max) <= MAX_RETRIES and tonumber(d) <= MAX_BACKOFF_MS
-  end
-  local i, m
-  max, i, m = string.match(p, '^(%d+):e:(%d+):(%d+)$')
-  if max then
-    i, m = tonumber(i), tonumber(m)
-    return tonumber(max) <= MAX_RETRIES and i <= m and m <= MAX_BACKOFF_MS
-  end
-  return false
+  if jitter == '' then return d end
+  -- uniform in [0, span] in steps of 2^-21 of it; (span + 1) * r < 2^53
+  local r = jitter_fraction(eid, n)
+  if jitter == 'full' then return math.floor((d + 1) * r / 2097152) end
+  local half = math.floor(d / 2)
+  return d - half + math.floor((half + 1) * r / 2097152)
 end
 
 -- The state dimensions as returned to the client (it derives the public state).
@@ -216,5 +252,5 @@ end
 
 --- @export WATCHED, watched, FLOW_RECONCILE_GRACE_MS, WAITING_RECHECK_MS, eligible_score, batch_eligible_score,
 --- @export read_state, leave_live, index_eligible, make_eligible, make_delayed, make_waiting,
---- @export FLOW_HOOKS, ADMISSION_HOOKS, make_terminal, backoff_ms, policy_ok, state_of,
+--- @export FLOW_HOOKS, ADMISSION_HOOKS, make_terminal, retry_delay_ms, policy_ok, state_of,
 --- @export NOT_EXEC_TARGET, NOT_PARTITION_EID, exec_target, index_target

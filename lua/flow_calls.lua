@@ -2,14 +2,16 @@
 -- of flows. The resolution rules are flows.lua's.
 
 local MAX_CLAIM_BATCH, MAX_EDGES_PER_CHILD = F.MAX_CLAIM_BATCH, F.MAX_EDGES_PER_CHILD
+local MAX_DATA_PARENTS = F.MAX_DATA_PARENTS
 local MAX_FLOW_MEMBERS, MAX_REASON_BYTES = F.MAX_FLOW_MEMBERS, F.MAX_REASON_BYTES
 local counter, err, hash_reply, hex32_ok = P.counter, P.err, P.hash_reply, P.hex32_ok
 local int_arg, name_arg, now_ms, ok = P.int_arg, P.name_arg, P.now_ms, P.ok
 local register, register_ro = P.register, P.register_ro
 local deps_key, eid_ok, exec_key, flow_key = K.deps_key, K.eid_ok, K.exec_key, K.flow_key
 local flow_members_key, idx_key, out_key = K.flow_members_key, K.idx_key, K.out_key
-local tag_of = K.tag_of
+local passed_key, tag_of = K.passed_key, K.tag_of
 local FLOW_HOOKS, index_target, leave_live = EXEC.FLOW_HOOKS, EXEC.index_target, EXEC.leave_live
+local exec_target = EXEC.exec_target
 local make_waiting = EXEC.make_waiting
 local read_state = EXEC.read_state
 local W, queue_work, resolve_edge, settle = FLOW.W, FLOW.queue_work, FLOW.resolve_edge, FLOW.settle
@@ -78,7 +80,7 @@ local function ff_add_edge(keys, args)
   local p = redis.call('HMGET', exec_key(parent), 'flow', 'phase', 'outcome')
   if p[1] ~= flow then return err('not_found', 'parent ' .. parent .. ' in flow ' .. flow) end
   local dk = deps_key(child)
-  local d = redis.call('HMGET', dk, parent, '#n')
+  local d = redis.call('HMGET', dk, parent, '#n', '#d', '#dp')
   if d[1] then return ok('duplicate', 'unchanged') end
   if f[2] then return err('flow_cancelled', flow) end
   local ck = exec_key(child)
@@ -91,6 +93,9 @@ local function ff_add_edge(keys, args)
   if (tonumber(d[2]) or 0) >= MAX_EDGES_PER_CHILD then
     return err('too_large', 'child:at most ' .. MAX_EDGES_PER_CHILD .. ' parents')
   end
+  if data == '1' and (tonumber(d[3]) or 0) >= MAX_DATA_PARENTS then
+    return err('too_large', 'child:at most ' .. MAX_DATA_PARENTS .. ' parents passing data')
+  end
   local cyc, e = reaches(child, parent)
   if e then return e end
   if cyc then return err('cycle', parent .. ' depends on ' .. child) end
@@ -99,6 +104,21 @@ local function ff_add_edge(keys, args)
   redis.call('ZADD', out_key(parent), 0, child)
   redis.call('HSET', dk, parent, data == '1' and 'P' or 'p')
   redis.call('HINCRBY', dk, '#n', 1)
+  if data == '1' then
+    redis.call('HINCRBY', dk, '#d', 1)
+    if d[4] then
+      -- A second data-passing parent: the first one's result, so far only
+      -- the payload (or '#data'), is kept by its id from now on.
+      local first
+      if c.phase ~= nil then
+        first = redis.call('HGET', ck, 'payload')
+      else
+        first = redis.call('HGET', dk, '#data')
+      end
+      redis.call('HSET', passed_key(child), d[4], first or '')
+      redis.call('HDEL', dk, '#dp')
+    end
+  end
   if c.phase ~= nil and c.elig ~= 'waiting_children' then
     -- Not started yet: held back until the join decides again.
     leave_live(ck, tag, child, c)
@@ -140,6 +160,23 @@ local function ff_flow_get(keys, args)
   return hash_reply(fk) or err('not_found', 'flow ' .. args[1])
 end
 
+-- ff_parent_results  KEYS: exec  ARGV: eid -> {1, parent, result, ...}
+-- The results the member's data-passing parents passed it before its join
+-- released it, by parent (flows.lua, resolve_edge); none outside a flow.
+local function ff_parent_results(keys, args)
+  local ek, _, e = exec_target(keys, args[1])
+  if e then return e end
+  local eid = args[1]
+  local d = redis.call('HMGET', deps_key(eid), '#d', '#dp', '#data')
+  if (tonumber(d[1]) or 0) > 1 then
+    local out = redis.call('HGETALL', passed_key(eid))
+    table.insert(out, 1, 1)
+    return out
+  end
+  if d[2] then return {1, d[2], redis.call('HGET', ek, 'payload') or d[3] or ''} end
+  return {1}
+end
+
 -- A flow_work member: 'd:'/'x:' and an execution id, or 'f:' and a flow id.
 local function work_item_ok(item, tag)
   local kind, id = string.sub(item, 1, 2), string.sub(item, 3)
@@ -172,7 +209,7 @@ end
 FLOW_HOOKS.member_purged = function(tag, eid, flow, outcome)
   local fk = flow_key(tag, flow)
   redis.call('ZREM', flow_members_key(tag, flow), eid)
-  redis.call('DEL', deps_key(eid), out_key(eid))
+  redis.call('DEL', deps_key(eid), out_key(eid), passed_key(eid))
   local left = redis.call('HINCRBY', fk, 'n', -1)
   redis.call('HINCRBY', fk, 'done', -1)
   if outcome then redis.call('HINCRBY', fk, outcome, -1) end
@@ -197,6 +234,7 @@ register('ff_create_flow', ff_create_flow)
 register('ff_add_edge', ff_add_edge)
 register('ff_cancel_flow', ff_cancel_flow)
 register_ro('ff_flow_get', ff_flow_get)
+register_ro('ff_parent_results', ff_parent_results)
 register('ff_flow_drain', ff_flow_drain)
 
 --- @export work_item_ok

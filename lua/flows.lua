@@ -13,8 +13,12 @@
 --   ff:flow:{fp:N}:<flow>:members  sorted set, score 0 (read in id order)
 --   ff:deps:<child>                hash: parent -> p (pending) | P (pending, passes
 --                                  its result) | s (satisfied) | i (impossible);
---                                  '#n', '#s', '#i' counts; '#data' a passed result
---                                  kept until the child is created
+--                                  '#n', '#s', '#i' counts; '#d' the count of
+--                                  data-passing edges; '#data' a passed result
+--                                  kept until the child is created; '#dp' the
+--                                  parent whose result is in '#data' or the
+--                                  payload, while '#d' is 1
+--   ff:passed:<child>              hash: parent -> its result, once '#d' > 1
 --   ff:out:<parent>                sorted set, score 0: its children
 -- Member fields: flow, join ('all' | 'any' | 'q:<n>'), jc ('1': cancel the
 -- remaining parents once the join is decided), ready_at (a create delay to
@@ -27,7 +31,7 @@ local COMPLETION_CHANNEL, MAX_QUORUM = F.COMPLETION_CHANNEL, F.MAX_QUORUM
 local WRITE_HOOKS, err, hex32_ok, now_ms = P.WRITE_HOOKS, P.err, P.hex32_ok, P.now_ms
 local num = P.num
 local deps_key, exec_key, flow_key = K.deps_key, K.exec_key, K.flow_key
-local flow_members_key = K.flow_members_key
+local flow_members_key, passed_key = K.flow_members_key, K.passed_key
 local idx_key, out_key = K.idx_key, K.out_key
 local zadd_due = MV.zadd_due
 local FLOW_HOOKS, FLOW_RECONCILE_GRACE_MS = EXEC.FLOW_HOOKS, EXEC.FLOW_RECONCILE_GRACE_MS
@@ -131,23 +135,35 @@ local function decide_child(tag, child, now)
 end
 
 -- Resolve the edge parent -> child with the parent's outcome (once: a resolved
--- edge is left as it is).
+-- edge is left as it is). A data-passing parent's result is passed while the
+-- child waits or is not created yet: it becomes the payload (the last one
+-- passed, with several), and with several data-passing parents each is also
+-- kept by parent in ff:passed (one alone is only the payload: no copy).
 local function resolve_edge(tag, parent, child, outcome, now)
   local dk = deps_key(child)
-  local st = redis.call('HGET', dk, parent)
+  local d = redis.call('HMGET', dk, parent, '#d')
+  local st = d[1]
   if st ~= 'p' and st ~= 'P' then return 'already' end
   local sat = outcome == 'success'
   redis.call('HSET', dk, parent, sat and 's' or 'i')
   redis.call('HINCRBY', dk, sat and '#s' or '#i', 1)
   if sat and st == 'P' then
+    local ck = exec_key(child)
     local result = redis.call('HGET', exec_key(parent), 'result') or ''
-    if redis.call('EXISTS', exec_key(child)) == 1 then
-      local ph = redis.call('HMGET', exec_key(child), 'phase', 'elig')
-      if ph[1] == 'runnable' and ph[2] == 'waiting_children' then
-        redis.call('HSET', exec_key(child), 'payload', result)
-      end
+    local passed = true
+    if redis.call('EXISTS', ck) == 1 then
+      local ph = redis.call('HMGET', ck, 'phase', 'elig')
+      passed = ph[1] == 'runnable' and ph[2] == 'waiting_children'
+      if passed then redis.call('HSET', ck, 'payload', result) end
     else
       redis.call('HSET', dk, '#data', result)
+    end
+    if passed then
+      if (tonumber(d[2]) or 0) > 1 then
+        redis.call('HSET', passed_key(child), parent, result)
+      else
+        redis.call('HSET', dk, '#dp', parent)
+      end
     end
   end
   return decide_child(tag, child, now)

@@ -5,6 +5,7 @@
 
 local EXEC_PREFIX, IDX_PREFIX, FLOW_PREFIX = F.EXEC_PREFIX, F.IDX_PREFIX, F.FLOW_PREFIX
 local DEPS_PREFIX, OUT_PREFIX, WAITPOINT_PREFIX = F.DEPS_PREFIX, F.OUT_PREFIX, F.WAITPOINT_PREFIX
+local PASSED_PREFIX = F.PASSED_PREFIX
 local SECRET_PREFIX, IDEMPOTENCY_PREFIX = F.SECRET_PREFIX, F.IDEMPOTENCY_PREFIX
 local OWN_RING_PREFIX, PAUSED_PREFIX = F.OWN_RING_PREFIX, F.PAUSED_PREFIX
 
@@ -67,6 +68,11 @@ local function out_key(eid)
   return OUT_PREFIX .. eid
 end
 
+-- The results passed to a member with several data-passing parents (a hash).
+local function passed_key(eid)
+  return PASSED_PREFIX .. eid
+end
+
 -- A waitpoint (a hash on its execution's partition).
 local function wp_key(tag, wpid)
   return WAITPOINT_PREFIX .. tag .. ':' .. wpid
@@ -107,5 +113,5 @@ local function own_ring_ok(members, leases)
 end
 
 --- @export tag_of, exec_key, idx_key, eligible_key, eligible_of, eid_in_partition, eid_ok,
---- @export flow_key, flow_members_key, deps_key, out_key, wp_key, secret_key, idem_prefix,
+--- @export flow_key, flow_members_key, deps_key, out_key, passed_key, wp_key, secret_key, idem_prefix,
 --- @export admission_key, SKIPLIST_SEED, own_ring_ok, paused_key

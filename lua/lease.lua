@@ -9,7 +9,7 @@ local int_text, now_ms, ok, optional_fields = P.int_text, P.now_ms, P.ok, P.opti
 local register, register_ro = P.register, P.register_ro
 local eid_in_partition, eid_ok, exec_key = K.eid_in_partition, K.eid_ok, K.exec_key
 local apply_moves, new_moves, zadd_due = MV.apply_moves, MV.new_moves, MV.zadd_due
-local NOT_PARTITION_EID, backoff_ms = EXEC.NOT_PARTITION_EID, EXEC.backoff_ms
+local NOT_PARTITION_EID, retry_delay_ms = EXEC.NOT_PARTITION_EID, EXEC.retry_delay_ms
 local exec_target, index_target = EXEC.exec_target, EXEC.index_target
 local leave_live, make_delayed = EXEC.leave_live, EXEC.make_delayed
 local make_eligible, make_terminal = EXEC.make_eligible, EXEC.make_terminal
@@ -124,7 +124,7 @@ local function end_fail(h, message, retryable, now, mv)
   local retries = tonumber(r[2] or '0')
   local max_retries = tonumber(string.match(r[1] or '0', '^(%d+)')) or 0
   if retryable and retries < max_retries then
-    local due = now + backoff_ms(r[1], retries + 1)
+    local due = now + retry_delay_ms(h.eid, r[1], retries + 1)
     leave_live(h.ek, h.tag, h.eid, h, mv)
     make_delayed(mv, h.ek, h.tag, h.eid, due, 'error', message, 'att_state', 'failed', 'retries', retries + 1,
       'fence', seal(h, 'fail', 'retry_scheduled', due))

@@ -22,6 +22,9 @@ pub const FLOW_PREFIX: &str = "ff:flow:";
 pub const DEPS_PREFIX: &str = "ff:deps:";
 /// The fixed part of a flow member's children: `ff:out:<execution id>`.
 pub const OUT_PREFIX: &str = "ff:out:";
+/// The fixed part of the results passed to a flow member with several
+/// data-passing parents: `ff:passed:<execution id>`.
+pub const PASSED_PREFIX: &str = "ff:passed:";
 /// The fixed part of a waitpoint's hash: `ff:wp:<tag>:<waitpoint id>`.
 pub const WAITPOINT_PREFIX: &str = "ff:wp:";
 /// The fixed part of a partition's keyring copy: `ff:secret:<tag>`.
@@ -205,6 +208,13 @@ pub fn deps(eid: &ExecutionId) -> String {
 /// A flow member's children (a sorted set, score 0).
 pub fn out(eid: &ExecutionId) -> String {
     format!("{OUT_PREFIX}{}", eid.as_str())
+}
+
+/// The results a flow member's data-passing parents passed it, once it has
+/// more than one (a hash: parent → result). A member with one keeps it as
+/// its payload only.
+pub fn passed(eid: &ExecutionId) -> String {
+    format!("{PASSED_PREFIX}{}", eid.as_str())
 }
 
 /// A caller's idempotency key: printable ASCII without spaces, at most 200 bytes.

@@ -51,6 +51,7 @@ pub fn lua_facts() -> String {
     num("MAX_RECLAIMS", limits::MAX_RECLAIMS.into());
     num("MAX_FLOW_MEMBERS", limits::MAX_FLOW_MEMBERS.into());
     num("MAX_EDGES_PER_CHILD", limits::MAX_EDGES_PER_CHILD.into());
+    num("MAX_DATA_PARENTS", limits::MAX_DATA_PARENTS.into());
     num("MAX_RETRIES", retry::MAX_RETRIES.into());
     num("MAX_BACKOFF_MS", retry::MAX_BACKOFF_MS);
     num("MAX_QUORUM", flow::MAX_QUORUM.into());
@@ -58,7 +59,7 @@ pub fn lua_facts() -> String {
     num("ROUTE_LOOKAHEAD", exec_contract::ROUTE_LOOKAHEAD as u64);
     num("MAX_CLAIM_SKIP", exec_contract::MAX_CLAIM_SKIP.into());
 
-    let strings: [(&str, &str); 17] = [
+    let strings: [(&str, &str); 18] = [
         ("WAKE_CHANNEL", scan::WakeMessage::CHANNEL),
         ("ENDED_CHANNEL", crate::contract::watch::ENDED_CHANNEL),
         ("READY_CHANNEL", scan::ReadyMessage::CHANNEL),
@@ -68,6 +69,7 @@ pub fn lua_facts() -> String {
         ("FLOW_PREFIX", keys::FLOW_PREFIX),
         ("DEPS_PREFIX", keys::DEPS_PREFIX),
         ("OUT_PREFIX", keys::OUT_PREFIX),
+        ("PASSED_PREFIX", keys::PASSED_PREFIX),
         ("WAITPOINT_PREFIX", keys::WAITPOINT_PREFIX),
         ("SECRET_PREFIX", keys::SECRET_PREFIX),
         ("IDEMPOTENCY_PREFIX", keys::IDEMPOTENCY_PREFIX),

@@ -1,5 +1,6 @@
-//! A DAG: fetch → (resize, thumbnail) → publish, with data passing, an
-//! `AnyOf` race whose loser is cancelled, and a failure that skips its subtree.
+//! A DAG: fetch → (resize, thumbnail) → publish, with data passing (publish
+//! reads both its parents' results by parent), an `AnyOf` race whose loser is
+//! cancelled, and a failure that skips its subtree.
 //!
 //! ```text
 //! cargo run -p ff-engine --example dag                          # in-process store
@@ -23,7 +24,15 @@ async fn step(job: Job) -> Result<Vec<u8>, JobError> {
         "fetch" => Ok(b"image-bytes".to_vec()),
         // The parent's result arrived as this member's payload.
         "resize" | "thumbnail" => Ok(format!("{}({input})", job.kind).into_bytes()),
-        "publish" => Ok(format!("published {input}").into_bytes()),
+        // Two data-passing parents: each result, by parent id.
+        "publish" => {
+            let results = job.parent_results().await.map_err(JobError::fatal)?;
+            let parts: Vec<_> = results
+                .values()
+                .map(|r| String::from_utf8_lossy(r).into_owned())
+                .collect();
+            Ok(format!("published {}", parts.join(" + ")).into_bytes())
+        }
         "mirror.fast" => Ok(b"mirrored".to_vec()),
         "mirror.slow" => {
             tokio::time::sleep(Duration::from_secs(30)).await;
@@ -62,7 +71,7 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
     }
     let publish = client.new_member_id(&flow);
     client.add_edge(&flow, &named[1].1, &publish, true).await?;
-    client.add_edge(&flow, &named[2].1, &publish, false).await?;
+    client.add_edge(&flow, &named[2].1, &publish, true).await?;
     client
         .create(member("publish", JoinPolicy::AllOf).id(publish.clone()))
         .await?;

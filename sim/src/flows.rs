@@ -1,7 +1,8 @@
 //! Flow workloads: small random DAGs whose members run the normal random
 //! kinds, created through faults (every call retried until answered), and
-//! the checks that every child's end agrees with its join and its flow's
-//! counters are exact.
+//! the checks that every child's end agrees with its join, a child that ran
+//! after all its parents succeeded reads each data-passing parent's result by
+//! parent, and its flow's counters are exact.
 
 use crate::workload;
 use ff_core::contract::execution::ExecutionRecord;
@@ -19,8 +20,8 @@ use std::time::Duration;
 pub struct SimFlow {
     pub flow: FlowId,
     pub members: Vec<ExecutionId>,
-    /// (parent index, child index)
-    pub edges: Vec<(usize, usize)>,
+    /// (parent index, child index, passes its result)
+    pub edges: Vec<(usize, usize, bool)>,
     pub joins: Vec<JoinPolicy>,
 }
 
@@ -61,7 +62,7 @@ pub async fn build(client: &Client, rng: &mut impl Rng, name: &str) -> Result<Si
             let parent = sim.members[p].clone();
             let pass_data = rng.random_ratio(1, 4);
             retried(|| client.add_edge(&flow, &parent, &id, pass_data)).await?;
-            sim.edges.push((p, j));
+            sim.edges.push((p, j, pass_data));
         }
         let spec = workload::random_spec(rng, format!("{name}-{j}"))
             .in_flow(&flow, join)
@@ -71,6 +72,54 @@ pub async fn build(client: &Client, rng: &mut impl Rng, name: &str) -> Result<Si
         sim.joins.push(join);
     }
     Ok(sim)
+}
+
+/// An `AllOf` member that ran: every parent succeeded while it waited, so
+/// exactly its data-passing parents passed it their results (compared where
+/// the parent's record is still there to say what it was).
+async fn check_passed(
+    client: &Client,
+    f: &SimFlow,
+    j: usize,
+    records: &BTreeMap<String, ExecutionRecord>,
+) -> Vec<String> {
+    let data: Vec<&ExecutionId> = f
+        .edges
+        .iter()
+        .filter(|(_, ch, d)| *ch == j && *d)
+        .map(|(p, _, _)| &f.members[*p])
+        .collect();
+    let got = match client.parent_results(&f.members[j]).await {
+        Ok(got) => got,
+        Err(e) => {
+            return vec![format!(
+                "flow {}: member {j}: parent results unreadable: {e}",
+                f.flow
+            )]
+        }
+    };
+    let mut out = Vec::new();
+    if got.len() != data.len() || data.iter().any(|p| !got.contains_key(*p)) {
+        out.push(format!(
+            "flow {}: member {j} was passed results by {:?}, its data-passing parents are {data:?}",
+            f.flow,
+            got.keys().collect::<Vec<_>>()
+        ));
+    }
+    for p in data {
+        let result = records
+            .get(p.as_str())
+            .map(|r| r.result.clone().unwrap_or_default());
+        if let (Some(want), Some(passed)) = (result, got.get(p)) {
+            if &want != passed {
+                out.push(format!(
+                    "flow {}: member {j} was passed {passed:?} by {p}, whose result is {want:?}",
+                    f.flow
+                ));
+            }
+        }
+    }
+    out
 }
 
 /// Once everything is terminal: every member's end agrees with its join over
@@ -85,7 +134,7 @@ pub async fn check(
         let state = |i: usize| records.get(f.members[i].as_str()).map(|r| r.public_state);
         for (j, join) in f.joins.iter().enumerate() {
             let mut c = EdgeCounts::default();
-            for &(p, _) in f.edges.iter().filter(|(_, ch)| *ch == j) {
+            for &(p, _, _) in f.edges.iter().filter(|(_, ch, _)| *ch == j) {
                 c.total += 1;
                 match state(p) {
                     Some(PublicState::Completed) => c.satisfied += 1,
@@ -109,6 +158,9 @@ pub async fn check(
                     f.flow
                 )),
                 _ => {}
+            }
+            if ran && *join == JoinPolicy::AllOf {
+                out.extend(check_passed(client, f, j, records).await);
             }
         }
         match client.get_flow(&f.flow).await {

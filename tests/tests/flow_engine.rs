@@ -1,6 +1,7 @@
 //! Flows with the engine on real redis-servers: the completion listener drains
 //! large fan-outs at once, the reconcilers finish what a lost message or a
-//! killed listener left, flow cancel under load, and a cluster run.
+//! killed listener left, flow cancel under load, a worker's job reading its
+//! parents' results, and a cluster run.
 
 mod common;
 
@@ -233,6 +234,51 @@ async fn cancelling_a_flow_under_load_ends_every_member() {
 }
 
 #[tokio::test]
+async fn a_worker_job_reads_every_parents_result_by_parent() {
+    let redis = TestRedis::standalone();
+    let c = client(&redis.url()).await;
+    let flow = c.create_flow("default").await.unwrap();
+    let member = |kind: &str| ExecutionSpec::new(kind).in_flow(&flow, JoinPolicy::AllOf);
+    let sink = c.new_member_id(&flow);
+    let mut parents = Vec::new();
+    for name in ["p1", "p2", "p3"] {
+        let p = c
+            .create(member(name).payload(name))
+            .await
+            .unwrap()
+            .execution;
+        c.add_edge(&flow, &p, &sink, true).await.unwrap();
+        parents.push(p);
+    }
+    c.create(member("sink").id(sink.clone())).await.unwrap();
+    let worker = Worker::builder(c.clone(), "w")
+        .fallback(|job: Job| async move {
+            if job.kind.as_str() != "sink" {
+                return Ok(job.payload.clone());
+            }
+            // By parent id, in id order: "<id>=<result>" joined by spaces.
+            let results = job.parent_results().await.map_err(JobError::fatal)?;
+            let parts: Vec<String> = results
+                .iter()
+                .map(|(p, r)| format!("{p}={}", String::from_utf8_lossy(r)))
+                .collect();
+            Ok(parts.join(" ").into_bytes())
+        })
+        .start()
+        .unwrap();
+    wait_for("the sink ran", Duration::from_secs(10), || async {
+        c.get(&sink).await.unwrap().public_state == PublicState::Completed
+    })
+    .await;
+    let mut want: Vec<(ExecutionId, &str)> = parents.into_iter().zip(["p1", "p2", "p3"]).collect();
+    want.sort();
+    let want: Vec<String> = want.iter().map(|(p, r)| format!("{p}={r}")).collect();
+    let got = c.get(&sink).await.unwrap().result.unwrap();
+    assert_eq!(String::from_utf8(got).unwrap(), want.join(" "));
+    worker.shutdown().await;
+}
+
+#[tokio::test]
 async fn flows_on_a_cluster() {
     let cluster = RedisCluster::start();
     let c = cluster_client(cluster.urls()).await;
@@ -252,6 +298,8 @@ async fn flows_on_a_cluster() {
         })
         .await;
     }
+    // A read of a member's other keys, on its node (no data passed here).
+    assert!(c.parent_results(&flows[0].2[0]).await.unwrap().is_empty());
     let l = engine.listener_metrics();
     assert!(l.dispatches >= 1 && l.dispatch_failures == 0, "{l:?}");
     assert!(engine.shutdown().await);

@@ -7,14 +7,18 @@ mod common;
 use common::*;
 use ff_engine::core::contract::execution::Claimed;
 use ff_engine::core::contract::flow::{self as fl, EdgeDecision};
+use ff_engine::core::contract::limits;
+use ff_engine::core::contract::scan::BatchFunction;
 use ff_engine::core::flow::{FlowState, JoinPolicy};
-use ff_engine::core::keys::{flow_partition, PartitionKeys};
+use ff_engine::core::keys::{self, flow_partition, PartitionKeys};
+use ff_engine::core::reply::Reply;
 use ff_engine::core::state::PublicState;
 use ff_engine::core::{ExecutionId, FfError, FlowId};
-use ff_engine::store::Store;
+use ff_engine::store::{cmd, Store};
 use ff_engine::{Client, Error, ExecutionSpec};
-use std::collections::HashMap;
+use std::collections::{BTreeMap, HashMap};
 use std::sync::Arc;
+use std::time::Duration;
 
 /// Members of one flow, created with pre-allocated ids after their edges.
 struct Dag {
@@ -95,6 +99,11 @@ impl Dag {
                 }
             }
         }
+    }
+
+    async fn has_key(&self, key: &str) -> bool {
+        let n = self.c.store().command(&cmd(["EXISTS", key])).await.unwrap();
+        n == Reply::Int(1)
     }
 
     /// Drain the partition's queued flow work as the completion listener would.
@@ -243,6 +252,135 @@ async fn a_parent_result_becomes_the_child_payload(store: Arc<dyn Store>) {
         PublicState::Waiting
     );
     assert_eq!(d.c.get(&late).await.unwrap().payload, b"the-result");
+    // Read by parent too, from the payload: one data parent is not copied.
+    for child in [&ch, &late] {
+        let results = d.c.parent_results(child).await.unwrap();
+        assert_eq!(
+            results,
+            BTreeMap::from([(p.clone(), b"the-result".to_vec())])
+        );
+        assert!(!d.has_key(&keys::passed(child)).await);
+    }
+    assert!(d.c.parent_results(&p).await.unwrap().is_empty());
+}
+
+async fn a_child_with_three_data_parents_reads_each_result_by_parent(store: Arc<dyn Store>) {
+    let d = Dag::new(store).await;
+    let [a, b, c, plain, sink] = [d.id(), d.id(), d.id(), d.id(), d.id()];
+    for p in [&a, &b, &c, &plain] {
+        d.create(p, JoinPolicy::AllOf).await;
+        d.c.add_edge(&d.flow, p, &sink, p != &plain).await.unwrap();
+    }
+    d.create_spec(
+        &sink,
+        ExecutionSpec::new("sink")
+            .payload("own")
+            .in_flow(&d.flow, JoinPolicy::AllOf)
+            .retention(Duration::from_millis(50)),
+    )
+    .await;
+    for (p, r) in [(&b, "rb"), (&plain, "not passed"), (&a, ""), (&c, "rc")] {
+        d.succeed(p, r).await;
+    }
+    let want = BTreeMap::from([
+        (a.clone(), Vec::new()),
+        (b.clone(), b"rb".to_vec()),
+        (c.clone(), b"rc".to_vec()),
+    ]);
+    assert_eq!(d.c.parent_results(&sink).await.unwrap(), want);
+    // The payload is the last result passed, as before fan-in was kept.
+    let claimed = d.claim_all().await;
+    assert_eq!(claimed[&sink].payload, b"rc");
+    assert_eq!(d.c.parent_results(&sink).await.unwrap(), want);
+    d.c.complete(&claimed[&sink].lease, b"").await.unwrap();
+    // Purged with the child.
+    tokio::time::sleep(Duration::from_millis(60)).await;
+    let p = flow_partition(&d.flow, d.c.config());
+    run_scan(&d.c, BatchFunction::PurgeRetained, p).await;
+    assert!(d.c.get(&sink).await.is_err());
+    assert!(!d.has_key(&keys::passed(&sink)).await);
+}
+
+async fn data_parents_added_after_one_passed_keep_every_result(store: Arc<dyn Store>) {
+    // Created first, before the data edges; one parent passes while it is
+    // the only one; the second data edge keeps that result by its id; the
+    // third parent had already succeeded, so its edge resolves at once.
+    for created_first in [true, false] {
+        let d = Dag::new(store.clone()).await;
+        let [a, b, c, ch] = [d.id(), d.id(), d.id(), d.id()];
+        for p in [&a, &b, &c] {
+            d.create(p, JoinPolicy::AllOf).await;
+        }
+        if created_first {
+            d.create(&ch, JoinPolicy::AllOf).await;
+        }
+        d.c.add_edge(&d.flow, &a, &ch, true).await.unwrap();
+        d.succeed(&c, "rc").await;
+        d.succeed(&a, "ra").await;
+        let only_a = BTreeMap::from([(a.clone(), b"ra".to_vec())]);
+        assert_eq!(d.c.parent_results(&ch).await.unwrap(), only_a);
+        d.c.add_edge(&d.flow, &b, &ch, true).await.unwrap();
+        assert_eq!(d.c.parent_results(&ch).await.unwrap(), only_a);
+        let added = d.c.add_edge(&d.flow, &c, &ch, true).await.unwrap();
+        let want = if created_first {
+            EdgeDecision::Waiting
+        } else {
+            EdgeDecision::Recorded
+        };
+        assert_eq!(added.decision, want);
+        if !created_first {
+            d.create(&ch, JoinPolicy::AllOf).await;
+        }
+        d.succeed(&b, "rb").await;
+        assert_eq!(d.state(&ch).await, PublicState::Waiting);
+        let results = d.c.parent_results(&ch).await.unwrap();
+        let want =
+            [(&a, "ra"), (&b, "rb"), (&c, "rc")].map(|(p, r)| (p.clone(), r.as_bytes().to_vec()));
+        assert_eq!(
+            results,
+            BTreeMap::from(want),
+            "created first: {created_first}"
+        );
+        assert_eq!(d.c.get(&ch).await.unwrap().payload, b"rb");
+    }
+}
+
+async fn a_result_passed_after_the_join_released_the_child_is_not_kept(store: Arc<dyn Store>) {
+    let d = Dag::new(store).await;
+    let [a, b, ch] = [d.id(), d.id(), d.id()];
+    for p in [&a, &b] {
+        d.create(p, JoinPolicy::AllOf).await;
+        d.c.add_edge(&d.flow, p, &ch, true).await.unwrap();
+    }
+    d.create(&ch, JoinPolicy::AnyOf).await;
+    d.succeed(&a, "ra").await;
+    assert_eq!(d.state(&ch).await, PublicState::Waiting);
+    d.succeed(&b, "rb").await;
+    let rec = d.c.get(&ch).await.unwrap();
+    assert_eq!(rec.payload, b"ra");
+    assert_eq!(
+        d.c.parent_results(&ch).await.unwrap(),
+        BTreeMap::from([(a.clone(), b"ra".to_vec())])
+    );
+}
+
+async fn data_passing_parents_are_bounded(store: Arc<dyn Store>) {
+    let d = Dag::new(store).await;
+    let ch = d.id();
+    let max = limits::MAX_DATA_PARENTS as usize;
+    for i in 0..=max {
+        let p = d.id();
+        d.create(&p, JoinPolicy::AllOf).await;
+        let added = d.c.add_edge(&d.flow, &p, &ch, true).await;
+        if i < max {
+            added.unwrap();
+        } else {
+            let e = added.unwrap_err();
+            assert!(matches!(e, Error::Rejected(FfError::TooLarge(_))), "{e:?}");
+            // Refused before anything was written; without data it may wait.
+            assert_eq!(d.edge(&p, &ch).await, EdgeDecision::Recorded);
+        }
+    }
 }
 
 async fn edges_are_checked_cycles_refused_and_nothing_changes(store: Arc<dyn Store>) {
@@ -439,6 +577,10 @@ on_both_stores!(
     any_of_with_cancel_remaining_cancels_the_losers,
     quorum_decides_on_the_nth_success_or_when_out_of_reach,
     a_parent_result_becomes_the_child_payload,
+    a_child_with_three_data_parents_reads_each_result_by_parent,
+    data_parents_added_after_one_passed_keep_every_result,
+    a_result_passed_after_the_join_released_the_child_is_not_kept,
+    data_passing_parents_are_bounded,
     edges_are_checked_cycles_refused_and_nothing_changes,
     an_edge_to_an_eligible_child_holds_it_back,
     fan_out_past_the_inline_budget_is_queued_then_drained,

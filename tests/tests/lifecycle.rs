@@ -7,10 +7,10 @@ use ff_engine::store::Store;
 use std::sync::Arc;
 
 use common::*;
-use ff_engine::core::contract::execution::EndOutcome;
+use ff_engine::core::contract::execution::{self as ex, EndOutcome};
 use ff_engine::core::contract::scan::{self, BatchFunction, BatchOutcome, ScannerFilter};
 use ff_engine::core::keys::PartitionKeys;
-use ff_engine::core::retry::RetryPolicy;
+use ff_engine::core::retry::{Jitter, RetryPolicy, MAX_BACKOFF_MS};
 use ff_engine::core::state::{AttemptState, PublicState};
 use ff_engine::core::ExecutionId;
 use ff_engine::store::cmd;
@@ -127,6 +127,71 @@ async fn retry_with_backoff_then_success(store: Arc<dyn Store>) {
     let rec = c.get(&eid).await.unwrap();
     assert_eq!(rec.public_state, PublicState::Completed);
     assert_eq!(rec.retries, 2);
+}
+
+/// The Lua schedules a jittered retry exactly as core's
+/// `RetryPolicy::delay_ms` computes it: full and equal jitter, retries 1 to 3
+/// of an exponential backoff, and the largest backoff allowed (where
+/// `(d + 1) * r` is closest to the doubles' 2^53).
+async fn jittered_retries_are_scheduled_as_core_computes(store: Arc<dyn Store>) {
+    let c = client_on(store.clone()).await;
+    let mut policies = std::collections::HashMap::new();
+    for i in 0..24u128 {
+        let jitter = if i % 2 == 0 {
+            Jitter::Full
+        } else {
+            Jitter::Equal
+        };
+        let policy = if i < 16 {
+            RetryPolicy::exponential(3, 100, 400)
+        } else {
+            RetryPolicy::fixed(1, MAX_BACKOFF_MS)
+        }
+        .jitter(jitter);
+        // (ids of one partition, built by hand: the contract, not the Client)
+        let mut args = create_args(5, 0x7177_0000_0000 + i * 0x1_0001);
+        args.retry = policy;
+        let eid = args.execution.clone();
+        ex::decode_create(&store.fcall(&ex::create(&args)).await.unwrap()).unwrap();
+        assert_eq!(c.get(&eid).await.unwrap().retry, policy);
+        policies.insert(eid, policy);
+    }
+    let partition = ExecutionId::new(5, 0).partition();
+    let (lane, w, i) = worker();
+    let mut spread = std::collections::BTreeSet::new();
+    for n in 1..=3u32 {
+        let claimed = c
+            .claim_in(partition, &lane, &w, &i, LEASE, 100)
+            .await
+            .unwrap();
+        assert_eq!(claimed.len(), if n == 1 { 24 } else { 16 });
+        let mut last_due = 0;
+        for cl in claimed {
+            assert_eq!(cl.attempt, n);
+            let t0 = server_ms(&*store).await;
+            let ended = c.fail(&cl.lease, "boom", true).await.unwrap();
+            let t1 = server_ms(&*store).await;
+            let EndOutcome::RetryScheduled { due_at_ms } = ended.outcome else {
+                panic!("expected a retry, got {ended:?}")
+            };
+            let delay = policies[&cl.lease.execution].delay_ms(&cl.lease.execution, n);
+            assert!(
+                due_at_ms >= t0 + delay && due_at_ms <= t1 + delay,
+                "retry {n} of {}: due {due_at_ms} not in [{t0}, {t1}] + {delay}",
+                cl.lease.execution
+            );
+            spread.insert(delay);
+            if delay <= 400 {
+                last_due = last_due.max(due_at_ms);
+            }
+        }
+        while server_ms(&*store).await <= last_due {
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+        promote(&c, partition).await;
+    }
+    // 56 delays drawn from windows hundreds of ms wide (and one 30 days wide).
+    assert!(spread.len() >= 40, "{spread:?}");
 }
 
 async fn retries_exhausted_and_non_retryable_fail(store: Arc<dyn Store>) {
@@ -563,6 +628,7 @@ on_both_stores!(
     optional_fields_are_honoured_with_or_without_their_marker,
     happy_path_create_claim_renew_complete,
     retry_with_backoff_then_success,
+    jittered_retries_are_scheduled_as_core_computes,
     retries_exhausted_and_non_retryable_fail,
     cancel_waiting_active_and_terminal,
     worker_delay_reschedules_without_using_a_retry,

@@ -182,6 +182,9 @@ async fn lua_validates_every_argument_before_writing() {
         (8, b"-1".to_vec()),
         (9, b"3:z:1".to_vec()),
         (9, b"3:e:100:10".to_vec()),
+        (9, b"3:e:10:100:half".to_vec()), // a jitter it does not know
+        (9, b"3:f:10:full:full".to_vec()),
+        (9, b"3:f:full".to_vec()),
         (10, b"-1".to_vec()),
         (11, b"x".to_vec()),
         (12, b"5".to_vec()), // a TTL without a record key

@@ -610,6 +610,41 @@ async fn flow_repeats_change_nothing(store: Arc<dyn Store>) {
     assert_eq!(c.get_flow(&flow).await.unwrap().summary, after.summary);
 }
 
+/// A data-passing parent's complete, a second data edge and the read, each
+/// sent again: every result is passed and kept once.
+async fn data_passing_repeats_pass_each_result_once(store: Arc<dyn Store>) {
+    let (rec, c) = recorded(store.clone()).await;
+    let flow = c.create_flow("default").await.unwrap();
+    let child = c.new_member_id(&flow);
+    let member = || ExecutionSpec::new("k").in_flow(&flow, JoinPolicy::AllOf);
+    let mut claimed = Vec::new();
+    for _ in 0..2 {
+        claimed.push(started(&c, member()).await);
+    }
+    let [a, b] = [0, 1].map(|i| claimed[i].lease.execution.clone());
+    c.add_edge(&flow, &a, &child, true).await.unwrap();
+    c.complete(&claimed[0].lease, b"ra").await.unwrap();
+    let again = ex::decode_ended("ff_complete", &rec.repeat("ff_complete").await).unwrap();
+    assert_eq!(again, replayed(EndOutcome::Completed));
+    let only_a = [(a.clone(), b"ra".to_vec())].into();
+    assert_eq!(c.parent_results(&child).await.unwrap(), only_a);
+
+    // The second data edge keeps a's result by its id, once.
+    c.add_edge(&flow, &b, &child, true).await.unwrap();
+    let again = fl::decode_add_edge(&rec.repeat("ff_add_edge").await).unwrap();
+    assert_eq!(
+        (again.added, again.decision),
+        (false, EdgeDecision::Unchanged)
+    );
+    assert_eq!(c.parent_results(&child).await.unwrap(), only_a);
+    c.complete(&claimed[1].lease, b"rb").await.unwrap();
+    rec.repeat("ff_complete").await;
+    let both = [(a, b"ra".to_vec()), (b, b"rb".to_vec())].into();
+    assert_eq!(c.parent_results(&child).await.unwrap(), both);
+    let again = fl::decode_parent_results(&rec.repeat("ff_parent_results").await).unwrap();
+    assert_eq!(again, both);
+}
+
 fn tokens(hard: u64) -> BudgetDef {
     BudgetDef {
         limits: [("tokens".to_owned(), DimensionLimits { hard, soft: 0 })].into(),
@@ -813,6 +848,7 @@ on_both_stores!(
     lease_ending_calls_answer_repeats_from_the_fence,
     suspension_repeats_deliver_once,
     flow_repeats_change_nothing,
+    data_passing_repeats_pass_each_result_once,
     admission_repeats_count_once,
     scanner_and_ownership_repeats_act_once,
 );

@@ -49,11 +49,18 @@ pub struct EdgeArgs {
     pub parent: ExecutionId,
     /// The waiting execution (a member not started yet, or not created yet).
     pub child: ExecutionId,
-    /// The parent's result becomes the child's payload when the edge is satisfied.
+    /// The parent's result is passed to the child when the edge is satisfied
+    /// while the child waits (or is not created yet): it becomes the child's
+    /// payload, and a child with several such parents (at most
+    /// [`MAX_DATA_PARENTS`](super::limits::MAX_DATA_PARENTS)) reads each by
+    /// parent with [`parent_results`].
     pub pass_data: bool,
 }
 
-/// `ff_add_edge`: make `child` wait on `parent`.
+/// `ff_add_edge`: make `child` wait on `parent`. Refused `too_large` past
+/// [`MAX_EDGES_PER_CHILD`](super::limits::MAX_EDGES_PER_CHILD) parents, or
+/// with `pass_data` past
+/// [`MAX_DATA_PARENTS`](super::limits::MAX_DATA_PARENTS) data-passing ones.
 ///
 /// Repeat: answered `duplicate` / [`EdgeDecision::Unchanged`] whatever happened
 /// since (the child started, the flow was cancelled); nothing changes.
@@ -190,6 +197,33 @@ pub fn decode_get_flow(flow: &FlowId, reply: &Reply) -> Result<FlowRecord, CallE
         summary,
         cancel_reason,
     })
+}
+
+/// `ff_parent_results` (read-only): the results `child`'s data-passing
+/// parents passed it, by parent: those that succeeded while it waited for its
+/// join (a parent that succeeded after the join released it passes nothing).
+/// One such parent's result is the child's payload; with several, the payload
+/// is the last one passed and each is kept by parent until the child is
+/// purged. Empty for an execution without data-passing parents.
+///
+/// Repeat: read-only: the results as they are now (more may come while the
+/// child waits; a parent's entry, once there, never changes).
+pub fn parent_results(child: &ExecutionId) -> Call {
+    Call::new("ff_parent_results", vec![crate::keys::exec(child)])
+        .arg(child)
+        .read_only()
+}
+
+/// Decode `ff_parent_results`'s reply: parent → its result.
+pub fn decode_parent_results(reply: &Reply) -> Result<BTreeMap<ExecutionId, Vec<u8>>, CallError> {
+    let mut f = ok_fields("ff_parent_results", reply)?;
+    let mut out = BTreeMap::new();
+    while f.remaining() > 0 {
+        let parent = f.text("parent")?;
+        let parent = ExecutionId::parse(&parent).map_err(|e| f.error(e.to_string()))?;
+        out.insert(parent, f.bytes("result")?);
+    }
+    Ok(out)
 }
 
 /// The completion listener's call: work one partition's queued flow work.

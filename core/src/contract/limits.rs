@@ -39,5 +39,9 @@ pub const MAX_RECLAIMS: u32 = 10_000;
 pub const MAX_FLOW_MEMBERS: u32 = 100_000;
 /// Most parents (incoming edges) one flow member may have.
 pub const MAX_EDGES_PER_CHILD: u32 = 10_000;
+/// Most parents that pass one flow member their results: each result is at
+/// most [`MAX_PAYLOAD_BYTES`], so the results a member keeps (and one read
+/// returns) stay within 32 MiB.
+pub const MAX_DATA_PARENTS: u32 = 32;
 /// Largest progress value a running attempt stores, in bytes.
 pub const MAX_PROGRESS_BYTES: usize = 1024;

@@ -1,6 +1,6 @@
 //! The flow half of [`Client`]: create a flow, add members (with
 //! [`ExecutionSpec::in_flow`](crate::ExecutionSpec::in_flow)) and dependency
-//! edges, read its summary, cancel it.
+//! edges, read its summary and what parents passed a member, cancel it.
 //!
 //! A flow's members live in the flow's partition, so the data plane resolves
 //! a finished parent's edges in the same atomic call that ended it.
@@ -11,6 +11,7 @@ use ff_core::contract::flow::{self as fl, EdgeAdded, EdgeArgs, FlowRecord};
 use ff_core::contract::limits;
 use ff_core::keys::{flow_partition, FlowKeys};
 use ff_core::{ExecutionId, FlowId, Namespace};
+use std::collections::BTreeMap;
 
 impl Client {
     /// Create a flow in `namespace`; its id is new and random.
@@ -33,7 +34,10 @@ impl Client {
     /// Make `child` wait on `parent` (both of `flow`; `child` may not exist
     /// yet, or must not have started). Refused with
     /// [`FfError::Cycle`](ff_core::FfError::Cycle) when `parent` already depends on
-    /// `child`. With `pass_data`, the parent's result becomes the child's payload.
+    /// `child`. With `pass_data`, the parent's result becomes the child's
+    /// payload; a child with several such parents (at most
+    /// [`MAX_DATA_PARENTS`](limits::MAX_DATA_PARENTS)) reads every one by
+    /// parent with [`Client::parent_results`].
     pub async fn add_edge(
         &self,
         flow: &FlowId,
@@ -59,6 +63,18 @@ impl Client {
         };
         Ok(fl::decode_add_edge(
             &self.call(&fl::add_edge(&keys, &args)).await?,
+        )?)
+    }
+
+    /// The results `child`'s data-passing parents passed it, by parent: those
+    /// that succeeded while it waited for its join. With one such parent this
+    /// is its payload, named; empty without any.
+    pub async fn parent_results(
+        &self,
+        child: &ExecutionId,
+    ) -> Result<BTreeMap<ExecutionId, Vec<u8>>> {
+        Ok(fl::decode_parent_results(
+            &self.call(&fl::parent_results(child)).await?,
         )?)
     }
 

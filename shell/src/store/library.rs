@@ -270,6 +270,7 @@ mod tests {
         );
         assert_eq!(call("deps_key", vec![eid.as_str()]), keys::deps(&eid));
         assert_eq!(call("out_key", vec![eid.as_str()]), keys::out(&eid));
+        assert_eq!(call("passed_key", vec![eid.as_str()]), keys::passed(&eid));
         let wp = ff_core::WaitpointId::from_u128(0x99);
         assert_eq!(call("wp_key", vec![&tag, wp.as_str()]), pk.waitpoint(&wp));
         assert_eq!(call("secret_key", vec![&tag]), pk.secret());

@@ -7,6 +7,7 @@ use crate::failure::Failure;
 use ff_core::contract::execution::Lease;
 use ff_core::{ExecutionId, Kind};
 use futures::future::BoxFuture;
+use std::collections::BTreeMap;
 use std::future::Future;
 use std::sync::Arc;
 use std::time::Duration;
@@ -19,7 +20,8 @@ pub struct Job {
     pub execution: ExecutionId,
     /// Its kind.
     pub kind: Kind,
-    /// Its payload.
+    /// Its payload (in a flow, the last result a data-passing parent passed
+    /// it: [`Job::parent_results`] has each by parent).
     pub payload: Vec<u8>,
     /// 1 for the first attempt.
     pub attempt: u32,
@@ -28,6 +30,7 @@ pub struct Job {
     lost: watch::Receiver<bool>,
     progress: Arc<Progress>,
     data: Arc<Data>,
+    client: crate::Client,
 }
 
 impl Job {
@@ -46,7 +49,16 @@ impl Job {
             lease: claimed.lease,
             lost,
             data,
+            client: client.clone(),
         }
+    }
+
+    /// The results this flow member's data-passing parents passed it, by
+    /// parent ([`Client::parent_results`](crate::Client::parent_results)):
+    /// with several, the payload holds only the last one passed. One read
+    /// of the store, made only when asked.
+    pub async fn parent_results(&self) -> crate::error::Result<BTreeMap<ExecutionId, Vec<u8>>> {
+        self.client.parent_results(&self.execution).await
     }
 
     /// Report progress: a number or a small JSON value (at most

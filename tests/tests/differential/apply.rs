@@ -90,11 +90,12 @@ impl Run<'_> {
     pub(crate) fn create_args(&self, c: &CreateOp) -> CreateArgs {
         let ns = Namespace::new(["ns1", "ns2"][c.ns]).unwrap();
         let (max, kind, a, b) = c.retry;
-        let retry = if kind == 0 {
+        let retry = if kind % 2 == 0 {
             RetryPolicy::fixed(max, a)
         } else {
             RetryPolicy::exponential(max, a, a + b)
-        };
+        }
+        .jitter([Jitter::None, Jitter::Full, Jitter::Equal][kind as usize / 2]);
         CreateArgs {
             execution: exec_id(c.exec),
             namespace: ns,
@@ -363,6 +364,7 @@ impl Run<'_> {
             Op::Release { lease } => Step::Call(ex::release(&self.lease(*lease))),
             Op::Cancel { exec } => Step::Call(ex::cancel(&exec_id(*exec), "stop")),
             Op::Get { exec } => Step::Call(ex::get(&exec_id(*exec))),
+            Op::ParentResults { exec } => Step::Call(fl::parent_results(&exec_id(*exec))),
             Op::CreateFlow { flow } => {
                 let f = flow_id(*flow);
                 Step::Call(fl::create_flow(

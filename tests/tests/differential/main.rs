@@ -70,7 +70,7 @@ use ff_engine::core::contract::Call;
 use ff_engine::core::flow::JoinPolicy;
 use ff_engine::core::keys::{self, flow_partition, FlowKeys, IdempotencyKey, PartitionKeys};
 use ff_engine::core::reply::Reply;
-use ff_engine::core::retry::RetryPolicy;
+use ff_engine::core::retry::{Jitter, RetryPolicy};
 use ff_engine::core::scan::{plan, Member, Snapshot};
 use ff_engine::core::tracker::FailureTracker;
 use ff_engine::core::{

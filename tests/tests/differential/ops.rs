@@ -12,6 +12,7 @@ pub(crate) struct CreateOp {
     pub(crate) delay_ms: u64,
     pub(crate) attempt_timeout_ms: u64,
     pub(crate) deadline_ms: u64,
+    /// (max retries, shape: fixed when even, jitter by shape / 2, delay, cap - delay)
     pub(crate) retry: (u32, u8, u64, u64),
     pub(crate) max_reclaims: u32,
     pub(crate) retention_ms: u64,
@@ -70,6 +71,10 @@ pub(crate) enum Op {
         exec: usize,
     },
     Get {
+        exec: usize,
+    },
+    /// What an execution's data-passing parents passed it.
+    ParentResults {
         exec: usize,
     },
     Scan {
@@ -233,7 +238,7 @@ pub(crate) fn create_spec() -> impl Strategy<Value = CreateOp> {
             small_ms(),
             prop_oneof![Just(0u64), 1u64..12, Just(60_000)],
         ),
-        (0u32..3, 0u8..2, 0u64..4, 1u64..8),
+        (0u32..3, 0u8..6, 0u64..4, 1u64..8),
         0u32..3,
         prop_oneof![Just(0u64), 1u64..6, Just(3_600_000)],
         proptest::option::weighted(0.3, (0..2usize, prop_oneof![1u64..15, Just(60_000u64)])),
@@ -335,6 +340,7 @@ pub(crate) fn op() -> impl Strategy<Value = Op> {
         1 => lease.prop_map(|lease| Op::Release { lease }),
         1 => (0..EXECS).prop_map(|exec| Op::Cancel { exec }),
         2 => (0..EXECS).prop_map(|exec| Op::Get { exec }),
+        1 => (0..EXECS).prop_map(|exec| Op::ParentResults { exec }),
         4 => suspension_op(),
         6 => (0..BatchFunction::ALL.len(), 0..2usize, prop_oneof![4 => Just(0usize), 1 => 1..3usize], prop_oneof![Just(1usize), Just(3), Just(100)])
             .prop_map(|(function, partition, filter, batch)| Op::Scan { function, partition, filter, batch }),

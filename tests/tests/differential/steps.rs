@@ -65,7 +65,9 @@ pub(crate) fn norm(step: &Step, o: &Outcome) -> Result<Reply, String> {
                         "ff_workers_live" => unordered(1, 2, items),
                         "ff_quota_reconcile" if items.len() > 3 => unordered(3, 3, items),
                         "ff_get_waitpoint" if items.len() > 2 => unordered(2, 2, items),
-                        "ff_flow_get" if items.len() > 1 => unordered(1, 2, items),
+                        "ff_flow_get" | "ff_parent_results" if items.len() > 1 => {
+                            unordered(1, 2, items)
+                        }
                         _ => {}
                     }
                 }
