@@ -6,7 +6,7 @@
 local EXEC_PREFIX, IDX_PREFIX, FLOW_PREFIX = F.EXEC_PREFIX, F.IDX_PREFIX, F.FLOW_PREFIX
 local DEPS_PREFIX, OUT_PREFIX, WAITPOINT_PREFIX = F.DEPS_PREFIX, F.OUT_PREFIX, F.WAITPOINT_PREFIX
 local SECRET_PREFIX, IDEMPOTENCY_PREFIX = F.SECRET_PREFIX, F.IDEMPOTENCY_PREFIX
-local OWN_RING_PREFIX = F.OWN_RING_PREFIX
+local OWN_RING_PREFIX, SCHEDULE_PREFIX = F.OWN_RING_PREFIX, F.SCHEDULE_PREFIX
 
 -- The partition hash tag of a key, e.g. '{fp:17}'.
 local function tag_of(key)
@@ -83,6 +83,11 @@ local function admission_key(kind, tag, name)
   return ADMISSION_PREFIX[kind] .. tag .. ':' .. name
 end
 
+-- A schedule's hash, on its partition `tag`.
+local function sched_key(tag, name)
+  return SCHEDULE_PREFIX .. tag .. ':' .. name
+end
+
 -- A member longer than a small sorted set (a listpack) may hold
 -- (zset-max-listpack-value, 64 bytes by default), and never an index's
 -- member: moves.lua creates an index with it as its first member, so that
@@ -103,4 +108,4 @@ end
 
 --- @export tag_of, exec_key, idx_key, eligible_key, eligible_of, eid_in_partition, eid_ok,
 --- @export flow_key, flow_members_key, deps_key, out_key, wp_key, secret_key, idem_prefix,
---- @export admission_key, SKIPLIST_SEED, own_ring_ok
+--- @export admission_key, SKIPLIST_SEED, own_ring_ok, sched_key

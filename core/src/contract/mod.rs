@@ -24,6 +24,7 @@ pub mod flow;
 pub mod limits;
 pub mod ownership;
 pub mod scan;
+pub mod schedule;
 pub mod suspension;
 pub mod watch;
 

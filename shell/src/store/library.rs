@@ -43,7 +43,11 @@ const PARTS: &[(&str, Option<&str>, &str)] = &[
         Some("EXEC"),
         include_str!("../../../lua/execution.lua"),
     ),
-    ("create.lua", None, include_str!("../../../lua/create.lua")),
+    (
+        "create.lua",
+        Some("CREATE"),
+        include_str!("../../../lua/create.lua"),
+    ),
     ("claim.lua", None, include_str!("../../../lua/claim.lua")),
     (
         "lease.lua",
@@ -98,6 +102,11 @@ const PARTS: &[(&str, Option<&str>, &str)] = &[
         include_str!("../../../lua/blocking.lua"),
     ),
     ("heads.lua", None, include_str!("../../../lua/heads.lua")),
+    (
+        "schedules.lua",
+        None,
+        include_str!("../../../lua/schedules.lua"),
+    ),
 ];
 
 /// The library's name (`#!lua name=ff`).
