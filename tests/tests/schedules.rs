@@ -619,6 +619,72 @@ async fn a_damaged_record_is_counted_and_left_out(store: Arc<dyn Store>) {
     assert!(rec.next_fire_ms.is_some());
 }
 
+/// Each call sent again after "applied, reply lost" answers as its contract's
+/// `Repeat:` says and changes nothing.
+async fn repeats_of_define_pause_resume_and_delete_change_nothing(store: Arc<dyn Store>) {
+    let c = client_on(store.clone()).await;
+    let n = ScheduleName::new("r").unwrap();
+    let (spec, table) = Schedule::every(Duration::from_secs(60))
+        .into_spec()
+        .unwrap();
+    let now = server_ms(&*store).await;
+    let define = sc::define(c.config(), &n, &spec, table.next_after(now));
+    let send = |call: ff_engine::core::contract::Call| {
+        let store = store.clone();
+        async move { store.fcall(&call).await.unwrap() }
+    };
+    assert_eq!(
+        sc::decode_define(&send(define.clone()).await).unwrap(),
+        Defined::Created(1)
+    );
+    assert_eq!(
+        sc::decode_define(&send(define).await).unwrap(),
+        Defined::Unchanged(1)
+    );
+    let pause = sc::pause(c.config(), &n);
+    assert!(sc::decode_pause(&send(pause.clone()).await).unwrap());
+    assert!(!sc::decode_pause(&send(pause).await).unwrap());
+    let rec = c.get_schedule("r").await.unwrap().unwrap();
+    assert_eq!(rec.rev, 2);
+    let resume = sc::resume(c.config(), &n, rec.rev, table.next_after(now + 1));
+    assert_eq!(
+        sc::decode_resume(&send(resume.clone()).await).unwrap(),
+        sc::Resumed::Resumed
+    );
+    assert_eq!(
+        sc::decode_resume(&send(resume).await).unwrap(),
+        sc::Resumed::Active
+    );
+    assert_eq!(
+        c.get_schedule("r").await.unwrap().unwrap().rev,
+        3,
+        "resumed once"
+    );
+    // A next fire time not after the last one decided is refused: stale.
+    let p = n.partition(c.config());
+    store
+        .command(&cmd([
+            "HSET",
+            &record_key(p, &n),
+            "last_fire",
+            &(now + 120_000).to_string(),
+        ]))
+        .await
+        .unwrap();
+    let changed = Schedule::every(Duration::from_secs(30))
+        .into_spec()
+        .unwrap()
+        .0;
+    let stale = sc::define(c.config(), &n, &changed, Some(now + 60_000));
+    assert_eq!(
+        sc::decode_define(&send(stale).await).unwrap(),
+        Defined::Stale(now + 120_000)
+    );
+    let delete = sc::delete(c.config(), &n);
+    assert!(sc::decode_delete(&send(delete.clone()).await).unwrap());
+    assert!(!sc::decode_delete(&send(delete).await).unwrap());
+}
+
 on_both_stores!(
     interval_fires_once_per_fire_time,
     cron_fires_once_per_fire_time,
@@ -631,4 +697,49 @@ on_both_stores!(
     bad_input_is_refused_naming_the_field_and_nothing_is_stored,
     preview_lists_the_next_fire_times,
     a_damaged_record_is_counted_and_left_out,
+    repeats_of_define_pause_resume_and_delete_change_nothing,
 );
+
+/// On a 3-master cluster: schedules spread over the masters, two engines
+/// racing (ownership off), each fire time made once; every call single-slot.
+#[tokio::test]
+async fn two_engines_on_a_cluster_fire_each_time_once() {
+    let cluster = ff_tests::RedisCluster::start();
+    let c = cluster_client(cluster.urls()).await;
+    let config = EngineConfig {
+        ownership: false,
+        ..fast_engine()
+    };
+    let a = Engine::start(config.clone(), c.store().clone())
+        .await
+        .unwrap();
+    let b = Engine::start(config, c.store().clone()).await.unwrap();
+    let names: Vec<String> = (0..12).map(|i| format!("cl-{i}")).collect();
+    for n in &names {
+        c.define_schedule(n, Schedule::every(Duration::from_millis(200)))
+            .await
+            .unwrap();
+    }
+    let parts: std::collections::HashSet<u16> = names
+        .iter()
+        .map(|n| {
+            ScheduleName::new(n.as_str())
+                .unwrap()
+                .partition(c.config())
+                .index
+        })
+        .collect();
+    assert!(parts.len() > 6, "spread over partitions");
+    tokio::time::sleep(Duration::from_millis(1500)).await;
+    assert!(a.shutdown().await && b.shutdown().await);
+    for n in &names {
+        let times: Vec<u64> = fired(&c, n).await.iter().map(|(t, _)| *t).collect();
+        assert!(times.len() >= 4, "{n} fired {times:?}");
+        assert_once_each(&c, n, &times, 200);
+        assert_eq!(
+            c.get_schedule(n).await.unwrap().unwrap().fired,
+            times.len() as u64
+        );
+    }
+    assert_eq!(c.list_schedules().await.unwrap().len(), names.len());
+}

@@ -297,6 +297,21 @@ mod tests {
             call("idx_key", vec![&btag, "resets"]),
             ff_core::admission::resets_index(bp)
         );
+        let sname = ff_core::schedule::ScheduleName::new("nightly").unwrap();
+        let sp = sname.partition(&config);
+        let stag = sp.hash_tag();
+        assert_eq!(
+            call("sched_key", vec![&stag, "nightly"]),
+            ff_core::schedule::record_key(sp, &sname)
+        );
+        assert_eq!(
+            call("idx_key", vec![&stag, "schedules"]),
+            ff_core::schedule::due_index(sp)
+        );
+        assert_eq!(
+            call("idx_key", vec![&stag, "schedule_names"]),
+            ff_core::schedule::names_index(sp)
+        );
         let q = QuotaId::parse("api").unwrap();
         let qtag = ff_core::admission::quota_partition(&config, &q).hash_tag();
         assert_eq!(
