@@ -12,4 +12,5 @@ pub mod bench;
 pub mod config_source;
 pub mod demo;
 mod progress;
+pub mod schedule;
 pub mod serve;
