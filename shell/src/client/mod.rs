@@ -3,7 +3,8 @@
 //! go out); each part of the API is a file beside it: `execution`
 //! (create, claim, end, cancel, read), `batch` (bulk submit and batched
 //! reports), `suspension` (waitpoints and signals), `flows`, `admission`
-//! (budgets, quotas, worker registration) and `spec`
+//! (budgets, quotas, worker registration), `schedules` (cron and interval
+//! schedules: [`Schedule`]) and `spec`
 //! ([`ExecutionSpec`](crate::ExecutionSpec)).
 
 use crate::error::{Error, Result, StoreError};
