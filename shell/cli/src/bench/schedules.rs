@@ -164,6 +164,8 @@ pub(crate) async fn run(ctx: &Ctx) -> BenchResult<Report> {
             match w[1] - w[0] {
                 0 => doubles += 1,
                 1000 => {}
+                // (a sample read back has gaps of its own)
+                _ if made.len() >= MAX_READ => {}
                 _ => gaps += 1,
             }
         }
