@@ -271,3 +271,5 @@ end
 
 register('ff_create', ff_create)
 register('ff_create_many', ff_create_many)
+
+--- @export shape_check, item_check, create_apply

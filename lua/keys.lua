@@ -8,6 +8,7 @@ local DEPS_PREFIX, OUT_PREFIX, WAITPOINT_PREFIX = F.DEPS_PREFIX, F.OUT_PREFIX, F
 local PASSED_PREFIX = F.PASSED_PREFIX
 local SECRET_PREFIX, IDEMPOTENCY_PREFIX = F.SECRET_PREFIX, F.IDEMPOTENCY_PREFIX
 local OWN_RING_PREFIX, PAUSED_PREFIX = F.OWN_RING_PREFIX, F.PAUSED_PREFIX
+local SCHEDULE_PREFIX = F.SCHEDULE_PREFIX
 
 -- The partition hash tag of a key, e.g. '{fp:17}'.
 local function tag_of(key)
@@ -94,6 +95,11 @@ local function admission_key(kind, tag, name)
   return ADMISSION_PREFIX[kind] .. tag .. ':' .. name
 end
 
+-- A schedule's hash, on its partition `tag`.
+local function sched_key(tag, name)
+  return SCHEDULE_PREFIX .. tag .. ':' .. name
+end
+
 -- A member longer than a small sorted set (a listpack) may hold
 -- (zset-max-listpack-value, 64 bytes by default), and never an index's
 -- member: moves.lua creates an index with it as its first member, so that
@@ -114,4 +120,4 @@ end
 
 --- @export tag_of, exec_key, idx_key, eligible_key, eligible_of, eid_in_partition, eid_ok,
 --- @export flow_key, flow_members_key, deps_key, out_key, passed_key, wp_key, secret_key, idem_prefix,
---- @export admission_key, SKIPLIST_SEED, own_ring_ok, paused_key
+--- @export admission_key, SKIPLIST_SEED, own_ring_ok, paused_key, sched_key

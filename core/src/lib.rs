@@ -22,6 +22,7 @@ pub mod partition;
 pub mod reply;
 pub mod retry;
 pub mod scan;
+pub mod schedule;
 pub mod state;
 pub mod tracker;
 

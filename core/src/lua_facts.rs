@@ -58,8 +58,12 @@ pub fn lua_facts() -> String {
     num("MAX_ADMISSION_NAMES", admission::MAX_PER_EXECUTION as u64);
     num("ROUTE_LOOKAHEAD", exec_contract::ROUTE_LOOKAHEAD as u64);
     num("MAX_CLAIM_SKIP", exec_contract::MAX_CLAIM_SKIP.into());
+    num(
+        "MAX_SCHEDULE_FIRES",
+        crate::schedule::MAX_FIRES_PER_DECISION as u64,
+    );
 
-    let strings: [(&str, &str); 18] = [
+    let strings: [(&str, &str); 19] = [
         ("WAKE_CHANNEL", scan::WakeMessage::CHANNEL),
         ("ENDED_CHANNEL", crate::contract::watch::ENDED_CHANNEL),
         ("READY_CHANNEL", scan::ReadyMessage::CHANNEL),
@@ -78,6 +82,7 @@ pub fn lua_facts() -> String {
         ("PAUSED_PREFIX", keys::PAUSED_PREFIX),
         ("WORKERS_KEY", crate::contract::admission::WORKERS),
         ("OWN_RING_PREFIX", crate::contract::ownership::RING_PREFIX),
+        ("SCHEDULE_PREFIX", crate::schedule::SCHEDULE_PREFIX),
     ];
     for (name, v) in strings {
         let _ = writeln!(out, "  {name} = {},", lua_string(v));

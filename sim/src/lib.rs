@@ -18,6 +18,7 @@ pub mod admission;
 pub mod faults;
 pub mod flows;
 pub mod invariants;
+pub mod schedules;
 pub mod trace;
 pub mod workload;
 

@@ -114,6 +114,10 @@ struct Model {
     pauses: u32,
     /// Resumes the deleted executions had counted.
     deleted_resumes: u32,
+    /// The schedules firing through the run.
+    schedules: Vec<crate::schedules::SimSchedule>,
+    /// When they were paused (server ms) and how far behind they may be then.
+    schedules_paused: Option<(u64, u64)>,
 }
 
 type Shared = Arc<Mutex<Model>>;
@@ -365,6 +369,8 @@ fn start_client(
             if let Err(e) = crate::admission::define(&client).await {
                 violation(&model, format!("budget/quota definition refused: {e}"));
             }
+            let schedules = crate::schedules::define(&client).await;
+            model.lock().expect("model lock").schedules = schedules;
             for i in 0..n {
                 tokio::time::sleep(window.mul_f64(rng.random_range(0.0..2.0) / n as f64)).await;
                 // Some of the work comes as small random DAGs.
@@ -741,6 +747,13 @@ async fn liveness_phase(
     beliefs: &Beliefs,
 ) -> (Observation, Vec<String>) {
     let deadline = tokio::time::Instant::now() + cfg.liveness_bound;
+    // The schedules run on fault-free for a while (ownership settles, the
+    // scanner catches up), then stop: their executions must end too.
+    tokio::time::sleep(Duration::from_secs(10)).await;
+    let schedules = w.model.lock().expect("model lock").schedules.clone();
+    let now = w.memory.now_ms();
+    crate::schedules::pause(&connect(w.memory.clone(), w.partitions).await, &schedules).await;
+    w.model.lock().expect("model lock").schedules_paused = Some((now, 5_000));
     loop {
         tokio::time::sleep(Duration::from_millis(500)).await;
         let created = w.model.lock().expect("model lock").created.clone();
@@ -795,6 +808,11 @@ async fn judge(
             )),
             Err(e) => v.push(format!("usage: reading the ledger failed: {e}")),
         }
+        let (schedules, paused) = {
+            let m = w.model.lock().expect("model lock");
+            (m.schedules.clone(), m.schedules_paused)
+        };
+        v.extend(crate::schedules::check(&client, &schedules, &obs.records, paused).await);
         v
     } else {
         Vec::new()

@@ -101,7 +101,7 @@ fn idempotency_record(a: &CreateArgs) -> Option<String> {
 
 /// A creation's shape: `ff_create`'s arguments but the id and the payload.
 /// A bulk submit sends each distinct shape once (most batches have one).
-fn shape(a: &CreateArgs) -> Vec<Vec<u8>> {
+pub(crate) fn shape(a: &CreateArgs) -> Vec<Vec<u8>> {
     let idem_ttl = a.idempotency.as_ref().map_or(0, |(_, ttl)| *ttl);
     let mut call = Call::new("", Vec::new())
         .arg(&a.namespace)

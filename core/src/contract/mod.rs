@@ -25,6 +25,7 @@ pub mod limits;
 pub mod operator;
 pub mod ownership;
 pub mod scan;
+pub mod schedule;
 pub mod suspension;
 pub mod watch;
 

@@ -193,9 +193,9 @@ pub fn decode_batch(function: &'static str, reply: &Reply) -> Result<BatchOutcom
 }
 
 /// The indexes of a flow partition whose heads [`partition_heads`] reads:
-/// every due-time index a scanner reads, and the blocked indexes the unblock
+/// every due-time index a scanner reads (the schedule scanner's too), and the blocked indexes the unblock
 /// scanner re-checks (the Lua's whitelist, from [`crate::lua_facts`]).
-pub const HEAD_INDEXES: [&str; 13] = [
+pub const HEAD_INDEXES: [&str; 14] = [
     "delayed",
     "lease_expiry",
     "attempt_timeout",
@@ -206,6 +206,7 @@ pub const HEAD_INDEXES: [&str; 13] = [
     "flows",
     "suspension_timeout",
     "pending_waitpoints",
+    "schedules",
     "blocked_budget",
     "blocked_quota",
     "blocked_route",

@@ -5,6 +5,7 @@
 
 mod admission;
 mod batch;
+mod fire;
 mod messages;
 mod plan;
 mod schedule;

@@ -11,6 +11,7 @@
 
 use super::admission::{AdmissionCycle, AdmissionScan, Needs};
 use super::batch::BatchCycle;
+use super::fire::FireCycle;
 use crate::contract::scan::{BatchFunction, ScannerFilter};
 use crate::contract::Call;
 use crate::partition::{Partition, PartitionConfig, PartitionFamily};
@@ -26,6 +27,10 @@ pub enum ScanWork {
     /// An admission scanner: partitions of its family, reads on other slots
     /// before single-slot moves.
     Admission(AdmissionScan),
+    /// The schedule scanner: due schedules of each flow partition, their
+    /// records read and their fires decided here, then one fenced fire call
+    /// per partition.
+    Schedules,
 }
 
 impl ScanWork {
@@ -34,6 +39,7 @@ impl ScanWork {
         match self {
             ScanWork::Batch(f) => f.index_name(),
             ScanWork::Admission(a) => a.index_name(),
+            ScanWork::Schedules => "schedules",
         }
     }
 
@@ -42,13 +48,14 @@ impl ScanWork {
         match self {
             ScanWork::Batch(f) => f.is_sweep(),
             ScanWork::Admission(a) => a.is_sweep(),
+            ScanWork::Schedules => false,
         }
     }
 
     /// The partitions it walks.
     pub fn family(self) -> PartitionFamily {
         match self {
-            ScanWork::Batch(_) => PartitionFamily::Flow,
+            ScanWork::Batch(_) | ScanWork::Schedules => PartitionFamily::Flow,
             ScanWork::Admission(a) => a.family(),
         }
     }
@@ -221,6 +228,7 @@ impl State {
 enum Cycle {
     Batch(BatchCycle),
     Admission(AdmissionCycle),
+    Fire(FireCycle),
 }
 
 /// One scanner's schedule: which partitions are due, dirty or held, the
@@ -415,6 +423,10 @@ impl Schedule {
                 }
                 Cycle::Admission(AdmissionCycle::new(scan, st, selected))
             }
+            ScanWork::Schedules => {
+                st.tracker.advance_cycle();
+                Cycle::Fire(FireCycle::new(selected))
+            }
         });
     }
 
@@ -423,6 +435,7 @@ impl Schedule {
             let want = match &mut self.cycle {
                 Some(Cycle::Batch(c)) => c.want(&mut self.st),
                 Some(Cycle::Admission(c)) => c.want(&mut self.st),
+                Some(Cycle::Fire(c)) => c.want(&mut self.st),
                 None => Want::Done,
             };
             self.pending = Some(want);
@@ -461,6 +474,7 @@ impl Schedule {
         match &mut self.cycle {
             Some(Cycle::Batch(c)) => c.feed(&mut self.st, replies),
             Some(Cycle::Admission(c)) => c.feed(&mut self.st, replies),
+            Some(Cycle::Fire(c)) => c.feed(&mut self.st, replies),
             None => {}
         }
     }

@@ -236,6 +236,10 @@ pub const FIELDS: &[Field] = &[
         "Longest sleep of the pending waitpoint scanner (pending waitpoints past their TTL expire)."
     ),
     duration!(
+        schedule_interval,
+        "Longest sleep of the schedule scanner (due schedules fired)."
+    ),
+    duration!(
         rescan_interval,
         "Every partition's index is re-read at least this often."
     ),

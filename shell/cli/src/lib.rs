@@ -14,5 +14,6 @@ pub mod config_source;
 pub mod demo;
 pub mod ops;
 mod progress;
+pub mod schedule;
 pub mod serve;
 pub mod tls;

@@ -182,7 +182,7 @@ impl Client {
 
     /// Tell the engine's admission pass it has work to look for (set before
     /// the thing it must look at exists).
-    async fn mark_in_use(&self) -> Result<()> {
+    pub(super) async fn mark_in_use(&self) -> Result<()> {
         self.store()
             .command(&cmd(["SET", ff_core::admission::IN_USE, "1"]))
             .await?;

@@ -3,7 +3,8 @@
 //! go out); each part of the API is a file beside it: `execution`
 //! (create, claim, end, cancel, read), `batch` (bulk submit and batched
 //! reports), `suspension` (waitpoints and signals), `flows`, `admission`
-//! (budgets, quotas, worker registration) and `spec`
+//! (budgets, quotas, worker registration), `schedules` (cron and interval
+//! schedules: [`Schedule`]) and `spec`
 //! ([`ExecutionSpec`](crate::ExecutionSpec)).
 
 use crate::error::{Error, Result, StoreError};
@@ -23,12 +24,14 @@ mod execution;
 mod flows;
 mod list;
 mod operator;
+mod schedules;
 pub(crate) mod spec;
 mod suspension;
 mod typed;
 mod wait;
 pub use list::{ListQuery, Page};
 pub use operator::Requeued;
+pub use schedules::Schedule;
 pub use suspension::{PendingWaitpoint, Signal, Suspension};
 pub use typed::JobHandle;
 pub use wait::Outcome;

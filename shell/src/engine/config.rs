@@ -55,6 +55,9 @@ pub struct EngineConfig {
     /// Longest sleep of the pending waitpoint scanner (a pending waitpoint no
     /// suspension took up in time expires).
     pub pending_waitpoint_interval: Duration,
+    /// Longest sleep of the schedule scanner (it wakes at the earliest next
+    /// fire time it knows of, or when an earlier one is announced).
+    pub schedule_interval: Duration,
     /// Every partition's index is re-read at least this often, whatever the
     /// scanner believes it holds (the net under lost wake-up messages).
     pub rescan_interval: Duration,
@@ -97,6 +100,7 @@ impl Default for EngineConfig {
             dispatch_concurrency: 16,
             suspension_timeout_interval: Duration::from_secs(2),
             pending_waitpoint_interval: Duration::from_secs(5),
+            schedule_interval: Duration::from_secs(5),
             rescan_interval: Duration::from_secs(60),
             batch_size: 200,
             shutdown_timeout: Duration::from_secs(15),
@@ -143,6 +147,7 @@ impl EngineConfig {
                 "pending_waitpoint_interval",
                 self.pending_waitpoint_interval,
             ),
+            ("schedule_interval", self.schedule_interval),
             ("budget_reset_interval", self.budget_reset_interval),
             (
                 "budget_reconciler_interval",

@@ -13,6 +13,7 @@ pub mod metrics_http;
 mod ownership;
 pub mod prometheus;
 pub mod runner;
+mod schedules;
 mod supervisor;
 mod wake;
 
@@ -24,6 +25,7 @@ pub use listener::ListenerStats;
 use metrics::TaskRestarts;
 pub use metrics::{Histogram, HistogramSnapshot, ScannerMetrics, ScannerStats};
 pub use runner::{scan_once, ScanWork, ScannerSpec};
+pub use schedules::fire_schedules_once;
 
 use crate::error::{Error, Result};
 use crate::store::Store;
@@ -95,6 +97,11 @@ pub fn scanners(config: &EngineConfig) -> Vec<ScannerSpec> {
             name: "pending_waitpoint_expiry",
             work: Batch(ExpireWaitpoints),
             interval: config.pending_waitpoint_interval,
+        },
+        ScannerSpec {
+            name: "schedules",
+            work: ScanWork::Schedules,
+            interval: config.schedule_interval,
         },
         ScannerSpec {
             name: "budget_reset",

@@ -43,7 +43,11 @@ const PARTS: &[(&str, Option<&str>, &str)] = &[
         Some("EXEC"),
         include_str!("../../../lua/execution.lua"),
     ),
-    ("create.lua", None, include_str!("../../../lua/create.lua")),
+    (
+        "create.lua",
+        Some("CREATE"),
+        include_str!("../../../lua/create.lua"),
+    ),
     ("claim.lua", None, include_str!("../../../lua/claim.lua")),
     (
         "lease.lua",
@@ -103,6 +107,11 @@ const PARTS: &[(&str, Option<&str>, &str)] = &[
         include_str!("../../../lua/blocking.lua"),
     ),
     ("heads.lua", None, include_str!("../../../lua/heads.lua")),
+    (
+        "schedules.lua",
+        None,
+        include_str!("../../../lua/schedules.lua"),
+    ),
 ];
 
 /// The library's name (`#!lua name=ff`).
@@ -293,6 +302,21 @@ mod tests {
         assert_eq!(
             call("idx_key", vec![&btag, "resets"]),
             ff_core::admission::resets_index(bp)
+        );
+        let sname = ff_core::schedule::ScheduleName::new("nightly").unwrap();
+        let sp = sname.partition(&config);
+        let stag = sp.hash_tag();
+        assert_eq!(
+            call("sched_key", vec![&stag, "nightly"]),
+            ff_core::schedule::record_key(sp, &sname)
+        );
+        assert_eq!(
+            call("idx_key", vec![&stag, "schedules"]),
+            ff_core::schedule::due_index(sp)
+        );
+        assert_eq!(
+            call("idx_key", vec![&stag, "schedule_names"]),
+            ff_core::schedule::names_index(sp)
         );
         let q = QuotaId::parse("api").unwrap();
         let qtag = ff_core::admission::quota_partition(&config, &q).hash_tag();

@@ -15,6 +15,7 @@
 //! | `fanout` | `all_eligible_ms`: one parent's complete → its n children eligible | — |
 //! | `replicas` | per 1, 2, 4 replicas: idle `commands_per_sec`, drain `items_per_sec`, rebalance time | — (compared) |
 //! | `suspend-signal` | `round_trip_p50_ms` / `p99`: suspend → signal → claimed again, one at a time | — |
+//! | `schedules` | lateness `p50`/`p99` of N every-second schedules' fires; idle commands/s with N (and N/10) schedules between fires | p99 ≤ 50 ms; idle flat in N |
 //! | `admission` | `admitted_jobs_per_sec` (budget + quota in the path) vs `plain_jobs_per_sec`; `reset_to_all_eligible_ms` | — (compared) |
 //!
 //! **The bench wipes the server.** It starts only on a server whose databases
@@ -32,6 +33,7 @@ mod lease_drain;
 mod memory;
 mod replicas;
 mod results;
+mod schedules;
 mod suspend_signal;
 mod util;
 
@@ -75,6 +77,8 @@ pub enum Scenario {
     SuspendSignal,
     /// Jobs/s with a budget and a quota in the path vs without; unblock time after a budget reset (default n 50 000).
     Admission,
+    /// N schedules firing every second for SECONDS: lateness p50/p99, exactly once; idle commands/s with N and N/10 schedules (default n 1 000, 10 s; the size: --n 10000 --seconds 60).
+    Schedules,
     /// Enqueue → awaited result: p50/p99 one at a time, then results/s and p50/p99 with 1 000 callers waiting at once (default n 20 000).
     Results,
 }
@@ -98,6 +102,7 @@ impl Scenario {
             Scenario::SuspendSignal => 2_000,
             Scenario::Results => 20_000,
             Scenario::Admission => 50_000,
+            Scenario::Schedules => 1_000,
             Scenario::Idle => 0,
             Scenario::DagChain => 200,
             Scenario::Fanout => 10_000,
@@ -111,6 +116,7 @@ impl Scenario {
             Scenario::Idle => 30.0,
             Scenario::Lateness => 10.0,
             Scenario::Replicas => 10.0,
+            Scenario::Schedules => 10.0,
             _ => 0.0,
         }
     }
@@ -220,6 +226,7 @@ pub async fn run(scenario: Scenario, opts: BenchOptions) -> BenchResult<Report> 
         Scenario::SuspendSignal => suspend_signal::run(&ctx).await,
         Scenario::Results => results::run(&ctx).await,
         Scenario::Admission => admission::run(&ctx).await,
+        Scenario::Schedules => schedules::run(&ctx).await,
     };
     if !ctx.opts.keep {
         if let Err(e) = ctx.admin.flushall().await {

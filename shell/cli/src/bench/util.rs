@@ -305,6 +305,14 @@ impl Admin {
         Ok(sum)
     }
 
+    /// FLUSHALL ASYNC on every primary: the keys are gone at once, their
+    /// memory is freed in the background (a large data set would outlast a
+    /// command's timeout with SYNC).
+    pub async fn flushall_async(&self) -> BenchResult<()> {
+        let _: Vec<String> = self.each(redis::cmd("FLUSHALL").arg("ASYNC")).await?;
+        Ok(())
+    }
+
     /// FLUSHALL on every primary.
     pub async fn flushall(&self) -> BenchResult<()> {
         let _: Vec<String> = self.each(redis::cmd("FLUSHALL").arg("SYNC")).await?;

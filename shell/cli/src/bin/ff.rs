@@ -38,6 +38,9 @@ enum Command {
     /// and it runs FLUSHALL again when done (unless --keep), so the next
     /// scenario starts clean. Progress goes to stderr; the figures to stdout.
     Bench(BenchArgs),
+    /// Schedules (cron and interval jobs): list, show, pause, resume,
+    /// delete, and preview an expression's next fire times.
+    Schedule(ScheduleArgs),
     /// One execution: state, attempts, worker, failure, progress, payload.
     Get {
         /// The execution id.
@@ -98,6 +101,77 @@ enum Command {
         lane: String,
         #[command(flatten)]
         conn: ConnArgs,
+    },
+}
+
+#[derive(Debug, clap::Args)]
+struct ScheduleArgs {
+    #[command(subcommand)]
+    verb: ScheduleVerb,
+}
+
+#[derive(Debug, Subcommand)]
+enum ScheduleVerb {
+    /// Every schedule with its state, next fire time and counts.
+    List {
+        #[command(flatten)]
+        server: ConnArgs,
+        /// Print one JSON array.
+        #[arg(long)]
+        json: bool,
+    },
+    /// One schedule: its definition, counts and next fire times.
+    Show {
+        /// The schedule's name.
+        name: String,
+        #[command(flatten)]
+        server: ConnArgs,
+        /// Next fire times to print.
+        #[arg(short = 'n', long, default_value_t = 5)]
+        next: usize,
+        /// Print one JSON object.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Stop a schedule firing until resumed.
+    Pause {
+        /// The schedule's name.
+        name: String,
+        #[command(flatten)]
+        server: ConnArgs,
+    },
+    /// Fire a paused schedule again, from its next fire time after now.
+    Resume {
+        /// The schedule's name.
+        name: String,
+        #[command(flatten)]
+        server: ConnArgs,
+    },
+    /// Delete a schedule (the executions it made stay).
+    Delete {
+        /// The schedule's name.
+        name: String,
+        #[command(flatten)]
+        server: ConnArgs,
+    },
+    /// The next fire times of a cron expression (or an interval) in a zone,
+    /// after this machine's clock; needs no server.
+    Preview {
+        /// A cron expression: 5 fields, or 6 with seconds first.
+        #[arg(required_unless_present = "every")]
+        expr: Option<String>,
+        /// An interval instead ("10s", "1h"), aligned to the Unix epoch.
+        #[arg(long, conflicts_with = "expr")]
+        every: Option<String>,
+        /// IANA time zone.
+        #[arg(long, default_value = "UTC")]
+        zone: String,
+        /// How many fire times.
+        #[arg(short = 'n', long, default_value_t = 5)]
+        n: usize,
+        /// Print one JSON array of Unix ms.
+        #[arg(long)]
+        json: bool,
     },
 }
 
@@ -266,6 +340,7 @@ fn main() {
         Command::Bench(args) => std::process::exit(bench(args)),
         Command::Demo(args) => std::process::exit(demo(args)),
         Command::Inspect(args) => std::process::exit(inspect(args)),
+        Command::Schedule(args) => std::process::exit(schedule(args.verb)),
         Command::Get { id, conn, json } => std::process::exit(op(&conn, "get", |c| async move {
             ff_cli::ops::get(&c, &id, json).await
         })),
@@ -334,6 +409,141 @@ where
         }
         Err(e) => {
             eprintln!("ff {verb}: {e}");
+            1
+        }
+    }
+}
+
+fn schedule(verb: ScheduleVerb) -> i32 {
+    use ff_cli::schedule as sch;
+    use ff_engine::core::schedule::Trigger;
+    use ff_engine::store::{RedisStore, RedisStoreOptions};
+    use std::sync::Arc;
+    if let ScheduleVerb::Preview {
+        expr,
+        every,
+        zone,
+        n,
+        json,
+    } = &verb
+    {
+        let trigger = match (expr, every) {
+            (Some(e), _) => Trigger::Cron(e.clone()),
+            (None, Some(d)) => match ff_cli::config_source::parse_duration(d) {
+                Ok(d) => Trigger::Every(d.as_millis() as u64),
+                Err(e) => {
+                    eprintln!("ff schedule preview: --every: {e}");
+                    return 2;
+                }
+            },
+            (None, None) => unreachable!("clap requires one"),
+        };
+        let now = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(0, |d| d.as_millis() as u64);
+        return match sch::preview(&trigger, zone, now, *n) {
+            Ok(times) if *json => {
+                println!("{}", serde_json::json!(times));
+                0
+            }
+            Ok(times) => {
+                for t in times {
+                    println!("{}  {}", sch::utc(t), sch::zoned(t, zone));
+                }
+                0
+            }
+            Err(e) => {
+                eprintln!("ff schedule preview: {e}");
+                2
+            }
+        };
+    }
+    let server = match &verb {
+        ScheduleVerb::List { server, .. }
+        | ScheduleVerb::Show { server, .. }
+        | ScheduleVerb::Pause { server, .. }
+        | ScheduleVerb::Resume { server, .. }
+        | ScheduleVerb::Delete { server, .. } => server,
+        ScheduleVerb::Preview { .. } => unreachable!("answered above"),
+    };
+    let runtime = match tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+    {
+        Ok(rt) => rt,
+        Err(e) => {
+            eprintln!("ff schedule: cannot start the runtime: {e}");
+            return 1;
+        }
+    };
+    let result: Result<i32, ff_engine::Error> = runtime.block_on(async {
+        let opts = RedisStoreOptions {
+            cluster: server.cluster,
+            tls: server.tls.options()?,
+            ..Default::default()
+        };
+        let store = RedisStore::connect(&server.redis, opts).await?;
+        let client = ff_engine::Client::new(Arc::new(store)).await?;
+        let said = |what: &str, changed: bool, name: &str| {
+            println!(
+                "{name}: {}",
+                if changed {
+                    what.to_owned()
+                } else {
+                    format!("{what} already")
+                }
+            );
+            0
+        };
+        Ok(match &verb {
+            ScheduleVerb::List { json, .. } => {
+                let all = sch::list(&client).await?;
+                if *json {
+                    let v: Vec<_> = all.iter().map(|r| sch::to_json(r, 3)).collect();
+                    println!("{}", serde_json::Value::Array(v));
+                } else {
+                    print!("{}", sch::list_text(&all));
+                }
+                0
+            }
+            ScheduleVerb::Show {
+                name, next, json, ..
+            } => match client.get_schedule(name).await? {
+                Some(r) if *json => {
+                    println!("{}", sch::to_json(&r, *next));
+                    0
+                }
+                Some(r) => {
+                    print!("{}", sch::show_text(&r, *next));
+                    0
+                }
+                None => {
+                    eprintln!("ff schedule show: no schedule {name:?}");
+                    1
+                }
+            },
+            ScheduleVerb::Pause { name, .. } => {
+                said("paused", client.pause_schedule(name).await?, name)
+            }
+            ScheduleVerb::Resume { name, .. } => {
+                said("resumed", client.resume_schedule(name).await?, name)
+            }
+            ScheduleVerb::Delete { name, .. } => {
+                if client.delete_schedule(name).await? {
+                    println!("{name}: deleted");
+                    0
+                } else {
+                    eprintln!("ff schedule delete: no schedule {name:?}");
+                    1
+                }
+            }
+            ScheduleVerb::Preview { .. } => unreachable!("answered above"),
+        })
+    });
+    match result {
+        Ok(code) => code,
+        Err(e) => {
+            eprintln!("ff schedule: {e}");
             1
         }
     }
