@@ -507,20 +507,21 @@ fn start_operator(
                             _ => continue,
                         };
                         checker.forget(id.as_str());
-                        loop {
+                        // (sent until answered: a repeat of an applied one
+                        // answers live; a refusal requeued nothing)
+                        let requeued = loop {
                             match client.requeue(&id).await {
-                                Ok(_) => break,
+                                Ok(_) => break true,
                                 Err(ff_engine::Error::Store(_)) => {
                                     tokio::time::sleep(Duration::from_millis(50)).await
                                 }
-                                Err(_) => break,
+                                Err(_) => break false,
                             }
+                        };
+                        if requeued {
+                            let mut m = model.lock().expect("model lock");
+                            m.requeued.push((id, before));
                         }
-                        model
-                            .lock()
-                            .expect("model lock")
-                            .requeued
-                            .push((id, before));
                     }
                     1 => {
                         let Some(id) = pick else { continue };
