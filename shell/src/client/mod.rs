@@ -2,8 +2,9 @@
 //! handle itself (attach to a store, the lane registry, the one way calls
 //! go out); each part of the API is a file beside it: `execution`
 //! (create, claim, end, cancel, read), `batch` (bulk submit and batched
-//! reports), `suspension` (waitpoints and signals), `flows`, `admission`
-//! (budgets, quotas, worker registration) and `spec`
+//! reports), `counts` (index cardinalities per state and lane),
+//! `suspension` (waitpoints and signals), `flows`, `admission` (budgets,
+//! quotas, worker registration) and `spec`
 //! ([`ExecutionSpec`](crate::ExecutionSpec)).
 
 use crate::error::{Error, Result, StoreError};
@@ -19,6 +20,7 @@ use tracing::Instrument;
 
 mod admission;
 mod batch;
+mod counts;
 mod execution;
 mod flows;
 mod list;
@@ -27,6 +29,7 @@ pub(crate) mod spec;
 mod suspension;
 mod typed;
 mod wait;
+pub use counts::{Counts, COUNTED_INDEXES};
 pub use list::{ListQuery, Page};
 pub use operator::Requeued;
 pub use suspension::{PendingWaitpoint, Signal, Suspension};
