@@ -211,7 +211,7 @@ pub(crate) async fn overview(State(st): State<AppState>, ctx: Ctx) -> PageResult
                             td { (name) }
                             td { (num(q.holders)) " / " @if cap > 0 { (num(cap)) } @else { "∞" } }
                             td.wide { (bar(if cap > 0 { q.holders as f64 / cap as f64 } else { 0.0 }, "s-active", None)) }
-                            td { (num(admitted)) " / " @if per > 0 { (num(per)) } @else { "∞" } " per " (q.limits.window_ms) " ms" }
+                            td { (num(admitted)) " / " @if per > 0 { (num(per)) } @else { "∞" } " per " (duration(q.limits.window_ms)) }
                             td.wide { (bar(if per > 0 { admitted as f64 / per as f64 } else { 0.0 }, "s-rate_limited", None)) }
                         }
                     }
@@ -546,6 +546,17 @@ pub(crate) async fn execution(
     ))
 }
 
+/// A window length for people: "1 min", "90 s", "250 ms".
+fn duration(ms: u64) -> String {
+    match ms {
+        0..=999 => format!("{ms} ms"),
+        _ if ms % 3_600_000 == 0 => format!("{} h", ms / 3_600_000),
+        _ if ms % 60_000 == 0 => format!("{} min", ms / 60_000),
+        _ if ms % 1000 == 0 => format!("{} s", ms / 1000),
+        _ => format!("{:.1} s", ms as f64 / 1000.0),
+    }
+}
+
 /// A progress report's completed fraction, when it says one: a number in
 /// 0..=1, `{"fraction": f}`, `{"percent": p}` or `{"done": d, "total": t}`.
 fn fraction(v: &serde_json::Value) -> Option<f64> {
@@ -621,7 +632,7 @@ pub(crate) async fn flow(
             }
         }
         (stacked(&[
-            ("not ended", s.running(), "s-active"),
+            ("not ended", s.running(), "s-waiting"),
             ("completed", s.success, "s-completed"),
             ("failed", s.failed, "s-failed"),
             ("cancelled", s.cancelled, "s-cancelled"),
