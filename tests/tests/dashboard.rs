@@ -144,6 +144,26 @@ async fn text(b: &fantoccini::Client, css: &str) -> String {
         .expect("element text")
 }
 
+/// Wait until the element `css` exists and its text holds `want` (a click
+/// that submits a form returns before the next page may have loaded).
+async fn wait_text(b: &fantoccini::Client, css: &str, want: &str) -> String {
+    let start = Instant::now();
+    loop {
+        if let Ok(e) = b.find(Locator::Css(css)).await {
+            if let Ok(t) = e.text().await {
+                if t.contains(want) {
+                    return t;
+                }
+            }
+        }
+        assert!(
+            start.elapsed() < Duration::from_secs(10),
+            "no {css} saying {want:?} within 10 s"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
 /// No alert, confirm or prompt is open (a `<script>` that ran would open one).
 async fn no_dialog(b: &fantoccini::Client) {
     if let Ok(t) = b.get_alert_text().await {
@@ -386,8 +406,7 @@ async fn the_dashboard_in_a_real_browser() {
     .click()
     .await
     .unwrap();
-    let banner = text(&b, "p.banner.ok").await;
-    assert!(banner.contains("requeued"), "{banner}");
+    wait_text(&b, "p.banner.ok", "requeued").await;
     let r = c.get(target).await.unwrap();
     assert_eq!(r.public_state, PublicState::Waiting);
     assert_eq!(
@@ -415,7 +434,7 @@ async fn the_dashboard_in_a_real_browser() {
     .click()
     .await
     .unwrap();
-    assert_eq!(text(&b, "dd.message").await, SCRIPT_ERROR);
+    assert_eq!(wait_text(&b, "dd.message", "smtp").await, SCRIPT_ERROR);
     assert!(text(&b, "pre.payload").await.contains("<b>hi</b>"));
     no_dialog(&b).await;
     shot(&b, "execution").await;
@@ -437,6 +456,7 @@ async fn the_dashboard_in_a_real_browser() {
         .click()
         .await
         .unwrap();
+    wait_text(&b, "h1", "Flow").await;
     assert_eq!(text(&b, "[data-flow-count='members'] .n").await, "3");
     assert_eq!(text(&b, "[data-flow-count='done'] .n").await, "1");
     shot(&b, "flow").await;
@@ -454,7 +474,7 @@ async fn the_dashboard_in_a_real_browser() {
         .click()
         .await
         .unwrap();
-    assert!(text(&b, "p.banner.ok").await.contains("paused"));
+    wait_text(&b, "p.banner.ok", "default: paused").await;
     assert_eq!(text(&b, "tr[data-lane='default'] .badge").await, "paused");
     let mut paused = c.paused_lanes().await.unwrap();
     paused.sort();
@@ -470,6 +490,7 @@ async fn the_dashboard_in_a_real_browser() {
         .click()
         .await
         .unwrap();
+    wait_text(&b, "p.banner.ok", "default: resumed").await;
     assert_eq!(c.paused_lanes().await.unwrap(), vec!["mail".to_owned()]);
     assert_eq!(
         claim_refused(&c, "default").await,
