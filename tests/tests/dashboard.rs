@@ -502,3 +502,113 @@ async fn the_dashboard_in_a_real_browser() {
     b.close().await.unwrap();
     let _ = stop.send(());
 }
+
+/// `Client::counts` (index sizes) against a walk of every record after a
+/// mixed workload: waiting per lane, every other non-terminal state but
+/// suspended over all lanes, ended ones in total.
+async fn counts_equal_a_full_walk(store: std::sync::Arc<dyn ff_engine::store::Store>) {
+    use ff_engine::core::state::Eligibility;
+    use ff_engine::ListQuery;
+    let c = client_on(store).await;
+    c.register_lane(&Lane::new("bulk").unwrap()).await.unwrap();
+    let mut specs = Vec::new();
+    for i in 0..60u32 {
+        let lane = if i % 3 == 0 { "bulk" } else { "default" };
+        let mut s = ExecutionSpec::new("k").lane(lane);
+        if i % 7 == 0 {
+            s = s.delay(Duration::from_secs(3600));
+        }
+        if i % 2 == 0 {
+            s = s.retry(RetryPolicy::none());
+        }
+        specs.push(s);
+    }
+    let created: Vec<ExecutionId> = c
+        .create_many(specs)
+        .await
+        .into_iter()
+        .map(|r| r.unwrap().execution)
+        .collect();
+    // Ends of every kind: completed, failed for good, failed and retried
+    // later (delayed), still active; cancelled while waiting.
+    let claimed = claim_n(&c, "default", 20).await;
+    for (i, job) in claimed.iter().enumerate() {
+        match i % 4 {
+            0 => {
+                c.complete(&job.lease, b"ok").await.unwrap();
+            }
+            1 | 2 => {
+                c.fail(&job.lease, "boom", true).await.unwrap();
+            }
+            _ => {}
+        }
+    }
+    let mut cancelled = 0;
+    for id in &created {
+        if cancelled == 4 {
+            break;
+        }
+        if c.get(id).await.unwrap().public_state == PublicState::Waiting {
+            c.cancel(id, "test").await.unwrap();
+            cancelled += 1;
+        }
+    }
+    // A flow member waiting on its parent.
+    let flow = c.create_flow("default").await.unwrap();
+    let (p, k) = (c.new_member_id(&flow), c.new_member_id(&flow));
+    c.create(
+        ExecutionSpec::new("k")
+            .lane("bulk")
+            .in_flow(&flow, JoinPolicy::AllOf)
+            .id(p.clone()),
+    )
+    .await
+    .unwrap();
+    c.add_edge(&flow, &p, &k, false).await.unwrap();
+    c.create(
+        ExecutionSpec::new("k")
+            .lane("bulk")
+            .in_flow(&flow, JoinPolicy::AllOf)
+            .id(k),
+    )
+    .await
+    .unwrap();
+
+    let counts = c.counts().await.unwrap();
+    let walk = ff_engine::inspect::inspect(&c).await.unwrap();
+    let walked = |s: PublicState| walk.by_state.get(s.as_str()).copied().unwrap_or(0);
+    for s in PublicState::ALL {
+        match counts.total(*s) {
+            Some(n) => assert_eq!(n, walked(*s), "{s}"),
+            None => assert!(*s == PublicState::Suspended || s.is_terminal(), "{s}"),
+        }
+    }
+    let ended: u64 = PublicState::ALL
+        .iter()
+        .filter(|s| s.is_terminal())
+        .map(|s| walked(*s))
+        .sum();
+    assert_eq!(counts.ended(), ended);
+    assert!(ended >= 13, "the workload ended some: {ended}");
+    assert!(counts.total(PublicState::WaitingChildren) == Some(1));
+    for lane in ["default", "bulk"] {
+        let q = ListQuery::new(Lane::new(lane).unwrap(), PublicState::Waiting).limit(1000);
+        let (mut eligible, mut cursor) = (0u64, None::<String>);
+        loop {
+            let page = c.list(&q, cursor.as_deref()).await.unwrap();
+            eligible += page
+                .items
+                .iter()
+                .filter(|r| r.state.eligibility == Some(Eligibility::Eligible))
+                .count() as u64;
+            match page.next {
+                Some(n) => cursor = Some(n),
+                None => break,
+            }
+        }
+        assert_eq!(counts.eligible_in(lane), eligible, "eligible in {lane}");
+        assert!(eligible > 0, "{lane} has eligible work");
+    }
+}
+
+on_both_stores!(counts_equal_a_full_walk);
