@@ -16,6 +16,7 @@
 //! | `replicas` | per 1, 2, 4 replicas: idle `commands_per_sec`, drain `items_per_sec`, rebalance time | — (compared) |
 //! | `suspend-signal` | `round_trip_p50_ms` / `p99`: suspend → signal → claimed again, one at a time | — |
 //! | `admission` | `admitted_jobs_per_sec` (budget + quota in the path) vs `plain_jobs_per_sec`; `reset_to_all_eligible_ms` | — (compared) |
+//! | `dashboard` | `overview_p50_ms` / `p99`, `list_*_p50_ms` / `p99`, `execution_p50_ms` / `p99`: the dashboard's pages with N executions stored (default 1 000 000) | — |
 //!
 //! **The bench wipes the server.** It starts only on a server whose databases
 //! hold no keys, or with `flush` set (FLUSHALL on every primary first); when it
@@ -23,6 +24,7 @@
 //! starts clean. The function library is left loaded.
 
 mod admission;
+mod dashboard;
 mod delayed_drain;
 mod e2e;
 mod flows;
@@ -75,6 +77,8 @@ pub enum Scenario {
     SuspendSignal,
     /// Jobs/s with a budget and a quota in the path vs without; unblock time after a budget reset (default n 50 000).
     Admission,
+    /// Page times (p50/p99) of the web dashboard with N executions stored (default 1 000 000).
+    Dashboard,
     /// Enqueue → awaited result: p50/p99 one at a time, then results/s and p50/p99 with 1 000 callers waiting at once (default n 20 000).
     Results,
 }
@@ -101,6 +105,7 @@ impl Scenario {
             Scenario::Idle => 0,
             Scenario::DagChain => 200,
             Scenario::Fanout => 10_000,
+            Scenario::Dashboard => 1_000_000,
         }
     }
 
@@ -220,6 +225,7 @@ pub async fn run(scenario: Scenario, opts: BenchOptions) -> BenchResult<Report> 
         Scenario::SuspendSignal => suspend_signal::run(&ctx).await,
         Scenario::Results => results::run(&ctx).await,
         Scenario::Admission => admission::run(&ctx).await,
+        Scenario::Dashboard => dashboard::run(&ctx).await,
     };
     if !ctx.opts.keep {
         if let Err(e) = ctx.admin.flushall().await {
