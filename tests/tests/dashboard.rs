@@ -22,6 +22,7 @@ use ff_engine::core::state::PublicState;
 use ff_engine::core::{ExecutionId, FfError, Lane, WorkerInstance, WorkerName};
 use ff_engine::{Client, Error, ExecutionSpec};
 use ff_tests::RedisServer;
+use std::os::unix::process::CommandExt;
 use std::path::PathBuf;
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
@@ -61,7 +62,9 @@ fn free_port() -> u16 {
         .port()
 }
 
-/// A chromedriver process, killed on drop.
+/// A chromedriver process in a process group of its own, which the
+/// browsers it starts join: on drop the whole group is killed, so a test
+/// that fails before closing its session leaves no Chromium behind.
 struct Driver {
     child: Child,
     port: u16,
@@ -69,6 +72,8 @@ struct Driver {
 
 impl Drop for Driver {
     fn drop(&mut self) {
+        let group = format!("-{}", self.child.id());
+        let _ = Command::new("kill").args(["-KILL", "--", &group]).status();
         let _ = self.child.kill();
         let _ = self.child.wait();
     }
@@ -79,6 +84,7 @@ fn start_driver() -> Driver {
     let port = free_port();
     let child = Command::new(&bin)
         .arg(format!("--port={port}"))
+        .process_group(0)
         .stdout(Stdio::null())
         .stderr(Stdio::null())
         .spawn()
