@@ -168,7 +168,7 @@ pub(crate) fn page(ctx: &Ctx, title: &str, nav: Nav, read_only: bool, body: Mark
 fn frame(base: &str, title: &str, nav: Nav, body: Markup) -> Markup {
     let item = |n: Nav, href: &str, label: &str| {
         html! {
-            a.current[nav == n] href={ (base) (href) } { (label) }
+            a class=[(nav == n).then_some("current")] href={ (base) (href) } { (label) }
         }
     };
     html! {

@@ -36,14 +36,11 @@ pub(crate) async fn overview(State(st): State<AppState>, ctx: Ctx) -> PageResult
     let c = &st.client;
     let base = &ctx.base;
     let engine = |e| PageError::engine(base, e);
-    let (counts, paused, limits, mut lanes) = futures::try_join!(
-        c.counts(),
-        c.paused_lanes(),
-        ff_engine::inspect::limits(c),
-        c.lanes()
-    )
-    .map_err(engine)?;
-    lanes.sort();
+    let (counts, paused, limits) =
+        futures::try_join!(c.counts(), c.paused_lanes(), ff_engine::inspect::limits(c))
+            .map_err(engine)?;
+    // The registered lanes, sorted: counts has read them.
+    let lanes: Vec<&String> = counts.eligible.keys().collect();
     let total = |s| counts.total(s).unwrap_or(0);
     let cards: [(&str, &str, u64, &str); 7] = [
         (
@@ -122,8 +119,8 @@ pub(crate) async fn overview(State(st): State<AppState>, ctx: Ctx) -> PageResult
         table.lanes {
             thead { tr { th { "Lane" } th.num { "Eligible" } th.wide {} th { "Claims" } th {} th { "Look at" } } }
             tbody {
-                @for lane in &lanes {
-                    @let name = lane.as_str();
+                @for name in &lanes {
+                    @let name = name.as_str();
                     @let n = counts.eligible_in(name);
                     @let is_paused = paused.iter().any(|p| p == name);
                     tr data-lane=(name) {
@@ -161,7 +158,7 @@ pub(crate) async fn overview(State(st): State<AppState>, ctx: Ctx) -> PageResult
         @if route > 0 {
             p.small { (num(route)) " waiting for a worker with the capabilities they need (all lanes; counted in Waiting above, not in a lane's Eligible)." }
         }
-        @let stray: Vec<&String> = paused.iter().filter(|p| !lanes.iter().any(|l| l.as_str() == p.as_str())).collect();
+        @let stray: Vec<&String> = paused.iter().filter(|p| !counts.eligible.contains_key(p.as_str())).collect();
         p.small { "Paused lanes: "
             @if paused.is_empty() { span.dim { "none" } }
             @for p in &paused { span.badge.paused { (p) } " " }
