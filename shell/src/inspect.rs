@@ -114,6 +114,34 @@ async fn admission(client: &Client, out: &mut Inspection) -> Result<()> {
     Ok(())
 }
 
+/// Every budget and quota, as [`inspect`] reports them.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Limits {
+    /// Every budget, by name.
+    pub budgets: BTreeMap<String, BudgetRecord>,
+    /// Every quota, by name, with its slot holders (execution, lease epoch).
+    pub quotas: BTreeMap<String, (QuotaRecord, Vec<(String, u64)>)>,
+}
+
+/// Every budget and quota without reading any execution: a walk of the
+/// budget and quota partitions' name sets, and one read per name. One
+/// `EXISTS` and nothing more where none was ever defined.
+pub async fn limits(client: &Client) -> Result<Limits> {
+    let used = client
+        .store()
+        .command(&cmd(["EXISTS", ff_core::admission::IN_USE]))
+        .await?;
+    if used.int() == Some(0) {
+        return Ok(Limits::default());
+    }
+    let mut out = Inspection::default();
+    admission(client, &mut out).await?;
+    Ok(Limits {
+        budgets: out.budgets,
+        quotas: out.quotas,
+    })
+}
+
 fn texts(r: &Reply) -> Vec<String> {
     match r {
         Reply::Array(items) => items.iter().filter_map(Reply::text).collect(),

@@ -2,9 +2,10 @@
 //! handle itself (attach to a store, the lane registry, the one way calls
 //! go out); each part of the API is a file beside it: `execution`
 //! (create, claim, end, cancel, read), `batch` (bulk submit and batched
-//! reports), `suspension` (waitpoints and signals), `flows`, `admission`
-//! (budgets, quotas, worker registration), `schedules` (cron and interval
-//! schedules: [`Schedule`]) and `spec`
+//! reports), `counts` (index cardinalities per state and lane),
+//! `suspension` (waitpoints and signals), `flows`, `admission` (budgets,
+//! quotas, worker registration), `schedules` (cron and interval schedules:
+//! [`Schedule`]) and `spec`
 //! ([`ExecutionSpec`](crate::ExecutionSpec)).
 
 use crate::error::{Error, Result, StoreError};
@@ -20,6 +21,7 @@ use tracing::Instrument;
 
 mod admission;
 mod batch;
+mod counts;
 mod execution;
 mod flows;
 mod list;
@@ -29,6 +31,7 @@ pub(crate) mod spec;
 mod suspension;
 mod typed;
 mod wait;
+pub use counts::{Counts, COUNTED_INDEXES};
 pub use list::{ListQuery, Page};
 pub use operator::Requeued;
 pub use schedules::Schedule;

@@ -17,6 +17,7 @@
 //! | `suspend-signal` | `round_trip_p50_ms` / `p99`: suspend → signal → claimed again, one at a time | — |
 //! | `schedules` | lateness `p50`/`p99` of N every-second schedules' fires; idle commands/s with N (and N/10) schedules between fires | p99 ≤ 50 ms; idle flat in N |
 //! | `admission` | `admitted_jobs_per_sec` (budget + quota in the path) vs `plain_jobs_per_sec`; `reset_to_all_eligible_ms` | — (compared) |
+//! | `dashboard` | `overview_p50_ms` / `p99`, `list_*_p50_ms` / `p99`, `execution_p50_ms` / `p99`: the dashboard's pages with N executions stored (default 1 000 000) | — |
 //!
 //! **The bench wipes the server.** It starts only on a server whose databases
 //! hold no keys, or with `flush` set (FLUSHALL on every primary first); when it
@@ -24,6 +25,7 @@
 //! starts clean. The function library is left loaded.
 
 mod admission;
+mod dashboard;
 mod delayed_drain;
 mod e2e;
 mod flows;
@@ -79,6 +81,8 @@ pub enum Scenario {
     Admission,
     /// N schedules firing every second for SECONDS: lateness p50/p99, exactly once; idle commands/s with N and N/10 schedules (default n 1 000, 10 s; the size: --n 10000 --seconds 60).
     Schedules,
+    /// Page times (p50/p99) of the web dashboard with N executions stored (default 1 000 000).
+    Dashboard,
     /// Enqueue → awaited result: p50/p99 one at a time, then results/s and p50/p99 with 1 000 callers waiting at once (default n 20 000).
     Results,
 }
@@ -106,6 +110,7 @@ impl Scenario {
             Scenario::Idle => 0,
             Scenario::DagChain => 200,
             Scenario::Fanout => 10_000,
+            Scenario::Dashboard => 1_000_000,
         }
     }
 
@@ -227,6 +232,7 @@ pub async fn run(scenario: Scenario, opts: BenchOptions) -> BenchResult<Report> 
         Scenario::Results => results::run(&ctx).await,
         Scenario::Admission => admission::run(&ctx).await,
         Scenario::Schedules => schedules::run(&ctx).await,
+        Scenario::Dashboard => dashboard::run(&ctx).await,
     };
     if !ctx.opts.keep {
         if let Err(e) = ctx.admin.flushall().await {

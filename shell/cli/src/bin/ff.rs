@@ -102,6 +102,47 @@ enum Command {
         #[command(flatten)]
         conn: ConnArgs,
     },
+    /// Serve the web dashboard: counts, executions, flows, budgets and
+    /// quotas, with retry, cancel, pause and resume buttons.
+    ///
+    /// Binds to loopback by default; any other address needs --token or
+    /// --basic-auth. Runs until SIGINT or SIGTERM.
+    Dashboard(DashboardArgs),
+}
+
+#[derive(Debug, clap::Args)]
+struct DashboardArgs {
+    #[command(flatten)]
+    conn: ConnArgs,
+    /// Where to listen.
+    #[arg(
+        long,
+        value_name = "ADDR",
+        default_value = "127.0.0.1:9470",
+        env = "FF_DASHBOARD_ADDR"
+    )]
+    addr: std::net::SocketAddr,
+    /// Show no buttons and refuse every action.
+    #[arg(long, env = "FF_DASHBOARD_READ_ONLY")]
+    read_only: bool,
+    /// Require this bearer token (at least 16 characters); a browser opens
+    /// any page once with ?token=T and keeps it in a cookie.
+    #[arg(
+        long,
+        value_name = "T",
+        env = "FF_DASHBOARD_TOKEN",
+        conflicts_with = "basic_auth",
+        hide_env_values = true
+    )]
+    token: Option<String>,
+    /// Require HTTP basic auth with this user and password.
+    #[arg(
+        long,
+        value_name = "USER:PASS",
+        env = "FF_DASHBOARD_BASIC_AUTH",
+        hide_env_values = true
+    )]
+    basic_auth: Option<String>,
 }
 
 #[derive(Debug, clap::Args)]
@@ -371,7 +412,103 @@ fn main() {
         Command::Resume { lane, conn } => std::process::exit(op(&conn, "resume", |c| async move {
             ff_cli::ops::pause(&c, &lane, false).await
         })),
+        Command::Dashboard(args) => std::process::exit(dashboard(args)),
     }
+}
+
+/// `ff dashboard`: 2 for a refused address or bad credentials, 1 when it
+/// cannot connect or listen, 0 after a clean stop.
+fn dashboard(args: DashboardArgs) -> i32 {
+    use ff_cli::dashboard::{self, Auth, DashboardOptions};
+    use ff_engine::store::{RedisStore, RedisStoreOptions};
+    let auth = match (&args.token, &args.basic_auth) {
+        (Some(t), _) => Auth::token(t),
+        (None, Some(b)) => Auth::basic(b),
+        (None, None) => Ok(Auth::None),
+    };
+    let auth = match auth {
+        Ok(a) => a,
+        Err(e) => {
+            eprintln!("ff dashboard: {e}");
+            return 2;
+        }
+    };
+    if let Err(e) = dashboard::check_bind(args.addr, &auth) {
+        eprintln!("ff dashboard: {e}");
+        return 2;
+    }
+    tracing_subscriber::fmt()
+        .with_writer(std::io::stderr)
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_default_env()
+                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("warn")),
+        )
+        .init();
+    let runtime = match tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+    {
+        Ok(rt) => rt,
+        Err(e) => {
+            eprintln!("ff dashboard: cannot start the runtime: {e}");
+            return 1;
+        }
+    };
+    runtime.block_on(async {
+        let stop = match ff_cli::serve::stop_signal() {
+            Ok(stop) => stop,
+            Err(e) => {
+                eprintln!("ff dashboard: cannot handle SIGINT/SIGTERM: {e}");
+                return 1;
+            }
+        };
+        let tls = match args.conn.tls.options() {
+            Ok(tls) => tls,
+            Err(e) => {
+                eprintln!("ff dashboard: {e}");
+                return 2;
+            }
+        };
+        let opts = RedisStoreOptions {
+            cluster: args.conn.cluster,
+            tls,
+            ..Default::default()
+        };
+        let client = match RedisStore::connect(&args.conn.redis, opts).await {
+            Ok(store) => match ff_engine::Client::new(std::sync::Arc::new(store)).await {
+                Ok(c) => c,
+                Err(e) => {
+                    eprintln!("ff dashboard: {e}");
+                    return 1;
+                }
+            },
+            Err(e) => {
+                eprintln!("ff dashboard: {e}");
+                return 1;
+            }
+        };
+        let listener = match tokio::net::TcpListener::bind(args.addr).await {
+            Ok(l) => l,
+            Err(e) => {
+                eprintln!("ff dashboard: cannot listen on {}: {e}", args.addr);
+                return 1;
+            }
+        };
+        let read_only = args.read_only;
+        let app = auth.layer(dashboard::router(client, DashboardOptions { read_only }));
+        let shown = listener.local_addr().map_or(args.addr, |a| a);
+        eprintln!(
+            "ff dashboard: http://{shown}/{}",
+            if read_only { " (read-only)" } else { "" }
+        );
+        match dashboard::serve(listener, app, stop).await {
+            Ok(()) => 0,
+            Err(e) => {
+                eprintln!("ff dashboard: {e}");
+                1
+            }
+        }
+    })
 }
 
 /// Connect, run one operator verb, print its answer; 0, or 1 with the

@@ -1,0 +1,680 @@
+//! The GET pages: overview, executions, one execution, flows, and the
+//! embedded assets.
+
+use super::html::{
+    ago, bar, form_guard, num, page, preview, query, seg, stacked, state_badge, state_class, time,
+    Ctx, Nav, PageError,
+};
+use super::AppState;
+use axum::extract::rejection::QueryRejection;
+use axum::extract::{Path, Query, State};
+use axum::http::{header, StatusCode};
+use axum::response::{IntoResponse, Redirect, Response};
+use ff_core::contract::execution::ExecutionRecord;
+use ff_core::state::PublicState;
+use ff_core::{ExecutionId, FlowId, Lane};
+use ff_engine::{Failure, ListQuery};
+use maud::{html, Markup};
+use serde::Deserialize;
+
+/// Bytes of a payload or result shown on an execution's page.
+const PREVIEW_BYTES: usize = 4096;
+/// Characters of a failure message shown in a list row.
+const ROW_ERROR_CHARS: usize = 160;
+
+type PageResult = Result<Markup, PageError>;
+
+/// The states an operator can run again.
+pub(crate) fn can_retry(s: PublicState) -> bool {
+    matches!(
+        s,
+        PublicState::Failed | PublicState::Cancelled | PublicState::Expired
+    )
+}
+
+pub(crate) async fn overview(State(st): State<AppState>, ctx: Ctx) -> PageResult {
+    let c = &st.client;
+    let base = &ctx.base;
+    let engine = |e| PageError::engine(base, e);
+    let (counts, paused, limits) =
+        futures::try_join!(c.counts(), c.paused_lanes(), ff_engine::inspect::limits(c))
+            .map_err(engine)?;
+    // The registered lanes, sorted: counts has read them.
+    let lanes: Vec<&String> = counts.eligible.keys().collect();
+    let total = |s| counts.total(s).unwrap_or(0);
+    let cards: [(&str, &str, u64, &str); 7] = [
+        (
+            "waiting",
+            "Waiting",
+            total(PublicState::Waiting),
+            "claimable now, or waiting for a capable worker",
+        ),
+        (
+            "delayed",
+            "Delayed",
+            total(PublicState::Delayed),
+            "due later: retries, delays",
+        ),
+        (
+            "active",
+            "Active",
+            total(PublicState::Active),
+            "held by a worker's lease",
+        ),
+        (
+            "waiting_children",
+            "Waiting children",
+            total(PublicState::WaitingChildren),
+            "flow members waiting on parents",
+        ),
+        (
+            "rate_limited",
+            "Rate limited",
+            total(PublicState::RateLimited),
+            "blocked by a budget or quota",
+        ),
+        (
+            "suspended",
+            "Suspended",
+            counts.suspended_with_timeout(),
+            "with a timeout only",
+        ),
+        (
+            "ended",
+            "Ended",
+            counts.ended(),
+            "any outcome, not yet purged",
+        ),
+    ];
+    let classes: Vec<String> = cards.iter().map(|c| state_class(c.0)).collect();
+    let segments: Vec<(&str, u64, &str)> = cards
+        .iter()
+        .zip(&classes)
+        .map(|(c, class)| (c.1, c.2, class.as_str()))
+        .collect();
+    let max_lane = counts.eligible.values().copied().max().unwrap_or(0).max(1);
+    let back = format!("{base}/");
+    let body = html! {
+        h1 { "Overview" }
+        section.cards {
+            @for (key, label, n, note) in &cards {
+                @let state = if *key == "ended" { "failed" } else { key };
+                a.card data-count=(key) href={ (base) "/executions?" (query(&[("state", state)])) } {
+                    span class={ "dot " (state_class(key)) } {}
+                    span.l { (label) }
+                    span.n { (num(*n)) }
+                    span.note { (note) }
+                }
+            }
+        }
+        (stacked(&segments))
+        p.dim.small {
+            "Read from index sizes (one pipelined ZCARD per partition and index, "
+            (counts.partitions) " partitions): waiting is per lane below; the other states are over all lanes; "
+            "ended is not split by outcome; suspended counts only those with a timeout. "
+            "Exact per-lane and per-outcome counters are a later change."
+        }
+
+        h2 { "Lanes" }
+        table.lanes {
+            thead { tr { th { "Lane" } th.num { "Eligible" } th.wide {} th { "Claims" } th {} th { "Look at" } } }
+            tbody {
+                @for name in &lanes {
+                    @let name = name.as_str();
+                    @let n = counts.eligible_in(name);
+                    @let is_paused = paused.iter().any(|p| p == name);
+                    tr data-lane=(name) {
+                        td { a href={ (base) "/executions?" (query(&[("lane", name), ("state", "waiting")])) } { (name) } }
+                        td.num.waiting { (num(n)) }
+                        td.wide { (bar(n as f64 / max_lane as f64, "s-waiting", None)) }
+                        td {
+                            @if is_paused { span.badge.paused { "paused" } } @else { span.badge.running { "running" } }
+                        }
+                        td {
+                            @if !st.read_only {
+                                @if is_paused {
+                                    form.inline method="post" action={ (base) "/lanes/" (seg(name)) "/resume" } {
+                                        (form_guard(&st.csrf, &back))
+                                        button.resume type="submit" { "Resume" }
+                                    }
+                                } @else {
+                                    form.inline method="post" action={ (base) "/lanes/" (seg(name)) "/pause" } {
+                                        (form_guard(&st.csrf, &back))
+                                        button.pause type="submit" { "Pause" }
+                                    }
+                                }
+                            }
+                        }
+                        td.links {
+                            @for s in ["failed", "active", "delayed"] {
+                                a href={ (base) "/executions?" (query(&[("lane", name), ("state", s)])) } { (s) } " "
+                            }
+                        }
+                    }
+                }
+            }
+        }
+        @let route = counts.indexes.get("blocked_route").copied().unwrap_or(0);
+        @if route > 0 {
+            p.small { (num(route)) " waiting for a worker with the capabilities they need (all lanes; counted in Waiting above, not in a lane's Eligible)." }
+        }
+        @let stray: Vec<&String> = paused.iter().filter(|p| !counts.eligible.contains_key(p.as_str())).collect();
+        p.small { "Paused lanes: "
+            @if paused.is_empty() { span.dim { "none" } }
+            @for p in &paused { span.badge.paused { (p) } " " }
+            @if !stray.is_empty() { span.dim { "(some are not registered lanes)" } }
+        }
+
+        h2 { "Budgets" }
+        @if limits.budgets.is_empty() { p.dim { "No budgets defined." } }
+        @else {
+            table.limits {
+                thead { tr { th { "Budget" } th { "Dimension" } th.num { "Used" } th.num { "Hard limit" } th.wide {} th { "State" } } }
+                tbody {
+                    @for (name, b) in &limits.budgets {
+                        @for (dim, l) in &b.limits {
+                            @let used = b.usage.get(dim).copied().unwrap_or(0);
+                            @let frac = if l.hard > 0 { used as f64 / l.hard as f64 } else { 0.0 };
+                            @let soft = (l.hard > 0 && l.soft > 0).then(|| l.soft as f64 / l.hard as f64);
+                            tr data-budget=(name) {
+                                td { (name) }
+                                td { (dim) }
+                                td.num { (num(used)) }
+                                td.num { @if l.hard > 0 { (num(l.hard)) } @else { span.dim { "none" } } }
+                                td.wide { (bar(frac, if b.breached { "s-failed" } else if b.soft_reached { "s-rate_limited" } else { "s-completed" }, soft)) }
+                                td {
+                                    @if b.breached { span.badge.s-failed { "breached" } " " span.dim { "then " (b.on_breach.as_str()) } }
+                                    @else if b.soft_reached { span.badge.s-rate_limited { "soft limit reached" } }
+                                    @else { span.dim { "ok" } }
+                                    @if let Some(r) = b.next_reset_ms { br; span.dim.small { "resets " (ago(ctx.now_ms, r)) } }
+                                }
+                            }
+                        }
+                    }
+                }
+            }
+        }
+        h2 { "Quotas" }
+        @if limits.quotas.is_empty() { p.dim { "No quotas defined." } }
+        @else {
+            table.limits {
+                thead { tr { th { "Quota" } th { "Slots held" } th.wide {} th { "Admitted in window" } th.wide {} } }
+                tbody {
+                    @for (name, (q, _)) in &limits.quotas {
+                        @let cap = q.limits.concurrency;
+                        @let per = q.limits.max_per_window;
+                        @let admitted = q.admitted_at.len() as u64;
+                        tr data-quota=(name) {
+                            td { (name) }
+                            td { (num(q.holders)) " / " @if cap > 0 { (num(cap)) } @else { "∞" } }
+                            td.wide { (bar(if cap > 0 { q.holders as f64 / cap as f64 } else { 0.0 }, "s-active", None)) }
+                            td { (num(admitted)) " / " @if per > 0 { (num(per)) } @else { "∞" } " per " (duration(q.limits.window_ms)) }
+                            td.wide { (bar(if per > 0 { admitted as f64 / per as f64 } else { 0.0 }, "s-rate_limited", None)) }
+                        }
+                    }
+                }
+            }
+        }
+    };
+    Ok(page(&ctx, "Overview", Nav::Overview, st.read_only, body))
+}
+
+/// The executions page's query.
+#[derive(Debug, Default, Deserialize)]
+pub(crate) struct ListParams {
+    lane: Option<String>,
+    state: Option<String>,
+    kind: Option<String>,
+    error: Option<String>,
+    limit: Option<String>,
+    cursor: Option<String>,
+}
+
+pub(crate) fn nonempty(s: &Option<String>) -> Option<&str> {
+    s.as_deref().map(str::trim).filter(|s| !s.is_empty())
+}
+
+/// A list filter checked, or a 400 page saying what is wrong.
+pub(crate) struct Filter {
+    pub lane: String,
+    pub state: PublicState,
+    pub kind: Option<String>,
+    pub error: Option<String>,
+}
+
+impl Filter {
+    pub fn parse(
+        base: &str,
+        lane: Option<&str>,
+        state: Option<&str>,
+        kind: Option<&str>,
+        error: Option<&str>,
+    ) -> Result<Filter, PageError> {
+        let lane = lane.unwrap_or("default");
+        Lane::new(lane).map_err(|e| PageError::bad_request(base, format!("lane: {e}")))?;
+        let state = match state {
+            None => PublicState::Failed,
+            Some(s) => PublicState::parse(s).ok_or_else(|| {
+                let all: Vec<&str> = PublicState::ALL.iter().map(|s| s.as_str()).collect();
+                PageError::bad_request(
+                    base,
+                    format!("unknown state {s:?}; one of {}", all.join(", ")),
+                )
+            })?,
+        };
+        Ok(Filter {
+            lane: lane.to_owned(),
+            state,
+            kind: kind.map(str::to_owned),
+            error: error.map(str::to_owned),
+        })
+    }
+
+    pub fn query(&self, limit: usize) -> Result<ListQuery, ff_engine::Error> {
+        let mut q = ListQuery::new(Lane::new(self.lane.clone())?, self.state).limit(limit);
+        if let Some(k) = &self.kind {
+            q = q.kind(k.clone());
+        }
+        if let Some(e) = &self.error {
+            q = q.error_prefix(e.clone());
+        }
+        Ok(q)
+    }
+
+    /// The filter as query pairs.
+    pub fn pairs(&self) -> Vec<(&str, &str)> {
+        vec![
+            ("lane", self.lane.as_str()),
+            ("state", self.state.as_str()),
+            ("kind", self.kind.as_deref().unwrap_or("")),
+            ("error", self.error.as_deref().unwrap_or("")),
+        ]
+    }
+}
+
+fn failure_line(r: &ExecutionRecord) -> Option<String> {
+    r.last_error.as_deref().map(|e| {
+        let f = Failure::decode(e);
+        let text = format!("{}: {}", f.kind, f.message);
+        if text.chars().count() > ROW_ERROR_CHARS {
+            let cut: String = text.chars().take(ROW_ERROR_CHARS).collect();
+            format!("{cut}…")
+        } else {
+            text
+        }
+    })
+}
+
+pub(crate) async fn executions(
+    State(st): State<AppState>,
+    ctx: Ctx,
+    params: Result<Query<ListParams>, QueryRejection>,
+) -> PageResult {
+    let base = &ctx.base;
+    let Query(p) = params.map_err(|e| PageError::bad_request(base, e.body_text()))?;
+    let f = Filter::parse(
+        base,
+        nonempty(&p.lane),
+        nonempty(&p.state),
+        nonempty(&p.kind),
+        nonempty(&p.error),
+    )?;
+    let limit = match nonempty(&p.limit) {
+        None => 50,
+        Some(l) => match l.parse::<usize>() {
+            Ok(n) if (1..=1000).contains(&n) => n,
+            _ => {
+                return Err(PageError::bad_request(
+                    base,
+                    format!("limit {l:?} is not a number in 1..=1000"),
+                ))
+            }
+        },
+    };
+    let cursor = nonempty(&p.cursor);
+    let q = f.query(limit).map_err(|e| PageError::engine(base, e))?;
+    let (pg, mut lanes) = futures::try_join!(st.client.list(&q, cursor), st.client.lanes())
+        .map_err(|e| PageError::engine(base, e))?;
+    lanes.sort();
+    let limit_text = limit.to_string();
+    let mut here = f.pairs();
+    here.push(("limit", &limit_text));
+    let first = format!("{base}/executions?{}", query(&here));
+    let mut here_cursor = here.clone();
+    here_cursor.push(("cursor", cursor.unwrap_or("")));
+    let back = format!("{base}/executions?{}", query(&here_cursor));
+    let next = pg.next.as_deref().map(|n| {
+        let mut pairs = here.clone();
+        pairs.push(("cursor", n));
+        format!("{base}/executions?{}", query(&pairs))
+    });
+    let retryable = can_retry(f.state);
+    let body = html! {
+        h1 { "Executions" }
+        form.filters method="get" action={ (base) "/executions" } {
+            label { "Lane " select name="lane" {
+                @for l in &lanes { option value=(l.as_str()) selected[l.as_str() == f.lane] { (l.as_str()) } }
+            } }
+            label { "State " select name="state" {
+                @for s in PublicState::ALL { option value=(s.as_str()) selected[*s == f.state] { (s.as_str()) } }
+            } }
+            label { "Kind " input type="text" name="kind" value=(f.kind.as_deref().unwrap_or("")) placeholder="any"; }
+            label { "Error starts with " input type="text" name="error" value=(f.error.as_deref().unwrap_or("")) placeholder="any"; }
+            label { "Per page " input type="number" name="limit" min="1" max="1000" value=(limit); }
+            button type="submit" { "Show" }
+        }
+        @if retryable && !st.read_only {
+            form.bulk method="post" action={ (base) "/bulk-retry" }
+                data-confirm={ "Retry every " (f.state.as_str()) " execution of lane " (f.lane) " that matches this filter?" } {
+                (form_guard(&st.csrf, &back))
+                @for (k, v) in f.pairs() { input type="hidden" name=(k) value=(v); }
+                button.bulk-retry type="submit" { "Retry every match" }
+                span.dim.small { " up to " (num(super::actions::BULK_MAX as u64)) " per press" }
+            }
+        }
+        p.small.dim {
+            (pg.items.len()) " on this page"
+            @if cursor.is_some() { " (not the first)" }
+            ". A page reads at most 2,000 records, so one of a rare match may come back short with more to follow."
+        }
+        table.executions {
+            thead { tr { th { "Execution" } th { "State" } th { "Kind" } th.num { "Attempt" } th { "Created" } th { "Ended" } th { "Failure" } th {} } }
+            tbody {
+                @if pg.items.is_empty() { tr { td colspan="8" { span.dim { "Nothing on this page." } } } }
+                @for r in &pg.items {
+                    tr data-id=(r.execution.as_str()) {
+                        td.id { a href={ (base) "/executions/" (seg(r.execution.as_str())) } { (r.execution.as_str()) } }
+                        td { (state_badge(r.public_state)) }
+                        td { (r.kind.as_str()) }
+                        td.num { (r.attempt) }
+                        td.small { (ago(ctx.now_ms, r.created_at_ms)) }
+                        td.small { @if let Some(e) = r.ended_at_ms { (ago(ctx.now_ms, e)) } }
+                        td.failure { @if let Some(line) = failure_line(r) { (line) } }
+                        td {
+                            @if can_retry(r.public_state) && !st.read_only {
+                                form.inline method="post" action={ (base) "/executions/" (seg(r.execution.as_str())) "/retry" } {
+                                    (form_guard(&st.csrf, &back))
+                                    button.retry type="submit" { "Retry" }
+                                }
+                            }
+                        }
+                    }
+                }
+            }
+        }
+        nav.pager {
+            @if cursor.is_some() { a.first href=(first) { "← First page" } }
+            @if let Some(n) = &next { a.next href=(n) { "Next page →" } }
+            @else { span.dim { "End of the list." } }
+        }
+    };
+    Ok(page(
+        &ctx,
+        "Executions",
+        Nav::Executions,
+        st.read_only,
+        body,
+    ))
+}
+
+pub(crate) async fn execution(
+    State(st): State<AppState>,
+    ctx: Ctx,
+    Path(id): Path<String>,
+) -> PageResult {
+    let base = &ctx.base;
+    let eid = ExecutionId::parse(&id)
+        .map_err(|e| PageError::bad_request(base, format!("not an execution id: {e}")))?;
+    let r = st.client.get(&eid).await.map_err(|e| match e {
+        ff_engine::Error::Rejected(ff_core::FfError::NotFound) => PageError {
+            status: StatusCode::NOT_FOUND,
+            title: "Not found",
+            text: format!("No execution {id} (never created, or purged)."),
+            base: base.clone(),
+        },
+        other => PageError::engine(base, other),
+    })?;
+    let me = format!("{base}/executions/{}", seg(eid.as_str()));
+    let failure = r.last_error.as_deref().map(Failure::decode);
+    let progress = r
+        .progress
+        .as_deref()
+        .and_then(|p| serde_json::from_slice::<serde_json::Value>(p).ok());
+    let (payload, payload_cut) = preview(&r.payload, PREVIEW_BYTES);
+    let result = r
+        .result
+        .as_deref()
+        .map(|b| (preview(b, PREVIEW_BYTES), b.len()));
+    let body = html! {
+        h1.id { "Execution " span.mono { (eid.as_str()) } }
+        p { (state_badge(r.public_state)) " in lane "
+            a href={ (base) "/executions?" (query(&[("lane", r.lane.as_str()), ("state", r.public_state.as_str())])) } { (r.lane.as_str()) }
+            ", kind " b { (r.kind.as_str()) } ", namespace " (r.namespace.as_str()) ", priority " (r.priority) }
+        @if !st.read_only {
+            div.actions {
+                @if can_retry(r.public_state) {
+                    form.inline method="post" action={ (me) "/retry" } {
+                        (form_guard(&st.csrf, &me))
+                        button.retry type="submit" { "Retry" }
+                    }
+                }
+                @if !r.public_state.is_terminal() {
+                    form.inline method="post" action={ (me) "/cancel" } data-confirm="Cancel this execution?" {
+                        (form_guard(&st.csrf, &me))
+                        button.cancel type="submit" { "Cancel" }
+                    }
+                }
+            }
+        }
+        div.grid {
+            section {
+                h2 { "Attempts" }
+                dl {
+                    dt { "attempt" } dd { (r.attempt) @if let Some(a) = r.attempt_state { " (" (a.as_str()) ")" } }
+                    dt { "retries" } dd { (r.retries) " of " (r.retry.max_retries) }
+                    dt { "reclaims" } dd { (r.reclaims) " of " (r.max_reclaims) }
+                    dt { "resumes" } dd { (r.resumes) }
+                }
+                h2 { "Lease" }
+                dl {
+                    dt { "worker" } dd { @if let Some(w) = &r.worker { (w) " " span.dim { (r.worker_instance.as_deref().unwrap_or("")) } } @else { span.dim { "none" } } }
+                    dt { "expires" } dd { (time(ctx.now_ms, r.lease_expires_at_ms)) }
+                    dt { "epoch" } dd { (r.lease_epoch) }
+                }
+            }
+            section {
+                h2 { "Times" }
+                dl {
+                    dt { "created" } dd { (time(ctx.now_ms, Some(r.created_at_ms))) }
+                    dt { "due" } dd { (time(ctx.now_ms, r.delayed_until_ms)) }
+                    dt { "deadline" } dd { (time(ctx.now_ms, r.deadline_at_ms)) }
+                    dt { "ended" } dd { (time(ctx.now_ms, r.ended_at_ms)) }
+                }
+                h2 { "Flow" }
+                @if let Some((flow, join)) = &r.flow {
+                    p { a href={ (base) "/flows/" (seg(flow.as_str())) } { span.mono { (flow.as_str()) } } " · joins " (join.to_string()) }
+                } @else { p.dim { "Not in a flow." } }
+            }
+        }
+        @if let Some(f) = &failure {
+            section.failure-box {
+                h2 { "Failure" }
+                dl {
+                    dt { "kind" } dd { (f.kind) }
+                    dt { "message" } dd.message { (f.message) }
+                    dt { "retryable" } dd { (if f.retryable { "yes" } else { "no" }) }
+                }
+                @if !f.chain.is_empty() {
+                    h3 { "Caused by" }
+                    ol.chain { @for c in &f.chain { li { (c) } } }
+                }
+            }
+        }
+        @if let Some(p) = &progress {
+            section {
+                h2 { "Progress" }
+                @if let Some(frac) = fraction(p) { (bar(frac, "s-active", None)) p.small { (format!("{:.0}%", frac * 100.0)) } }
+                pre { (serde_json::to_string_pretty(p).unwrap_or_default()) }
+            }
+        }
+        section {
+            h2 { "Payload " span.dim.small { "(" (num(r.payload.len() as u64)) " bytes" @if payload_cut { ", first " (num(PREVIEW_BYTES as u64)) " shown" } ")" } }
+            pre.payload { (payload) }
+        }
+        @if let Some(((text, cut), len)) = &result {
+            section {
+                h2 { "Result " span.dim.small { "(" (num(*len as u64)) " bytes" @if *cut { ", first " (num(PREVIEW_BYTES as u64)) " shown" } ")" } }
+                pre.result { (text) }
+            }
+        }
+        @if !r.tags.is_empty() {
+            section {
+                h2 { "Tags" }
+                dl { @for (k, v) in &r.tags { dt { (k) } dd { (v) } } }
+            }
+        }
+    };
+    Ok(page(
+        &ctx,
+        &format!("Execution {}", eid.as_str()),
+        Nav::Executions,
+        st.read_only,
+        body,
+    ))
+}
+
+/// A window length for people: "1 min", "90 s", "250 ms".
+fn duration(ms: u64) -> String {
+    match ms {
+        0..=999 => format!("{ms} ms"),
+        _ if ms % 3_600_000 == 0 => format!("{} h", ms / 3_600_000),
+        _ if ms % 60_000 == 0 => format!("{} min", ms / 60_000),
+        _ if ms % 1000 == 0 => format!("{} s", ms / 1000),
+        _ => format!("{:.1} s", ms as f64 / 1000.0),
+    }
+}
+
+/// A progress report's completed fraction, when it says one: a number in
+/// 0..=1, `{"fraction": f}`, `{"percent": p}` or `{"done": d, "total": t}`.
+fn fraction(v: &serde_json::Value) -> Option<f64> {
+    let f = |k: &str| v.get(k).and_then(serde_json::Value::as_f64);
+    let x = match v {
+        serde_json::Value::Number(n) => n.as_f64()?,
+        _ => f("fraction")
+            .or_else(|| f("percent").map(|p| p / 100.0))
+            .or_else(|| {
+                let (d, t) = (f("done")?, f("total")?);
+                (t > 0.0).then(|| d / t)
+            })?,
+    };
+    (0.0..=1.0).contains(&x).then_some(x)
+}
+
+#[derive(Debug, Default, Deserialize)]
+pub(crate) struct FlowParams {
+    flow: Option<String>,
+}
+
+pub(crate) async fn flows(
+    State(st): State<AppState>,
+    ctx: Ctx,
+    params: Result<Query<FlowParams>, QueryRejection>,
+) -> Result<Response, PageError> {
+    let base = &ctx.base;
+    let Query(p) = params.map_err(|e| PageError::bad_request(base, e.body_text()))?;
+    if let Some(f) = nonempty(&p.flow) {
+        let flow = FlowId::parse(f)
+            .map_err(|e| PageError::bad_request(base, format!("not a flow id: {e}")))?;
+        return Ok(Redirect::to(&format!("{base}/flows/{}", seg(flow.as_str()))).into_response());
+    }
+    let body = html! {
+        h1 { "Flows" }
+        form.filters method="get" action={ (base) "/flows" } {
+            label { "Flow id " input type="text" name="flow" size="40"; }
+            button type="submit" { "Show" }
+        }
+        p.dim { "Flows are reached from their members (an execution's page links its flow) or by id. "
+            "There is no listing of all flows yet." }
+    };
+    Ok(page(&ctx, "Flows", Nav::Flows, st.read_only, body).into_response())
+}
+
+pub(crate) async fn flow(
+    State(st): State<AppState>,
+    ctx: Ctx,
+    Path(id): Path<String>,
+) -> PageResult {
+    let base = &ctx.base;
+    let flow = FlowId::parse(&id)
+        .map_err(|e| PageError::bad_request(base, format!("not a flow id: {e}")))?;
+    let f = st.client.get_flow(&flow).await.map_err(|e| match e {
+        ff_engine::Error::Rejected(ff_core::FfError::NotFound) => PageError {
+            status: StatusCode::NOT_FOUND,
+            title: "Not found",
+            text: format!("No flow {id}."),
+            base: base.clone(),
+        },
+        other => PageError::engine(base, other),
+    })?;
+    let s = &f.summary;
+    let state = s.state();
+    let body = html! {
+        h1 { "Flow " span.mono { (flow.as_str()) } }
+        p { span class={ "badge f-" (state.as_str()) } { (state.as_str()) } " · namespace " (f.namespace.as_str())
+            " · created " (time(ctx.now_ms, Some(f.created_at_ms))) }
+        @if let Some(r) = &f.cancel_reason { p { "Cancelled: " (r) } }
+        section.cards {
+            @for (k, l, n) in [("members", "Members", s.members), ("running", "Not ended", s.running()), ("done", "Ended", s.done)] {
+                div.card data-flow-count=(k) { span.l { (l) } span.n { (num(n)) } }
+            }
+        }
+        (stacked(&[
+            ("not ended", s.running(), "s-waiting"),
+            ("completed", s.success, "s-completed"),
+            ("failed", s.failed, "s-failed"),
+            ("cancelled", s.cancelled, "s-cancelled"),
+            ("expired", s.expired, "s-expired"),
+            ("skipped", s.skipped, "s-skipped"),
+        ]))
+        p.dim.small {
+            "Members by outcome, from the flow's exact counters. The flow API does not list a flow's "
+            "members and edges yet, so its graph is not drawn here; open a member from the executions list to see it."
+        }
+    };
+    Ok(page(
+        &ctx,
+        &format!("Flow {}", flow.as_str()),
+        Nav::Flows,
+        st.read_only,
+        body,
+    ))
+}
+
+pub(crate) async fn not_found(ctx: Ctx) -> PageError {
+    PageError {
+        status: StatusCode::NOT_FOUND,
+        title: "Not found",
+        text: "There is no such page.".into(),
+        base: ctx.base,
+    }
+}
+
+pub(crate) async fn style() -> impl IntoResponse {
+    (
+        [
+            (header::CONTENT_TYPE, "text/css; charset=utf-8"),
+            (header::CACHE_CONTROL, "max-age=3600"),
+        ],
+        include_str!("style.css"),
+    )
+}
+
+pub(crate) async fn script() -> impl IntoResponse {
+    (
+        [
+            (header::CONTENT_TYPE, "text/javascript; charset=utf-8"),
+            (header::CACHE_CONTROL, "max-age=3600"),
+        ],
+        include_str!("app.js"),
+    )
+}
