@@ -358,8 +358,13 @@ async fn the_operator_verbs_of_the_ff_command() {
         .unwrap_err()
         .to_string()
         .starts_with("unknown state \"sleeping\""));
+    // Pages of 2: requeueing while paging would shift the list and skip some.
+    let small = ops::ListArgs {
+        limit: 2,
+        ..args.clone()
+    };
     assert_eq!(
-        ops::retry_all(&c, &args).await.unwrap(),
+        ops::retry_all(&c, &small).await.unwrap(),
         "5 requeued, 0 refused"
     );
     assert_eq!(
@@ -389,5 +394,37 @@ async fn the_operator_verbs_of_the_ff_command() {
     assert_eq!(
         ops::delete(&c, &failed[1]).await.unwrap(),
         format!("{}: deleted", failed[1])
+    );
+}
+
+#[tokio::test]
+async fn a_bulk_retry_gathers_before_it_requeues() {
+    use ff_engine::core::PartitionConfig;
+    let redis = TestRedis::standalone();
+    // One flow partition: every failure shares one index, so requeueing
+    // while paging would shift it under the cursor.
+    let one = PartitionConfig {
+        flow_partitions: 1,
+        ..Default::default()
+    };
+    let c = ff_engine::Client::with_partitions(store(&redis.url()).await, one)
+        .await
+        .unwrap();
+    for _ in 0..5 {
+        c.create(ExecutionSpec::new("job")).await.unwrap();
+        let cl = claim_one(&c).await;
+        c.fail(&cl.lease, "down", false).await.unwrap();
+    }
+    let args = ff_cli::ops::ListArgs {
+        lane: "default".into(),
+        state: "failed".into(),
+        kind: None,
+        error_prefix: None,
+        limit: 2,
+        cursor: None,
+    };
+    assert_eq!(
+        ff_cli::ops::retry_all(&c, &args).await.unwrap(),
+        "5 requeued, 0 refused"
     );
 }

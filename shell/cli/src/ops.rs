@@ -167,28 +167,17 @@ pub async fn retry(c: &Client, id: &str) -> Result<String, OpsError> {
 }
 
 /// `ff retry --lane L --state failed [--kind K] [--error-prefix P]`: every
-/// match, a page at a time; a refusal of one is reported and the rest go on.
+/// match (up to 5,000 a call; the answer says when more may match).
 pub async fn retry_all(c: &Client, a: &ListArgs) -> Result<String, OpsError> {
-    let q = query(a)?;
-    let (mut requeued, mut refused, mut cursor) = (0u64, 0u64, a.cursor.clone());
-    loop {
-        let page = c.list(&q, cursor.as_deref()).await?;
-        for r in &page.items {
-            match c.requeue(&r.execution).await {
-                Ok(Requeued::Requeued) => requeued += 1,
-                Ok(Requeued::Live) => {}
-                Err(e) => {
-                    refused += 1;
-                    eprintln!("{}: {e}", r.execution);
-                }
-            }
-        }
-        match page.next {
-            Some(n) => cursor = Some(n),
-            None => break,
-        }
+    let done = c.requeue_matching(&query(a)?).await?;
+    for (id, why) in &done.refused {
+        eprintln!("{id}: {why}");
     }
-    Ok(format!("{requeued} requeued, {refused} refused"))
+    let mut text = format!("{} requeued, {} refused", done.requeued, done.refused.len());
+    if !done.complete {
+        text.push_str("; more may match: run again to go on");
+    }
+    Ok(text)
 }
 
 /// `ff cancel ID`.

@@ -33,7 +33,7 @@ mod typed;
 mod wait;
 pub use counts::{Counts, COUNTED_INDEXES};
 pub use list::{ListQuery, Page};
-pub use operator::Requeued;
+pub use operator::{BulkRequeue, Requeued, BULK_MAX};
 pub use schedules::Schedule;
 pub use suspension::{PendingWaitpoint, Signal, Suspension};
 pub use typed::JobHandle;

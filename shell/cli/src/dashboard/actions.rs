@@ -13,14 +13,6 @@ use ff_core::{ExecutionId, Lane};
 use ff_engine::Requeued;
 use serde::Deserialize;
 
-/// Most executions one press of "Retry every match" requeues.
-pub(crate) const BULK_MAX: usize = 5_000;
-/// Most list pages one press reads (each reads at most 2,000 records), so a
-/// press ends in bounded time even when few records match.
-const BULK_PAGES: usize = 50;
-/// Requeues sent at once.
-const BULK_CONCURRENCY: usize = 100;
-
 #[derive(Debug, Default, Deserialize)]
 pub(crate) struct ActionForm {
     csrf: Option<String>,
@@ -178,10 +170,8 @@ pub(crate) async fn resume(
     set_paused(st, ctx, lane, f, false).await
 }
 
-/// Retry every match of a filter, in bounded work: the matches are gathered
-/// first (up to [`BULK_MAX`] of them, reading at most [`BULK_PAGES`] pages)
-/// and only then requeued, since requeueing while paging would shift the
-/// list under its cursor and skip some. What is left is done by pressing
+/// Retry every match of a filter ([`ff_engine::Client::requeue_matching`]:
+/// bounded, gathered before requeued). What is left is done by pressing
 /// again (the requeued ones no longer match).
 pub(crate) async fn bulk_retry(
     State(st): State<AppState>,
@@ -209,44 +199,14 @@ pub(crate) async fn bulk_retry(
     }
     let back = f.back.as_deref();
     let q = filter.query(500).map_err(|e| PageError::engine(base, e))?;
-    let (mut ids, mut cursor, mut pages, mut complete) = (Vec::new(), None::<String>, 0, false);
-    loop {
-        let page = match st.client.list(&q, cursor.as_deref()).await {
-            Ok(p) => p,
-            Err(e) => return Ok(answer(base, back, "err", &format!("listing failed: {e}"))),
-        };
-        pages += 1;
-        ids.extend(page.items.into_iter().map(|r| r.execution));
-        match page.next {
-            None => {
-                complete = true;
-                break;
-            }
-            Some(n) => cursor = Some(n),
-        }
-        if ids.len() >= BULK_MAX || pages >= BULK_PAGES {
-            break;
-        }
-    }
-    if ids.len() > BULK_MAX {
-        ids.truncate(BULK_MAX);
-        complete = false;
-    }
-    let (mut requeued, mut live, mut refused, mut first_refusal) = (0u64, 0u64, 0u64, None);
-    for chunk in ids.chunks(BULK_CONCURRENCY) {
-        let results = futures::future::join_all(chunk.iter().map(|id| st.client.requeue(id))).await;
-        for (id, r) in chunk.iter().zip(results) {
-            match r {
-                Ok(Requeued::Requeued) => requeued += 1,
-                Ok(Requeued::Live) => live += 1,
-                Err(e) => {
-                    refused += 1;
-                    first_refusal.get_or_insert_with(|| format!("{id}: {e}"));
-                }
-            }
-        }
-    }
-    let mut text = format!("{requeued} requeued of {} matched", ids.len());
+    let done = match st.client.requeue_matching(&q).await {
+        Ok(d) => d,
+        Err(e) => return Ok(answer(base, back, "err", &format!("listing failed: {e}"))),
+    };
+    let (requeued, live, refused, complete) =
+        (done.requeued, done.live, done.refused.len(), done.complete);
+    let first_refusal = done.refused.first().map(|(id, e)| format!("{id}: {e}"));
+    let mut text = format!("{requeued} requeued of {} matched", done.matched);
     if live > 0 {
         text.push_str(&format!(", {live} already running again"));
     }

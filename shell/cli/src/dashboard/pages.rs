@@ -369,7 +369,7 @@ pub(crate) async fn executions(
                 (form_guard(&st.csrf, &back))
                 @for (k, v) in f.pairs() { input type="hidden" name=(k) value=(v); }
                 button.bulk-retry type="submit" { "Retry every match" }
-                span.dim.small { " up to " (num(super::actions::BULK_MAX as u64)) " per press" }
+                span.dim.small { " up to " (num(ff_engine::client::BULK_MAX as u64)) " per press" }
             }
         }
         p.small.dim {
