@@ -527,7 +527,10 @@ fn start_operator(
                         let Some(id) = pick else { continue };
                         let _checker = checker.lock().await;
                         let resumes = match client.get(&id).await {
-                            Ok(r) if r.public_state.is_terminal() => r.resumes,
+                            // (one with waitpoints may still be signalled: the signaller would be refused)
+                            Ok(r) if r.public_state.is_terminal() && r.waitpoints.is_empty() => {
+                                r.resumes
+                            }
                             _ => continue,
                         };
                         // Sent until answered (a lost reply may hide that it
