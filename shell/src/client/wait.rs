@@ -12,7 +12,7 @@ use ff_core::contract::execution::ExecutionRecord;
 use ff_core::contract::watch::{self, ENDED_CHANNEL};
 use ff_core::state::PublicState;
 use ff_core::ExecutionId;
-use std::collections::HashMap;
+use std::collections::BTreeMap;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 use tokio::sync::{oneshot, watch as tw};
@@ -107,7 +107,7 @@ struct Entry {
 }
 
 struct Shared {
-    entries: Mutex<HashMap<String, Entry>>,
+    entries: Mutex<BTreeMap<String, Entry>>,
     /// Counts (re)subscriptions: each may have missed announcements.
     subscribed: tw::Sender<u64>,
 }
@@ -125,7 +125,7 @@ impl Waiters {
         let mut rx = client.store.subscribe(ENDED_CHANNEL).await?;
         let (subscribed, mut live) = tw::channel(0u64);
         let shared = Arc::new(Shared {
-            entries: Mutex::new(HashMap::new()),
+            entries: Mutex::new(BTreeMap::new()),
             subscribed,
         });
         let (stop, mut stopped) = oneshot::channel::<()>();
@@ -238,7 +238,10 @@ impl Client {
                     return Ok(o);
                 }
             }
+            // (biased: an unbiased select draws from a thread-local RNG,
+            // which the simulator does not control)
             ended = tokio::select! {
+                biased;
                 r = reg.ended.changed() => r.is_ok(),
                 r = reg.subscribed.changed() => {
                     // Resubscribed: announcements may have been missed, and
