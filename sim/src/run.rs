@@ -212,7 +212,7 @@ async fn scenario(cfg: SimConfig) -> SimReport {
 
     let counts = fault_phase(&world, &cfg, &mut rng, &engines, &workers).await;
     operator.abort();
-    resume_default_lane(&world).await;
+    resume_contested_lane(&world).await;
     let _ = creator.await;
     zombie_on.store(false, Ordering::SeqCst);
 
@@ -420,7 +420,7 @@ fn start_client(
 }
 
 /// An operator, while faults are on: requeues an execution that ended
-/// badly, deletes a terminal one, or pauses the `default` lane for a while
+/// badly, deletes a terminal one, or pauses the contested lane for a while
 /// (then resumes it). It holds the checker while it acts, so the checker
 /// never sees half of it: a requeued execution's terminal state is
 /// forgotten, a deleted one leaves the executions that must not be lost.
@@ -507,12 +507,12 @@ fn start_operator(
                         m.deleted_resumes += resumes;
                     }
                     _ => {
-                        if client.pause_lane("default").await.is_ok() {
+                        if client.pause_lane(contested_lane().as_str()).await.is_ok() {
                             model.lock().expect("model lock").pauses += 1;
                         }
                         tokio::time::sleep(Duration::from_millis(rng.random_range(200..2_000)))
                             .await;
-                        while client.resume_lane("default").await.is_err() {
+                        while client.resume_lane(contested_lane().as_str()).await.is_err() {
                             tokio::time::sleep(Duration::from_millis(50)).await;
                         }
                     }
@@ -521,11 +521,11 @@ fn start_operator(
         })
 }
 
-/// After the operator stops: the `default` lane must not stay paused (it
+/// After the operator stops: the contested lane must not stay paused (it
 /// may have been stopped between a pause and its resume).
-async fn resume_default_lane(w: &World) {
+async fn resume_contested_lane(w: &World) {
     let client = connect(w.memory.clone(), w.partitions).await;
-    while client.resume_lane("default").await.is_err() {
+    while client.resume_lane(contested_lane().as_str()).await.is_err() {
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
 }
