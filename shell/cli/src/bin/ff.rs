@@ -444,15 +444,8 @@ fn dashboard(args: DashboardArgs) -> i32 {
                 .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("warn")),
         )
         .init();
-    let runtime = match tokio::runtime::Builder::new_multi_thread()
-        .enable_all()
-        .build()
-    {
-        Ok(rt) => rt,
-        Err(e) => {
-            eprintln!("ff dashboard: cannot start the runtime: {e}");
-            return 1;
-        }
+    let Some(runtime) = runtime("dashboard", true) else {
+        return 1;
     };
     runtime.block_on(async {
         let stop = match ff_cli::serve::stop_signal() {
@@ -518,25 +511,11 @@ where
     F: FnOnce(ff_engine::Client) -> Fut,
     Fut: std::future::Future<Output = Result<String, ff_cli::ops::OpsError>>,
 {
-    use ff_engine::store::{RedisStore, RedisStoreOptions};
-    let runtime = match tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-    {
-        Ok(rt) => rt,
-        Err(e) => {
-            eprintln!("ff {verb}: cannot start the runtime: {e}");
-            return 1;
-        }
+    let Some(runtime) = runtime(verb, false) else {
+        return 1;
     };
     let result = runtime.block_on(async {
-        let opts = RedisStoreOptions {
-            cluster: conn.cluster,
-            tls: conn.tls.options()?,
-            ..Default::default()
-        };
-        let store = RedisStore::connect(&conn.redis, opts).await?;
-        let client = ff_engine::Client::new(std::sync::Arc::new(store)).await?;
+        let client = connect_client(&conn.redis, conn.cluster, &conn.tls).await?;
         f(client).await
     });
     match result {
@@ -554,8 +533,6 @@ where
 fn schedule(verb: ScheduleVerb) -> i32 {
     use ff_cli::schedule as sch;
     use ff_engine::core::schedule::Trigger;
-    use ff_engine::store::{RedisStore, RedisStoreOptions};
-    use std::sync::Arc;
     if let ScheduleVerb::Preview {
         expr,
         every,
@@ -603,24 +580,11 @@ fn schedule(verb: ScheduleVerb) -> i32 {
         | ScheduleVerb::Delete { server, .. } => server,
         ScheduleVerb::Preview { .. } => unreachable!("answered above"),
     };
-    let runtime = match tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-    {
-        Ok(rt) => rt,
-        Err(e) => {
-            eprintln!("ff schedule: cannot start the runtime: {e}");
-            return 1;
-        }
+    let Some(runtime) = runtime("schedule", false) else {
+        return 1;
     };
     let result: Result<i32, ff_engine::Error> = runtime.block_on(async {
-        let opts = RedisStoreOptions {
-            cluster: server.cluster,
-            tls: server.tls.options()?,
-            ..Default::default()
-        };
-        let store = RedisStore::connect(&server.redis, opts).await?;
-        let client = ff_engine::Client::new(Arc::new(store)).await?;
+        let client = connect_client(&server.redis, server.cluster, &server.tls).await?;
         let said = |what: &str, changed: bool, name: &str| {
             println!(
                 "{name}: {}",
@@ -726,15 +690,8 @@ fn engine(args: EngineArgs) -> i32 {
     } else {
         logs.init();
     }
-    let runtime = match tokio::runtime::Builder::new_multi_thread()
-        .enable_all()
-        .build()
-    {
-        Ok(rt) => rt,
-        Err(e) => {
-            eprintln!("ff engine: cannot start the runtime: {e}");
-            return 1;
-        }
+    let Some(runtime) = runtime("engine", true) else {
+        return 1;
     };
     runtime.block_on(async {
         let metrics = match args.metrics_addr {
@@ -783,26 +740,11 @@ fn engine(args: EngineArgs) -> i32 {
 }
 
 fn inspect(args: InspectArgs) -> i32 {
-    use ff_engine::store::{RedisStore, RedisStoreOptions};
-    use std::sync::Arc;
-    let runtime = match tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-    {
-        Ok(rt) => rt,
-        Err(e) => {
-            eprintln!("ff inspect: cannot start the runtime: {e}");
-            return 1;
-        }
+    let Some(runtime) = runtime("inspect", false) else {
+        return 1;
     };
     let result = runtime.block_on(async {
-        let opts = RedisStoreOptions {
-            cluster: args.cluster,
-            tls: args.tls.options()?,
-            ..Default::default()
-        };
-        let store = RedisStore::connect(&args.redis, opts).await?;
-        let client = ff_engine::Client::new(Arc::new(store)).await?;
+        let client = connect_client(&args.redis, args.cluster, &args.tls).await?;
         ff_engine::inspect::inspect(&client).await
     });
     match result {
@@ -865,15 +807,8 @@ fn demo(args: DemoArgs) -> i32 {
                 .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("error")),
         )
         .init();
-    let runtime = match tokio::runtime::Builder::new_multi_thread()
-        .enable_all()
-        .build()
-    {
-        Ok(rt) => rt,
-        Err(e) => {
-            eprintln!("ff demo: cannot start the runtime: {e}");
-            return 1;
-        }
+    let Some(runtime) = runtime("demo", true) else {
+        return 1;
     };
     let result = runtime.block_on(async {
         let store: Arc<dyn Store> = match &args.redis {
@@ -936,15 +871,8 @@ fn bench(args: BenchArgs) -> i32 {
         flush: args.flush,
         keep: args.keep,
     };
-    let runtime = match tokio::runtime::Builder::new_multi_thread()
-        .enable_all()
-        .build()
-    {
-        Ok(rt) => rt,
-        Err(e) => {
-            eprintln!("ff bench: cannot start the runtime: {e}");
-            return 1;
-        }
+    let Some(runtime) = runtime("bench", true) else {
+        return 1;
     };
     match runtime.block_on(bench::run(scenario, opts)) {
         Ok(report) => {
@@ -965,4 +893,36 @@ fn bench(args: BenchArgs) -> i32 {
             1
         }
     }
+}
+
+/// The runtime a verb runs on, or `None` after printing why it could not start.
+fn runtime(verb: &str, multi_thread: bool) -> Option<tokio::runtime::Runtime> {
+    let mut b = if multi_thread {
+        tokio::runtime::Builder::new_multi_thread()
+    } else {
+        tokio::runtime::Builder::new_current_thread()
+    };
+    match b.enable_all().build() {
+        Ok(rt) => Some(rt),
+        Err(e) => {
+            eprintln!("ff {verb}: cannot start the runtime: {e}");
+            None
+        }
+    }
+}
+
+/// Connect to the server(s) and attach a client (the recorded partition counts).
+async fn connect_client(
+    redis: &[String],
+    cluster: bool,
+    tls: &ff_cli::tls::TlsArgs,
+) -> Result<ff_engine::Client, ff_engine::Error> {
+    use ff_engine::store::{RedisStore, RedisStoreOptions};
+    let opts = RedisStoreOptions {
+        cluster,
+        tls: tls.options()?,
+        ..Default::default()
+    };
+    let store = RedisStore::connect(redis, opts).await?;
+    ff_engine::Client::new(std::sync::Arc::new(store)).await
 }
