@@ -35,7 +35,7 @@ fn main() {
         simulated_ms += report.simulated_ms;
         let status = if report.passed() { "ok" } else { "FAILED" };
         eprintln!(
-            "seed {seed}: {status} — {} created, outcomes {:?}, faults {:?}, {} engines (ownership {}), crashes e{}/w{}, engine cuts {}, store restarts {}, clock jumps {}, zombies {}, resumes {} ({} by signal), operator requeued {} deleted {} paused {}, trace {:016x} ({} events), {} s simulated",
+            "seed {seed}: {status} — {} created, outcomes {:?}, faults {:?}, {} engines (ownership {}), crashes e{}/w{}, engine cuts {}, store restarts {}, clock jumps {}, zombies {}, resumes {} ({} by signal), waiters {}/{}, operator requeued {} deleted {} paused {}, trace {:016x} ({} events), {} s simulated",
             report.created,
             report.outcomes.iter().map(|(s, n)| format!("{s}={n}")).collect::<Vec<_>>(),
             report.faults,
@@ -49,6 +49,8 @@ fn main() {
             report.zombie_attempts,
             report.resumes,
             report.resumed_by_signal,
+            report.waited,
+            report.waiters,
             report.requeued,
             report.deleted,
             report.pauses,

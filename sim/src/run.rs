@@ -8,7 +8,7 @@ use ff_core::state::PublicState;
 use ff_core::{ExecutionId, PartitionConfig};
 use ff_engine::store::{MemoryStore, Store};
 use ff_engine::worker::Worker;
-use ff_engine::{Client, Engine, EngineConfig};
+use ff_engine::{Client, Engine, EngineConfig, Outcome};
 use madsim::runtime::{Handle, NodeHandle, Runtime};
 use madsim::task::JoinHandle;
 use rand::rngs::StdRng;
@@ -72,6 +72,9 @@ pub struct SimReport {
     /// and how many of those a signal resumed.
     pub resumes: u32,
     pub resumed_by_signal: u32,
+    /// Callers that awaited an execution's end, and how many resolved.
+    pub waiters: usize,
+    pub waited: usize,
     /// What the operator did: requeues, deletes, lane pauses.
     pub requeued: usize,
     pub deleted: usize,
@@ -97,6 +100,12 @@ struct Model {
     resumed_by_signal: u32,
     /// Tokens reported (once each) to the ledger budget.
     ledger: u64,
+    /// Waiters started on executions (`Client::wait`).
+    waiters: usize,
+    /// What each waiter resolved to.
+    waited: Vec<(ExecutionId, Outcome<Vec<u8>>)>,
+    /// Executions some caller waits on (the operator leaves them alone).
+    waited_on: std::collections::BTreeSet<ExecutionId>,
     /// Executions an operator requeued, with their attempt before.
     requeued: Vec<(ExecutionId, u32)>,
     /// Executions an operator deleted.
@@ -404,6 +413,14 @@ fn start_client(
                                 .expect("model lock")
                                 .created
                                 .push(c.execution.clone());
+                            // Some callers await the end.
+                            if rng.random_ratio(1, 4) {
+                                let mut m = model.lock().expect("model lock");
+                                m.waiters += 1;
+                                m.waited_on.insert(c.execution.clone());
+                                drop(m);
+                                tokio::spawn(await_end(client.clone(), c.execution, model.clone()));
+                            }
                             break;
                         }
                         Err(ff_engine::Error::Store(_)) => {
@@ -419,12 +436,32 @@ fn start_client(
         })
 }
 
+/// A caller awaiting an execution's end, through store errors (a wait
+/// that fails is simply waited again).
+async fn await_end(client: Client, id: ExecutionId, model: Shared) {
+    loop {
+        match client.wait(&id, Duration::from_secs(3_600)).await {
+            Ok(o) => {
+                model.lock().expect("model lock").waited.push((id, o));
+                return;
+            }
+            Err(ff_engine::Error::Store(_)) | Err(ff_engine::Error::TimedOut { .. }) => {
+                tokio::time::sleep(Duration::from_millis(100)).await
+            }
+            Err(e) => {
+                violation(&model, format!("wait on {id}: {e}"));
+                return;
+            }
+        }
+    }
+}
+
 /// An operator, while faults are on: requeues an execution that ended
 /// badly, deletes a terminal one, or pauses the contested lane for a while
 /// (then resumes it). It holds the checker while it acts, so the checker
 /// never sees half of it: a requeued execution's terminal state is
 /// forgotten, a deleted one leaves the executions that must not be lost.
-/// Flow members (and, for deletes, executions with waitpoints) are left alone.
+/// Executions someone waits on and flow members are left alone.
 fn start_operator(
     w: &World,
     seed: u64,
@@ -447,7 +484,7 @@ fn start_operator(
                     let free: Vec<ExecutionId> = m
                         .created
                         .iter()
-                        .filter(|e| !flows.contains(e))
+                        .filter(|e| !m.waited_on.contains(*e) && !flows.contains(e))
                         .cloned()
                         .collect();
                     (!free.is_empty()).then(|| free[rng.random_range(0..free.len())].clone())
@@ -784,9 +821,39 @@ async fn judge(
     } else {
         Vec::new()
     };
+    // Every waiter resolves to the record's outcome (a missed announcement
+    // is caught by the re-read every 30 s).
+    if obs.all_terminal() {
+        let deadline = tokio::time::Instant::now() + Duration::from_secs(40);
+        loop {
+            let (started, done) = {
+                let m = w.model.lock().expect("model lock");
+                (m.waiters, m.waited.len())
+            };
+            if done >= started || tokio::time::Instant::now() >= deadline {
+                break;
+            }
+            tokio::time::sleep(Duration::from_millis(500)).await;
+        }
+    }
     let mut model = w.model.lock().expect("model lock");
     if obs.all_terminal() {
         let mut wrong = Vec::new();
+        if model.waited.len() < model.waiters {
+            wrong.push(format!(
+                "waiters: {} of {} resolved 40 s after every execution ended",
+                model.waited.len(),
+                model.waiters
+            ));
+        }
+        for (id, got) in &model.waited {
+            let want = obs.records.get(id.as_str()).and_then(Outcome::of);
+            if want.as_ref() != Some(got) {
+                wrong.push(format!(
+                    "waiter on {id} resolved to {got:?}, the record ends {want:?}"
+                ));
+            }
+        }
         // A requeued execution that ran again did so as a new attempt; a
         // deleted one is gone.
         for (id, before) in &model.requeued {
@@ -881,6 +948,8 @@ async fn judge(
         zombie_attempts: model.zombie_attempts,
         resumes,
         resumed_by_signal: by_signal,
+        waiters: model.waiters,
+        waited: model.waited.len(),
         requeued: model.requeued.len(),
         deleted: model.deleted.len(),
         pauses: model.pauses,

@@ -13,9 +13,10 @@ use ff_core::contract::watch::{self, ENDED_CHANNEL};
 use ff_core::state::PublicState;
 use ff_core::ExecutionId;
 use std::collections::BTreeMap;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
-use tokio::sync::{oneshot, watch as tw};
+use tokio::sync::{oneshot, Notify};
 use tokio::time::Instant;
 
 /// A waiter re-reads the record this often even without an announcement:
@@ -100,16 +101,52 @@ impl<T> Outcome<T> {
     }
 }
 
+/// A count of events that wakes its waiters in the order they began
+/// waiting. (tokio's `watch` spreads its waiters over 8 queues chosen by a
+/// process-wide RNG, so two runs of one simulator seed in one process woke
+/// them in different orders.)
+#[derive(Default)]
+struct Counter {
+    n: AtomicU64,
+    notify: Notify,
+}
+
+impl Counter {
+    fn bump(&self) {
+        self.n.fetch_add(1, Ordering::SeqCst);
+        self.notify.notify_waiters();
+    }
+
+    fn get(&self) -> u64 {
+        self.n.load(Ordering::SeqCst)
+    }
+
+    /// Wait until the count is no longer `seen`; the new count.
+    async fn changed_from(&self, seen: u64) -> u64 {
+        loop {
+            let notified = self.notify.notified();
+            tokio::pin!(notified);
+            // Registered before the check, so a bump in between still wakes it.
+            notified.as_mut().enable();
+            let n = self.get();
+            if n != seen {
+                return n;
+            }
+            notified.await;
+        }
+    }
+}
+
 /// One execution waited on: its announcements counted, and how many wait.
 struct Entry {
-    ended: tw::Sender<u64>,
+    ended: Arc<Counter>,
     waiting: usize,
 }
 
 struct Shared {
     entries: Mutex<BTreeMap<String, Entry>>,
-    /// Counts (re)subscriptions: each may have missed announcements.
-    subscribed: tw::Sender<u64>,
+    /// Counts re-subscriptions: each may have missed announcements.
+    resubscribed: Counter,
 }
 
 /// A client's waiters. Dropping the last clone of the client ends the
@@ -123,10 +160,22 @@ impl Waiters {
     /// Subscribe and wait until the subscription is live.
     async fn start(client: &Client) -> Result<Waiters> {
         let mut rx = client.store.subscribe(ENDED_CHANNEL).await?;
-        let (subscribed, mut live) = tw::channel(0u64);
+        // Nobody is registered before the first confirmation, so anything
+        // before it concerns nobody.
+        loop {
+            match rx.recv().await {
+                Some(SubEvent::Subscribed) => break,
+                Some(SubEvent::Message(_)) => {}
+                None => {
+                    return Err(Error::Store(crate::error::StoreError::Unavailable(
+                        "the done-announcement subscription ended".into(),
+                    )))
+                }
+            }
+        }
         let shared = Arc::new(Shared {
             entries: Mutex::new(BTreeMap::new()),
-            subscribed,
+            resubscribed: Counter::default(),
         });
         let (stop, mut stopped) = oneshot::channel::<()>();
         let s = shared.clone();
@@ -138,24 +187,17 @@ impl Waiters {
                     ev = rx.recv() => ev,
                 };
                 match ev {
-                    Some(SubEvent::Subscribed) => {
-                        s.subscribed.send_modify(|n| *n += 1);
-                    }
+                    Some(SubEvent::Subscribed) => s.resubscribed.bump(),
                     Some(SubEvent::Message(m)) => {
                         let id = String::from_utf8_lossy(&m);
                         if let Some(e) = s.entries.lock().expect("waiters lock").get(id.as_ref()) {
-                            e.ended.send_modify(|n| *n += 1);
+                            e.ended.bump();
                         }
                     }
                     None => return,
                 }
             }
         });
-        live.wait_for(|n| *n > 0).await.map_err(|_| {
-            Error::Store(crate::error::StoreError::Unavailable(
-                "the done-announcement subscription ended".into(),
-            ))
-        })?;
         Ok(Waiters {
             shared,
             _stop: stop,
@@ -165,15 +207,16 @@ impl Waiters {
     fn register(&self, id: &ExecutionId) -> Registration {
         let mut entries = self.shared.entries.lock().expect("waiters lock");
         let e = entries.entry(id.to_string()).or_insert_with(|| Entry {
-            ended: tw::channel(0).0,
+            ended: Arc::default(),
             waiting: 0,
         });
         e.waiting += 1;
         Registration {
             shared: self.shared.clone(),
             id: id.to_string(),
-            ended: e.ended.subscribe(),
-            subscribed: self.shared.subscribed.subscribe(),
+            ended_seen: e.ended.get(),
+            ended: e.ended.clone(),
+            resubscribed_seen: self.shared.resubscribed.get(),
         }
     }
 
@@ -188,8 +231,9 @@ impl Waiters {
 struct Registration {
     shared: Arc<Shared>,
     id: String,
-    ended: tw::Receiver<u64>,
-    subscribed: tw::Receiver<u64>,
+    ended: Arc<Counter>,
+    ended_seen: u64,
+    resubscribed_seen: u64,
 }
 
 impl Drop for Registration {
@@ -238,17 +282,19 @@ impl Client {
                     return Ok(o);
                 }
             }
-            // (biased: an unbiased select draws from a thread-local RNG,
+            // (biased: an unbiased select draws from a process-wide RNG,
             // which the simulator does not control)
             ended = tokio::select! {
                 biased;
-                r = reg.ended.changed() => r.is_ok(),
-                r = reg.subscribed.changed() => {
-                    // Resubscribed: announcements may have been missed, and
-                    // a restored server may have lost the mark.
-                    if r.is_ok() {
-                        watch::decode_watch(&self.call(&watch::watch(execution)).await?)?;
-                    }
+                n = reg.ended.changed_from(reg.ended_seen) => {
+                    reg.ended_seen = n;
+                    true
+                }
+                n = reg.shared.resubscribed.changed_from(reg.resubscribed_seen) => {
+                    reg.resubscribed_seen = n;
+                    // Announcements may have been missed, and a restored
+                    // server may have lost the mark.
+                    watch::decode_watch(&self.call(&watch::watch(execution)).await?)?;
                     true
                 }
                 _ = tokio::time::sleep(REREAD_EVERY) => true,
