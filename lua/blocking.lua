@@ -12,7 +12,7 @@ local name_ok, now_ms, ok, register = P.name_ok, P.now_ms, P.ok, P.register
 local eid_ok, eligible_key, exec_key, idx_key = K.eid_ok, K.eligible_key, K.exec_key, K.idx_key
 local tag_of = K.tag_of
 local exec_target, leave_live, make_eligible = EXEC.exec_target, EXEC.leave_live, EXEC.make_eligible
-local make_terminal = EXEC.make_terminal
+local make_terminal, count_from = EXEC.make_terminal, EXEC.count_from
 local read_state = EXEC.read_state
 local fenced, seal = LEASE.fenced, LEASE.seal
 local announce_admission, announce_blocked = ADM.announce_admission, ADM.announce_blocked
@@ -49,6 +49,7 @@ local function ff_block(keys, args)
   leave_live(h.ek, h.tag, h.eid, h)
   redis.call('HSET', h.ek, 'phase', 'runnable', 'elig', elig, 'due', '', 'att_state', 'released',
     'blocked_on', detail, 'fence', seal(h, 'block', 'blocked', 0))
+  count_from(h.tag, h, elig, now)
   redis.call('ZADD', idx_key(h.tag, elig), now, h.eid)
   announce_blocked(h.tag, now)
   return ok('blocked', 0, 0)
@@ -108,11 +109,11 @@ local function ff_unblock(keys, args)
   for _, eid in ipairs(args) do
     if eid_ok(eid, tag) and redis.call('ZSCORE', idx, eid) then
       local ek = exec_key(eid)
-      local h = hmget(ek, 'phase', 'elig', 'lane', 'pri')
+      local h = hmget(ek, 'phase', 'elig', 'lane', 'pri', 'flow')
       redis.call('ZREM', idx, eid)
       if h.phase == 'runnable' and h.elig == elig and name_ok(h.lane) then
         redis.call('HDEL', ek, 'blocked_on')
-        make_eligible(ek, tag, eid, h.lane, tonumber(h.pri) or 0, now)
+        make_eligible(ek, tag, eid, h, tonumber(h.pri) or 0, now)
         moved = moved + 1
       else
         repaired = repaired + 1
@@ -128,12 +129,13 @@ end
 local function ff_block_route(keys, args)
   local ek, tag, e = exec_target(keys, args[1])
   if e then return e end
-  local h = hmget(ek, 'phase', 'elig', 'lane')
+  local h = hmget(ek, 'phase', 'elig', 'lane', 'flow')
   if h.phase == nil then return err('not_found', args[1]) end
   if h.phase ~= 'runnable' or h.elig ~= 'eligible' or not name_ok(h.lane) then return ok('skipped') end
   redis.call('ZREM', eligible_key(tag, h.lane), args[1])
   local now = now_ms()
   redis.call('HSET', ek, 'elig', 'blocked_route')
+  count_from(tag, h, 'blocked_route', now)
   redis.call('ZADD', idx_key(tag, 'blocked_route'), now, args[1])
   announce_blocked(tag, now)
   return ok('blocked')

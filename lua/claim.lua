@@ -10,6 +10,7 @@ local eid_ok, eligible_key, exec_key, tag_of = K.eid_ok, K.eligible_key, K.exec_
 local paused_key = K.paused_key
 local zadd_due_many = MV.zadd_due_many
 local ADMISSION_HOOKS, make_terminal = EXEC.ADMISSION_HOOKS, EXEC.make_terminal
+local count_move = EXEC.count_move
 local read_state = EXEC.read_state
 
 -- ff_claim: hand out up to n eligible executions of one lane of one partition
@@ -72,10 +73,10 @@ local function ff_claim(keys, args)
     local ek = eid_ok(eid, tag) and exec_key(eid)
     -- (positional: this runs once per claimed execution)
     local v = ek and redis.call('HMGET', ek, 'phase', 'elig', 'lane', 'epoch', 'att_timeout', 'kind', 'payload', 'opt')
-    local adm, deadline_s, needs, epoch, att_timeout, deadline
+    local adm, deadline_s, needs, epoch, att_timeout, deadline, flow
     if v then
-      local o = optional_fields(ek, v[8], 'adm', 'deadline')
-      adm, deadline_s = o[1], o[2]
+      local o = optional_fields(ek, v[8], 'adm', 'deadline', 'flow')
+      adm, deadline_s, flow = o[1], o[2], o[3] or nil
       needs = adm and needed_capabilities(adm)
       epoch, att_timeout, deadline = counter(v[4] or nil), counter(v[5] or nil), deadline_s and num(deadline_s)
     end
@@ -111,6 +112,7 @@ local function ff_claim(keys, args)
         redis.call('HSET', ek, 'phase', 'active', 'elig', '', 'lease_id', lease_id, 'epoch', count_text(epoch),
           'lease_exp', exp_s, 'by', by)
       end
+      count_move(tag, lane, flow, 'eligible', 'active', now)
       local k = #out
       out[k + 1] = eid; out[k + 2] = epoch; out[k + 3] = v[6]; out[k + 4] = v[7] or ''
       adms[#adms + 1] = adm or ''

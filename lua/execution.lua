@@ -11,7 +11,9 @@
 local MAX_BACKOFF_MS, MAX_PRIORITY, MAX_RETRIES = F.MAX_BACKOFF_MS, F.MAX_PRIORITY, F.MAX_RETRIES
 local ENDED_CHANNEL, READY_CHANNEL = F.ENDED_CHANNEL, F.READY_CHANNEL
 local RUNNABLE_INDEX = F.RUNNABLE_INDEX
-local err, hmget, num = P.err, P.hmget, P.num
+local err, hmget, num, count, now_ms = P.err, P.hmget, P.num, P.count, P.now_ms
+local counts_key, series_key, flow_key = K.counts_key, K.series_key, K.flow_key
+local FLOW_LIVE_PREFIX, SERIES, SERIES_TTL_S = F.FLOW_LIVE_PREFIX, F.SERIES, F.SERIES_TTL_S
 local eid_ok, eligible_key, exec_key, idx_key = K.eid_ok, K.eligible_key, K.exec_key, K.idx_key
 local tag_of = K.tag_of
 local end_suspension = WP.end_suspension
@@ -106,22 +108,82 @@ local function index_eligible(tag, eid, lane, priority, now, mv)
   end
 end
 
--- runnable/eligible (index_eligible).
-local function make_eligible(ek, tag, eid, lane, priority, now, mv)
-  redis.call('HSET', ek, 'phase', 'runnable', 'elig', 'eligible', 'due', '')
-  index_eligible(tag, eid, lane, priority, now, mv)
+-- Counts (core/src/counts.rs): the word a state is counted under is the
+-- eligibility of a runnable record, the outcome of a terminal one, else the
+-- phase; nil for a runnable record not placed yet (a new flow member).
+local function counted(phase, elig, outcome)
+  if phase == 'runnable' then return elig ~= '' and elig or nil end
+  if phase == 'terminal' then return outcome end
+  return phase
 end
 
--- runnable/delayed until `due`; `...` are extra field/value pairs to store.
-local function make_delayed(mv, ek, tag, eid, due, ...)
+local ENDED = {success = true, failed = true, cancelled = true, expired = true, skipped = true}
+
+-- '<lane>:<word>', made once per (lane, word) for the library's life.
+local FIELDS = {}
+local function field_of(lane, word)
+  local t = FIELDS[lane]
+  if not t then
+    t = {}
+    FIELDS[lane] = t
+  end
+  local f = t[word]
+  if not f then
+    f = lane .. ':' .. word
+    t[word] = f
+  end
+  return f
+end
+
+-- An execution of `lane` (a member of `flow`, if any) moved from the state
+-- counted as `from` to `to` (nil: created, or purged): the partition's
+-- counters and the flow's live-state counts follow, at the call's end
+-- (`now`: the call's time, read here when the caller has none).
+local function count_move(tag, lane, flow, from, to, now)
+  if from == to or not lane then return end
+  local ck = counts_key(tag)
+  if from then count(ck, field_of(lane, from), -1) end
+  if to then count(ck, field_of(lane, to), 1) end
+  if flow then
+    local fk = flow_key(tag, flow)
+    if from and not ENDED[from] then count(fk, FLOW_LIVE_PREFIX .. from, -1) end
+    if to and not ENDED[to] then count(fk, FLOW_LIVE_PREFIX .. to, 1) end
+    redis.call('HSET', fk, 'changed', now or now_ms())
+  end
+end
+
+-- One more of `kind` (SERIES: completed, failed, retried) in `lane` this minute.
+local function count_series(tag, lane, kind, now)
+  if not lane then return end
+  count(series_key(tag, math.floor(now / 60000)), field_of(lane, kind), 1, SERIES_TTL_S)
+end
+
+-- The move out of `h` (a record's state as read_state reads it) into `to`.
+local function count_from(tag, h, to, now)
+  count_move(tag, h.lane, h.flow, counted(h.phase, h.elig, h.outcome), to, now)
+end
+
+-- runnable/eligible (index_eligible), from the state `h`.
+local function make_eligible(ek, tag, eid, h, priority, now, mv)
+  redis.call('HSET', ek, 'phase', 'runnable', 'elig', 'eligible', 'due', '')
+  count_from(tag, h, 'eligible', now)
+  index_eligible(tag, eid, h.lane, priority, now, mv)
+end
+
+-- runnable/delayed until `due`, from the state `h`; `...` are extra
+-- field/value pairs to store.
+local function make_delayed(mv, ek, tag, eid, h, due, ...)
   redis.call('HSET', ek, 'phase', 'runnable', 'elig', 'delayed', 'due', due, ...)
+  count_from(tag, h, 'delayed', mv and mv.now)
   idx_due(mv, tag, 'delayed', due, eid)
 end
 
--- runnable/waiting_children: until its parents decide its join (flows.lua).
--- The index score is when the dependency reconciler next re-checks it.
-local function make_waiting(ek, tag, eid, now)
+-- runnable/waiting_children, from the state `h`: until its parents decide
+-- its join (flows.lua). The index score is when the dependency reconciler
+-- next re-checks it.
+local function make_waiting(ek, tag, eid, h, now)
   redis.call('HSET', ek, 'phase', 'runnable', 'elig', 'waiting_children', 'due', '')
+  count_from(tag, h, 'waiting_children', now)
   redis.call('ZADD', idx_key(tag, 'waiting_children'), now + WAITING_RECHECK_MS, eid)
 end
 
@@ -149,6 +211,12 @@ local function make_terminal(mv, ek, tag, eid, h, outcome, now, ...)
     redis.call('HSET', ek, 'phase', 'terminal', 'elig', '', 'outcome', outcome, 'ended', mv and mv.now_s or now, 'due', '', ...)
   end
   idx_due(mv, tag, 'terminal', mv and batch_after(mv, h.retention) or now + (num(h.retention) or 0), eid)
+  count_from(tag, h, outcome, now)
+  if outcome == 'success' then
+    count_series(tag, h.lane, SERIES.completed, now)
+  elseif outcome == 'failed' then
+    count_series(tag, h.lane, SERIES.failed, now)
+  end
   if h.flow then FLOW_HOOKS.member_ended(tag, eid, h.flow, outcome, now) end
   if h.watch then redis.call('PUBLISH', ENDED_CHANNEL, eid) end
 end
@@ -252,5 +320,6 @@ end
 
 --- @export WATCHED, watched, FLOW_RECONCILE_GRACE_MS, WAITING_RECHECK_MS, eligible_score, batch_eligible_score,
 --- @export read_state, leave_live, index_eligible, make_eligible, make_delayed, make_waiting,
+--- @export counted, count_move, count_series, count_from,
 --- @export FLOW_HOOKS, ADMISSION_HOOKS, make_terminal, retry_delay_ms, policy_ok, state_of,
 --- @export NOT_EXEC_TARGET, NOT_PARTITION_EID, exec_target, index_target

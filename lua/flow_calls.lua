@@ -125,7 +125,7 @@ local function ff_add_edge(keys, args)
     if c.elig == 'delayed' then
       redis.call('HSET', ck, 'ready_at', redis.call('HGET', ck, 'due'))
     end
-    make_waiting(ck, tag, child, now)
+    make_waiting(ck, tag, child, c, now)
   end
   local decision = 'waiting'
   if p[2] == 'terminal' then

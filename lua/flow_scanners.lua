@@ -4,7 +4,8 @@ local hex32_ok, register = P.hex32_ok, P.register
 local deps_key, exec_key, flow_key = K.deps_key, K.exec_key, K.flow_key
 local flow_members_key = K.flow_members_key
 local idx_key = K.idx_key
-local WAITING_RECHECK_MS = EXEC.WAITING_RECHECK_MS
+local WAITING_RECHECK_MS, counted = EXEC.WAITING_RECHECK_MS, EXEC.counted
+local FLOW_LIVE_PREFIX, LIVE_WORDS = F.FLOW_LIVE_PREFIX, F.LIVE_WORDS
 local run_batch = SCAN.run_batch
 local FLOW_INLINE_BUDGET, FLOW_PROJECT_MAX = FLOW.FLOW_INLINE_BUDGET, FLOW.FLOW_PROJECT_MAX
 local W, queue_work = FLOW.W, FLOW.queue_work
@@ -62,6 +63,11 @@ local OUTCOMES = {'success', 'failed', 'cancelled', 'expired', 'skipped'}
 
 -- Flow projector: recount a changed flow from its members and repair the
 -- counters the data plane keeps (they are exact unless something broke).
+-- The words a member not ended is counted under (execution.lua counted),
+-- and their fields in a flow's hash.
+local LIVE_FIELDS = {}
+for i = 1, #LIVE_WORDS do LIVE_FIELDS[i] = FLOW_LIVE_PREFIX .. LIVE_WORDS[i] end
+
 local function project(fk, tag, flow)
   redis.call('ZREM', idx_key(tag, 'flows'), flow)
   local f = redis.call('HMGET', fk, 'n', 'done', unpack(OUTCOMES))
@@ -70,21 +76,29 @@ local function project(fk, tag, flow)
   if redis.call('ZCARD', members) > FLOW_PROJECT_MAX then return 'acted' end
   local count = {n = 0, done = 0}
   for _, o in ipairs(OUTCOMES) do count[o] = 0 end
+  for _, w in ipairs(LIVE_WORDS) do count[w] = 0 end
   for _, m in ipairs(redis.call('ZRANGE', members, 0, -1)) do
-    local h = redis.call('HMGET', exec_key(m), 'phase', 'outcome')
+    local h = redis.call('HMGET', exec_key(m), 'phase', 'outcome', 'elig')
     if h[1] then
       count.n = count.n + 1
       if h[1] == 'terminal' and count[h[2]] then
         count.done = count.done + 1
         count[h[2]] = count[h[2]] + 1
+      elseif h[1] ~= 'terminal' then
+        local w = counted(h[1], h[3] or '', nil)
+        if w and count[w] then count[w] = count[w] + 1 end
       end
     else
       redis.call('ZREM', members, m)
     end
   end
+  local live = redis.call('HMGET', fk, unpack(LIVE_FIELDS))
+  for i = 1, #live do f[#f + 1] = live[i] end
   local want = {count.n, count.done}
   for _, o in ipairs(OUTCOMES) do want[#want + 1] = count[o] end
+  for _, w in ipairs(LIVE_WORDS) do want[#want + 1] = count[w] end
   local fields = {'n', 'done', unpack(OUTCOMES)}
+  for _, name in ipairs(LIVE_FIELDS) do fields[#fields + 1] = name end
   local fix = {}
   for j, name in ipairs(fields) do
     if tonumber(f[j] or '0') ~= want[j] then

@@ -122,9 +122,9 @@ local function decide_child(tag, child, now)
     redis.call('ZREM', idx_key(tag, 'waiting_children'), child)
     local ready_at = num(h.ready_at)
     if ready_at and ready_at > now then
-      make_delayed(nil, ck, tag, child, ready_at)
+      make_delayed(nil, ck, tag, child, h, ready_at)
     else
-      make_eligible(ck, tag, child, h.lane, num(h.pri) or 0, now)
+      make_eligible(ck, tag, child, h, num(h.pri) or 0, now)
     end
     if h.ready_at then redis.call('HDEL', ck, 'ready_at') end
   elseif d == 'impossible' then
@@ -286,18 +286,20 @@ FLOW_HOOKS.member_created = function(ek, tag, eid, m, now, delay, lane, pri)
     redis.call('HSET', ek, 'payload', c[2])
     redis.call('HDEL', dk, '#data')
   end
+  -- (not placed yet: counted from its placement on)
+  local placed = {lane = lane, flow = m.flow}
   if tonumber(c[1] or '0') == 0 then
     -- No edges yet: it runs as any execution (edges added before its first
     -- claim still hold it back).
     if delay > 0 then
-      make_delayed(nil, ek, tag, eid, now + delay)
+      make_delayed(nil, ek, tag, eid, placed, now + delay)
     else
-      make_eligible(ek, tag, eid, lane, pri, now)
+      make_eligible(ek, tag, eid, placed, pri, now)
     end
     return
   end
   if delay > 0 then redis.call('HSET', ek, 'ready_at', now + delay) end
-  make_waiting(ek, tag, eid, now)
+  make_waiting(ek, tag, eid, placed, now)
   -- (its parents may have ended already)
   decide_child(tag, eid, now)
 end

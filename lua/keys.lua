@@ -9,6 +9,7 @@ local PASSED_PREFIX = F.PASSED_PREFIX
 local SECRET_PREFIX, IDEMPOTENCY_PREFIX = F.SECRET_PREFIX, F.IDEMPOTENCY_PREFIX
 local OWN_RING_PREFIX, PAUSED_PREFIX = F.OWN_RING_PREFIX, F.PAUSED_PREFIX
 local SCHEDULE_PREFIX = F.SCHEDULE_PREFIX
+local COUNTS_PREFIX, SERIES_PREFIX = F.COUNTS_PREFIX, F.SERIES_PREFIX
 
 -- The partition hash tag of a key, e.g. '{fp:17}'.
 local function tag_of(key)
@@ -118,6 +119,17 @@ local function own_ring_ok(members, leases)
   return leases == OWN_RING_PREFIX .. ring .. 'leases'
 end
 
+-- A partition's counters per (lane, state), and its per-lane counts of one
+-- minute (core/src/counts.rs).
+local function counts_key(tag)
+  return COUNTS_PREFIX .. tag
+end
+
+local function series_key(tag, minute)
+  return SERIES_PREFIX .. tag .. ':' .. minute
+end
+
 --- @export tag_of, exec_key, idx_key, eligible_key, eligible_of, eid_in_partition, eid_ok,
 --- @export flow_key, flow_members_key, deps_key, out_key, passed_key, wp_key, secret_key, idem_prefix,
---- @export admission_key, SKIPLIST_SEED, own_ring_ok, paused_key, sched_key
+--- @export admission_key, SKIPLIST_SEED, own_ring_ok, paused_key, sched_key,
+--- @export counts_key, series_key

@@ -13,6 +13,7 @@ local NOT_PARTITION_EID, retry_delay_ms = EXEC.NOT_PARTITION_EID, EXEC.retry_del
 local exec_target, index_target = EXEC.exec_target, EXEC.index_target
 local leave_live, make_delayed = EXEC.leave_live, EXEC.make_delayed
 local make_eligible, make_terminal = EXEC.make_eligible, EXEC.make_terminal
+local count_series, SERIES = EXEC.count_series, F.SERIES
 local read_state, watched = EXEC.read_state, EXEC.watched
 
 -- Fenced calls: ARGV starts with eid, lease_id, epoch.
@@ -30,7 +31,7 @@ local function lease_check(ek, tag, eid, lease_id, epoch, op, h)
   -- positional: this runs for every report. An absent field costs a search
   -- of the whole record, so the optional fields are read only when the
   -- record has some (`opt`), and end_fail reads the retry policy itself.
-  local v = redis.call('HMGET', ek, 'phase', 'lease_id', 'epoch', 'att_timeout', 'retention', 'opt')
+  local v = redis.call('HMGET', ek, 'phase', 'lease_id', 'epoch', 'att_timeout', 'retention', 'opt', 'lane')
   if v[1] ~= 'active' or v[2] ~= lease_id or v[3] ~= epoch then
     if not eid_ok(eid, tag) then
       return nil, err('invalid_argument', NOT_PARTITION_EID)
@@ -76,7 +77,7 @@ local function lease_check(ek, tag, eid, lease_id, epoch, op, h)
   -- timeout: the timeout stands for att_due, which leave_live only tests.)
   h.phase, h.elig, h.att_due, h.retention = 'active', nil, v[4] ~= '0' and v[4] or nil, v[5] or nil
   h.deadline, h.flow, h.watch = o[1] or nil, o[2] or nil, watched(v[6])
-  h.ek, h.tag, h.eid, h.lease_id, h.epoch = ek, tag, eid, lease_id, epoch
+  h.ek, h.tag, h.eid, h.lease_id, h.epoch, h.lane = ek, tag, eid, lease_id, epoch, v[7] or nil
   return h
 end
 
@@ -126,7 +127,8 @@ local function end_fail(h, message, retryable, now, mv)
   if retryable and retries < max_retries then
     local due = now + retry_delay_ms(h.eid, r[1], retries + 1)
     leave_live(h.ek, h.tag, h.eid, h, mv)
-    make_delayed(mv, h.ek, h.tag, h.eid, due, 'error', message, 'att_state', 'failed', 'retries', retries + 1,
+    count_series(h.tag, h.lane, SERIES.retried, now)
+    make_delayed(mv, h.ek, h.tag, h.eid, h, due, 'error', message, 'att_state', 'failed', 'retries', retries + 1,
       'fence', seal(h, 'fail', 'retry_scheduled', due))
     return ok('retry_scheduled', due, 0)
   end
@@ -219,7 +221,7 @@ local function ff_delay(keys, args)
   if e then return e end
   local due = now_ms() + delay
   leave_live(h.ek, h.tag, h.eid, h)
-  make_delayed(nil, h.ek, h.tag, h.eid, due, 'att_state', 'delayed', 'fence', seal(h, 'delay', 'delayed', due))
+  make_delayed(nil, h.ek, h.tag, h.eid, h, due, 'att_state', 'delayed', 'fence', seal(h, 'delay', 'delayed', due))
   return ok('delayed', due, 0)
 end
 
@@ -231,8 +233,7 @@ local function ff_release(keys, args)
   if e then return e end
   leave_live(h.ek, h.tag, h.eid, h)
   redis.call('HSET', h.ek, 'att_state', 'released', 'fence', seal(h, 'release', 'released', 0))
-  local lp = redis.call('HMGET', h.ek, 'lane', 'pri')
-  make_eligible(h.ek, h.tag, h.eid, lp[1], tonumber(lp[2]) or 0, now_ms())
+  make_eligible(h.ek, h.tag, h.eid, h, tonumber(redis.call('HGET', h.ek, 'pri')) or 0, now_ms())
   return ok('released', 0, 0)
 end
 

@@ -7,7 +7,7 @@ local num, ok, register = P.num, P.ok, P.register
 local eligible_key, idx_key, paused_key, tag_of = K.eligible_key, K.idx_key, K.paused_key, K.tag_of
 local idx_due = MV.idx_due
 local FLOW_HOOKS, exec_target, index_eligible = EXEC.FLOW_HOOKS, EXEC.exec_target, EXEC.index_eligible
-local read_state = EXEC.read_state
+local read_state, count_move = EXEC.read_state, EXEC.count_move
 local purge = SCAN.purge
 
 -- ff_lane_pause  KEYS: the partition's paused set  ARGV: lane, 1 (pause) | 0 (resume)
@@ -57,6 +57,8 @@ local function ff_requeue(keys, args)
   redis.call('HSET', ek, 'phase', 'runnable', 'elig', 'eligible', 'due', '', 'retries', 0, 'reclaims', 0,
     'requeues', (tonumber(h.requeues) or 0) + 1)
   if deadline then idx_due(nil, tag, 'deadline', deadline, eid) end
+  -- (no flow: a flow member is refused above)
+  count_move(tag, h.lane, nil, h.outcome, 'eligible', now)
   index_eligible(tag, eid, h.lane, h.pri, now)
   return ok('requeued', 'runnable')
 end

@@ -84,13 +84,13 @@ local function counter(v)
   return n
 end
 
--- A record's optional fields `a`, `b` ({value or false, value or false}; read only),
--- read only when its `opt` (create.lua's shape_opt) says it has some; a
--- record without `opt` (damaged) is read in full.
-local NO_OPTIONAL_FIELDS = {false, false}
-local function optional_fields(ek, opt, a, b)
+-- A record's optional fields `...` (at most three: {value or false, ...};
+-- read only), read only when its `opt` (create.lua's shape_opt) says it has
+-- some; a record without `opt` (damaged) is read in full.
+local NO_OPTIONAL_FIELDS = {false, false, false}
+local function optional_fields(ek, opt, ...)
   if opt == '' then return NO_OPTIONAL_FIELDS end
-  return redis.call('HMGET', ek, a, b)
+  return redis.call('HMGET', ek, ...)
 end
 
 -- A name: 1..64 bytes of [A-Za-z0-9_.-] (core/src/name.rs).
@@ -136,11 +136,53 @@ end
 -- completion announced) whichever function ended it.
 local WRITE_HOOKS = {before = function() end, after = function() end}
 
+-- Counter increments of the current call, made once at its end (after the
+-- hooks: flows settle transitions of their own): a batch of N transitions
+-- costs one HINCRBY per (key, field), not N. Keys and fields are written in
+-- the order first touched, so replicas and replays see one order.
+local DELTA, DELTA_KEYS, DELTA_TTL = {}, {}, {}
+
+-- Add `n` to `field` of the hash `key` at the end of the call; a key given a
+-- `ttl` (s) expires that long after its first write.
+local function count(key, field, n, ttl)
+  local t = DELTA[key]
+  if not t then
+    t = {by = {}, order = {}}
+    DELTA[key] = t
+    DELTA_KEYS[#DELTA_KEYS + 1] = key
+    DELTA_TTL[key] = ttl
+  end
+  local v = t.by[field]
+  if v == nil then
+    t.order[#t.order + 1] = field
+    v = 0
+  end
+  t.by[field] = v + n
+end
+
+local function settle_counts()
+  for i = 1, #DELTA_KEYS do
+    local key = DELTA_KEYS[i]
+    local t = DELTA[key]
+    for j = 1, #t.order do
+      local n = t.by[t.order[j]]
+      -- (a count back at zero is dropped: a partition whose executions are
+      -- all purged keeps no counts key)
+      if n ~= 0 and redis.call('HINCRBY', key, t.order[j], n) == 0 then redis.call('HDEL', key, t.order[j]) end
+    end
+    if DELTA_TTL[key] then redis.call('EXPIRE', key, DELTA_TTL[key], 'NX') end
+  end
+end
+
 local function register(name, fn)
   redis.register_function(name, function(keys, args)
+    -- (reset here too: a call that raised an error left its deltas behind)
+    DELTA, DELTA_KEYS, DELTA_TTL = {}, {}, {}
     WRITE_HOOKS.before()
     local reply = fn(keys, args)
     WRITE_HOOKS.after()
+    settle_counts()
+    DELTA, DELTA_KEYS, DELTA_TTL = {}, {}, {}
     return reply
   end)
 end
@@ -156,4 +198,4 @@ redis.register_function{
 }
 
 --- @export ok, err, now_ms, int_arg, int_text, count_text, num, counter, optional_fields, name_ok,
---- @export name_arg, hex32_ok, hash_reply, hmget, WRITE_HOOKS, register, register_ro
+--- @export name_arg, hex32_ok, hash_reply, hmget, WRITE_HOOKS, register, register_ro, count

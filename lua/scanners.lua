@@ -17,6 +17,7 @@ local RUNNABLE_INDEX = F.RUNNABLE_INDEX
 local SCORED_INDEXES = F.SCORED_INDEXES
 local count_text, counter, err, hmget = P.count_text, P.counter, P.err, P.hmget
 local name_ok, now_ms, num, register = P.name_ok, P.now_ms, P.num, P.register
+local optional_fields = P.optional_fields
 local eid_ok, eligible_key, exec_key = K.eid_ok, K.eligible_key, K.exec_key
 local idem_prefix = K.idem_prefix
 local idx_key, wp_key = K.idx_key, K.wp_key
@@ -27,7 +28,7 @@ local FLOW_HOOKS, FLOW_RECONCILE_GRACE_MS = EXEC.FLOW_HOOKS, EXEC.FLOW_RECONCILE
 local WAITING_RECHECK_MS, batch_eligible_score = EXEC.WAITING_RECHECK_MS, EXEC.batch_eligible_score
 local eligible_score, index_target = EXEC.eligible_score, EXEC.index_target
 local leave_live, make_terminal = EXEC.leave_live, EXEC.make_terminal
-local read_state = EXEC.read_state
+local read_state, count_move = EXEC.read_state, EXEC.count_move
 
 -- The earliest remaining score of an index, or -1.
 local function next_due(index)
@@ -148,7 +149,7 @@ do
 -- delayed -> eligible; the eligible score records when (FIFO from promotion).
 -- (Fields are read positionally: this runs once per promoted execution.)
 local function promote(ek, tag, eid, now, mv)
-  local h = redis.call('HMGET', ek, 'phase', 'elig', 'lane', 'pri', 'due')
+  local h = redis.call('HMGET', ek, 'phase', 'elig', 'lane', 'pri', 'due', 'opt')
   if h[1] == 'runnable' and h[2] == 'delayed' then
     local pri, due = num(h[4]), num(h[5])
     local lane_key = h[3] and batch_lane_key(mv, tag, h[3])
@@ -156,6 +157,7 @@ local function promote(ek, tag, eid, now, mv)
     if due > now then return settle(tag, 'delayed', eid, due) end
     defer_zrem(mv, batch_key(mv, tag, 'delayed'), eid)
     redis.call('HSET', ek, 'elig', 'eligible', 'due', '')
+    count_move(tag, h[3], optional_fields(ek, h[6], 'flow')[1] or nil, 'delayed', 'eligible', now)
     defer_zadd(mv, lane_key, batch_eligible_score(mv, pri, now), eid)
     return 'acted'
   end
@@ -172,7 +174,7 @@ local ACTIVE_BY_TIMEOUT = {[true] = {phase = 'active', att_due = true}, [false] 
 local function reclaim(ek, tag, eid, now, mv)
   -- (positional: this runs once per reclaimed execution)
   -- (att_timeout stands for att_due, as in lease_check: it is present.)
-  local v = redis.call('HMGET', ek, 'phase', 'lease_exp', 'reclaims', 'max_reclaims', 'pri', 'lane', 'att_timeout')
+  local v = redis.call('HMGET', ek, 'phase', 'lease_exp', 'reclaims', 'max_reclaims', 'pri', 'lane', 'att_timeout', 'opt')
   if v[1] ~= 'active' then return settle(tag, 'lease_expiry', eid, nil) end
   local exp, reclaims, max_reclaims, pri = num(v[2]), counter(v[3] or nil), counter(v[4] or nil), num(v[5])
   local lane_key = v[6] and batch_lane_key(mv, tag, v[6])
@@ -182,6 +184,7 @@ local function reclaim(ek, tag, eid, now, mv)
     leave_live(ek, tag, eid, ACTIVE_BY_TIMEOUT[v[7] ~= '0'], mv)
     -- (due is already empty: the claim left it so)
     redis.call('HSET', ek, 'phase', 'runnable', 'elig', 'eligible', 'att_state', 'reclaimed', 'reclaims', count_text(reclaims + 1))
+    count_move(tag, v[6], optional_fields(ek, v[8], 'flow')[1] or nil, 'active', 'eligible', now)
     defer_zadd(mv, lane_key, batch_eligible_score(mv, pri, now), eid)
   else
     make_terminal(mv, ek, tag, eid, read_state(ek), 'failed', now, 'att_state', 'reclaimed',
@@ -221,7 +224,7 @@ end
 
 -- A terminal execution past its retention: every key of it goes, at once.
 function purge(ek, tag, eid)
-  local h = hmget(ek, 'phase', 'idem', 'wps', 'flow', 'outcome')
+  local h = hmget(ek, 'phase', 'idem', 'wps', 'flow', 'outcome', 'lane')
   redis.call('ZREM', idx_key(tag, 'terminal'), eid)
   if h.phase == nil then
     redis.call('SREM', idx_key(tag, 'all'), eid)
@@ -246,6 +249,8 @@ function purge(ek, tag, eid)
   end
   redis.call('SREM', idx_key(tag, 'all'), eid)
   redis.call('DEL', ek)
+  -- (an ended member is no longer in its flow's live counts)
+  count_move(tag, h.lane, nil, h.outcome, nil)
   if h.flow then FLOW_HOOKS.member_purged(tag, eid, h.flow, h.outcome) end
   return 'acted'
 end

@@ -22,7 +22,7 @@ local words_to_hex = HMAC.words_to_hex
 local check_token, end_suspension, make_token = WP.check_token, WP.end_suspension, WP.make_token
 local batch_key, defer_zrem, zadd_due = MV.batch_key, MV.defer_zrem, MV.zadd_due
 local exec_target, leave_live, make_eligible = EXEC.exec_target, EXEC.leave_live, EXEC.make_eligible
-local make_terminal = EXEC.make_terminal
+local make_terminal, count_from = EXEC.make_terminal, EXEC.count_from
 local read_state = EXEC.read_state
 local fenced, seal = LEASE.fenced, LEASE.seal
 local batch_function, run_batch, settle = SCAN.batch_function, SCAN.run_batch, SCAN.settle
@@ -81,10 +81,10 @@ end
 
 -- suspended -> eligible (the waitpoints close); counted in `resumes`.
 local function resume(ek, tag, eid, now)
-  local h = hmget(ek, 'lane', 'pri', 'resumes')
+  local h = hmget(ek, 'phase', 'lane', 'pri', 'resumes', 'flow')
   end_suspension(ek, tag, eid)
   redis.call('HSET', ek, 'resumes', (tonumber(h.resumes) or 0) + 1)
-  make_eligible(ek, tag, eid, h.lane, tonumber(h.pri) or 0, now)
+  make_eligible(ek, tag, eid, h, tonumber(h.pri) or 0, now)
 end
 
 -- A waitpoint id argument that belongs to `eid` (or does not exist yet).
@@ -227,8 +227,7 @@ local function ff_suspend(keys, args)
     for _, wpid in ipairs(wpids) do redis.call('HSET', wp_key(tag, wpid), 'state', 'closed') end
     redis.call('HSET', ek, 'att_state', 'suspended', 'resumes', (tonumber(redis.call('HGET', ek, 'resumes')) or 0) + 1,
       'fence', seal(h, 'suspend', 'resumed', 0))
-    local lp = redis.call('HMGET', ek, 'lane', 'pri')
-    make_eligible(ek, tag, eid, lp[1], tonumber(lp[2]) or 0, now)
+    make_eligible(ek, tag, eid, h, tonumber(redis.call('HGET', ek, 'pri')) or 0, now)
     reply[2] = 'resumed'
     return reply
   end
@@ -236,6 +235,7 @@ local function ff_suspend(keys, args)
   redis.call('HSET', ek, 'phase', 'suspended', 'elig', '', 'due', '', 'att_state', 'suspended',
     'susp_wps', list, 'susp_cond', args[4], 'susp_tb', args[6], 'susp_at', now,
     'fence', seal(h, 'suspend', 'suspended', due))
+  count_from(tag, h, 'suspended', now)
   if due > 0 then
     redis.call('HSET', ek, 'susp_due', due)
     zadd_due(tag, 'suspension_timeout', due, eid)

@@ -83,6 +83,18 @@ impl PartitionKeys {
         format!("{IDX_PREFIX}{}:{name}", self.tag)
     }
 
+    /// The partition's exact counters per (lane, state) (a hash;
+    /// [`crate::counts`]).
+    pub fn counts(&self) -> String {
+        format!("{}{}", crate::counts::COUNTS_PREFIX, self.tag)
+    }
+
+    /// The partition's per-lane counts of one minute (a hash that expires;
+    /// [`crate::counts`]).
+    pub fn series(&self, minute: u64) -> String {
+        format!("{}{}:{minute}", crate::counts::SERIES_PREFIX, self.tag)
+    }
+
     /// The lanes paused in this partition (a set; `ff_claim` reads it).
     pub fn paused(&self) -> String {
         format!("{PAUSED_PREFIX}{}", self.tag)

@@ -9,6 +9,7 @@
 
 pub mod admission;
 pub mod contract;
+pub mod counts;
 pub mod error;
 pub mod flow;
 pub mod id;

@@ -58,12 +58,13 @@ pub fn lua_facts() -> String {
     num("MAX_ADMISSION_NAMES", admission::MAX_PER_EXECUTION as u64);
     num("ROUTE_LOOKAHEAD", exec_contract::ROUTE_LOOKAHEAD as u64);
     num("MAX_CLAIM_SKIP", exec_contract::MAX_CLAIM_SKIP.into());
+    num("SERIES_TTL_S", crate::counts::SERIES_TTL_S);
     num(
         "MAX_SCHEDULE_FIRES",
         crate::schedule::MAX_FIRES_PER_DECISION as u64,
     );
 
-    let strings: [(&str, &str); 19] = [
+    let strings: [(&str, &str); 22] = [
         ("WAKE_CHANNEL", scan::WakeMessage::CHANNEL),
         ("ENDED_CHANNEL", crate::contract::watch::ENDED_CHANNEL),
         ("READY_CHANNEL", scan::ReadyMessage::CHANNEL),
@@ -83,6 +84,9 @@ pub fn lua_facts() -> String {
         ("WORKERS_KEY", crate::contract::admission::WORKERS),
         ("OWN_RING_PREFIX", crate::contract::ownership::RING_PREFIX),
         ("SCHEDULE_PREFIX", crate::schedule::SCHEDULE_PREFIX),
+        ("COUNTS_PREFIX", crate::counts::COUNTS_PREFIX),
+        ("SERIES_PREFIX", crate::counts::SERIES_PREFIX),
+        ("FLOW_LIVE_PREFIX", crate::counts::FLOW_LIVE_PREFIX),
     ];
     for (name, v) in strings {
         let _ = writeln!(out, "  {name} = {},", lua_string(v));
@@ -108,6 +112,16 @@ pub fn lua_facts() -> String {
     out.push_str("},\n  PHASES = {");
     for p in LifecyclePhase::ALL {
         let _ = write!(out, "{} = true, ", p.as_str());
+    }
+    out.push_str("},\n  LIVE_WORDS = {");
+    for c in crate::counts::Counted::all() {
+        if !matches!(c, crate::counts::Counted::Terminal(_)) {
+            let _ = write!(out, "{}, ", lua_string(c.word()));
+        }
+    }
+    out.push_str("},\n  SERIES = {");
+    for k in crate::counts::SeriesKind::ALL {
+        let _ = write!(out, "{} = {}, ", k.word(), lua_string(k.word()));
     }
     out.push_str("},\n  SCORED_INDEXES = {");
     for name in SCORED_INDEXES {

@@ -7,7 +7,7 @@ use std::fmt;
 macro_rules! str_enum {
     ($(#[$doc:meta])* $name:ident { $($variant:ident => $text:literal),+ $(,)? }) => {
         $(#[$doc])*
-        #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+        #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
         pub enum $name { $(#[doc = concat!("Stored as `", $text, "`.")] $variant),+ }
 
         impl $name {

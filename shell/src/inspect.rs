@@ -6,15 +6,16 @@
 
 use crate::error::Result;
 use crate::store::{cmd, Store};
-use crate::Client;
+use crate::{Client, Counts};
 use ff_core::admission::{budgets_index, quota_holders_key, quotas_index};
 use ff_core::contract::admission::{self as ad, BlockReason, BudgetRecord, QuotaRecord};
 use ff_core::contract::execution::ExecutionRecord;
 use ff_core::contract::scan::BatchFunction;
+use ff_core::counts::Counted;
 use ff_core::keys::PartitionKeys;
 use ff_core::reply::Reply;
 use ff_core::{BudgetId, PartitionFamily, QuotaId};
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 
 /// What `ff inspect` reports.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
@@ -149,14 +150,26 @@ fn texts(r: &Reply) -> Vec<String> {
     }
 }
 
-/// Look at everything. Reads every record once (SSCAN of each partition's
-/// `all` set, then one HGETALL each, pipelined per partition).
+/// Look at everything, in O(partitions): executions per state and lane from
+/// the transitions' counters ([`Client::counts`]), index sizes and heads,
+/// budgets and quotas. Reads no execution record ([`recount`] does).
 pub async fn inspect(client: &Client) -> Result<Inspection> {
     let store: &dyn Store = client.store().as_ref();
     let mut out = Inspection {
         now_ms: store.time_ms().await?,
         ..Default::default()
     };
+    let counts = client.counts().await?;
+    for (lane, m) in &counts.lanes {
+        for (c, n) in m {
+            out.executions += n;
+            *out.by_state
+                .entry(c.public_state().as_str().to_owned())
+                .or_default() += n;
+            *out.by_lane.entry(lane.clone()).or_default() += n;
+        }
+    }
+    out.malformed = counts.malformed;
     let lanes = client.lanes().await?;
     for p in client.config().partitions(PartitionFamily::Flow) {
         let pk = PartitionKeys::new(p);
@@ -208,6 +221,40 @@ pub async fn inspect(client: &Client) -> Result<Inspection> {
                 keep_oldest(&mut out.oldest_due, f.index_name(), member, due);
             }
         }
+    }
+    admission(client, &mut out).await?;
+    Ok(out)
+}
+
+/// The counters as the records say they should be, and where the stored
+/// ones differ ([`recount`]).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Recount {
+    /// Executions per lane and state, counted from the records.
+    pub counts: Counts,
+    /// Records that could not be decoded (counted, skipped).
+    pub malformed_records: u64,
+    /// (lane, state, stored counter, records) where the two differ.
+    pub drift: Vec<(String, Counted, u64, u64)>,
+}
+
+/// Count every record (SSCAN of each partition's `all` set, then one
+/// HGETALL each, pipelined per partition) and compare with the stored
+/// counters: O(executions), for checking, not for dashboards. Exact only
+/// while nothing moves.
+pub async fn recount(client: &Client) -> Result<Recount> {
+    let store: &dyn Store = client.store().as_ref();
+    let now_ms = store.time_ms().await?;
+    let stored = client.counts().await?;
+    let mut out = Recount {
+        counts: Counts {
+            partitions: stored.partitions,
+            ..Default::default()
+        },
+        ..Default::default()
+    };
+    for p in client.config().partitions(PartitionFamily::Flow) {
+        let pk = PartitionKeys::new(p);
         let mut cursor = "0".to_owned();
         loop {
             let page = store
@@ -219,7 +266,7 @@ pub async fn inspect(client: &Client) -> Result<Inspection> {
             };
             let reads: Vec<Vec<Vec<u8>>> = ids
                 .iter()
-                .map(|id| cmd(["HGETALL", &format!("ff:exec:{id}")]))
+                .map(|id| cmd(["HGETALL", &format!("{}{id}", ff_core::keys::EXEC_PREFIX)]))
                 .collect();
             for (id, r) in ids.iter().zip(store.command_many(&reads).await) {
                 let fields = texts(&r?);
@@ -231,17 +278,20 @@ pub async fn inspect(client: &Client) -> Result<Inspection> {
                 if m.is_empty() {
                     continue;
                 }
-                match ExecutionRecord::from_hash(id, &m, out.now_ms) {
+                match ExecutionRecord::from_hash(id, &m, now_ms) {
                     Ok(rec) => {
-                        out.executions += 1;
-                        *out.by_state
-                            .entry(rec.public_state.as_str().to_owned())
-                            .or_default() += 1;
-                        *out.by_lane.entry(rec.lane.as_str().to_owned()).or_default() += 1;
+                        if let Some(c) = Counted::of(&rec.state) {
+                            *out.counts
+                                .lanes
+                                .entry(rec.lane.as_str().to_owned())
+                                .or_default()
+                                .entry(c)
+                                .or_default() += 1;
+                        }
                     }
                     Err(e) => {
-                        out.malformed += 1;
-                        tracing::warn!(error = %e, "inspect: skipping a malformed record");
+                        out.malformed_records += 1;
+                        tracing::warn!(error = %e, "recount: skipping a malformed record");
                     }
                 }
             }
@@ -251,7 +301,15 @@ pub async fn inspect(client: &Client) -> Result<Inspection> {
             cursor = next;
         }
     }
-    admission(client, &mut out).await?;
+    let lanes: BTreeSet<&String> = stored.lanes.keys().chain(out.counts.lanes.keys()).collect();
+    for lane in lanes {
+        for c in Counted::all() {
+            let (a, b) = (stored.get(lane, c), out.counts.get(lane, c));
+            if a != b {
+                out.drift.push((lane.clone(), c, a, b));
+            }
+        }
+    }
     Ok(out)
 }
 

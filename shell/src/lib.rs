@@ -16,7 +16,7 @@ pub mod store;
 pub mod worker;
 
 pub use client::spec::ExecutionSpec;
-pub use client::{Client, Counts, JobHandle, ListQuery, Outcome, Page, Requeued};
+pub use client::{Client, Counts, JobHandle, ListQuery, Outcome, Page, Requeued, Series};
 pub use engine::{Engine, EngineConfig};
 pub use error::Error;
 pub use failure::Failure;

@@ -6,6 +6,7 @@
 
 use crate::workload;
 use ff_core::contract::execution::ExecutionRecord;
+use ff_core::counts::Counted;
 use ff_core::flow::{EdgeCounts, JoinDecision, JoinPolicy};
 use ff_core::state::PublicState;
 use ff_core::{ExecutionId, FlowId};
@@ -184,6 +185,23 @@ pub async fn check(
                     out.push(format!(
                         "flow {}: counters {s:?} disagree with its members {recount:?}",
                         f.flow
+                    ));
+                }
+                // Its members not ended, per state, exactly.
+                let mut live = BTreeMap::new();
+                for m in &f.members {
+                    let c = records
+                        .get(m.as_str())
+                        .filter(|r| !r.public_state.is_terminal())
+                        .and_then(|r| Counted::of(&r.state));
+                    if let Some(c) = c {
+                        *live.entry(c).or_insert(0u64) += 1;
+                    }
+                }
+                if rec.live != live {
+                    out.push(format!(
+                        "flow {}: live counts {:?} disagree with its members {live:?}",
+                        f.flow, rec.live
                     ));
                 }
             }

@@ -112,6 +112,11 @@ struct Model {
     deleted: Vec<ExecutionId>,
     /// Lane pauses an operator made (each resumed).
     pauses: u32,
+    /// Whether the contested lane is surely paused now (set once a pause
+    /// answered, cleared before its resume is sent), and a count of those
+    /// changes: a claim sent and answered within one paused stretch ran
+    /// while the lane was paused.
+    contested_paused: (bool, u64),
     /// Resumes the deleted executions had counted.
     deleted_resumes: u32,
     /// The schedules firing through the run.
@@ -545,10 +550,16 @@ fn start_operator(
                     }
                     _ => {
                         if client.pause_lane(contested_lane().as_str()).await.is_ok() {
-                            model.lock().expect("model lock").pauses += 1;
+                            let mut m = model.lock().expect("model lock");
+                            m.pauses += 1;
+                            m.contested_paused = (true, m.contested_paused.1 + 1);
                         }
                         tokio::time::sleep(Duration::from_millis(rng.random_range(200..2_000)))
                             .await;
+                        {
+                            let mut m = model.lock().expect("model lock");
+                            m.contested_paused = (false, m.contested_paused.1 + 1);
+                        }
                         while client.resume_lane(contested_lane().as_str()).await.is_err() {
                             tokio::time::sleep(Duration::from_millis(50)).await;
                         }
@@ -605,6 +616,7 @@ fn start_zombie(w: &World, seed: u64, on: Arc<AtomicBool>) -> JoinHandle<()> {
             );
             loop {
                 tokio::time::sleep(Duration::from_millis(rng.random_range(50..300))).await;
+                let paused = model.lock().expect("model lock").contested_paused;
                 let Ok(mut got) = client
                     .claim(&lane, &w, &i, Duration::from_millis(100), 1)
                     .await
@@ -612,6 +624,15 @@ fn start_zombie(w: &World, seed: u64, on: Arc<AtomicBool>) -> JoinHandle<()> {
                     continue;
                 };
                 let Some(claimed) = got.pop() else { continue };
+                if paused.0 && model.lock().expect("model lock").contested_paused == paused {
+                    violation(
+                        &model,
+                        format!(
+                            "{}: claimed from the paused lane {lane}",
+                            claimed.lease.execution
+                        ),
+                    );
+                }
                 let stale = on.load(std::sync::atomic::Ordering::SeqCst) && rng.random_ratio(2, 3);
                 if !stale {
                     let _ = client.complete(&claimed.lease, b"zombie, in time").await;
@@ -817,6 +838,12 @@ async fn judge(
             (m.schedules.clone(), m.schedules_paused)
         };
         v.extend(crate::schedules::check(&client, &schedules, &obs.records, paused).await);
+        // The counters the transitions keep equal a count of the records.
+        match ff_engine::inspect::recount(&client).await {
+            Ok(r) if r.drift.is_empty() => {}
+            Ok(r) => v.push(format!("counters differ from the records: {:?}", r.drift)),
+            Err(e) => v.push(format!("recount failed: {e}")),
+        }
         v
     } else {
         Vec::new()

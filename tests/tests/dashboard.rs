@@ -355,15 +355,39 @@ async fn the_dashboard_in_a_real_browser() {
         ("active", "1"),
         ("waiting_children", "1"),
         ("rate_limited", "0"),
-        ("ended", "5"),
+        ("completed", "1"),
+        ("failed", "4"),
     ] {
         let got = text(&b, &format!("a.card[data-count='{state}'] .n")).await;
         assert_eq!(got, want, "overview count of {state}");
     }
     for (lane, want) in [("default", "5"), ("mail", "3"), ("reports", "1")] {
-        let got = text(&b, &format!("tr[data-lane='{lane}'] td.waiting")).await;
-        assert_eq!(got, want, "eligible in lane {lane}");
+        let got = text(
+            &b,
+            &format!("tr[data-lane='{lane}'] td[data-state='waiting']"),
+        )
+        .await;
+        assert_eq!(got, want, "waiting in lane {lane}");
     }
+    assert_eq!(
+        text(&b, "tr[data-lane='default'] td[data-state='failed']").await,
+        "4"
+    );
+    // The last minutes' columns of each lane's chart (the seeding may cross
+    // a minute): 4 failed in default, 1 completed in reports.
+    let failed_bars = b
+        .find_all(Locator::Css(
+            "tr[data-lane='default'] svg.throughput rect.s-failed",
+        ))
+        .await
+        .unwrap();
+    assert!(
+        (1..=2).contains(&failed_bars.len()),
+        "minutes with failures"
+    );
+    assert!(text(&b, "tr[data-lane='reports'] td.wide")
+        .await
+        .contains("1 completed"));
     assert_eq!(text(&b, "tr[data-lane='mail'] .badge").await, "paused");
     assert_eq!(text(&b, "tr[data-lane='default'] .badge").await, "running");
     assert!(text(&b, "tr[data-budget='llm']").await.contains("650"));
@@ -513,6 +537,7 @@ async fn the_dashboard_in_a_real_browser() {
 /// mixed workload: waiting per lane, every other non-terminal state but
 /// suspended over all lanes, ended ones in total.
 async fn counts_equal_a_full_walk(store: std::sync::Arc<dyn ff_engine::store::Store>) {
+    use ff_engine::core::counts::Counted;
     use ff_engine::core::state::Eligibility;
     use ff_engine::ListQuery;
     let c = client_on(store).await;
@@ -586,22 +611,31 @@ async fn counts_equal_a_full_walk(store: std::sync::Arc<dyn ff_engine::store::St
     .unwrap();
 
     let counts = c.counts().await.unwrap();
-    let walk = ff_engine::inspect::inspect(&c).await.unwrap();
-    let walked = |s: PublicState| walk.by_state.get(s.as_str()).copied().unwrap_or(0);
-    for s in PublicState::ALL {
-        match counts.total(*s) {
-            Some(n) => assert_eq!(n, walked(*s), "{s}"),
-            None => assert!(*s == PublicState::Suspended || s.is_terminal(), "{s}"),
-        }
-    }
+    let walk = ff_engine::inspect::recount(&c).await.unwrap();
+    assert_eq!(walk.drift, vec![], "counters differ from the records");
+    assert_eq!(counts.lanes, walk.counts.lanes);
+    assert_eq!(counts.malformed, 0);
     let ended: u64 = PublicState::ALL
         .iter()
         .filter(|s| s.is_terminal())
-        .map(|s| walked(*s))
+        .map(|s| counts.total(*s))
         .sum();
-    assert_eq!(counts.ended(), ended);
     assert!(ended >= 14, "the workload ended some: {ended}");
-    assert!(counts.total(PublicState::WaitingChildren) == Some(1));
+    assert_eq!(counts.total(PublicState::Cancelled), 4);
+    assert_eq!(counts.total(PublicState::Completed), 5);
+    assert_eq!(counts.total(PublicState::WaitingChildren), 1);
+    assert_eq!(counts.in_lane("bulk", PublicState::WaitingChildren), 1);
+    // The flow counts its members' live states.
+    let f = c.get_flow(&flow).await.unwrap();
+    assert_eq!(f.summary.members, 2);
+    assert_eq!(
+        f.live.into_iter().collect::<Vec<_>>(),
+        vec![
+            (Counted::eligibility(Eligibility::Eligible), 1),
+            (Counted::eligibility(Eligibility::WaitingChildren), 1)
+        ]
+    );
+    assert!(f.changed_at_ms.is_some());
     for lane in ["default", "bulk"] {
         let q = ListQuery::new(Lane::new(lane).unwrap(), PublicState::Waiting).limit(1000);
         let (mut eligible, mut cursor) = (0u64, None::<String>);
@@ -617,9 +651,26 @@ async fn counts_equal_a_full_walk(store: std::sync::Arc<dyn ff_engine::store::St
                 None => break,
             }
         }
-        assert_eq!(counts.eligible_in(lane), eligible, "eligible in {lane}");
+        assert_eq!(
+            counts.get(lane, Counted::eligibility(Eligibility::Eligible)),
+            eligible,
+            "eligible in {lane}"
+        );
         assert!(eligible > 0, "{lane} has eligible work");
     }
+    // This minute's series: 5 completed, the failed-for-good and the retried.
+    let now = c.store().time_ms().await.unwrap();
+    let series = c.series(2, now).await.unwrap();
+    use ff_engine::core::counts::SeriesKind;
+    assert_eq!(series.sum("default", SeriesKind::Completed), 5);
+    assert_eq!(
+        series.sum("default", SeriesKind::Failed) + series.sum("default", SeriesKind::Retried),
+        10
+    );
+    assert_eq!(
+        series.sum("default", SeriesKind::Failed),
+        counts.in_lane("default", PublicState::Failed)
+    );
 }
 
 on_both_stores!(counts_equal_a_full_walk);

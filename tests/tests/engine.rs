@@ -319,13 +319,15 @@ async fn retention_purges_every_key_of_an_old_execution_and_nothing_of_a_young_o
     assert!(old_keys.is_empty(), "left behind: {old_keys:?}");
     assert!(after.contains(&keys::exec(&young)));
     // What vanished: the old one's record, its idempotency record, and index
-    // keys of its partition that it alone was in (an empty set is no key).
+    // keys of its partition that it alone was in (an empty set is no key),
+    // and the partition's counts once nothing is counted in them.
     let old_tag = format!("ff:idx:{}:", old.partition().hash_tag());
     for k in &with_both {
         if !after.contains(k) {
             assert!(
                 k == &keys::exec(&old)
                     || k.ends_with(":old")
+                    || *k == PartitionKeys::of(&old).counts()
                     || (k.starts_with(&old_tag) && !baseline.contains(k)),
                 "purged {k}"
             );

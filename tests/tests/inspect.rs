@@ -51,9 +51,23 @@ async fn inspect_counts_states_lanes_indexes_and_the_oldest_due() {
         .await
         .unwrap();
 
+    // So is a counter field that does not read as one.
+    store
+        .command(&cmd([
+            "HSET",
+            &keys::PartitionKeys::of(&broken).counts(),
+            "default:melted",
+            "1",
+        ]))
+        .await
+        .unwrap();
+
     let i = ff_engine::inspect::inspect(&c).await.unwrap();
     assert_eq!(i.executions, 6);
     assert_eq!(i.malformed, 1);
+    let r = ff_engine::inspect::recount(&c).await.unwrap();
+    assert_eq!(r.malformed_records, 1);
+    assert_eq!(r.drift, vec![]);
     assert_eq!(i.by_state.get("waiting"), Some(&2));
     assert_eq!(i.by_state.get("delayed"), Some(&2));
     assert_eq!(i.by_state.get("active"), Some(&1));

@@ -2,6 +2,7 @@
 //! `lua/flow_scanners.lua`).
 
 use super::{ok_fields, Call, CallError};
+use crate::counts::{Counted, FLOW_LIVE_PREFIX};
 use crate::flow::{FlowSummary, JoinPolicy};
 use crate::id::{ExecutionId, FlowId};
 use crate::keys::{FlowKeys, PartitionKeys};
@@ -154,6 +155,10 @@ pub struct FlowRecord {
     pub created_at_ms: u64,
     /// Exact member counts per outcome.
     pub summary: FlowSummary,
+    /// Exact counts of the members not ended, per state (absent: none).
+    pub live: BTreeMap<Counted, u64>,
+    /// When a member last changed state (server ms), once one has.
+    pub changed_at_ms: Option<u64>,
     /// The reason given when the flow was cancelled.
     pub cancel_reason: Option<String>,
 }
@@ -190,11 +195,27 @@ pub fn decode_get_flow(flow: &FlowId, reply: &Reply) -> Result<FlowRecord, CallE
         skipped: count(&f, "skipped")?,
         cancel_requested: cancel_reason.is_some(),
     };
+    let mut live = BTreeMap::new();
+    for (k, _) in map.range(FLOW_LIVE_PREFIX.to_owned()..) {
+        let Some(word) = k.strip_prefix(FLOW_LIVE_PREFIX) else {
+            break;
+        };
+        let c = Counted::parse(word).ok_or_else(|| f.error(format!("field {k} is not a state")))?;
+        let n = count(&f, k)?;
+        if n > 0 {
+            live.insert(c, n);
+        }
+    }
     Ok(FlowRecord {
         flow: flow.clone(),
         namespace,
         created_at_ms: count(&f, "created")?,
         summary,
+        live,
+        changed_at_ms: map
+            .contains_key("changed")
+            .then(|| count(&f, "changed"))
+            .transpose()?,
         cancel_reason,
     })
 }

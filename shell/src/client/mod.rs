@@ -31,7 +31,7 @@ pub(crate) mod spec;
 mod suspension;
 mod typed;
 mod wait;
-pub use counts::{Counts, COUNTED_INDEXES};
+pub use counts::{Counts, Series};
 pub use list::{ListQuery, Page};
 pub use operator::{BulkRequeue, Requeued, BULK_MAX};
 pub use schedules::Schedule;

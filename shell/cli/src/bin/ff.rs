@@ -317,6 +317,10 @@ struct InspectArgs {
     /// Print one JSON object.
     #[arg(long)]
     json: bool,
+    /// Also count every record and compare with the counters (O(executions);
+    /// exit status 3 when they differ).
+    #[arg(long)]
+    recount: bool,
     #[command(flatten)]
     tls: ff_cli::tls::TlsArgs,
 }
@@ -745,10 +749,25 @@ fn inspect(args: InspectArgs) -> i32 {
     };
     let result = runtime.block_on(async {
         let client = connect_client(&args.redis, args.cluster, &args.tls).await?;
-        ff_engine::inspect::inspect(&client).await
+        let i = ff_engine::inspect::inspect(&client).await?;
+        let r = match args.recount {
+            true => Some(ff_engine::inspect::recount(&client).await?),
+            false => None,
+        };
+        Ok::<_, ff_engine::Error>((i, r))
     });
+    let drift = |r: &ff_engine::inspect::Recount| -> Vec<serde_json::Value> {
+        r.drift
+            .iter()
+            .map(|(lane, c, stored, records)| serde_json::json!({"lane": lane, "state": c.word(), "counter": stored, "records": records}))
+            .collect()
+    };
+    let status = |r: &Option<ff_engine::inspect::Recount>| match r {
+        Some(r) if !r.drift.is_empty() => 3,
+        _ => 0,
+    };
     match result {
-        Ok(i) if args.json => {
+        Ok((i, r)) if args.json => {
             let oldest: serde_json::Map<String, serde_json::Value> = i
                 .oldest_due
                 .iter()
@@ -781,13 +800,25 @@ fn inspect(args: InspectArgs) -> i32 {
                     "window_ms": q.limits.window_ms,
                     "in_window": q.admitted_at.len(),
                 }))).collect::<serde_json::Map<_, _>>(),
+                "recount": r.as_ref().map(|r| serde_json::json!({"drift": drift(r), "malformed_records": r.malformed_records})),
             });
             println!("{v}");
-            0
+            status(&r)
         }
-        Ok(i) => {
+        Ok((i, r)) => {
             print!("{}", i.to_text());
-            0
+            if let Some(rc) = &r {
+                println!(
+                    "recount: {} records unreadable; counters that differ: {}",
+                    rc.malformed_records,
+                    if rc.drift.is_empty() {
+                        "none".to_owned()
+                    } else {
+                        serde_json::Value::from(drift(rc)).to_string()
+                    }
+                );
+            }
+            status(&r)
         }
         Err(e) => {
             eprintln!("ff inspect: {e}");

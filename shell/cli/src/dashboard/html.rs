@@ -255,6 +255,50 @@ pub(crate) fn stacked(segments: &[(&str, u64, &str)]) -> Markup {
     }
 }
 
+/// Per minute, completed (green) under failed (red) as stacked columns, the
+/// oldest minute first: a lane's throughput at a glance.
+pub(crate) fn throughput(completed: &[u64], failed: &[u64]) -> Markup {
+    const W: usize = 3;
+    const H: f64 = 24.0;
+    let max = completed
+        .iter()
+        .zip(failed)
+        .map(|(c, f)| c + f)
+        .max()
+        .unwrap_or(0)
+        .max(1) as f64;
+    let width = completed.len() * W;
+    html! {
+        svg.throughput width=(width) height=(H) role="img"
+            aria-label={ "per minute: " (num(completed.iter().sum())) " completed, " (num(failed.iter().sum())) " failed" } {
+            rect.track x="0" y="0" width=(width) height=(H) {}
+            @for (i, (c, f)) in completed.iter().zip(failed).enumerate() {
+                @let hc = *c as f64 / max * H;
+                @let hf = *f as f64 / max * H;
+                @if *c > 0 {
+                    rect.s-completed data-minute=(i) x=(i * W) y=(format!("{:.2}", H - hc)) width=(W - 1) height=(format!("{hc:.2}")) {
+                        title { (num(*c)) " completed" }
+                    }
+                }
+                @if *f > 0 {
+                    rect.s-failed x=(i * W) y=(format!("{:.2}", H - hc - hf)) width=(W - 1) height=(format!("{hf:.2}")) {
+                        title { (num(*f)) " failed" }
+                    }
+                }
+            }
+        }
+    }
+}
+
+/// A public state as a heading ("waiting_children" -> "Waiting children").
+pub(crate) fn state_label(s: PublicState) -> String {
+    let t = s.as_str().replace('_', " ");
+    let mut c = t.chars();
+    c.next()
+        .map(|f| f.to_uppercase().chain(c).collect())
+        .unwrap_or_default()
+}
+
 /// The CSS class of a state's colour.
 pub(crate) fn state_class(state: &str) -> String {
     format!("s-{state}")

@@ -2,8 +2,8 @@
 //! embedded assets.
 
 use super::html::{
-    ago, bar, form_guard, num, page, preview, query, seg, stacked, state_badge, state_class, time,
-    Ctx, Nav, PageError,
+    ago, bar, form_guard, num, page, preview, query, seg, stacked, state_badge, state_class,
+    state_label, throughput, time, Ctx, Nav, PageError,
 };
 use super::AppState;
 use axum::extract::rejection::QueryRejection;
@@ -11,11 +11,13 @@ use axum::extract::{Path, Query, State};
 use axum::http::{header, StatusCode};
 use axum::response::{IntoResponse, Redirect, Response};
 use ff_core::contract::execution::ExecutionRecord;
-use ff_core::state::PublicState;
+use ff_core::counts::{Counted, SeriesKind, SERIES_MINUTES};
+use ff_core::state::{Eligibility, PublicState};
 use ff_core::{ExecutionId, FlowId, Lane};
 use ff_engine::{Failure, ListQuery};
 use maud::{html, Markup};
 use serde::Deserialize;
+use std::collections::BTreeSet;
 
 /// Bytes of a payload or result shown on an execution's page.
 const PREVIEW_BYTES: usize = 4096;
@@ -36,97 +38,94 @@ pub(crate) async fn overview(State(st): State<AppState>, ctx: Ctx) -> PageResult
     let c = &st.client;
     let base = &ctx.base;
     let engine = |e| PageError::engine(base, e);
-    let (counts, paused, limits) =
-        futures::try_join!(c.counts(), c.paused_lanes(), ff_engine::inspect::limits(c))
-            .map_err(engine)?;
-    // The registered lanes, sorted: counts has read them.
-    let lanes: Vec<&String> = counts.eligible.keys().collect();
-    let total = |s| counts.total(s).unwrap_or(0);
-    let cards: [(&str, &str, u64, &str); 7] = [
+    let now = c.store().time_ms().await.map_err(|e| engine(e.into()))?;
+    let (counts, series, registered, paused, limits) = futures::try_join!(
+        c.counts(),
+        c.series(SERIES_MINUTES, now),
+        c.lanes(),
+        c.paused_lanes(),
+        ff_engine::inspect::limits(c)
+    )
+    .map_err(engine)?;
+    // Registered lanes and any lane something is counted in, sorted.
+    let lanes: BTreeSet<String> = registered
+        .iter()
+        .map(|l| l.as_str().to_owned())
+        .chain(counts.lanes.keys().cloned())
+        .collect();
+    let total = |s| counts.total(s);
+    let cards: Vec<(PublicState, &str)> = vec![
         (
-            "waiting",
-            "Waiting",
-            total(PublicState::Waiting),
+            PublicState::Waiting,
             "claimable now, or waiting for a capable worker",
         ),
+        (PublicState::Delayed, "due later: retries, delays"),
+        (PublicState::Active, "held by a worker's lease"),
         (
-            "delayed",
-            "Delayed",
-            total(PublicState::Delayed),
-            "due later: retries, delays",
-        ),
-        (
-            "active",
-            "Active",
-            total(PublicState::Active),
-            "held by a worker's lease",
-        ),
-        (
-            "waiting_children",
-            "Waiting children",
-            total(PublicState::WaitingChildren),
+            PublicState::WaitingChildren,
             "flow members waiting on parents",
         ),
-        (
-            "rate_limited",
-            "Rate limited",
-            total(PublicState::RateLimited),
-            "blocked by a budget or quota",
-        ),
-        (
-            "suspended",
-            "Suspended",
-            counts.suspended_with_timeout(),
-            "with a timeout only",
-        ),
-        (
-            "ended",
-            "Ended",
-            counts.ended(),
-            "any outcome, not yet purged",
-        ),
+        (PublicState::RateLimited, "blocked by a budget or quota"),
+        (PublicState::Suspended, "waiting for signals"),
+        (PublicState::Completed, "not yet purged"),
+        (PublicState::Failed, "retries spent, or fatal"),
+        (PublicState::Cancelled, "by a caller, flow or budget"),
+        (PublicState::Expired, "deadline or attempt timeout"),
+        (PublicState::Skipped, "a dependency failed"),
     ];
-    let classes: Vec<String> = cards.iter().map(|c| state_class(c.0)).collect();
+    let classes: Vec<String> = cards.iter().map(|c| state_class(c.0.as_str())).collect();
     let segments: Vec<(&str, u64, &str)> = cards
         .iter()
         .zip(&classes)
-        .map(|(c, class)| (c.1, c.2, class.as_str()))
+        .map(|(c, class)| (c.0.as_str(), total(c.0), class.as_str()))
         .collect();
-    let max_lane = counts.eligible.values().copied().max().unwrap_or(0).max(1);
     let back = format!("{base}/");
     let body = html! {
         h1 { "Overview" }
         section.cards {
-            @for (key, label, n, note) in &cards {
-                @let state = if *key == "ended" { "failed" } else { key };
-                a.card data-count=(key) href={ (base) "/executions?" (query(&[("state", state)])) } {
-                    span class={ "dot " (state_class(key)) } {}
-                    span.l { (label) }
-                    span.n { (num(*n)) }
+            @for (state, note) in &cards {
+                a.card data-count=(state.as_str()) href={ (base) "/executions?" (query(&[("state", state.as_str())])) } {
+                    span class={ "dot " (state_class(state.as_str())) } {}
+                    span.l { (state_label(*state)) }
+                    span.n { (num(total(*state))) }
                     span.note { (note) }
                 }
             }
         }
         (stacked(&segments))
         p.dim.small {
-            "Read from index sizes (one pipelined ZCARD per partition and index, "
-            (counts.partitions) " partitions): waiting is per lane below; the other states are over all lanes; "
-            "ended is not split by outcome; suspended counts only those with a timeout. "
-            "Exact per-lane and per-outcome counters are a later change."
+            "Exact counters kept by every transition (one HGETALL per partition, "
+            (counts.partitions) " partitions)."
+            @if counts.malformed > 0 { " " (counts.malformed) " counter fields did not read as counts and were skipped." }
         }
 
         h2 { "Lanes" }
         table.lanes {
-            thead { tr { th { "Lane" } th.num { "Eligible" } th.wide {} th { "Claims" } th {} th { "Look at" } } }
+            thead { tr {
+                th { "Lane" } th.num { "Waiting" } th.num { "Active" } th.num { "Delayed" } th.num { "Failed" }
+                th.wide { "Last " (series.minutes.len()) " minutes: completed, failed" } th { "Claims" } th {}
+            } }
             tbody {
                 @for name in &lanes {
                     @let name = name.as_str();
-                    @let n = counts.eligible_in(name);
                     @let is_paused = paused.iter().any(|p| p == name);
                     tr data-lane=(name) {
-                        td { a href={ (base) "/executions?" (query(&[("lane", name), ("state", "waiting")])) } { (name) } }
-                        td.num.waiting { (num(n)) }
-                        td.wide { (bar(n as f64 / max_lane as f64, "s-waiting", None)) }
+                        td { a href={ (base) "/executions?" (query(&[("lane", name)])) } { (name) } }
+                        @for st in [PublicState::Waiting, PublicState::Active, PublicState::Delayed, PublicState::Failed] {
+                            td.num data-state=(st.as_str()) {
+                                a href={ (base) "/executions?" (query(&[("lane", name), ("state", st.as_str())])) } {
+                                    (num(counts.in_lane(name, st)))
+                                }
+                            }
+                        }
+                        td.wide {
+                            (throughput(&series.of(name, SeriesKind::Completed), &series.of(name, SeriesKind::Failed)))
+                            span.small.dim {
+                                " " (num(series.sum(name, SeriesKind::Completed))) " completed, "
+                                (num(series.sum(name, SeriesKind::Failed))) " failed, "
+                                (num(series.sum(name, SeriesKind::Retried))) " retried"
+                            }
+                        }
                         td {
                             @if is_paused { span.badge.paused { "paused" } } @else { span.badge.running { "running" } }
                         }
@@ -145,20 +144,15 @@ pub(crate) async fn overview(State(st): State<AppState>, ctx: Ctx) -> PageResult
                                 }
                             }
                         }
-                        td.links {
-                            @for s in ["failed", "active", "delayed"] {
-                                a href={ (base) "/executions?" (query(&[("lane", name), ("state", s)])) } { (s) } " "
-                            }
-                        }
                     }
                 }
             }
         }
-        @let route = counts.indexes.get("blocked_route").copied().unwrap_or(0);
+        @let route = counts.total_of(Counted::eligibility(Eligibility::BlockedRoute));
         @if route > 0 {
-            p.small { (num(route)) " waiting for a worker with the capabilities they need (all lanes; counted in Waiting above, not in a lane's Eligible)." }
+            p.small { (num(route)) " of the waiting are waiting for a worker with the capabilities they need." }
         }
-        @let stray: Vec<&String> = paused.iter().filter(|p| !counts.eligible.contains_key(p.as_str())).collect();
+        @let stray: Vec<&String> = paused.iter().filter(|p| !lanes.contains(p.as_str())).collect();
         p.small { "Paused lanes: "
             @if paused.is_empty() { span.dim { "none" } }
             @for p in &paused { span.badge.paused { (p) } " " }

@@ -258,11 +258,11 @@ async fn overview_counts_and_pause() {
         .await
         .unwrap();
     let counts = c.counts().await.unwrap();
-    assert_eq!(counts.eligible_in("default"), 3);
-    assert_eq!(counts.eligible_in("mail"), 1);
-    assert_eq!(counts.total(PublicState::Waiting), Some(4));
-    assert_eq!(counts.total(PublicState::Delayed), Some(1));
-    assert_eq!(counts.total(PublicState::Suspended), None);
+    assert_eq!(counts.in_lane("default", PublicState::Waiting), 3);
+    assert_eq!(counts.in_lane("mail", PublicState::Waiting), 1);
+    assert_eq!(counts.total(PublicState::Waiting), 4);
+    assert_eq!(counts.total(PublicState::Delayed), 1);
+    assert_eq!(counts.total(PublicState::Suspended), 0);
     let app = router(c.clone(), DashboardOptions::default());
     let (s, page) = get(&app, "/").await;
     assert_eq!(s, StatusCode::OK);
