@@ -12,7 +12,7 @@ use std::collections::HashMap;
 /// Most members drawn: past this a picture is no longer read.
 pub(crate) const MAX_NODES: usize = 200;
 
-const NODE_W: u32 = 132;
+const NODE_W: u32 = 160;
 const NODE_H: u32 = 30;
 const LAYER_GAP: u32 = 60;
 const ROW_GAP: u32 = 14;
@@ -116,10 +116,10 @@ fn short(id: &str) -> &str {
 
 /// The first characters of a kind that fit a node.
 fn fit(kind: &str) -> String {
-    if kind.chars().count() <= 12 {
+    if kind.chars().count() <= 22 {
         kind.to_owned()
     } else {
-        let cut: String = kind.chars().take(11).collect();
+        let cut: String = kind.chars().take(21).collect();
         format!("{cut}…")
     }
 }
@@ -144,7 +144,7 @@ pub(crate) fn svg(base: &str, members: &[FlowMember]) -> Markup {
             aria-label={ "the flow's graph: " (members.len()) " members, " (lay.edges.len()) " edges" }
             data-nodes=(members.len()) data-edges=(lay.edges.len()) {
             defs {
-                marker #dag-arrow viewBox="0 0 10 10" refX="10" refY="5" markerWidth="7" markerHeight="7" orient="auto-start-reverse" {
+                marker #dag-arrow viewBox="0 0 10 10" refX="10" refY="5" markerUnits="userSpaceOnUse" markerWidth="8" markerHeight="8" orient="auto" {
                     path.arrow d="M 0 0 L 10 5 L 0 10 z" {}
                 }
             }
@@ -237,6 +237,6 @@ mod tests {
         let s = svg("/ops", &[m]).into_string();
         assert!(s.contains("/ops/executions/%7Bfp%3A3%7D%3A"), "{s}");
         assert!(s.contains("s-waiting"));
-        assert_eq!(fit("abcdefghijklmnop"), "abcdefghijk…");
+        assert_eq!(fit("abcdefghijklmnopqrstuvwxyz"), "abcdefghijklmnopqrstu…");
     }
 }
