@@ -250,7 +250,8 @@ end
 -- fewer once the edges read pass MAX_FLOW_PAGE_EDGES (a member's edges come
 -- whole). -> {1, members in all, next offset (0: no more), then per member:
 -- eid, phase, elig, outcome, lane, kind, join, edge count, and per incoming
--- edge: parent, state (flows.lua: p s i, upper case when it passes data)}
+-- edge in parent id order: parent, state (flows.lua: p s i, upper case when
+-- it passes data)}
 local function ff_flow_members(keys, args)
   local flow = args[1]
   local fk, tag, bad = flow_target(keys, flow)
@@ -272,16 +273,21 @@ local function ff_flow_members(keys, args)
       local at = #out
       out[at + 1], out[at + 2], out[at + 3], out[at + 4] = m, h[1], h[2] or '', h[3] or ''
       out[at + 5], out[at + 6], out[at + 7], out[at + 8] = h[4] or '', h[5] or '', h[6] or '', 0
-      local n = 0
+      -- (in parent id order: a hash's own order is the store's)
+      local ps, st = {}, {}
       for j = 1, #deps, 2 do
         if string.sub(deps[j], 1, 1) ~= '#' then
-          out[#out + 1] = deps[j]
-          out[#out + 1] = deps[j + 1]
-          n = n + 1
+          ps[#ps + 1] = deps[j]
+          st[deps[j]] = deps[j + 1]
         end
       end
-      out[at + 8] = n
-      edges = edges + n
+      table.sort(ps)
+      for _, p in ipairs(ps) do
+        out[#out + 1] = p
+        out[#out + 1] = st[p]
+      end
+      out[at + 8] = #ps
+      edges = edges + #ps
     end
   end
   if offset + taken < total then out[3] = offset + taken end

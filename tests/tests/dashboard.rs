@@ -514,9 +514,15 @@ async fn the_dashboard_in_a_real_browser() {
         x(&seeded.flow[3]).await,
         x(&seeded.flow[4]).await,
     ];
-    assert!(xs[0] < xs[1] && xs[1] == xs[2] && xs[2] < xs[3] && xs[3] < xs[4], "{xs:?}");
+    assert!(
+        xs[0] < xs[1] && xs[1] == xs[2] && xs[2] < xs[3] && xs[3] < xs[4],
+        "{xs:?}"
+    );
     assert_eq!(
-        b.find_all(Locator::Css("svg.dag path.edge.data")).await.unwrap().len(),
+        b.find_all(Locator::Css("svg.dag path.edge.data"))
+            .await
+            .unwrap()
+            .len(),
         1,
         "a → c passes data"
     );

@@ -625,7 +625,10 @@ async fn members_and_edges_are_listed_in_pages(store: Arc<dyn Store>) {
     assert_eq!(get(&c).join, JoinPolicy::AnyOf);
     assert_eq!(get(&c).state, PublicState::Waiting, "any-of: a succeeded");
     let xe = &get(&x).parents;
-    assert_eq!((xe.len(), xe[0].state, xe[0].pass_data), (1, Pending, false));
+    assert_eq!(
+        (xe.len(), xe[0].state, xe[0].pass_data),
+        (1, Pending, false)
+    );
     assert_eq!(get(&x).state, PublicState::WaitingChildren);
     assert_eq!(get(&x).kind.as_str(), "step");
 
@@ -677,18 +680,20 @@ async fn an_existing_execution_joins_a_flow_with_its_edges(store: Arc<dyn Store>
     // A parent that already failed: an all-of join is skipped at once, and
     // the flow counts it.
     let y = outsider(&d).await;
-    let got = d
-        .c
-        .add_to_flow(&fl::AddToFlowArgs::new(&d.flow, &y).parent(&r, false))
-        .await
-        .unwrap();
+    let got =
+        d.c.add_to_flow(&fl::AddToFlowArgs::new(&d.flow, &y).parent(&r, false))
+            .await
+            .unwrap();
     assert_eq!(got.state, PublicState::Skipped);
     // Only parents that succeeded: eligible at once.
     let z = outsider(&d).await;
     let args = fl::AddToFlowArgs::new(&d.flow, &z)
         .join(JoinPolicy::AnyOf)
         .parent(&q, false);
-    assert_eq!(d.c.add_to_flow(&args).await.unwrap().state, PublicState::Waiting);
+    assert_eq!(
+        d.c.add_to_flow(&args).await.unwrap().state,
+        PublicState::Waiting
+    );
 
     // Without parents, a running execution joins as it is; its end counts.
     let w = outsider(&d).await;
@@ -699,16 +704,18 @@ async fn an_existing_execution_joins_a_flow_with_its_edges(store: Arc<dyn Store>
             d.c.release(&cl.lease).await.unwrap();
         }
     }
-    let got = d
-        .c
-        .add_to_flow(&fl::AddToFlowArgs::new(&d.flow, &w))
-        .await
-        .unwrap();
+    let got =
+        d.c.add_to_flow(&fl::AddToFlowArgs::new(&d.flow, &w))
+            .await
+            .unwrap();
     assert_eq!(got.state, PublicState::Active);
     // A joined member is a parent like any other.
     let v = d.id();
     assert_eq!(d.edge(&w, &v).await, EdgeDecision::Recorded);
-    assert_eq!(d.create(&v, JoinPolicy::AllOf).await, PublicState::WaitingChildren);
+    assert_eq!(
+        d.create(&v, JoinPolicy::AllOf).await,
+        PublicState::WaitingChildren
+    );
     d.c.complete(&lease, b"rw").await.unwrap();
     assert_eq!(d.state(&v).await, PublicState::Waiting);
     let s = d.c.get_flow(&d.flow).await.unwrap().summary;
@@ -744,10 +751,32 @@ async fn adding_to_a_flow_is_refused_and_writes_nothing(store: Arc<dyn Store>) {
     // Another partition: refused by the client, and by the data plane.
     let part = flow_partition(&d.flow, d.c.config()).index;
     let far = ExecutionId::new((part + 1) % d.c.config().flow_partitions, 7);
-    let e = add(fl::AddToFlowArgs::new(&d.flow, &far)).await.unwrap_err();
-    assert!(matches!(e, Error::Invalid { field: "execution", .. }), "{e:?}");
-    let e = add(fl::AddToFlowArgs::new(&d.flow, &x).parent(&far, false)).await.unwrap_err();
-    assert!(matches!(e, Error::Invalid { field: "parent", .. }), "{e:?}");
+    let e = add(fl::AddToFlowArgs::new(&d.flow, &far))
+        .await
+        .unwrap_err();
+    assert!(
+        matches!(
+            e,
+            Error::Invalid {
+                field: "execution",
+                ..
+            }
+        ),
+        "{e:?}"
+    );
+    let e = add(fl::AddToFlowArgs::new(&d.flow, &x).parent(&far, false))
+        .await
+        .unwrap_err();
+    assert!(
+        matches!(
+            e,
+            Error::Invalid {
+                field: "parent",
+                ..
+            }
+        ),
+        "{e:?}"
+    );
     let fk = keys::FlowKeys::new(&d.flow, d.c.config());
     let raw = fl::add_execution_to_flow(&fk, &fl::AddToFlowArgs::new(&d.flow, &far));
     let e = fl::decode_add_execution_to_flow(&d.c.store().fcall(&raw).await.unwrap()).unwrap_err();
@@ -758,13 +787,18 @@ async fn adding_to_a_flow_is_refused_and_writes_nothing(store: Arc<dyn Store>) {
 
     // Unknown flow, execution, parent (an id of the partition, no member).
     let cfg = d.c.config().clone();
-    let mut in_part = (1u128..).map(FlowId::from_u128).filter(|f| flow_partition(f, &cfg).index == part);
+    let mut in_part = (1u128..)
+        .map(FlowId::from_u128)
+        .filter(|f| flow_partition(f, &cfg).index == part);
     let nobody = in_part.next().unwrap();
     let other_flow = in_part.next().unwrap();
     let ns = ff_engine::core::Namespace::new("default").unwrap();
     let create = fl::create_flow(&keys::FlowKeys::new(&other_flow, &cfg), &other_flow, &ns);
     d.c.store().fcall(&create).await.unwrap();
-    assert_eq!(refused(add(fl::AddToFlowArgs::new(&nobody, &x)).await), FfError::NotFound);
+    assert_eq!(
+        refused(add(fl::AddToFlowArgs::new(&nobody, &x)).await),
+        FfError::NotFound
+    );
     let unknown = d.id();
     assert_eq!(
         refused(add(fl::AddToFlowArgs::new(&d.flow, &unknown)).await),
@@ -783,9 +817,13 @@ async fn adding_to_a_flow_is_refused_and_writes_nothing(store: Arc<dyn Store>) {
 
     // A member of another flow; a member of this one with other edges.
     let m = d.c.new_member_id(&other_flow);
-    d.c.create(ExecutionSpec::new("k").in_flow(&other_flow, JoinPolicy::AllOf).id(m.clone()))
-        .await
-        .unwrap();
+    d.c.create(
+        ExecutionSpec::new("k")
+            .in_flow(&other_flow, JoinPolicy::AllOf)
+            .id(m.clone()),
+    )
+    .await
+    .unwrap();
     assert!(matches!(
         refused(add(fl::AddToFlowArgs::new(&d.flow, &m)).await),
         FfError::InvalidState(_)
@@ -823,7 +861,10 @@ async fn adding_to_a_flow_is_refused_and_writes_nothing(store: Arc<dyn Store>) {
 
     // Nothing written by any of them.
     let after = d.c.get(&x).await.unwrap();
-    assert_eq!((after.public_state, &after.flow), (before.public_state, &before.flow));
+    assert_eq!(
+        (after.public_state, &after.flow),
+        (before.public_state, &before.flow)
+    );
     let now = d.c.flow_members(&d.flow, 0, 100).await.unwrap();
     assert_eq!(now, members);
     assert_eq!(d.c.get_flow(&d.flow).await.unwrap().summary.members, 1);

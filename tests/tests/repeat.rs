@@ -658,7 +658,9 @@ async fn add_to_flow_repeats_add_once(store: Arc<dyn Store>) {
     .await;
     let p = parent.lease.execution.clone();
     let x = c.new_member_id(&flow);
-    c.create(ExecutionSpec::new("k").id(x.clone())).await.unwrap();
+    c.create(ExecutionSpec::new("k").id(x.clone()))
+        .await
+        .unwrap();
     let args = fl::AddToFlowArgs::new(&flow, &x).parent(&p, true);
     let added = c.add_to_flow(&args).await.unwrap();
     assert_eq!(

@@ -7,9 +7,9 @@ use crate::flow::{FlowSummary, JoinPolicy};
 use crate::id::{ExecutionId, FlowId};
 use crate::keys::{FlowKeys, PartitionKeys};
 use crate::name::{Kind, Lane, Namespace};
-use crate::state::PublicState;
 use crate::partition::Partition;
 use crate::reply::{Fields, Reply};
+use crate::state::PublicState;
 use std::collections::BTreeMap;
 
 /// How a new execution joins a flow (the `flow` part of `ff_create`).
@@ -424,7 +424,7 @@ pub struct FlowMember {
     pub kind: Kind,
     /// When its parents release it.
     pub join: JoinPolicy,
-    /// Its incoming edges (parent → this member), in no particular order.
+    /// Its incoming edges (parent → this member), in parent id order.
     pub parents: Vec<MemberEdge>,
 }
 

@@ -101,9 +101,7 @@ impl Client {
             });
         }
         Ok(fl::decode_add_execution_to_flow(
-            &self
-                .call(&fl::add_execution_to_flow(&keys, args))
-                .await?,
+            &self.call(&fl::add_execution_to_flow(&keys, args)).await?,
         )?)
     }
 
@@ -114,7 +112,12 @@ impl Client {
     /// [`MAX_FLOW_PAGE_EDGES`](limits::MAX_FLOW_PAGE_EDGES). Offsets count
     /// members in id order, so a member purged between two pages shifts the
     /// next one by one (a member may be skipped).
-    pub async fn flow_members(&self, flow: &FlowId, offset: u64, limit: u32) -> Result<MembersPage> {
+    pub async fn flow_members(
+        &self,
+        flow: &FlowId,
+        offset: u64,
+        limit: u32,
+    ) -> Result<MembersPage> {
         if !(1..=limits::MAX_FLOW_PAGE).contains(&limit) {
             return Err(Error::Invalid {
                 field: "limit",
