@@ -786,7 +786,7 @@ async fn adding_to_a_flow_is_refused_and_writes_nothing(store: Arc<dyn Store>) {
     );
 
     // Unknown flow, execution, parent (an id of the partition, no member).
-    let cfg = d.c.config().clone();
+    let cfg = *d.c.config();
     let mut in_part = (1u128..)
         .map(FlowId::from_u128)
         .filter(|f| flow_partition(f, &cfg).index == part);

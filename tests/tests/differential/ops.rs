@@ -380,10 +380,11 @@ pub(crate) fn op() -> impl Strategy<Value = Op> {
                 Op::AddEdge { flow, parent: p(parent), child: p(child), data }
             }),
         // Mostly executions and parents of the flow's partition, as above.
+        // (parents mostly other than the execution itself)
         2 => (0..FLOWS, 0..EXECS / 2, 0..3usize, proptest::collection::vec((0..EXECS / 2, proptest::bool::weighted(0.3)), 0..3), proptest::bool::weighted(0.9))
             .prop_map(|(flow, exec, join, parents, local)| {
                 let p = |e: usize| 2 * e + if local { flow } else { 1 - flow };
-                let parents = parents.into_iter().map(|(e, d)| (p(e), d)).collect();
+                let parents = parents.into_iter().map(|(k, d)| (p((exec + 1 + k) % (EXECS / 2)), d)).collect();
                 Op::AddToFlow { flow, exec: p(exec), join, parents }
             }),
         1 => (0..FLOWS, 0..4u64, 1..4u32)
