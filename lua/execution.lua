@@ -11,7 +11,7 @@
 local MAX_BACKOFF_MS, MAX_PRIORITY, MAX_RETRIES = F.MAX_BACKOFF_MS, F.MAX_PRIORITY, F.MAX_RETRIES
 local ENDED_CHANNEL, READY_CHANNEL = F.ENDED_CHANNEL, F.READY_CHANNEL
 local RUNNABLE_INDEX = F.RUNNABLE_INDEX
-local err, hmget, num, count, now_ms = P.err, P.hmget, P.num, P.count, P.now_ms
+local err, hmget, num, count = P.err, P.hmget, P.num, P.count
 local counts_key, series_key, flow_key = K.counts_key, K.series_key, K.flow_key
 local FLOW_LIVE_PREFIX, SERIES, SERIES_TTL_S = F.FLOW_LIVE_PREFIX, F.SERIES, F.SERIES_TTL_S
 local eid_ok, eligible_key, exec_key, idx_key = K.eid_ok, K.eligible_key, K.exec_key, K.idx_key
@@ -138,7 +138,7 @@ end
 -- An execution of `lane` (a member of `flow`, if any) moved from the state
 -- counted as `from` to `to` (nil: created, or purged): the partition's
 -- counters and the flow's live-state counts follow, at the call's end
--- (`now`: the call's time, read here when the caller has none).
+-- (`now`: the call's time; a second read of the clock could differ).
 local function count_move(tag, lane, flow, from, to, now)
   if from == to or not lane then return end
   local ck = counts_key(tag)
@@ -148,8 +148,17 @@ local function count_move(tag, lane, flow, from, to, now)
     local fk = flow_key(tag, flow)
     if from and not ENDED[from] then count(fk, FLOW_LIVE_PREFIX .. from, -1) end
     if to and not ENDED[to] then count(fk, FLOW_LIVE_PREFIX .. to, 1) end
-    redis.call('HSET', fk, 'changed', now or now_ms())
+    redis.call('HSET', fk, 'changed', now)
   end
+end
+
+-- A live execution joined `flow` in the state counted as `word`: the flow
+-- counts it from now on.
+local function count_joined(tag, flow, word, now)
+  if not word or ENDED[word] then return end
+  local fk = flow_key(tag, flow)
+  count(fk, FLOW_LIVE_PREFIX .. word, 1)
+  redis.call('HSET', fk, 'changed', now)
 end
 
 -- One more of `kind` (SERIES: completed, failed, retried) in `lane` this minute.
@@ -170,11 +179,11 @@ local function make_eligible(ek, tag, eid, h, priority, now, mv)
   index_eligible(tag, eid, h.lane, priority, now, mv)
 end
 
--- runnable/delayed until `due`, from the state `h`; `...` are extra
--- field/value pairs to store.
-local function make_delayed(mv, ek, tag, eid, h, due, ...)
+-- runnable/delayed until `due`, from the state `h` (at `now`); `...` are
+-- extra field/value pairs to store.
+local function make_delayed(mv, ek, tag, eid, h, now, due, ...)
   redis.call('HSET', ek, 'phase', 'runnable', 'elig', 'delayed', 'due', due, ...)
-  count_from(tag, h, 'delayed', mv and mv.now)
+  count_from(tag, h, 'delayed', now)
   idx_due(mv, tag, 'delayed', due, eid)
 end
 
@@ -320,6 +329,6 @@ end
 
 --- @export WATCHED, watched, FLOW_RECONCILE_GRACE_MS, WAITING_RECHECK_MS, eligible_score, batch_eligible_score,
 --- @export read_state, leave_live, index_eligible, make_eligible, make_delayed, make_waiting,
---- @export counted, count_move, count_series, count_from,
+--- @export counted, count_move, count_series, count_from, count_joined,
 --- @export FLOW_HOOKS, ADMISSION_HOOKS, make_terminal, retry_delay_ms, policy_ok, state_of,
 --- @export NOT_EXEC_TARGET, NOT_PARTITION_EID, exec_target, index_target

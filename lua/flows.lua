@@ -11,8 +11,9 @@
 --   ff:flow:{fp:N}:<flow>          hash: ns, created, n (members), done, one
 --                                  count per outcome, cancel (reason, once asked)
 --   ff:flow:{fp:N}:<flow>:members  sorted set, score 0 (read in id order)
---   ff:deps:<child>                hash: parent -> p (pending) | P (pending, passes
---                                  its result) | s (satisfied) | i (impossible);
+--   ff:deps:<child>                hash: parent -> p (pending) | s (satisfied) |
+--                                  i (impossible), upper case (P, S, I) for an
+--                                  edge that passes the parent's result;
 --                                  '#n', '#s', '#i' counts; '#d' the count of
 --                                  data-passing edges; '#data' a passed result
 --                                  kept until the child is created; '#dp' the
@@ -122,7 +123,7 @@ local function decide_child(tag, child, now)
     redis.call('ZREM', idx_key(tag, 'waiting_children'), child)
     local ready_at = num(h.ready_at)
     if ready_at and ready_at > now then
-      make_delayed(nil, ck, tag, child, h, ready_at)
+      make_delayed(nil, ck, tag, child, h, now, ready_at)
     else
       make_eligible(ck, tag, child, h, num(h.pri) or 0, now)
     end
@@ -145,7 +146,12 @@ local function resolve_edge(tag, parent, child, outcome, now)
   local st = d[1]
   if st ~= 'p' and st ~= 'P' then return 'already' end
   local sat = outcome == 'success'
-  redis.call('HSET', dk, parent, sat and 's' or 'i')
+  -- (a data-passing edge stays upper case: ff_flow_members reports it)
+  if st == 'P' then
+    redis.call('HSET', dk, parent, sat and 'S' or 'I')
+  else
+    redis.call('HSET', dk, parent, sat and 's' or 'i')
+  end
   redis.call('HINCRBY', dk, sat and '#s' or '#i', 1)
   if sat and st == 'P' then
     local ck = exec_key(child)
@@ -274,12 +280,18 @@ FLOW_HOOKS.member_arg = function(tag, flow, join, jc)
   return {flow = flow, join = join, jc = jc, fk = fk, n = tonumber(f[1]) or 0, cancelled = f[2] ~= false}
 end
 
+-- Make `eid` a member of `flow` (its hash `fk`): the one place a member
+-- enters a flow (ff_create's members, ff_add_execution_to_flow).
+local function enter_flow(ek, tag, eid, flow, fk, join, jc)
+  redis.call('HSET', ek, 'flow', flow, 'join', join, 'jc', jc)
+  redis.call('ZADD', flow_members_key(tag, flow), 0, eid)
+  redis.call('HINCRBY', fk, 'n', 1)
+end
+
 -- Place a new member: waiting on the edges declared before it existed, or
 -- released at once when they already decide its join.
 FLOW_HOOKS.member_created = function(ek, tag, eid, m, now, delay, lane, pri)
-  redis.call('HSET', ek, 'flow', m.flow, 'join', m.join, 'jc', m.jc)
-  redis.call('ZADD', flow_members_key(tag, m.flow), 0, eid)
-  redis.call('HINCRBY', m.fk, 'n', 1)
+  enter_flow(ek, tag, eid, m.flow, m.fk, m.join, m.jc)
   local dk = deps_key(eid)
   local c = redis.call('HMGET', dk, '#n', '#data')
   if c[2] then
@@ -292,7 +304,7 @@ FLOW_HOOKS.member_created = function(ek, tag, eid, m, now, delay, lane, pri)
     -- No edges yet: it runs as any execution (edges added before its first
     -- claim still hold it back).
     if delay > 0 then
-      make_delayed(nil, ek, tag, eid, placed, now + delay)
+      make_delayed(nil, ek, tag, eid, placed, now, now + delay)
     else
       make_eligible(ek, tag, eid, placed, pri, now)
     end
@@ -304,4 +316,5 @@ FLOW_HOOKS.member_created = function(ek, tag, eid, m, now, delay, lane, pri)
   decide_child(tag, eid, now)
 end
 
---- @export FLOW_INLINE_BUDGET, FLOW_PROJECT_MAX, W, queue_work, resolve_edge, settle
+--- @export FLOW_INLINE_BUDGET, FLOW_PROJECT_MAX, W, queue_work, resolve_edge, settle, join_ok,
+--- @export enter_flow

@@ -128,7 +128,7 @@ local function end_fail(h, message, retryable, now, mv)
     local due = now + retry_delay_ms(h.eid, r[1], retries + 1)
     leave_live(h.ek, h.tag, h.eid, h, mv)
     count_series(h.tag, h.lane, SERIES.retried, now)
-    make_delayed(mv, h.ek, h.tag, h.eid, h, due, 'error', message, 'att_state', 'failed', 'retries', retries + 1,
+    make_delayed(mv, h.ek, h.tag, h.eid, h, now, due, 'error', message, 'att_state', 'failed', 'retries', retries + 1,
       'fence', seal(h, 'fail', 'retry_scheduled', due))
     return ok('retry_scheduled', due, 0)
   end
@@ -219,9 +219,10 @@ local function ff_delay(keys, args)
   local h
   h, e = fenced(keys, args, 'delay')
   if e then return e end
-  local due = now_ms() + delay
+  local now = now_ms()
+  local due = now + delay
   leave_live(h.ek, h.tag, h.eid, h)
-  make_delayed(nil, h.ek, h.tag, h.eid, h, due, 'att_state', 'delayed', 'fence', seal(h, 'delay', 'delayed', due))
+  make_delayed(nil, h.ek, h.tag, h.eid, h, now, due, 'att_state', 'delayed', 'fence', seal(h, 'delay', 'delayed', due))
   return ok('delayed', due, 0)
 end
 

@@ -52,6 +52,8 @@ pub fn lua_facts() -> String {
     num("MAX_FLOW_MEMBERS", limits::MAX_FLOW_MEMBERS.into());
     num("MAX_EDGES_PER_CHILD", limits::MAX_EDGES_PER_CHILD.into());
     num("MAX_DATA_PARENTS", limits::MAX_DATA_PARENTS.into());
+    num("MAX_FLOW_PAGE", limits::MAX_FLOW_PAGE.into());
+    num("MAX_FLOW_PAGE_EDGES", limits::MAX_FLOW_PAGE_EDGES.into());
     num("MAX_RETRIES", retry::MAX_RETRIES.into());
     num("MAX_BACKOFF_MS", retry::MAX_BACKOFF_MS);
     num("MAX_QUORUM", flow::MAX_QUORUM.into());

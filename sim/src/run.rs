@@ -572,6 +572,10 @@ fn start_operator(
 /// After the operator stops: the contested lane must not stay paused (it
 /// may have been stopped between a pause and its resume).
 async fn resume_contested_lane(w: &World) {
+    {
+        let mut m = w.model.lock().expect("model lock");
+        m.contested_paused = (false, m.contested_paused.1 + 1);
+    }
     let client = connect(w.memory.clone(), w.partitions).await;
     while client.resume_lane(contested_lane().as_str()).await.is_err() {
         tokio::time::sleep(Duration::from_millis(50)).await;

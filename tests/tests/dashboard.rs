@@ -16,6 +16,7 @@ use fantoccini::{ClientBuilder, Locator};
 use ff_cli::dashboard::{self, DashboardOptions};
 use ff_engine::core::admission::QuotaLimits;
 use ff_engine::core::contract::admission::{BreachPolicy, BudgetDef, DimensionLimits, UsageReport};
+use ff_engine::core::contract::flow::AddToFlowArgs;
 use ff_engine::core::flow::JoinPolicy;
 use ff_engine::core::retry::RetryPolicy;
 use ff_engine::core::state::PublicState;
@@ -212,20 +213,19 @@ async fn claim_n(
 struct Seeded {
     script_failed: Vec<ExecutionId>,
     flow_member: ExecutionId,
+    /// The flow's members a, b, c, d, e.
+    flow: [ExecutionId; 5],
 }
 
 async fn seed(c: &Client) -> Seeded {
     for l in ["mail", "reports"] {
         c.register_lane(&Lane::new(l).unwrap()).await.unwrap();
     }
-    // A flow in lane reports: a → b → d; a completed, so b waits (eligible)
-    // and d waits on its parent.
+    // A flow in lane reports: a → (b, c) → d, c passing data; a completed,
+    // so b and c wait (eligible) and d waits on its parents; then e, made
+    // outside the flow, joins it waiting on d.
     let flow = c.create_flow("default").await.unwrap();
-    let (a, b, d) = (
-        c.new_member_id(&flow),
-        c.new_member_id(&flow),
-        c.new_member_id(&flow),
-    );
+    let [a, b, cc, d, e] = [(); 5].map(|_| c.new_member_id(&flow));
     // A parent exists before its edge; a child is created after it.
     let member = |id: &ExecutionId| {
         ExecutionSpec::new("report.build")
@@ -235,12 +235,27 @@ async fn seed(c: &Client) -> Seeded {
     };
     c.create(member(&a)).await.unwrap();
     c.add_edge(&flow, &a, &b, false).await.unwrap();
+    c.add_edge(&flow, &a, &cc, true).await.unwrap();
     c.create(member(&b)).await.unwrap();
+    c.create(member(&cc)).await.unwrap();
     c.add_edge(&flow, &b, &d, false).await.unwrap();
+    c.add_edge(&flow, &cc, &d, false).await.unwrap();
     c.create(member(&d)).await.unwrap();
     let first = claim_n(c, "reports", 1).await.pop().unwrap();
     assert_eq!(first.lease.execution, a);
     c.complete(&first.lease, b"{\"rows\": 12}").await.unwrap();
+    c.create(
+        ExecutionSpec::new("report.publish")
+            .lane("reports")
+            .id(e.clone()),
+    )
+    .await
+    .unwrap();
+    let added = c
+        .add_to_flow(&AddToFlowArgs::new(&flow, &e).parent(&d, false))
+        .await
+        .unwrap();
+    assert_eq!(added.state, PublicState::WaitingChildren);
 
     // Lane default: 4 failed for good (3 with a <script> in their error),
     // then 1 active, 5 waiting, 2 delayed.
@@ -313,7 +328,8 @@ async fn seed(c: &Client) -> Seeded {
     .unwrap();
     Seeded {
         script_failed,
-        flow_member: b,
+        flow_member: b.clone(),
+        flow: [a, b, cc, d, e],
     }
 }
 
@@ -350,10 +366,10 @@ async fn the_dashboard_in_a_real_browser() {
     // The overview: the seeded counts, the paused lane, the bars.
     b.goto(&format!("{url}/")).await.unwrap();
     for (state, want) in [
-        ("waiting", "9"),
+        ("waiting", "10"),
         ("delayed", "2"),
         ("active", "1"),
-        ("waiting_children", "1"),
+        ("waiting_children", "2"),
         ("rate_limited", "0"),
         ("completed", "1"),
         ("failed", "4"),
@@ -361,7 +377,7 @@ async fn the_dashboard_in_a_real_browser() {
         let got = text(&b, &format!("a.card[data-count='{state}'] .n")).await;
         assert_eq!(got, want, "overview count of {state}");
     }
-    for (lane, want) in [("default", "5"), ("mail", "3"), ("reports", "1")] {
+    for (lane, want) in [("default", "5"), ("mail", "3"), ("reports", "2")] {
         let got = text(
             &b,
             &format!("tr[data-lane='{lane}'] td[data-state='waiting']"),
@@ -487,9 +503,73 @@ async fn the_dashboard_in_a_real_browser() {
         .await
         .unwrap();
     wait_text(&b, "h1", "Flow").await;
-    assert_eq!(text(&b, "[data-flow-count='members'] .n").await, "3");
+    assert_eq!(text(&b, "[data-flow-count='members'] .n").await, "5");
     assert_eq!(text(&b, "[data-flow-count='done'] .n").await, "1");
+    // Its graph: five members, five edges, coloured by state, in layers.
+    let dag = b.find(Locator::Css("svg.dag")).await.unwrap();
+    assert_eq!(dag.attr("data-nodes").await.unwrap().as_deref(), Some("5"));
+    assert_eq!(dag.attr("data-edges").await.unwrap().as_deref(), Some("5"));
+    let nodes = b.find_all(Locator::Css("svg.dag g.node")).await.unwrap();
+    let edges = b.find_all(Locator::Css("svg.dag path.edge")).await.unwrap();
+    assert_eq!((nodes.len(), edges.len()), (5, 5));
+    let state_of = |id: &ExecutionId| format!("svg.dag g.node[data-id='{}'] rect", id.as_str());
+    for (id, class) in [
+        (&seeded.flow[0], "s-completed"),
+        (&seeded.flow[1], "s-waiting"),
+        (&seeded.flow[3], "s-waiting_children"),
+        (&seeded.flow[4], "s-waiting_children"),
+    ] {
+        let rect = b.find(Locator::Css(&state_of(id))).await.unwrap();
+        assert_eq!(rect.attr("class").await.unwrap().as_deref(), Some(class));
+    }
+    // Layers left to right: a, then b and c, then d, then e.
+    let x = |id: &ExecutionId| {
+        let b = b.clone();
+        let css = state_of(id);
+        async move {
+            let r = b.find(Locator::Css(&css)).await.unwrap();
+            r.attr("x").await.unwrap().unwrap().parse::<u32>().unwrap()
+        }
+    };
+    let xs = [
+        x(&seeded.flow[0]).await,
+        x(&seeded.flow[1]).await,
+        x(&seeded.flow[2]).await,
+        x(&seeded.flow[3]).await,
+        x(&seeded.flow[4]).await,
+    ];
+    assert!(
+        xs[0] < xs[1] && xs[1] == xs[2] && xs[2] < xs[3] && xs[3] < xs[4],
+        "{xs:?}"
+    );
+    assert_eq!(
+        b.find_all(Locator::Css("svg.dag path.edge.data"))
+            .await
+            .unwrap()
+            .len(),
+        1,
+        "a → c passes data"
+    );
+    let rows = b
+        .find_all(Locator::Css("table.members tbody tr[data-id]"))
+        .await
+        .unwrap();
+    assert_eq!(rows.len(), 5);
+    let page = text(&b, "body").await;
+    assert!(!page.contains("not drawn"), "{page}");
     shot(&b, "flow").await;
+    // A node opens its execution.
+    b.find(Locator::Css(&format!(
+        "svg.dag g.node[data-id='{}']",
+        seeded.flow[4].as_str()
+    )))
+    .await
+    .unwrap()
+    .click()
+    .await
+    .unwrap();
+    wait_text(&b, "h1", "Execution").await;
+    assert!(text(&b, "h1").await.contains(seeded.flow[4].as_str()));
 
     // Pause default: claims are refused; resume: they hand out work again.
     b.goto(&format!("{url}/")).await.unwrap();

@@ -569,7 +569,315 @@ async fn the_projector_repairs_drifted_counters(store: Arc<dyn Store>) {
     }
 }
 
+/// A flow's members in pages, each with its state and incoming edges: pending,
+/// satisfied and impossible, passing data or not.
+async fn members_and_edges_are_listed_in_pages(store: Arc<dyn Store>) {
+    use fl::EdgeState::{Impossible, Pending, Satisfied};
+    let d = Dag::new(store).await;
+    let [a, b, c, x] = [d.id(), d.id(), d.id(), d.id()];
+    d.create(&a, JoinPolicy::AllOf).await;
+    d.create(&b, JoinPolicy::AllOf).await;
+    d.c.add_edge(&d.flow, &a, &c, true).await.unwrap();
+    d.edge(&b, &c).await;
+    d.create(&c, JoinPolicy::AnyOf).await;
+    d.edge(&c, &x).await;
+    d.create(&x, JoinPolicy::AllOf).await;
+    d.succeed(&a, "ra").await;
+    d.fail(&b).await;
+
+    let mut seen = Vec::new();
+    let mut offset = 0;
+    let mut pages = 0;
+    loop {
+        let pg = d.c.flow_members(&d.flow, offset, 3).await.unwrap();
+        assert_eq!(pg.total, 4);
+        assert!(pg.members.len() <= 3);
+        pages += 1;
+        seen.extend(pg.members);
+        match pg.next {
+            Some(n) => offset = n,
+            None => break,
+        }
+    }
+    assert_eq!(pages, 2);
+    let mut ids: Vec<&ExecutionId> = seen.iter().map(|m| &m.execution).collect();
+    let sorted = {
+        let mut v = ids.clone();
+        v.sort();
+        v
+    };
+    assert_eq!(ids, sorted, "in id order");
+    ids.dedup();
+    assert_eq!(ids.len(), 4);
+    let get = |id: &ExecutionId| seen.iter().find(|m| &m.execution == id).unwrap();
+    assert_eq!(get(&a).state, PublicState::Completed);
+    assert_eq!(get(&b).state, PublicState::Failed);
+    assert!(get(&a).parents.is_empty());
+    let mut cp: Vec<(ExecutionId, fl::EdgeState, bool)> = get(&c)
+        .parents
+        .iter()
+        .map(|e| (e.parent.clone(), e.state, e.pass_data))
+        .collect();
+    cp.sort_by(|l, r| l.0.cmp(&r.0));
+    let mut want = vec![(a.clone(), Satisfied, true), (b.clone(), Impossible, false)];
+    want.sort_by(|l, r| l.0.cmp(&r.0));
+    assert_eq!(cp, want);
+    assert_eq!(get(&c).join, JoinPolicy::AnyOf);
+    assert_eq!(get(&c).state, PublicState::Waiting, "any-of: a succeeded");
+    let xe = &get(&x).parents;
+    assert_eq!(
+        (xe.len(), xe[0].state, xe[0].pass_data),
+        (1, Pending, false)
+    );
+    assert_eq!(get(&x).state, PublicState::WaitingChildren);
+    assert_eq!(get(&x).kind.as_str(), "step");
+
+    // Refusals: an unknown flow, a limit or offset out of range.
+    let nobody = FlowId::parse(&"0".repeat(32)).unwrap();
+    let e = d.c.flow_members(&nobody, 0, 10).await.unwrap_err();
+    assert!(matches!(e, Error::Rejected(FfError::NotFound)), "{e:?}");
+    for (off, lim) in [(0, 0), (0, limits::MAX_FLOW_PAGE + 1), (u64::MAX, 1)] {
+        let e = d.c.flow_members(&d.flow, off, lim).await.unwrap_err();
+        assert!(matches!(e, Error::Invalid { .. }), "{e:?}");
+    }
+    let past = d.c.flow_members(&d.flow, 10, 10).await.unwrap();
+    assert!(past.members.is_empty() && past.next.is_none());
+}
+
+/// An execution of the flow's partition created outside it.
+async fn outsider(d: &Dag) -> ExecutionId {
+    let id = d.id();
+    d.create_spec(&id, ExecutionSpec::new("outside")).await;
+    id
+}
+
+/// Existing executions join a live flow: with parents they wait as a member
+/// created after its edges does (released or skipped at once by parents that
+/// ended), without parents they stay as they are (even running).
+async fn an_existing_execution_joins_a_flow_with_its_edges(store: Arc<dyn Store>) {
+    let d = Dag::new(store).await;
+    let [p, q, r] = [d.id(), d.id(), d.id()];
+    for id in [&p, &q, &r] {
+        d.create(id, JoinPolicy::AllOf).await;
+    }
+    d.succeed(&q, "rq").await;
+    d.fail(&r).await;
+
+    // Waits on a live parent (passing data) and one that succeeded.
+    let x = outsider(&d).await;
+    assert!(d.c.get(&x).await.unwrap().flow.is_none());
+    let args = fl::AddToFlowArgs::new(&d.flow, &x)
+        .parent(&p, true)
+        .parent(&q, false);
+    let got = d.c.add_to_flow(&args).await.unwrap();
+    assert_eq!((got.added, got.state), (true, PublicState::WaitingChildren));
+    let rec = d.c.get(&x).await.unwrap();
+    assert_eq!(rec.flow, Some((d.flow.clone(), JoinPolicy::AllOf)));
+    d.succeed(&p, "rp").await;
+    assert_eq!(d.state(&x).await, PublicState::Waiting);
+    assert_eq!(d.c.get(&x).await.unwrap().payload, b"rp");
+
+    // A parent that already failed: an all-of join is skipped at once, and
+    // the flow counts it.
+    let y = outsider(&d).await;
+    let got =
+        d.c.add_to_flow(&fl::AddToFlowArgs::new(&d.flow, &y).parent(&r, false))
+            .await
+            .unwrap();
+    assert_eq!(got.state, PublicState::Skipped);
+    // Only parents that succeeded: eligible at once.
+    let z = outsider(&d).await;
+    let args = fl::AddToFlowArgs::new(&d.flow, &z)
+        .join(JoinPolicy::AnyOf)
+        .parent(&q, false);
+    assert_eq!(
+        d.c.add_to_flow(&args).await.unwrap().state,
+        PublicState::Waiting
+    );
+
+    // Without parents, a running execution joins as it is; its end counts.
+    let w = outsider(&d).await;
+    let claimed = d.claim_all().await;
+    let lease = claimed.get(&w).expect("w is eligible").lease.clone();
+    for (other, cl) in &claimed {
+        if other != &w {
+            d.c.release(&cl.lease).await.unwrap();
+        }
+    }
+    let got =
+        d.c.add_to_flow(&fl::AddToFlowArgs::new(&d.flow, &w))
+            .await
+            .unwrap();
+    assert_eq!(got.state, PublicState::Active);
+    // A joined member is a parent like any other.
+    let v = d.id();
+    assert_eq!(d.edge(&w, &v).await, EdgeDecision::Recorded);
+    assert_eq!(
+        d.create(&v, JoinPolicy::AllOf).await,
+        PublicState::WaitingChildren
+    );
+    d.c.complete(&lease, b"rw").await.unwrap();
+    assert_eq!(d.state(&v).await, PublicState::Waiting);
+    let s = d.c.get_flow(&d.flow).await.unwrap().summary;
+    assert_eq!(
+        (s.members, s.done, s.success, s.failed, s.skipped),
+        (8, 5, 3, 1, 1),
+        "{s:?}"
+    );
+    let m = d.c.flow_members(&d.flow, 0, 100).await.unwrap();
+    assert_eq!(m.total, 8);
+    let xm = m.members.iter().find(|m| m.execution == x).unwrap();
+    assert_eq!(xm.parents.len(), 2);
+}
+
+/// Every refusal of ff_add_execution_to_flow, each leaving the execution and
+/// the flow as they were.
+async fn adding_to_a_flow_is_refused_and_writes_nothing(store: Arc<dyn Store>) {
+    let d = Dag::new(store).await;
+    let p = d.id();
+    d.create(&p, JoinPolicy::AllOf).await;
+    let x = outsider(&d).await;
+    let before = d.c.get(&x).await.unwrap();
+    let members = d.c.flow_members(&d.flow, 0, 100).await.unwrap();
+    let refused = |r: Result<fl::AddedToFlow, Error>| match r {
+        Err(Error::Rejected(e)) => e,
+        other => panic!("expected a refusal, got {other:?}"),
+    };
+    let add = |args: fl::AddToFlowArgs| {
+        let c = d.c.clone();
+        async move { c.add_to_flow(&args).await }
+    };
+
+    // Another partition: refused by the client, and by the data plane.
+    let part = flow_partition(&d.flow, d.c.config()).index;
+    let far = ExecutionId::new((part + 1) % d.c.config().flow_partitions, 7);
+    let e = add(fl::AddToFlowArgs::new(&d.flow, &far))
+        .await
+        .unwrap_err();
+    assert!(
+        matches!(
+            e,
+            Error::Invalid {
+                field: "execution",
+                ..
+            }
+        ),
+        "{e:?}"
+    );
+    let e = add(fl::AddToFlowArgs::new(&d.flow, &x).parent(&far, false))
+        .await
+        .unwrap_err();
+    assert!(
+        matches!(
+            e,
+            Error::Invalid {
+                field: "parent",
+                ..
+            }
+        ),
+        "{e:?}"
+    );
+    let fk = keys::FlowKeys::new(&d.flow, d.c.config());
+    let raw = fl::add_execution_to_flow(&fk, &fl::AddToFlowArgs::new(&d.flow, &far));
+    let e = fl::decode_add_execution_to_flow(&d.c.store().fcall(&raw).await.unwrap()).unwrap_err();
+    assert!(
+        matches!(&e, ff_engine::core::contract::CallError::Rejected(FfError::InvalidArgument { field, .. }) if field == "execution"),
+        "{e:?}"
+    );
+
+    // Unknown flow, execution, parent (an id of the partition, no member).
+    let cfg = *d.c.config();
+    let mut in_part = (1u128..)
+        .map(FlowId::from_u128)
+        .filter(|f| flow_partition(f, &cfg).index == part);
+    let nobody = in_part.next().unwrap();
+    let other_flow = in_part.next().unwrap();
+    let ns = ff_engine::core::Namespace::new("default").unwrap();
+    let create = fl::create_flow(&keys::FlowKeys::new(&other_flow, &cfg), &other_flow, &ns);
+    d.c.store().fcall(&create).await.unwrap();
+    assert_eq!(
+        refused(add(fl::AddToFlowArgs::new(&nobody, &x)).await),
+        FfError::NotFound
+    );
+    let unknown = d.id();
+    assert_eq!(
+        refused(add(fl::AddToFlowArgs::new(&d.flow, &unknown)).await),
+        FfError::NotFound
+    );
+    let stranger = outsider(&d).await;
+    assert_eq!(
+        refused(add(fl::AddToFlowArgs::new(&d.flow, &x).parent(&stranger, false)).await),
+        FfError::NotFound,
+        "a parent must be a member"
+    );
+    assert!(matches!(
+        refused(add(fl::AddToFlowArgs::new(&d.flow, &x).parent(&x, false)).await),
+        FfError::Cycle(_)
+    ));
+
+    // A member of another flow; a member of this one with other edges.
+    let m = d.c.new_member_id(&other_flow);
+    d.c.create(
+        ExecutionSpec::new("k")
+            .in_flow(&other_flow, JoinPolicy::AllOf)
+            .id(m.clone()),
+    )
+    .await
+    .unwrap();
+    assert!(matches!(
+        refused(add(fl::AddToFlowArgs::new(&d.flow, &m)).await),
+        FfError::InvalidState(_)
+    ));
+    assert!(matches!(
+        refused(add(fl::AddToFlowArgs::new(&d.flow, &p).parent(&stranger, false)).await),
+        FfError::InvalidState(_)
+    ));
+
+    // An ended execution; a started one with parents (without, it may join).
+    let ended = outsider(&d).await;
+    d.c.cancel(&ended, "stop").await.unwrap();
+    assert!(matches!(
+        refused(add(fl::AddToFlowArgs::new(&d.flow, &ended)).await),
+        FfError::AlreadyTerminal(o) if o == "cancelled"
+    ));
+    let running = outsider(&d).await;
+    let claimed = d.claim_all().await;
+    for (id, cl) in &claimed {
+        if id != &running {
+            d.c.release(&cl.lease).await.unwrap();
+        }
+    }
+    assert!(matches!(
+        refused(add(fl::AddToFlowArgs::new(&d.flow, &running).parent(&p, false)).await),
+        FfError::InvalidState(_)
+    ));
+
+    // A cancelled flow takes no member.
+    d.c.cancel_flow(&other_flow, "stop").await.unwrap();
+    assert!(matches!(
+        refused(add(fl::AddToFlowArgs::new(&other_flow, &x)).await),
+        FfError::FlowCancelled(_)
+    ));
+
+    // Nothing written by any of them.
+    let after = d.c.get(&x).await.unwrap();
+    assert_eq!(
+        (after.public_state, &after.flow),
+        (before.public_state, &before.flow)
+    );
+    let now = d.c.flow_members(&d.flow, 0, 100).await.unwrap();
+    assert_eq!(now, members);
+    assert_eq!(d.c.get_flow(&d.flow).await.unwrap().summary.members, 1);
+    for id in [&x, &stranger, &running] {
+        assert!(!d.has_key(&keys::deps(id)).await, "{id}");
+        assert!(d.c.get(id).await.unwrap().flow.is_none());
+    }
+}
+
 on_both_stores!(
+    members_and_edges_are_listed_in_pages,
+    an_existing_execution_joins_a_flow_with_its_edges,
+    adding_to_a_flow_is_refused_and_writes_nothing,
     diamond_runs_each_child_once_its_parents_succeed,
     the_projector_repairs_drifted_counters,
     a_fifty_level_chain_advances_one_call_per_level,

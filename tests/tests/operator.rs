@@ -428,3 +428,44 @@ async fn a_bulk_retry_gathers_before_it_requeues() {
         "5 requeued, 0 refused"
     );
 }
+
+#[tokio::test]
+async fn ff_flow_prints_a_flow_with_its_members_and_edges() {
+    use ff_cli::ops;
+    use ff_engine::core::flow::JoinPolicy;
+    let (_store, c) = memory_client().await;
+    let flow = c.create_flow("default").await.unwrap();
+    let (a, b) = (c.new_member_id(&flow), c.new_member_id(&flow));
+    let member = |id: &ff_engine::core::ExecutionId| {
+        ExecutionSpec::new("step")
+            .in_flow(&flow, JoinPolicy::AllOf)
+            .id(id.clone())
+    };
+    c.create(member(&a)).await.unwrap();
+    c.add_edge(&flow, &a, &b, true).await.unwrap();
+    c.create(member(&b)).await.unwrap();
+    let text = ops::flow(&c, flow.as_str(), 0, 1, false).await.unwrap();
+    assert!(text.contains("members 2  ended 0"), "{text}");
+    assert!(text.contains("(more: --offset 1)"), "{text}");
+    let v: serde_json::Value =
+        serde_json::from_str(&ops::flow(&c, flow.as_str(), 0, 10, true).await.unwrap()).unwrap();
+    assert_eq!(v["state"], "running");
+    let page = v["page"].as_array().unwrap();
+    assert_eq!(page.len(), 2);
+    let child = page.iter().find(|m| m["id"] == b.as_str()).unwrap();
+    assert_eq!(child["state"], "waiting_children");
+    assert_eq!(child["parents"][0]["parent"], a.as_str());
+    assert_eq!(child["parents"][0]["state"], "pending");
+    assert_eq!(child["parents"][0]["pass_data"], true);
+    assert!(v["next"].is_null());
+    let nobody = "0".repeat(32);
+    assert_eq!(
+        ops::flow(&c, &nobody, 0, 10, false)
+            .await
+            .unwrap_err()
+            .to_string(),
+        format!("no flow {nobody}")
+    );
+    assert!(ops::flow(&c, "not-a-flow", 0, 10, false).await.is_err());
+    assert!(ops::flow(&c, flow.as_str(), 0, 0, false).await.is_err());
+}

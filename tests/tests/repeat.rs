@@ -645,6 +645,55 @@ async fn data_passing_repeats_pass_each_result_once(store: Arc<dyn Store>) {
     assert_eq!(again, both);
 }
 
+/// An existing execution added to a flow with a data-passing parent, the
+/// add sent again (before and after the parent ended and the flow was
+/// cancelled): one member, one edge, the result passed once.
+async fn add_to_flow_repeats_add_once(store: Arc<dyn Store>) {
+    let (rec, c) = recorded(store.clone()).await;
+    let flow = c.create_flow("default").await.unwrap();
+    let parent = started(
+        &c,
+        ExecutionSpec::new("k").in_flow(&flow, JoinPolicy::AllOf),
+    )
+    .await;
+    let p = parent.lease.execution.clone();
+    let x = c.new_member_id(&flow);
+    c.create(ExecutionSpec::new("k").id(x.clone()))
+        .await
+        .unwrap();
+    let args = fl::AddToFlowArgs::new(&flow, &x).parent(&p, true);
+    let added = c.add_to_flow(&args).await.unwrap();
+    assert_eq!(
+        (added.added, added.state),
+        (true, PublicState::WaitingChildren)
+    );
+    let call = rec.last("ff_add_execution_to_flow");
+    let once = |again: Reply| fl::decode_add_execution_to_flow(&again).unwrap();
+    let again = once(rec.again(&call).await);
+    assert_eq!(
+        (again.added, again.state),
+        (false, PublicState::WaitingChildren)
+    );
+    let members = c.flow_members(&flow, 0, 10).await.unwrap();
+    assert_eq!(members.total, 2);
+    assert_eq!(c.get_flow(&flow).await.unwrap().summary.members, 2);
+    c.complete(&parent.lease, b"r").await.unwrap();
+    assert!(c.cancel_flow(&flow, "stop").await.unwrap());
+    // Sent again once the parent ended and the flow was cancelled: still
+    // `already`, and the result was passed once.
+    let again = once(rec.again(&call).await);
+    assert_eq!((again.added, again.state), (false, PublicState::Cancelled));
+    let s = c.get_flow(&flow).await.unwrap().summary;
+    assert_eq!((s.members, s.done, s.success, s.cancelled), (2, 2, 1, 1));
+    assert_eq!(c.get(&x).await.unwrap().payload, b"r");
+    let m = c.flow_members(&flow, 0, 10).await.unwrap();
+    let xm = m.members.iter().find(|m| m.execution == x).unwrap();
+    assert_eq!(xm.parents.len(), 1);
+    assert!(xm.parents[0].pass_data);
+    let again = rec.repeat("ff_flow_members").await;
+    assert_eq!(fl::decode_flow_members(&again).unwrap(), m);
+}
+
 fn tokens(hard: u64) -> BudgetDef {
     BudgetDef {
         limits: [("tokens".to_owned(), DimensionLimits { hard, soft: 0 })].into(),
@@ -849,6 +898,7 @@ on_both_stores!(
     suspension_repeats_deliver_once,
     flow_repeats_change_nothing,
     data_passing_repeats_pass_each_result_once,
+    add_to_flow_repeats_add_once,
     admission_repeats_count_once,
     scanner_and_ownership_repeats_act_once,
 );

@@ -879,7 +879,7 @@ fn parse_eid(f: &mut Fields<'_>) -> Result<ExecutionId, DecodeError> {
 }
 
 /// The three stored state dimensions `phase, elig, outcome` ('' for none).
-fn parse_state(f: &mut Fields<'_>) -> Result<StateVector, DecodeError> {
+pub(crate) fn parse_state(f: &mut Fields<'_>) -> Result<StateVector, DecodeError> {
     let phase = f.text("phase")?;
     let phase =
         LifecyclePhase::parse(&phase).ok_or_else(|| f.error(format!("unknown phase {phase:?}")))?;

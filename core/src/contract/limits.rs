@@ -43,5 +43,10 @@ pub const MAX_EDGES_PER_CHILD: u32 = 10_000;
 /// most [`MAX_PAYLOAD_BYTES`], so the results a member keeps (and one read
 /// returns) stay within 32 MiB.
 pub const MAX_DATA_PARENTS: u32 = 32;
+/// Most members one page of a flow's members holds (`ff_flow_members`).
+pub const MAX_FLOW_PAGE: u32 = 1000;
+/// A page of a flow's members ends early once the edges it read pass this
+/// (a member's edges always come whole), so one read stays bounded.
+pub const MAX_FLOW_PAGE_EDGES: u32 = 10_000;
 /// Largest progress value a running attempt stores, in bytes.
 pub const MAX_PROGRESS_BYTES: usize = 1024;

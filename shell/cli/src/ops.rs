@@ -1,11 +1,11 @@
 //! The operator's verbs of the `ff` command: read one execution, list a
-//! lane's executions by state, requeue, cancel, delete, pause and resume a
+//! lane's executions by state, read a flow with its members and edges, requeue, cancel, delete, pause and resume a
 //! lane. Each read has a text and a `--json` form; every refusal is the
 //! typed error's message.
 
 use ff_core::contract::execution::ExecutionRecord;
 use ff_core::state::PublicState;
-use ff_core::{ExecutionId, Lane};
+use ff_core::{ExecutionId, FlowId, Lane};
 use ff_engine::{Client, Failure, ListQuery, Requeued};
 use serde_json::{json, Value};
 
@@ -148,6 +148,93 @@ pub async fn list(c: &Client, a: &ListArgs, as_json: bool) -> Result<String, Ops
     match page.next {
         Some(n) => out.push_str(&format!("(more: --cursor {n})\n")),
         None => out.push_str(&format!("({} listed, end)\n", page.items.len())),
+    }
+    Ok(out)
+}
+
+/// `ff flow ID`: the flow's state and counts, and one page of its members
+/// from `offset`, each with the parents it waits on.
+pub async fn flow(
+    c: &Client,
+    id: &str,
+    offset: u64,
+    limit: u32,
+    as_json: bool,
+) -> Result<String, OpsError> {
+    let flow = FlowId::parse(id)?;
+    let unknown = |e: ff_engine::Error| -> OpsError {
+        match e {
+            ff_engine::Error::Rejected(ff_core::FfError::NotFound) => {
+                format!("no flow {id}").into()
+            }
+            other => other.into(),
+        }
+    };
+    let (f, page) = futures::try_join!(c.get_flow(&flow), c.flow_members(&flow, offset, limit))
+        .map_err(unknown)?;
+    let s = &f.summary;
+    if as_json {
+        let members: Vec<Value> = page
+            .members
+            .iter()
+            .map(|m| {
+                let parents: Vec<Value> = m
+                    .parents
+                    .iter()
+                    .map(|e| {
+                        json!({"parent": e.parent.as_str(), "state": e.state.as_str(), "pass_data": e.pass_data})
+                    })
+                    .collect();
+                json!({
+                    "id": m.execution.as_str(), "state": m.state.as_str(), "kind": m.kind.as_str(),
+                    "lane": m.lane.as_str(), "join": m.join.to_string(), "parents": parents,
+                })
+            })
+            .collect();
+        return Ok(json!({
+            "flow": flow.as_str(), "state": s.state().as_str(), "namespace": f.namespace.as_str(),
+            "members": s.members, "done": s.done, "success": s.success, "failed": s.failed,
+            "cancelled": s.cancelled, "expired": s.expired, "skipped": s.skipped,
+            "page": members, "next": page.next,
+        })
+        .to_string());
+    }
+    let mut out = format!(
+        "flow {flow}  {}  namespace {}
+members {}  ended {} (completed {}, failed {}, cancelled {}, expired {}, skipped {})
+",
+        s.state().as_str(),
+        f.namespace,
+        s.members,
+        s.done,
+        s.success,
+        s.failed,
+        s.cancelled,
+        s.expired,
+        s.skipped
+    );
+    for m in &page.members {
+        out.push_str(&format!("{}  {}  {}", m.execution, m.state, m.kind));
+        if !m.parents.is_empty() {
+            let ps: Vec<String> = m
+                .parents
+                .iter()
+                .map(|e| {
+                    let data = if e.pass_data { ", data" } else { "" };
+                    format!("{} ({}{data})", e.parent, e.state.as_str())
+                })
+                .collect();
+            out.push_str(&format!("  joins {} on {}", m.join, ps.join(", ")));
+        }
+        out.push('\n');
+    }
+    match page.next {
+        Some(n) => out.push_str(&format!("(more: --offset {n})\n")),
+        None => out.push_str(&format!(
+            "({} of {} listed, end)\n",
+            page.members.len(),
+            page.total
+        )),
     }
     Ok(out)
 }

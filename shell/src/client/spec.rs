@@ -174,7 +174,9 @@ impl ExecutionSpec {
         self.capabilities.push(name.into());
         self
     }
-    /// Create under an id allocated with `Client::new_member_id`.
+    /// Create under an id allocated with `Client::new_member_id` (a member
+    /// of the flow, or an execution to add to it later with
+    /// `Client::add_to_flow`).
     pub fn id(mut self, id: ExecutionId) -> Self {
         self.id = Some(id);
         self
@@ -243,12 +245,26 @@ impl ExecutionSpec {
         let partition = match (&self.flow, &idempotency) {
             (Some((flow, _, _)), _) => flow_partition(flow, config).index,
             (None, Some((key, _))) => key.partition(&namespace, config).index,
-            (None, None) => {
-                config
-                    .partition_of(PartitionFamily::Flow, &format!("{random:032x}"))
-                    .index
-            }
+            // (an id given, e.g. one of a flow's partition to add it to the
+            // flow later: Client::add_to_flow, is created where it says)
+            (None, None) => match &self.id {
+                Some(id) => id.partition_index(),
+                None => {
+                    config
+                        .partition_of(PartitionFamily::Flow, &format!("{random:032x}"))
+                        .index
+                }
+            },
         };
+        if partition >= config.flow_partitions {
+            return Err(Error::Invalid {
+                field: "id",
+                reason: format!(
+                    "partition {partition} is past this deployment's {}",
+                    config.flow_partitions
+                ),
+            });
+        }
         let execution = match self.id {
             Some(id) if id.partition_index() == partition => id,
             Some(id) => {

@@ -390,6 +390,36 @@ impl Run<'_> {
                     },
                 ))
             }
+            Op::AddToFlow {
+                flow,
+                exec,
+                join,
+                parents,
+            } => {
+                let f = flow_id(*flow);
+                let join = [JoinPolicy::AllOf, JoinPolicy::AnyOf, JoinPolicy::Quorum(2)][*join];
+                let mut args = fl::AddToFlowArgs::new(&f, &exec_id(*exec)).join(join);
+                for (p, d) in parents {
+                    args = args.parent(&exec_id(*p), *d);
+                }
+                Step::Call(fl::add_execution_to_flow(
+                    &FlowKeys::new(&f, &config()),
+                    &args,
+                ))
+            }
+            Op::FlowMembers {
+                flow,
+                offset,
+                limit,
+            } => {
+                let f = flow_id(*flow);
+                Step::Call(fl::flow_members(
+                    &FlowKeys::new(&f, &config()),
+                    &f,
+                    *offset,
+                    *limit,
+                ))
+            }
             Op::CancelFlow { flow } => {
                 let f = flow_id(*flow);
                 Step::Call(fl::cancel_flow(&FlowKeys::new(&f, &config()), &f, "halt"))

@@ -130,6 +130,20 @@ pub(crate) enum Op {
     CancelFlow {
         flow: usize,
     },
+    /// An existing execution joins a flow with (parent, pass_data) edges;
+    /// `join` picks all, any or q:2.
+    AddToFlow {
+        flow: usize,
+        exec: usize,
+        join: usize,
+        parents: Vec<(usize, bool)>,
+    },
+    /// A page of a flow's members.
+    FlowMembers {
+        flow: usize,
+        offset: u64,
+        limit: u32,
+    },
     Drain {
         partition: usize,
         budget: usize,
@@ -365,6 +379,16 @@ pub(crate) fn op() -> impl Strategy<Value = Op> {
                 let p = |e: usize| 2 * e + if local { flow } else { 1 - flow };
                 Op::AddEdge { flow, parent: p(parent), child: p(child), data }
             }),
+        // Mostly executions and parents of the flow's partition, as above.
+        // (parents mostly other than the execution itself)
+        2 => (0..FLOWS, 0..EXECS / 2, 0..3usize, proptest::collection::vec((0..EXECS / 2, proptest::bool::weighted(0.3)), 0..3), proptest::bool::weighted(0.9))
+            .prop_map(|(flow, exec, join, parents, local)| {
+                let p = |e: usize| 2 * e + if local { flow } else { 1 - flow };
+                let parents = parents.into_iter().map(|(k, d)| (p((exec + 1 + k) % (EXECS / 2)), d)).collect();
+                Op::AddToFlow { flow, exec: p(exec), join, parents }
+            }),
+        1 => (0..FLOWS, 0..4u64, 1..4u32)
+            .prop_map(|(flow, offset, limit)| Op::FlowMembers { flow, offset, limit }),
         1 => prop_oneof![
             (0..FLOWS).prop_map(|flow| Op::CancelFlow { flow }),
             (0..2usize, prop_oneof![Just(1usize), Just(3), Just(100)])

@@ -51,6 +51,23 @@ enum Command {
         #[arg(long)]
         json: bool,
     },
+    /// One flow: its state and counts, and a page of its members (id
+    /// order) with the parents each waits on.
+    Flow {
+        /// The flow id.
+        id: String,
+        /// Where the page starts (an offset a previous page printed).
+        #[arg(long, default_value_t = 0)]
+        offset: u64,
+        /// Members per page (1..=1000).
+        #[arg(long, default_value_t = 100)]
+        limit: u32,
+        #[command(flatten)]
+        conn: ConnArgs,
+        /// Print one JSON object.
+        #[arg(long)]
+        json: bool,
+    },
     /// A page of a lane's executions in one state (newest first when ended).
     List {
         #[command(flatten)]
@@ -388,6 +405,15 @@ fn main() {
         Command::Schedule(args) => std::process::exit(schedule(args.verb)),
         Command::Get { id, conn, json } => std::process::exit(op(&conn, "get", |c| async move {
             ff_cli::ops::get(&c, &id, json).await
+        })),
+        Command::Flow {
+            id,
+            offset,
+            limit,
+            conn,
+            json,
+        } => std::process::exit(op(&conn, "flow", |c| async move {
+            ff_cli::ops::flow(&c, &id, offset, limit, json).await
         })),
         Command::List { filter, conn, json } => {
             std::process::exit(op(&conn, "list", |c| async move {

@@ -1,6 +1,6 @@
 //! `ff dashboard`: a web page onto the work — counts per state and lane,
 //! executions by state with filters and paging, one execution in full, a
-//! flow's summary, budgets and quotas — and the operator's buttons (retry,
+//! flow's summary, graph and members, budgets and quotas — and the operator's buttons (retry,
 //! cancel, pause and resume a lane, retry every match of a filter).
 //!
 //! [`router`] is the whole dashboard as an axum [`Router`]: `ff dashboard`
@@ -24,6 +24,7 @@
 
 mod actions;
 mod auth;
+mod dag;
 mod html;
 mod pages;
 

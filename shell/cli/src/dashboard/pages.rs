@@ -5,12 +5,13 @@ use super::html::{
     ago, bar, form_guard, num, page, preview, query, seg, stacked, state_badge, state_class,
     state_label, throughput, time, Ctx, Nav, PageError,
 };
-use super::AppState;
+use super::{dag, AppState};
 use axum::extract::rejection::QueryRejection;
 use axum::extract::{Path, Query, State};
 use axum::http::{header, StatusCode};
 use axum::response::{IntoResponse, Redirect, Response};
 use ff_core::contract::execution::ExecutionRecord;
+use ff_core::contract::flow::FlowMember;
 use ff_core::counts::{Counted, SeriesKind, SERIES_MINUTES};
 use ff_core::state::{Eligibility, PublicState};
 use ff_core::{ExecutionId, FlowId, Lane};
@@ -587,21 +588,40 @@ pub(crate) async fn flows(
             label { "Flow id " input type="text" name="flow" size="40"; }
             button type="submit" { "Show" }
         }
-        p.dim { "Flows are reached from their members (an execution's page links its flow) or by id. "
-            "There is no listing of all flows yet." }
+        p.dim { "Flows are reached from their members (an execution's page links its flow) or by id: "
+            "the data plane keeps no index of all flows to list them from." }
     };
     Ok(page(&ctx, "Flows", Nav::Flows, st.read_only, body).into_response())
 }
+
+#[derive(Debug, Default, Deserialize)]
+pub(crate) struct FlowPageParams {
+    offset: Option<String>,
+}
+
+/// Members per page of a flow's member table.
+const MEMBER_ROWS: u32 = 50;
+/// Parents listed in a member's row (the rest are counted).
+const ROW_PARENTS: usize = 6;
 
 pub(crate) async fn flow(
     State(st): State<AppState>,
     ctx: Ctx,
     Path(id): Path<String>,
+    params: Result<Query<FlowPageParams>, QueryRejection>,
 ) -> PageResult {
     let base = &ctx.base;
+    let Query(p) = params.map_err(|e| PageError::bad_request(base, e.body_text()))?;
     let flow = FlowId::parse(&id)
         .map_err(|e| PageError::bad_request(base, format!("not a flow id: {e}")))?;
-    let f = st.client.get_flow(&flow).await.map_err(|e| match e {
+    let offset = match nonempty(&p.offset) {
+        None => 0,
+        Some(o) => o.parse::<u64>().map_err(|_| {
+            PageError::bad_request(base, format!("offset {o:?} is not a member offset"))
+        })?,
+    };
+    let c = &st.client;
+    let not_found = |e| match e {
         ff_engine::Error::Rejected(ff_core::FfError::NotFound) => PageError {
             status: StatusCode::NOT_FOUND,
             title: "Not found",
@@ -609,9 +629,43 @@ pub(crate) async fn flow(
             base: base.clone(),
         },
         other => PageError::engine(base, other),
-    })?;
+    };
+    let (f, rows, drawn) = futures::try_join!(
+        c.get_flow(&flow),
+        c.flow_members(&flow, offset, MEMBER_ROWS),
+        drawn_members(c, &flow),
+    )
+    .map_err(not_found)?;
+    let (drawn, more) = drawn;
     let s = &f.summary;
     let state = s.state();
+    let me = format!("{base}/flows/{}", seg(flow.as_str()));
+    // Members not ended per public state, then per outcome.
+    let live = |p: PublicState| -> u64 {
+        f.live
+            .iter()
+            .filter(|(c, _)| c.public_state() == p)
+            .map(|(_, n)| n)
+            .sum()
+    };
+    let ended = [
+        (PublicState::Completed, s.success),
+        (PublicState::Failed, s.failed),
+        (PublicState::Cancelled, s.cancelled),
+        (PublicState::Expired, s.expired),
+        (PublicState::Skipped, s.skipped),
+    ];
+    let counted: Vec<(PublicState, u64, String)> = PublicState::ALL
+        .iter()
+        .filter(|p| !p.is_terminal())
+        .map(|p| (*p, live(*p)))
+        .chain(ended)
+        .map(|(p, n)| (p, n, state_class(p.as_str())))
+        .collect();
+    let segments: Vec<(&str, u64, &str)> = counted
+        .iter()
+        .map(|(p, n, class)| (p.as_str(), *n, class.as_str()))
+        .collect();
     let body = html! {
         h1 { "Flow " span.mono { (flow.as_str()) } }
         p { span class={ "badge f-" (state.as_str()) } { (state.as_str()) } " · namespace " (f.namespace.as_str())
@@ -622,17 +676,55 @@ pub(crate) async fn flow(
                 div.card data-flow-count=(k) { span.l { (l) } span.n { (num(n)) } }
             }
         }
-        (stacked(&[
-            ("not ended", s.running(), "s-waiting"),
-            ("completed", s.success, "s-completed"),
-            ("failed", s.failed, "s-failed"),
-            ("cancelled", s.cancelled, "s-cancelled"),
-            ("expired", s.expired, "s-expired"),
-            ("skipped", s.skipped, "s-skipped"),
-        ]))
+        (stacked(&segments))
         p.dim.small {
-            "Members by outcome, from the flow's exact counters. The flow API does not list a flow's "
-            "members and edges yet, so its graph is not drawn here; open a member from the executions list to see it."
+            "Members by state, from the flow's exact counters."
+            @if let Some(t) = f.changed_at_ms { " A member last changed state " (time(ctx.now_ms, Some(t))) "." }
+        }
+        h2 { "Graph" }
+        @if drawn.is_empty() {
+            p.dim { "No members yet." }
+        } @else {
+            div.dag-wrap { (dag::svg(base, &drawn)) }
+            p.dim.small {
+                "Each member one column right of its deepest parent; a line is an edge parent → child "
+                "(green: satisfied, red: cannot be, grey dashes: pending; thick: passes its result). "
+                "Click a member to open it."
+                @if more {
+                    " Only the first " (dag::MAX_NODES) " members in id order are drawn, of "
+                    (num(rows.total)) "; edges to the others are left out."
+                }
+            }
+        }
+        h2 { "Members" }
+        table.members {
+            thead { tr { th { "Execution" } th { "State" } th { "Kind" } th { "Lane" } th { "Join" } th { "Waits on" } } }
+            tbody {
+                @if rows.members.is_empty() { tr { td colspan="6" { span.dim { "Nothing on this page." } } } }
+                @for m in &rows.members {
+                    tr data-id=(m.execution.as_str()) {
+                        td.id { a href={ (base) "/executions/" (seg(m.execution.as_str())) } { (m.execution.as_str()) } }
+                        td { (state_badge(m.state)) }
+                        td { (m.kind.as_str()) }
+                        td { (m.lane.as_str()) }
+                        td { @if !m.parents.is_empty() { (m.join.to_string()) } }
+                        td.links {
+                            @for e in m.parents.iter().take(ROW_PARENTS) {
+                                a class={ "e-" (e.state.as_str()) } href={ (base) "/executions/" (seg(e.parent.as_str())) }
+                                    title={ (e.state.as_str()) @if e.pass_data { ", passes its result" } } {
+                                    "…" (&e.parent.as_str()[e.parent.as_str().len().saturating_sub(6)..])
+                                }
+                            }
+                            @if m.parents.len() > ROW_PARENTS { span.dim { "+" (m.parents.len() - ROW_PARENTS) " more" } }
+                        }
+                    }
+                }
+            }
+        }
+        nav.pager {
+            @if offset > 0 { a.first href=(me) { "← First page" } }
+            @if let Some(n) = rows.next { a.next href={ (me) "?offset=" (n) } { "Next page →" } }
+            @else { span.dim { "End of the members." } }
         }
     };
     Ok(page(
@@ -642,6 +734,26 @@ pub(crate) async fn flow(
         st.read_only,
         body,
     ))
+}
+
+/// The members drawn (the first [`dag::MAX_NODES`] in id order), and
+/// whether there are more.
+async fn drawn_members(
+    c: &ff_engine::Client,
+    flow: &FlowId,
+) -> Result<(Vec<FlowMember>, bool), ff_engine::Error> {
+    let mut out = Vec::new();
+    let mut offset = 0;
+    loop {
+        let want = (dag::MAX_NODES - out.len()) as u32;
+        let pg = c.flow_members(flow, offset, want).await?;
+        out.extend(pg.members);
+        match pg.next {
+            Some(n) if out.len() < dag::MAX_NODES => offset = n,
+            Some(_) => return Ok((out, true)),
+            None => return Ok((out, false)),
+        }
+    }
 }
 
 pub(crate) async fn not_found(ctx: Ctx) -> PageError {

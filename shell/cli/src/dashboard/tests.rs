@@ -374,3 +374,43 @@ fn only_loopback_binds_without_auth() {
 }
 
 use base64::Engine as _;
+
+#[tokio::test]
+async fn a_flow_page_draws_at_most_200_members_and_pages_its_table() {
+    use ff_core::flow::JoinPolicy;
+    let c = client().await;
+    let flow = c.create_flow("default").await.unwrap();
+    // A chain of 205 members: each waits on the one before.
+    let mut prev: Option<ff_core::ExecutionId> = None;
+    for _ in 0..205 {
+        let id = c.new_member_id(&flow);
+        if let Some(p) = &prev {
+            c.add_edge(&flow, p, &id, false).await.unwrap();
+        }
+        c.create(
+            ExecutionSpec::new("step")
+                .in_flow(&flow, JoinPolicy::AllOf)
+                .id(id.clone()),
+        )
+        .await
+        .unwrap();
+        prev = Some(id);
+    }
+    let app = router(c, DashboardOptions::default());
+    let path = format!("/flows/{}", flow.as_str());
+    let (s, page) = get(&app, &path).await;
+    assert_eq!(s, StatusCode::OK, "{page}");
+    assert!(page.contains(r#"data-nodes="200""#), "{page}");
+    assert_eq!(page.matches("<g class=\"node\"").count(), 200);
+    assert!(page.contains("Only the first 200 members"));
+    assert_eq!(page.matches("<tr data-id=").count(), 50);
+    assert!(page.contains("?offset=50"));
+    let (s, last) = get(&app, &format!("{path}?offset=200")).await;
+    assert_eq!(s, StatusCode::OK);
+    assert_eq!(last.matches("<tr data-id=").count(), 5);
+    assert!(last.contains("End of the members."));
+    let (s, bad) = get(&app, &format!("{path}?offset=x")).await;
+    assert_eq!(s, StatusCode::BAD_REQUEST, "{bad}");
+    let (s, _) = get(&app, &format!("/flows/{}", "0".repeat(32))).await;
+    assert_eq!(s, StatusCode::NOT_FOUND);
+}
