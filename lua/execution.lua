@@ -135,13 +135,21 @@ local function field_of(lane, word)
   return f
 end
 
+-- Key names made once: a partition's counts key for the library's life, its
+-- series key for the current minute.
+local COUNTS_KEYS, SERIES_KEYS, SERIES_MINUTE = {}, {}, nil
+
 -- An execution of `lane` (a member of `flow`, if any) moved from the state
 -- counted as `from` to `to` (nil: created, or purged): the partition's
 -- counters and the flow's live-state counts follow, at the call's end
 -- (`now`: the call's time; a second read of the clock could differ).
 local function count_move(tag, lane, flow, from, to, now)
   if from == to or not lane then return end
-  local ck = counts_key(tag)
+  local ck = COUNTS_KEYS[tag]
+  if not ck then
+    ck = counts_key(tag)
+    COUNTS_KEYS[tag] = ck
+  end
   if from then count(ck, field_of(lane, from), -1) end
   if to then count(ck, field_of(lane, to), 1) end
   if flow then
@@ -164,7 +172,14 @@ end
 -- One more of `kind` (SERIES: completed, failed, retried) in `lane` this minute.
 local function count_series(tag, lane, kind, now)
   if not lane then return end
-  count(series_key(tag, math.floor(now / 60000)), field_of(lane, kind), 1, SERIES_TTL_S)
+  local minute = math.floor(now / 60000)
+  if minute ~= SERIES_MINUTE then SERIES_KEYS, SERIES_MINUTE = {}, minute end
+  local sk = SERIES_KEYS[tag]
+  if not sk then
+    sk = series_key(tag, minute)
+    SERIES_KEYS[tag] = sk
+  end
+  count(sk, field_of(lane, kind), 1, SERIES_TTL_S)
 end
 
 -- The move out of `h` (a record's state as read_state reads it) into `to`.
