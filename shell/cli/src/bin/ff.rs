@@ -142,6 +142,11 @@ struct DashboardArgs {
     /// Show no buttons and refuse every action.
     #[arg(long, env = "FF_DASHBOARD_READ_ONLY")]
     read_only: bool,
+    /// An engine's metrics endpoint (`http://host:port/metrics`, as
+    /// `ff engine --metrics-addr` serves it): the overview shows its
+    /// scanners. Repeat for each engine.
+    #[arg(long = "engine-metrics", value_name = "URL")]
+    engine_metrics: Vec<String>,
     /// Require this bearer token (at least 16 characters); a browser opens
     /// any page once with ?token=T and keeps it in a cookie.
     #[arg(
@@ -518,7 +523,13 @@ fn dashboard(args: DashboardArgs) -> i32 {
             }
         };
         let read_only = args.read_only;
-        let app = auth.layer(dashboard::router(client, DashboardOptions { read_only }));
+        let app = auth.layer(dashboard::router(
+            client,
+            DashboardOptions {
+                read_only,
+                engine_metrics: args.engine_metrics.clone(),
+            },
+        ));
         let shown = listener.local_addr().map_or(args.addr, |a| a);
         eprintln!(
             "ff dashboard: http://{shown}/{}",

@@ -25,6 +25,7 @@
 mod actions;
 mod auth;
 mod dag;
+mod engine_metrics;
 mod html;
 mod pages;
 
@@ -43,6 +44,9 @@ use std::sync::Arc;
 pub struct DashboardOptions {
     /// Show no buttons and refuse every POST.
     pub read_only: bool,
+    /// Engines' Prometheus endpoints (`http://host:port/metrics`): the
+    /// overview shows their scanners' backlog, work and errors.
+    pub engine_metrics: Vec<String>,
 }
 
 /// What every handler shares.
@@ -52,6 +56,7 @@ pub(crate) struct AppState(Arc<Inner>);
 pub(crate) struct Inner {
     pub client: Client,
     pub read_only: bool,
+    pub engine_metrics: Vec<String>,
     /// Embedded in every form and required on every POST: a page from
     /// another origin cannot read it, so it cannot forge a POST.
     pub csrf: String,
@@ -77,6 +82,7 @@ pub fn router(client: Client, opts: DashboardOptions) -> Router {
     let state = AppState(Arc::new(Inner {
         client,
         read_only: opts.read_only,
+        engine_metrics: opts.engine_metrics,
         csrf: random_token(),
     }));
     Router::new()

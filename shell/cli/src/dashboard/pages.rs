@@ -5,7 +5,7 @@ use super::html::{
     ago, bar, form_guard, num, page, preview, query, seg, stacked, state_badge, state_class,
     state_label, throughput, time, Ctx, Nav, PageError,
 };
-use super::{dag, AppState};
+use super::{dag, engine_metrics, AppState};
 use axum::extract::rejection::QueryRejection;
 use axum::extract::{Path, Query, State};
 use axum::http::{header, StatusCode};
@@ -48,6 +48,12 @@ pub(crate) async fn overview(State(st): State<AppState>, ctx: Ctx) -> PageResult
         ff_engine::inspect::limits(c)
     )
     .map_err(engine)?;
+    let engines: Vec<(&String, engine_metrics::Scrape)> = futures::future::join_all(
+        st.engine_metrics
+            .iter()
+            .map(|u| async move { (u, engine_metrics::scrape(u).await) }),
+    )
+    .await;
     // Registered lanes and any lane something is counted in, sorted.
     let lanes: BTreeSet<String> = registered
         .iter()
@@ -158,6 +164,31 @@ pub(crate) async fn overview(State(st): State<AppState>, ctx: Ctx) -> PageResult
             @if paused.is_empty() { span.dim { "none" } }
             @for p in &paused { span.badge.paused { (p) } " " }
             @if !stray.is_empty() { span.dim { "(some are not registered lanes)" } }
+        }
+
+        @if !engines.is_empty() {
+            h2 { "Engines" }
+            @for (url, scrape) in &engines {
+                h3.small.mono { (url) }
+                @match scrape {
+                    Err(e) => p.dim data-engine=(url) { "Unreachable: " (e) }
+                    Ok(rows) => table.scanners data-engine=(url) {
+                        thead { tr { th { "Scanner" } th.num { "Backlog" } th.num { "Acted" } th.num { "Errors" } th.num { "Cycles" } } }
+                        tbody {
+                            @for (name, r) in rows {
+                                tr data-scanner=(name) class=[(r.errors > 0.0).then_some("has-errors")] {
+                                    td { (name) }
+                                    td.num.backlog { (num(r.backlog as u64)) }
+                                    td.num { (num(r.acted as u64)) }
+                                    td.num.errors { (num(r.errors as u64)) }
+                                    td.num { (num(r.cycles as u64)) }
+                                }
+                            }
+                        }
+                    }
+                }
+            }
+            p.dim.small { "Read from each engine's metrics endpoint when this page was made: backlog is what the last cycle found due; acted, errors and cycles count since the engine started." }
         }
 
         h2 { "Budgets" }

@@ -226,7 +226,13 @@ async fn bulk_retry_requeues_every_match_of_the_filter() {
 async fn read_only_shows_no_buttons_and_refuses_posts() {
     let c = client().await;
     let id = failed(&c, "boom").await;
-    let app = router(c.clone(), DashboardOptions { read_only: true });
+    let app = router(
+        c.clone(),
+        DashboardOptions {
+            read_only: true,
+            ..Default::default()
+        },
+    );
     let (_, page) = get(&app, "/executions?state=failed").await;
     assert!(page.contains("Read-only"));
     assert!(!page.contains("method=\"post\""), "{page}");
@@ -413,4 +419,44 @@ async fn a_flow_page_draws_at_most_200_members_and_pages_its_table() {
     assert_eq!(s, StatusCode::BAD_REQUEST, "{bad}");
     let (s, _) = get(&app, &format!("/flows/{}", "0".repeat(32))).await;
     assert_eq!(s, StatusCode::NOT_FOUND);
+}
+
+#[tokio::test]
+async fn the_overview_shows_each_engines_scanners_or_why_not() {
+    use ff_engine::engine::metrics_http;
+    use ff_engine::{Engine, EngineConfig};
+    let c = client().await;
+    let engine = Engine::start(EngineConfig::default(), c.store().clone())
+        .await
+        .unwrap();
+    let mut registry = ff_engine::prometheus_client::registry::Registry::default();
+    engine.register_metrics(&mut registry);
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let url = format!("http://{}/metrics", listener.local_addr().unwrap());
+    let (stop, rx) = tokio::sync::watch::channel(false);
+    tokio::spawn(metrics_http::serve(listener, Arc::new(registry), rx));
+    // A port nobody listens on.
+    let gone = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let dead = format!("http://{}/metrics", gone.local_addr().unwrap());
+    drop(gone);
+    let app = router(
+        c.clone(),
+        DashboardOptions {
+            engine_metrics: vec![url.clone(), dead.clone()],
+            ..Default::default()
+        },
+    );
+    let (s, page) = get(&app, "/").await;
+    assert_eq!(s, StatusCode::OK);
+    assert!(
+        page.contains(&format!("<table class=\"scanners\" data-engine=\"{url}\">")),
+        "{page}"
+    );
+    assert!(page.contains("data-scanner=\"delayed_promoter\""), "{page}");
+    assert!(
+        page.contains(&format!("data-engine=\"{dead}\">Unreachable: connect")),
+        "{page}"
+    );
+    let _ = stop.send(true);
+    engine.shutdown().await;
 }
