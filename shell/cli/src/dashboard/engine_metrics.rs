@@ -64,7 +64,7 @@ async fn fetch(url: &str) -> Result<String, String> {
         .split_once("\r\n\r\n")
         .ok_or_else(|| "not an HTTP reply".to_owned())?;
     let status = head.lines().next().unwrap_or_default();
-    if !status.split_whitespace().nth(1).is_some_and(|c| c == "200") {
+    if status.split_whitespace().nth(1) != Some("200") {
         return Err(format!("answered {status}"));
     }
     Ok(body.to_owned())
