@@ -185,7 +185,7 @@ local function ff_add_execution_to_flow(keys, args)
   if ndata > MAX_DATA_PARENTS then
     return err('too_large', 'execution:at most ' .. MAX_DATA_PARENTS .. ' parents passing data')
   end
-  local f = redis.call('HMGET', fk, 'n', 'cancel')
+  local f = redis.call('HMGET', fk, 'n', 'cancel', 'done')
   if not f[1] then return err('not_found', 'flow ' .. flow) end
   local ek = exec_key(eid)
   local h = read_state(ek, 'epoch', 'outcome', 'join', 'jc', 'opt')
@@ -202,6 +202,9 @@ local function ff_add_execution_to_flow(keys, args)
   end
   if h.flow then return err('invalid_state', 'execution:a member of flow ' .. h.flow) end
   if f[2] then return err('flow_cancelled', flow) end
+  -- (a flow whose members all ended has decided its outcome)
+  local n, done = tonumber(f[1]) or 0, tonumber(f[3]) or 0
+  if n > 0 and done >= n then return err('flow_ended', flow) end
   if h.phase == 'terminal' then return err('already_terminal', h.outcome or '') end
   if (tonumber(f[1]) or 0) >= MAX_FLOW_MEMBERS then
     return err('too_large', 'flow:at most ' .. MAX_FLOW_MEMBERS .. ' members')

@@ -91,6 +91,10 @@ pub enum FfError {
     /// The flow is being cancelled: no new members or edges.
     #[error("flow {0} is cancelled")]
     FlowCancelled(String),
+    /// Every member of the flow has ended: an existing execution is not
+    /// added to it (`flow_ended`).
+    #[error("flow {0} has ended")]
+    FlowEnded(String),
     /// The target is in a state the call does not apply to.
     #[error("invalid state: {0}")]
     InvalidState(String),
@@ -164,6 +168,7 @@ impl FfError {
             "lane_paused" => FfError::LanePaused(detail.to_owned()),
             "cycle" => FfError::Cycle(detail.to_owned()),
             "flow_cancelled" => FfError::FlowCancelled(detail.to_owned()),
+            "flow_ended" => FfError::FlowEnded(detail.to_owned()),
             "invalid_state" => FfError::InvalidState(detail.to_owned()),
             "too_large" => FfError::TooLarge(detail.to_owned()),
             _ => FfError::Other {

@@ -872,6 +872,14 @@ async fn adding_to_a_flow_is_refused_and_writes_nothing(store: Arc<dyn Store>) {
         assert!(!d.has_key(&keys::deps(id)).await, "{id}");
         assert!(d.c.get(id).await.unwrap().flow.is_none());
     }
+
+    // A flow whose members all ended takes no member either.
+    d.c.cancel(&p, "done with it").await.unwrap();
+    assert!(matches!(
+        refused(add(fl::AddToFlowArgs::new(&d.flow, &x)).await),
+        FfError::FlowEnded(_)
+    ));
+    assert!(d.c.get(&x).await.unwrap().flow.is_none());
 }
 
 on_both_stores!(

@@ -339,7 +339,8 @@ impl AddToFlowArgs {
 /// most [`MAX_DATA_PARENTS`](super::limits::MAX_DATA_PARENTS) pass data).
 /// With unresolved parents it waits for them as a member created after its
 /// edges does. Everything is checked before anything is written: refused
-/// `flow_cancelled` on a cancelled flow, `already_terminal` for an ended
+/// `flow_cancelled` on a cancelled flow, `flow_ended` on one whose members
+/// all ended, `already_terminal` for an ended
 /// execution, `invalid_state` for a member of another flow (or of this one
 /// with another join or fewer edges) and, with parents, for one claimed
 /// before, `not_found` for an unknown flow, execution or parent,

@@ -76,7 +76,8 @@ impl Client {
     /// [`ExecutionSpec::id`](crate::ExecutionSpec::id)), in no flow and not
     /// ended, and with parents not claimed yet. Refused with
     /// [`FfError::FlowCancelled`](ff_core::FfError::FlowCancelled) on a
-    /// cancelled flow, [`FfError::AlreadyTerminal`](ff_core::FfError::AlreadyTerminal)
+    /// cancelled flow, [`FfError::FlowEnded`](ff_core::FfError::FlowEnded) on one
+    /// whose members all ended, [`FfError::AlreadyTerminal`](ff_core::FfError::AlreadyTerminal)
     /// for an ended execution, [`FfError::InvalidState`](ff_core::FfError::InvalidState)
     /// for a member of another flow, [`FfError::NotFound`](ff_core::FfError::NotFound)
     /// for an unknown flow, execution or parent; nothing is written then.
