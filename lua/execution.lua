@@ -135,9 +135,9 @@ local function field_of(lane, word)
   return f
 end
 
--- Key names made once: a partition's counts key for the library's life, its
--- series key for the current minute.
-local COUNTS_KEYS, SERIES_KEYS, SERIES_MINUTE = {}, {}, nil
+-- Names made once: a partition's counts key for the library's life, its
+-- series key and fields for the current minute.
+local COUNTS_KEYS, SERIES_KEYS, SERIES_FIELDS, SERIES_MINUTE = {}, {}, {}, nil
 
 -- An execution of `lane` (a member of `flow`, if any) moved from the state
 -- counted as `from` to `to` (nil: created, or purged): the partition's
@@ -169,17 +169,24 @@ local function count_joined(tag, flow, word, now)
   redis.call('HSET', fk, 'changed', now)
 end
 
--- One more of `kind` (SERIES: completed, failed, retried) in `lane` this minute.
+-- One more of `kind` (SERIES: completed, failed, retried) in `lane` this
+-- minute: field '<minute>:<lane>:<kind>' of the partition's hash of the hour.
 local function count_series(tag, lane, kind, now)
   if not lane then return end
   local minute = math.floor(now / 60000)
-  if minute ~= SERIES_MINUTE then SERIES_KEYS, SERIES_MINUTE = {}, minute end
+  if minute ~= SERIES_MINUTE then SERIES_KEYS, SERIES_FIELDS, SERIES_MINUTE = {}, {}, minute end
   local sk = SERIES_KEYS[tag]
   if not sk then
-    sk = series_key(tag, minute)
+    sk = series_key(tag, math.floor(minute / 60))
     SERIES_KEYS[tag] = sk
   end
-  count(sk, field_of(lane, kind), 1, SERIES_TTL_S)
+  local f = field_of(lane, kind)
+  local sf = SERIES_FIELDS[f]
+  if not sf then
+    sf = minute .. ':' .. f
+    SERIES_FIELDS[f] = sf
+  end
+  count(sk, sf, 1, SERIES_TTL_S)
 end
 
 -- The move out of `h` (a record's state as read_state reads it) into `to`.

@@ -119,14 +119,14 @@ local function own_ring_ok(members, leases)
   return leases == OWN_RING_PREFIX .. ring .. 'leases'
 end
 
--- A partition's counters per (lane, state), and its per-lane counts of one
--- minute (core/src/counts.rs).
+-- A partition's counters per (lane, state), and its per-lane counts per
+-- minute of one hour (core/src/counts.rs).
 local function counts_key(tag)
   return COUNTS_PREFIX .. tag
 end
 
-local function series_key(tag, minute)
-  return SERIES_PREFIX .. tag .. ':' .. minute
+local function series_key(tag, hour)
+  return SERIES_PREFIX .. tag .. ':' .. hour
 end
 
 --- @export tag_of, exec_key, idx_key, eligible_key, eligible_of, eid_in_partition, eid_ok,

@@ -2,7 +2,8 @@
 //! of executions per (lane, state) and, per minute, one hash of how many of
 //! each lane completed, failed for good or failed and were retried.
 //!
-//! A counter field is `<lane>:<word>` ([`field`]); the word is the stored
+//! A counter field is `<lane>:<word>` ([`field`]); a series field is
+//! `<minute>:<lane>:<kind>` in the hash of its hour; the word is the stored
 //! dimension that says the state ([`Counted`]): the eligibility of a runnable
 //! execution, the phase of an active or suspended one, the outcome of a
 //! terminal one. Lane names cannot hold `:` ([`crate::name`]), so a field
@@ -15,12 +16,14 @@ use std::fmt;
 
 /// The fixed part of a partition's counters: `ff:counts:<tag>` (a hash).
 pub const COUNTS_PREFIX: &str = "ff:counts:";
-/// The fixed part of a partition's per-minute series:
-/// `ff:series:<tag>:<minute>` (a hash; the minute since the Unix epoch).
+/// The fixed part of a partition's per-minute series, one hash per hour:
+/// `ff:series:<tag>:<hour>` (hours since the Unix epoch; so the last hour
+/// is two reads per partition, not sixty).
 pub const SERIES_PREFIX: &str = "ff:series:";
-/// A minute's series hash lives this long after its first write (s): an
-/// hour of history and a little more, then the server drops it.
-pub const SERIES_TTL_S: u64 = 3_900;
+/// An hour's series hash lives this long after its first write (s): the
+/// hour, the hour after it (when it is still in the last 60 minutes) and a
+/// little more, then the server drops it.
+pub const SERIES_TTL_S: u64 = 7_500;
 /// A flow's hash counts its members per live state under
 /// `live:<word>` (outcomes are counted under their own names).
 pub const FLOW_LIVE_PREFIX: &str = "live:";
@@ -166,15 +169,30 @@ impl SeriesKind {
     }
 }
 
-/// A series field's lane and kind; `None` when it is not one.
-pub fn parse_series_field(f: &str) -> Option<(Lane, SeriesKind)> {
-    let (lane, word) = f.split_once(':')?;
-    Some((Lane::new(lane).ok()?, SeriesKind::parse(word)?))
+/// A series field: `<minute>:<lane>:<kind>`.
+pub fn series_field(minute: u64, lane: &Lane, kind: SeriesKind) -> String {
+    format!("{minute}:{}:{}", lane.as_str(), kind.word())
+}
+
+/// A series field's minute, lane and kind; `None` when it is not one.
+pub fn parse_series_field(f: &str) -> Option<(u64, Lane, SeriesKind)> {
+    let (minute, rest) = f.split_once(':')?;
+    let (lane, word) = rest.split_once(':')?;
+    Some((
+        minute.parse().ok()?,
+        Lane::new(lane).ok()?,
+        SeriesKind::parse(word)?,
+    ))
 }
 
 /// The minute (since the Unix epoch) of a time in ms.
 pub fn minute_of(ms: u64) -> u64 {
     ms / 60_000
+}
+
+/// The hour (since the Unix epoch) a minute is in.
+pub fn hour_of_minute(minute: u64) -> u64 {
+    minute / 60
 }
 
 #[cfg(test)]
@@ -206,11 +224,18 @@ mod tests {
         assert_eq!(parse_field("mail:runnable"), None);
         assert_eq!(parse_field("mail"), None);
         assert_eq!(parse_field(":active"), None);
+        let x = Lane::new("x").unwrap();
         assert_eq!(
-            parse_series_field("x:retried"),
-            Some((Lane::new("x").unwrap(), SeriesKind::Retried))
+            series_field(29_000_123, &x, SeriesKind::Retried),
+            "29000123:x:retried"
         );
-        assert_eq!(parse_series_field("x:success"), None);
+        assert_eq!(
+            parse_series_field("29000123:x:retried"),
+            Some((29_000_123, x, SeriesKind::Retried))
+        );
+        assert_eq!(parse_series_field("1:x:success"), None);
+        assert_eq!(parse_series_field("x:retried"), None);
+        assert_eq!(parse_series_field("-1:x:retried"), None);
     }
 
     #[test]
@@ -247,5 +272,7 @@ mod tests {
         assert_eq!(minute_of(0), 0);
         assert_eq!(minute_of(59_999), 0);
         assert_eq!(minute_of(60_000), 1);
+        assert_eq!(hour_of_minute(59), 0);
+        assert_eq!(hour_of_minute(60), 1);
     }
 }

@@ -89,10 +89,10 @@ impl PartitionKeys {
         format!("{}{}", crate::counts::COUNTS_PREFIX, self.tag)
     }
 
-    /// The partition's per-lane counts of one minute (a hash that expires;
-    /// [`crate::counts`]).
-    pub fn series(&self, minute: u64) -> String {
-        format!("{}{}:{minute}", crate::counts::SERIES_PREFIX, self.tag)
+    /// The partition's per-lane counts per minute of one hour (a hash that
+    /// expires; [`crate::counts`]).
+    pub fn series(&self, hour: u64) -> String {
+        format!("{}{}:{hour}", crate::counts::SERIES_PREFIX, self.tag)
     }
 
     /// The lanes paused in this partition (a set; `ff_claim` reads it).

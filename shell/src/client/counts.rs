@@ -1,13 +1,13 @@
 //! Counts that cost O(partitions), not O(executions): the exact counters
 //! the transitions keep per partition and (lane, state), and the per-minute
 //! series of completions, failures and retries (`ff_core::counts`), read
-//! with one pipelined `HGETALL` per partition (and minute). A dashboard can
+//! with one pipelined `HGETALL` per partition (and hour). A dashboard can
 //! afford them on every page view.
 
 use super::Client;
 use crate::error::{Result, StoreError};
 use ff_core::counts::{
-    minute_of, parse_field, parse_series_field, Counted, SeriesKind, SERIES_MINUTES,
+    hour_of_minute, minute_of, parse_field, parse_series_field, Counted, SeriesKind, SERIES_MINUTES,
 };
 use ff_core::keys::PartitionKeys;
 use ff_core::reply::Reply;
@@ -155,37 +155,42 @@ impl Client {
 
     /// The last `minutes` minutes (at most [`SERIES_MINUTES`], the current
     /// one last) of completions, failures and retries per lane: one
-    /// pipelined `HGETALL` per partition and minute. `now_ms` is the
-    /// server's time (`Store::time_ms`).
+    /// pipelined `HGETALL` per partition and hour (two at most). `now_ms` is
+    /// the server's time (`Store::time_ms`).
     pub async fn series(&self, minutes: u64, now_ms: u64) -> Result<Series> {
         let minutes = minutes.clamp(1, SERIES_MINUTES);
         let last = minute_of(now_ms);
         let first = last.saturating_sub(minutes - 1);
         let span: Vec<u64> = (first..=last).collect();
-        let mut keys: Vec<(usize, String)> = Vec::new();
-        for pk in self.partition_keys() {
-            for (i, m) in span.iter().enumerate() {
-                keys.push((i, pk.series(*m)));
-            }
-        }
+        let keys: Vec<String> = self
+            .partition_keys()
+            .flat_map(|pk| {
+                (hour_of_minute(first)..=hour_of_minute(last))
+                    .map(|h| pk.series(h))
+                    .collect::<Vec<_>>()
+            })
+            .collect();
         let cmds: Vec<Vec<Vec<u8>>> = keys
             .iter()
-            .map(|(_, k)| crate::store::cmd(["HGETALL", k.as_str()]))
+            .map(|k| crate::store::cmd(["HGETALL", k.as_str()]))
             .collect();
         let replies = self.store.command_many(&cmds).await;
         let mut out = Series {
             minutes: span.clone(),
             ..Default::default()
         };
-        for ((i, key), reply) in keys.iter().zip(replies) {
+        for (key, reply) in keys.iter().zip(replies) {
             for (f, v) in hash_pairs(key, reply?)? {
                 match (parse_series_field(&f), v.parse::<u64>()) {
-                    (Some((lane, kind)), Ok(n)) => {
-                        out.lanes
-                            .entry(lane.as_str().to_owned())
-                            .or_default()
-                            .entry(kind)
-                            .or_insert_with(|| vec![0; span.len()])[*i] += n;
+                    (Some((m, lane, kind)), Ok(n)) => {
+                        if (first..=last).contains(&m) {
+                            out.lanes
+                                .entry(lane.as_str().to_owned())
+                                .or_default()
+                                .entry(kind)
+                                .or_insert_with(|| vec![0; span.len()])
+                                [(m - first) as usize] += n;
+                        }
                     }
                     _ => out.malformed += 1,
                 }

@@ -7,7 +7,7 @@
 //! is fetched over HTTP, one request at a time, [`REQUESTS`] times:
 //!
 //! - `overview`: counts (one pipelined HGETALL of the counters per
-//!   partition) and the last hour's series (one per partition and minute),
+//!   partition) and the last hour's series (one or two per partition),
 //!   lanes, paused lanes, budgets and quotas;
 //! - `list_waiting`: the first 50 waiting executions of `default`;
 //! - `list_failed`: the first 50 failed executions of `billing`;
