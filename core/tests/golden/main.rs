@@ -6,5 +6,9 @@
 
 mod admission;
 mod execution;
+mod flow;
 mod keys;
+mod misc;
+mod scan;
 mod support;
+mod suspension;
