@@ -1,0 +1,7 @@
+//! ff-core's decisions given states that must and must not pass: the index
+//! invariant, retry backoff, joins, the failure tracker, ownership, admission
+//! and errors. Exact expected values, boundaries on both sides.
+//! (One test binary, so a mutation run links it once.)
+
+mod basics;
+mod invariant;
