@@ -5,3 +5,4 @@
 
 mod basics;
 mod invariant;
+mod ownership;
