@@ -4,5 +4,7 @@
 //! (One test binary, so a mutation run links it once.)
 
 mod basics;
+mod flow;
 mod invariant;
 mod ownership;
+mod tracker;
