@@ -7,4 +7,5 @@ mod basics;
 mod flow;
 mod invariant;
 mod ownership;
+mod scan;
 mod tracker;

@@ -1,0 +1,149 @@
+//! Scanner plans at their boundaries, result feedback, the wake time, and
+//! the announcements' parsers at their length limits.
+
+use ff_core::scan::{
+    next_wake, plan, read_limit, record_results, ItemResult, Member, Plan, Snapshot,
+};
+use ff_core::scan::{ReadyMessage, WakeMessage};
+use ff_core::tracker::FailureTracker;
+
+fn snap(now: u64, scores: &[u64], limit: usize) -> Snapshot {
+    Snapshot {
+        now_ms: now,
+        members: scores
+            .iter()
+            .enumerate()
+            .map(|(i, &s)| Member {
+                id: format!("m{i}"),
+                score: s,
+            })
+            .collect(),
+        limit,
+    }
+}
+
+#[test]
+fn read_limit_covers_the_batch_the_skipped_and_one_more() {
+    let mut t = FailureTracker::default();
+    assert_eq!(read_limit(5, &t), 6);
+    t.set_aside("a");
+    t.set_aside("b");
+    assert_eq!(read_limit(5, &t), 8);
+    assert_eq!(read_limit(0, &t), 3);
+}
+
+#[test]
+fn plans() {
+    let t = FailureTracker::default();
+    // A member due exactly now is due.
+    assert_eq!(
+        plan(&snap(100, &[100, 101], 5), &t, 5),
+        Plan {
+            act: vec!["m0".into()],
+            skipped: 0,
+            due: 1,
+            again: false,
+            next_due_ms: Some(101)
+        }
+    );
+    // A full read of due members: maybe more.
+    let p = plan(&snap(100, &[1, 2], 2), &t, 5);
+    assert_eq!((p.act.len(), p.again, p.next_due_ms), (2, true, None));
+    // A short read: all of them.
+    let p = plan(&snap(100, &[1, 2], 3), &t, 5);
+    assert!(!p.again);
+    // The batch is full: again, whatever the read.
+    let p = plan(&snap(100, &[1, 2, 3], 10), &t, 2);
+    assert_eq!(
+        (p.act, p.due, p.again),
+        (vec!["m0".to_owned(), "m1".into()], 3, true)
+    );
+    // Skipped members count as due, not acted on; with nothing acted on a
+    // full read does not ask again.
+    let mut t = FailureTracker::default();
+    t.set_aside("m0");
+    t.set_aside("m1");
+    let p = plan(&snap(100, &[1, 2], 2), &t, 5);
+    assert_eq!((p.skipped, p.due, p.act.len(), p.again), (2, 2, 0, false));
+    let p = plan(&snap(100, &[1, 2, 3], 3), &t, 5);
+    assert_eq!(
+        (p.skipped, p.due, p.act, p.again),
+        (2, 3, vec!["m2".to_owned()], true)
+    );
+    // Nothing read.
+    assert_eq!(plan(&snap(100, &[], 0), &t, 5), Plan::default());
+}
+
+#[test]
+fn results_feed_the_tracker() {
+    let mut t = FailureTracker::default();
+    let failed = ItemResult::Failed("boom".into());
+    assert_eq!(record_results(&mut t, [("a", &failed), ("b", &failed)]), 0);
+    assert_eq!(record_results(&mut t, [("a", &failed), ("b", &failed)]), 0);
+    assert_eq!(
+        record_results(
+            &mut t,
+            [("a", &failed), ("b", &failed), ("c", &ItemResult::Filtered)]
+        ),
+        2
+    );
+    assert!(t.is_skipped("a") && t.is_skipped("b") && t.is_skipped("c"));
+    assert_eq!(record_results(&mut t, [("a", &ItemResult::Done)]), 0);
+    assert!(!t.is_skipped("a"));
+    assert_eq!(t.len(), 2);
+}
+
+#[test]
+fn next_wake_is_the_earlier_of_due_and_interval() {
+    assert_eq!(next_wake(None, 100, 50), 150);
+    assert_eq!(next_wake(Some(120), 100, 50), 120);
+    assert_eq!(next_wake(Some(200), 100, 50), 150);
+    assert_eq!(next_wake(None, u64::MAX - 1, 50), u64::MAX);
+}
+
+#[test]
+fn wake_messages_at_their_limits() {
+    assert_eq!(WakeMessage::CHANNEL, "ff:wake");
+    assert_eq!(ReadyMessage::CHANNEL, "ff:ready");
+    let i32 = "i".repeat(32);
+    assert_eq!(
+        WakeMessage::parse(format!("{i32} {{q:65535}} 7").as_bytes()),
+        Some(WakeMessage {
+            index: i32.clone(),
+            partition: 65535,
+            due_ms: 7
+        })
+    );
+    assert_eq!(
+        WakeMessage::parse(format!("{i32}i {{q:1}} 7").as_bytes()),
+        None
+    );
+    assert_eq!(WakeMessage::parse(b" {fp:1} 7"), None);
+    assert_eq!(
+        WakeMessage::parse(b"x {fp:12345} 7").unwrap().partition,
+        12345
+    );
+    assert_eq!(WakeMessage::parse(b"x {fp:123456} 7"), None);
+    assert_eq!(WakeMessage::parse(b"x {fp:65536} 7"), None);
+    assert_eq!(WakeMessage::parse(b"x {fp:} 7"), None);
+    assert_eq!(WakeMessage::parse(b"x {fp:1a} 7"), None);
+    assert_eq!(WakeMessage::parse(b"x {fp:1 7"), None);
+    assert_eq!(WakeMessage::parse(b"x fp:1} 7"), None);
+    assert_eq!(WakeMessage::parse(b"x {fp:1} x"), None);
+    assert_eq!(WakeMessage::parse(b"x {fp:1}"), None);
+    assert_eq!(WakeMessage::parse(b"x - 9").unwrap().due_ms, 9);
+    assert_eq!(
+        ReadyMessage::parse(b"mail {fp:65535}"),
+        Some(ReadyMessage {
+            lane: "mail".into(),
+            partition: 65535
+        })
+    );
+    assert_eq!(
+        ReadyMessage::parse(b"mail {fp:12345}").unwrap().partition,
+        12345
+    );
+    assert_eq!(ReadyMessage::parse(b"mail {fp:1x}"), None);
+    assert_eq!(ReadyMessage::parse(b"mail {fp:65536}"), None);
+    assert_eq!(ReadyMessage::parse(b"mail {b:1}"), None);
+}
