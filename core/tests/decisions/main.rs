@@ -3,6 +3,7 @@
 //! and errors. Exact expected values, boundaries on both sides.
 //! (One test binary, so a mutation run links it once.)
 
+mod admission;
 mod basics;
 mod flow;
 mod invariant;
