@@ -127,6 +127,9 @@ fn wake_messages_at_their_limits() {
     assert_eq!(WakeMessage::parse(b"x {fp:65536} 7"), None);
     assert_eq!(WakeMessage::parse(b"x {fp:} 7"), None);
     assert_eq!(WakeMessage::parse(b"x {fp:1a} 7"), None);
+    // u16's parser takes a sign; the announcement has none.
+    assert_eq!(WakeMessage::parse(b"x {fp:+5} 7"), None);
+    assert_eq!(WakeMessage::parse(b"x {xy:5} 7"), None);
     assert_eq!(WakeMessage::parse(b"x {fp:1 7"), None);
     assert_eq!(WakeMessage::parse(b"x fp:1} 7"), None);
     assert_eq!(WakeMessage::parse(b"x {fp:1} x"), None);
@@ -144,6 +147,7 @@ fn wake_messages_at_their_limits() {
         12345
     );
     assert_eq!(ReadyMessage::parse(b"mail {fp:1x}"), None);
+    assert_eq!(ReadyMessage::parse(b"mail {fp:+5}"), None);
     assert_eq!(ReadyMessage::parse(b"mail {fp:65536}"), None);
     assert_eq!(ReadyMessage::parse(b"mail {b:1}"), None);
 }

@@ -323,3 +323,49 @@ fn idempotency_keys() {
         Partition::new(PartitionFamily::Flow, crc16(b"shop:order-1") % 256)
     );
 }
+
+fn reason<T: std::fmt::Debug>(r: Result<T, ParseError>) -> &'static str {
+    match r {
+        Err(ParseError::Malformed { reason, .. }) => reason,
+        other => panic!("expected a malformed id, got {other:?}"),
+    }
+}
+
+#[test]
+fn id_refusals_say_why() {
+    let p = |n: &str| ExecutionId::parse(&format!("{{fp:{n}}}:{HEX}"));
+    assert_eq!(reason(p("")), "partition is not a number");
+    assert_eq!(reason(p("123456")), "partition is not a number");
+    assert_eq!(reason(p("1a")), "partition is not a number");
+    assert_eq!(reason(p("+5")), "partition is not a number");
+    assert_eq!(reason(p("65536")), "partition out of range");
+    assert_eq!(reason(p("01")), "partition has a leading zero");
+    assert_eq!(p("0").unwrap().partition_index(), 0);
+    assert_eq!(
+        reason(ExecutionId::parse("fp:1}:x")),
+        "expected prefix {fp:N}:"
+    );
+    assert_eq!(
+        reason(ExecutionId::parse("{fp:1:x")),
+        "expected prefix {fp:N}:"
+    );
+    assert_eq!(
+        reason(ExecutionId::parse("{fp:1}:abc")),
+        "expected 32 lowercase hex digits"
+    );
+    let e = ExecutionId::new(1, 1);
+    let a = |n: &str| AttemptId::parse(&format!("{e}/{n}"));
+    for n in ["", "12345678901", "1a", "+5", "05", "0"] {
+        assert_eq!(
+            reason(a(n)),
+            "attempt number is not a positive integer",
+            "{n}"
+        );
+    }
+    assert_eq!(reason(a("4294967296")), "attempt number out of range");
+    assert_eq!(a("1234567890").unwrap().index, 1_234_567_890);
+    assert_eq!(
+        reason(AttemptId::parse("nothing")),
+        "expected <execution id>/<n>"
+    );
+}
