@@ -371,3 +371,23 @@ fn error_codes_decode_to_their_errors() {
         }
     );
 }
+
+#[test]
+fn listing_sources() {
+    use ff_core::listing::{newest_first, sources, Source};
+    assert_eq!(
+        sources(PublicState::Waiting),
+        [Source::Eligible, Source::Index("blocked_route")]
+    );
+    assert_eq!(sources(PublicState::Suspended), [Source::All]);
+    assert_eq!(
+        sources(PublicState::RateLimited),
+        [Source::Index("blocked_budget"), Source::Index("blocked_quota")]
+    );
+    assert_eq!(sources(PublicState::Skipped), [Source::Index("terminal")]);
+    // Ended executions list newest first; the rest oldest (or highest) first.
+    assert!(newest_first(Source::Index("terminal")));
+    assert!(!newest_first(Source::Index("delayed")));
+    assert!(!newest_first(Source::Eligible));
+    assert!(!newest_first(Source::All));
+}
