@@ -382,7 +382,10 @@ fn listing_sources() {
     assert_eq!(sources(PublicState::Suspended), [Source::All]);
     assert_eq!(
         sources(PublicState::RateLimited),
-        [Source::Index("blocked_budget"), Source::Index("blocked_quota")]
+        [
+            Source::Index("blocked_budget"),
+            Source::Index("blocked_quota")
+        ]
     );
     assert_eq!(sources(PublicState::Skipped), [Source::Index("terminal")]);
     // Ended executions list newest first; the rest oldest (or highest) first.

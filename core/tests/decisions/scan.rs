@@ -151,3 +151,77 @@ fn wake_messages_at_their_limits() {
     assert_eq!(ReadyMessage::parse(b"mail {fp:65536}"), None);
     assert_eq!(ReadyMessage::parse(b"mail {b:1}"), None);
 }
+
+#[test]
+fn index_reads_and_their_replies() {
+    use ff_core::contract::scan::BatchFunction;
+    use ff_core::keys::PartitionKeys;
+    use ff_core::reply::Reply;
+    use ff_core::scan::{parse_members, parse_page, read_heads, read_page};
+    use ff_core::{Partition, PartitionFamily};
+    let keys = PartitionKeys::new(Partition::new(PartitionFamily::Flow, 4));
+    assert_eq!(
+        read_heads(BatchFunction::PromoteDelayed, &keys, 201),
+        [
+            "ZRANGEBYSCORE",
+            "ff:idx:{fp:4}:delayed",
+            "-inf",
+            "+inf",
+            "WITHSCORES",
+            "LIMIT",
+            "0",
+            "201"
+        ]
+    );
+    assert_eq!(
+        read_page(BatchFunction::ReconcileIndexes, &keys, "17", 50),
+        ["SSCAN", "ff:idx:{fp:4}:all", "17", "COUNT", "50"]
+    );
+    let b = Reply::bulk;
+    assert_eq!(
+        parse_members(&Reply::Array(vec![
+            b("a"),
+            b("12"),
+            b("b"),
+            b("1.5e3"),
+            b("c"),
+            b("-4"),
+            b("d"),
+            b("0")
+        ])),
+        Ok(vec![
+            Member {
+                id: "a".into(),
+                score: 12
+            },
+            Member {
+                id: "b".into(),
+                score: 1500
+            },
+            Member {
+                id: "c".into(),
+                score: 0
+            },
+            Member {
+                id: "d".into(),
+                score: 0
+            },
+        ])
+    );
+    assert_eq!(parse_members(&Reply::Array(vec![])), Ok(vec![]));
+    assert!(parse_members(&Reply::Array(vec![b("a")])).is_err());
+    assert!(parse_members(&Reply::Array(vec![b("a"), b("x")])).is_err());
+    assert!(parse_members(&Reply::Array(vec![Reply::Nil, b("1")])).is_err());
+    assert!(parse_members(&Reply::Nil).is_err());
+    assert_eq!(
+        parse_page(&Reply::Array(vec![
+            b("9"),
+            Reply::Array(vec![b("m1"), b("m2")])
+        ])),
+        Ok(("9".to_owned(), vec!["m1".to_owned(), "m2".to_owned()]))
+    );
+    assert!(parse_page(&Reply::Array(vec![b("9")])).is_err());
+    assert!(parse_page(&Reply::Array(vec![Reply::Nil, Reply::Array(vec![])])).is_err());
+    assert!(parse_page(&Reply::Array(vec![b("9"), b("m")])).is_err());
+    assert!(parse_page(&Reply::Array(vec![b("9"), Reply::Array(vec![]), b("x")])).is_err());
+}
