@@ -10,3 +10,4 @@ mod invariant;
 mod ownership;
 mod scan;
 mod tracker;
+mod unblock;
