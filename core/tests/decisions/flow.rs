@@ -208,3 +208,100 @@ fn completion_messages() {
     }
     assert!(CompletionMessage::parse(b"\xff success 0").is_err());
 }
+
+#[test]
+fn dispatch_planner_scenario() {
+    use ff_core::flow::dispatch::{DispatchLimits, DispatchPlanner, DispatchStats};
+    let msg = |p: u16, pending| CompletionMessage {
+        execution: ExecutionId::new(p, 1),
+        outcome: TerminalOutcome::Success,
+        pending,
+    };
+    assert_eq!(
+        DispatchLimits::default(),
+        DispatchLimits {
+            max_in_flight: 16,
+            max_rounds: 64,
+            max_wanted: 4096
+        }
+    );
+    // Zero limits are read as one.
+    let mut d = DispatchPlanner::new(DispatchLimits {
+        max_in_flight: 0,
+        max_rounds: 0,
+        max_wanted: 0,
+    });
+    assert_eq!(
+        d.limits(),
+        DispatchLimits {
+            max_in_flight: 1,
+            max_rounds: 1,
+            max_wanted: 1
+        }
+    );
+    assert!(d.is_idle());
+    d.on_completion(&msg(1, false));
+    assert!(d.is_idle());
+    d.on_completion(&msg(1, true));
+    d.on_completion(&msg(1, true)); // queued already
+    d.on_completion(&msg(2, true)); // the queue is full
+    assert_eq!((d.wanted(), d.in_flight(), d.is_idle()), (1, 0, false));
+    assert_eq!(d.poll_dispatch(), Some(1));
+    assert_eq!(d.poll_dispatch(), None);
+    assert_eq!((d.wanted(), d.in_flight(), d.is_idle()), (0, 1, false));
+    d.on_completion(&msg(1, true)); // in flight: drain it again after
+    d.on_completion(&msg(1, true)); // already marked
+                                    // Drained with nothing left, but marked again: one more round is past
+                                    // the one-round limit, so the reconciler takes it.
+    d.on_drained(1, 0);
+    assert!(d.is_idle());
+    d.on_drained(1, 0); // not in flight: ignored
+    assert_eq!(
+        d.stats(),
+        DispatchStats {
+            completions: 6,
+            dispatched: 1,
+            deduplicated: 2,
+            handed_to_reconciler: 1,
+            dropped_full: 1
+        }
+    );
+
+    let mut d = DispatchPlanner::new(DispatchLimits {
+        max_in_flight: 2,
+        max_rounds: 2,
+        max_wanted: 8,
+    });
+    for p in [3, 4, 5] {
+        d.on_completion(&msg(p, true));
+    }
+    assert_eq!(
+        (d.poll_dispatch(), d.poll_dispatch(), d.poll_dispatch()),
+        (Some(3), Some(4), None)
+    );
+    // Some left: another round, queued behind 5.
+    d.on_drained(3, 7);
+    assert_eq!(d.wanted(), 2);
+    // Done: nothing more.
+    d.on_drained(4, 0);
+    assert_eq!(d.poll_dispatch(), Some(5));
+    assert_eq!(d.poll_dispatch(), Some(3));
+    // The second round of 3 is the last one.
+    d.on_drained(3, 1);
+    d.on_failed(5);
+    d.on_failed(5);
+    assert!(d.is_idle());
+    assert_eq!(d.stats().handed_to_reconciler, 2);
+    assert_eq!(d.stats().dispatched, 4);
+    // A reset hands the queue to the reconciler and forgets the marks.
+    d.on_completion(&msg(6, true));
+    d.on_completion(&msg(7, true));
+    assert_eq!(d.poll_dispatch(), Some(6));
+    d.on_completion(&msg(6, true));
+    d.on_reset();
+    assert_eq!((d.wanted(), d.in_flight()), (0, 1));
+    assert_eq!(d.stats().handed_to_reconciler, 3);
+    d.on_drained(6, 0);
+    assert!(d.is_idle());
+    assert_eq!(d.stats().handed_to_reconciler, 3);
+}
