@@ -225,3 +225,20 @@ fn index_reads_and_their_replies() {
     assert!(parse_page(&Reply::Array(vec![b("9"), b("m")])).is_err());
     assert!(parse_page(&Reply::Array(vec![b("9"), Reply::Array(vec![]), b("x")])).is_err());
 }
+
+#[test]
+fn admission_scans_and_their_partitions() {
+    use ff_core::scan::AdmissionScan::*;
+    use ff_core::PartitionFamily;
+    let want = [
+        (BudgetReset, PartitionFamily::Budget, false, "resets"),
+        (BudgetReconcile, PartitionFamily::Budget, true, "budgets"),
+        (QuotaReconcile, PartitionFamily::Quota, true, "quotas"),
+        (Unblock, PartitionFamily::Flow, false, "blocked"),
+    ];
+    for (scan, family, sweep, index) in want {
+        assert_eq!(scan.family(), family, "{scan:?}");
+        assert_eq!(scan.is_sweep(), sweep, "{scan:?}");
+        assert_eq!(scan.index_name(), index, "{scan:?}");
+    }
+}
