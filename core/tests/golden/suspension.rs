@@ -262,7 +262,7 @@ fn signal_call_and_reply() {
             effect: SignalEffect::Buffered
         })
     );
-    assert_eq!(d("duplicate", 1, "recorded").unwrap().duplicate, true);
+    assert!(d("duplicate", 1, "recorded").unwrap().duplicate);
     assert_eq!(
         d("accepted", 1, "recorded").unwrap().effect,
         SignalEffect::Recorded
