@@ -9,5 +9,6 @@ mod flow;
 mod invariant;
 mod ownership;
 mod scan;
+mod schedule;
 mod tracker;
 mod unblock;
