@@ -242,3 +242,47 @@ fn admission_scans_and_their_partitions() {
         assert_eq!(scan.index_name(), index, "{scan:?}");
     }
 }
+
+#[test]
+fn scan_work_names_its_index_and_partitions() {
+    use ff_core::contract::scan::BatchFunction;
+    use ff_core::scan::{AdmissionScan, ScanWork};
+    use ff_core::PartitionFamily;
+    let cases = [
+        (
+            ScanWork::Batch(BatchFunction::PromoteDelayed),
+            "delayed",
+            false,
+            PartitionFamily::Flow,
+        ),
+        (
+            ScanWork::Batch(BatchFunction::ReconcileIndexes),
+            "all",
+            true,
+            PartitionFamily::Flow,
+        ),
+        (
+            ScanWork::Admission(AdmissionScan::QuotaReconcile),
+            "quotas",
+            true,
+            PartitionFamily::Quota,
+        ),
+        (
+            ScanWork::Admission(AdmissionScan::BudgetReset),
+            "resets",
+            false,
+            PartitionFamily::Budget,
+        ),
+        (
+            ScanWork::Schedules,
+            "schedules",
+            false,
+            PartitionFamily::Flow,
+        ),
+    ];
+    for (w, index, sweep, family) in cases {
+        assert_eq!(w.index_name(), index, "{w:?}");
+        assert_eq!(w.is_sweep(), sweep, "{w:?}");
+        assert_eq!(w.family(), family, "{w:?}");
+    }
+}
