@@ -5,6 +5,7 @@
 
 mod admission;
 mod basics;
+mod fire_cycle;
 mod flow;
 mod invariant;
 mod ownership;
