@@ -4,6 +4,7 @@
 //! (One test binary, so a mutation run links it once.)
 
 mod admission;
+mod admission_cycle;
 mod basics;
 mod fire_cycle;
 mod flow;
