@@ -229,3 +229,203 @@ fn the_quota_reconciler_releases_the_slots_of_gone_holders() {
     assert!(s.poll_calls().is_empty());
     assert_eq!(s.end_cycle().backlog, 1);
 }
+
+fn unblock_schedule() -> Schedule {
+    schedule(AdmissionScan::Unblock)
+}
+
+fn zrange(index: &str) -> Vec<String> {
+    [
+        "ZRANGE",
+        &format!("ff:idx:{{fp:0}}:{index}"),
+        "0",
+        "9",
+        "WITHSCORES",
+    ]
+    .map(str::to_owned)
+    .to_vec()
+}
+
+#[test]
+fn the_unblock_scanner_moves_cancels_and_watches() {
+    use ff_core::admission::budget_key;
+    use ff_core::BudgetId;
+    let b = Reply::bulk;
+    let (ea, eb, ec, ed) = (
+        ExecutionId::new(0, 0xa),
+        ExecutionId::new(0, 0xb),
+        ExecutionId::new(0, 0xc),
+        ExecutionId::new(0, 0xd),
+    );
+    let mut s = unblock_schedule();
+    in_use(&mut s, Ok(Reply::Int(1)));
+    assert_eq!(
+        s.poll_reads(),
+        [
+            zrange("blocked_budget"),
+            zrange("blocked_quota"),
+            zrange("blocked_route")
+        ]
+    );
+    s.handle_reads(vec![
+        Ok(Reply::Array(vec![b(ea.as_str()), b("1")])),
+        Ok(Reply::Array(vec![
+            b(eb.as_str()),
+            b("2"),
+            b(ec.as_str()),
+            b("3"),
+        ])),
+        Ok(Reply::Array(vec![b(ed.as_str()), b("4")])),
+    ]);
+    // What each draws on, oldest first.
+    let hget = |e: &ExecutionId| vec!["HGET".to_owned(), format!("ff:exec:{e}"), "adm".into()];
+    assert_eq!(s.poll_reads(), [hget(&ea), hget(&eb), hget(&ec), hget(&ed)]);
+    s.handle_reads(vec![
+        Ok(b("b1;")),
+        Ok(b(";q1")),
+        Ok(b("gone;q1")),
+        Ok(b(";;gpu")),
+    ]);
+    // Each budget's marker once, by name.
+    let hmget = |name: &str| {
+        let k = budget_key(&config(), &BudgetId::parse(name).unwrap());
+        vec!["HMGET".to_owned(), k, "breached".into(), "on_breach".into()]
+    };
+    assert_eq!(s.poll_reads(), [hmget("b1"), hmget("gone")]);
+    s.handle_reads(vec![
+        Ok(Reply::Array(vec![b("0"), Reply::Nil])),
+        Ok(Reply::Array(vec![b("1"), b("cancel")])),
+    ]);
+    // The quota's room, and the live workers (a route waiter is there).
+    let calls = s.poll_calls();
+    assert_eq!(
+        calls.iter().map(|c| c.function).collect::<Vec<_>>(),
+        ["ff_quota_get", "ff_workers_live"]
+    );
+    assert_eq!(args(&calls[0]), ["q1"]);
+    s.handle_results(vec![
+        ok(vec![
+            Reply::Int(NOW as i64),
+            Reply::Int(1000),
+            Reply::Int(0),
+            Reply::Int(1),
+            Reply::Int(0),
+        ]),
+        ok(vec![b("w1"), b("gpu")]),
+    ]);
+    let calls = s.poll_calls();
+    let shown: Vec<(&str, String, Vec<String>)> = calls
+        .iter()
+        .map(|c| (c.function, c.keys[0].clone(), args(c)))
+        .collect();
+    assert_eq!(
+        shown,
+        [
+            (
+                "ff_unblock",
+                "ff:idx:{fp:0}:blocked_budget".to_owned(),
+                vec![ea.to_string()]
+            ),
+            (
+                "ff_unblock",
+                "ff:idx:{fp:0}:blocked_quota".to_owned(),
+                vec![eb.to_string()]
+            ),
+            (
+                "ff_unblock",
+                "ff:idx:{fp:0}:blocked_route".to_owned(),
+                vec![ed.to_string()]
+            ),
+            (
+                "ff_breach_cancel",
+                "ff:idx:{fp:0}:blocked_quota".to_owned(),
+                vec!["gone".to_owned(), ec.to_string()]
+            ),
+        ]
+    );
+    let pair = |a, r| ok(vec![Reply::Int(a), Reply::Int(r)]);
+    s.handle_results(vec![pair(1, 0), pair(1, 0), pair(1, 0), pair(1, 0)]);
+    assert!(s.poll_reads().is_empty() && s.poll_calls().is_empty());
+    assert_eq!(
+        s.end_cycle(),
+        CycleReport {
+            acted: 4,
+            cancelled: 1,
+            ..CycleReport::default()
+        }
+    );
+}
+
+#[test]
+fn the_unblock_scanner_watches_a_full_quota() {
+    let b = Reply::bulk;
+    let (e1, e2) = (ExecutionId::new(0, 1), ExecutionId::new(0, 2));
+    let mut s = unblock_schedule();
+    in_use(&mut s, Ok(Reply::Int(1)));
+    s.poll_reads();
+    s.handle_reads(vec![
+        Ok(Reply::Array(vec![])),
+        Ok(Reply::Array(vec![
+            b(e1.as_str()),
+            b("1"),
+            b(e2.as_str()),
+            b("2"),
+        ])),
+        Ok(Reply::Array(vec![])),
+    ]);
+    s.poll_reads();
+    s.handle_reads(vec![Ok(b(";q1")), Ok(b(";q1"))]);
+    // No budget: straight to the quota (no route waiter: no worker read).
+    let calls = s.poll_calls();
+    assert_eq!(calls.len(), 1);
+    assert_eq!(calls[0].function, "ff_quota_get");
+    // One place: the older goes, the other waits and the quota is watched.
+    s.handle_results(vec![ok(vec![
+        Reply::Int(NOW as i64),
+        Reply::Int(1000),
+        Reply::Int(0),
+        Reply::Int(1),
+        Reply::Int(0),
+    ])]);
+    let calls = s.poll_calls();
+    assert_eq!(calls.len(), 1);
+    assert_eq!(
+        (calls[0].function, args(&calls[0])),
+        ("ff_unblock", vec![e1.to_string()])
+    );
+    s.handle_results(vec![ok(vec![Reply::Int(1), Reply::Int(0)])]);
+    let calls = s.poll_calls();
+    assert_eq!(
+        (calls[0].function, args(&calls[0])),
+        ("ff_quota_watch", vec!["q1".to_owned()])
+    );
+    // Freed meanwhile: look again at once.
+    s.handle_results(vec![ok(vec![Reply::Int(1)])]);
+    assert!(s.poll_calls().is_empty());
+    let r = s.end_cycle();
+    assert_eq!((r.acted, r.backlog), (1, 1));
+    assert!(s.slot(0).dirty);
+    // The waiter looks again at the fallback (an interval) at the latest.
+    assert_eq!(s.slot(0).next_due, Some(NOW + 1000));
+
+    // The next cycle knows what they draw on: no HGET for e2.
+    s.begin_cycle(NOW + 5);
+    s.poll_reads();
+    s.handle_reads(vec![
+        Ok(Reply::Array(vec![])),
+        Ok(Reply::Array(vec![b(e2.as_str()), b("2")])),
+        Ok(Reply::Array(vec![])),
+    ]);
+    assert!(s.poll_reads().is_empty());
+    assert_eq!(s.poll_calls()[0].function, "ff_quota_get");
+}
+
+#[test]
+fn nothing_blocked_is_one_read_round() {
+    let mut s = unblock_schedule();
+    in_use(&mut s, Ok(Reply::Int(1)));
+    s.poll_reads();
+    s.handle_reads(vec![Ok(Reply::Array(vec![])); 3]);
+    assert!(s.poll_reads().is_empty() && s.poll_calls().is_empty());
+    assert_eq!(s.end_cycle(), CycleReport::default());
+}
