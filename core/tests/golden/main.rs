@@ -10,5 +10,6 @@ mod flow;
 mod keys;
 mod misc;
 mod scan;
+mod schedule;
 mod support;
 mod suspension;
