@@ -394,3 +394,17 @@ fn listing_sources() {
     assert!(!newest_first(Source::Eligible));
     assert!(!newest_first(Source::All));
 }
+
+#[test]
+fn retry_refusals_say_why() {
+    let reason = |s: &str| match RetryPolicy::decode(s) {
+        Err(ParseError::Malformed { reason, .. }) => reason,
+        other => panic!("{s}: {other:?}"),
+    };
+    assert_eq!(reason("10001:f:1"), "max_retries out of range");
+    assert_eq!(reason("4294967297:f:1"), "max_retries out of range");
+    assert_eq!(reason("1:f:2592000001"), "out of range");
+    assert_eq!(reason("1:e:5:4"), "out of range");
+    assert_eq!(reason("x:f:1"), "expected a number");
+    assert!(reason("1:g:1").starts_with("expected <max>:f:<ms>"));
+}

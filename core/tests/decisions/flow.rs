@@ -305,3 +305,30 @@ fn dispatch_planner_scenario() {
     assert!(d.is_idle());
     assert_eq!(d.stats().handed_to_reconciler, 3);
 }
+
+#[test]
+fn join_refusals_say_why() {
+    let reason = |s: &str| match JoinPolicy::parse(s) {
+        Err(ff_core::ParseError::Malformed { reason, .. }) => reason,
+        other => panic!("{s}: {other:?}"),
+    };
+    let nan = "quorum is not a number";
+    let range = "quorum must be 1..=10000 without leading zeros";
+    assert_eq!(reason("q:"), nan);
+    assert_eq!(reason("q:123456"), nan);
+    assert_eq!(reason("q:+1"), nan);
+    assert_eq!(reason("q:1x"), nan);
+    assert_eq!(reason("q:012"), range);
+    assert_eq!(reason("q:0"), range);
+    assert_eq!(reason("q:10001"), range);
+    assert_eq!(reason("some"), "expected all, any or q:<n>");
+    match JoinPolicy::quorum(0) {
+        Err(ff_core::ParseError::Malformed { value, reason, .. }) => {
+            assert_eq!(
+                (value.as_str(), reason),
+                ("q:0", "quorum must be 1..=10000")
+            );
+        }
+        other => panic!("{other:?}"),
+    }
+}
