@@ -286,3 +286,203 @@ fn scan_work_names_its_index_and_partitions() {
         assert_eq!(w.family(), family, "{w:?}");
     }
 }
+
+mod schedule_machine {
+    //! The scanner schedule between cycles: when it wants to run, what
+    //! wake-ups and ownership changes do to its partitions.
+    use ff_core::contract::scan::{BatchFunction, ScannerFilter};
+    use ff_core::reply::Reply;
+    use ff_core::scan::{ScanWork, Schedule, Settings, Slot, Wake};
+    use ff_core::PartitionConfig;
+
+    fn schedule(work: ScanWork, interval_ms: u64) -> Schedule {
+        Schedule::new(Settings {
+            work,
+            interval_ms,
+            batch: 10,
+            rescan_ms: 10_000,
+            config: PartitionConfig {
+                flow_partitions: 3,
+                budget_partitions: 1,
+                quota_partitions: 1,
+            },
+            filter: ScannerFilter::default(),
+        })
+    }
+
+    const DELAYED: ScanWork = ScanWork::Batch(BatchFunction::PromoteDelayed);
+    const SWEEP: ScanWork = ScanWork::Batch(BatchFunction::ReconcileIndexes);
+
+    /// Run one cycle in which every head read finds nothing.
+    fn empty_cycle(s: &mut Schedule, now: u64) {
+        s.begin_cycle(now);
+        let n = s.poll_reads().len();
+        s.handle_reads(vec![Ok(Reply::Array(vec![])); n]);
+        assert!(s.poll_calls().is_empty());
+        s.end_cycle();
+    }
+
+    #[test]
+    fn when_it_wants_to_run() {
+        let mut s = schedule(DELAYED, 500);
+        assert_eq!(s.settings().interval_ms, 500);
+        assert_eq!(s.partitions().len(), 3);
+        assert_eq!(s.held(), [Some(0), Some(0), Some(0)]);
+        // New: every partition is read at once.
+        assert_eq!(
+            s.slot(0),
+            Slot {
+                next_due: None,
+                dirty: true
+            }
+        );
+        assert_eq!(s.poll_timeout(1000), 1000);
+        empty_cycle(&mut s, 1000);
+        assert_eq!(s.slot(0), Slot::default());
+        // Nothing known: the interval.
+        assert_eq!(s.poll_timeout(1000), 1500);
+        // A wake-up for a held partition: its due time, the earliest one kept.
+        s.handle_wake(
+            Wake::At {
+                partition: 1,
+                due_ms: 1200,
+            },
+            1000,
+        );
+        s.handle_wake(
+            Wake::At {
+                partition: 1,
+                due_ms: 1300,
+            },
+            1000,
+        );
+        assert_eq!(s.slot(1).next_due, Some(1200));
+        assert_eq!(s.poll_timeout(1000), 1200);
+        // Not one of ours (out of range here): ignored.
+        s.handle_wake(
+            Wake::At {
+                partition: 7,
+                due_ms: 1100,
+            },
+            1000,
+        );
+        assert_eq!(s.poll_timeout(1000), 1200);
+        // Changed: partitions with a known due time are read again.
+        s.handle_wake(Wake::Changed, 1000);
+        assert_eq!((s.slot(0).dirty, s.slot(1).dirty), (false, true));
+        assert_eq!(s.poll_timeout(1000), 1000);
+        // Only due partitions are read.
+        s.begin_cycle(1000);
+        assert_eq!(s.poll_reads().len(), 1);
+        s.handle_reads(vec![Ok(Reply::Array(vec![]))]);
+        s.end_cycle();
+        // Rescan: all of them.
+        s.handle_wake(Wake::Rescan, 1000);
+        assert!((0..3).all(|i| s.slot(i).dirty));
+        empty_cycle(&mut s, 1000);
+        // The own rescan comes due after rescan_ms.
+        assert_eq!(s.poll_timeout(10_999), 11_499);
+        assert_eq!(s.poll_timeout(11_000), 11_000);
+        assert!(s.slot(2).dirty);
+    }
+
+    #[test]
+    fn a_shared_rescan_leaves_the_rereads_to_the_engine() {
+        let mut s = schedule(DELAYED, 500).shared_rescan();
+        assert_eq!(s.slot(0), Slot::default());
+        assert_eq!(s.poll_timeout(1000), 1500);
+        assert_eq!(s.poll_timeout(1_000_000), 1_000_500);
+        assert!(!s.slot(0).dirty);
+    }
+
+    #[test]
+    fn a_sweep_runs_every_interval() {
+        let mut s = schedule(SWEEP, 500);
+        assert_eq!(s.poll_timeout(1000), 1500);
+        s.begin_cycle(1200);
+        let n = s.poll_reads().len();
+        assert_eq!(n, 3);
+        s.handle_reads(vec![
+            Ok(Reply::Array(vec![
+                Reply::bulk("0"),
+                Reply::Array(vec![])
+            ]));
+            n
+        ]);
+        s.end_cycle();
+        assert_eq!(s.poll_timeout(1300), 1700);
+        // A clock failure: the interval again from then.
+        s.handle_clock_failure(1400);
+        assert_eq!(s.poll_timeout(1400), 1900);
+        // Not for a due-driven scanner.
+        let mut d = schedule(DELAYED, 500);
+        empty_cycle(&mut d, 1000);
+        d.handle_clock_failure(5000);
+        assert_eq!(d.poll_timeout(1000), 1500);
+    }
+
+    #[test]
+    fn ownership_changes() {
+        let mut s = schedule(DELAYED, 500);
+        empty_cycle(&mut s, 1000);
+        assert_eq!(s.handle_ownership(&[Some(0), Some(0), Some(0)]), (0, 0));
+        assert_eq!(s.handle_ownership(&[None, Some(0), Some(3)]), (1, 1));
+        assert_eq!(s.held(), [None, Some(0), Some(3)]);
+        // Lost: forgotten; gained (a new epoch): read at once.
+        assert_eq!(
+            s.slot(0),
+            Slot {
+                next_due: None,
+                dirty: false
+            }
+        );
+        assert_eq!(
+            s.slot(2),
+            Slot {
+                next_due: None,
+                dirty: true
+            }
+        );
+        assert_eq!(s.handle_ownership(&[Some(1), None, None]), (1, 2));
+        // A wake-up for a partition not held is ignored.
+        s.handle_wake(
+            Wake::At {
+                partition: 1,
+                due_ms: 1100,
+            },
+            1000,
+        );
+        assert_eq!(s.slot(1).next_due, None);
+        s.handle_wake(Wake::Rescan, 1000);
+        assert_eq!((s.slot(0).dirty, s.slot(1).dirty), (true, false));
+    }
+
+    #[test]
+    fn a_failed_read_is_retried_after_the_interval_capped_at_a_second() {
+        for (interval, want) in [(500, 1500), (5000, 2000), (0, 1001)] {
+            let mut s = schedule(DELAYED, interval);
+            s.begin_cycle(1000);
+            let n = s.poll_reads().len();
+            s.handle_reads(vec![Err("down".into()); n]);
+            assert_eq!(s.end_cycle().errors, 3);
+            assert_eq!(s.slot(0).next_due, Some(want), "interval {interval}");
+        }
+        // A known due time sooner than that stays.
+        let mut s = schedule(DELAYED, 5000);
+        empty_cycle(&mut s, 1000);
+        s.handle_wake(
+            Wake::At {
+                partition: 0,
+                due_ms: 1100,
+            },
+            1000,
+        );
+        s.handle_wake(Wake::Rescan, 1000);
+        s.begin_cycle(1000);
+        let n = s.poll_reads().len();
+        s.handle_reads(vec![Err("down".into()); n]);
+        s.end_cycle();
+        assert_eq!(s.slot(0).next_due, Some(1100));
+        assert_eq!(s.slot(1).next_due, Some(2000));
+    }
+}
