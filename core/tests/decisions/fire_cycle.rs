@@ -297,3 +297,54 @@ fn a_long_catch_up_waits_for_the_next_round() {
     let r = s.end_cycle();
     assert_eq!((r.acted, r.backlog), (200, 2));
 }
+
+#[test]
+fn a_schedule_in_failure_backoff_is_skipped_and_looked_at_after_an_interval() {
+    let mut s = schedule();
+    let refused = || {
+        Ok(Reply::Array(vec![
+            Reply::Int(1),
+            Reply::Int(0),
+            Reply::Int(0),
+            Reply::Int(0),
+            Reply::Int(-1),
+            b("a"),
+            b("boom"),
+        ]))
+    };
+    // Three refusals in a row put it in backoff.
+    for k in 0..3u64 {
+        // (each failure looks again a second later)
+        let now = NOW + k * 2000;
+        s.begin_cycle(now);
+        s.poll_reads();
+        s.handle_reads(vec![Ok(Reply::Array(vec![b("a"), b("1")]))]);
+        s.poll_reads();
+        s.handle_reads(vec![Ok(record("1", "9000", "every:1000", "60000", "0"))]);
+        assert_eq!(s.poll_calls().len(), 1);
+        s.handle_results(vec![refused()]);
+        let r = s.end_cycle();
+        assert_eq!(r.errors, 1);
+        assert_eq!(
+            r.notices,
+            [Notice::MembersFailed {
+                failed: 1,
+                entered_backoff: usize::from(k == 2)
+            }]
+        );
+    }
+    // Still due, but skipped: nothing read or called, and looked at again
+    // an interval later (no announcement would come: it stays the earliest).
+    s.begin_cycle(NOW + 6000);
+    s.poll_reads();
+    s.handle_reads(vec![Ok(Reply::Array(vec![
+        b("a"),
+        b("1"),
+        b("b"),
+        b("50000"),
+    ]))]);
+    assert!(s.poll_reads().is_empty() && s.poll_calls().is_empty());
+    let r = s.end_cycle();
+    assert_eq!((r.skipped, r.backlog, r.errors), (1, 1, 0));
+    assert_eq!(s.slot(0).next_due, Some(NOW + 6000 + 1000));
+}
