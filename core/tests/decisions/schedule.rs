@@ -444,3 +444,14 @@ fn a_schedule_starting_at_zero_fires_zero_once() {
     let d = decide(&t, Misfire::Skip, 60_000, 0, 500).unwrap();
     assert_eq!((d.fire, d.next), (vec![0], Some(1000)));
 }
+
+#[test]
+fn a_cron_schedules_misses_are_counted_up_to_the_cap() {
+    // Every second, 20,000 s away: the misses are counted one by one, up to
+    // MAX_COUNTED_MISSES.
+    let c = Timetable::new(&Trigger::Cron("* * * * * *".into()), "UTC", None, None).unwrap();
+    let next = 1_000_000;
+    let d = decide(&c, Misfire::Skip, 1000, next, next + 20_000_000).unwrap();
+    assert_eq!(d.missed, MAX_COUNTED_MISSES);
+    assert_eq!(d.fire, [next + 19_999_000, next + 20_000_000]);
+}
