@@ -169,6 +169,14 @@ mod tests {
         assert!(f.contains("  EXEC_PREFIX = 'ff:exec:',\n"));
         assert!(f.contains("RUNNABLE_INDEX = {eligible = 'eligible', delayed = 'delayed', "));
         assert!(f.contains("PHASE_INDEX = {active = 'lease_expiry', suspended = 'suspension_timeout', terminal = 'terminal', }"));
+        assert!(f.contains("  COUNTS_PREFIX = 'ff:counts:',\n"));
+        assert!(f.contains("  SERIES_PREFIX = 'ff:series:',\n"));
+        assert!(f.contains("  FLOW_LIVE_PREFIX = 'live:',\n"));
+        assert!(f.contains("  SERIES_TTL_S = 7500,\n"));
+        assert!(f.contains("LIVE_WORDS = {'eligible', 'delayed', 'waiting_children', 'blocked_budget', 'blocked_quota', 'blocked_route', 'active', 'suspended', }"));
+        assert!(f.contains(
+            "SERIES = {completed = 'completed', failed = 'failed', retried = 'retried', }"
+        ));
         assert!(f.trim_end().ends_with('}'));
     }
 

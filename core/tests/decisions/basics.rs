@@ -329,6 +329,7 @@ fn error_codes_decode_to_their_errors() {
         ("lane_paused", FfError::LanePaused(s())),
         ("cycle", FfError::Cycle(s())),
         ("flow_cancelled", FfError::FlowCancelled(s())),
+        ("flow_ended", FfError::FlowEnded(s())),
         ("invalid_state", FfError::InvalidState(s())),
         ("too_large", FfError::TooLarge(s())),
         (

@@ -116,6 +116,12 @@ fn get_flow_record() {
         b("1"),
         b("cancel"),
         b("enough"),
+        b("live:active"),
+        b("1"),
+        b("live:delayed"),
+        b("0"),
+        b("changed"),
+        b("77"),
     ]);
     assert_eq!(
         decode_get_flow(&flow(), &reply),
@@ -133,12 +139,26 @@ fn get_flow_record() {
                 skipped: 1,
                 cancel_requested: true,
             },
+            live: [(ff_core::counts::Counted::Active, 1)]
+                .into_iter()
+                .collect(),
+            changed_at_ms: Some(77),
             cancel_reason: Some("enough".into()),
         })
     );
     let bare = decode_get_flow(&flow(), &ok(vec![b("ns"), b("shop")])).unwrap();
     assert_eq!(bare.summary, FlowSummary::default());
     assert_eq!(bare.cancel_reason, None);
+    assert_eq!((bare.live.len(), bare.changed_at_ms), (0, None));
+    // A live count of no known state, or not a count, is refused.
+    assert_decode_error(decode_get_flow(
+        &flow(),
+        &ok(vec![b("ns"), b("s"), b("live:melted"), b("1")]),
+    ));
+    assert_decode_error(decode_get_flow(
+        &flow(),
+        &ok(vec![b("ns"), b("s"), b("live:active"), b("-1")]),
+    ));
     assert_decode_error(decode_get_flow(&flow(), &ok(vec![])));
     assert_decode_error(decode_get_flow(&flow(), &ok(vec![b("ns"), b("a b")])));
     assert_decode_error(decode_get_flow(

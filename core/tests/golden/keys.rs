@@ -49,6 +49,8 @@ fn partition_indexes_are_spelled_as_documented() {
     let cases: Vec<(String, &str)> = vec![
         (pk.idx("x"), "ff:idx:{fp:12}:x"),
         (pk.paused(), "ff:paused:{fp:12}"),
+        (pk.counts(), "ff:counts:{fp:12}"),
+        (pk.series(491_234), "ff:series:{fp:12}:491234"),
         (pk.all(), "ff:idx:{fp:12}:all"),
         (pk.eligible(&lane), "ff:idx:{fp:12}:eligible:emails"),
         (pk.delayed(), "ff:idx:{fp:12}:delayed"),
