@@ -265,6 +265,30 @@ mod tests {
             outcome: None,
         };
         assert_eq!(Counted::of(&unplaced), None);
+        let sv = |phase, eligibility, outcome| StateVector {
+            phase,
+            eligibility,
+            outcome,
+        };
+        use LifecyclePhase as L;
+        assert_eq!(
+            Counted::of(&sv(L::Runnable, Some(Eligibility::Delayed), None)),
+            Some(Counted::Runnable(Eligibility::Delayed))
+        );
+        assert_eq!(
+            Counted::of(&sv(L::Active, None, None)),
+            Some(Counted::Active)
+        );
+        assert_eq!(
+            Counted::of(&sv(L::Suspended, None, None)),
+            Some(Counted::Suspended)
+        );
+        assert_eq!(
+            Counted::of(&sv(L::Terminal, None, Some(TerminalOutcome::Skipped))),
+            Some(Counted::Terminal(TerminalOutcome::Skipped))
+        );
+        assert_eq!(Counted::of(&sv(L::Terminal, None, None)), None);
+        assert_eq!(Counted::Active.to_string(), "active");
     }
 
     #[test]
