@@ -159,7 +159,9 @@ end
 
 -- Make a checked creation (or answer its duplicate); with `mv` (a batch)
 -- its index moves are deferred, and a creation eligible at once is answered
--- by its id alone.
+-- by its id alone. A caller that has just seen no record under the id sets
+-- `it.absent`; `it.extra` (field, value, ...) is written with the record
+-- (a schedule's fire: its name and fire time), in the same HSET.
 local function create_apply(tag, it, now, now_s, mv)
   local c, ek, eid = it.c, it.ek, it.eid
   if c.idem_ttl > 0 then
@@ -169,7 +171,7 @@ local function create_apply(tag, it, now, now_s, mv)
       return ok('duplicate', existing, state_of(exec_key(existing)))
     end
   end
-  if redis.call('EXISTS', ek) == 1 then
+  if not it.absent and redis.call('EXISTS', ek) == 1 then
     -- The call sent again after its reply was lost is answered as the first
     -- was (in the state the execution is in now); another creation under a
     -- taken id is refused.
@@ -189,6 +191,12 @@ local function create_apply(tag, it, now, now_s, mv)
     redis.call('HSET', ek, 'phase', 'runnable', 'elig', elig, 'due', due, 'payload', it.payload,
       'created', now_s, 'idem', it.idem_key, unpack(shape_fields(c, now)))
     redis.call('SET', it.idem_key, eid, 'PX', c.idem_ttl)
+  elseif it.extra then
+    local f, x = shape_fields(c, now), it.extra
+    local n = #x
+    for i = 1, #f do x[n + i] = f[i] end
+    redis.call('HSET', ek, 'phase', 'runnable', 'elig', elig, 'due', due, 'payload', it.payload,
+      'created', now_s, unpack(x))
   else
     redis.call('HSET', ek, 'phase', 'runnable', 'elig', elig, 'due', due, 'payload', it.payload,
       'created', now_s, unpack(shape_fields(c, now)))

@@ -180,5 +180,5 @@ local function apply_moves(mv)
   end
 end
 
---- @export zadd_new_index, zadd_due_many, zadd_due, new_moves, ms_text, batch_after, batch_key,
+--- @export zadd_pairs, zadd_new_index, zadd_due_many, zadd_due, new_moves, ms_text, batch_after, batch_key,
 --- @export batch_lane_key, defer_zrem, defer_zadd, idx_rem, idx_due, idx_sadd, apply_moves

@@ -17,7 +17,7 @@ local MAX_SCHEDULE_FIRES, MAX_TAGS = F.MAX_SCHEDULE_FIRES, F.MAX_TAGS
 local err, int_arg, name_ok, now_ms, ok = P.err, P.int_arg, P.name_ok, P.now_ms, P.ok
 local register, register_ro = P.register, P.register_ro
 local eid_ok, exec_key, idx_key, sched_key, tag_of = K.eid_ok, K.exec_key, K.idx_key, K.sched_key, K.tag_of
-local apply_moves, new_moves, zadd_due_many = MV.apply_moves, MV.new_moves, MV.zadd_due_many
+local apply_moves, new_moves, zadd_due_many, zadd_pairs = MV.apply_moves, MV.new_moves, MV.zadd_due_many, MV.zadd_pairs
 local index_target = EXEC.index_target
 local shape_check, item_check, create_apply = CREATE.shape_check, CREATE.item_check, CREATE.create_apply
 
@@ -307,6 +307,31 @@ local function repair(tag, idx, it)
   return 'repaired'
 end
 
+-- Templates checked, by stored shape, kept between calls: decoding and
+-- checking one costs a fire about a quarter of its server time, and many
+-- schedules share one. Without a flow (a schedule's template is no flow
+-- member: refused at define, and a stored one is malformed) the check
+-- reads nothing but the text, in any partition, so the same text checks
+-- the same; what a creation derives from `now` (shape_fields) is made
+-- again each call. Bounded: past MAX_CHECKED it starts over.
+local MAX_CHECKED = 1000
+local checked, n_checked = {}, 0
+local function checked_shape(tag, text, fresh)
+  if type(text) ~= 'string' then return false end
+  local c = checked[text]
+  if c == nil then
+    local shape = split_netstrings(text)
+    c = shape and shape_check(tag, shape) or false
+    if c and c.member then c = false end
+    if n_checked >= MAX_CHECKED then checked, n_checked = {}, 0 end
+    checked[text], n_checked = c, n_checked + 1
+  end
+  if c and not fresh[c] then
+    c.fields, fresh[c] = nil, true
+  end
+  return c
+end
+
 -- ff_schedule_fire: the engine's fire of the due schedules of one partition.
 -- KEYS: the partition's schedules index
 -- ARGV: filter namespace, filter tag name, filter tag value, n, then n items:
@@ -330,6 +355,8 @@ local function ff_schedule_fire(keys, args)
   local fired, missed, overlapped = 0, 0, 0
   local out = {1, 0, 0, 0, -1}
   local due = {}
+  -- The templates this call has used (their fields made for its `now`).
+  local fresh = {}
   local function answer(name, code)
     out[#out + 1] = name
     out[#out + 1] = code
@@ -339,8 +366,9 @@ local function ff_schedule_fire(keys, args)
       answer(it.name, repair(tag, idx, it))
     else
       local k = sched_key(tag, it.name)
-      local h = redis.call('HMGET', k, 'rev', 'next', 'paused', 'shape', 'payload', 'overlap', 'last_exec')
-      local c, shape
+      local h = redis.call('HMGET', k, 'rev', 'next', 'paused', 'shape', 'payload', 'overlap', 'last_exec',
+        'fired', 'missed', 'overlapped')
+      local c
       if not h[1] then
         redis.call('ZREM', idx, it.name)
         answer(it.name, 'gone')
@@ -352,8 +380,7 @@ local function ff_schedule_fire(keys, args)
         -- Decided on a later clock than the server's now (a clock set back).
         answer(it.name, 'early')
       else
-        shape = split_netstrings(h[4])
-        if shape then c = shape_check(tag, shape) end
+        c = checked_shape(tag, h[4], fresh)
         if not c or #(h[5] or '') > MAX_PAYLOAD_BYTES then
           redis.call('HSET', k, 'broken', 'template does not decode', 'next', '')
           redis.call('ZREM', idx, it.name)
@@ -372,17 +399,26 @@ local function ff_schedule_fire(keys, args)
               local x
               x, e = item_check(tag, c, eid, h[5] or '', nil, {})
               if x then
+                x.absent = true
+                x.extra = {'tag.ff.schedule', it.name, 'tag.ff.fire', t}
                 create_apply(tag, x, now, now_s, mv)
-                redis.call('HSET', exec_key(eid), 'tag.ff.schedule', it.name, 'tag.ff.fire', t)
                 made = made + 1
                 last_exec = eid
               end
             end
           end
-          redis.call('HSET', k, 'next', it.new_next, 'last_fire', it.last, 'last_exec', last_exec, 'last_run', now_s)
-          if made > 0 then redis.call('HINCRBY', k, 'fired', made) end
-          if it.missed > 0 then redis.call('HINCRBY', k, 'missed', it.missed) end
-          if skipped > 0 then redis.call('HINCRBY', k, 'overlapped', skipped) end
+          -- The counters are written with the rest (read above: one write).
+          local w = {'next', it.new_next, 'last_fire', it.last, 'last_exec', last_exec, 'last_run', now_s}
+          if made > 0 then
+            w[#w + 1] = 'fired'; w[#w + 1] = (tonumber(h[8]) or 0) + made
+          end
+          if it.missed > 0 then
+            w[#w + 1] = 'missed'; w[#w + 1] = (tonumber(h[9]) or 0) + it.missed
+          end
+          if skipped > 0 then
+            w[#w + 1] = 'overlapped'; w[#w + 1] = (tonumber(h[10]) or 0) + skipped
+          end
+          redis.call('HSET', k, unpack(w))
           if it.new_next == '' then
             redis.call('ZREM', idx, it.name)
           else
@@ -395,7 +431,10 @@ local function ff_schedule_fire(keys, args)
     end
   end
   apply_moves(mv)
-  zadd_due_many(tag, 'schedules', due)
+  -- The caller is the scanner of this partition and learns its next due
+  -- from the answer: no wake-up message (zadd_due_many's head read and
+  -- announcement are left out).
+  if #due > 0 then zadd_pairs(idx, due) end
   out[2], out[3], out[4] = fired, missed, overlapped
   local head = redis.call('ZRANGE', idx, 0, 0, 'WITHSCORES')
   if head[2] then out[5] = tonumber(head[2]) end

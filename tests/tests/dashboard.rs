@@ -1,6 +1,6 @@
 //! The web dashboard in a real browser: a real redis-server, seeded
 //! executions (failed ones whose error holds a `<script>`, a flow, a paused
-//! lane, a budget), the dashboard on a loopback port, and headless Chromium
+//! lane, a budget, schedules), the dashboard on a loopback port, and headless Chromium
 //! driven through chromedriver (WebDriver, fantoccini). Screenshots of each
 //! page go to `<target>/dashboard-screenshots/`.
 //!
@@ -14,6 +14,7 @@ mod common;
 use common::*;
 use fantoccini::{ClientBuilder, Locator};
 use ff_cli::dashboard::{self, DashboardOptions};
+use ff_engine::client::Schedule;
 use ff_engine::core::admission::QuotaLimits;
 use ff_engine::core::contract::admission::{BreachPolicy, BudgetDef, DimensionLimits, UsageReport};
 use ff_engine::core::contract::flow::AddToFlowArgs;
@@ -21,6 +22,7 @@ use ff_engine::core::flow::JoinPolicy;
 use ff_engine::core::retry::RetryPolicy;
 use ff_engine::core::state::PublicState;
 use ff_engine::core::{ExecutionId, FfError, Lane, WorkerInstance, WorkerName};
+use ff_engine::engine::fire_schedules_once;
 use ff_engine::{Client, Error, ExecutionSpec};
 use ff_tests::RedisServer;
 use std::os::unix::process::CommandExt;
@@ -607,6 +609,95 @@ async fn the_dashboard_in_a_real_browser() {
         None,
         "claims work after resume"
     );
+    no_dialog(&b).await;
+
+    // Schedules: one fired once (its execution linked), one paused; Pause
+    // and Resume from the page change the stored schedule.
+    c.define_schedule(
+        "tick",
+        Schedule::every(Duration::from_secs(2))
+            .template(ExecutionSpec::new("tick").lane("reports")),
+    )
+    .await
+    .unwrap();
+    c.define_schedule(
+        "nightly",
+        Schedule::cron("0 30 2 * * *")
+            .zone("Europe/Berlin")
+            .paused(true)
+            .template(ExecutionSpec::new("report.nightly").lane("reports")),
+    )
+    .await
+    .unwrap();
+    // Just past tick's first fire time (the next is 2 s later): one fire.
+    let first = c
+        .get_schedule("tick")
+        .await
+        .unwrap()
+        .unwrap()
+        .next_fire_ms
+        .unwrap();
+    let now = c.store().time_ms().await.unwrap();
+    tokio::time::sleep(Duration::from_millis(first.saturating_sub(now) + 150)).await;
+    let fired = fire_schedules_once(&**c.store(), c.config(), &Default::default())
+        .await
+        .unwrap();
+    assert_eq!(fired.acted, 1, "tick fired once");
+    let tick = c.get_schedule("tick").await.unwrap().unwrap();
+    let made = tick.last_execution.clone().expect("tick's execution");
+    b.goto(&format!("{url}/")).await.unwrap();
+    b.find(Locator::Css("header nav a[href$='/schedules']"))
+        .await
+        .unwrap()
+        .click()
+        .await
+        .unwrap();
+    wait_text(&b, "h1", "Schedules").await;
+    assert_eq!(text(&b, "tr[data-schedule='tick'] .badge").await, "active");
+    assert_eq!(
+        text(&b, "tr[data-schedule='nightly'] .badge").await,
+        "paused"
+    );
+    assert!(text(&b, "tr[data-schedule='nightly']")
+        .await
+        .contains("Europe/Berlin"));
+    assert!(text(&b, "tr[data-schedule='nightly']")
+        .await
+        .contains("cron:0 30 2 * * *"));
+    assert_eq!(text(&b, "tr[data-schedule='tick'] td.fired").await, "1");
+    let next = text(&b, "tr[data-schedule='tick'] td.next-fires").await;
+    assert_eq!(next.matches("UTC").count(), 3, "three next fires: {next}");
+    assert_eq!(
+        text(&b, "tr[data-schedule='tick'] td.last-run a").await,
+        made.as_str()
+    );
+    shot(&b, "schedules").await;
+    b.find(Locator::Css("tr[data-schedule='tick'] button.pause"))
+        .await
+        .unwrap()
+        .click()
+        .await
+        .unwrap();
+    wait_text(&b, "p.banner.ok", "schedule tick: paused").await;
+    assert_eq!(text(&b, "tr[data-schedule='tick'] .badge").await, "paused");
+    assert!(c.get_schedule("tick").await.unwrap().unwrap().spec.paused);
+    b.find(Locator::Css("tr[data-schedule='nightly'] button.resume"))
+        .await
+        .unwrap()
+        .click()
+        .await
+        .unwrap();
+    wait_text(&b, "p.banner.ok", "schedule nightly: resumed").await;
+    let nightly = c.get_schedule("nightly").await.unwrap().unwrap();
+    assert!(!nightly.spec.paused && nightly.next_fire_ms.is_some());
+    // The last execution links to its page.
+    b.find(Locator::Css("tr[data-schedule='tick'] td.last-run a"))
+        .await
+        .unwrap()
+        .click()
+        .await
+        .unwrap();
+    wait_text(&b, "h1", made.as_str()).await;
     no_dialog(&b).await;
 
     b.close().await.unwrap();

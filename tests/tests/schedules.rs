@@ -404,6 +404,48 @@ async fn pause_resume_and_delete(store: Arc<dyn Store>) {
     assert!(kept >= made.len());
 }
 
+/// A paused lane holds back claims, not fires: each fire makes its
+/// execution (waiting in the paused lane) and the schedule moves on, with
+/// overlap allow and skip alike (skip counts the fires the waiting one
+/// overlaps, but still advances).
+async fn a_paused_lane_does_not_stall_the_fires(store: Arc<dyn Store>) {
+    let c = client_on(store.clone()).await;
+    c.pause_lane("default").await.unwrap();
+    c.define_schedule("lp", Schedule::every(Duration::from_millis(200)))
+        .await
+        .unwrap();
+    c.define_schedule(
+        "lp-skip",
+        Schedule::every(Duration::from_millis(200)).overlap(Overlap::Skip),
+    )
+    .await
+    .unwrap();
+    let (mut last, mut made_before) = ((0, 0), 0);
+    for round in 0..3 {
+        tokio::time::sleep(Duration::from_millis(250)).await;
+        fire_schedules_once(&**c.store(), c.config(), &no_filter())
+            .await
+            .unwrap();
+        let a = c.get_schedule("lp").await.unwrap().unwrap();
+        let b = c.get_schedule("lp-skip").await.unwrap().unwrap();
+        let (la, lb) = (a.last_fire_ms.unwrap(), b.last_fire_ms.unwrap());
+        assert!(la > last.0 && lb > last.1, "round {round}: both moved on");
+        last = (la, lb);
+        assert!(a.next_fire_ms.unwrap() > la && b.next_fire_ms.unwrap() > lb);
+        assert!(a.fired > made_before, "round {round}: made executions");
+        made_before = a.fired;
+    }
+    let made = fired(&c, "lp").await;
+    assert_eq!(made.len() as u64, made_before);
+    assert!(made
+        .iter()
+        .all(|(_, r)| r.public_state == ff_engine::core::state::PublicState::Waiting));
+    let skip = c.get_schedule("lp-skip").await.unwrap().unwrap();
+    assert_eq!(skip.fired, 1, "the first one waits in the paused lane");
+    assert!(skip.overlapped >= 2, "{skip:?}");
+    c.resume_lane("default").await.unwrap();
+}
+
 async fn an_update_takes_effect_from_the_next_fire(store: Arc<dyn Store>) {
     let c = client_on(store.clone()).await;
     let slow = Schedule::every(Duration::from_secs(3600)).template(ExecutionSpec::new("old"));
@@ -693,6 +735,7 @@ on_both_stores!(
     misfire_policies_after_an_outage,
     overlap_skip_waits_for_the_live_run,
     pause_resume_and_delete,
+    a_paused_lane_does_not_stall_the_fires,
     an_update_takes_effect_from_the_next_fire,
     bad_input_is_refused_naming_the_field_and_nothing_is_stored,
     preview_lists_the_next_fire_times,

@@ -17,16 +17,27 @@ use crate::reply::Reply;
 use crate::schedule::{
     decide, due_index, fire_execution_id, record_key, Misfire, ScheduleName, Timetable, Trigger,
 };
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 
 enum Stage {
     /// Read the due heads of these slots.
     Heads(Vec<usize>),
-    /// Read the records of these due members (slot, name), then decide.
-    Records(Vec<(usize, String)>, Vec<usize>),
-    /// Make these calls (slot, items); then read `again`.
-    Calls(Vec<(usize, Vec<FireItem>)>, Vec<usize>),
+    /// Read the records of these due members (slot, name, due), then
+    /// decide; the items of `ready` are decided already (from the cache).
+    Records(Vec<(usize, String, u64)>, Ready),
+    /// Make these calls; then read `again`.
+    Calls(Ready),
     Done,
+}
+
+/// Items decided so far, by slot, the slots to read again, and which
+/// items were decided from the cache (a stale entry is dropped when the
+/// call finds its record moved on).
+#[derive(Default)]
+struct Ready {
+    work: Vec<(usize, Vec<FireItem>)>,
+    again: Vec<usize>,
+    cached: HashSet<(usize, String)>,
 }
 
 pub(super) struct FireCycle {
@@ -35,8 +46,105 @@ pub(super) struct FireCycle {
     stage: Stage,
 }
 
-/// What the scanner decides for one due schedule from its record.
-fn item_for(partition: Partition, name: &str, reply: &Reply, now: u64) -> FireItem {
+/// Schedules' decided timetables kept at most (past this the cache starts
+/// over).
+const MAX_CACHED: usize = 100_000;
+/// Due members read per partition in a cycle's first round: a partition's
+/// index holds every schedule of it, and only its due head is wanted (more
+/// due: read again at once, a batch's worth).
+const HEAD_READ: usize = 4;
+
+/// What deciding a schedule's fires needs of its record, compiled once per
+/// revision: a fire then reads nothing first (its call is fenced by the
+/// revision and next fire time, so a stale entry fires nothing; it is
+/// dropped when its call answers `gone`).
+pub(super) struct Compiled {
+    rev: u64,
+    table: Timetable,
+    misfire: Misfire,
+    grace: u64,
+}
+
+/// Per (slot, schedule name), its compiled record.
+pub(super) type FireCache = HashMap<(usize, String), Compiled>;
+
+/// A record's fields (`DUE_FIELDS`) compiled: `Err(None)` when there is
+/// no usable record to decide from (none, paused, no next fire: the entry
+/// follows the record), `Err(Some(why))` when it does not decode.
+fn compile(fields: &[Option<String>]) -> Result<(Compiled, u64), Option<String>> {
+    let field = |i: usize| fields.get(i).cloned().flatten().unwrap_or_default();
+    let Ok(rev) = field(0).parse::<u64>() else {
+        return Err(None);
+    };
+    if field(8) == "1" {
+        return Err(None);
+    }
+    let Ok(next) = field(1).parse::<u64>() else {
+        return Err(None);
+    };
+    let opt = |i: usize| -> Result<Option<u64>, String> {
+        match field(i).as_str() {
+            "" => Ok(None),
+            t => t
+                .parse()
+                .map(Some)
+                .map_err(|_| format!("{}: {t:?}", DUE_FIELDS[i])),
+        }
+    };
+    (|| -> Result<_, String> {
+        let trigger = Trigger::parse(&field(2)).map_err(|e| e.to_string())?;
+        let table =
+            Timetable::new(&trigger, &field(3), opt(4)?, opt(5)?).map_err(|e| e.to_string())?;
+        let misfire = Misfire::parse(&field(6)).map_err(|e| e.to_string())?;
+        let grace = opt(7)?.ok_or("grace: missing")?;
+        Ok((
+            Compiled {
+                rev,
+                table,
+                misfire,
+                grace,
+            },
+            next,
+        ))
+    })()
+    .map_err(Some)
+}
+
+/// The fire of a compiled schedule whose next fire time is `next` (`None`:
+/// not due after all; its entry is put right).
+fn fire_of(
+    partition: Partition,
+    name: &ScheduleName,
+    c: &Compiled,
+    next: u64,
+    now: u64,
+) -> Option<FireItem> {
+    let d = decide(&c.table, c.misfire, c.grace, next, now)?;
+    Some(FireItem::Fire {
+        name: name.as_str().to_owned(),
+        rev: c.rev,
+        next,
+        last: d.last,
+        new_next: d.next,
+        missed: d.missed,
+        fires: d
+            .fire
+            .iter()
+            .map(|&t| (t, fire_execution_id(partition, name, t)))
+            .collect(),
+    })
+}
+
+/// What the scanner decides for one due schedule from its record (kept
+/// compiled in `cache` when it decodes).
+fn item_for(
+    cache: &mut FireCache,
+    slot: usize,
+    partition: Partition,
+    name: &str,
+    reply: &Reply,
+    now: u64,
+) -> FireItem {
     let Ok(parsed) = ScheduleName::new(name) else {
         return FireItem::Repair {
             name: name.to_owned(),
@@ -48,60 +156,29 @@ fn item_for(partition: Partition, name: &str, reply: &Reply, now: u64) -> FireIt
         Reply::Array(v) => v.iter().map(Reply::text).collect(),
         _ => Vec::new(),
     };
-    let field = |i: usize| fields.get(i).cloned().flatten().unwrap_or_default();
-    let Ok(rev) = field(0).parse::<u64>() else {
-        // No record (deleted meanwhile): the entry goes if nothing is there.
-        return FireItem::Repair {
-            name: name.to_owned(),
-            rev: None,
-            broken: None,
-        };
-    };
+    let rev = fields
+        .first()
+        .cloned()
+        .flatten()
+        .and_then(|r| r.parse::<u64>().ok());
     let repair = |broken: Option<String>| FireItem::Repair {
         name: name.to_owned(),
-        rev: Some(rev),
+        rev,
         broken,
     };
-    if field(8) == "1" {
-        return repair(None);
-    }
-    let Ok(next) = field(1).parse::<u64>() else {
-        return repair(None);
-    };
-    let opt = |i: usize| -> Result<Option<u64>, String> {
-        match field(i).as_str() {
-            "" => Ok(None),
-            t => t
-                .parse()
-                .map(Some)
-                .map_err(|_| format!("{}: {t:?}", DUE_FIELDS[i])),
+    match compile(&fields) {
+        // No record (deleted meanwhile), paused or ended: the entry follows it.
+        Err(None) => repair(None),
+        Err(Some(reason)) => repair(Some(reason)),
+        Ok((compiled, next)) => {
+            let item = fire_of(partition, &parsed, &compiled, next, now);
+            if cache.len() >= MAX_CACHED {
+                cache.clear();
+            }
+            cache.insert((slot, name.to_owned()), compiled);
+            // The record's next fire is ahead of its index entry: put it right.
+            item.unwrap_or_else(|| repair(None))
         }
-    };
-    let decided = (|| -> Result<_, String> {
-        let trigger = Trigger::parse(&field(2)).map_err(|e| e.to_string())?;
-        let table =
-            Timetable::new(&trigger, &field(3), opt(4)?, opt(5)?).map_err(|e| e.to_string())?;
-        let misfire = Misfire::parse(&field(6)).map_err(|e| e.to_string())?;
-        let grace = opt(7)?.ok_or("grace: missing")?;
-        Ok(decide(&table, misfire, grace, next, now))
-    })();
-    match decided {
-        Err(reason) => repair(Some(reason)),
-        // The record's next fire is ahead of its index entry: put it right.
-        Ok(None) => repair(None),
-        Ok(Some(d)) => FireItem::Fire {
-            name: name.to_owned(),
-            rev,
-            next,
-            last: d.last,
-            new_next: d.next,
-            missed: d.missed,
-            fires: d
-                .fire
-                .iter()
-                .map(|&t| (t, fire_execution_id(partition, &parsed, t)))
-                .collect(),
-        },
     }
 }
 
@@ -122,7 +199,14 @@ impl FireCycle {
                     self.stage = Stage::Done;
                     return Want::Done;
                 }
-                self.limit = read_limit(st.settings.batch, &st.tracker);
+                // A cycle's first read takes a partition's due head; a
+                // partition read again has a backlog: a whole batch.
+                let want = if self.first {
+                    st.settings.batch.min(HEAD_READ)
+                } else {
+                    st.settings.batch
+                };
+                self.limit = read_limit(want, &st.tracker);
                 let limit = self.limit.to_string();
                 Want::Reads(
                     slots
@@ -147,7 +231,7 @@ impl FireCycle {
             Stage::Records(members, _) => Want::Reads(
                 members
                     .iter()
-                    .map(|(i, name)| {
+                    .map(|(i, name, _)| {
                         // (a malformed name is read as a key all the same: HMGET of nothing)
                         let key = match ScheduleName::new(name.clone()) {
                             Ok(n) => record_key(st.partition(*i), &n),
@@ -159,8 +243,10 @@ impl FireCycle {
                     })
                     .collect(),
             ),
-            Stage::Calls(work, _) => Want::Calls(
-                work.iter()
+            Stage::Calls(ready) => Want::Calls(
+                ready
+                    .work
+                    .iter()
                     .map(|(i, items)| contract::fire(st.partition(*i), &st.settings.filter, items))
                     .collect(),
             ),
@@ -171,13 +257,13 @@ impl FireCycle {
     pub fn feed(&mut self, st: &mut State, replies: Vec<Result<Reply, String>>) {
         self.stage = match std::mem::replace(&mut self.stage, Stage::Done) {
             Stage::Heads(slots) => self.heads(st, &slots, replies),
-            Stage::Records(members, again) => Self::decide(st, members, again, replies),
-            Stage::Calls(work, again) => {
-                Self::absorb(st, &work, replies);
-                if again.is_empty() {
+            Stage::Records(members, ready) => Self::decide(st, members, ready, replies),
+            Stage::Calls(ready) => {
+                Self::absorb(st, &ready, replies);
+                if ready.again.is_empty() {
                     Stage::Done
                 } else {
-                    Stage::Heads(again)
+                    Stage::Heads(ready.again)
                 }
             }
             Stage::Done => Stage::Done,
@@ -190,7 +276,8 @@ impl FireCycle {
         slots: &[usize],
         replies: Vec<Result<Reply, String>>,
     ) -> Stage {
-        let (mut members, mut again) = (Vec::new(), Vec::new());
+        let mut members = Vec::new();
+        let mut ready = Ready::default();
         for (&i, reply) in slots.iter().zip(replies) {
             let read: Result<Vec<Member>, String> = reply.and_then(|r| super::parse_members(&r));
             let read = match read {
@@ -206,10 +293,12 @@ impl FireCycle {
                     continue;
                 }
             };
+            let scores: HashMap<&str, u64> =
+                read.iter().map(|m| (m.id.as_str(), m.score)).collect();
             let plan = plan(
                 &Snapshot {
                     now_ms: st.now_ms,
-                    members: read,
+                    members: read.clone(),
                     limit: self.limit,
                 },
                 &st.tracker,
@@ -227,33 +316,96 @@ impl FireCycle {
                 st.report.skipped += plan.skipped as u64;
             }
             if plan.again {
-                again.push(i);
+                ready.again.push(i);
             }
-            members.extend(plan.act.into_iter().map(|m| (i, m)));
+            members.extend(plan.act.into_iter().map(|m| {
+                let due = scores.get(m.as_str()).copied().unwrap_or(0);
+                (i, m, due)
+            }));
         }
         self.first = false;
-        if members.is_empty() {
-            Stage::Done
+        // Decided from the cache where it has the schedule; read the rest.
+        let now = st.now_ms;
+        let mut unread = Vec::new();
+        for (i, name, due) in members {
+            let hit = match (
+                st.fire_cache.get(&(i, name.clone())),
+                ScheduleName::new(name.clone()),
+            ) {
+                (Some(c), Ok(n)) => fire_of(st.partition(i), &n, c, due, now),
+                _ => None,
+            };
+            match hit {
+                Some(item) => {
+                    ready.cached.insert((i, name));
+                    Self::add(st, &mut ready, i, item);
+                }
+                None => unread.push((i, name, due)),
+            }
+        }
+        if !unread.is_empty() {
+            Stage::Records(unread, ready)
         } else {
-            Stage::Records(members, again)
+            Self::calls(ready)
         }
     }
 
-    fn decide(
-        st: &mut State,
-        members: Vec<(usize, String)>,
-        mut again: Vec<usize>,
-        replies: Vec<Result<Reply, String>>,
-    ) -> Stage {
-        let now = st.now_ms;
+    fn calls(ready: Ready) -> Stage {
+        if !ready.work.is_empty() {
+            Stage::Calls(ready)
+        } else if !ready.again.is_empty() {
+            Stage::Heads(ready.again)
+        } else {
+            Stage::Done
+        }
+    }
+
+    /// Add an item to its slot's call, unless the call is full (then the
+    /// rest of the partition waits for the next round).
+    fn add(st: &State, ready: &mut Ready, i: usize, item: FireItem) {
         // Fires one call makes, at most (a call stays a few ms).
         let budget = st
             .settings
             .batch
             .max(crate::schedule::MAX_FIRES_PER_DECISION);
-        let mut work: Vec<(usize, Vec<FireItem>)> = Vec::new();
-        let mut fires: HashMap<usize, usize> = HashMap::new();
-        for ((i, name), reply) in members.into_iter().zip(replies) {
+        let n = match &item {
+            FireItem::Fire { fires, .. } => fires.len(),
+            FireItem::Repair { .. } => 1,
+        };
+        let used: usize = ready
+            .work
+            .iter()
+            .find(|(s, _)| *s == i)
+            .map_or(0, |(_, items)| {
+                items
+                    .iter()
+                    .map(|it| match it {
+                        FireItem::Fire { fires, .. } => fires.len(),
+                        FireItem::Repair { .. } => 1,
+                    })
+                    .sum()
+            });
+        if used > 0 && used + n > budget {
+            ready.cached.remove(&(i, item.name().to_owned()));
+            if !ready.again.contains(&i) {
+                ready.again.push(i);
+            }
+            return;
+        }
+        match ready.work.iter_mut().find(|(s, _)| *s == i) {
+            Some((_, items)) => items.push(item),
+            None => ready.work.push((i, vec![item])),
+        }
+    }
+
+    fn decide(
+        st: &mut State,
+        members: Vec<(usize, String, u64)>,
+        mut ready: Ready,
+        replies: Vec<Result<Reply, String>>,
+    ) -> Stage {
+        let now = st.now_ms;
+        for ((i, name, _), reply) in members.into_iter().zip(replies) {
             let reply = match reply {
                 Ok(r) => r,
                 Err(error) => {
@@ -266,49 +418,23 @@ impl FireCycle {
                     continue;
                 }
             };
-            let item = item_for(st.partition(i), &name, &reply, now);
-            let n = match &item {
-                FireItem::Fire { fires, .. } => fires.len(),
-                FireItem::Repair { .. } => 1,
-            };
-            let used = fires.entry(i).or_default();
-            if *used > 0 && *used + n > budget {
-                // The rest of this partition waits for the next round.
-                if !again.contains(&i) {
-                    again.push(i);
-                }
-                continue;
-            }
-            *used += n;
-            match work.iter_mut().find(|(s, _)| *s == i) {
-                Some((_, items)) => items.push(item),
-                None => work.push((i, vec![item])),
-            }
+            let p = st.partition(i);
+            let item = item_for(&mut st.fire_cache, i, p, &name, &reply, now);
+            Self::add(st, &mut ready, i, item);
         }
-        if work.is_empty() {
-            if again.is_empty() {
-                Stage::Done
-            } else {
-                Stage::Heads(again)
-            }
-        } else {
-            Stage::Calls(work, again)
-        }
+        Self::calls(ready)
     }
 
-    fn absorb(
-        st: &mut State,
-        work: &[(usize, Vec<FireItem>)],
-        replies: Vec<Result<Reply, String>>,
-    ) {
+    fn absorb(st: &mut State, ready: &Ready, replies: Vec<Result<Reply, String>>) {
         let now = st.now_ms;
-        for ((slot, items), r) in work.iter().zip(replies) {
+        for ((slot, items), r) in ready.work.iter().zip(replies) {
             let outcome =
                 r.and_then(|reply| contract::decode_fire(&reply).map_err(|e| e.to_string()));
             match outcome {
                 Ok(out) => {
                     st.report.acted += u64::from(out.fired);
                     let mut failed = 0;
+                    let mut stale = false;
                     let results: Vec<(&str, ItemResult)> = items
                         .iter()
                         .map(|it| {
@@ -317,6 +443,12 @@ impl FireCycle {
                                 .iter()
                                 .find(|(n, _)| n == it.name())
                                 .map(|(_, c)| c.as_str());
+                            if matches!(code, Some("gone") | Some("malformed")) {
+                                // The record moved on: compile it again when next due.
+                                let key = (*slot, it.name().to_owned());
+                                stale |= ready.cached.contains(&key);
+                                st.fire_cache.remove(&key);
+                            }
                             let result = match code {
                                 // (early: decided on a clock the server has not reached; due again later)
                                 None | Some("gone") | Some("early") => ItemResult::Done,
@@ -353,6 +485,11 @@ impl FireCycle {
                             s.next_due = Some(s.next_due.map_or(d, |x| x.min(d)));
                         }
                     }
+                    // Decided from a stale cache entry: read the partition
+                    // again at the next cycle (its entry may still be due).
+                    if stale {
+                        st.slots[*slot].dirty = true;
+                    }
                 }
                 Err(error) => {
                     st.report.errors += 1;
@@ -363,6 +500,7 @@ impl FireCycle {
                     });
                     for it in items {
                         st.tracker.record_failure(it.name());
+                        st.fire_cache.remove(&(*slot, it.name().to_owned()));
                     }
                     st.retry_soon(*slot);
                 }

@@ -195,6 +195,8 @@ pub(super) struct State {
     pub admission_in_use: bool,
     /// What blocked executions draw on (the unblock scanner).
     pub needs: Needs,
+    /// The schedule scanner's compiled records.
+    pub fire_cache: super::fire::FireCache,
 }
 
 impl State {
@@ -265,6 +267,7 @@ impl Schedule {
                 report: CycleReport::default(),
                 admission_in_use: false,
                 needs: Needs::default(),
+                fire_cache: Default::default(),
             },
             own_rescan: true,
             last_rescan_ms: None,

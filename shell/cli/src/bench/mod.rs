@@ -148,6 +148,9 @@ pub struct BenchOptions {
     pub flush: bool,
     /// Leave the scenario's data in place afterwards (no final FLUSHALL).
     pub keep: bool,
+    /// `schedules`: the engine's index reconciler interval instead of its
+    /// default (its sweep walks every execution the fires made).
+    pub index_reconciler: Option<std::time::Duration>,
 }
 
 /// What a scenario gets to work with.

@@ -104,6 +104,17 @@ async fn read_back(ctx: &Ctx) -> BenchResult<Vec<(String, u64, u64)>> {
     Ok(out)
 }
 
+/// CPU time this process has used (user + system, seconds; Linux only:
+/// `/proc/self/stat`, in clock ticks of 1/100 s).
+fn process_cpu_secs() -> Option<f64> {
+    let stat = std::fs::read_to_string("/proc/self/stat").ok()?;
+    // (fields after the command name, which is in parentheses)
+    let rest = &stat[stat.rfind(')')? + 2..];
+    let f: Vec<&str> = rest.split_whitespace().collect();
+    let ticks = |i: usize| f.get(i)?.parse::<u64>().ok();
+    Some((ticks(11)? + ticks(12)?) as f64 / 100.0)
+}
+
 async fn idle_rate(ctx: &Ctx) -> BenchResult<(f64, u64)> {
     let engine = Engine::start(EngineConfig::default(), ctx.engine_store().await?).await?;
     tokio::time::sleep(Duration::from_secs(1)).await;
@@ -130,14 +141,24 @@ pub(crate) async fn run(ctx: &Ctx) -> BenchResult<Report> {
     progress!("defining {n} schedules, every second, phases spread over the second");
     let define_secs = define(ctx, "tick", n, Duration::from_secs(1), base).await?;
     r.set("define_per_sec", round(util::rate(n, define_secs), 0));
-    let engine = Engine::start(EngineConfig::default(), ctx.engine_store().await?).await?;
+    let mut config = EngineConfig::default();
+    if let Some(i) = ctx.opts.index_reconciler {
+        config.index_reconciler_interval = i;
+    }
+    r.set(
+        "index_reconciler_secs",
+        config.index_reconciler_interval.as_secs(),
+    );
+    let engine = Engine::start(config, ctx.engine_store().await?).await?;
     let begin = ctx.store.time_ms().await?.max(base);
     progress!("engine running for {period:?}");
     let cpu = ctx.admin.load_start().await?;
+    let own_cpu = process_cpu_secs();
     let t = Instant::now();
     tokio::time::sleep(period).await;
     let load = ctx.admin.load_since(cpu).await?;
     let secs = t.elapsed().as_secs_f64();
+    let engine_cpu = process_cpu_secs().zip(own_cpu).map(|(b, a)| (b - a) / secs);
     let errors = util::engine_errors(&engine);
     let stats = util::scanner(&engine, "schedules");
     engine.shutdown().await;
@@ -190,6 +211,11 @@ pub(crate) async fn run(ctx: &Ctx) -> BenchResult<Report> {
     r.set("missed", missed);
     r.set("counted_fires", counted);
     r.set("engine_errors", errors);
+    if let Some(f) = engine_cpu {
+        // The engine runs in this process (which does nothing else
+        // meanwhile): the CPU it took, beside the server's.
+        r.set("engine_cpu_fraction", round(f, 3));
+    }
     if let Some(s) = &stats {
         r.set("scanner", util::stats_json(s));
     }

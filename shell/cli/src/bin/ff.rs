@@ -382,6 +382,10 @@ struct BenchArgs {
     /// Leave the scenario's data on the server (skip the final FLUSHALL).
     #[arg(long)]
     keep: bool,
+    /// schedules: the engine's index reconciler interval in seconds (its
+    /// sweep walks every execution the fires made; default the engine's).
+    #[arg(long, value_name = "SECONDS")]
+    index_reconciler: Option<u64>,
     /// Print the figures as one JSON line.
     #[arg(long)]
     json: bool,
@@ -938,6 +942,7 @@ fn bench(args: BenchArgs) -> i32 {
         seconds: args.seconds,
         flush: args.flush,
         keep: args.keep,
+        index_reconciler: args.index_reconciler.map(std::time::Duration::from_secs),
     };
     let Some(runtime) = runtime("bench", true) else {
         return 1;

@@ -1,6 +1,6 @@
-//! The POST actions: retry, cancel, pause, resume, retry every match of a
-//! filter. Each checks the CSRF token (and read-only mode) first, then
-//! answers 303 back to the page it came from with what happened in the
+//! The POST actions: retry, cancel, pause and resume a lane or a schedule,
+//! retry every match of a filter. Each checks the CSRF token (and
+//! read-only mode) first, then answers 303 back to the page it came from with what happened in the
 //! address (`msg=` or `err=`), so a reload does not repeat it.
 
 use super::html::{Ctx, PageError};
@@ -9,6 +9,7 @@ use super::AppState;
 use axum::extract::rejection::FormRejection;
 use axum::extract::{Form, Path, State};
 use axum::response::Redirect;
+use ff_core::schedule::ScheduleName;
 use ff_core::{ExecutionId, Lane};
 use ff_engine::Requeued;
 use serde::Deserialize;
@@ -168,6 +169,60 @@ pub(crate) async fn resume(
     f: Result<Form<ActionForm>, FormRejection>,
 ) -> Answer {
     set_paused(st, ctx, lane, f, false).await
+}
+
+async fn set_schedule_paused(
+    st: AppState,
+    ctx: Ctx,
+    name: String,
+    f: Result<Form<ActionForm>, FormRejection>,
+    paused: bool,
+) -> Answer {
+    let base = &ctx.base;
+    let f = form(base, f)?;
+    guard(&st, base, f.csrf.as_deref())?;
+    let name = ScheduleName::new(name)
+        .map_err(|e| PageError::bad_request(base, format!("schedule: {e}")))?;
+    let back = f.back.as_deref();
+    let done = if paused {
+        st.client.pause_schedule(name.as_str()).await
+    } else {
+        st.client.resume_schedule(name.as_str()).await
+    };
+    let verb = if paused { "paused" } else { "resumed" };
+    Ok(match done {
+        Ok(true) => answer(base, back, "msg", &format!("schedule {name}: {verb}")),
+        Ok(false) => answer(
+            base,
+            back,
+            "msg",
+            &format!("schedule {name}: {verb} already"),
+        ),
+        Err(e) => answer(
+            base,
+            back,
+            "err",
+            &format!("schedule {name}: not {verb}: {e}"),
+        ),
+    })
+}
+
+pub(crate) async fn pause_schedule(
+    State(st): State<AppState>,
+    ctx: Ctx,
+    Path(name): Path<String>,
+    f: Result<Form<ActionForm>, FormRejection>,
+) -> Answer {
+    set_schedule_paused(st, ctx, name, f, true).await
+}
+
+pub(crate) async fn resume_schedule(
+    State(st): State<AppState>,
+    ctx: Ctx,
+    Path(name): Path<String>,
+    f: Result<Form<ActionForm>, FormRejection>,
+) -> Answer {
+    set_schedule_paused(st, ctx, name, f, false).await
 }
 
 /// Retry every match of a filter ([`ff_engine::Client::requeue_matching`]:

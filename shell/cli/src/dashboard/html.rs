@@ -16,6 +16,7 @@ pub(crate) enum Nav {
     Overview,
     Executions,
     Flows,
+    Schedules,
     None,
 }
 
@@ -188,6 +189,7 @@ fn frame(base: &str, title: &str, nav: Nav, body: Markup) -> Markup {
                         (item(Nav::Overview, "/", "Overview"))
                         (item(Nav::Executions, "/executions", "Executions"))
                         (item(Nav::Flows, "/flows", "Flows"))
+                        (item(Nav::Schedules, "/schedules", "Schedules"))
                     }
                 }
                 main { (body) }

@@ -1,7 +1,8 @@
 //! `ff dashboard`: a web page onto the work — counts per state and lane,
 //! executions by state with filters and paging, one execution in full, a
-//! flow's summary, graph and members, budgets and quotas — and the operator's buttons (retry,
-//! cancel, pause and resume a lane, retry every match of a filter).
+//! flow's summary, graph and members, budgets and quotas, schedules — and
+//! the operator's buttons (retry, cancel, pause and resume a lane or a
+//! schedule, retry every match of a filter).
 //!
 //! [`router`] is the whole dashboard as an axum [`Router`]: `ff dashboard`
 //! serves it behind [`Auth`], and a service can mount it in its own app
@@ -96,6 +97,9 @@ pub fn router(client: Client, opts: DashboardOptions) -> Router {
         .route("/bulk-retry", post(actions::bulk_retry))
         .route("/flows", get(pages::flows))
         .route("/flows/{id}", get(pages::flow))
+        .route("/schedules", get(pages::schedules))
+        .route("/schedules/{name}/pause", post(actions::pause_schedule))
+        .route("/schedules/{name}/resume", post(actions::resume_schedule))
         .route("/assets/style.css", get(pages::style))
         .route("/assets/app.js", get(pages::script))
         .fallback(pages::not_found)

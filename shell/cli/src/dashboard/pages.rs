@@ -1,5 +1,5 @@
-//! The GET pages: overview, executions, one execution, flows, and the
-//! embedded assets.
+//! The GET pages: overview, executions, one execution, flows, schedules,
+//! and the embedded assets.
 
 use super::html::{
     ago, bar, form_guard, num, page, preview, query, seg, stacked, state_badge, state_class,
@@ -12,6 +12,7 @@ use axum::http::{header, StatusCode};
 use axum::response::{IntoResponse, Redirect, Response};
 use ff_core::contract::execution::ExecutionRecord;
 use ff_core::contract::flow::FlowMember;
+use ff_core::contract::schedule::ScheduleRecord;
 use ff_core::counts::{Counted, SeriesKind, SERIES_MINUTES};
 use ff_core::state::{Eligibility, PublicState};
 use ff_core::{ExecutionId, FlowId, Lane};
@@ -785,6 +786,105 @@ async fn drawn_members(
             None => return Ok((out, false)),
         }
     }
+}
+
+/// Rows the schedules page shows at most (the listing reads them all).
+const MAX_SCHEDULE_ROWS: usize = 1000;
+/// Next fire times shown per schedule.
+const NEXT_FIRES: usize = 3;
+
+/// A schedule's state as the page (and `ff schedule list`) names it.
+fn schedule_state(r: &ScheduleRecord) -> &'static str {
+    if r.broken.is_some() {
+        "broken"
+    } else if r.spec.paused {
+        "paused"
+    } else if r.next_fire_ms.is_none() {
+        "ended"
+    } else {
+        "active"
+    }
+}
+
+pub(crate) async fn schedules(State(st): State<AppState>, ctx: Ctx) -> PageResult {
+    let base = &ctx.base;
+    let all = st
+        .client
+        .list_schedules()
+        .await
+        .map_err(|e| PageError::engine(base, e))?;
+    let paused = all.iter().filter(|r| r.spec.paused).count() as u64;
+    let back = format!("{base}/schedules");
+    let body = html! {
+        h1 { "Schedules" }
+        p { (num(all.len() as u64)) " schedules, " (num(paused)) " paused." }
+        @if all.is_empty() { p.dim { "No schedules defined." } }
+        @else {
+            table.schedules {
+                thead { tr {
+                    th { "Schedule" } th { "Trigger" } th { "Zone" } th { "State" } th { "Next fires" }
+                    th { "Last run" } th.num { "Fired" } th.num { "Missed · overlapped" } th {}
+                } }
+                tbody {
+                    @for r in all.iter().take(MAX_SCHEDULE_ROWS) {
+                        @let name = r.name.as_str();
+                        @let state = schedule_state(r);
+                        @let t = &r.spec.template;
+                        tr data-schedule=(name) {
+                            td { (name) br; span.dim.small { (t.kind.as_str()) " in " (t.lane.as_str()) } }
+                            td.mono.trigger { (r.spec.trigger.encode()) }
+                            td { (r.spec.zone) }
+                            td {
+                                span class={ "badge sched-" (state) } { (state) }
+                                @if let Some(b) = &r.broken { br; span.dim.small { (b) } }
+                            }
+                            td.next-fires {
+                                @for (i, f) in crate::schedule::upcoming(r, NEXT_FIRES).into_iter().enumerate() {
+                                    @if i > 0 { br; }
+                                    span title=(crate::schedule::zoned(f, &r.spec.zone)) { (time(ctx.now_ms, Some(f))) }
+                                }
+                                @if r.next_fire_ms.is_none() { span.dim { "—" } }
+                            }
+                            td.last-run {
+                                (time(ctx.now_ms, r.last_fire_ms))
+                                @if let Some(e) = &r.last_execution {
+                                    br;
+                                    a.mono href={ (base) "/executions/" (seg(e.as_str())) } { (e.as_str()) }
+                                }
+                            }
+                            td.num.fired { (num(r.fired)) }
+                            td.num { (num(r.missed)) " · " (num(r.overlapped)) }
+                            td {
+                                @if !st.read_only {
+                                    @if r.spec.paused {
+                                        form.inline method="post" action={ (base) "/schedules/" (seg(name)) "/resume" } {
+                                            (form_guard(&st.csrf, &back))
+                                            button.resume type="submit" { "Resume" }
+                                        }
+                                    } @else {
+                                        form.inline method="post" action={ (base) "/schedules/" (seg(name)) "/pause" } {
+                                            (form_guard(&st.csrf, &back))
+                                            button.pause type="submit" { "Pause" }
+                                        }
+                                    }
+                                }
+                            }
+                        }
+                    }
+                }
+            }
+            @if all.len() > MAX_SCHEDULE_ROWS {
+                p.dim { "The first " (num(MAX_SCHEDULE_ROWS as u64)) " by name are shown; `ff schedule list` lists all." }
+            }
+        }
+        p.dim.small {
+            "Next fires are the stored next fire time and the ones after it by the schedule's timetable "
+            "(UTC; hover for the schedule's zone). The last run is the latest fire time decided (made or missed) "
+            "and the execution the latest fire made. Pausing stops the fires; resuming fires from "
+            "the first fire time after now (the ones in between make nothing)."
+        }
+    };
+    Ok(page(&ctx, "Schedules", Nav::Schedules, st.read_only, body))
 }
 
 pub(crate) async fn not_found(ctx: Ctx) -> PageError {

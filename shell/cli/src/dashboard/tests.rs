@@ -248,6 +248,59 @@ async fn read_only_shows_no_buttons_and_refuses_posts() {
     let (s, _, _) = post(&app, "/lanes/default/pause", "csrf=x").await;
     assert_eq!(s, StatusCode::FORBIDDEN);
     assert!(c.paused_lanes().await.unwrap().is_empty());
+    c.define_schedule("tick", hourly()).await.unwrap();
+    let (_, page) = get(&app, "/schedules").await;
+    assert!(page.contains("data-schedule=\"tick\""), "{page}");
+    assert!(!page.contains("method=\"post\""));
+    let (s, _, _) = post(&app, "/schedules/tick/pause", "csrf=x").await;
+    assert_eq!(s, StatusCode::FORBIDDEN);
+    assert!(!c.get_schedule("tick").await.unwrap().unwrap().spec.paused);
+}
+
+fn hourly() -> ff_engine::client::Schedule {
+    ff_engine::client::Schedule::every(Duration::from_secs(3600))
+}
+
+#[tokio::test]
+async fn schedule_pause_and_resume_need_the_token() {
+    let c = client().await;
+    c.define_schedule("tick", hourly()).await.unwrap();
+    let app = router(c.clone(), DashboardOptions::default());
+    let (s, page) = get(&app, "/schedules").await;
+    assert_eq!(s, StatusCode::OK);
+    assert!(page.contains("every:3600000"), "{page}");
+    let (s, _, _) = post(
+        &app,
+        "/schedules/tick/pause",
+        "csrf=00000000000000000000000000000000",
+    )
+    .await;
+    assert_eq!(s, StatusCode::FORBIDDEN);
+    assert!(!c.get_schedule("tick").await.unwrap().unwrap().spec.paused);
+    let token = csrf_of(&page);
+    let (s, _, h) = post(
+        &app,
+        "/schedules/tick/pause",
+        &format!("csrf={token}&back=%2Fschedules"),
+    )
+    .await;
+    assert_eq!(s, StatusCode::SEE_OTHER);
+    assert!(h["location"]
+        .to_str()
+        .unwrap()
+        .starts_with("/schedules?msg=schedule+tick%3A+paused"));
+    assert!(c.get_schedule("tick").await.unwrap().unwrap().spec.paused);
+    let (_, page) = get(&app, "/schedules").await;
+    assert!(page.contains("/schedules/tick/resume"));
+    let (s, _, _) = post(&app, "/schedules/tick/resume", &format!("csrf={token}")).await;
+    assert_eq!(s, StatusCode::SEE_OTHER);
+    assert!(!c.get_schedule("tick").await.unwrap().unwrap().spec.paused);
+    // A name that is not one is a 400; an unknown schedule is said so.
+    let (s, _, _) = post(&app, "/schedules/a%20b/pause", &format!("csrf={token}")).await;
+    assert_eq!(s, StatusCode::BAD_REQUEST);
+    let (s, _, h) = post(&app, "/schedules/nope/resume", &format!("csrf={token}")).await;
+    assert_eq!(s, StatusCode::SEE_OTHER);
+    assert!(h["location"].to_str().unwrap().contains("err="));
 }
 
 #[tokio::test]
