@@ -161,6 +161,7 @@ local function count(key, field, n, ttl)
 end
 
 local function settle_counts()
+  if #DELTA_KEYS == 0 then return end
   for i = 1, #DELTA_KEYS do
     local key = DELTA_KEYS[i]
     local t = DELTA[key]
@@ -172,17 +173,17 @@ local function settle_counts()
     end
     if DELTA_TTL[key] then redis.call('EXPIRE', key, DELTA_TTL[key], 'NX') end
   end
+  DELTA, DELTA_KEYS, DELTA_TTL = {}, {}, {}
 end
 
 local function register(name, fn)
   redis.register_function(name, function(keys, args)
-    -- (reset here too: a call that raised an error left its deltas behind)
-    DELTA, DELTA_KEYS, DELTA_TTL = {}, {}, {}
+    -- (a call that raised an error left its deltas behind: dropped)
+    if #DELTA_KEYS > 0 then DELTA, DELTA_KEYS, DELTA_TTL = {}, {}, {} end
     WRITE_HOOKS.before()
     local reply = fn(keys, args)
     WRITE_HOOKS.after()
     settle_counts()
-    DELTA, DELTA_KEYS, DELTA_TTL = {}, {}, {}
     return reply
   end)
 end
