@@ -208,3 +208,89 @@ fn parent_results_and_drain() {
     assert_decode_error(decode_drain(&ok(vec![i(-1), i(0)])));
     assert_decode_error(decode_drain(&ok(vec![i(0), i(-1)])));
 }
+
+#[test]
+fn members_page() {
+    use ff_core::flow::JoinPolicy;
+    use ff_core::state::PublicState;
+    let (a, b_, c) = (
+        ExecutionId::new(1, 1),
+        ExecutionId::new(1, 2),
+        ExecutionId::new(1, 3),
+    );
+    let member =
+        |id: &ExecutionId, state: [&str; 3], join: &str, edges: &[(&ExecutionId, &str)]| {
+            let mut v = vec![b(id.as_str()), b(state[0]), b(state[1]), b(state[2])];
+            v.extend([b("reports"), b("build"), b(join), i(edges.len() as i64)]);
+            for (p, s) in edges {
+                v.extend([b(p.as_str()), b(s)]);
+            }
+            v
+        };
+    let mut items = vec![i(3), i(2)];
+    items.extend(member(&a, ["terminal", "", "success"], "", &[]));
+    items.extend(member(
+        &c,
+        ["runnable", "waiting_children", ""],
+        "q:2",
+        &[(&a, "S"), (&b_, "p")],
+    ));
+    let page = decode_flow_members(&ok(items)).unwrap();
+    assert_eq!((page.total, page.next), (3, Some(2)));
+    assert_eq!(page.members.len(), 2);
+    let (m0, m1) = (&page.members[0], &page.members[1]);
+    assert_eq!(
+        (m0.state, m0.join, m0.parents.len()),
+        (PublicState::Completed, JoinPolicy::AllOf, 0)
+    );
+    assert_eq!(
+        (m1.state, m1.lane.as_str(), m1.kind.as_str()),
+        (PublicState::WaitingChildren, "reports", "build")
+    );
+    assert_eq!(m1.join, JoinPolicy::parse("q:2").unwrap());
+    assert_eq!(
+        m1.parents
+            .iter()
+            .map(|e| (e.parent.clone(), e.state, e.pass_data))
+            .collect::<Vec<_>>(),
+        vec![
+            (a.clone(), EdgeState::Satisfied, true),
+            (b_.clone(), EdgeState::Pending, false)
+        ]
+    );
+    // The last page has no next; a page may be empty.
+    let last = decode_flow_members(&ok(vec![i(0), i(0)])).unwrap();
+    assert_eq!((last.total, last.next, last.members.len()), (0, None, 0));
+    // Refused: a negative count, more edges announced than sent, an unknown edge state.
+    assert_decode_error(decode_flow_members(&ok(vec![i(-1), i(0)])));
+    let mut short = vec![i(1), i(0)];
+    short.extend(member(
+        &c,
+        ["runnable", "eligible", ""],
+        "all",
+        &[(&a, "s")],
+    ));
+    short[9] = i(2);
+    assert_decode_error(decode_flow_members(&ok(short)));
+    let mut exact = vec![i(1), i(0)];
+    exact.extend(member(
+        &c,
+        ["runnable", "eligible", ""],
+        "all",
+        &[(&a, "s")],
+    ));
+    assert_eq!(
+        decode_flow_members(&ok(exact)).unwrap().members[0]
+            .parents
+            .len(),
+        1
+    );
+    let mut odd = vec![i(1), i(0)];
+    odd.extend(member(
+        &c,
+        ["runnable", "eligible", ""],
+        "all",
+        &[(&a, "x")],
+    ));
+    assert_decode_error(decode_flow_members(&ok(odd)));
+}
