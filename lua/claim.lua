@@ -10,7 +10,7 @@ local eid_ok, eligible_key, exec_key, tag_of = K.eid_ok, K.eligible_key, K.exec_
 local paused_key = K.paused_key
 local zadd_due_many = MV.zadd_due_many
 local ADMISSION_HOOKS, make_terminal = EXEC.ADMISSION_HOOKS, EXEC.make_terminal
-local count_move = EXEC.count_move
+local count_moves, count_flow_move = EXEC.count_moves, EXEC.count_flow_move
 local read_state = EXEC.read_state
 
 -- ff_claim: hand out up to n eligible executions of one lane of one partition
@@ -112,7 +112,7 @@ local function ff_claim(keys, args)
         redis.call('HSET', ek, 'phase', 'active', 'elig', '', 'lease_id', lease_id, 'epoch', count_text(epoch),
           'lease_exp', exp_s, 'by', by)
       end
-      count_move(tag, lane, flow, 'eligible', 'active', now)
+      if flow then count_flow_move(tag, flow, 'eligible', 'active', now) end
       local k = #out
       out[k + 1] = eid; out[k + 2] = epoch; out[k + 3] = v[6]; out[k + 4] = v[7] or ''
       adms[#adms + 1] = adm or ''
@@ -127,6 +127,7 @@ local function ff_claim(keys, args)
   end
   out[#out + 1] = #skipped / 2
   for _, s in ipairs(skipped) do out[#out + 1] = s end
+  if claimed > 0 then count_moves(tag, lane, 'eligible', 'active', claimed) end
   if #taken > 0 then redis.call('ZREM', ek_idx, unpack(taken)) end
   zadd_due_many(tag, 'lease_expiry', leased)
   zadd_due_many(tag, 'attempt_timeout', timed)

@@ -15,7 +15,7 @@ local ms_text, new_moves = MV.ms_text, MV.new_moves
 local ADMISSION_HOOKS, FLOW_HOOKS = EXEC.ADMISSION_HOOKS, EXEC.FLOW_HOOKS
 local NOT_EXEC_TARGET, NOT_PARTITION_EID = EXEC.NOT_EXEC_TARGET, EXEC.NOT_PARTITION_EID
 local index_eligible, index_target = EXEC.index_eligible, EXEC.index_target
-local count_move = EXEC.count_move
+local count_moves = EXEC.count_moves
 local policy_ok, state_of = EXEC.policy_ok, EXEC.state_of
 
 -- ff_create
@@ -203,7 +203,7 @@ local function create_apply(tag, it, now, now_s, mv)
   end
   idx_sadd(mv, idx_key(tag, 'all'), eid)
   -- (a flow member is counted once placed: member_created)
-  if not c.member then count_move(tag, c.lane, nil, nil, elig, now) end
+  if not c.member then count_moves(tag, c.lane, nil, elig, 1) end
   if c.deadline > 0 then idx_due(mv, tag, 'deadline', mv and batch_after(mv, c.s[7]) or now + c.deadline, eid) end
   if c.member then
     FLOW_HOOKS.member_created(ek, tag, eid, c.member, now, c.delay, c.lane, c.pri)

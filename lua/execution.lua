@@ -11,7 +11,7 @@
 local MAX_BACKOFF_MS, MAX_PRIORITY, MAX_RETRIES = F.MAX_BACKOFF_MS, F.MAX_PRIORITY, F.MAX_RETRIES
 local ENDED_CHANNEL, READY_CHANNEL = F.ENDED_CHANNEL, F.READY_CHANNEL
 local RUNNABLE_INDEX = F.RUNNABLE_INDEX
-local err, hmget, num, count = P.err, P.hmget, P.num, P.count
+local err, hmget, num, count, COUNT_RUNS = P.err, P.hmget, P.num, P.count, P.COUNT_RUNS
 local counts_key, series_key, flow_key = K.counts_key, K.series_key, K.flow_key
 local FLOW_LIVE_PREFIX, SERIES, SERIES_TTL_S = F.FLOW_LIVE_PREFIX, F.SERIES, F.SERIES_TTL_S
 local eid_ok, eligible_key, exec_key, idx_key = K.eid_ok, K.eligible_key, K.exec_key, K.idx_key
@@ -118,6 +118,8 @@ local function counted(phase, elig, outcome)
 end
 
 local ENDED = {success = true, failed = true, cancelled = true, expired = true, skipped = true}
+-- The outcomes the per-minute series count.
+local SERIES_OF = {success = SERIES.completed, failed = SERIES.failed}
 
 -- '<lane>:<word>', made once per (lane, word) for the library's life.
 local FIELDS = {}
@@ -139,25 +141,77 @@ end
 -- series key and fields for the current minute.
 local COUNTS_KEYS, SERIES_KEYS, SERIES_FIELDS, SERIES_MINUTE = {}, {}, {}, nil
 
--- An execution of `lane` (a member of `flow`, if any) moved from the state
--- counted as `from` to `to` (nil: created, or purged): the partition's
--- counters and the flow's live-state counts follow, at the call's end
--- (`now`: the call's time; a second read of the clock could differ).
-local function count_move(tag, lane, flow, from, to, now)
-  if from == to or not lane then return end
+local function counts_key_of(tag)
   local ck = COUNTS_KEYS[tag]
   if not ck then
     ck = counts_key(tag)
     COUNTS_KEYS[tag] = ck
   end
-  if from then count(ck, field_of(lane, from), -1) end
-  if to then count(ck, field_of(lane, to), 1) end
-  if flow then
-    local fk = flow_key(tag, flow)
-    if from and not ENDED[from] then count(fk, FLOW_LIVE_PREFIX .. from, -1) end
-    if to and not ENDED[to] then count(fk, FLOW_LIVE_PREFIX .. to, 1) end
-    redis.call('HSET', fk, 'changed', now)
+  return ck
+end
+
+-- A batch moves its executions alike: a run of equal moves (and of equal
+-- series counts) is summed in these upvalues and handed to `count` once when
+-- it ends, so a move costs a few comparisons, not two table updates.
+local mv_tag, mv_lane, mv_from, mv_to, mv_n = nil, nil, nil, nil, 0
+local se_tag, se_lane, se_kind, se_minute, se_n = nil, nil, nil, nil, 0
+
+local function end_move_run(drop)
+  if mv_n == 0 then return end
+  if not drop then
+    local ck = counts_key_of(mv_tag)
+    if mv_from then count(ck, field_of(mv_lane, mv_from), -mv_n) end
+    if mv_to then count(ck, field_of(mv_lane, mv_to), mv_n) end
   end
+  mv_n = 0
+end
+
+local function end_series_run(drop)
+  if se_n == 0 then return end
+  if not drop then
+    if se_minute ~= SERIES_MINUTE then SERIES_KEYS, SERIES_FIELDS, SERIES_MINUTE = {}, {}, se_minute end
+    local sk = SERIES_KEYS[se_tag]
+    if not sk then
+      sk = series_key(se_tag, math.floor(se_minute / 60))
+      SERIES_KEYS[se_tag] = sk
+    end
+    local f = field_of(se_lane, se_kind)
+    local sf = SERIES_FIELDS[f]
+    if not sf then
+      sf = se_minute .. ':' .. f
+      SERIES_FIELDS[f] = sf
+    end
+    count(sk, sf, se_n, SERIES_TTL_S)
+  end
+  se_n = 0
+end
+
+COUNT_RUNS[#COUNT_RUNS + 1] = end_move_run
+COUNT_RUNS[#COUNT_RUNS + 1] = end_series_run
+
+-- `n` executions of `lane` moved from the state counted as `from` to `to`
+-- (nil: created, or purged): the partition's counters follow, at the call's
+-- end (a batch that moves its executions alike counts them once).
+local function count_moves(tag, lane, from, to, n)
+  if mv_n > 0 and (tag ~= mv_tag or lane ~= mv_lane or from ~= mv_from or to ~= mv_to) then end_move_run(false) end
+  mv_tag, mv_lane, mv_from, mv_to, mv_n = tag, lane, from, to, mv_n + n
+end
+
+-- A member of `flow` moved from `from` to `to`: the flow's live-state counts
+-- follow (`now`: the call's time; a second read of the clock could differ).
+local function count_flow_move(tag, flow, from, to, now)
+  local fk = flow_key(tag, flow)
+  if from and not ENDED[from] then count(fk, FLOW_LIVE_PREFIX .. from, -1) end
+  if to and not ENDED[to] then count(fk, FLOW_LIVE_PREFIX .. to, 1) end
+  redis.call('HSET', fk, 'changed', now)
+end
+
+-- An execution of `lane` (a member of `flow`, if any) moved from the state
+-- counted as `from` to `to`: the partition's counters and the flow's.
+local function count_move(tag, lane, flow, from, to, now)
+  if from == to or not lane then return end
+  count_moves(tag, lane, from, to, 1)
+  if flow then count_flow_move(tag, flow, from, to, now) end
 end
 
 -- A live execution joined `flow` in the state counted as `word`: the flow
@@ -174,24 +228,21 @@ end
 local function count_series(tag, lane, kind, now)
   if not lane then return end
   local minute = math.floor(now / 60000)
-  if minute ~= SERIES_MINUTE then SERIES_KEYS, SERIES_FIELDS, SERIES_MINUTE = {}, {}, minute end
-  local sk = SERIES_KEYS[tag]
-  if not sk then
-    sk = series_key(tag, math.floor(minute / 60))
-    SERIES_KEYS[tag] = sk
+  if se_n > 0 and (tag ~= se_tag or lane ~= se_lane or kind ~= se_kind or minute ~= se_minute) then
+    end_series_run(false)
   end
-  local f = field_of(lane, kind)
-  local sf = SERIES_FIELDS[f]
-  if not sf then
-    sf = minute .. ':' .. f
-    SERIES_FIELDS[f] = sf
-  end
-  count(sk, sf, 1, SERIES_TTL_S)
+  se_tag, se_lane, se_kind, se_minute, se_n = tag, lane, kind, minute, se_n + 1
 end
 
 -- The move out of `h` (a record's state as read_state reads it) into `to`.
 local function count_from(tag, h, to, now)
-  count_move(tag, h.lane, h.flow, counted(h.phase, h.elig, h.outcome), to, now)
+  local lane, phase = h.lane, h.phase
+  if not lane then return end
+  -- (active, the common case, is tested first: this runs per transition)
+  local from = phase == 'active' and phase or counted(phase, h.elig, h.outcome)
+  if from == to then return end
+  count_moves(tag, lane, from, to, 1)
+  if h.flow then count_flow_move(tag, h.flow, from, to, now) end
 end
 
 -- runnable/eligible (index_eligible), from the state `h`.
@@ -243,11 +294,8 @@ local function make_terminal(mv, ek, tag, eid, h, outcome, now, ...)
   end
   idx_due(mv, tag, 'terminal', mv and batch_after(mv, h.retention) or now + (num(h.retention) or 0), eid)
   count_from(tag, h, outcome, now)
-  if outcome == 'success' then
-    count_series(tag, h.lane, SERIES.completed, now)
-  elseif outcome == 'failed' then
-    count_series(tag, h.lane, SERIES.failed, now)
-  end
+  local kind = SERIES_OF[outcome]
+  if kind then count_series(tag, h.lane, kind, now) end
   if h.flow then FLOW_HOOKS.member_ended(tag, eid, h.flow, outcome, now) end
   if h.watch then redis.call('PUBLISH', ENDED_CHANNEL, eid) end
 end
@@ -351,6 +399,6 @@ end
 
 --- @export WATCHED, watched, FLOW_RECONCILE_GRACE_MS, WAITING_RECHECK_MS, eligible_score, batch_eligible_score,
 --- @export read_state, leave_live, index_eligible, make_eligible, make_delayed, make_waiting,
---- @export counted, count_move, count_series, count_from, count_joined,
+--- @export counted, count_moves, count_flow_move, count_move, count_series, count_from, count_joined,
 --- @export FLOW_HOOKS, ADMISSION_HOOKS, make_terminal, retry_delay_ms, policy_ok, state_of,
 --- @export NOT_EXEC_TARGET, NOT_PARTITION_EID, exec_target, index_target

@@ -142,6 +142,11 @@ local WRITE_HOOKS = {before = function() end, after = function() end}
 -- the order first touched, so replicas and replays see one order.
 local DELTA, DELTA_KEYS, DELTA_TTL = {}, {}, {}
 
+-- Summers of runs of alike counts (execution.lua's moves and series): each
+-- is called with `drop` false to add what it holds to the deltas before they
+-- are written, true to forget it (a call that raised an error).
+local COUNT_RUNS = {}
+
 -- Add `n` to `field` of the hash `key` at the end of the call; a key given a
 -- `ttl` (s) expires that long after its first write.
 local function count(key, field, n, ttl)
@@ -161,17 +166,25 @@ local function count(key, field, n, ttl)
 end
 
 local function settle_counts()
+  for i = 1, #COUNT_RUNS do COUNT_RUNS[i](false) end
   if #DELTA_KEYS == 0 then return end
   for i = 1, #DELTA_KEYS do
     local key = DELTA_KEYS[i]
     local t = DELTA[key]
+    local fresh = false
     for j = 1, #t.order do
       local n = t.by[t.order[j]]
-      -- (a count back at zero is dropped: a partition whose executions are
-      -- all purged keeps no counts key)
-      if n ~= 0 and redis.call('HINCRBY', key, t.order[j], n) == 0 then redis.call('HDEL', key, t.order[j]) end
+      if n ~= 0 then
+        local v = redis.call('HINCRBY', key, t.order[j], n)
+        -- (a count back at zero is dropped: a partition whose executions are
+        -- all purged keeps no counts key)
+        if v == 0 then redis.call('HDEL', key, t.order[j]) end
+        fresh = fresh or v == n
+      end
     end
-    if DELTA_TTL[key] then redis.call('EXPIRE', key, DELTA_TTL[key], 'NX') end
+    -- A key made by this call has only fields made by it: its expiry is set
+    -- then (and when a field is new to it), not on every call.
+    if fresh and DELTA_TTL[key] then redis.call('EXPIRE', key, DELTA_TTL[key], 'NX') end
   end
   DELTA, DELTA_KEYS, DELTA_TTL = {}, {}, {}
 end
@@ -180,6 +193,7 @@ local function register(name, fn)
   redis.register_function(name, function(keys, args)
     -- (a call that raised an error left its deltas behind: dropped)
     if #DELTA_KEYS > 0 then DELTA, DELTA_KEYS, DELTA_TTL = {}, {}, {} end
+    for i = 1, #COUNT_RUNS do COUNT_RUNS[i](true) end
     WRITE_HOOKS.before()
     local reply = fn(keys, args)
     WRITE_HOOKS.after()
@@ -199,4 +213,5 @@ redis.register_function{
 }
 
 --- @export ok, err, now_ms, int_arg, int_text, count_text, num, counter, optional_fields, name_ok,
---- @export name_arg, hex32_ok, hash_reply, hmget, WRITE_HOOKS, register, register_ro, count
+--- @export name_arg, hex32_ok, hash_reply, hmget, WRITE_HOOKS, register, register_ro, count,
+--- @export COUNT_RUNS
