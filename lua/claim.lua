@@ -34,90 +34,111 @@ local function kind_ok(kinds, kind)
   return good
 end
 
-local function ff_claim(keys, args)
-  local capabilities_arg, needed_capabilities, capable =
-    ADMISSION_HOOKS.capabilities_arg, ADMISSION_HOOKS.needed_capabilities, ADMISSION_HOOKS.capable
-  local ek_idx = keys[1]
+-- A claim's arguments, ff_claim's ARGV from args[a] on (lane first), for
+-- the lane's eligible index `ek_idx`, checked: the claim to apply, or a
+-- refusal. (ff_end_many takes a claim after its reports the same way.)
+local function claim_check(ek_idx, args, a)
   local tag = tag_of(ek_idx or '')
   local lane, worker, wi, ttl, n, e
-  lane, e = name_arg(args[1], 'lane'); if e then return e end
+  lane, e = name_arg(args[a], 'lane'); if e then return nil, e end
   if tag == nil or ek_idx ~= eligible_key(tag, lane) then
-    return err('invalid_argument', 'lane:KEYS[1] must be the eligible index of the lane')
+    return nil, err('invalid_argument', 'lane:KEYS must hold the eligible index of the lane')
   end
-  worker, e = name_arg(args[2], 'worker'); if e then return e end
-  wi, e = name_arg(args[3], 'worker_instance'); if e then return e end
-  ttl, e = int_arg(args[4], 'lease_ttl_ms', MIN_LEASE_MS, MAX_LEASE_MS); if e then return e end
-  n, e = int_arg(args[5], 'count', 1, MAX_CLAIM_BATCH); if e then return e end
-  if #args < 5 + n or #args > 7 + n then return err('invalid_argument', 'count:expected ' .. n .. ' lease ids') end
+  worker, e = name_arg(args[a + 1], 'worker'); if e then return nil, e end
+  wi, e = name_arg(args[a + 2], 'worker_instance'); if e then return nil, e end
+  ttl, e = int_arg(args[a + 3], 'lease_ttl_ms', MIN_LEASE_MS, MAX_LEASE_MS); if e then return nil, e end
+  n, e = int_arg(args[a + 4], 'count', 1, MAX_CLAIM_BATCH); if e then return nil, e end
+  local last = a + 4 + n
+  if #args < last or #args > last + 2 then return nil, err('invalid_argument', 'count:expected ' .. n .. ' lease ids') end
   local caps, skip
-  caps, e = capabilities_arg(args[6 + n] or ''); if e then return e end
-  skip, e = int_arg(args[7 + n] or '0', 'skip', 0, MAX_CLAIM_SKIP); if e then return e end
-  for i = 1, n do
-    if not hex32_ok(args[5 + i]) then return err('invalid_argument', 'lease_id:expected 32 hex digits') end
+  caps, e = ADMISSION_HOOKS.capabilities_arg(args[last + 1] or ''); if e then return nil, e end
+  skip, e = int_arg(args[last + 2] or '0', 'skip', 0, MAX_CLAIM_SKIP); if e then return nil, e end
+  for i = a + 5, last do
+    if not hex32_ok(args[i]) then return nil, err('invalid_argument', 'lease_id:expected 32 hex digits') end
   end
-  if redis.call('SISMEMBER', paused_key(tag), lane) == 1 then return err('lane_paused', lane) end
+  return {ek_idx = ek_idx, tag = tag, lane = lane, worker = worker, wi = wi, ttl = ttl, n = n,
+    caps = caps, skip = skip, ids = a + 4, args = args}
+end
 
-  local now = now_ms()
-  local exp = now + ttl
+-- Apply a checked claim at `now`: ff_claim's reply (a refusal, lane_paused,
+-- has written nothing).
+local function claim_apply(c, now)
+  local needed_capabilities, capable = ADMISSION_HOOKS.needed_capabilities, ADMISSION_HOOKS.capable
+  local ek_idx, tag, lane, n, caps, skip, args = c.ek_idx, c.tag, c.lane, c.n, c.caps, c.skip, c.args
+  if redis.call('SISMEMBER', paused_key(tag), lane) == 1 then return err('lane_paused', lane) end
+  local exp = now + c.ttl
   local out = {1, 0, exp}
   local claimed, admitted = 0, false
   -- Index moves are made once for the whole batch (the hot path of workers).
   local taken, leased, timed, adms, skipped, kinds = {}, {}, {}, {}, {}, {}
-  local cands = redis.call('ZRANGE', ek_idx, skip, skip + n - 1 + ROUTE_LOOKAHEAD)
   -- Times as text once per batch (a number argument is formatted on every
   -- call; %.14g is exact for millisecond times). `by`: who holds the lease,
   -- one field '<worker> <instance>' (names have no spaces).
-  local exp_s, by = tostring(exp), worker .. ' ' .. wi
-  for _, eid in ipairs(cands) do
-    if claimed >= n then break end
-    local ek = eid_ok(eid, tag) and exec_key(eid)
-    -- (positional: this runs once per claimed execution)
-    local v = ek and redis.call('HMGET', ek, 'phase', 'elig', 'lane', 'epoch', 'att_timeout', 'kind', 'payload', 'opt')
-    local adm, deadline_s, needs, epoch, att_timeout, deadline, flow
-    if v then
-      local o = optional_fields(ek, v[8], 'adm', 'deadline', 'flow')
-      adm, deadline_s, flow = o[1], o[2], o[3] or nil
-      needs = adm and needed_capabilities(adm)
-      epoch, att_timeout, deadline = counter(v[4] or nil), counter(v[5] or nil), deadline_s and num(deadline_s)
-    end
-    if needs and needs ~= '' and v[1] == 'runnable' and v[2] == 'eligible' and not capable(needs, caps) then
-      if #skipped < 2 * ROUTE_LOOKAHEAD then
-        skipped[#skipped + 1] = eid
-        skipped[#skipped + 1] = needs
+  local exp_s, by = tostring(exp), c.worker .. ' ' .. c.wi
+  -- Candidates are read a page at a time: first as many as asked, then, past
+  -- those that could not be handed out (skipped for capabilities, stale,
+  -- expired), as many as are still wanted, up to ROUTE_LOOKAHEAD entries
+  -- beyond the ask in all (each entry read costs the call).
+  local from, last = skip, skip + n - 1 + ROUTE_LOOKAHEAD
+  while claimed < n and from <= last do
+    local to = math.min(from + n - claimed - 1, last)
+    local cands = redis.call('ZRANGE', ek_idx, from, to)
+    -- (an execution ended here leaves the index at once, and the next page
+    -- starts that much earlier)
+    local gone = 0
+    for _, eid in ipairs(cands) do
+      local ek = eid_ok(eid, tag) and exec_key(eid)
+      -- (positional: this runs once per claimed execution)
+      local v = ek and redis.call('HMGET', ek, 'phase', 'elig', 'lane', 'epoch', 'att_timeout', 'kind', 'payload', 'opt')
+      local adm, deadline_s, needs, epoch, att_timeout, deadline, flow
+      if v then
+        local o = optional_fields(ek, v[8], 'adm', 'deadline', 'flow')
+        adm, deadline_s, flow = o[1], o[2], o[3] or nil
+        needs = adm and needed_capabilities(adm)
+        epoch, att_timeout, deadline = counter(v[4] or nil), counter(v[5] or nil), deadline_s and num(deadline_s)
       end
-    elseif not v or v[1] ~= 'runnable' or v[2] ~= 'eligible' or v[3] ~= lane
-        or epoch == nil or att_timeout == nil
-        or (deadline_s and deadline == nil) or not (kinds[v[6]] or kind_ok(kinds, v[6])) then
-      -- The index disagrees with the record, or the record is unusable: drop
-      -- the entry (the reconciler re-indexes a sound record; a broken one
-      -- waits for an operator rather than failing every claim).
-      taken[#taken + 1] = eid
-    elseif deadline and deadline <= now then
-      make_terminal(nil, ek, tag, eid, read_state(ek), 'expired', now, 'error', 'execution deadline passed')
-    else
-      -- Each claim starts one attempt under one new lease: the epoch counts
-      -- both (the attempt number is the epoch).
-      claimed = claimed + 1
-      local lease_id = args[5 + claimed]
-      epoch = epoch + 1
-      taken[#taken + 1] = eid
-      leased[#leased + 1] = exp_s
-      leased[#leased + 1] = eid
-      if att_timeout > 0 then
-        redis.call('HSET', ek, 'phase', 'active', 'elig', '', 'lease_id', lease_id, 'epoch', count_text(epoch),
-          'lease_exp', exp_s, 'by', by, 'att_due', now + att_timeout)
-        timed[#timed + 1] = now + att_timeout
-        timed[#timed + 1] = eid
+      if needs and needs ~= '' and v[1] == 'runnable' and v[2] == 'eligible' and not capable(needs, caps) then
+        if #skipped < 2 * ROUTE_LOOKAHEAD then
+          skipped[#skipped + 1] = eid
+          skipped[#skipped + 1] = needs
+        end
+      elseif not v or v[1] ~= 'runnable' or v[2] ~= 'eligible' or v[3] ~= lane
+          or epoch == nil or att_timeout == nil
+          or (deadline_s and deadline == nil) or not (kinds[v[6]] or kind_ok(kinds, v[6])) then
+        -- The index disagrees with the record, or the record is unusable: drop
+        -- the entry (the reconciler re-indexes a sound record; a broken one
+        -- waits for an operator rather than failing every claim).
+        taken[#taken + 1] = eid
+      elseif deadline and deadline <= now then
+        make_terminal(nil, ek, tag, eid, read_state(ek), 'expired', now, 'error', 'execution deadline passed')
+        gone = gone + 1
       else
-        redis.call('HSET', ek, 'phase', 'active', 'elig', '', 'lease_id', lease_id, 'epoch', count_text(epoch),
-          'lease_exp', exp_s, 'by', by)
+        -- Each claim starts one attempt under one new lease: the epoch counts
+        -- both (the attempt number is the epoch).
+        claimed = claimed + 1
+        local lease_id = args[c.ids + claimed]
+        epoch = epoch + 1
+        taken[#taken + 1] = eid
+        leased[#leased + 1] = exp_s
+        leased[#leased + 1] = eid
+        if att_timeout > 0 then
+          redis.call('HSET', ek, 'phase', 'active', 'elig', '', 'lease_id', lease_id, 'epoch', count_text(epoch),
+            'lease_exp', exp_s, 'by', by, 'att_due', now + att_timeout)
+          timed[#timed + 1] = now + att_timeout
+          timed[#timed + 1] = eid
+        else
+          redis.call('HSET', ek, 'phase', 'active', 'elig', '', 'lease_id', lease_id, 'epoch', count_text(epoch),
+            'lease_exp', exp_s, 'by', by)
+        end
+        if flow then count_flow_move(tag, flow, 'eligible', 'active', now) end
+        local k = #out
+        out[k + 1] = eid; out[k + 2] = epoch; out[k + 3] = v[6]; out[k + 4] = v[7] or ''
+        adms[#adms + 1] = adm or ''
+        admitted = admitted or adm ~= false
       end
-      if flow then count_flow_move(tag, flow, 'eligible', 'active', now) end
-      local k = #out
-      out[k + 1] = eid; out[k + 2] = epoch; out[k + 3] = v[6]; out[k + 4] = v[7] or ''
-      adms[#adms + 1] = adm or ''
-      admitted = admitted or adm ~= false
     end
+    if #cands <= to - from then break end
+    from = to + 1 - gone
   end
   if admitted then
     out[#out + 1] = #adms
@@ -135,4 +156,13 @@ local function ff_claim(keys, args)
   return out
 end
 
+-- ff_claim: see above.
+local function ff_claim(keys, args)
+  local c, e = claim_check(keys[1], args, 1)
+  if e then return e end
+  return claim_apply(c, now_ms())
+end
+
 register('ff_claim', ff_claim)
+
+--- @export claim_check, claim_apply

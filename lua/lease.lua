@@ -6,7 +6,8 @@ local MAX_LEASE_MS, MAX_PAYLOAD_BYTES = F.MAX_LEASE_MS, F.MAX_PAYLOAD_BYTES
 local MAX_REASON_BYTES, MIN_LEASE_MS = F.MAX_REASON_BYTES, F.MIN_LEASE_MS
 local err, hash_reply, hex32_ok, int_arg = P.err, P.hash_reply, P.hex32_ok, P.int_arg
 local int_text, now_ms, ok, optional_fields = P.int_text, P.now_ms, P.ok, P.optional_fields
-local register, register_ro = P.register, P.register_ro
+local register, register_ro, WRITE_HOOKS = P.register, P.register_ro, P.WRITE_HOOKS
+local claim_apply, claim_check = CLAIM.claim_apply, CLAIM.claim_check
 local eid_in_partition, eid_ok, exec_key = K.eid_in_partition, K.eid_ok, K.exec_key
 local apply_moves, new_moves, zadd_due = MV.apply_moves, MV.new_moves, MV.zadd_due
 local NOT_PARTITION_EID, retry_delay_ms = EXEC.NOT_PARTITION_EID, EXEC.retry_delay_ms
@@ -160,14 +161,19 @@ end
 
 -- ff_end_many: complete or fail many attempts of one partition in one call
 -- (a worker's reports, batched: the per-call costs and the index moves are
--- paid once per batch). Each report is checked and answered on its own, as
--- its single call would be (a lease id or epoch that is not one is refused
--- on its own, by lease_check); a malformed batch (count, operation, an id
--- of another partition, flag, size) refuses the whole call.
--- KEYS: the partition's lease_expiry index
+-- paid once per batch), then, when asked, claim more of the partition in the
+-- same call (the worker's freed slots refilled without a round trip of their
+-- own; a member made eligible by a report, the next level of a DAG, can be
+-- among them). Each report is checked and answered on its own, as its single
+-- call would be (a lease id or epoch that is not one is refused on its own,
+-- by lease_check); a malformed batch (count, operation, an id of another
+-- partition, flag, size, a malformed claim) refuses the whole call.
+-- KEYS: the partition's lease_expiry index [, the claimed lane's eligible index]
 -- ARGV: n, (op ('complete'|'fail'), eid, lease_id, epoch, result or error, retryable (0|1)) * n
--- -> {1, n, reply * n}, each reply that of ff_complete or ff_fail, but the
---    common one, completed and not a replay, is the integer 1 (short to send)
+--       [, ff_claim's ARGV]
+-- -> {1, n, reply * n [, claim reply]}, each reply that of ff_complete or
+--    ff_fail, but the common one, completed and not a replay, is the integer
+--    1 (short to send); the claim reply is ff_claim's, lane_paused included
 local END_OPS = {complete = true, fail = true}
 
 local function ff_end_many(keys, args)
@@ -176,7 +182,14 @@ local function ff_end_many(keys, args)
   local n
   n, e = int_arg(args[1], 'count', 1, MAX_CLAIM_BATCH)
   if e then return e end
-  if #args ~= 1 + 6 * n then return err('invalid_argument', 'count:expected ' .. n .. ' reports of 6 arguments') end
+  local claim
+  if keys[2] then
+    claim, e = claim_check(keys[2], args, 2 + 6 * n)
+    if e then return e end
+    if claim.tag ~= tag then return err('invalid_argument', 'lane:KEYS[2] must be of the partition of KEYS[1]') end
+  elseif #args ~= 1 + 6 * n then
+    return err('invalid_argument', 'count:expected ' .. n .. ' reports of 6 arguments')
+  end
   -- (the id's partition only: its key must be in this slot; the rest of it
   -- is checked with the lease, by lease_check)
   for i = 1, n do
@@ -207,6 +220,12 @@ local function ff_end_many(keys, args)
     end
   end
   apply_moves(mv)
+  if claim then
+    -- (the flow work the reports left is done first: a dependent they made
+    -- eligible can be claimed now)
+    WRITE_HOOKS.after()
+    out[n + 3] = claim_apply(claim, now)
+  end
   return out
 end
 

@@ -8,6 +8,7 @@ mod common;
 use common::*;
 use ff_engine::core::contract::execution::{self as ex, EndOutcome, Report};
 use ff_engine::core::contract::{ok_fields, CallError};
+use ff_engine::core::flow::JoinPolicy;
 use ff_engine::core::keys::PartitionKeys;
 use ff_engine::core::retry::RetryPolicy;
 use ff_engine::core::state::{AttemptState, PublicState};
@@ -246,10 +247,144 @@ async fn a_malformed_lease_in_a_batch_is_refused_alone(store: Arc<dyn Store>) {
     assert_eq!(u64::from(rec.attempt), lease.epoch);
 }
 
+async fn reports_and_a_claim_ride_one_call(store: Arc<dyn Store>) {
+    let c = client_on(store.clone()).await;
+    let (lane, w, i) = worker();
+    // A two-level DAG: the child becomes eligible when its parent completes.
+    let flow = c.create_flow("default").await.unwrap();
+    let (parent, child) = (c.new_member_id(&flow), c.new_member_id(&flow));
+    let member = || ExecutionSpec::new("step").in_flow(&flow, JoinPolicy::AllOf);
+    c.create(member().id(parent.clone())).await.unwrap();
+    c.add_edge(&flow, &parent, &child, false).await.unwrap();
+    c.create(member().id(child.clone())).await.unwrap();
+    let p = parent.partition();
+    let first = c.claim_in(p, &lane, &w, &i, LEASE, 5).await.unwrap();
+    assert_eq!(first.len(), 1, "only the parent is eligible");
+    let done = Report::Complete {
+        lease: first[0].lease.clone(),
+        result: b"up".to_vec(),
+    };
+    let (ended, claimed) = c
+        .report_many_claim(
+            vec![done.clone()],
+            &[(p, lane.clone(), 5)],
+            &w,
+            &i,
+            LEASE,
+            &[],
+        )
+        .await;
+    assert_eq!(ended.len(), 1);
+    let e = ended[0].as_ref().expect("the report is accepted");
+    assert_eq!((e.outcome, e.replayed), (EndOutcome::Completed, false));
+    let claimed = claimed
+        .into_iter()
+        .next()
+        .unwrap()
+        .expect("the claim half answers");
+    assert_eq!(
+        claimed.len(),
+        1,
+        "the child its parent's report made eligible"
+    );
+    assert_eq!(claimed[0].lease.execution, child);
+    assert_eq!(claimed[0].attempt, 1);
+    assert_eq!(
+        c.get(&child).await.unwrap().public_state,
+        PublicState::Active
+    );
+
+    // A repeat of the call after a lost reply: the report is answered as a
+    // replay, the claim finds nothing more.
+    let (ended, claimed) = c
+        .report_many_claim(vec![done], &[(p, lane.clone(), 5)], &w, &i, LEASE, &[])
+        .await;
+    assert!(ended[0].as_ref().unwrap().replayed);
+    assert!(claimed[0].as_ref().unwrap().is_empty());
+
+    // A paused lane: the reports still apply, the claim hands out nothing.
+    let waiting = c.new_member_id(&flow);
+    c.create(ExecutionSpec::new("plain").id(waiting.clone()))
+        .await
+        .unwrap();
+    c.pause_lane(lane.as_str()).await.unwrap();
+    let report = Report::Complete {
+        lease: claimed_lease(&c, &child).await,
+        result: vec![],
+    };
+    let (ended, claimed) = c
+        .report_many_claim(vec![report], &[(p, lane.clone(), 5)], &w, &i, LEASE, &[])
+        .await;
+    assert_eq!(ended[0].as_ref().unwrap().outcome, EndOutcome::Completed);
+    assert!(
+        matches!(claimed[0], Err(Error::Rejected(FfError::LanePaused(_)))),
+        "{claimed:?}"
+    );
+    assert_eq!(
+        c.get(&waiting).await.unwrap().public_state,
+        PublicState::Waiting
+    );
+    let live = c.get_flow(&flow).await.unwrap();
+    assert_eq!(live.summary.done, 2, "{live:?}");
+
+    // A malformed claim refuses the whole call: the report is not applied.
+    c.resume_lane(lane.as_str()).await.unwrap();
+    let job = c
+        .claim_in(p, &lane, &w, &i, LEASE, 5)
+        .await
+        .unwrap()
+        .remove(0);
+    let args = ex::ClaimArgs {
+        partition: p,
+        lane: lane.clone(),
+        worker: w.clone(),
+        instance: i.clone(),
+        lease_ttl_ms: 30_000,
+        lease_ids: vec![LeaseId::from_u128(7)],
+        capabilities: vec![],
+        skip: 0,
+    };
+    let report = Report::Complete {
+        lease: job.lease.clone(),
+        result: vec![],
+    };
+    let mut call = ex::end_many_claim(&[report], &args);
+    // (ARGV: n, 6 per report, then lane, worker, instance, ttl, count, ids)
+    let id_at = 1 + 6 + 5;
+    call.args[id_at] = b"not-a-lease".to_vec();
+    let e = refusal("ff_end_many", &store.fcall(&call).await.unwrap());
+    assert!(matches!(e, FfError::InvalidArgument { .. }), "{e:?}");
+    assert_eq!(
+        c.get(&job.lease.execution).await.unwrap().public_state,
+        PublicState::Active
+    );
+    // A claim of another partition's lane is refused too.
+    let mut other = args.clone();
+    other.partition = ff_engine::core::Partition::new(
+        ff_engine::core::PartitionFamily::Flow,
+        (p.index + 1) % c.config().flow_partitions,
+    );
+    let mut call = ex::end_many_claim(&[], &other);
+    call.keys[0] = PartitionKeys::new(p).lease_expiry();
+    call.args[0] = b"1".to_vec();
+    let e = refusal("ff_end_many", &store.fcall(&call).await.unwrap());
+    assert!(matches!(e, FfError::InvalidArgument { .. }), "{e:?}");
+}
+
+/// The lease `id` is held under now (read from its record).
+async fn claimed_lease(
+    c: &ff_engine::Client,
+    id: &ExecutionId,
+) -> ff_engine::core::contract::execution::Lease {
+    let rec = c.get(id).await.unwrap();
+    rec.lease.expect("an active execution has a lease")
+}
+
 on_both_stores!(
     bulk_submit_answers_each_spec_as_create_would,
     batched_reports_answer_each_as_its_single_call,
     a_malformed_lease_in_a_batch_is_refused_alone,
+    reports_and_a_claim_ride_one_call,
 );
 
 fn refusal(function: &'static str, reply: &ff_engine::core::reply::Reply) -> FfError {

@@ -391,3 +391,37 @@ async fn workers_on_a_cluster() {
     assert_eq!(worker.stats().completed.load(Ordering::SeqCst), 50);
     worker.shutdown().await;
 }
+
+#[tokio::test]
+async fn a_chain_advances_with_each_report() {
+    let redis = TestRedis::standalone();
+    let c = client(&redis.url()).await;
+    let flow = c.create_flow("default").await.unwrap();
+    let ids: Vec<ExecutionId> = (0..5).map(|_| c.new_member_id(&flow)).collect();
+    let member =
+        || ExecutionSpec::new("step").in_flow(&flow, ff_engine::core::flow::JoinPolicy::AllOf);
+    c.create(member().id(ids[0].clone())).await.unwrap();
+    for pair in ids.windows(2) {
+        c.add_edge(&flow, &pair[0], &pair[1], false).await.unwrap();
+        c.create(member().id(pair[1].clone())).await.unwrap();
+    }
+    // One slot: each level's child can only be claimed into the slot its
+    // parent's report frees, in the report's own call.
+    let worker = Worker::builder(c.clone(), "w")
+        .concurrency(1)
+        .handle("step", |_job: Job| async move { Ok(Vec::new()) })
+        .start()
+        .unwrap();
+    wait_for("the chain", Duration::from_secs(10), || {
+        all_in(&c, &ids, PublicState::Completed)
+    })
+    .await;
+    let s = worker.stats();
+    assert_eq!(s.claimed.load(Ordering::Relaxed), 5);
+    assert_eq!(
+        s.refilled.load(Ordering::Relaxed),
+        4,
+        "every level after the first came with its parent's report"
+    );
+    worker.shutdown().await;
+}

@@ -194,18 +194,31 @@ fn decode_each<T>(
     n: usize,
     decode: impl Fn(&Reply) -> Result<T, CallError>,
 ) -> Result<Vec<Result<T, CallError>>, CallError> {
+    Ok(decode_each_then(function, reply, n, 0, decode)?.0)
+}
+
+/// [`decode_each`] of a reply that holds `tail` more elements after the `n`
+/// item replies: the items' answers and the tail's fields.
+fn decode_each_then<'a, T>(
+    function: &'static str,
+    reply: &'a Reply,
+    n: usize,
+    tail: usize,
+    decode: impl Fn(&Reply) -> Result<T, CallError>,
+) -> Result<(Vec<Result<T, CallError>>, crate::reply::Fields<'a>), CallError> {
     let mut f = ok_fields(function, reply)?;
     let count = f.int("count")?;
-    if count != n as i64 || f.remaining() != n {
+    if count != n as i64 || f.remaining() != n + tail {
         return Err(f.error(format!("expected {n} replies, got {count}")).into());
     }
-    Ok((0..n)
+    let each = (0..n)
         .map(|_| {
             f.next_reply("item reply")
                 .map_err(CallError::from)
                 .and_then(&decode)
         })
-        .collect())
+        .collect();
+    Ok((each, f))
 }
 
 /// Decode `ff_create`'s reply.
@@ -287,7 +300,12 @@ pub struct Claimed {
 /// either way.
 pub fn claim(a: &ClaimArgs) -> Call {
     let pk = PartitionKeys::new(a.partition);
-    let mut call = Call::new("ff_claim", vec![pk.eligible(&a.lane)])
+    claim_argv(Call::new("ff_claim", vec![pk.eligible(&a.lane)]), a)
+}
+
+/// A claim's ARGV (`ff_claim`'s, which `ff_end_many` takes after its reports).
+fn claim_argv(call: Call, a: &ClaimArgs) -> Call {
+    let mut call = call
         .arg(&a.lane)
         .arg(&a.worker)
         .arg(&a.instance)
@@ -534,14 +552,54 @@ pub fn decode_end_many(
     reply: &Reply,
     n: usize,
 ) -> Result<Vec<Result<Ended, CallError>>, CallError> {
-    decode_each("ff_end_many", reply, n, |r| match r {
+    decode_each("ff_end_many", reply, n, decode_end_item)
+}
+
+/// One report's answer in `ff_end_many`'s reply.
+fn decode_end_item(r: &Reply) -> Result<Ended, CallError> {
+    match r {
         // The common answer, short: completed, not a replay.
         Reply::Int(1) => Ok(Ended {
             outcome: EndOutcome::Completed,
             replayed: false,
         }),
         _ => decode_ended("ff_end_many", r),
-    })
+    }
+}
+
+/// [`end_many`] of reports on `claim`'s partition and then, in the same
+/// call, [`claim`] `claim`: a worker's finished jobs' slots refilled without a round
+/// trip of their own. The claim runs after the reports and the flow work
+/// they left, so a dependent they made eligible can be among what it hands
+/// out (a DAG's next level in the same round trip). A claim that would be
+/// refused as a whole (malformed) refuses the call; `lane_paused` is the
+/// claim's answer alone (the reports still apply).
+///
+/// Repeat: the reports as [`end_many`]'s, the claim as [`claim`]'s.
+pub fn end_many_claim(reports: &[Report], claim: &ClaimArgs) -> Call {
+    let mut call = end_many(claim.partition, reports);
+    call.keys
+        .push(PartitionKeys::new(claim.partition).eligible(&claim.lane));
+    claim_argv(call, claim)
+}
+
+/// Decode [`end_many_claim`]'s reply: each report's answer (as
+/// [`decode_end_many`]'s) and the claim's (as [`decode_claim_routed`]'s).
+#[allow(clippy::type_complexity)]
+pub fn decode_end_many_claim(
+    reply: &Reply,
+    n: usize,
+    lease_ids: &[LeaseId],
+) -> Result<
+    (
+        Vec<Result<Ended, CallError>>,
+        Result<(Vec<Claimed>, Vec<Unroutable>), CallError>,
+    ),
+    CallError,
+> {
+    let (each, mut f) = decode_each_then("ff_end_many", reply, n, 1, decode_end_item)?;
+    let claim = decode_claim_routed(f.next_reply("claim reply")?, lease_ids);
+    Ok((each, claim))
 }
 
 /// `ff_delay`: end the attempt and make it eligible again after `delay_ms`.

@@ -1,16 +1,18 @@
 //! Batch calls: bulk submit (`ff_create_many`) and a worker's batched reports
-//! (`ff_end_many`). Items are grouped by partition, one call per partition and
+//! (`ff_end_many`, with a claim riding along). Items are grouped by partition, one call per partition and
 //! chunk (pipelined), so the per-call costs are paid once per batch; each
 //! item is answered as its single call would be.
 
+use super::execution::claim_limits;
 use super::{random_u128, Client};
-use crate::error::{Error, Result};
+use crate::error::{Error, Result, StoreError};
 use crate::ExecutionSpec;
-use ff_core::contract::execution::{self as ex, Created, Ended, Report};
+use ff_core::contract::execution::{self as ex, ClaimArgs, Claimed, Created, Ended, Report};
 use ff_core::contract::{limits, Call, CallError};
 use ff_core::reply::Reply;
-use ff_core::{Lane, Partition};
+use ff_core::{Lane, LeaseId, Partition, WorkerInstance, WorkerName};
 use std::collections::HashMap;
+use std::time::Duration;
 use tracing::Instrument;
 
 type Decode<R> =
@@ -75,6 +77,155 @@ impl Client {
         finished(results)
     }
 
+    /// [`Client::report_many`] with claims riding along: each claim
+    /// `(partition, lane, max)` is sent in the same call as that partition's
+    /// reports (`ff_end_many` with a claim; on its own, pipelined with them,
+    /// when the partition has none), so a worker refills the slots its
+    /// finished jobs free without a round trip of its own, and a dependent
+    /// the reports made eligible can be handed out at once. One result per
+    /// report, as [`Client::report_many`]'s, and one per claim, as
+    /// [`Client::claim_in_capable`]'s (one page: executions needing other
+    /// capabilities are routed, not looked past).
+    #[allow(clippy::too_many_arguments)]
+    pub async fn report_many_claim(
+        &self,
+        reports: Vec<Report>,
+        claims: &[(Partition, Lane, usize)],
+        worker: &WorkerName,
+        instance: &WorkerInstance,
+        lease_ttl: Duration,
+        capabilities: &[String],
+    ) -> (Vec<Result<Ended>>, Vec<Result<Vec<Claimed>>>) {
+        let mut results: Vec<Option<Result<Ended>>> = Vec::with_capacity(reports.len());
+        let mut items = Vec::with_capacity(reports.len());
+        for r in reports {
+            if let Report::Complete { result, .. } = &r {
+                if let Err(e) = super::result_fits(result) {
+                    results.push(Some(Err(e)));
+                    continue;
+                }
+            }
+            items.push((results.len(), r.lease().execution.partition(), r));
+            results.push(None);
+        }
+        let mut claimed: Vec<Option<Result<Vec<Claimed>>>> = Vec::with_capacity(claims.len());
+        let mut asks: Vec<Option<ClaimArgs>> = Vec::with_capacity(claims.len());
+        for (partition, lane, max) in claims {
+            match claim_limits(lease_ttl, *max) {
+                Ok(lease_ttl_ms) => {
+                    claimed.push(None);
+                    asks.push(Some(ClaimArgs {
+                        partition: *partition,
+                        lane: lane.clone(),
+                        worker: worker.clone(),
+                        instance: instance.clone(),
+                        lease_ttl_ms,
+                        lease_ids: (0..*max)
+                            .map(|_| LeaseId::from_u128(random_u128()))
+                            .collect(),
+                        capabilities: capabilities.to_vec(),
+                        skip: 0,
+                    }));
+                }
+                Err(e) => {
+                    claimed.push(Some(Err(e)));
+                    asks.push(None);
+                }
+            }
+        }
+        // Each call, and what its reply answers: report slots, and a claim.
+        let mut calls = Vec::new();
+        let mut sent: Vec<(Vec<usize>, Option<usize>)> = Vec::new();
+        for (p, group) in by_partition(items) {
+            let (slots, group): (Vec<usize>, Vec<Report>) = group.into_iter().unzip();
+            let ride = asks
+                .iter()
+                .position(|a| a.as_ref().is_some_and(|a| a.partition == p));
+            match ride {
+                Some(k) if group.len() <= limits::MAX_CLAIM_BATCH => {
+                    let args = asks[k].take().expect("found above");
+                    calls.push(ex::end_many_claim(&group, &args));
+                    asks[k] = Some(args);
+                    sent.push((slots, Some(k)));
+                }
+                _ => {
+                    for (s, chunk) in slots
+                        .chunks(limits::MAX_CLAIM_BATCH)
+                        .zip(group.chunks(limits::MAX_CLAIM_BATCH))
+                    {
+                        calls.push(ex::end_many(p, chunk));
+                        sent.push((s.to_vec(), None));
+                    }
+                }
+            }
+        }
+        for (k, a) in asks.iter().enumerate() {
+            if let Some(a) = a {
+                if !sent.iter().any(|(_, c)| *c == Some(k)) {
+                    calls.push(ex::claim(a));
+                    sent.push((Vec::new(), Some(k)));
+                }
+            }
+        }
+        let span = tracing::debug_span!("fcall", function = "ff_end_many", calls = calls.len());
+        let replies = self.store.fcall_many(&calls).instrument(span).await;
+        let mut skipped = Vec::new();
+        for (reply, (slots, claim)) in replies.into_iter().zip(sent) {
+            let ids = claim.map(|k| &asks[k].as_ref().expect("sent").lease_ids[..]);
+            let decoded = reply.map_err(Whole::Store).and_then(|r| {
+                let (each, got) = match ids {
+                    Some(ids) if slots.is_empty() => {
+                        (Vec::new(), Some(ex::decode_claim_routed(&r, ids)))
+                    }
+                    Some(ids) => {
+                        let (each, got) =
+                            ex::decode_end_many_claim(&r, slots.len(), ids).map_err(Whole::Call)?;
+                        (each, Some(got))
+                    }
+                    None => (
+                        ex::decode_end_many(&r, slots.len()).map_err(Whole::Call)?,
+                        None,
+                    ),
+                };
+                Ok((each, got))
+            });
+            match decoded {
+                Ok((each, got)) => {
+                    for (&i, r) in slots.iter().zip(each) {
+                        results[i] = Some(r.map_err(Error::from));
+                    }
+                    if let (Some(k), Some(got)) = (claim, got) {
+                        claimed[k] = Some(got.map_err(Error::from).map(|(got, passed)| {
+                            skipped.extend(passed);
+                            got
+                        }));
+                    }
+                }
+                Err(e) => {
+                    // A failure of the whole call is every report's, and its claim's.
+                    tracing::warn!(error = ?e, items = slots.len(), "batch call failed");
+                    for &i in &slots {
+                        results[i] = Some(Err(e.error()));
+                    }
+                    if let Some(k) = claim {
+                        claimed[k] = Some(Err(e.error()));
+                    }
+                }
+            }
+        }
+        if !skipped.is_empty() {
+            self.route_skipped(&skipped).await;
+        }
+        let mut out = Vec::with_capacity(claimed.len());
+        for c in claimed {
+            out.push(match c.expect("every claim has an answer") {
+                Ok(got) => Ok(self.claimed(got).await),
+                Err(e) => Err(e),
+            });
+        }
+        (finished(results), out)
+    }
+
     /// Send `items` (result slot, partition, item) as one `call` per partition
     /// and chunk, pipelined, and fill each slot with its decoded answer.
     async fn per_partition<T, R>(
@@ -84,16 +235,7 @@ impl Client {
         call: fn(Partition, &[T]) -> Call,
         decode: Decode<R>,
     ) {
-        // Grouped in first-seen order (no hash order reaches the calls).
-        let mut groups: Vec<(Partition, Vec<(usize, T)>)> = Vec::new();
-        let mut group_of: HashMap<Partition, usize> = HashMap::new();
-        for (slot, p, item) in items {
-            let g = *group_of.entry(p).or_insert_with(|| {
-                groups.push((p, Vec::new()));
-                groups.len() - 1
-            });
-            groups[g].1.push((slot, item));
-        }
+        let groups = by_partition(items);
         let mut calls = Vec::new();
         let mut slots: Vec<Vec<usize>> = Vec::new();
         for (p, group) in groups {
@@ -141,4 +283,35 @@ fn finished<R>(results: Vec<Option<Result<R>>>) -> Vec<Result<R>> {
         .into_iter()
         .map(|r| r.expect("every item has an answer: the store returns one reply per call"))
         .collect()
+}
+
+/// Why a whole call went unanswered: every item of it gets this.
+#[derive(Debug)]
+enum Whole {
+    Store(StoreError),
+    Call(CallError),
+}
+
+impl Whole {
+    fn error(&self) -> Error {
+        match self {
+            Whole::Store(e) => Error::Store(e.clone()),
+            Whole::Call(e) => e.clone().into(),
+        }
+    }
+}
+
+/// `items` (slot, partition, item) grouped by partition, in first-seen order
+/// (no hash order reaches the calls).
+fn by_partition<T>(items: Vec<(usize, Partition, T)>) -> Vec<(Partition, Vec<(usize, T)>)> {
+    let mut groups: Vec<(Partition, Vec<(usize, T)>)> = Vec::new();
+    let mut group_of: HashMap<Partition, usize> = HashMap::new();
+    for (slot, p, item) in items {
+        let g = *group_of.entry(p).or_insert_with(|| {
+            groups.push((p, Vec::new()));
+            groups.len() - 1
+        });
+        groups[g].1.push((slot, item));
+    }
+    groups
 }

@@ -126,18 +126,7 @@ impl Client {
         max: usize,
         capabilities: &[String],
     ) -> Result<Vec<Claimed>> {
-        let lease_ttl_ms = millis(
-            "lease_ttl",
-            lease_ttl,
-            limits::MIN_LEASE_MS,
-            limits::MAX_LEASE_MS,
-        )?;
-        if max == 0 || max > limits::MAX_CLAIM_BATCH {
-            return Err(Error::Invalid {
-                field: "max",
-                reason: format!("{max} is outside 1..={}", limits::MAX_CLAIM_BATCH),
-            });
-        }
+        let lease_ttl_ms = claim_limits(lease_ttl, max)?;
         // A call that looked past a full lookahead of executions needing
         // capabilities this worker lacks goes on behind them, page by page.
         let (mut claimed, mut skipped) = (Vec::new(), Vec::new());
@@ -166,12 +155,17 @@ impl Client {
         if !skipped.is_empty() {
             self.route_skipped(&skipped).await;
         }
-        // Executions that draw on budgets or quotas are admitted (or blocked) here.
+        Ok(self.claimed(claimed).await)
+    }
+
+    /// What a claim handed out, once admitted: executions that draw on
+    /// budgets or quotas are admitted (or blocked) here.
+    pub(crate) async fn claimed(&self, claimed: Vec<Claimed>) -> Vec<Claimed> {
         let claimed = self.admit_claimed(claimed).await;
         for c in &claimed {
             tracing::debug!(execution = %c.lease.execution, epoch = c.lease.epoch, attempt = c.attempt, "claimed");
         }
-        Ok(claimed)
+        claimed
     }
 
     /// Extend a lease; returns the new expiry (server ms).
@@ -239,4 +233,20 @@ impl Client {
             &self.call(&ex::get(execution)).await?,
         )?)
     }
+}
+
+/// A claim's lease length in ms, once it and the claim's size `max` are checked.
+pub(crate) fn claim_limits(lease_ttl: Duration, max: usize) -> Result<u64> {
+    if max == 0 || max > limits::MAX_CLAIM_BATCH {
+        return Err(Error::Invalid {
+            field: "max",
+            reason: format!("{max} is outside 1..={}", limits::MAX_CLAIM_BATCH),
+        });
+    }
+    millis(
+        "lease_ttl",
+        lease_ttl,
+        limits::MIN_LEASE_MS,
+        limits::MAX_LEASE_MS,
+    )
 }

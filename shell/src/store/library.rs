@@ -48,7 +48,11 @@ const PARTS: &[(&str, Option<&str>, &str)] = &[
         Some("CREATE"),
         include_str!("../../../lua/create.lua"),
     ),
-    ("claim.lua", None, include_str!("../../../lua/claim.lua")),
+    (
+        "claim.lua",
+        Some("CLAIM"),
+        include_str!("../../../lua/claim.lua"),
+    ),
     (
         "lease.lua",
         Some("LEASE"),

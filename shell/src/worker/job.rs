@@ -4,6 +4,7 @@
 //! in which case the result is dropped and the handler was told.
 
 use super::handler::{Job, JobError, SharedHandler};
+use super::reporter::{Refill, Refilled};
 use super::Inner;
 use crate::failure::Failure;
 use ff_core::contract::execution::{Claimed, Lease, Report};
@@ -45,6 +46,7 @@ impl JobSlot {
     pub(crate) fn start(
         inner: Arc<Inner>,
         claimed: Claimed,
+        lane: usize,
         handler: SharedHandler,
         permit: OwnedSemaphorePermit,
     ) {
@@ -120,12 +122,24 @@ impl JobSlot {
                 .expect("running jobs lock")
                 .remove(&key)
                 .is_some();
+            // The slot may be refilled by the report's own call: not while
+            // stopping, nor for a job holding quota slots (they go back only
+            // after the report, and the next job's admission may need them).
+            let mut slot = Some(permit);
             if lost || !still_ours {
                 if lost {
                     inner.stats.lease_lost.fetch_add(1, Relaxed);
                 }
             } else {
-                report(&inner, &lease, outcome).await;
+                let refill = (admission.quotas.is_empty() && !inner.stopping())
+                    .then(|| slot.take())
+                    .flatten()
+                    .map(|permit| Refill { lane, permit });
+                if let Some((claimed, lane, permit)) = report(&inner, &lease, outcome, refill).await
+                {
+                    inner.stats.refilled.fetch_add(1, Relaxed);
+                    inner.start_job(claimed, lane, permit);
+                }
             }
             // The lease ended (reported, lost, or handed back by shutdown):
             // its quota slots go back (fenced by the epoch; the quota
@@ -135,43 +149,53 @@ impl JobSlot {
                     tracing::warn!(execution = %lease.execution, error = %e, "giving back quota slots failed");
                 }
             }
-            drop(permit);
+            drop(slot);
             inner.slot_freed.notify_one();
         });
     }
 }
 
-async fn report(inner: &Inner, lease: &Lease, outcome: Ended) {
+/// Report how the attempt ended. A completion or failure goes with the
+/// reporter's next round, which may refill `refill`'s slot with a job claimed
+/// in the same call (the slot then comes back with it); a slot not refilled
+/// is dropped (free again).
+async fn report(inner: &Inner, lease: &Lease, outcome: Ended, refill: Option<Refill>) -> Refilled {
     let client = &inner.client;
     let s = &inner.stats;
-    let r = match outcome {
-        Ok(Ok(Ok(result))) => inner
-            .reporter
-            .send(Report::Complete {
+    let (r, next) = match outcome {
+        Ok(Ok(Ok(result))) => {
+            let report = Report::Complete {
                 lease: lease.clone(),
                 result,
-            })
-            .await
-            .map(|_| s.completed.fetch_add(1, Relaxed)),
-        Ok(Ok(Err(JobError::Failed(f)))) => fail(inner, lease, f).await,
-        Ok(Ok(Err(JobError::Delay(d)))) => client
-            .delay(lease, d)
-            .await
-            .map(|_| s.delayed.fetch_add(1, Relaxed)),
-        Ok(Ok(Err(JobError::Suspend(how)))) => client
-            .suspend(lease, &how)
-            .await
-            .map(|_| s.suspended.fetch_add(1, Relaxed)),
+            };
+            let (r, next) = inner.reporter.send(report, refill).await;
+            (r.map(|_| s.completed.fetch_add(1, Relaxed)), next)
+        }
+        Ok(Ok(Err(JobError::Failed(f)))) => fail(inner, lease, f, refill).await,
+        Ok(Ok(Err(JobError::Delay(d)))) => {
+            let r = client.delay(lease, d).await;
+            (r.map(|_| s.delayed.fetch_add(1, Relaxed)), None)
+        }
+        Ok(Ok(Err(JobError::Suspend(how)))) => {
+            let r = client.suspend(lease, &how).await;
+            (r.map(|_| s.suspended.fetch_add(1, Relaxed)), None)
+        }
         Ok(Err(payload)) => {
             let msg = panic_message(payload);
             s.panicked.fetch_add(1, Relaxed);
             tracing::error!(execution = %lease.execution, panic = %msg, "handler panicked; failing the attempt");
-            fail(inner, lease, Failure::message(Failure::PANIC, msg, true)).await
+            fail(
+                inner,
+                lease,
+                Failure::message(Failure::PANIC, msg, true),
+                refill,
+            )
+            .await
         }
         Err(e) => {
             // Stopped from outside (shutdown took it over): nothing to report.
             tracing::debug!(execution = %lease.execution, error = %e, "handler task ended without a result");
-            return;
+            return None;
         }
     };
     if let Err(e) = r {
@@ -181,16 +205,20 @@ async fn report(inner: &Inner, lease: &Lease, outcome: Ended) {
         }
         tracing::warn!(execution = %lease.execution, error = %e, "reporting the outcome failed");
     }
+    next
 }
 
-async fn fail(inner: &Inner, lease: &Lease, f: Failure) -> crate::error::Result<u64> {
-    inner
-        .reporter
-        .send(Report::Fail {
-            lease: lease.clone(),
-            error: f.encode(),
-            retryable: f.retryable,
-        })
-        .await
-        .map(|_| inner.stats.failed.fetch_add(1, Relaxed))
+async fn fail(
+    inner: &Inner,
+    lease: &Lease,
+    f: Failure,
+    refill: Option<Refill>,
+) -> (crate::error::Result<u64>, Refilled) {
+    let report = Report::Fail {
+        lease: lease.clone(),
+        error: f.encode(),
+        retryable: f.retryable,
+    };
+    let (r, next) = inner.reporter.send(report, refill).await;
+    (r.map(|_| inner.stats.failed.fetch_add(1, Relaxed)), next)
 }

@@ -67,6 +67,11 @@ type Field = (&'static str, &'static str, fn(&WorkerStats) -> &AtomicU64);
 /// (family without `_total`, help, counter).
 pub(crate) const COUNTERS: &[Field] = &[
     ("ff_worker_claimed", "Executions claimed.", |s| &s.claimed),
+    (
+        "ff_worker_refilled",
+        "Executions claimed with a report, into the slot its job freed.",
+        |s| &s.refilled,
+    ),
     ("ff_worker_completed", "Executions completed.", |s| {
         &s.completed
     }),

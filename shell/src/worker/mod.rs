@@ -63,6 +63,8 @@ pub const READY_CHANNEL: &str = ReadyMessage::CHANNEL;
 pub struct WorkerStats {
     /// Executions claimed.
     pub claimed: AtomicU64,
+    /// Of those, claimed with a report (into the slot its job freed).
+    pub refilled: AtomicU64,
     /// Executions completed.
     pub completed: AtomicU64,
     /// Attempts failed (retried or final).
@@ -286,12 +288,13 @@ impl WorkerBuilder {
                 return Err(invalid("capabilities", format!("{c:?} is not one name")));
             }
         }
+        let (stop_tx, stop_rx) = watch::channel(false);
         let inner = Arc::new(Inner {
             client: self.client.clone(),
-            capabilities: self.capabilities,
-            name,
-            instance,
-            lanes,
+            capabilities: self.capabilities.clone(),
+            name: name.clone(),
+            instance: instance.clone(),
+            lanes: lanes.clone(),
             lease_ttl: self.lease_ttl,
             claim_batch: self.claim_batch,
             poll_interval: self.poll_interval,
@@ -302,9 +305,19 @@ impl WorkerBuilder {
             stats: Arc::new(WorkerStats::default()),
             running: Mutex::new(HashMap::new()),
             slot_freed: Notify::new(),
-            reporter: reporter::Reporter::start(self.client.clone()),
+            reporter: reporter::Reporter::start(
+                self.client.clone(),
+                reporter::Claimer {
+                    lanes,
+                    worker: name,
+                    instance,
+                    lease_ttl: self.lease_ttl,
+                    claim_batch: self.claim_batch,
+                    capabilities: self.capabilities,
+                },
+            ),
+            stopping: stop_rx.clone(),
         });
-        let (stop_tx, stop_rx) = watch::channel(false);
         if !inner.capabilities.is_empty() {
             tokio::spawn(heartbeat(inner.clone(), stop_rx.clone()));
         }
@@ -346,6 +359,8 @@ pub(crate) struct Inner {
     pub(crate) slot_freed: Notify,
     /// Completions and failures, batched.
     pub(crate) reporter: reporter::Reporter,
+    /// True once the worker stops (read, never waited on, by its jobs).
+    stopping: watch::Receiver<bool>,
 }
 
 /// A running worker. Dropping it stops claiming and abandons running handlers
@@ -489,10 +504,21 @@ impl Inner {
         }
     }
 
-    fn start_job(self: &Arc<Self>, claimed: Claimed, permit: tokio::sync::OwnedSemaphorePermit) {
+    /// Whether the worker is stopping (no more jobs are claimed for it).
+    pub(crate) fn stopping(&self) -> bool {
+        *self.stopping.borrow()
+    }
+
+    /// Start `claimed`, of the `lane`-th of this worker's lanes.
+    pub(crate) fn start_job(
+        self: &Arc<Self>,
+        claimed: Claimed,
+        lane: usize,
+        permit: tokio::sync::OwnedSemaphorePermit,
+    ) {
         self.stats.claimed.fetch_add(1, Relaxed);
         match self.handler_for(&claimed.kind) {
-            Some(h) => JobSlot::start(self.clone(), claimed, h, permit),
+            Some(h) => JobSlot::start(self.clone(), claimed, lane, h, permit),
             None => {
                 // Claimed a kind nobody here handles: give it straight back.
                 let client = self.client.clone();
@@ -647,7 +673,7 @@ fn claim_round(
                         let permit = held
                             .split(1)
                             .expect("a claim hands out at most what it asked for");
-                        inner.start_job(c, permit);
+                        inner.start_job(c, li, permit);
                     }
                 }
                 Err(Error::Rejected(ff_core::FfError::LanePaused(lane))) => {
