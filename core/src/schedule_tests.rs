@@ -380,6 +380,23 @@ proptest! {
         prop_assert!(d.next.unwrap() > d.last);
     }
 
+    /// `prev_before(t)` is the latest fire time strictly before `t`, for a
+    /// `t` anywhere in a second (croner searches whole seconds).
+    #[test]
+    fn cron_prev_is_the_latest_fire_time_before(
+        offset in 0u64..(2 * 24 * 3600 * 1000),
+        expr in 0usize..3,
+    ) {
+        let exprs = ["* * * * * *", "*/7 * * * * *", "0 */7 * * * *"];
+        let t = cron(exprs[expr], "Europe/Berlin");
+        let at = utc("2024-03-30T12:00:00Z") + offset;
+        let prev = t.prev_before(at).unwrap();
+        prop_assert!(prev < at);
+        prop_assert_eq!(prev % 1000, 0);
+        let next = t.next_after(prev).unwrap();
+        prop_assert!(next >= at, "{} is a fire time between {} and {}", next, prev, at);
+    }
+
     #[test]
     fn cron_next_and_prev_agree(offset in 0u64..(400 * 24 * 3600 * 1000), zone in 0usize..3) {
         let zones = ["UTC", "America/New_York", "Europe/Berlin"];

@@ -374,6 +374,20 @@ fn timetable_edges() {
     assert_eq!(c(None).prev_before(DAY + 1), Some(DAY));
     assert_eq!(c(None).prev_before(DAY + 1000), Some(DAY));
     assert_eq!(c(Some(DAY)).prev_before(DAY), None);
+
+    // Every second: the one before a time inside a second is that second's
+    // start, on both halves of the second; before a whole second, the one
+    // before it.
+    let s = tt(Trigger::Cron("* * * * * *".into()), None, None).unwrap();
+    assert_eq!(s.prev_before(5000), Some(4000));
+    assert_eq!(s.prev_before(5001), Some(5000));
+    assert_eq!(s.prev_before(5499), Some(5000));
+    assert_eq!(s.prev_before(5500), Some(5000));
+    assert_eq!(s.prev_before(5999), Some(5000));
+    assert_eq!(s.prev_before(6000), Some(5000));
+    assert_eq!(s.prev_before(999), Some(0));
+    assert_eq!(s.prev_before(1), Some(0));
+    assert_eq!(s.prev_before(0), None);
 }
 
 #[test]
