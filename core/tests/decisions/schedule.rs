@@ -487,6 +487,44 @@ fn a_schedule_starting_at_zero_fires_zero_once() {
 }
 
 #[test]
+fn a_due_time_that_is_not_a_fire_time_counts_no_miss() {
+    // The stored next fire time need not be one of the table's (written
+    // under another definition): only fire times are counted missed.
+    let d = |t: &Timetable, next, now| decide(t, Misfire::Skip, 1000, next, now).unwrap();
+    let t = Timetable::new(&Trigger::Every(1000), "UTC", None, None).unwrap();
+    assert_eq!(
+        d(&t, 10_500, 11_900),
+        Decision {
+            fire: vec![11_000],
+            missed: 0,
+            last: 11_000,
+            next: Some(12_000)
+        }
+    );
+    // Before the start.
+    let t = Timetable::new(&Trigger::Every(1000), "UTC", Some(20_000), None).unwrap();
+    assert_eq!(
+        d(&t, 10_000, 15_000),
+        Decision {
+            fire: vec![],
+            missed: 0,
+            last: 10_000,
+            next: Some(20_000)
+        }
+    );
+    let c = Timetable::new(&Trigger::Cron("0 0 * * *".into()), "UTC", None, None).unwrap();
+    assert_eq!(
+        d(&c, DAY + 500, 2 * DAY - 1),
+        Decision {
+            fire: vec![],
+            missed: 0,
+            last: DAY + 500,
+            next: Some(2 * DAY)
+        }
+    );
+}
+
+#[test]
 fn a_missed_fire_time_at_zero_is_counted() {
     // Fire times 0, 1000, …, 4000 are missed and 5000 is on time, with the
     // start at 0 or none (the epoch is the anchor, 0 a fire time): the
