@@ -177,6 +177,20 @@ fn a_template_goes_through_its_stored_shape_unchanged() {
         Template::from_shape(&plain.shape(), plain.payload.clone()).unwrap(),
         plain
     );
+    // Admission sits after the tags: any number of tags, with and without it.
+    for n in 0..4 {
+        for admission in [Admission::default(), template().admission] {
+            let t = Template {
+                tags: (0..n)
+                    .map(|i| (TagName::new(format!("t{i}")).unwrap(), format!("v{i}")))
+                    .collect(),
+                admission,
+                ..template()
+            };
+            let back = Template::from_shape(&t.shape(), t.payload.clone());
+            assert_eq!(back.as_ref(), Ok(&t), "{n} tags");
+        }
+    }
 }
 
 #[test]
