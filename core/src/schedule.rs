@@ -799,16 +799,14 @@ pub fn decide(
         last = last.max(t);
         at = table.next_after(t);
     }
-    // `at` is the first fire time not decided (past `last`).
-    let next = match at {
-        Some(t) if t > last => Some(t),
-        _ => table.next_after(last),
-    };
+    // `at` is the first fire time not decided: `next_after(last)`, as each
+    // fire time pushed is followed by the one after it, and a decision that
+    // fired nothing on time looked from `on_time_from`, past every missed one.
     Some(Decision {
         fire,
         missed,
         last,
-        next,
+        next: at,
     })
 }
 
