@@ -310,6 +310,20 @@ fn specs_at_their_bounds() {
         spec(Trigger::Cron(long)).validate().unwrap_err().field,
         "expr"
     );
+    // Valid expressions of exactly MAX_EXPR_LEN bytes and one more: the
+    // bound is inclusive, and the longer one is refused for its length.
+    let list = |n: u32| (0..n).map(|i| i.to_string()).collect::<Vec<_>>().join(",");
+    let at_bound = format!("{} {} {} * * *", list(60), list(29), list(2));
+    assert_eq!(at_bound.len(), MAX_EXPR_LEN);
+    assert!(parse_cron(&at_bound).is_ok());
+    assert!(spec(Trigger::Cron(at_bound)).validate().is_ok());
+    let over = format!("{} {} {} * * *", list(60), list(30), list(1));
+    assert_eq!(over.len(), MAX_EXPR_LEN + 1);
+    let e = parse_cron(&over).unwrap_err();
+    assert_eq!(
+        (e.field, e.reason.as_str()),
+        ("expr", "longer than 256 bytes")
+    );
     let s = ScheduleSpec {
         zone: "Mars/Olympus".into(),
         ..every(1000)
