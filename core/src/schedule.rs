@@ -404,7 +404,7 @@ impl ScheduleSpec {
         }
         validate_template(&self.template)?;
         let table = Timetable::new(&self.trigger, &self.zone, self.start_ms, self.end_ms)?;
-        if table.next_after(0).is_none() && table.end.is_none() {
+        if table.first_at_or_after(0).is_none() && table.end.is_none() {
             return Err(invalid("expr", "never fires"));
         }
         Ok(table)
@@ -573,13 +573,20 @@ impl Timetable {
     }
 
     /// The first fire time strictly after `t` (and not before the start,
-    /// not after the end), if any.
+    /// not after the end), if any: after a fire at `t`, the next one.
     pub fn next_after(&self, t: u64) -> Option<u64> {
-        let next = match self.start {
-            // The first fire at or after the start.
-            Some(0) if t == 0 => self.first_at_zero(),
-            Some(s) if t < s => self.raw_after(s - 1),
-            _ => self.raw_after(t),
+        self.first_at_or_after(t.checked_add(1)?)
+    }
+
+    /// The first fire time at or after `t` (and not before the start, not
+    /// after the end), if any: a schedule's first fire is
+    /// `first_at_or_after(start)`, which is the start itself when the start
+    /// is a fire time (0 included, which `next_after` cannot express).
+    pub fn first_at_or_after(&self, t: u64) -> Option<u64> {
+        let t = self.start.map_or(t, |s| t.max(s));
+        let next = match t.checked_sub(1) {
+            Some(before) => self.raw_after(before),
+            None => self.first_at_zero(),
         };
         self.within(next)
     }
@@ -597,6 +604,8 @@ impl Timetable {
         }
     }
 
+    /// The first fire time at or after 0, with no start or a start at 0
+    /// (so an interval's anchor is 0, a fire time).
     fn first_at_zero(&self) -> Option<u64> {
         match &self.table {
             Table::Every { .. } => Some(0),
@@ -654,7 +663,7 @@ impl Timetable {
         if to < from {
             return 0;
         }
-        match (&self.table, self.next_after(from.saturating_sub(1))) {
+        match (&self.table, self.first_at_or_after(from)) {
             (_, None) => 0,
             (_, Some(first)) if first > to => 0,
             (Table::Every { every, .. }, Some(first)) => {
@@ -790,16 +799,14 @@ pub fn decide(
         last = last.max(t);
         at = table.next_after(t);
     }
-    // `at` is the first fire time not decided (past `last`).
-    let next = match at {
-        Some(t) if t > last => Some(t),
-        _ => table.next_after(last),
-    };
+    // `at` is the first fire time not decided: `next_after(last)`, as each
+    // fire time pushed is followed by the one after it, and a decision that
+    // fired nothing on time looked from `on_time_from`, past every missed one.
     Some(Decision {
         fire,
         missed,
         last,
-        next,
+        next: at,
     })
 }
 

@@ -177,6 +177,20 @@ fn a_template_goes_through_its_stored_shape_unchanged() {
         Template::from_shape(&plain.shape(), plain.payload.clone()).unwrap(),
         plain
     );
+    // Admission sits after the tags: any number of tags, with and without it.
+    for n in 0..4 {
+        for admission in [Admission::default(), template().admission] {
+            let t = Template {
+                tags: (0..n)
+                    .map(|i| (TagName::new(format!("t{i}")).unwrap(), format!("v{i}")))
+                    .collect(),
+                admission,
+                ..template()
+            };
+            let back = Template::from_shape(&t.shape(), t.payload.clone());
+            assert_eq!(back.as_ref(), Ok(&t), "{n} tags");
+        }
+    }
 }
 
 #[test]
@@ -302,14 +316,15 @@ proptest! {
     #[test]
     fn successive_decisions_account_for_every_fire_time_once(
         every_ms in 1u64..5_000,
-        start in 0u64..10_000,
+        start in prop_oneof![Just(0u64), 0u64..10_000],
         grace in MIN_GRACE_MS..20_000,
         steps in prop::collection::vec(0u64..40_000, 1..20),
         policy in 0u32..4,
     ) {
         let misfire = match policy { 0 => Misfire::Skip, 1 => Misfire::Once, 2 => Misfire::CatchUp(3), _ => Misfire::CatchUp(100) };
         let t = Timetable::new(&Trigger::Every(every_ms), "UTC", Some(start), None).unwrap();
-        let first = t.next_after(start.saturating_sub(1)).unwrap();
+        let first = t.first_at_or_after(start).unwrap();
+        prop_assert_eq!(first, start, "an interval's start is its first fire time");
         let mut next = first;
         let mut now = start;
         let (mut fired, mut missed) = (Vec::new(), 0u64);
@@ -334,6 +349,66 @@ proptest! {
         for f in &fired {
             prop_assert_eq!((f - start) % every_ms, 0);
         }
+    }
+
+    /// Issue 23: whatever the start (0, near 0, on a fire time or between),
+    /// `next_after` is strictly after its argument, `first_at_or_after` is
+    /// at or after it and never before the start, the two agree one ms
+    /// apart, and a start that is a fire time is the first fire.
+    #[test]
+    fn next_is_strictly_after_and_a_fire_time_start_is_the_first(
+        start in prop_oneof![Just(0u64), 0u64..3_000, (0u64..4).prop_map(|d| d * 86_400_000)],
+        t in prop_oneof![Just(0u64), 0u64..3_000, 0u64..(5 * 86_400_000)],
+        kind in 0usize..4,
+    ) {
+        let trigger = match kind {
+            0 => Trigger::Every(1000),
+            1 => Trigger::Every(7),
+            2 => Trigger::Cron("0 0 * * *".into()),
+            _ => Trigger::Cron("* * * * * *".into()),
+        };
+        let table = Timetable::new(&trigger, "UTC", Some(start), None).unwrap();
+        let next = table.next_after(t).unwrap();
+        prop_assert!(next > t);
+        prop_assert!(next >= start);
+        let first = table.first_at_or_after(t).unwrap();
+        prop_assert!(first >= t && first >= start);
+        prop_assert!(first <= next);
+        prop_assert_eq!(table.first_at_or_after(t + 1), Some(next));
+        if first == t {
+            prop_assert_eq!(table.prev_before(next), Some(t), "t is a fire time");
+        } else {
+            prop_assert_eq!(first, next, "t is not a fire time");
+        }
+        let start_fires = match kind {
+            0 | 1 => true,
+            2 => start % 86_400_000 == 0,
+            _ => start % 1000 == 0,
+        };
+        let head = table.first_at_or_after(start).unwrap();
+        prop_assert_eq!(head == start, start_fires);
+        // Deciding on from the first fire: each fire time once, ascending.
+        let d = decide(&table, Misfire::Skip, 60_000, head, head + 2_500).unwrap();
+        prop_assert_eq!(d.fire.first(), Some(&head));
+        prop_assert!(d.fire.windows(2).all(|w| w[0] < w[1]));
+        prop_assert!(d.next.unwrap() > d.last);
+    }
+
+    /// `prev_before(t)` is the latest fire time strictly before `t`, for a
+    /// `t` anywhere in a second (croner searches whole seconds).
+    #[test]
+    fn cron_prev_is_the_latest_fire_time_before(
+        offset in 0u64..(2 * 24 * 3600 * 1000),
+        expr in 0usize..3,
+    ) {
+        let exprs = ["* * * * * *", "*/7 * * * * *", "0 */7 * * * *"];
+        let t = cron(exprs[expr], "Europe/Berlin");
+        let at = utc("2024-03-30T12:00:00Z") + offset;
+        let prev = t.prev_before(at).unwrap();
+        prop_assert!(prev < at);
+        prop_assert_eq!(prev % 1000, 0);
+        let next = t.next_after(prev).unwrap();
+        prop_assert!(next >= at, "{} is a fire time between {} and {}", next, prev, at);
     }
 
     #[test]

@@ -500,6 +500,77 @@ fn filtered_members_are_set_aside_at_once() {
     assert_eq!((t.errors, t.skipped, t.acted), (0, 1, 2));
 }
 
+#[test]
+fn a_call_reports_a_due_time_added_after_the_read() {
+    // The batch reply's next due time is the index's earliest score after
+    // the call: a member added between the read and the call (no wake-up
+    // seen) is due then, and the schedule learns it from the reply.
+    let mut w = World::default();
+    let k0 = key(DELAYED, 0);
+    w.zadd(&k0, 1, "a");
+    let mut s = Setup {
+        partitions: 1,
+        ..Setup::default()
+    }
+    .build();
+    w.arrivals.push((k0.clone(), BASE + 500, "new".into()));
+    let r = cycle(&mut s, &mut w, BASE);
+    assert_eq!(r.acted, 1);
+    assert_eq!(batches(&w.calls[0]), vec![(k0.clone(), strs(&["a"]))]);
+    assert_eq!(s.slot(0).next_due, Some(BASE + 500));
+    assert!(!has_work(&mut s, BASE + 499));
+    assert!(has_work(&mut s, BASE + 500));
+}
+
+#[test]
+fn a_member_left_due_now_does_not_make_the_partition_due_again() {
+    // Another engine's member due exactly now stays in the index after the
+    // call: the reply's next due time is `now`, which is not a future due
+    // time, so the partition is not read again at once (it would be read
+    // and set aside over and over within the same millisecond).
+    let mut w = World::default();
+    w.zadd(&key(DELAYED, 0), BASE, "theirs");
+    w.filtered.insert("theirs".into());
+    let mut s = Setup {
+        partitions: 1,
+        ..Setup::default()
+    }
+    .build();
+    let r = cycle(&mut s, &mut w, BASE);
+    assert_eq!((r.acted, r.errors), (0, 0));
+    assert_eq!(
+        batches(&w.calls[0]),
+        vec![(key(DELAYED, 0), strs(&["theirs"]))]
+    );
+    assert_eq!(w.zmembers(&key(DELAYED, 0)), ["theirs"]);
+    assert_eq!(s.slot(0).next_due, None);
+    assert!(!has_work(&mut s, BASE));
+}
+
+#[test]
+fn malformed_members_are_counted_and_noticed_only_when_found() {
+    // The data plane answers `malformed` for an unusable record and takes
+    // it out of the index: counted, one notice per call that found any, and
+    // no notice from a call that found none.
+    let mut w = World::default();
+    let k0 = key(DELAYED, 0);
+    w.zadd(&k0, 1, "a");
+    w.zadd(&k0, 2, "bad1");
+    w.zadd(&k0, 3, "bad2");
+    w.zadd(&k0, BASE + 5, "later");
+    w.zadd(&key(DELAYED, 1), 1, "b");
+    w.malformed_members = ["bad1".into(), "bad2".into()].into();
+    let mut s = Setup::default().build();
+    let r = cycle(&mut s, &mut w, BASE);
+    assert_eq!((r.acted, r.malformed, r.errors), (2, 2, 0));
+    assert_eq!(r.notices, [Notice::Malformed(2)]);
+    assert_eq!(w.zmembers(&k0), ["later"], "out of the index");
+    assert_eq!(s.slot(0).next_due, Some(BASE + 5));
+    let r = cycle(&mut s, &mut w, BASE + 5);
+    assert_eq!((r.acted, r.malformed), (1, 0));
+    assert_eq!(r.notices, []);
+}
+
 // ---------------------------------------------------------------------------
 // 5. Read errors.
 

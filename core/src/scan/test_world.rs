@@ -91,6 +91,12 @@ pub struct World {
     pub calls_misshapen: bool,
     /// Members found stale: counted as repaired, not acted.
     pub stale: BTreeSet<String>,
+    /// (key, score, member) written by someone else after the read, just
+    /// before the next call lands (no wake-up seen).
+    pub arrivals: Vec<(String, u64, String)>,
+    /// Members whose record is unusable: answered `malformed` and taken out
+    /// of their index, as `run_batch` in `lua/scanners.lua` does.
+    pub malformed_members: BTreeSet<String>,
     /// Server time of the cycle in progress (due members only are sent).
     pub now: u64,
     next_id: u64,
@@ -191,6 +197,9 @@ impl World {
     /// What a batch function would answer, following `lua/scanners.lua`.
     fn call(&mut self, call: &Call, batch: usize) -> Result<Reply, String> {
         assert_eq!(call.keys.len(), 1, "{call:?}");
+        for (k, score, m) in std::mem::take(&mut self.arrivals) {
+            self.zadd(&k, score, &m);
+        }
         let key = call.keys[0].clone();
         self.touch(&key);
         let ids = ids_of(call);
@@ -237,6 +246,16 @@ impl World {
             if self.filtered.contains(id) {
                 exceptions.push(Reply::bulk(id.as_str()));
                 exceptions.push(Reply::bulk("filtered"));
+                continue;
+            }
+            if self.malformed_members.contains(id) {
+                exceptions.push(Reply::bulk(id.as_str()));
+                exceptions.push(Reply::bulk("malformed"));
+                if !sweep {
+                    if let Some(z) = self.zsets.get_mut(&key) {
+                        z.retain(|(_, m)| m != id);
+                    }
+                }
                 continue;
             }
             if self.stale.contains(id) {

@@ -593,6 +593,41 @@ mod tests {
         assert_eq!(d.next_due[0], Some(1_000), "the fallback");
     }
 
+    /// What the cache of needs holds after a cycle's blocked read that
+    /// found one waiter not seen before, the cache holding `held` others.
+    fn cache_after_one_unknown(held: usize) -> (usize, Want) {
+        let mut cache = Needs::default();
+        cache
+            .0
+            .extend((0..held).map(|i| (eid(1_000_000 + i), Admission::default())));
+        let part = Partition::new(crate::partition::PartitionFamily::Flow, 0);
+        let mut run = UnblockRun::new(vec![part], 10, 1_000);
+        let one = Reply::Array(vec![Reply::bulk(eid(7).as_str()), Reply::bulk("5")]);
+        let empty = Reply::Array(vec![]);
+        let replies = vec![Ok(empty.clone()), Ok(one), Ok(empty)];
+        let done = run.feed(&mut cache, &mut Outcome::default(), replies);
+        assert_eq!(done, Ok(false), "its needs are read next");
+        let config = PartitionConfig::default();
+        (cache.0.len(), run.want(&config))
+    }
+
+    #[test]
+    fn the_cache_of_needs_starts_over_only_past_its_bound() {
+        // Room for the one unknown waiter, exactly: the cache is kept.
+        let (kept, want) = cache_after_one_unknown(MAX_NEEDS - 1);
+        assert_eq!(kept, MAX_NEEDS - 1);
+        let Want::Reads(reads) = want else {
+            panic!("reads its needs")
+        };
+        assert_eq!(
+            reads,
+            [["HGET", &keys::exec(&eid(7)), "adm"].map(str::to_owned)]
+        );
+        // One over: it starts over.
+        let (kept, _) = cache_after_one_unknown(MAX_NEEDS);
+        assert_eq!(kept, 0);
+    }
+
     proptest! {
         #[test]
         fn decisions_keep_the_limits(

@@ -429,3 +429,40 @@ fn nothing_blocked_is_one_read_round() {
     assert!(s.poll_reads().is_empty() && s.poll_calls().is_empty());
     assert_eq!(s.end_cycle(), CycleReport::default());
 }
+
+#[test]
+fn a_full_blocked_read_is_read_again_at_once_after_its_moves() {
+    // A batch (10) of budget waiters drawing on nothing: all let through,
+    // and more may wait behind them, so the partition is read again at
+    // once; 9 (not full) are all there was.
+    let b = |s: &str| Reply::bulk(s);
+    for (n, full) in [(10u128, true), (9, false)] {
+        let ids: Vec<ExecutionId> = (1..=n).map(|i| ExecutionId::new(0, i)).collect();
+        let mut s = unblock_schedule();
+        in_use(&mut s, Ok(Reply::Int(1)));
+        s.poll_reads();
+        s.handle_reads(vec![
+            Ok(Reply::Array(
+                ids.iter()
+                    .enumerate()
+                    .flat_map(|(k, e)| [b(e.as_str()), b(&k.to_string())])
+                    .collect(),
+            )),
+            Ok(Reply::Array(vec![])),
+            Ok(Reply::Array(vec![])),
+        ]);
+        assert_eq!(s.poll_reads().len(), n as usize, "what each draws on");
+        s.handle_reads(vec![Ok(b(";;")); n as usize]);
+        let calls = s.poll_calls();
+        assert_eq!(calls.len(), 1);
+        assert_eq!(
+            (calls[0].function, args(&calls[0]).len()),
+            ("ff_unblock", n as usize)
+        );
+        s.handle_results(vec![ok(vec![Reply::Int(n as i64), Reply::Int(0)])]);
+        assert!(s.poll_reads().is_empty() && s.poll_calls().is_empty());
+        let r = s.end_cycle();
+        assert_eq!((r.acted, r.backlog), (n as u64, 0), "{n} waiters");
+        assert_eq!(s.slot(0).dirty, full, "{n} waiters");
+    }
+}

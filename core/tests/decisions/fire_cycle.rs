@@ -352,3 +352,33 @@ fn a_schedule_in_failure_backoff_is_skipped_and_looked_at_after_an_interval() {
     assert_eq!((r.skipped, r.backlog, r.errors), (1, 1, 0));
     assert_eq!(s.slot(0).next_due, Some(NOW + 6000 + 1000));
 }
+
+#[test]
+fn an_entry_left_due_now_does_not_make_the_partition_due_again() {
+    // The fire call's answer says the index's earliest entry is due now
+    // (another engine's schedule, set aside by the filter): that is no
+    // future due time, so the partition is not due again at once (it would
+    // be read and set aside over and over within the same millisecond).
+    let mut s = schedule();
+    s.begin_cycle(NOW);
+    s.poll_reads();
+    s.handle_reads(vec![Ok(Reply::Array(vec![b("a"), b("10000")]))]);
+    s.poll_reads();
+    s.handle_reads(vec![Ok(record("1", "10000", "every:1000", "60000", "0"))]);
+    assert_eq!(s.poll_calls().len(), 1);
+    s.handle_results(vec![Ok(Reply::Array(vec![
+        Reply::Int(1),
+        Reply::Int(0),
+        Reply::Int(0),
+        Reply::Int(0),
+        Reply::Int(NOW as i64),
+        b("a"),
+        b("filtered"),
+    ]))]);
+    assert!(s.poll_reads().is_empty() && s.poll_calls().is_empty());
+    let r = s.end_cycle();
+    assert_eq!((r.acted, r.errors), (0, 0));
+    assert_eq!(s.slot(0).next_due, None);
+    assert!(!s.slot(0).dirty);
+    assert!(s.poll_timeout(NOW) > NOW, "nothing due at now");
+}

@@ -310,6 +310,20 @@ fn specs_at_their_bounds() {
         spec(Trigger::Cron(long)).validate().unwrap_err().field,
         "expr"
     );
+    // Valid expressions of exactly MAX_EXPR_LEN bytes and one more: the
+    // bound is inclusive, and the longer one is refused for its length.
+    let list = |n: u32| (0..n).map(|i| i.to_string()).collect::<Vec<_>>().join(",");
+    let at_bound = format!("{} {} {} * * *", list(60), list(29), list(2));
+    assert_eq!(at_bound.len(), MAX_EXPR_LEN);
+    assert!(parse_cron(&at_bound).is_ok());
+    assert!(spec(Trigger::Cron(at_bound)).validate().is_ok());
+    let over = format!("{} {} {} * * *", list(60), list(30), list(1));
+    assert_eq!(over.len(), MAX_EXPR_LEN + 1);
+    let e = parse_cron(&over).unwrap_err();
+    assert_eq!(
+        (e.field, e.reason.as_str()),
+        ("expr", "longer than 256 bytes")
+    );
     let s = ScheduleSpec {
         zone: "Mars/Olympus".into(),
         ..every(1000)
@@ -345,7 +359,8 @@ fn timetable_edges() {
     assert_eq!(t.preview(500, 3), [1000, 2000, 3000]);
     assert_eq!(t.preview(500, 0), Vec::<u64>::new());
     let t = tt(e(1000), Some(0), None).unwrap();
-    assert_eq!(t.next_after(0), Some(0), "a start at 0 fires at 0");
+    assert_eq!(t.first_at_or_after(0), Some(0), "a start at 0 fires at 0");
+    assert_eq!(t.next_after(0), Some(1000), "once: the next is after it");
     let t = tt(e(1000), Some(2500), Some(4500)).unwrap();
     assert_eq!(t.next_after(0), Some(2500));
     assert_eq!(t.next_after(2499), Some(2500));
@@ -364,7 +379,8 @@ fn timetable_edges() {
 
     // Cron at midnight UTC: a start at 0 includes 0 itself.
     let c = |start| tt(Trigger::Cron("0 0 * * *".into()), start, None).unwrap();
-    assert_eq!(c(Some(0)).next_after(0), Some(0));
+    assert_eq!(c(Some(0)).first_at_or_after(0), Some(0));
+    assert_eq!(c(Some(0)).next_after(0), Some(DAY));
     assert_eq!(c(None).next_after(0), Some(DAY));
     assert_eq!(c(Some(1)).next_after(0), Some(DAY));
     assert_eq!(c(None).next_after(DAY - 1), Some(DAY));
@@ -372,6 +388,20 @@ fn timetable_edges() {
     assert_eq!(c(None).prev_before(DAY + 1), Some(DAY));
     assert_eq!(c(None).prev_before(DAY + 1000), Some(DAY));
     assert_eq!(c(Some(DAY)).prev_before(DAY), None);
+
+    // Every second: the one before a time inside a second is that second's
+    // start, on both halves of the second; before a whole second, the one
+    // before it.
+    let s = tt(Trigger::Cron("* * * * * *".into()), None, None).unwrap();
+    assert_eq!(s.prev_before(5000), Some(4000));
+    assert_eq!(s.prev_before(5001), Some(5000));
+    assert_eq!(s.prev_before(5499), Some(5000));
+    assert_eq!(s.prev_before(5500), Some(5000));
+    assert_eq!(s.prev_before(5999), Some(5000));
+    assert_eq!(s.prev_before(6000), Some(5000));
+    assert_eq!(s.prev_before(999), Some(0));
+    assert_eq!(s.prev_before(1), Some(0));
+    assert_eq!(s.prev_before(0), None);
 }
 
 #[test]
@@ -438,11 +468,143 @@ fn a_fire_time_at_zero_within_the_grace_is_on_time() {
 }
 
 #[test]
-#[ignore = "bug in schedule::decide: with start 0, next_after(0) is 0 again (the first fire at the start), so a fire at 0 repeats 100 times and next stays 0"]
 fn a_schedule_starting_at_zero_fires_zero_once() {
+    // Issue 23: with the start at 0, a fire at 0 repeated (next_after(0)
+    // was 0 again) until the decision's cap, and the next fire stayed 0.
     let t = Timetable::new(&Trigger::Every(1000), "UTC", Some(0), None).unwrap();
     let d = decide(&t, Misfire::Skip, 60_000, 0, 500).unwrap();
     assert_eq!((d.fire, d.next), (vec![0], Some(1000)));
+    let d = decide(&t, Misfire::Skip, 60_000, 0, 2500).unwrap();
+    assert_eq!(
+        (d.fire, d.last, d.next),
+        (vec![0, 1000, 2000], 2000, Some(3000))
+    );
+    assert_eq!(t.preview(0, 3), [1000, 2000, 3000], "after 0, not 0 again");
+    // Cron at midnight UTC, from the epoch: the same.
+    let c = Timetable::new(&Trigger::Cron("0 0 * * *".into()), "UTC", Some(0), None).unwrap();
+    let d = decide(&c, Misfire::Skip, 60_000, 0, 500).unwrap();
+    assert_eq!(
+        d,
+        Decision {
+            fire: vec![0],
+            missed: 0,
+            last: 0,
+            next: Some(DAY)
+        }
+    );
+    // Missed at 0: counted once, among the rest.
+    let d = decide(&c, Misfire::Skip, 1000, 0, 2 * DAY + 500).unwrap();
+    assert_eq!(
+        (d.fire, d.missed, d.next),
+        (vec![2 * DAY], 2, Some(3 * DAY))
+    );
+}
+
+#[test]
+fn a_due_time_that_is_not_a_fire_time_counts_no_miss() {
+    // The stored next fire time need not be one of the table's (written
+    // under another definition): only fire times are counted missed.
+    let d = |t: &Timetable, next, now| decide(t, Misfire::Skip, 1000, next, now).unwrap();
+    let t = Timetable::new(&Trigger::Every(1000), "UTC", None, None).unwrap();
+    assert_eq!(
+        d(&t, 10_500, 11_900),
+        Decision {
+            fire: vec![11_000],
+            missed: 0,
+            last: 11_000,
+            next: Some(12_000)
+        }
+    );
+    // Before the start.
+    let t = Timetable::new(&Trigger::Every(1000), "UTC", Some(20_000), None).unwrap();
+    assert_eq!(
+        d(&t, 10_000, 15_000),
+        Decision {
+            fire: vec![],
+            missed: 0,
+            last: 10_000,
+            next: Some(20_000)
+        }
+    );
+    let c = Timetable::new(&Trigger::Cron("0 0 * * *".into()), "UTC", None, None).unwrap();
+    assert_eq!(
+        d(&c, DAY + 500, 2 * DAY - 1),
+        Decision {
+            fire: vec![],
+            missed: 0,
+            last: DAY + 500,
+            next: Some(2 * DAY)
+        }
+    );
+}
+
+#[test]
+fn a_missed_fire_time_at_zero_is_counted() {
+    // Fire times 0, 1000, …, 4000 are missed and 5000 is on time, with the
+    // start at 0 or none (the epoch is the anchor, 0 a fire time): the
+    // count of misses began after 0 when there was no start.
+    for start in [None, Some(0)] {
+        let t = Timetable::new(&Trigger::Every(1000), "UTC", start, None).unwrap();
+        let d = decide(&t, Misfire::Skip, 1000, 0, 5500).unwrap();
+        assert_eq!(
+            d,
+            Decision {
+                fire: vec![5000],
+                missed: 5,
+                last: 5000,
+                next: Some(6000)
+            },
+            "start {start:?}"
+        );
+        let d = decide(&t, Misfire::Once, 1000, 0, 5500).unwrap();
+        assert_eq!((d.fire, d.missed), (vec![4000, 5000], 4), "start {start:?}");
+        assert_eq!(t.first_at_or_after(0), Some(0), "start {start:?}");
+        assert_eq!(t.next_after(0), Some(1000), "start {start:?}");
+    }
+}
+
+#[test]
+fn a_start_near_zero_or_on_a_fire_time_fires_once_at_its_first() {
+    let every = |start| Timetable::new(&Trigger::Every(1000), "UTC", Some(start), None).unwrap();
+    let midnight = |start| {
+        Timetable::new(&Trigger::Cron("0 0 * * *".into()), "UTC", Some(start), None).unwrap()
+    };
+    // An interval is anchored at its start: the start is its first fire.
+    for start in [1, 999, 1000, 5000, 5001] {
+        let t = every(start);
+        assert_eq!(t.first_at_or_after(0), Some(start));
+        assert_eq!(t.first_at_or_after(start), Some(start));
+        assert_eq!(t.first_at_or_after(start + 1), Some(start + 1000));
+        assert_eq!(t.next_after(start - 1), Some(start));
+        assert_eq!(t.next_after(start), Some(start + 1000));
+        assert_eq!(t.prev_before(start), None);
+        let d = decide(&t, Misfire::Skip, 60_000, start, start).unwrap();
+        assert_eq!((d.fire, d.next), (vec![start], Some(start + 1000)));
+    }
+    // A cron start just after a fire time: the next one.
+    for start in [1, 999, 1000, DAY - 1] {
+        let c = midnight(start);
+        assert_eq!(c.first_at_or_after(0), Some(DAY), "start {start}");
+        assert_eq!(c.first_at_or_after(start), Some(DAY), "start {start}");
+        assert_eq!(c.next_after(0), Some(DAY), "start {start}");
+    }
+    // A cron start on a fire time: fires there, once.
+    let c = midnight(DAY);
+    assert_eq!(c.first_at_or_after(0), Some(DAY));
+    assert_eq!(c.first_at_or_after(DAY), Some(DAY));
+    assert_eq!(c.first_at_or_after(DAY + 1), Some(2 * DAY));
+    assert_eq!(c.next_after(DAY - 1), Some(DAY));
+    assert_eq!(c.next_after(DAY), Some(2 * DAY));
+    let d = decide(&c, Misfire::Skip, 60_000, DAY, DAY + 10).unwrap();
+    assert_eq!((d.fire, d.last, d.next), (vec![DAY], DAY, Some(2 * DAY)));
+    // The end bounds the first fire too, inclusive.
+    let t = Timetable::new(&Trigger::Every(1000), "UTC", Some(0), Some(0)).unwrap();
+    assert_eq!(t.first_at_or_after(0), Some(0));
+    assert_eq!(t.next_after(0), None);
+    let d = decide(&t, Misfire::Skip, 60_000, 0, 10).unwrap();
+    assert_eq!((d.fire, d.next), (vec![0], None));
+    assert_eq!(every(0).first_at_or_after(u64::MAX), None);
+    assert_eq!(every(0).next_after(u64::MAX), None);
 }
 
 #[test]

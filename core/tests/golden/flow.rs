@@ -293,4 +293,30 @@ fn members_page() {
         &[(&a, "x")],
     ));
     assert_decode_error(decode_flow_members(&ok(odd)));
+    // Every edge code of data-layout.md's `ff:deps:<eid>`, decoded, and the
+    // spelling users see of each state (concepts.md: pending, satisfied or
+    // impossible).
+    for (code, state, pass_data, spelling) in [
+        ("p", EdgeState::Pending, false, "pending"),
+        ("P", EdgeState::Pending, true, "pending"),
+        ("s", EdgeState::Satisfied, false, "satisfied"),
+        ("S", EdgeState::Satisfied, true, "satisfied"),
+        ("i", EdgeState::Impossible, false, "impossible"),
+        ("I", EdgeState::Impossible, true, "impossible"),
+    ] {
+        let mut one = vec![i(1), i(0)];
+        one.extend(member(
+            &c,
+            ["runnable", "eligible", ""],
+            "all",
+            &[(&a, code)],
+        ));
+        let page = decode_flow_members(&ok(one)).unwrap();
+        let e = &page.members[0].parents[0];
+        assert_eq!(
+            (&e.parent, e.state, e.pass_data, e.state.as_str()),
+            (&a, state, pass_data, spelling),
+            "edge code {code}"
+        );
+    }
 }
