@@ -138,7 +138,7 @@ pub async fn check(
                     rs.len()
                 ));
             }
-            if table.next_after(t.saturating_sub(1)) != Some(*t) || *t < s.first {
+            if table.first_at_or_after(*t) != Some(*t) || *t < s.first {
                 v.push(format!(
                     "schedule {}: {t} is not one of its fire times",
                     s.name
