@@ -63,16 +63,29 @@ async fn drive(
         let reads = schedule.poll_reads();
         if !reads.is_empty() {
             let cmds: Vec<Vec<Vec<u8>>> = reads.iter().map(cmd).collect();
-            schedule.handle_reads(text(store.command_many(&cmds).await));
+            let mut replies = Vec::with_capacity(cmds.len());
+            for chunk in cmds.chunks(CALLS_IN_FLIGHT) {
+                replies.extend(store.command_many(chunk).await);
+            }
+            schedule.handle_reads(text(replies));
             continue;
         }
         let calls = schedule.poll_calls();
         if calls.is_empty() {
             return;
         }
-        schedule.handle_results(text(store.fcall_many(&calls).await));
+        let mut replies = Vec::with_capacity(calls.len());
+        for chunk in calls.chunks(CALLS_IN_FLIGHT) {
+            replies.extend(store.fcall_many(chunk).await);
+        }
+        schedule.handle_results(text(replies));
     }
 }
+
+/// A round's reads and calls are sent at most this many at a time: a round
+/// over every partition (a sweep's above all) would otherwise queue seconds
+/// of server work ahead of every other scanner's on the shared connection.
+const CALLS_IN_FLIGHT: usize = 16;
 
 /// One look at one partition, outside any runner: read its due members, act
 /// on up to `batch` of them. For tests, tools and operators.

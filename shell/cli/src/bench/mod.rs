@@ -69,7 +69,7 @@ pub enum Scenario {
     Memory,
     /// N no-op executions submitted, then run by one Worker (jobs/s; target >= 45 000, submit >= 60 000).
     E2e,
-    /// N chains of 10 flow levels: first complete to last level eligible (p50 target <= 5 ms).
+    /// N chains of 10 flow levels: first complete to last level claimed, each complete claiming the next (p50 target <= 3 ms).
     DagChain,
     /// One flow parent with N children (default 10 000): its complete to all children eligible.
     Fanout,
