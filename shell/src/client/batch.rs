@@ -60,18 +60,7 @@ impl Client {
     /// End many attempts at once. One result per report, in order, each what
     /// [`Client::complete`] or [`Client::fail`] would have returned for it.
     pub async fn report_many(&self, reports: Vec<Report>) -> Vec<Result<Ended>> {
-        let mut results: Vec<Option<Result<Ended>>> = Vec::with_capacity(reports.len());
-        let mut items = Vec::with_capacity(reports.len());
-        for r in reports {
-            if let Report::Complete { result, .. } = &r {
-                if let Err(e) = super::result_fits(result) {
-                    results.push(Some(Err(e)));
-                    continue;
-                }
-            }
-            items.push((results.len(), r.lease().execution.partition(), r));
-            results.push(None);
-        }
+        let (mut results, items) = checked(reports);
         self.per_partition(items, &mut results, ex::end_many, ex::decode_end_many)
             .await;
         finished(results)
@@ -96,18 +85,7 @@ impl Client {
         lease_ttl: Duration,
         capabilities: &[String],
     ) -> (Vec<Result<Ended>>, Vec<Result<Vec<Claimed>>>) {
-        let mut results: Vec<Option<Result<Ended>>> = Vec::with_capacity(reports.len());
-        let mut items = Vec::with_capacity(reports.len());
-        for r in reports {
-            if let Report::Complete { result, .. } = &r {
-                if let Err(e) = super::result_fits(result) {
-                    results.push(Some(Err(e)));
-                    continue;
-                }
-            }
-            items.push((results.len(), r.lease().execution.partition(), r));
-            results.push(None);
-        }
+        let (mut results, items) = checked(reports);
         let mut claimed: Vec<Option<Result<Vec<Claimed>>>> = Vec::with_capacity(claims.len());
         let mut asks: Vec<Option<ClaimArgs>> = Vec::with_capacity(claims.len());
         for (partition, lane, max) in claims {
@@ -143,9 +121,8 @@ impl Client {
                 .position(|a| a.as_ref().is_some_and(|a| a.partition == p));
             match ride {
                 Some(k) if group.len() <= limits::MAX_CLAIM_BATCH => {
-                    let args = asks[k].take().expect("found above");
-                    calls.push(ex::end_many_claim(&group, &args));
-                    asks[k] = Some(args);
+                    let args = asks[k].as_ref().expect("found above");
+                    calls.push(ex::end_many_claim(&group, args));
                     sent.push((slots, Some(k)));
                 }
                 _ => {
@@ -283,6 +260,25 @@ fn finished<R>(results: Vec<Option<Result<R>>>) -> Vec<Result<R>> {
         .into_iter()
         .map(|r| r.expect("every item has an answer: the store returns one reply per call"))
         .collect()
+}
+
+/// Reports, each with its result slot: answered already when its result is
+/// too large to send, else to be sent (slot, partition, report).
+#[allow(clippy::type_complexity)]
+fn checked(reports: Vec<Report>) -> (Vec<Option<Result<Ended>>>, Vec<(usize, Partition, Report)>) {
+    let mut results: Vec<Option<Result<Ended>>> = Vec::with_capacity(reports.len());
+    let mut items = Vec::with_capacity(reports.len());
+    for r in reports {
+        if let Report::Complete { result, .. } = &r {
+            if let Err(e) = super::result_fits(result) {
+                results.push(Some(Err(e)));
+                continue;
+            }
+        }
+        items.push((results.len(), r.lease().execution.partition(), r));
+        results.push(None);
+    }
+    (results, items)
 }
 
 /// Why a whole call went unanswered: every item of it gets this.
