@@ -350,13 +350,13 @@ impl FireCycle {
         }
     }
 
+    /// (A partition to read again has work: its due members are fired,
+    /// or were refused and are no longer in `again`.)
     fn calls(ready: Ready) -> Stage {
-        if !ready.work.is_empty() {
-            Stage::Calls(ready)
-        } else if !ready.again.is_empty() {
-            Stage::Heads(ready.again)
-        } else {
+        if ready.work.is_empty() {
             Stage::Done
+        } else {
+            Stage::Calls(ready)
         }
     }
 
@@ -409,11 +409,16 @@ impl FireCycle {
             let reply = match reply {
                 Ok(r) => r,
                 Err(error) => {
+                    // Counted against the schedule, so a record that cannot
+                    // be read (WRONGTYPE) goes into backoff; its partition is
+                    // looked at again soon, not again in this cycle.
                     st.report.errors += 1;
                     st.report.notices.push(Notice::ReadFailed {
                         partition: st.partition(i).index,
                         error,
                     });
+                    st.tracker.record_failure(&name);
+                    ready.again.retain(|&s| s != i);
                     st.retry_soon(i);
                     continue;
                 }

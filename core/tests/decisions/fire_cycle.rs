@@ -382,3 +382,33 @@ fn an_entry_left_due_now_does_not_make_the_partition_due_again() {
     assert!(!s.slot(0).dirty);
     assert!(s.poll_timeout(NOW) > NOW, "nothing due at now");
 }
+
+#[test]
+fn records_that_cannot_be_read_wait_for_the_next_cycle_and_then_back_off() {
+    // A full first page of due schedules whose records all fail to read
+    // (a WRONGTYPE key fails the same way every time).
+    let names = ["a", "b", "c", "d", "e"];
+    let mut s = schedule();
+    let mut cycle = |now: u64| {
+        s.begin_cycle(now);
+        let heads = s.poll_reads();
+        assert_eq!(heads.len(), 1);
+        s.handle_reads(vec![Ok(Reply::Array(
+            names.iter().flat_map(|n| [b(n), b("1")]).collect(),
+        ))]);
+        let reads = s.poll_reads();
+        let n = reads.len();
+        s.handle_reads(vec![Err("WRONGTYPE".to_owned()); n]);
+        // Not read again in this cycle: the partition waits an interval.
+        assert!(s.poll_reads().is_empty() && s.poll_calls().is_empty());
+        let r = s.end_cycle();
+        assert_eq!(r.errors, n as u64);
+        assert_eq!(s.slot(0).next_due, Some(now + 1000));
+        n
+    };
+    // Three failures each, then each schedule is skipped for a while.
+    assert_eq!(cycle(NOW), 5);
+    assert_eq!(cycle(NOW + 1000), 5);
+    assert_eq!(cycle(NOW + 2000), 5);
+    assert_eq!(cycle(NOW + 3000), 0);
+}
