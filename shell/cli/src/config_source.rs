@@ -244,6 +244,10 @@ pub const FIELDS: &[Field] = &[
         "Every partition's index is re-read at least this often."
     ),
     number!(batch_size, "Most members one batch call acts on."),
+    number!(
+        sweep_batch_size,
+        "Most members one call of a sweep (the reconcilers) checks."
+    ),
     duration!(
         shutdown_timeout,
         "Shutdown waits at most this long for the scanners to stop."

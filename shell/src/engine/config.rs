@@ -63,6 +63,10 @@ pub struct EngineConfig {
     pub rescan_interval: Duration,
     /// Most members one batch call acts on (keeps each call to a few ms).
     pub batch_size: usize,
+    /// Most members one call of a sweep (the index, budget and quota
+    /// reconcilers) checks: it reads several keys per member, and due work
+    /// waits behind the call it is in, so its calls are kept near 1 ms.
+    pub sweep_batch_size: usize,
     /// `shutdown` waits at most this long for the scanners to stop.
     pub shutdown_timeout: Duration,
     /// A scanner that panicked is restarted after this pause.
@@ -103,6 +107,7 @@ impl Default for EngineConfig {
             schedule_interval: Duration::from_secs(5),
             rescan_interval: Duration::from_secs(60),
             batch_size: 200,
+            sweep_batch_size: 50,
             shutdown_timeout: Duration::from_secs(15),
             restart_backoff: Duration::from_secs(1),
             filter: ScannerFilter::default(),
@@ -162,11 +167,13 @@ impl EngineConfig {
                 return Err(format!("{name} must be at least 10 ms, got {d:?}"));
             }
         }
-        if self.batch_size == 0 || self.batch_size > MAX_CLAIM_BATCH {
-            return Err(format!(
-                "batch_size must be in 1..={MAX_CLAIM_BATCH}, got {}",
-                self.batch_size
-            ));
+        for (name, n) in [
+            ("batch_size", self.batch_size),
+            ("sweep_batch_size", self.sweep_batch_size),
+        ] {
+            if n == 0 || n > MAX_CLAIM_BATCH {
+                return Err(format!("{name} must be in 1..={MAX_CLAIM_BATCH}, got {n}"));
+            }
         }
         if self.dispatch_concurrency == 0 || self.dispatch_concurrency > 1024 {
             return Err(format!(

@@ -249,7 +249,11 @@ impl Engine {
                         store.clone(),
                         &partitions,
                         cfg.filter.clone(),
-                        cfg.batch_size,
+                        if spec.work.is_sweep() {
+                            cfg.sweep_batch_size
+                        } else {
+                            cfg.batch_size
+                        },
                         cfg.rescan_interval,
                         m.clone(),
                     );

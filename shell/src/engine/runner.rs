@@ -56,6 +56,11 @@ async fn drive(
             .map(|r| r.map_err(|e| e.to_string()))
             .collect()
     };
+    let in_flight = if schedule.settings().work.is_sweep() {
+        SWEEP_CALLS_IN_FLIGHT
+    } else {
+        usize::MAX
+    };
     loop {
         if !between(schedule) {
             return;
@@ -64,7 +69,7 @@ async fn drive(
         if !reads.is_empty() {
             let cmds: Vec<Vec<Vec<u8>>> = reads.iter().map(cmd).collect();
             let mut replies = Vec::with_capacity(cmds.len());
-            for chunk in cmds.chunks(CALLS_IN_FLIGHT) {
+            for chunk in cmds.chunks(in_flight) {
                 replies.extend(store.command_many(chunk).await);
             }
             schedule.handle_reads(text(replies));
@@ -75,17 +80,18 @@ async fn drive(
             return;
         }
         let mut replies = Vec::with_capacity(calls.len());
-        for chunk in calls.chunks(CALLS_IN_FLIGHT) {
+        for chunk in calls.chunks(in_flight) {
             replies.extend(store.fcall_many(chunk).await);
         }
         schedule.handle_results(text(replies));
     }
 }
 
-/// A round's reads and calls are sent at most this many at a time: a round
-/// over every partition (a sweep's above all) would otherwise queue seconds
-/// of server work ahead of every other scanner's on the shared connection.
-const CALLS_IN_FLIGHT: usize = 16;
+/// A sweep's reads and calls go one at a time: they are background work
+/// whose calls each take the server a few ms, so no more than one is ever
+/// queued ahead of another scanner's (a fire of a schedule waited behind a
+/// whole round of them). The other scanners send a round in one pipeline.
+const SWEEP_CALLS_IN_FLIGHT: usize = 1;
 
 /// One look at one partition, outside any runner: read its due members, act
 /// on up to `batch` of them. For tests, tools and operators.

@@ -356,6 +356,36 @@ async fn cycle_makes_exactly_one_read_and_one_fcall_round_trip() {
     assert_eq!(runner.slots()[0].next_due, Some(BASE + 1));
 }
 
+#[tokio::test]
+async fn a_sweep_sends_one_read_or_call_at_a_time_and_a_due_scanner_a_round_at_once() {
+    // Three partitions with work for both: (sizes of each pipelined read,
+    // sizes of each pipelined FCALL round) of one cycle.
+    async fn round_trips(function: BatchFunction) -> (Vec<usize>, Vec<usize>) {
+        let w = world();
+        {
+            let mut g = w.lock().unwrap();
+            for p in 0..3 {
+                g.sets.insert(key(SWEEP, p), vec![format!("s{p}")]);
+                g.zsets
+                    .insert(key(DELAYED, p), vec![(BASE, format!("d{p}"))]);
+            }
+        }
+        let (mut runner, _) = Setup {
+            function,
+            ..Setup::default()
+        }
+        .build(mock_store(&w));
+        runner.cycle(None).await;
+        let g = w.lock().unwrap();
+        (
+            g.reads.iter().map(|(_, r)| r.len()).collect(),
+            g.fcalls.iter().map(Vec::len).collect(),
+        )
+    }
+    assert_eq!(round_trips(SWEEP).await, (vec![1; 3], vec![1; 3]));
+    assert_eq!(round_trips(DELAYED).await, (vec![3], vec![3]));
+}
+
 // ---------------------------------------------------------------------------
 // 2. TIME and read errors.
 
