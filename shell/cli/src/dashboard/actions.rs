@@ -129,27 +129,54 @@ pub(crate) async fn cancel(
     })
 }
 
+/// What the pause and resume actions act on.
+#[derive(Clone, Copy)]
+enum Pausable {
+    Lane,
+    Schedule,
+}
+
 async fn set_paused(
     st: AppState,
     ctx: Ctx,
-    lane: String,
+    kind: Pausable,
+    name: String,
     f: Result<Form<ActionForm>, FormRejection>,
     paused: bool,
 ) -> Answer {
     let base = &ctx.base;
     let f = form(base, f)?;
     guard(&st, base, f.csrf.as_deref())?;
-    let lane = Lane::new(lane).map_err(|e| PageError::bad_request(base, format!("lane: {e}")))?;
-    let back = f.back.as_deref();
-    let done = if paused {
-        st.client.pause_lane(lane.as_str()).await
-    } else {
-        st.client.resume_lane(lane.as_str()).await
+    let c = &st.client;
+    // (what, Ok(false) when it was so already)
+    let (what, done) = match kind {
+        Pausable::Lane => {
+            let lane =
+                Lane::new(name).map_err(|e| PageError::bad_request(base, format!("lane: {e}")))?;
+            let done = if paused {
+                c.pause_lane(lane.as_str()).await
+            } else {
+                c.resume_lane(lane.as_str()).await
+            };
+            (format!("lane {lane}"), done.map(|()| true))
+        }
+        Pausable::Schedule => {
+            let name = ScheduleName::new(name)
+                .map_err(|e| PageError::bad_request(base, format!("schedule: {e}")))?;
+            let done = if paused {
+                c.pause_schedule(name.as_str()).await
+            } else {
+                c.resume_schedule(name.as_str()).await
+            };
+            (format!("schedule {name}"), done)
+        }
     };
     let verb = if paused { "paused" } else { "resumed" };
+    let back = f.back.as_deref();
     Ok(match done {
-        Ok(()) => answer(base, back, "msg", &format!("lane {lane}: {verb}")),
-        Err(e) => answer(base, back, "err", &format!("lane {lane}: not {verb}: {e}")),
+        Ok(true) => answer(base, back, "msg", &format!("{what}: {verb}")),
+        Ok(false) => answer(base, back, "msg", &format!("{what}: {verb} already")),
+        Err(e) => answer(base, back, "err", &format!("{what}: not {verb}: {e}")),
     })
 }
 
@@ -159,7 +186,7 @@ pub(crate) async fn pause(
     Path(lane): Path<String>,
     f: Result<Form<ActionForm>, FormRejection>,
 ) -> Answer {
-    set_paused(st, ctx, lane, f, true).await
+    set_paused(st, ctx, Pausable::Lane, lane, f, true).await
 }
 
 pub(crate) async fn resume(
@@ -168,43 +195,7 @@ pub(crate) async fn resume(
     Path(lane): Path<String>,
     f: Result<Form<ActionForm>, FormRejection>,
 ) -> Answer {
-    set_paused(st, ctx, lane, f, false).await
-}
-
-async fn set_schedule_paused(
-    st: AppState,
-    ctx: Ctx,
-    name: String,
-    f: Result<Form<ActionForm>, FormRejection>,
-    paused: bool,
-) -> Answer {
-    let base = &ctx.base;
-    let f = form(base, f)?;
-    guard(&st, base, f.csrf.as_deref())?;
-    let name = ScheduleName::new(name)
-        .map_err(|e| PageError::bad_request(base, format!("schedule: {e}")))?;
-    let back = f.back.as_deref();
-    let done = if paused {
-        st.client.pause_schedule(name.as_str()).await
-    } else {
-        st.client.resume_schedule(name.as_str()).await
-    };
-    let verb = if paused { "paused" } else { "resumed" };
-    Ok(match done {
-        Ok(true) => answer(base, back, "msg", &format!("schedule {name}: {verb}")),
-        Ok(false) => answer(
-            base,
-            back,
-            "msg",
-            &format!("schedule {name}: {verb} already"),
-        ),
-        Err(e) => answer(
-            base,
-            back,
-            "err",
-            &format!("schedule {name}: not {verb}: {e}"),
-        ),
-    })
+    set_paused(st, ctx, Pausable::Lane, lane, f, false).await
 }
 
 pub(crate) async fn pause_schedule(
@@ -213,7 +204,7 @@ pub(crate) async fn pause_schedule(
     Path(name): Path<String>,
     f: Result<Form<ActionForm>, FormRejection>,
 ) -> Answer {
-    set_schedule_paused(st, ctx, name, f, true).await
+    set_paused(st, ctx, Pausable::Schedule, name, f, true).await
 }
 
 pub(crate) async fn resume_schedule(
@@ -222,7 +213,7 @@ pub(crate) async fn resume_schedule(
     Path(name): Path<String>,
     f: Result<Form<ActionForm>, FormRejection>,
 ) -> Answer {
-    set_schedule_paused(st, ctx, name, f, false).await
+    set_paused(st, ctx, Pausable::Schedule, name, f, false).await
 }
 
 /// Retry every match of a filter ([`ff_engine::Client::requeue_matching`]:
