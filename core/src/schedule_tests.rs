@@ -116,6 +116,8 @@ fn intervals_are_aligned_to_the_epoch_or_to_the_start() {
     let t = Timetable::new(&Trigger::Every(1_000), "UTC", Some(5_000), Some(7_000)).unwrap();
     assert_eq!(t.preview(0, 10), vec![5_000, 6_000, 7_000]);
     assert_eq!(t.prev_before(100_000), Some(7_000));
+    assert_eq!(t.prev_before(7_000), Some(6_000), "strictly before the end");
+    assert_eq!(t.prev_before(7_001), Some(7_000));
 }
 
 #[test]

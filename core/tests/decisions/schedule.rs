@@ -257,6 +257,23 @@ fn template_shapes_refused() {
     assert!(Template::from_shape(&nan, vec![]).is_err());
     let back = Template::from_shape(&t.shape(), b"q".to_vec()).unwrap();
     assert_eq!(back.payload, b"q");
+    // One argument more than its tag count says.
+    let mut long = t.shape();
+    long.push(b"x".to_vec());
+    assert!(Template::from_shape(&long, vec![]).is_err());
+    // Tags: as many as a record may hold, and one more.
+    let tagged = |n: usize| Template {
+        tags: (0..n)
+            .map(|i| (TagName::new(format!("t{i}")).unwrap(), "v".to_owned()))
+            .collect(),
+        ..template()
+    };
+    let most = tagged(limits::MAX_TAGS);
+    assert_eq!(
+        Template::from_shape(&most.shape(), vec![]).unwrap().tags,
+        most.tags
+    );
+    assert!(Template::from_shape(&tagged(limits::MAX_TAGS + 1).shape(), vec![]).is_err());
 }
 
 #[test]
