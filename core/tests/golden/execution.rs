@@ -532,6 +532,45 @@ fn end_many_and_its_reply() {
         ])
     );
     assert_decode_error(decode_end_many(&reply, 3));
+    // With a claim: its reply after the reports', decoded as ff_claim's; a
+    // refused claim leaves the reports' answers.
+    let ids = [LeaseId::from_u128(7)];
+    let claimed = ok(vec![
+        i(1),
+        i(9000),
+        b(e1.as_str()),
+        i(3),
+        b("send"),
+        b("p"),
+        i(0),
+        i(0),
+    ]);
+    let (each, claim) = decode_end_many_claim(&ok(vec![i(1), i(1), claimed]), 1, &ids).unwrap();
+    assert_eq!(
+        each,
+        vec![Ok(Ended {
+            outcome: EndOutcome::Completed,
+            replayed: false
+        })]
+    );
+    let (got, skipped) = claim.unwrap();
+    assert_eq!(
+        got.iter()
+            .map(|c| (c.lease.execution.clone(), c.lease.id.clone(), c.attempt))
+            .collect::<Vec<_>>(),
+        vec![(eid(1), ids[0].clone(), 3)]
+    );
+    assert!(skipped.is_empty());
+    let (each, claim) = decode_end_many_claim(&ok(vec![i(1), i(1), refusal()]), 1, &ids).unwrap();
+    assert_eq!(each.len(), 1);
+    assert_refused(claim);
+    // The claim's reply missing, or one element too many.
+    assert_decode_error(decode_end_many_claim(&ok(vec![i(1), i(1)]), 1, &ids));
+    assert_decode_error(decode_end_many_claim(
+        &ok(vec![i(1), i(1), ok(vec![i(0), i(0), i(0)]), i(0)]),
+        1,
+        &ids,
+    ));
 }
 
 #[test]

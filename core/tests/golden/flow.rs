@@ -271,7 +271,13 @@ fn members_page() {
         &[(&a, "s")],
     ));
     short[9] = i(2);
-    assert_decode_error(decode_flow_members(&ok(short)));
+    assert_decode_error(decode_flow_members(&ok(short.clone())));
+    // (refused before reading them: 2 edges need 4 fields, 2 are left)
+    let refused = decode_flow_members(&ok(short)).unwrap_err().to_string();
+    assert!(
+        refused.contains("2 edges announced, fewer sent"),
+        "{refused}"
+    );
     let mut exact = vec![i(1), i(0)];
     exact.extend(member(
         &c,
