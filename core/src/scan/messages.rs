@@ -98,6 +98,8 @@ mod wake_tests {
             b"default fp:12",
             b"default {fp:}",
             b"default {fp:123456}",
+            // (more than 5 digits, though its value would fit)
+            b"default {fp:000012}",
             b"default {fp:99999}",
             b"default {fp:1} x",
             b"\xff {fp:1}",
