@@ -309,22 +309,30 @@ fn claim_args_by_options() {
     assert_eq!(MAX_CLAIM_SKIP, 65_536);
 }
 
-#[test]
-fn decode_claims() {
-    let ids = [LeaseId::from_u128(1), LeaseId::from_u128(2)];
-    let (e1, e2) = (eid(1), eid(2));
-    let one = ok(vec![
+/// `ff_claim`'s reply of one claim (`e`, epoch 3, lease until 9 000, kind
+/// send, payload p, no admission) and the `skipped` (id, capabilities) after.
+fn one_claimed(e: &ExecutionId, skipped: &[(&ExecutionId, &str)]) -> Reply {
+    let mut v = vec![
         i(1),
         i(9000),
-        b(e1.as_str()),
+        b(e.as_str()),
         i(3),
         b("send"),
         b("p"),
         i(0),
-        i(1),
-        b(e2.as_str()),
-        b("gpu"),
-    ]);
+        i(skipped.len() as i64),
+    ];
+    for (s, caps) in skipped {
+        v.extend([b(s.as_str()), b(caps)]);
+    }
+    ok(v)
+}
+
+#[test]
+fn decode_claims() {
+    let ids = [LeaseId::from_u128(1), LeaseId::from_u128(2)];
+    let (e1, e2) = (eid(1), eid(2));
+    let one = one_claimed(&e1, &[(&e2, "gpu")]);
     let (got, skipped) = decode_claim_routed(&one, &ids).unwrap();
     assert_eq!(
         got,
@@ -535,16 +543,7 @@ fn end_many_and_its_reply() {
     // With a claim: its reply after the reports', decoded as ff_claim's; a
     // refused claim leaves the reports' answers.
     let ids = [LeaseId::from_u128(7)];
-    let claimed = ok(vec![
-        i(1),
-        i(9000),
-        b(e1.as_str()),
-        i(3),
-        b("send"),
-        b("p"),
-        i(0),
-        i(0),
-    ]);
+    let claimed = one_claimed(&eid(1), &[]);
     let (each, claim) = decode_end_many_claim(&ok(vec![i(1), i(1), claimed]), 1, &ids).unwrap();
     assert_eq!(
         each,
