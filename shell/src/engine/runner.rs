@@ -1,6 +1,7 @@
 //! The one scanner runner: it drives core's schedule ([`Schedule`]) for every
 //! scanner alike. It reads the server clock, starts a cycle, sends the reads
-//! and calls the schedule asks for (each one pipelined round), feeds the
+//! and calls the schedule asks for (each round one pipeline; a sweep's one
+//! at a time), feeds the
 //! replies back, and then sleeps until the schedule's timeout, a wake-up from
 //! the data plane, a change of what this replica holds, or shutdown.
 
