@@ -412,3 +412,127 @@ fn records_that_cannot_be_read_wait_for_the_next_cycle_and_then_back_off() {
     assert_eq!(cycle(NOW + 2000), 5);
     assert_eq!(cycle(NOW + 3000), 0);
 }
+
+/// A fire call's answer: `fired` executions made, the index's next due time,
+/// then (name, code) per exception.
+fn fired(n: i64, next_due: i64, exceptions: &[(&str, &str)]) -> Result<Reply, String> {
+    let mut v = vec![
+        Reply::Int(1),
+        Reply::Int(n),
+        Reply::Int(0),
+        Reply::Int(0),
+        Reply::Int(next_due),
+    ];
+    v.extend(exceptions.iter().flat_map(|(n, c)| [b(n), b(c)]));
+    Ok(Reply::Array(v))
+}
+
+#[test]
+fn a_partition_failing_again_waits_another_interval() {
+    // Its retry time, now reached, is spent: not kept as a due time of now
+    // (the partition would be read at once, over and over).
+    let mut s = schedule();
+    for now in [NOW, NOW + 1000] {
+        s.begin_cycle(now);
+        assert_eq!(s.poll_reads().len(), 1);
+        s.handle_reads(vec![Err("connection reset".into())]);
+        assert_eq!(s.end_cycle().errors, 1);
+        assert_eq!(s.slot(0).next_due, Some(now + 1000));
+    }
+}
+
+#[test]
+fn a_fire_call_holds_up_to_a_hundred_fires() {
+    // `every:10` from 9020 is due 99 times by 10 s; from 10 s, once.
+    let (ninety_nine, one) = (
+        || Ok(record("1", "9020", "every:10", "60000", "0")),
+        || Ok(record("1", "10000", "every:1000", "60000", "0")),
+    );
+    let hundred = || Ok(record("1", "100", "every:10", "60000", "0"));
+    // 99 + 1 fit one call; 1 + 100 do not: the second waits for a round.
+    for (first, second, items) in [(ninety_nine(), one(), "2"), (one(), hundred(), "1")] {
+        let mut s = schedule();
+        s.begin_cycle(NOW);
+        s.poll_reads();
+        s.handle_reads(vec![Ok(Reply::Array(vec![b("a"), b("1"), b("b"), b("2")]))]);
+        s.poll_reads();
+        s.handle_reads(vec![first, second]);
+        let calls = s.poll_calls();
+        assert_eq!(calls.len(), 1);
+        assert_eq!(args(&calls[0])[3], items);
+    }
+}
+
+#[test]
+fn compiled_schedules_are_kept_and_a_stale_one_has_its_partition_read_again() {
+    let once = || Ok(record("1", "10000", "every:1000", "60000", "0"));
+    let mut s = schedule();
+    s.begin_cycle(NOW);
+    s.poll_reads();
+    s.handle_reads(vec![Ok(Reply::Array(vec![
+        b("a"),
+        b("10000"),
+        b("b"),
+        b("10000"),
+    ]))]);
+    assert_eq!(s.poll_reads().len(), 2);
+    s.handle_reads(vec![once(), once()]);
+    assert_eq!(args(&s.poll_calls()[0])[3], "2");
+    s.handle_results(vec![fired(2, 11_000, &[])]);
+    s.end_cycle();
+    assert_eq!(s.slot(0).next_due, Some(11_000));
+
+    // Both are decided without reading their records again.
+    s.begin_cycle(11_000);
+    s.poll_reads();
+    s.handle_reads(vec![Ok(Reply::Array(vec![
+        b("a"),
+        b("11000"),
+        b("b"),
+        b("11000"),
+    ]))]);
+    assert!(s.poll_reads().is_empty(), "both records are kept compiled");
+    let calls = s.poll_calls();
+    assert_eq!(args(&calls[0])[3], "2");
+    // `a` changed meanwhile: decided from a stale entry, so the partition
+    // is read again at the next cycle.
+    s.handle_results(vec![fired(1, 12_000, &[("a", "gone")])]);
+    s.end_cycle();
+    assert!(s.slot(0).dirty);
+}
+
+#[test]
+fn a_record_that_fails_to_read_leaves_another_partitions_next_round() {
+    let mut s = Schedule::new(Settings {
+        work: ScanWork::Schedules,
+        interval_ms: 1000,
+        batch: 10,
+        rescan_ms: 3_600_000,
+        config: PartitionConfig {
+            flow_partitions: 2,
+            budget_partitions: 1,
+            quota_partitions: 1,
+        },
+        filter: ScannerFilter::default(),
+    });
+    let p1 = Partition::new(PartitionFamily::Flow, 1);
+    s.begin_cycle(NOW);
+    assert_eq!(s.poll_reads().len(), 2);
+    s.handle_reads(vec![
+        Ok(Reply::Array(vec![b("a"), b("1"), b("b"), b("2")])),
+        Ok(Reply::Array(vec![b("c"), b("3")])),
+    ]);
+    assert_eq!(s.poll_reads().len(), 3);
+    // p0's two long catch-ups take two rounds; p1's record fails.
+    let hundred = || Ok(record("1", "100", "every:10", "60000", "0"));
+    s.handle_reads(vec![hundred(), hundred(), Err("WRONGTYPE".into())]);
+    let calls = s.poll_calls();
+    assert_eq!(calls.len(), 1);
+    assert_eq!(calls[0].keys, [due_index(p0())]);
+    s.handle_results(vec![fired(100, -1, &[])]);
+    // p0 has its next round in this cycle; p1 waits an interval.
+    let reads = s.poll_reads();
+    assert_eq!(reads.len(), 1);
+    assert_eq!(reads[0][1], due_index(p0()));
+    assert_ne!(reads[0][1], due_index(p1));
+}

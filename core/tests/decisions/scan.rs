@@ -124,6 +124,8 @@ fn wake_messages_at_their_limits() {
         12345
     );
     assert_eq!(WakeMessage::parse(b"x {fp:123456} 7"), None);
+    // (six digits, even when the value fits)
+    assert_eq!(WakeMessage::parse(b"x {fp:000012} 7"), None);
     assert_eq!(WakeMessage::parse(b"x {fp:65536} 7"), None);
     assert_eq!(WakeMessage::parse(b"x {fp:} 7"), None);
     assert_eq!(WakeMessage::parse(b"x {fp:1a} 7"), None);
