@@ -5,6 +5,7 @@ local MAX_CLAIM_BATCH, MAX_DURATION_MS = F.MAX_CLAIM_BATCH, F.MAX_DURATION_MS
 local MAX_FLOW_MEMBERS, MAX_PAYLOAD_BYTES = F.MAX_FLOW_MEMBERS, F.MAX_PAYLOAD_BYTES
 local MAX_PRIORITY, MAX_RECLAIMS, MAX_TAGS = F.MAX_PRIORITY, F.MAX_RECLAIMS, F.MAX_TAGS
 local MAX_TAG_VALUE_BYTES = F.MAX_TAG_VALUE_BYTES
+local ABSENT, ABSENT_FIELDS = F.ABSENT, F.ABSENT_FIELDS
 local err, int_arg, int_text, name_arg = P.err, P.int_arg, P.int_text, P.name_arg
 local name_ok, now_ms, ok, register = P.name_ok, P.now_ms, P.ok, P.register
 local eid_ok, exec_key, idem_prefix, idx_key = K.eid_ok, K.exec_key, K.idem_prefix, K.idx_key
@@ -116,14 +117,19 @@ local function shape_opt(c)
 end
 
 -- The record fields a shape decides, in the order hot paths read them
--- (a small hash is searched from its start); made once per call (`now`
--- is the call's).
+-- (a small hash is searched from its start), but those at their ABSENT value
+-- (core/src/contract/record.rs: absent reads as it); made once per call
+-- (`now` is the call's).
 local function shape_fields(c, now)
   if c.fields then return c.fields end
   local s = c.s
-  local f = {'opt', shape_opt(c), 'lane', c.lane, 'kind', c.kind, 'pri', int_text(s[4], c.pri),
-    'att_timeout', int_text(s[6], c.att_timeout), 'retry', c.retry, 'retention', int_text(s[10], c.retention),
-    'max_reclaims', int_text(s[9], c.max_reclaims), 'ns', c.ns}
+  local f = {'opt', shape_opt(c), 'lane', c.lane, 'kind', c.kind}
+  local values = {pri = int_text(s[4], c.pri), att_timeout = int_text(s[6], c.att_timeout), retry = c.retry,
+    retention = int_text(s[10], c.retention), max_reclaims = int_text(s[9], c.max_reclaims), ns = c.ns}
+  for _, name in ipairs(ABSENT_FIELDS) do
+    local v = values[name]
+    if v ~= ABSENT[name] then f[#f + 1] = name; f[#f + 1] = v end
+  end
   if c.deadline > 0 then f[#f + 1] = 'deadline'; f[#f + 1] = ms_text(now + c.deadline) end
   for _, v in ipairs(c.tags) do f[#f + 1] = v end
   if c.adm then f[#f + 1] = 'adm'; f[#f + 1] = c.adm end
@@ -145,14 +151,20 @@ local function same_creation(it, now)
     names[5], want[5] = 'payload', it.payload
   end
   local f = shape_fields(c, now)
+  local listed = {}
   for i = 1, #f, 2 do
     if f[i] ~= 'deadline' then
       names[#names + 1], want[#want + 1] = f[i], f[i + 1]
+      listed[f[i]] = true
     end
+  end
+  -- (a field left out was at its ABSENT value, and must still read as it)
+  for _, name in ipairs(ABSENT_FIELDS) do
+    if not listed[name] then names[#names + 1], want[#want + 1] = name, ABSENT[name] end
   end
   local have = redis.call('HMGET', it.ek, unpack(names))
   for i = 1, #names do
-    if have[i] ~= want[i] then return false end
+    if (have[i] or ABSENT[names[i]] or false) ~= want[i] then return false end
   end
   return true
 end

@@ -11,6 +11,7 @@
 local MAX_BACKOFF_MS, MAX_PRIORITY, MAX_RETRIES = F.MAX_BACKOFF_MS, F.MAX_PRIORITY, F.MAX_RETRIES
 local ENDED_CHANNEL, READY_CHANNEL = F.ENDED_CHANNEL, F.READY_CHANNEL
 local RUNNABLE_INDEX = F.RUNNABLE_INDEX
+local ABSENT = F.ABSENT
 local err, hmget, num, count, COUNT_RUNS = P.err, P.hmget, P.num, P.count, P.COUNT_RUNS
 local counts_key, series_key, flow_key = K.counts_key, K.series_key, K.flow_key
 local FLOW_LIVE_PREFIX, SERIES, SERIES_TTL_S = F.FLOW_LIVE_PREFIX, F.SERIES, F.SERIES_TTL_S
@@ -61,8 +62,8 @@ end
 local function read_state(ek, ...)
   local v = redis.call('HMGET', ek, 'phase', 'elig', 'lane', 'pri', 'att_due', 'deadline', 'retention', 'flow',
     'opt', ...)
-  local h = {phase = v[1] or nil, elig = v[2] or nil, lane = v[3] or nil, pri = v[4] or nil,
-    att_due = v[5] or nil, deadline = v[6] or nil, retention = v[7] or nil, flow = v[8] or nil,
+  local h = {phase = v[1] or nil, elig = v[2] or nil, lane = v[3] or nil, pri = v[4] or ABSENT.pri,
+    att_due = v[5] or nil, deadline = v[6] or nil, retention = v[7] or ABSENT.retention, flow = v[8] or nil,
     watch = watched(v[9])}
   for i = 1, select('#', ...) do
     if v[9 + i] then h[select(i, ...)] = v[9 + i] end

@@ -15,6 +15,7 @@ local exec_target, index_target = EXEC.exec_target, EXEC.index_target
 local leave_live, make_delayed = EXEC.leave_live, EXEC.make_delayed
 local make_eligible, make_terminal = EXEC.make_eligible, EXEC.make_terminal
 local count_series, SERIES = EXEC.count_series, F.SERIES
+local ABSENT = F.ABSENT
 local read_state, watched = EXEC.read_state, EXEC.watched
 
 -- Fenced calls: ARGV starts with eid, lease_id, epoch.
@@ -76,7 +77,7 @@ local function lease_check(ek, tag, eid, lease_id, epoch, op, h)
   -- (Assigned in place: a batch passes one table for all its reports. An
   -- active execution has an attempt due exactly when it has an attempt
   -- timeout: the timeout stands for att_due, which leave_live only tests.)
-  h.phase, h.elig, h.att_due, h.retention = 'active', nil, v[4] ~= '0' and v[4] or nil, v[5] or nil
+  h.phase, h.elig, h.att_due, h.retention = 'active', nil, v[4] ~= '0' and v[4] or nil, v[5] or ABSENT.retention
   h.deadline, h.flow, h.watch = o[1] or nil, o[2] or nil, watched(v[6])
   h.ek, h.tag, h.eid, h.lease_id, h.epoch, h.lane = ek, tag, eid, lease_id, epoch, v[7] or nil
   return h
@@ -123,10 +124,10 @@ end
 local function end_fail(h, message, retryable, now, mv)
   if #message > MAX_REASON_BYTES then message = string.sub(message, 1, MAX_REASON_BYTES) end
   local r = redis.call('HMGET', h.ek, 'retry', 'retries')
-  local retries = tonumber(r[2] or '0')
-  local max_retries = tonumber(string.match(r[1] or '0', '^(%d+)')) or 0
+  local policy, retries = r[1] or ABSENT.retry, tonumber(r[2] or '0')
+  local max_retries = tonumber(string.match(policy, '^(%d+)')) or 0
   if retryable and retries < max_retries then
-    local due = now + retry_delay_ms(h.eid, r[1], retries + 1)
+    local due = now + retry_delay_ms(h.eid, policy, retries + 1)
     leave_live(h.ek, h.tag, h.eid, h, mv)
     count_series(h.tag, h.lane, SERIES.retried, now)
     make_delayed(mv, h.ek, h.tag, h.eid, h, now, due, 'error', message, 'att_state', 'failed', 'retries', retries + 1,

@@ -15,6 +15,7 @@
 local MAX_CLAIM_BATCH, PHASES, PHASE_INDEX = F.MAX_CLAIM_BATCH, F.PHASES, F.PHASE_INDEX
 local RUNNABLE_INDEX = F.RUNNABLE_INDEX
 local SCORED_INDEXES = F.SCORED_INDEXES
+local ABSENT = F.ABSENT
 local count_text, counter, err, hmget = P.count_text, P.counter, P.err, P.hmget
 local name_ok, now_ms, num, register = P.name_ok, P.now_ms, P.num, P.register
 local optional_fields = P.optional_fields
@@ -40,7 +41,7 @@ end
 local function filter_ok(ek, ns, tag_name, tag_value)
   if ns == '' and tag_name == '' then return true end
   local h = redis.call('HMGET', ek, 'ns', 'tag.' .. tag_name)
-  if ns ~= '' and h[1] ~= ns then return false end
+  if ns ~= '' and (h[1] or ABSENT.ns) ~= ns then return false end
   if tag_name ~= '' and h[2] ~= tag_value then return false end
   return true
 end
@@ -151,7 +152,7 @@ do
 local function promote(ek, tag, eid, now, mv)
   local h = redis.call('HMGET', ek, 'phase', 'elig', 'lane', 'pri', 'due', 'opt')
   if h[1] == 'runnable' and h[2] == 'delayed' then
-    local pri, due = num(h[4]), num(h[5])
+    local pri, due = num(h[4] or ABSENT.pri), num(h[5])
     local lane_key = h[3] and batch_lane_key(mv, tag, h[3])
     if due == nil or pri == nil or not lane_key then return 'malformed' end
     if due > now then return settle(tag, 'delayed', eid, due) end
@@ -173,15 +174,16 @@ local ACTIVE_BY_TIMEOUT = {[true] = {phase = 'active', att_due = true}, [false] 
 -- the next claim), or failed once the reclaim limit is spent.
 local function reclaim(ek, tag, eid, now, mv)
   -- (positional: this runs once per reclaimed execution)
-  -- (att_timeout stands for att_due, as in lease_check: it is present.)
+  -- (att_timeout stands for att_due, as in lease_check; absent, it is 0)
   local v = redis.call('HMGET', ek, 'phase', 'lease_exp', 'reclaims', 'max_reclaims', 'pri', 'lane', 'att_timeout', 'opt')
   if v[1] ~= 'active' then return settle(tag, 'lease_expiry', eid, nil) end
-  local exp, reclaims, max_reclaims, pri = num(v[2]), counter(v[3] or nil), counter(v[4] or nil), num(v[5])
+  local exp, reclaims = num(v[2]), counter(v[3] or nil)
+  local max_reclaims, pri = counter(v[4] or ABSENT.max_reclaims), num(v[5] or ABSENT.pri)
   local lane_key = v[6] and batch_lane_key(mv, tag, v[6])
   if exp == nil or reclaims == nil or max_reclaims == nil or pri == nil or not lane_key then return 'malformed' end
   if exp > now then return settle(tag, 'lease_expiry', eid, exp) end
   if reclaims < max_reclaims then
-    leave_live(ek, tag, eid, ACTIVE_BY_TIMEOUT[v[7] ~= '0'], mv)
+    leave_live(ek, tag, eid, ACTIVE_BY_TIMEOUT[(v[7] or ABSENT.att_timeout) ~= '0'], mv)
     -- (due is already empty: the claim left it so)
     redis.call('HSET', ek, 'phase', 'runnable', 'elig', 'eligible', 'att_state', 'reclaimed', 'reclaims', count_text(reclaims + 1))
     count_move(tag, v[6], optional_fields(ek, v[8], 'flow')[1] or nil, 'active', 'eligible', now)
@@ -269,7 +271,7 @@ local function expected_indexes(tag, h)
   elseif name == 'suspension_timeout' then
     if h.susp_due then want[idx_key(tag, name)] = num(h.susp_due) end
   elseif name == 'terminal' then
-    want[idx_key(tag, name)] = (num(h.ended) or 0) + (num(h.retention) or 0)
+    want[idx_key(tag, name)] = (num(h.ended) or 0) + (num(h.retention or ABSENT.retention) or 0)
   elseif name then
     -- (waiting and blocked: scored by their next re-check or their block)
     want[idx_key(tag, name)] = 'any'

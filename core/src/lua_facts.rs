@@ -4,7 +4,7 @@
 //! `shell/src/store/library.rs`), so `lua/` reads every one of them from here
 //! and spells none itself; the library's version hash covers this text.
 
-use crate::contract::{execution as exec_contract, limits, scan as scan_contract};
+use crate::contract::{execution as exec_contract, limits, record, scan as scan_contract};
 use crate::invariant::{state_index, SCORED_INDEXES};
 use crate::state::{Eligibility, LifecyclePhase};
 use crate::{admission, flow, keys, retry, scan};
@@ -132,6 +132,16 @@ pub fn lua_facts() -> String {
     out.push_str("},\n  HEAD_INDEXES = {");
     for name in scan_contract::HEAD_INDEXES {
         let _ = write!(out, "{name} = true, ");
+    }
+    // The record fields a creation leaves out at their value (record.rs):
+    // by name, and the names in order.
+    out.push_str("},\n  ABSENT = {");
+    for (field, value) in record::absent_fields() {
+        let _ = write!(out, "{field} = {}, ", lua_string(&value));
+    }
+    out.push_str("},\n  ABSENT_FIELDS = {");
+    for (field, _) in record::absent_fields() {
+        let _ = write!(out, "{}, ", lua_string(field));
     }
     out.push_str("},\n}\n");
     out

@@ -102,6 +102,6 @@ impl Lane {
 impl Namespace {
     /// The namespace executions get when none is given: `default`.
     pub fn default_namespace() -> Self {
-        Self("default".to_owned())
+        Self(crate::contract::record::DEFAULT_NAMESPACE.to_owned())
     }
 }

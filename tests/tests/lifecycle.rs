@@ -624,7 +624,70 @@ async fn optional_fields_are_honoured_with_or_without_their_marker(store: Arc<dy
     }
 }
 
+async fn fields_at_their_defaults_are_left_out_and_read_as_them(store: Arc<dyn Store>) {
+    let c = client_on(store.clone()).await;
+    let names = [
+        "ns",
+        "pri",
+        "att_timeout",
+        "retry",
+        "retention",
+        "max_reclaims",
+    ];
+    let stored = |eid: ExecutionId| {
+        let store = store.clone();
+        async move {
+            let mut args = vec!["HMGET".to_owned(), ff_engine::core::keys::exec(&eid)];
+            args.extend(names.map(str::to_owned));
+            match store.command(&cmd(args)).await.unwrap() {
+                ff_engine::core::reply::Reply::Array(v) => {
+                    v.iter().map(|r| r.text()).collect::<Vec<_>>()
+                }
+                other => panic!("HMGET answered {other:?}"),
+            }
+        }
+    };
+    let plain = c
+        .create(ExecutionSpec::new("plain"))
+        .await
+        .unwrap()
+        .execution;
+    assert_eq!(stored(plain.clone()).await, vec![None; 6]);
+    let rec = c.get(&plain).await.unwrap();
+    assert_eq!(
+        (rec.namespace.as_str(), rec.priority, rec.attempt_timeout_ms),
+        ("default", 0, 0)
+    );
+    assert_eq!(rec.retry, RetryPolicy::default());
+    assert_eq!((rec.max_reclaims, rec.retention_ms), (3, 86_400_000));
+    // The default retry policy applies to a record without one.
+    let job = claim_one(&c).await;
+    let ended = c.fail(&job.lease, "boom", true).await.unwrap();
+    assert!(matches!(ended.outcome, EndOutcome::RetryScheduled { .. }));
+
+    let set = c
+        .create(
+            ExecutionSpec::new("set")
+                .namespace("shop")
+                .priority(3)
+                .attempt_timeout(Duration::from_secs(5))
+                .retry(RetryPolicy::none())
+                .max_reclaims(1)
+                .retention(Duration::from_secs(60)),
+        )
+        .await
+        .unwrap()
+        .execution;
+    let want = ["shop", "3", "5000", "0:f:0", "60000", "1"].map(|s| Some(s.to_owned()));
+    assert_eq!(stored(set.clone()).await, want);
+    let rec = c.get(&set).await.unwrap();
+    assert_eq!((rec.namespace.as_str(), rec.priority), ("shop", 3));
+    assert_eq!(rec.retry, RetryPolicy::none());
+    assert_eq!((rec.max_reclaims, rec.retention_ms), (1, 60_000));
+}
+
 on_both_stores!(
+    fields_at_their_defaults_are_left_out_and_read_as_them,
     optional_fields_are_honoured_with_or_without_their_marker,
     happy_path_create_claim_renew_complete,
     retry_with_backoff_then_success,

@@ -195,6 +195,14 @@ async fn create_repeats_answer_created_once(store: Arc<dyn Store>) {
         rejected(ex::decode_create(&rec.again(&other).await).unwrap_err()),
         FfError::InvalidArgument { .. }
     ));
+    // So is one that differs in a field the record left out at its default.
+    let mut other = call.clone();
+    assert_eq!(other.args[4], b"0", "priority");
+    other.args[4] = b"7".to_vec();
+    assert!(matches!(
+        rejected(ex::decode_create(&rec.again(&other).await).unwrap_err()),
+        FfError::InvalidArgument { .. }
+    ));
 
     // With an idempotency key: the same, and a new creation with the key
     // (another id) is the duplicate it always was.

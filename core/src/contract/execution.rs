@@ -774,8 +774,11 @@ impl ExecutionRecord {
             function: "ff_get",
             reason,
         };
+        // (a field a creation leaves out reads as its value: record.rs)
         let text = |k: &str| -> Option<String> {
-            m.get(k).map(|v| String::from_utf8_lossy(v).into_owned())
+            m.get(k)
+                .map(|v| String::from_utf8_lossy(v).into_owned())
+                .or_else(|| super::record::absent_value(k))
         };
         let req = |k: &str| text(k).ok_or_else(|| err(format!("field {k} missing")));
         let num = |k: &str| -> Result<Option<u64>, DecodeError> {

@@ -24,6 +24,7 @@ pub mod flow;
 pub mod limits;
 pub mod operator;
 pub mod ownership;
+pub mod record;
 pub mod scan;
 pub mod schedule;
 pub mod suspension;

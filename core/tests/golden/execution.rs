@@ -619,6 +619,34 @@ fn record(extra: &[(&str, &str)]) -> Result<ExecutionRecord, ff_core::reply::Dec
 }
 
 #[test]
+fn fields_a_creation_leaves_out_read_as_the_spec_defaults() {
+    let m = fields(&[
+        ("lane", "mail"),
+        ("kind", "send"),
+        ("phase", "runnable"),
+        ("elig", "eligible"),
+    ]);
+    let r = ExecutionRecord::from_fields(&eid(1), &m, 0).unwrap();
+    assert_eq!(r.namespace.as_str(), "default");
+    assert_eq!(r.priority, 0);
+    assert_eq!(r.attempt_timeout_ms, 0);
+    assert_eq!(r.retry, RetryPolicy::default());
+    assert_eq!(r.max_reclaims, 3);
+    assert_eq!(r.retention_ms, 86_400_000);
+    // (present, a field is read as stored)
+    let r = record(&[
+        ("phase", "runnable"),
+        ("elig", "eligible"),
+        ("max_reclaims", "0"),
+    ])
+    .unwrap();
+    assert_eq!(
+        (r.namespace.as_str(), r.priority, r.max_reclaims),
+        ("shop", 7, 0)
+    );
+}
+
+#[test]
 fn get_decodes_an_active_record() {
     let e = eid(1);
     let lid = LeaseId::from_u128(0x11);
@@ -851,10 +879,10 @@ fn get_refuses_broken_records() {
         assert!(record(&bad).is_err(), "{bad:?}");
     }
     let mut m = fields(&BASE);
-    m.remove("ns");
+    m.remove("lane");
     m.extend(fields(&[("phase", "runnable"), ("elig", "eligible")]));
     assert!(ExecutionRecord::from_fields(&eid(1), &m, 0).is_err());
-    m.insert("ns".into(), b"shop".to_vec());
+    m.insert("lane".into(), b"fast".to_vec());
     let r = ExecutionRecord::from_hash(eid(1).as_str(), &m, 3).unwrap();
     assert_eq!(r.execution, eid(1));
     assert!(ExecutionRecord::from_hash("nope", &m, 3).is_err());

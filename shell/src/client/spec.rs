@@ -5,7 +5,7 @@ use crate::error::{Error, Result};
 use ff_core::admission;
 use ff_core::contract::execution::CreateArgs;
 use ff_core::contract::flow::Membership;
-use ff_core::contract::limits;
+use ff_core::contract::{limits, record};
 use ff_core::flow::JoinPolicy;
 use ff_core::keys::flow_partition;
 use ff_core::keys::IdempotencyKey;
@@ -67,15 +67,15 @@ impl ExecutionSpec {
         Self {
             kind: kind.into(),
             lane: "default".into(),
-            namespace: "default".into(),
+            namespace: record::DEFAULT_NAMESPACE.into(),
             priority: 0,
             payload: Vec::new(),
             delay: Duration::ZERO,
             attempt_timeout: None,
             deadline: None,
             retry: RetryPolicy::default(),
-            max_reclaims: 3,
-            retention: Duration::from_secs(24 * 3600),
+            max_reclaims: record::DEFAULT_MAX_RECLAIMS,
+            retention: Duration::from_millis(record::DEFAULT_RETENTION_MS),
             idempotency: None,
             tags: Vec::new(),
             flow: None,
