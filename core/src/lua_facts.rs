@@ -136,11 +136,11 @@ pub fn lua_facts() -> String {
     // The record fields a creation leaves out at their value (record.rs):
     // by name, and the names in order.
     out.push_str("},\n  ABSENT = {");
-    for (field, value) in record::absent_fields() {
-        let _ = write!(out, "{field} = {}, ", lua_string(&value));
+    for (field, value) in record::ABSENT_FIELDS {
+        let _ = write!(out, "{field} = {}, ", lua_string(value));
     }
     out.push_str("},\n  ABSENT_FIELDS = {");
-    for (field, _) in record::absent_fields() {
+    for (field, _) in record::ABSENT_FIELDS {
         let _ = write!(out, "{}, ", lua_string(field));
     }
     out.push_str("},\n}\n");

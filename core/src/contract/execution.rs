@@ -778,7 +778,7 @@ impl ExecutionRecord {
         let text = |k: &str| -> Option<String> {
             m.get(k)
                 .map(|v| String::from_utf8_lossy(v).into_owned())
-                .or_else(|| super::record::absent_value(k))
+                .or_else(|| super::record::absent_value(k).map(str::to_owned))
         };
         let req = |k: &str| text(k).ok_or_else(|| err(format!("field {k} missing")));
         let num = |k: &str| -> Result<Option<u64>, DecodeError> {

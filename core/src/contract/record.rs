@@ -8,8 +8,6 @@
 //! `ExecutionSpec` defaults to these values, so its executions leave the
 //! fields out; a spec with other values stores them.
 
-use crate::retry::RetryPolicy;
-
 /// The namespace an execution is in when its record has no `ns`.
 pub const DEFAULT_NAMESPACE: &str = "default";
 /// Lease reclaims allowed when the record has no `max_reclaims`.
@@ -18,24 +16,24 @@ pub const DEFAULT_MAX_RECLAIMS: u32 = 3;
 pub const DEFAULT_RETENTION_MS: u64 = 24 * 3_600_000;
 
 /// Each field left out when equal to its value, and that value as stored.
-/// (The retry policy's is [`RetryPolicy::default`] encoded.)
-pub fn absent_fields() -> [(&'static str, String); 6] {
-    [
-        ("ns", DEFAULT_NAMESPACE.to_owned()),
-        ("pri", "0".to_owned()),
-        ("att_timeout", "0".to_owned()),
-        ("retry", RetryPolicy::default().encode()),
-        ("retention", DEFAULT_RETENTION_MS.to_string()),
-        ("max_reclaims", DEFAULT_MAX_RECLAIMS.to_string()),
-    ]
-}
+/// Spelled out rather than derived from the defaults above or from
+/// `RetryPolicy::default()`: changing a default must not change what an
+/// absent field means (the test below holds them equal).
+pub const ABSENT_FIELDS: [(&str, &str); 6] = [
+    ("ns", "default"),
+    ("pri", "0"),
+    ("att_timeout", "0"),
+    ("retry", "3:e:1000:60000:equal"),
+    ("retention", "86400000"),
+    ("max_reclaims", "3"),
+];
 
 /// What an absent `field` of a record reads as, if it is one left out.
-pub fn absent_value(field: &str) -> Option<String> {
-    absent_fields()
-        .into_iter()
+pub fn absent_value(field: &str) -> Option<&'static str> {
+    ABSENT_FIELDS
+        .iter()
         .find(|(f, _)| *f == field)
-        .map(|(_, v)| v)
+        .map(|(_, v)| *v)
 }
 
 #[cfg(test)]
@@ -44,16 +42,23 @@ mod tests {
 
     #[test]
     fn absent_fields_read_as_the_spec_defaults() {
-        assert_eq!(absent_value("ns").as_deref(), Some("default"));
-        assert_eq!(absent_value("pri").as_deref(), Some("0"));
-        assert_eq!(absent_value("att_timeout").as_deref(), Some("0"));
-        assert_eq!(
-            absent_value("retry").as_deref(),
-            Some("3:e:1000:60000:equal")
-        );
-        assert_eq!(absent_value("retention").as_deref(), Some("86400000"));
-        assert_eq!(absent_value("max_reclaims").as_deref(), Some("3"));
+        assert_eq!(absent_value("ns"), Some("default"));
+        assert_eq!(absent_value("pri"), Some("0"));
+        assert_eq!(absent_value("att_timeout"), Some("0"));
+        assert_eq!(absent_value("retry"), Some("3:e:1000:60000:equal"));
+        assert_eq!(absent_value("retention"), Some("86400000"));
+        assert_eq!(absent_value("max_reclaims"), Some("3"));
         assert_eq!(absent_value("lane"), None);
         assert_eq!(absent_value("phase"), None);
+        // (the defaults ExecutionSpec takes are these, so its records leave
+        // the fields out)
+        let spec_defaults = [
+            DEFAULT_NAMESPACE.to_owned(),
+            DEFAULT_RETENTION_MS.to_string(),
+            DEFAULT_MAX_RECLAIMS.to_string(),
+            crate::retry::RetryPolicy::default().encode(),
+        ];
+        let stored = ["ns", "retention", "max_reclaims", "retry"].map(absent_value);
+        assert_eq!(stored.map(|v| v.unwrap().to_owned()), spec_defaults);
     }
 }

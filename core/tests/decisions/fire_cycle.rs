@@ -14,13 +14,18 @@ use ff_core::{Partition, PartitionConfig, PartitionFamily};
 const NOW: u64 = 10_000;
 
 fn schedule() -> Schedule {
+    schedule_over(1)
+}
+
+/// The scanner over `partitions` flow partitions, all held.
+fn schedule_over(partitions: u16) -> Schedule {
     Schedule::new(Settings {
         work: ScanWork::Schedules,
         interval_ms: 1000,
         batch: 10,
         rescan_ms: 3_600_000,
         config: PartitionConfig {
-            flow_partitions: 1,
+            flow_partitions: partitions,
             budget_partitions: 1,
             quota_partitions: 1,
         },
@@ -503,18 +508,7 @@ fn compiled_schedules_are_kept_and_a_stale_one_has_its_partition_read_again() {
 
 #[test]
 fn a_record_that_fails_to_read_leaves_another_partitions_next_round() {
-    let mut s = Schedule::new(Settings {
-        work: ScanWork::Schedules,
-        interval_ms: 1000,
-        batch: 10,
-        rescan_ms: 3_600_000,
-        config: PartitionConfig {
-            flow_partitions: 2,
-            budget_partitions: 1,
-            quota_partitions: 1,
-        },
-        filter: ScannerFilter::default(),
-    });
+    let mut s = schedule_over(2);
     let p1 = Partition::new(PartitionFamily::Flow, 1);
     s.begin_cycle(NOW);
     assert_eq!(s.poll_reads().len(), 2);
