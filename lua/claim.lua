@@ -6,7 +6,7 @@ local ROUTE_LOOKAHEAD = F.ROUTE_LOOKAHEAD
 local count_text, counter, err, hex32_ok = P.count_text, P.counter, P.err, P.hex32_ok
 local int_arg, name_arg, name_ok, now_ms = P.int_arg, P.name_arg, P.name_ok, P.now_ms
 local num, optional_fields, register = P.num, P.optional_fields, P.register
-local eid_ok, eligible_key, exec_key, tag_of = K.eid_ok, K.eligible_key, K.exec_key, K.tag_of
+local eid_in_partition, eligible_key, exec_key, tag_of = K.eid_in_partition, K.eligible_key, K.exec_key, K.tag_of
 local paused_key = K.paused_key
 local zadd_due_many = MV.zadd_due_many
 local ADMISSION_HOOKS, make_terminal = EXEC.ADMISSION_HOOKS, EXEC.make_terminal
@@ -16,11 +16,11 @@ local read_state = EXEC.read_state
 -- ff_claim: hand out up to n eligible executions of one lane of one partition
 -- (none of a paused lane: refused 'lane_paused').
 -- KEYS: eligible index of the lane
--- ARGV: lane, worker, worker_instance, lease_ttl_ms, n, lease_id * n [, capabilities [, skip]]
+-- ARGV: lane, worker, worker_instance, lease_ttl_ms, n, lease_id [, capabilities [, skip]]
 -- -> {1, count, lease_exp, (eid, epoch, kind, payload) * count,
 --     nadm, adm * nadm, nskipped, (eid, capabilities) * nskipped}
--- The k-th execution handed out holds the k-th lease id; its epoch is its
--- attempt number too (one attempt per claim). adm: what it draws
+-- Every execution handed out holds the lease id, each under its own epoch,
+-- which is its attempt number too (one attempt per claim). adm: what it draws
 -- on (admission.lua; '' = none), listed (nadm = count) only when one of them
 -- draws on something (nadm = 0). (Short: each reply element costs the server
 -- time to send.) An execution needing a
@@ -48,23 +48,21 @@ local function claim_check(ek_idx, args, a)
   wi, e = name_arg(args[a + 2], 'worker_instance'); if e then return nil, e end
   ttl, e = int_arg(args[a + 3], 'lease_ttl_ms', MIN_LEASE_MS, MAX_LEASE_MS); if e then return nil, e end
   n, e = int_arg(args[a + 4], 'count', 1, MAX_CLAIM_BATCH); if e then return nil, e end
-  local last = a + 4 + n
-  if #args < last or #args > last + 2 then return nil, err('invalid_argument', 'count:expected ' .. n .. ' lease ids') end
+  local lease_id = args[a + 5]
+  if #args < a + 5 or #args > a + 7 then return nil, err('invalid_argument', 'count:expected one lease id') end
+  if not hex32_ok(lease_id) then return nil, err('invalid_argument', 'lease_id:expected 32 hex digits') end
   local caps, skip
-  caps, e = ADMISSION_HOOKS.capabilities_arg(args[last + 1] or ''); if e then return nil, e end
-  skip, e = int_arg(args[last + 2] or '0', 'skip', 0, MAX_CLAIM_SKIP); if e then return nil, e end
-  for i = a + 5, last do
-    if not hex32_ok(args[i]) then return nil, err('invalid_argument', 'lease_id:expected 32 hex digits') end
-  end
+  caps, e = ADMISSION_HOOKS.capabilities_arg(args[a + 6] or ''); if e then return nil, e end
+  skip, e = int_arg(args[a + 7] or '0', 'skip', 0, MAX_CLAIM_SKIP); if e then return nil, e end
   return {ek_idx = ek_idx, tag = tag, lane = lane, worker = worker, wi = wi, ttl = ttl, n = n,
-    caps = caps, skip = skip, ids = a + 4, args = args}
+    caps = caps, skip = skip, lease_id = lease_id}
 end
 
 -- Apply a checked claim at `now`: ff_claim's reply (a refusal, lane_paused,
 -- has written nothing).
 local function claim_apply(c, now)
   local needed_capabilities, capable = ADMISSION_HOOKS.needed_capabilities, ADMISSION_HOOKS.capable
-  local ek_idx, tag, lane, n, caps, skip, args = c.ek_idx, c.tag, c.lane, c.n, c.caps, c.skip, c.args
+  local ek_idx, tag, lane, n, caps, skip, lease_id = c.ek_idx, c.tag, c.lane, c.n, c.caps, c.skip, c.lease_id
   if redis.call('SISMEMBER', paused_key(tag), lane) == 1 then return err('lane_paused', lane) end
   local exp = now + c.ttl
   local out = {1, 0, exp}
@@ -87,7 +85,9 @@ local function claim_apply(c, now)
     -- starts that much earlier)
     local gone = 0
     for _, eid in ipairs(cands) do
-      local ek = eid_ok(eid, tag) and exec_key(eid)
+      -- (the partition's prefix suffices: an index member is an id the
+      -- create checked, and a damaged one reads as no record, dropped below)
+      local ek = eid_in_partition(eid, tag) and exec_key(eid)
       -- (positional: this runs once per claimed execution)
       local v = ek and redis.call('HMGET', ek, 'phase', 'elig', 'lane', 'epoch', 'att_timeout', 'kind', 'payload', 'opt')
       local adm, deadline_s, needs, epoch, att_timeout, deadline, flow
@@ -116,7 +116,6 @@ local function claim_apply(c, now)
         -- Each claim starts one attempt under one new lease: the epoch counts
         -- both (the attempt number is the epoch).
         claimed = claimed + 1
-        local lease_id = args[c.ids + claimed]
         epoch = epoch + 1
         taken[#taken + 1] = eid
         leased[#leased + 1] = exp_s

@@ -226,20 +226,12 @@ fn get_reply() -> impl Strategy<Value = Reply> {
 
 fn run_all_decoders(r: &Reply) {
     let _ = decode_create(r);
-    let _ = decode_claim(r, &some_lease_ids());
+    let _ = decode_claim(r, &LeaseId::from_u128(0), MAX_CLAIM_BATCH);
     let _ = decode_renew(r);
     for f in ["ff_complete", "ff_fail", "ff_delay", "ff_cancel"] {
         let _ = decode_ended(f, r);
     }
     let _ = decode_get(&some_execution(), r);
-}
-
-/// Lease ids a decoded `ff_claim` reply is taken to answer (as many as a
-/// claim may send).
-fn some_lease_ids() -> Vec<LeaseId> {
-    (0..MAX_CLAIM_BATCH as u128)
-        .map(LeaseId::from_u128)
-        .collect()
 }
 
 /// The execution a decoded `ff_get` reply is taken to be of.
@@ -525,7 +517,7 @@ proptest! {
         let r = Reply::Array(vec![Reply::Int(0), Reply::bulk(code.clone()), Reply::bulk(detail.clone())]);
         let want = FfError::from_code(&code, &detail);
         prop_assert_eq!(decode_create(&r).unwrap_err(), CallError::Rejected(want.clone()));
-        prop_assert_eq!(decode_claim(&r, &some_lease_ids()).unwrap_err(), CallError::Rejected(want.clone()));
+        prop_assert_eq!(decode_claim(&r, &LeaseId::from_u128(0), MAX_CLAIM_BATCH).unwrap_err(), CallError::Rejected(want.clone()));
         prop_assert_eq!(decode_renew(&r).unwrap_err(), CallError::Rejected(want.clone()));
         prop_assert_eq!(decode_ended("ff_complete", &r).unwrap_err(), CallError::Rejected(want.clone()));
         prop_assert_eq!(decode_get(&some_execution(), &r).unwrap_err(), CallError::Rejected(want));
@@ -545,7 +537,6 @@ fn well_formed_claim_decodes() {
     let e1 = ExecutionId::new(7, 0xabc);
     let e2 = ExecutionId::new(7, u128::MAX);
     let l1 = LeaseId::from_u128(1);
-    let l2 = LeaseId::from_u128(2);
     let reply = Reply::Array(vec![
         Reply::Int(1),
         Reply::Int(2),
@@ -561,8 +552,7 @@ fn well_formed_claim_decodes() {
         Reply::Int(0),
         Reply::Int(0),
     ]);
-    let unused = LeaseId::from_u128(3);
-    let claimed = decode_claim(&reply, &[l1.clone(), l2.clone(), unused]).unwrap();
+    let claimed = decode_claim(&reply, &l1, 3).unwrap();
     assert_eq!(claimed.len(), 2);
     let c = &claimed[0];
     assert_eq!(c.lease.execution, e1);
@@ -574,15 +564,15 @@ fn well_formed_claim_decodes() {
     assert_eq!(c.payload, vec![0, 1, 2, 255]);
     let c = &claimed[1];
     assert_eq!(c.lease.execution, e2);
-    assert_eq!(c.lease.id, l2);
+    assert_eq!(c.lease.id, l1);
     assert_eq!(c.lease.epoch, 9);
     assert_eq!(c.attempt, 9);
     assert_eq!(c.lease_expires_at_ms, 1_700_000_030_000);
     assert_eq!(c.kind.as_str(), "report");
     assert!(c.payload.is_empty());
-    // More handed out than lease ids sent is a decode error.
+    // More handed out than the claim asked for is a decode error.
     assert!(matches!(
-        decode_claim(&reply, &[l1]),
+        decode_claim(&reply, &l1, 1),
         Err(CallError::Decode(_))
     ));
 }
@@ -598,7 +588,8 @@ fn empty_claim_decodes() {
                 Reply::Int(0),
                 Reply::Int(0)
             ]),
-            &some_lease_ids()
+            &LeaseId::from_u128(0),
+            MAX_CLAIM_BATCH
         )
         .unwrap(),
         vec![]
@@ -611,7 +602,7 @@ fn claim_with_bad_count_or_truncated_fields_is_a_decode_error() {
         let r = Reply::Array(vec![Reply::Int(1), Reply::Int(n), Reply::Int(9)]);
         assert!(
             matches!(
-                decode_claim(&r, &some_lease_ids()),
+                decode_claim(&r, &LeaseId::from_u128(0), MAX_CLAIM_BATCH),
                 Err(CallError::Decode(_))
             ),
             "count {n}"
@@ -625,7 +616,7 @@ fn claim_with_bad_count_or_truncated_fields_is_a_decode_error() {
         b(e.as_str()),
     ]);
     assert!(matches!(
-        decode_claim(&r, &some_lease_ids()),
+        decode_claim(&r, &LeaseId::from_u128(0), MAX_CLAIM_BATCH),
         Err(CallError::Decode(_))
     ));
 }
@@ -638,7 +629,7 @@ fn stale_lease_rejection_decodes() {
         Err(CallError::Rejected(FfError::StaleLease))
     );
     assert_eq!(
-        decode_claim(&r, &some_lease_ids()),
+        decode_claim(&r, &LeaseId::from_u128(0), MAX_CLAIM_BATCH),
         Err(CallError::Rejected(FfError::StaleLease))
     );
     assert_eq!(

@@ -429,7 +429,7 @@ pub fn decode_replies(data: &[u8]) {
     if refusal {
         let rejected = |e: Result<(), CallError>| matches!(e, Err(CallError::Rejected(_)));
         assert!(rejected(decode_create(&r).map(drop)), "{r:?}");
-        assert!(rejected(decode_claim(&r, &claim_lease_ids()).map(drop)));
+        assert!(rejected(decode_claim(&r, &claim_lease(), 8).map(drop)));
         assert!(rejected(decode_renew(&r).map(drop)));
         assert!(rejected(decode_ended("ff_fail", &r).map(drop)));
         assert!(rejected(
@@ -438,7 +438,7 @@ pub fn decode_replies(data: &[u8]) {
         assert!(rejected(decode_batch("ff_promote_delayed", &r).map(drop)));
     }
     let _ = decode_create(&r);
-    if let Ok(claimed) = decode_claim(&r, &claim_lease_ids()) {
+    if let Ok(claimed) = decode_claim(&r, &claim_lease(), 8) {
         assert!(claimed.len() <= MAX_CLAIM_BATCH);
     }
     let _ = decode_renew(&r);
@@ -464,10 +464,10 @@ pub fn decode_replies(data: &[u8]) {
 }
 
 /// The seed replies `corpus/decode_replies/` was written from.
-/// The lease ids a decoded claim reply is taken to answer: the seed's lease
-/// first (`seed_replies`), then more up to a batch of 8.
-fn claim_lease_ids() -> Vec<LeaseId> {
-    (1..=8).map(LeaseId::from_u128).collect()
+/// The lease id a decoded claim reply is taken to answer (the seed's lease,
+/// `seed_replies`), for a claim of up to 8.
+fn claim_lease() -> LeaseId {
+    LeaseId::from_u128(1)
 }
 
 pub fn seed_replies() -> Vec<(&'static str, Reply)> {
@@ -821,7 +821,7 @@ mod tests {
         };
         assert!(decode_create(&decoded("create_ok").unwrap()).is_ok());
         assert_eq!(
-            decode_claim(&decoded("claim_one").unwrap(), &claim_lease_ids())
+            decode_claim(&decoded("claim_one").unwrap(), &claim_lease(), 8)
                 .unwrap()
                 .len(),
             1

@@ -340,7 +340,8 @@ async fn reports_and_a_claim_ride_one_call(store: Arc<dyn Store>) {
         worker: w.clone(),
         instance: i.clone(),
         lease_ttl_ms: 30_000,
-        lease_ids: vec![LeaseId::from_u128(7)],
+        max: 1,
+        lease_id: LeaseId::from_u128(7),
         capabilities: vec![],
         skip: 0,
     };

@@ -275,11 +275,7 @@ async fn a_repeated_claim_orphans_a_lease_that_is_reclaimed(store: Arc<dyn Store
     assert_eq!(first.len(), 1);
     let orphan = first[0].lease.clone();
     // The worker got the repeat's answer: another execution, same lease id.
-    let held = ex::decode_claim(
-        &rec.repeat("ff_claim").await,
-        std::slice::from_ref(&orphan.id),
-    )
-    .unwrap();
+    let held = ex::decode_claim(&rec.repeat("ff_claim").await, &orphan.id, 1).unwrap();
     assert_eq!(held.len(), 1);
     let held = held[0].lease.clone();
     assert_ne!(held.execution, orphan.execution);

@@ -241,7 +241,7 @@ pub fn decode_create(reply: &Reply) -> Result<Created, CallError> {
     })
 }
 
-/// Claim up to `lease_ids.len()` eligible executions of one lane in one partition.
+/// Claim up to `max` eligible executions of one lane in one partition.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ClaimArgs {
     /// The partition to claim from.
@@ -254,8 +254,12 @@ pub struct ClaimArgs {
     pub instance: WorkerInstance,
     /// Lease length in ms.
     pub lease_ttl_ms: u64,
-    /// One fresh lease id per execution the call may hand out.
-    pub lease_ids: Vec<LeaseId>,
+    /// The most executions the call may hand out.
+    pub max: usize,
+    /// A fresh lease id: every execution the call hands out holds it, each
+    /// under its own epoch (one id, not one per execution: each id sent is
+    /// an argument the server converts and checks).
+    pub lease_id: LeaseId,
     /// What the claiming worker can run: executions needing a capability
     /// not listed are skipped (left eligible for a capable worker).
     pub capabilities: Vec<String>,
@@ -289,10 +293,10 @@ pub struct Claimed {
     pub admission: crate::admission::Admission,
 }
 
-/// `ff_claim`: lease up to `lease_ids.len()` eligible executions, highest priority first.
+/// `ff_claim`: lease up to `max` eligible executions, highest priority first.
 ///
 /// Repeat: not idempotent, but harmless: the second send claims a fresh batch
-/// (the same lease ids, on other executions), and its reply is the one the
+/// (the same lease id, on other executions), and its reply is the one the
 /// worker gets. The first batch's leases are held by nobody: they expire after
 /// `lease_ttl_ms` and the lease-expiry scanner reclaims them (one of each
 /// execution's `max_reclaims`; with none left it fails, as after any lost
@@ -310,10 +314,8 @@ fn claim_argv(call: Call, a: &ClaimArgs) -> Call {
         .arg(&a.worker)
         .arg(&a.instance)
         .arg(a.lease_ttl_ms)
-        .arg(a.lease_ids.len());
-    for id in &a.lease_ids {
-        call = call.arg(id);
-    }
+        .arg(a.max)
+        .arg(&a.lease_id);
     if !a.capabilities.is_empty() || a.skip > 0 {
         call = call.arg(a.capabilities.join(","));
     }
@@ -324,9 +326,13 @@ fn claim_argv(call: Call, a: &ClaimArgs) -> Call {
 }
 
 /// Decode `ff_claim`'s reply (possibly empty) to the call that sent
-/// `lease_ids`: the k-th execution handed out holds the k-th of them.
-pub fn decode_claim(reply: &Reply, lease_ids: &[LeaseId]) -> Result<Vec<Claimed>, CallError> {
-    Ok(decode_claim_routed(reply, lease_ids)?.0)
+/// `lease_id` and `max`: every execution handed out holds that lease id.
+pub fn decode_claim(
+    reply: &Reply,
+    lease_id: &LeaseId,
+    max: usize,
+) -> Result<Vec<Claimed>, CallError> {
+    Ok(decode_claim_routed(reply, lease_id, max)?.0)
 }
 
 /// An eligible execution a claim skipped: it needs capabilities the claimer lacks.
@@ -338,25 +344,23 @@ pub struct Unroutable {
     pub capabilities: Vec<String>,
 }
 
-/// The executions handed out (the k-th holding the k-th of `lease_ids`), and
-/// those skipped for their capabilities.
+/// The executions handed out (each holding `lease_id`), and those skipped
+/// for their capabilities.
 pub fn decode_claim_routed(
     reply: &Reply,
-    lease_ids: &[LeaseId],
+    lease_id: &LeaseId,
+    max: usize,
 ) -> Result<(Vec<Claimed>, Vec<Unroutable>), CallError> {
     let mut f = ok_fields("ff_claim", reply)?;
     let n = f.int("count")?;
-    if n < 0 || n as usize > lease_ids.len() {
+    if n < 0 || n as usize > max {
         return Err(f
-            .error(format!(
-                "count {n} out of range for {} lease ids",
-                lease_ids.len()
-            ))
+            .error(format!("count {n} out of range for a claim of {max}"))
             .into());
     }
     let lease_expires_at_ms = non_negative(&mut f, "lease expiry")?;
     let mut out = Vec::with_capacity(n as usize);
-    for id in &lease_ids[..n as usize] {
+    for _ in 0..n {
         let execution = parse_eid(&mut f)?;
         let epoch = non_negative(&mut f, "epoch")?;
         // (one attempt per claim: the epoch is the attempt number)
@@ -366,7 +370,7 @@ pub fn decode_claim_routed(
         out.push(Claimed {
             lease: Lease {
                 execution,
-                id: id.clone(),
+                id: lease_id.clone(),
                 epoch,
             },
             attempt,
@@ -589,7 +593,8 @@ pub fn end_many_claim(reports: &[Report], claim: &ClaimArgs) -> Call {
 pub fn decode_end_many_claim(
     reply: &Reply,
     n: usize,
-    lease_ids: &[LeaseId],
+    lease_id: &LeaseId,
+    max: usize,
 ) -> Result<
     (
         Vec<Result<Ended, CallError>>,
@@ -598,7 +603,7 @@ pub fn decode_end_many_claim(
     CallError,
 > {
     let (each, mut f) = decode_each_then("ff_end_many", reply, n, 1, decode_end_item)?;
-    let claim = decode_claim_routed(f.next_reply("claim reply")?, lease_ids);
+    let claim = decode_claim_routed(f.next_reply("claim reply")?, lease_id, max);
     Ok((each, claim))
 }
 

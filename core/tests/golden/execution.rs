@@ -268,7 +268,8 @@ fn claim_args(caps: Vec<String>, skip: u32) -> ClaimArgs {
         worker: WorkerName::new("w").unwrap(),
         instance: WorkerInstance::new("w-1").unwrap(),
         lease_ttl_ms: 30_000,
-        lease_ids: vec![LeaseId::from_u128(1), LeaseId::from_u128(2)],
+        max: 2,
+        lease_id: LeaseId::from_u128(1),
         capabilities: caps,
         skip,
     }
@@ -277,8 +278,7 @@ fn claim_args(caps: Vec<String>, skip: u32) -> ClaimArgs {
 #[test]
 fn claim_args_by_options() {
     let l1 = LeaseId::from_u128(1).to_string();
-    let l2 = LeaseId::from_u128(2).to_string();
-    let base = ["mail", "w", "w-1", "30000", "2", &l1, &l2];
+    let base = ["mail", "w", "w-1", "30000", "2", &l1];
     let key = ["ff:idx:{fp:5}:eligible:mail"];
     assert_call(
         &claim(&claim_args(vec![], 0)),
@@ -330,16 +330,16 @@ fn one_claimed(e: &ExecutionId, skipped: &[(&ExecutionId, &str)]) -> Reply {
 
 #[test]
 fn decode_claims() {
-    let ids = [LeaseId::from_u128(1), LeaseId::from_u128(2)];
+    let id = LeaseId::from_u128(1);
     let (e1, e2) = (eid(1), eid(2));
     let one = one_claimed(&e1, &[(&e2, "gpu")]);
-    let (got, skipped) = decode_claim_routed(&one, &ids).unwrap();
+    let (got, skipped) = decode_claim_routed(&one, &id, 2).unwrap();
     assert_eq!(
         got,
         vec![Claimed {
             lease: Lease {
                 execution: e1.clone(),
-                id: ids[0].clone(),
+                id: id.clone(),
                 epoch: 3
             },
             attempt: 3,
@@ -356,7 +356,7 @@ fn decode_claims() {
             capabilities: vec!["gpu".into()]
         }]
     );
-    assert_eq!(decode_claim(&one, &ids).unwrap(), got);
+    assert_eq!(decode_claim(&one, &id, 2).unwrap(), got);
 
     // Both handed out, with their admissions listed.
     let two = ok(vec![
@@ -375,19 +375,20 @@ fn decode_claims() {
         b(""),
         i(0),
     ]);
-    let got = decode_claim(&two, &ids).unwrap();
+    let got = decode_claim(&two, &id, 2).unwrap();
     assert_eq!(got.len(), 2);
-    assert_eq!(got[1].lease.id, ids[1]);
+    // (one lease id for the whole claim, each execution under its own epoch)
+    assert_eq!(got[1].lease.id, id);
     assert_eq!(got[1].payload, b"");
     assert_eq!(got[0].admission.budgets, [BudgetId::parse("b1").unwrap()]);
     assert!(got[1].admission.is_empty());
 
     let empty = ok(vec![i(0), i(0), i(0), i(0)]);
-    assert_eq!(decode_claim_routed(&empty, &ids), Ok((vec![], vec![])));
-    // A count past the lease ids, or negative.
-    assert_decode_error(decode_claim(&ok(vec![i(3), i(0)]), &ids));
-    assert_decode_error(decode_claim(&ok(vec![i(-1), i(0)]), &ids));
-    assert_decode_error(decode_claim(&ok(vec![i(0), i(-5), i(0), i(0)]), &ids));
+    assert_eq!(decode_claim_routed(&empty, &id, 2), Ok((vec![], vec![])));
+    // A count past the claim's, or negative.
+    assert_decode_error(decode_claim(&ok(vec![i(3), i(0)]), &id, 2));
+    assert_decode_error(decode_claim(&ok(vec![i(-1), i(0)]), &id, 2));
+    assert_decode_error(decode_claim(&ok(vec![i(0), i(-5), i(0), i(0)]), &id, 2));
     // Admissions listed for some but not all.
     let partial = ok(vec![
         i(2),
@@ -404,7 +405,7 @@ fn decode_claims() {
         b("b1;"),
         i(0),
     ]);
-    assert_decode_error(decode_claim(&partial, &ids));
+    assert_decode_error(decode_claim(&partial, &id, 2));
     // An epoch past u32 cannot be an attempt number.
     let big = ok(vec![
         i(1),
@@ -416,7 +417,7 @@ fn decode_claims() {
         i(0),
         i(0),
     ]);
-    assert_decode_error(decode_claim(&big, &ids));
+    assert_decode_error(decode_claim(&big, &id, 2));
     let bad_kind = ok(vec![
         i(1),
         i(9000),
@@ -427,7 +428,7 @@ fn decode_claims() {
         i(0),
         i(0),
     ]);
-    assert_decode_error(decode_claim(&bad_kind, &ids));
+    assert_decode_error(decode_claim(&bad_kind, &id, 2));
     let bad_adm = ok(vec![
         i(1),
         i(9000),
@@ -439,12 +440,12 @@ fn decode_claims() {
         b("x"),
         i(0),
     ]);
-    assert_decode_error(decode_claim(&bad_adm, &ids));
+    assert_decode_error(decode_claim(&bad_adm, &id, 2));
     let bad_caps = ok(vec![i(0), i(0), i(0), i(1), b(e2.as_str()), b("a b")]);
-    assert_decode_error(decode_claim(&bad_caps, &ids));
+    assert_decode_error(decode_claim(&bad_caps, &id, 2));
     let neg_skipped = ok(vec![i(0), i(0), i(0), i(-1)]);
     assert_eq!(
-        decode_claim_routed(&neg_skipped, &ids),
+        decode_claim_routed(&neg_skipped, &id, 2),
         Ok((vec![], vec![]))
     );
 }
@@ -542,9 +543,9 @@ fn end_many_and_its_reply() {
     assert_decode_error(decode_end_many(&reply, 3));
     // With a claim: its reply after the reports', decoded as ff_claim's; a
     // refused claim leaves the reports' answers.
-    let ids = [LeaseId::from_u128(7)];
+    let id = LeaseId::from_u128(7);
     let claimed = one_claimed(&eid(1), &[]);
-    let (each, claim) = decode_end_many_claim(&ok(vec![i(1), i(1), claimed]), 1, &ids).unwrap();
+    let (each, claim) = decode_end_many_claim(&ok(vec![i(1), i(1), claimed]), 1, &id, 1).unwrap();
     assert_eq!(
         each,
         vec![Ok(Ended {
@@ -557,18 +558,19 @@ fn end_many_and_its_reply() {
         got.iter()
             .map(|c| (c.lease.execution.clone(), c.lease.id.clone(), c.attempt))
             .collect::<Vec<_>>(),
-        vec![(eid(1), ids[0].clone(), 3)]
+        vec![(eid(1), id.clone(), 3)]
     );
     assert!(skipped.is_empty());
-    let (each, claim) = decode_end_many_claim(&ok(vec![i(1), i(1), refusal()]), 1, &ids).unwrap();
+    let (each, claim) = decode_end_many_claim(&ok(vec![i(1), i(1), refusal()]), 1, &id, 1).unwrap();
     assert_eq!(each.len(), 1);
     assert_refused(claim);
     // The claim's reply missing, or one element too many.
-    assert_decode_error(decode_end_many_claim(&ok(vec![i(1), i(1)]), 1, &ids));
+    assert_decode_error(decode_end_many_claim(&ok(vec![i(1), i(1)]), 1, &id, 1));
     assert_decode_error(decode_end_many_claim(
         &ok(vec![i(1), i(1), ok(vec![i(0), i(0), i(0)]), i(0)]),
         1,
-        &ids,
+        &id,
+        1,
     ));
 }
 

@@ -72,7 +72,7 @@ pub enum Op {
         worker: Name,
         instance: Name,
         ttl_ms: Num,
-        /// Lease ids sent: `count % 6`.
+        /// The count sent: `count % 6` (0 is refused).
         count: u8,
     },
     Renew {

@@ -53,17 +53,14 @@ pub(crate) fn first_failure<T>(
     Ok(None)
 }
 
-/// The lease ids an `ff_claim` call sent (after its five leading arguments).
-pub(crate) fn called_lease_ids(call: &Call) -> Vec<LeaseId> {
-    call.args
-        .iter()
-        .skip(5)
-        .map_while(|a| {
-            std::str::from_utf8(a)
-                .ok()
-                .and_then(|s| LeaseId::parse(s).ok())
-        })
-        .collect()
+/// The lease id and count an `ff_claim` call sent (its fifth and sixth
+/// arguments; a count that is not one reads as 0).
+pub(crate) fn called_claim(call: &Call) -> (LeaseId, usize) {
+    let text = |i: usize| call.args.get(i).and_then(|a| std::str::from_utf8(a).ok());
+    let id = text(5)
+        .and_then(|s| LeaseId::parse(s).ok())
+        .unwrap_or_else(|| LeaseId::from_u128(0));
+    (id, text(4).and_then(|s| s.parse().ok()).unwrap_or(0))
 }
 
 /// The execution a call's first argument names (a placeholder when it names none).
@@ -79,12 +76,15 @@ pub(crate) fn decode(call: &Call, reply: &Reply) -> Result<Option<Vec<Lease>>, C
     let function = call.function;
     Ok(match function {
         "ff_create" => ex::decode_create(reply).map(|_| None)?,
-        "ff_claim" => Some(
-            ex::decode_claim(reply, &called_lease_ids(call))?
-                .into_iter()
-                .map(|c| c.lease)
-                .collect(),
-        ),
+        "ff_claim" => {
+            let (id, max) = called_claim(call);
+            Some(
+                ex::decode_claim(reply, &id, max)?
+                    .into_iter()
+                    .map(|c| c.lease)
+                    .collect(),
+            )
+        }
         "ff_renew" => ex::decode_renew(reply).map(|_| None)?,
         "ff_complete" | "ff_fail" | "ff_delay" | "ff_release" | "ff_cancel" => {
             ex::decode_ended(function, reply).map(|_| None)?

@@ -33,16 +33,13 @@ impl Run {
                     partition(*p).hash_tag(),
                     String::from_utf8_lossy(&lane)
                 );
-                let mut call = Call::new("ff_claim", vec![key])
+                let call = Call::new("ff_claim", vec![key])
                     .arg_bytes(&lane)
                     .arg_bytes(&worker.render())
                     .arg_bytes(&instance.render())
                     .arg_bytes(&ttl_ms.render())
-                    .arg(n);
-                for _ in 0..n {
-                    let id = self.fresh_lease_id();
-                    call = call.arg(id);
-                }
+                    .arg(n)
+                    .arg(self.fresh_lease_id());
                 self.fcall(&call);
             }
             Op::Renew { lease, ttl_ms } => {

@@ -98,9 +98,8 @@ impl Client {
                         worker: worker.clone(),
                         instance: instance.clone(),
                         lease_ttl_ms,
-                        lease_ids: (0..*max)
-                            .map(|_| LeaseId::from_u128(random_u128()))
-                            .collect(),
+                        max: *max,
+                        lease_id: LeaseId::from_u128(random_u128()),
                         capabilities: capabilities.to_vec(),
                         skip: 0,
                     }));
@@ -148,15 +147,17 @@ impl Client {
         let replies = self.store.fcall_many(&calls).instrument(span).await;
         let mut skipped = Vec::new();
         for (reply, (slots, claim)) in replies.into_iter().zip(sent) {
-            let ids = claim.map(|k| &asks[k].as_ref().expect("sent").lease_ids[..]);
+            let ask = claim.map(|k| asks[k].as_ref().expect("sent"));
             let decoded = reply.map_err(Whole::Store).and_then(|r| {
-                let (each, got) = match ids {
-                    Some(ids) if slots.is_empty() => {
-                        (Vec::new(), Some(ex::decode_claim_routed(&r, ids)))
-                    }
-                    Some(ids) => {
+                let (each, got) = match ask {
+                    Some(a) if slots.is_empty() => (
+                        Vec::new(),
+                        Some(ex::decode_claim_routed(&r, &a.lease_id, a.max)),
+                    ),
+                    Some(a) => {
                         let (each, got) =
-                            ex::decode_end_many_claim(&r, slots.len(), ids).map_err(Whole::Call)?;
+                            ex::decode_end_many_claim(&r, slots.len(), &a.lease_id, a.max)
+                                .map_err(Whole::Call)?;
                         (each, Some(got))
                     }
                     None => (

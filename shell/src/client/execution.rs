@@ -137,14 +137,13 @@ impl Client {
                 worker: worker.clone(),
                 instance: instance.clone(),
                 lease_ttl_ms,
-                lease_ids: (claimed.len()..max)
-                    .map(|_| LeaseId::from_u128(random_u128()))
-                    .collect(),
+                max: max - claimed.len(),
+                lease_id: LeaseId::from_u128(random_u128()),
                 capabilities: capabilities.to_vec(),
                 skip: u32::try_from(skipped.len()).unwrap_or(ex::MAX_CLAIM_SKIP),
             };
             let reply = self.call(&ex::claim(&args)).await?;
-            let (got, passed) = ex::decode_claim_routed(&reply, &args.lease_ids)?;
+            let (got, passed) = ex::decode_claim_routed(&reply, &args.lease_id, args.max)?;
             let more = passed.len() >= ex::ROUTE_LOOKAHEAD;
             claimed.extend(got);
             skipped.extend(passed);

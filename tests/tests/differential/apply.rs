@@ -332,20 +332,17 @@ impl Run<'_> {
                 n,
                 ttl_ms,
             } => {
-                let lease_ids: Vec<LeaseId> = (0..*n)
-                    .map(|_| {
-                        self.next_lease += 1;
-                        LeaseId::from_u128(0x0001_ea5e_0000 + self.next_lease)
-                    })
-                    .collect();
-                self.claim_ids = lease_ids.clone();
+                self.next_lease += 1;
+                let lease_id = LeaseId::from_u128(0x0001_ea5e_0000 + self.next_lease);
+                self.claim = (lease_id.clone(), *n);
                 Step::Call(ex::claim(&ClaimArgs {
                     partition: partition(*p),
                     lane: Lane::new(LANES[*lane]).unwrap(),
                     worker: WorkerName::new("w").unwrap(),
                     instance: WorkerInstance::new("i1").unwrap(),
                     lease_ttl_ms: *ttl_ms,
-                    lease_ids,
+                    max: *n,
+                    lease_id,
                     capabilities: if *n == 3 {
                         vec!["gpu".into()]
                     } else {
@@ -563,19 +560,20 @@ impl Run<'_> {
                 });
                 let _ = self.step(Step::Call(create)).await?;
                 self.next_lease += 1;
-                let lease_ids = vec![LeaseId::from_u128(0x0001_ea5e_0000 + self.next_lease)];
+                let lease_id = LeaseId::from_u128(0x0001_ea5e_0000 + self.next_lease);
                 let claim = Step::Call(ex::claim(&ClaimArgs {
                     partition: partition(*exec),
                     lane: Lane::new(LANES[0]).unwrap(),
                     worker: WorkerName::new("w").unwrap(),
                     instance: WorkerInstance::new("i1").unwrap(),
                     lease_ttl_ms: 30_000,
-                    lease_ids: lease_ids.clone(),
+                    max: 1,
+                    lease_id: lease_id.clone(),
                     capabilities: Vec::new(),
                     skip: 0,
                 }));
                 let got = match self.step(claim).await? {
-                    Ok(reply) => ex::decode_claim(&reply, &lease_ids).unwrap_or_default(),
+                    Ok(reply) => ex::decode_claim(&reply, &lease_id, 1).unwrap_or_default(),
                     Err(_) => Vec::new(),
                 };
                 let Some(c) = got.into_iter().next() else {
@@ -625,7 +623,7 @@ impl Run<'_> {
             _ => {}
         }
         if let (Op::Claim { .. }, Ok(reply)) = (op, &r) {
-            if let Ok(claimed) = ex::decode_claim(reply, &self.claim_ids) {
+            if let Ok(claimed) = ex::decode_claim(reply, &self.claim.0, self.claim.1) {
                 self.leases.extend(claimed.into_iter().map(|c| c.lease));
             }
         }

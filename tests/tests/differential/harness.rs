@@ -49,8 +49,9 @@ pub(crate) struct Run<'a> {
     /// Leases handed out (current and stale ones), from the server's replies.
     pub(crate) leases: Vec<Lease>,
     pub(crate) next_lease: u128,
-    /// The lease ids the last claim sent (its reply hands them out in order).
-    pub(crate) claim_ids: Vec<LeaseId>,
+    /// The lease id and count the last claim sent (its reply hands the id
+    /// to each execution it claimed).
+    pub(crate) claim: (LeaseId, usize),
     /// Waitpoint tokens handed out, from the server's replies.
     pub(crate) tokens: std::collections::BTreeMap<(usize, usize), WaitpointToken>,
     pub(crate) log: Vec<String>,
@@ -271,7 +272,7 @@ pub(crate) async fn run_sequence(redis: &RedisStore, ops: &[Op]) -> Result<(), T
         history: Vec::new(),
         leases: Vec::new(),
         next_lease: 0,
-        claim_ids: Vec::new(),
+        claim: (LeaseId::from_u128(0), 0),
         tokens: Default::default(),
         log: Vec::new(),
     };
