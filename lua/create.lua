@@ -263,19 +263,21 @@ local function ff_create_many(keys, args)
   local n, nshapes
   n, e = int_arg(args[1], 'count', 1, MAX_CLAIM_BATCH); if e then return e end
   nshapes, e = int_arg(args[2], 'shapes', 1, n); if e then return e end
+  -- (shapes by their number as text: an item's is looked up as sent, with
+  -- no conversion per item)
   local shapes, at = {}, 3
   for i = 1, nshapes do
     local k
     k, e = int_arg(args[at], 'shape length', 15, 18 + 2 * MAX_TAGS); if e then return e end
     if at + k > #args then return err('invalid_argument', 'shapes:expected ' .. nshapes .. ' shapes') end
-    shapes[i], e = shape_check(tag, {unpack(args, at + 1, at + k)})
+    shapes[tostring(i)], e = shape_check(tag, {unpack(args, at + 1, at + k)})
     if e then return e end
     at = at + 1 + k
   end
   if #args ~= at - 1 + 4 * n then return err('invalid_argument', 'count:expected ' .. n .. ' creations of 4 arguments') end
   local items, joined = {}, {}
   for i = 1, n do
-    local c = shapes[tonumber(args[at])]
+    local c = shapes[args[at]]
     if not c then return err('invalid_argument', 'shape:expected a shape number in 1..' .. nshapes) end
     local idem_key = args[at + 3]
     if idem_key == '' then idem_key = nil end

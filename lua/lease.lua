@@ -78,7 +78,7 @@ local function lease_check(ek, tag, eid, lease_id, epoch, op, h)
   -- active execution has an attempt due exactly when it has an attempt
   -- timeout: the timeout stands for att_due, which leave_live only tests.)
   h.phase, h.elig, h.att_due, h.retention = 'active', nil, v[4] ~= '0' and v[4] or nil, v[5] or ABSENT.retention
-  h.deadline, h.flow, h.watch = o[1] or nil, o[2] or nil, watched(v[6])
+  h.deadline, h.flow, h.watch = o[1] or nil, o[2] or nil, v[6] ~= '' and watched(v[6]) or nil
   h.ek, h.tag, h.eid, h.lease_id, h.epoch, h.lane = ek, tag, eid, lease_id, epoch, v[7] or nil
   return h
 end

@@ -43,11 +43,17 @@ local function zadd_due_many(tag, name, entries)
   if #entries == 0 then return end
   local key = idx_key(tag, name)
   local head = redis.call('ZRANGE', key, 0, 0, 'WITHSCORES')
-  -- (a due may come as text: formatted once for a whole batch)
-  local earliest = tonumber(entries[1])
+  -- (a due may come as text, formatted once for a whole batch: a run of
+  -- the same text is read once)
+  local seen = entries[1]
+  local earliest = tonumber(seen)
   for i = 3, #entries, 2 do
-    local due = tonumber(entries[i])
-    if due < earliest then earliest = due end
+    local d = entries[i]
+    if d ~= seen then
+      seen = d
+      local due = tonumber(d)
+      if due < earliest then earliest = due end
+    end
   end
   if head[2] == nil then
     zadd_new_index(key, entries, earliest)
@@ -108,30 +114,33 @@ local function batch_lane_key(mv, tag, lane)
   return k
 end
 
-local function touch(mv, key)
-  if not mv.rem[key] and not mv.add[key] then mv.order[#mv.order + 1] = key end
-end
-
+-- (mv.order: each key once, in the order first touched)
 local function defer_zrem(mv, key, member)
-  touch(mv, key)
-  local t = mv.rem[key] or {}
+  local t = mv.rem[key]
+  if not t then
+    if not mv.add[key] then mv.order[#mv.order + 1] = key end
+    t = {}
+    mv.rem[key] = t
+  end
   t[#t + 1] = member
-  mv.rem[key] = t
 end
 
 local function defer_zadd(mv, key, score, member)
-  touch(mv, key)
-  local t = mv.add[key] or {}
+  local t = mv.add[key]
+  if not t then
+    if not mv.rem[key] then mv.order[#mv.order + 1] = key end
+    t = {}
+    mv.add[key] = t
+  end
   t[#t + 1] = score
   t[#t + 1] = member
-  mv.add[key] = t
 end
 
 -- Out of a named index of this partition: at once without `mv`, else at the
 -- batch's end.
 local function idx_rem(mv, tag, name, member)
   if mv then
-    defer_zrem(mv, batch_key(mv, tag, name), member)
+    defer_zrem(mv, mv.keys[name] or batch_key(mv, tag, name), member)
   else
     redis.call('ZREM', idx_key(tag, name), member)
   end
