@@ -114,24 +114,23 @@ local function batch_lane_key(mv, tag, lane)
   return k
 end
 
--- (mv.order: each key once, in the order first touched)
+-- A key's list of moves in `list` (mv.rem or mv.add), made at its first
+-- move (mv.order: each key once, in the order first touched; called only
+-- then, so a move costs no call).
+local function first_move(mv, list, key)
+  if not mv.rem[key] and not mv.add[key] then mv.order[#mv.order + 1] = key end
+  local t = {}
+  list[key] = t
+  return t
+end
+
 local function defer_zrem(mv, key, member)
-  local t = mv.rem[key]
-  if not t then
-    if not mv.add[key] then mv.order[#mv.order + 1] = key end
-    t = {}
-    mv.rem[key] = t
-  end
+  local t = mv.rem[key] or first_move(mv, mv.rem, key)
   t[#t + 1] = member
 end
 
 local function defer_zadd(mv, key, score, member)
-  local t = mv.add[key]
-  if not t then
-    if not mv.rem[key] then mv.order[#mv.order + 1] = key end
-    t = {}
-    mv.add[key] = t
-  end
+  local t = mv.add[key] or first_move(mv, mv.add, key)
   t[#t + 1] = score
   t[#t + 1] = member
 end
