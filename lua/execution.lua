@@ -100,7 +100,7 @@ end
 local function index_eligible(tag, eid, lane, priority, now, mv)
   local key = eligible_key(tag, lane)
   if mv then return defer_zadd(mv, key, batch_eligible_score(mv, priority, now), eid) end
-  local score = eligible_score(priority, now)
+  local score = ms_text(eligible_score(priority, now))
   if redis.call('ZCARD', key) == 0 then
     redis.call('PUBLISH', READY_CHANNEL, lane .. ' ' .. tag)
     zadd_new_index(key, {score, eid}, score)
@@ -204,7 +204,7 @@ local function count_flow_move(tag, flow, from, to, now)
   local fk = flow_key(tag, flow)
   if from and not ENDED[from] then count(fk, FLOW_LIVE_PREFIX .. from, -1) end
   if to and not ENDED[to] then count(fk, FLOW_LIVE_PREFIX .. to, 1) end
-  redis.call('HSET', fk, 'changed', now)
+  redis.call('HSET', fk, 'changed', ms_text(now))
 end
 
 -- An execution of `lane` (a member of `flow`, if any) moved from the state
@@ -221,7 +221,7 @@ local function count_joined(tag, flow, word, now)
   if not word or ENDED[word] then return end
   local fk = flow_key(tag, flow)
   count(fk, FLOW_LIVE_PREFIX .. word, 1)
-  redis.call('HSET', fk, 'changed', now)
+  redis.call('HSET', fk, 'changed', ms_text(now))
 end
 
 -- One more of `kind` (SERIES: completed, failed, retried) in `lane` this
@@ -267,7 +267,7 @@ end
 local function make_waiting(ek, tag, eid, h, now)
   redis.call('HSET', ek, 'phase', 'runnable', 'elig', 'waiting_children', 'due', '')
   count_from(tag, h, 'waiting_children', now)
-  redis.call('ZADD', idx_key(tag, 'waiting_children'), now + WAITING_RECHECK_MS, eid)
+  redis.call('ZADD', idx_key(tag, 'waiting_children'), ms_text(now + WAITING_RECHECK_MS), eid)
 end
 
 -- The hooks between domains. Filled in by flows.lua: member_ended (a flow
@@ -289,9 +289,10 @@ local function make_terminal(mv, ek, tag, eid, h, outcome, now, ...)
   if h.deadline then idx_rem(mv, tag, 'deadline', eid) end
   if h.phase == 'active' then
     -- (an active record's elig and due are already empty: the claim left them so)
-    redis.call('HSET', ek, 'phase', 'terminal', 'outcome', outcome, 'ended', mv and mv.now_s or now, ...)
+    redis.call('HSET', ek, 'phase', 'terminal', 'outcome', outcome, 'ended', mv and mv.now_s or ms_text(now), ...)
   else
-    redis.call('HSET', ek, 'phase', 'terminal', 'elig', '', 'outcome', outcome, 'ended', mv and mv.now_s or now, 'due', '', ...)
+    redis.call('HSET', ek, 'phase', 'terminal', 'elig', '', 'outcome', outcome, 'ended', mv and mv.now_s or ms_text(now),
+      'due', '', ...)
   end
   idx_due(mv, tag, 'terminal', mv and batch_after(mv, h.retention) or now + (num(h.retention) or 0), eid)
   count_from(tag, h, outcome, now)

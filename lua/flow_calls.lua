@@ -64,10 +64,10 @@ end
 
 -- Write the edge parent -> child, pending (the caller checked it may).
 local function record_edge(dk, parent, child, pass_data)
-  redis.call('ZADD', out_key(parent), 0, child)
+  redis.call('ZADD', out_key(parent), '0', child)
   redis.call('HSET', dk, parent, pass_data and 'P' or 'p')
-  redis.call('HINCRBY', dk, '#n', 1)
-  if pass_data then redis.call('HINCRBY', dk, '#d', 1) end
+  redis.call('HINCRBY', dk, '#n', '1')
+  if pass_data then redis.call('HINCRBY', dk, '#d', '1') end
 end
 
 -- Hold back an execution that has not started (runnable: eligible or
@@ -372,9 +372,9 @@ FLOW_HOOKS.member_purged = function(tag, eid, flow, outcome)
   local fk = flow_key(tag, flow)
   redis.call('ZREM', flow_members_key(tag, flow), eid)
   redis.call('DEL', deps_key(eid), out_key(eid), passed_key(eid))
-  local left = redis.call('HINCRBY', fk, 'n', -1)
-  redis.call('HINCRBY', fk, 'done', -1)
-  if outcome then redis.call('HINCRBY', fk, outcome, -1) end
+  local left = redis.call('HINCRBY', fk, 'n', '-1')
+  redis.call('HINCRBY', fk, 'done', '-1')
+  if outcome then redis.call('HINCRBY', fk, outcome, '-1') end
   if left <= 0 then
     redis.call('DEL', fk, flow_members_key(tag, flow))
     redis.call('ZREM', idx_key(tag, 'flows'), flow)

@@ -34,7 +34,7 @@ local num = P.num
 local deps_key, exec_key, flow_key = K.deps_key, K.exec_key, K.flow_key
 local flow_members_key, passed_key = K.flow_members_key, K.passed_key
 local idx_key, out_key = K.idx_key, K.out_key
-local zadd_due = MV.zadd_due
+local ms_text, zadd_due = MV.ms_text, MV.zadd_due
 local FLOW_HOOKS, FLOW_RECONCILE_GRACE_MS = EXEC.FLOW_HOOKS, EXEC.FLOW_RECONCILE_GRACE_MS
 local make_delayed, make_eligible = EXEC.make_delayed, EXEC.make_eligible
 local make_terminal, make_waiting = EXEC.make_terminal, EXEC.make_waiting
@@ -91,9 +91,10 @@ end
 
 FLOW_HOOKS.member_ended = function(tag, eid, flow, outcome, now)
   local fk = flow_key(tag, flow)
-  redis.call('HINCRBY', fk, 'done', 1)
-  redis.call('HINCRBY', fk, outcome, 1)
-  redis.call('ZADD', idx_key(tag, 'flows'), 'NX', now + FLOW_PROJECT_DELAY_MS, flow)
+  -- (numbers as text: a number argument is formatted with %.17g)
+  redis.call('HINCRBY', fk, 'done', '1')
+  redis.call('HINCRBY', fk, outcome, '1')
+  redis.call('ZADD', idx_key(tag, 'flows'), 'NX', ms_text(now + FLOW_PROJECT_DELAY_MS), flow)
   if redis.call('EXISTS', out_key(eid)) == 1 then queue_work(tag, 'd:' .. eid) end
   W.ended[#W.ended + 1] = {tag, eid, outcome}
 end
@@ -152,7 +153,7 @@ local function resolve_edge(tag, parent, child, outcome, now)
   else
     redis.call('HSET', dk, parent, sat and 's' or 'i')
   end
-  redis.call('HINCRBY', dk, sat and '#s' or '#i', 1)
+  redis.call('HINCRBY', dk, sat and '#s' or '#i', '1')
   if sat and st == 'P' then
     local ck = exec_key(child)
     local result = redis.call('HGET', exec_key(parent), 'result') or ''
@@ -285,7 +286,7 @@ end
 local function enter_flow(ek, tag, eid, flow, fk, join, jc)
   redis.call('HSET', ek, 'flow', flow, 'join', join, 'jc', jc)
   redis.call('ZADD', flow_members_key(tag, flow), 0, eid)
-  redis.call('HINCRBY', fk, 'n', 1)
+  redis.call('HINCRBY', fk, 'n', '1')
 end
 
 -- Place a new member: waiting on the edges declared before it existed, or
@@ -310,7 +311,7 @@ FLOW_HOOKS.member_created = function(ek, tag, eid, m, now, delay, lane, pri)
     end
     return
   end
-  if delay > 0 then redis.call('HSET', ek, 'ready_at', now + delay) end
+  if delay > 0 then redis.call('HSET', ek, 'ready_at', ms_text(now + delay)) end
   make_waiting(ek, tag, eid, placed, now)
   -- (its parents may have ended already)
   decide_child(tag, eid, now)

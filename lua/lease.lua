@@ -9,7 +9,7 @@ local int_text, now_ms, ok, optional_fields = P.int_text, P.now_ms, P.ok, P.opti
 local register, register_ro, WRITE_HOOKS = P.register, P.register_ro, P.WRITE_HOOKS
 local claim_apply, claim_check = CLAIM.claim_apply, CLAIM.claim_check
 local eid_in_partition, eid_ok, exec_key = K.eid_in_partition, K.eid_ok, K.exec_key
-local apply_moves, new_moves, zadd_due = MV.apply_moves, MV.new_moves, MV.zadd_due
+local apply_moves, ms_text, new_moves, zadd_due = MV.apply_moves, MV.ms_text, MV.new_moves, MV.zadd_due
 local NOT_PARTITION_EID, retry_delay_ms = EXEC.NOT_PARTITION_EID, EXEC.retry_delay_ms
 local exec_target, index_target = EXEC.exec_target, EXEC.index_target
 local leave_live, make_delayed = EXEC.leave_live, EXEC.make_delayed
@@ -103,7 +103,7 @@ local function ff_renew(keys, args)
   h, e = fenced(keys, args, 'renew')
   if e then return e end
   local exp = now_ms() + ttl
-  redis.call('HSET', h.ek, 'lease_exp', exp)
+  redis.call('HSET', h.ek, 'lease_exp', ms_text(exp))
   zadd_due(h.tag, 'lease_expiry', exp, h.eid)
   return ok(exp)
 end

@@ -9,6 +9,20 @@ local name_ok, num = P.name_ok, P.num
 local SKIPLIST_SEED, eligible_key, eligible_of = K.SKIPLIST_SEED, K.eligible_key, K.eligible_of
 local idx_key = K.idx_key
 
+-- A whole number of ms as text ('%d' is exact below 2^53; beyond, the
+-- number). A number argument to redis.call is formatted with %.17g, a little
+-- dearer than this; the last value's text is kept (a call passes its `now`
+-- and a time made from it more than once).
+local ms_last, ms_last_text = nil, nil
+local function ms_text(v)
+  if v == ms_last then return ms_last_text end
+  if v == math.floor(v) and math.abs(v) < 9007199254740992 then
+    ms_last, ms_last_text = v, string.format('%d', v)
+    return ms_last_text
+  end
+  return v
+end
+
 -- ZADD of {score, member, score, member, ...}, last pair first. A batch's
 -- pairs mostly come in ascending order (one score, members read in index
 -- order), and a small sorted set (a listpack) inserts each member by a scan
@@ -29,30 +43,33 @@ end
 -- priorities), where a listpack would scan the whole to insert.
 local function zadd_new_index(key, entries, score)
   -- (last: zadd_pairs sends the pairs last first)
-  entries[#entries + 1] = score
+  entries[#entries + 1] = ms_text(score)
   entries[#entries + 1] = SKIPLIST_SEED
   zadd_pairs(key, entries)
   redis.call('ZREM', key, SKIPLIST_SEED)
 end
 
--- zadd_due for many members at once: `entries` is {due, member, due, member, ...}.
+-- zadd_due for many members at once: `entries` is {due, member, due, member, ...}
+-- (`earliest`: the least due, when the caller knows it).
 -- When the earliest of them becomes the index's earliest, the engine is told
 -- (message '<index> <tag> <due>') so its scanner wakes in time instead of at
 -- its next planned look.
-local function zadd_due_many(tag, name, entries)
+local function zadd_due_many(tag, name, entries, earliest)
   if #entries == 0 then return end
   local key = idx_key(tag, name)
   local head = redis.call('ZRANGE', key, 0, 0, 'WITHSCORES')
-  -- (a due may come as text, formatted once for a whole batch: a run of
-  -- the same text is read once)
-  local seen = entries[1]
-  local earliest = tonumber(seen)
-  for i = 3, #entries, 2 do
-    local d = entries[i]
-    if d ~= seen then
-      seen = d
-      local due = tonumber(d)
-      if due < earliest then earliest = due end
+  if not earliest then
+    -- (a due may come as text, formatted once for a whole batch: a run of
+    -- the same text is read once)
+    local seen = entries[1]
+    earliest = tonumber(seen)
+    for i = 3, #entries, 2 do
+      local d = entries[i]
+      if d ~= seen then
+        seen = d
+        local due = tonumber(d)
+        if due < earliest then earliest = due end
+      end
     end
   end
   if head[2] == nil then
@@ -61,25 +78,19 @@ local function zadd_due_many(tag, name, entries)
     zadd_pairs(key, entries)
   end
   if head[2] == nil or earliest < tonumber(head[2]) then
-    redis.call('PUBLISH', WAKE_CHANNEL, name .. ' ' .. tag .. ' ' .. earliest)
+    redis.call('PUBLISH', WAKE_CHANNEL, name .. ' ' .. tag .. ' ' .. ms_text(earliest))
   end
 end
 
--- Add one member to a due-time index (see zadd_due_many).
+-- Add one member to a due-time index (see zadd_due_many); `due` a number.
 local function zadd_due(tag, name, due, eid)
-  zadd_due_many(tag, name, {due, eid})
+  zadd_due_many(tag, name, {ms_text(due), eid}, due)
 end
 
 -- A batch's moves; `now` is the batch's time (one for all its members).
 local function new_moves(now)
   return {rem = {}, add = {}, order = {}, due = {}, due_order = {}, sadd = {}, keys = {}, lanes = {}, scores = {},
     now = now, now_s = tostring(now), after = {}}
-end
-
--- A whole number of ms as text ('%d' is exact below 2^53; beyond, the number).
-local function ms_text(v)
-  if v == math.floor(v) and math.abs(v) < 9007199254740992 then return string.format('%d', v) end
-  return v
 end
 
 -- The batch's now + `ms` (a record's field, absent or unreadable = 0) as

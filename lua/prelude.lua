@@ -54,14 +54,16 @@ local function int_text(v, n)
   return string.format('%d', n)
 end
 
--- Small counts (attempts, epochs, reclaims) as text, each made once (at its
--- first use: a library's load may not call tostring): a number argument to
--- redis.call is formatted with %.17g on every call.
+-- Small counts and deltas (attempts, epochs, reclaims, counter moves) as
+-- text, each made once (at its first use: a library's load may not call
+-- tostring): a number argument to redis.call is formatted with %.17g on
+-- every call. (0 first: -0 would be made '-0'.)
 local COUNT_TEXT = {}
 local function count_text(n)
+  if n == 0 then return '0' end
   local t = COUNT_TEXT[n]
   if t then return t end
-  if n < 0 or n >= 1024 or n ~= math.floor(n) then return n end
+  if n <= -1024 or n >= 1024 or n ~= math.floor(n) then return n end
   t = tostring(n)
   COUNT_TEXT[n] = t
   return t
@@ -175,7 +177,7 @@ local function settle_counts()
     for j = 1, #t.order do
       local n = t.by[t.order[j]]
       if n ~= 0 then
-        local v = redis.call('HINCRBY', key, t.order[j], n)
+        local v = redis.call('HINCRBY', key, t.order[j], count_text(n))
         -- (a count back at zero is dropped: a partition whose executions are
         -- all purged keeps no counts key)
         if v == 0 then redis.call('HDEL', key, t.order[j]) end

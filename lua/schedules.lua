@@ -147,7 +147,7 @@ local function ff_schedule_define(keys, args)
   if not h[1] then f[#f + 1] = 'created'; f[#f + 1] = now_s end
   redis.call('HSET', k, unpack(f))
   redis.call('HDEL', k, 'broken')
-  local rev = redis.call('HINCRBY', k, 'rev', 1)
+  local rev = redis.call('HINCRBY', k, 'rev', '1')
   redis.call('SADD', idx_key(tag, 'schedule_names'), name)
   index_entry(tag, name, next)
   return ok(h[1] and 'updated' or 'created', rev)
@@ -162,7 +162,7 @@ local function ff_schedule_pause(keys, args)
   if not h[1] then return err('not_found') end
   if h[2] == '1' then return ok(0) end
   redis.call('HSET', k, 'paused', '1', 'next', '')
-  redis.call('HINCRBY', k, 'rev', 1)
+  redis.call('HINCRBY', k, 'rev', '1')
   index_entry(tag, args[1], '')
   return ok(1)
 end
@@ -181,7 +181,7 @@ local function ff_schedule_resume(keys, args)
   if h[1] ~= args[2] then return ok('stale') end
   if next ~= '' and h[3] and h[3] ~= '' and tonumber(next) <= tonumber(h[3]) then return ok('stale') end
   redis.call('HSET', k, 'paused', '0', 'next', next)
-  redis.call('HINCRBY', k, 'rev', 1)
+  redis.call('HINCRBY', k, 'rev', '1')
   index_entry(tag, name, next)
   return ok('resumed')
 end
