@@ -90,7 +90,7 @@ end
 -- A batch's moves; `now` is the batch's time (one for all its members).
 local function new_moves(now)
   return {rem = {}, add = {}, order = {}, due = {}, due_order = {}, sadd = {}, keys = {}, lanes = {}, scores = {},
-    now = now, now_s = tostring(now), after = {}}
+    now = now, now_s = ms_text(now), after = {}}
 end
 
 -- The batch's now + `ms` (a record's field, absent or unreadable = 0) as

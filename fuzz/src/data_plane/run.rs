@@ -188,12 +188,7 @@ impl Run {
             Ok(reply) => match decode(call, &reply) {
                 Ok(leases) => {
                     if let Some(leases) = leases {
-                        let n = call.args.get(4).and_then(|a| {
-                            std::str::from_utf8(a)
-                                .ok()
-                                .and_then(|s| s.parse::<usize>().ok())
-                        });
-                        if n.is_some_and(|n| leases.len() > n) {
+                        if leases.len() > called_claim(call).1 {
                             self.finding(format!("claim handed out {} leases", leases.len()));
                         }
                         self.leases.extend(leases);
